@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+
+/// @title ConsentRegistry
+/// @notice Patients' grants, guardians and break-glass access. See {IConsentRegistry}.
+contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
+    /// @notice The consortium's governance role: sets the break-glass cap.
+    bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
+    /// @notice Hard upper bound of the break-glass cap: 7 days.
+    uint40 public constant MAX_EMERGENCY_CAP = 7 days;
+    /// @notice EIP-712 type hash of a signed grant.
+    bytes32 public constant GRANT_TYPEHASH = keccak256(
+        "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)"
+    );
+    /// @notice EIP-712 type hash of a signed revocation.
+    bytes32 public constant REVOKE_TYPEHASH = keccak256(
+        "Revoke(address patient,address grantee,address signer,uint256 nonce,uint256 deadline)"
+    );
+
+    /// @notice Where credentials are checked.
+    IParticipantRegistry public immutable participants;
+
+    mapping(address patient => mapping(address grantee => Grant)) private _grants;
+    mapping(address patient => mapping(address guardian => Guardian)) private _guardians;
+    mapping(address patient => mapping(address provider => EmergencyAccess)) private _emergency;
+    uint40 private _emergencyCap;
+
+    /// @param admin receives the admin and governance roles
+    /// @param participants_ the credential registry
+    /// @param emergencyCap_ the initial break-glass cap, in seconds
+    constructor(address admin, IParticipantRegistry participants_, uint40 emergencyCap_)
+        EIP712("medrec.ConsentRegistry", "1")
+    {
+        if (admin == address(0) || address(participants_) == address(0)) {
+            revert ConsentZeroAddress();
+        }
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNANCE_ROLE, admin);
+        participants = participants_;
+        _setEmergencyCap(emergencyCap_);
+    }
+
+    // ------------------------------------------------------------------ grants
+
+    /// @inheritdoc IConsentRegistry
+    function grant(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint8 purpose,
+        uint40 notBefore,
+        uint40 expiresAt
+    ) external {
+        _grant(msg.sender, patient, grantee, categories, purpose, notBefore, expiresAt);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function revoke(address patient, address grantee) external {
+        _revoke(msg.sender, patient, grantee);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function grantBySig(
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint8 purpose,
+        uint40 notBefore,
+        uint40 expiresAt,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                GRANT_TYPEHASH,
+                patient,
+                grantee,
+                categories,
+                purpose,
+                notBefore,
+                expiresAt,
+                signer,
+                nonce,
+                deadline
+            )
+        );
+        _checkSignature(structHash, signer, nonce, deadline, signature);
+        _grant(signer, patient, grantee, categories, purpose, notBefore, expiresAt);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function revokeBySig(
+        address patient,
+        address grantee,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash =
+            keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, nonce, deadline));
+        _checkSignature(structHash, signer, nonce, deadline, signature);
+        _revoke(signer, patient, grantee);
+    }
+
+    // --------------------------------------------------------------- guardians
+
+    /// @inheritdoc IConsentRegistry
+    function setGuardian(address guardian, uint64 scope, uint40 notBefore, uint40 expiresAt)
+        external
+    {
+        if (guardian == address(0)) revert ConsentZeroAddress();
+        if (guardian == msg.sender) revert ConsentSelf();
+        if (scope == 0) revert ConsentNoCategories();
+        notBefore = _checkWindow(notBefore, expiresAt);
+        _guardians[msg.sender][guardian] =
+            Guardian({scope: scope, notBefore: notBefore, expiresAt: expiresAt});
+        emit GuardianSet(msg.sender, guardian, scope, notBefore, expiresAt);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function removeGuardian(address guardian) external {
+        if (_guardians[msg.sender][guardian].scope == 0) {
+            revert ConsentGuardianNotFound(msg.sender, guardian);
+        }
+        delete _guardians[msg.sender][guardian];
+        emit GuardianRemoved(msg.sender, guardian);
+    }
+
+    // ------------------------------------------------------------- break-glass
+
+    /// @inheritdoc IConsentRegistry
+    function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration) external {
+        if (!participants.isCredentialed(msg.sender, IParticipantRegistry.Role.Provider)) {
+            revert ConsentNotProvider(msg.sender);
+        }
+        if (patient == address(0)) revert ConsentZeroAddress();
+        if (patient == msg.sender) revert ConsentSelf();
+        if (reasonHash == bytes32(0)) revert ConsentNoReason();
+        uint40 cap = _emergencyCap;
+        if (duration == 0 || duration > cap) revert ConsentEmergencyDuration(duration, cap);
+        if (_emergencyLive(_emergency[patient][msg.sender], cap)) {
+            revert ConsentEmergencyActive(patient, msg.sender);
+        }
+        uint40 nowTs = uint40(block.timestamp);
+        uint40 expiresAt = nowTs + duration;
+        _emergency[patient][msg.sender] = EmergencyAccess({openedAt: nowTs, expiresAt: expiresAt});
+        emit EmergencyAccessOpened(patient, msg.sender, reasonHash, nowTs, expiresAt);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function closeEmergencyAccess(address patient, address provider) external {
+        if (msg.sender != patient && msg.sender != provider) {
+            revert ConsentUnauthorized(patient, msg.sender);
+        }
+        if (!_emergencyLive(_emergency[patient][provider], _emergencyCap)) {
+            revert ConsentEmergencyNotFound(patient, provider);
+        }
+        delete _emergency[patient][provider];
+        emit EmergencyAccessClosed(patient, provider, msg.sender);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function setEmergencyCap(uint40 cap) external onlyRole(GOVERNANCE_ROLE) {
+        _setEmergencyCap(cap);
+    }
+
+    // ------------------------------------------------------------------- views
+
+    /// @inheritdoc IConsentRegistry
+    function canRead(address grantee, address patient, uint8 category)
+        external
+        view
+        returns (bool)
+    {
+        return category < 64 && _readable(grantee, patient) & (uint64(1) << category) != 0;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function readableCategories(address grantee, address patient) external view returns (uint64) {
+        return _readable(grantee, patient);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function grantOf(address patient, address grantee) external view returns (Grant memory) {
+        return _grants[patient][grantee];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function guardianOf(address patient, address guardian)
+        external
+        view
+        returns (Guardian memory)
+    {
+        return _guardians[patient][guardian];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyAccessOf(address patient, address provider)
+        external
+        view
+        returns (EmergencyAccess memory)
+    {
+        return _emergency[patient][provider];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyCap() external view returns (uint40) {
+        return _emergencyCap;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function nonces(address signer) public view override(IConsentRegistry, Nonces) returns (uint256) {
+        return super.nonces(signer);
+    }
+
+    /// @notice The EIP-712 domain separator of this contract on this chain.
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _grant(
+        address caller,
+        address patient,
+        address grantee,
+        uint64 categories,
+        uint8 purpose,
+        uint40 notBefore,
+        uint40 expiresAt
+    ) private {
+        if (patient == address(0) || grantee == address(0)) revert ConsentZeroAddress();
+        if (grantee == patient) revert ConsentSelf();
+        if (categories == 0) revert ConsentNoCategories();
+        if (purpose == 0) revert ConsentNoPurpose();
+        notBefore = _checkWindow(notBefore, expiresAt);
+        if (caller != patient) _requireGuardian(patient, caller, categories, expiresAt);
+        _grants[patient][grantee] = Grant({
+            categories: categories, purpose: purpose, notBefore: notBefore, expiresAt: expiresAt
+        });
+        emit Granted(patient, grantee, caller, categories, purpose, notBefore, expiresAt);
+    }
+
+    function _revoke(address caller, address patient, address grantee) private {
+        Grant storage g = _grants[patient][grantee];
+        uint64 categories = g.categories;
+        if (categories == 0) revert ConsentGrantNotFound(patient, grantee);
+        if (caller != patient) _requireGuardian(patient, caller, categories, 0);
+        delete _grants[patient][grantee];
+        emit Revoked(patient, grantee, caller);
+    }
+
+    /// @dev Reverts unless `guardian` is live for `patient` now, its scope covers `categories`,
+    /// and its mandate lasts at least until `until` (0: no such bound).
+    function _requireGuardian(address patient, address guardian, uint64 categories, uint40 until)
+        private
+        view
+    {
+        Guardian memory gd = _guardians[patient][guardian];
+        if (gd.scope == 0 || block.timestamp < gd.notBefore || block.timestamp >= gd.expiresAt) {
+            revert ConsentUnauthorized(patient, guardian);
+        }
+        if (categories & ~gd.scope != 0 || until > gd.expiresAt) {
+            revert ConsentGuardianOutOfScope(patient, guardian);
+        }
+    }
+
+    function _checkSignature(
+        bytes32 structHash,
+        address signer,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) private {
+        if (block.timestamp > deadline) revert ConsentSignatureExpired(deadline);
+        if (!SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature))
+        {
+            revert ConsentInvalidSignature(signer);
+        }
+        _useCheckedNonce(signer, nonce);
+    }
+
+    /// @dev Returns the effective not-before (0 means now) after checking the window.
+    function _checkWindow(uint40 notBefore, uint40 expiresAt) private view returns (uint40) {
+        uint40 nowTs = uint40(block.timestamp);
+        if (notBefore == 0) notBefore = nowTs;
+        if (expiresAt <= notBefore || expiresAt <= nowTs) {
+            revert ConsentInvalidWindow(notBefore, expiresAt);
+        }
+        return notBefore;
+    }
+
+    function _readable(address grantee, address patient) private view returns (uint64 mask) {
+        if (!participants.isCredentialed(grantee, IParticipantRegistry.Role.Provider)) return 0;
+        Grant memory g = _grants[patient][grantee];
+        if (g.categories != 0 && block.timestamp >= g.notBefore && block.timestamp < g.expiresAt) {
+            mask = g.categories;
+        }
+        if (mask != type(uint64).max && _emergencyLive(_emergency[patient][grantee], _emergencyCap))
+        {
+            mask = type(uint64).max;
+        }
+    }
+
+    function _emergencyLive(EmergencyAccess memory e, uint40 cap) private view returns (bool) {
+        uint256 end = e.expiresAt;
+        uint256 capped = uint256(e.openedAt) + cap;
+        if (capped < end) end = capped;
+        return e.expiresAt != 0 && block.timestamp < end;
+    }
+
+    function _setEmergencyCap(uint40 cap) private {
+        if (cap == 0 || cap > MAX_EMERGENCY_CAP) revert ConsentInvalidCap(cap, MAX_EMERGENCY_CAP);
+        _emergencyCap = cap;
+        emit EmergencyCapSet(cap);
+    }
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
+
+/// @title RecordRegistry
+/// @notice Record pointers anchored by their holders. See {IRecordRegistry}.
+contract RecordRegistry is IRecordRegistry {
+    /// @notice Longest locator accepted, in bytes.
+    uint256 public constant MAX_LOCATOR_LENGTH = 256;
+    /// @notice Most pointers in one {anchorBatch}.
+    uint256 public constant MAX_BATCH = 200;
+
+    /// @notice Where credentials are checked.
+    IParticipantRegistry public immutable participants;
+    /// @notice Where the holder's relationship to the patient is checked.
+    IConsentRegistry public immutable consent;
+
+    mapping(bytes32 recordId => bytes32 commitment) private _commitments;
+    mapping(bytes32 recordId => bytes32 newRecordId) private _supersededBy;
+
+    constructor(IParticipantRegistry participants_, IConsentRegistry consent_) {
+        participants = participants_;
+        consent = consent_;
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function anchor(Pointer calldata p, bytes32 supersededHash) external {
+        _requireProvider();
+        uint64 readable = consent.readableCategories(msg.sender, p.patient);
+        bytes32 commitment = _anchor(p, readable);
+        if (p.supersedes != bytes32(0)) {
+            bytes32 old = p.supersedes;
+            if (
+                old == p.recordId || _supersededBy[old] != bytes32(0)
+                    || _commitments[old]
+                        != _commitment(p.patient, msg.sender, p.category, supersededHash)
+            ) revert RecordInvalidSupersede(old);
+            _supersededBy[old] = p.recordId;
+        }
+        _commitments[p.recordId] = commitment;
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function anchorBatch(Pointer[] calldata ps) external {
+        uint256 n = ps.length;
+        if (n == 0 || n > MAX_BATCH) revert RecordInvalidBatch(n);
+        _requireProvider();
+        // Records of a batch usually belong to few patients: ask the consent registry once per
+        // run of the same patient.
+        address lastPatient;
+        uint64 readable;
+        for (uint256 i; i < n; ++i) {
+            Pointer calldata p = ps[i];
+            if (p.supersedes != bytes32(0)) revert RecordInvalidSupersede(p.supersedes);
+            if (i == 0 || p.patient != lastPatient) {
+                lastPatient = p.patient;
+                readable = consent.readableCategories(msg.sender, p.patient);
+            }
+            _commitments[p.recordId] = _anchor(p, readable);
+        }
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function pointerOf(bytes32 recordId)
+        external
+        view
+        returns (bytes32 commitment, bytes32 supersededBy)
+    {
+        return (_commitments[recordId], _supersededBy[recordId]);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function verifyPointer(
+        bytes32 recordId,
+        address patient,
+        address holder,
+        uint8 category,
+        bytes32 contentHash
+    ) external view returns (bool) {
+        bytes32 stored = _commitments[recordId];
+        return stored != bytes32(0) && stored == _commitment(patient, holder, category, contentHash);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function commitmentOf(address patient, address holder, uint8 category, bytes32 contentHash)
+        external
+        pure
+        returns (bytes32)
+    {
+        return _commitment(patient, holder, category, contentHash);
+    }
+
+    /// @dev Checks `p` and emits its event; returns the commitment for the caller to store.
+    function _anchor(Pointer calldata p, uint64 readable) private returns (bytes32) {
+        if (p.recordId == bytes32(0)) revert RecordZeroId();
+        if (p.patient == address(0)) revert RecordZeroPatient();
+        if (p.contentHash == bytes32(0)) revert RecordZeroHash();
+        if (p.category > 63) revert RecordInvalidCategory(p.category);
+        uint256 len = bytes(p.locator).length;
+        if (len == 0 || len > MAX_LOCATOR_LENGTH) revert RecordInvalidLocator(len);
+        if (readable & (uint64(1) << p.category) == 0) {
+            revert RecordNoRelationship(msg.sender, p.patient, p.category);
+        }
+        if (_commitments[p.recordId] != bytes32(0)) revert RecordExists(p.recordId);
+        emit PointerAnchored(
+            p.recordId, p.patient, msg.sender, p.category, p.contentHash, p.supersedes, p.locator
+        );
+        return _commitment(p.patient, msg.sender, p.category, p.contentHash);
+    }
+
+    function _requireProvider() private view {
+        if (!participants.isCredentialed(msg.sender, IParticipantRegistry.Role.Provider)) {
+            revert RecordNotProvider(msg.sender);
+        }
+    }
+
+    function _commitment(address patient, address holder, uint8 category, bytes32 contentHash)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(patient, holder, category, contentHash));
+    }
+}

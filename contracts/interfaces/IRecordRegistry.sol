@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+/// @title IRecordRegistry
+/// @notice Pointers to records that stay with their holders: where a record lives and what it
+/// hashes to. No health information goes on chain: the locator is opaque to this contract.
+/// @dev To keep anchoring at one storage slot per pointer, a pointer is stored as a commitment
+/// `keccak256(abi.encode(patient, holder, category, contentHash))`; the full pointer (with its
+/// locator) is in the {PointerAnchored} event. A verifier takes the fields from the event (or
+/// the indexer) and checks them with {verifyPointer}. Nothing is deleted: an amendment anchors a
+/// new pointer that supersedes an earlier one of the same holder, patient and category.
+interface IRecordRegistry {
+    /// @notice A pointer to anchor.
+    /// @param recordId the holder-chosen, globally unique record id (non-zero)
+    /// @param patient whose record it is
+    /// @param category the record's category, 0..63 (bit of the consent mask)
+    /// @param contentHash SHA-256 of the record's exact bytes
+    /// @param locator opaque address of the record at its holder (e.g. a URL)
+    /// @param supersedes id of the record this one amends, or zero
+    struct Pointer {
+        bytes32 recordId;
+        address patient;
+        uint8 category;
+        bytes32 contentHash;
+        string locator;
+        bytes32 supersedes;
+    }
+
+    /// @notice Emitted for every anchored pointer; holds everything needed to rebuild it.
+    event PointerAnchored(
+        bytes32 indexed recordId,
+        address indexed patient,
+        address indexed holder,
+        uint8 category,
+        bytes32 contentHash,
+        bytes32 supersedes,
+        string locator
+    );
+
+    /// @notice A record id is zero.
+    error RecordZeroId();
+    /// @notice The patient is the zero address.
+    error RecordZeroPatient();
+    /// @notice The content hash is zero.
+    error RecordZeroHash();
+    /// @notice The locator is empty or longer than `MAX_LOCATOR_LENGTH`.
+    error RecordInvalidLocator(uint256 length);
+    /// @notice The category is above 63.
+    error RecordInvalidCategory(uint8 category);
+    /// @notice `recordId` is already anchored.
+    error RecordExists(bytes32 recordId);
+    /// @notice The caller is not a credentialed provider.
+    error RecordNotProvider(address holder);
+    /// @notice The holder has no live grant covering `category` of `patient` and no break-glass.
+    error RecordNoRelationship(address holder, address patient, uint8 category);
+    /// @notice The superseded record is unknown, not the caller's, of another patient or
+    /// category, or already superseded.
+    error RecordInvalidSupersede(bytes32 supersedes);
+    /// @notice The batch is empty or above `MAX_BATCH`.
+    error RecordInvalidBatch(uint256 length);
+
+    /// @notice Anchors one pointer with the caller as holder.
+    /// Requirements: caller is a credentialed provider who may read `p.category` of `p.patient`
+    /// now (a grant or break-glass); non-zero id, patient and hash; category <= 63; locator of
+    /// 1..MAX_LOCATOR_LENGTH bytes; id not anchored; if `p.supersedes` is non-zero, it names a
+    /// record of the caller, same patient and category, not yet superseded, and
+    /// `supersededHash` is its content hash.
+    /// Emits {PointerAnchored}.
+    function anchor(Pointer calldata p, bytes32 supersededHash) external;
+
+    /// @notice Anchors up to `MAX_BATCH` pointers (none superseding) with the caller as holder,
+    /// all or none.
+    /// Requirements: as {anchor} for each pointer, with `supersedes` zero.
+    /// Emits {PointerAnchored} for each.
+    function anchorBatch(Pointer[] calldata ps) external;
+
+    /// @notice The commitment stored for `recordId` (zero if unknown) and the id of the record
+    /// that superseded it (zero if none).
+    function pointerOf(bytes32 recordId)
+        external
+        view
+        returns (bytes32 commitment, bytes32 supersededBy);
+
+    /// @notice Whether `recordId` is anchored with exactly these fields.
+    function verifyPointer(
+        bytes32 recordId,
+        address patient,
+        address holder,
+        uint8 category,
+        bytes32 contentHash
+    ) external view returns (bool);
+
+    /// @notice The commitment for these fields, as stored by {anchor}.
+    function commitmentOf(address patient, address holder, uint8 category, bytes32 contentHash)
+        external
+        pure
+        returns (bytes32);
+}
