@@ -106,8 +106,9 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         uint256 deadline,
         bytes calldata signature
     ) external {
-        bytes32 structHash =
-            keccak256(abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, nonce, deadline));
+        bytes32 structHash = keccak256(
+            abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, nonce, deadline)
+        );
         _checkSignature(structHash, signer, nonce, deadline, signature);
         _revoke(signer, patient, grantee);
     }
@@ -148,7 +149,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (reasonHash == bytes32(0)) revert ConsentNoReason();
         uint40 cap = _emergencyCap;
         if (duration == 0 || duration > cap) revert ConsentEmergencyDuration(duration, cap);
-        if (_emergencyLive(_emergency[patient][msg.sender], cap)) {
+        if (_emergencyLive(_emergency[patient][msg.sender])) {
             revert ConsentEmergencyActive(patient, msg.sender);
         }
         uint40 nowTs = uint40(block.timestamp);
@@ -162,7 +163,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (msg.sender != patient && msg.sender != provider) {
             revert ConsentUnauthorized(patient, msg.sender);
         }
-        if (!_emergencyLive(_emergency[patient][provider], _emergencyCap)) {
+        if (!_emergencyLive(_emergency[patient][provider])) {
             revert ConsentEmergencyNotFound(patient, provider);
         }
         delete _emergency[patient][provider];
@@ -191,16 +192,17 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @inheritdoc IConsentRegistry
+    function grantedCategories(address grantee, address patient) external view returns (uint64) {
+        return _granted(grantee, patient);
+    }
+
+    /// @inheritdoc IConsentRegistry
     function grantOf(address patient, address grantee) external view returns (Grant memory) {
         return _grants[patient][grantee];
     }
 
     /// @inheritdoc IConsentRegistry
-    function guardianOf(address patient, address guardian)
-        external
-        view
-        returns (Guardian memory)
-    {
+    function guardianOf(address patient, address guardian) external view returns (Guardian memory) {
         return _guardians[patient][guardian];
     }
 
@@ -219,7 +221,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     }
 
     /// @inheritdoc IConsentRegistry
-    function nonces(address signer) public view override(IConsentRegistry, Nonces) returns (uint256) {
+    function nonces(address signer)
+        public
+        view
+        override(IConsentRegistry, Nonces)
+        returns (uint256)
+    {
         return super.nonces(signer);
     }
 
@@ -240,7 +247,9 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         uint40 notBefore,
         uint40 expiresAt
     ) private {
-        if (patient == address(0) || grantee == address(0)) revert ConsentZeroAddress();
+        if (patient == address(0) || grantee == address(0)) {
+            revert ConsentZeroAddress();
+        }
         if (grantee == patient) revert ConsentSelf();
         if (categories == 0) revert ConsentNoCategories();
         if (purpose == 0) revert ConsentNoPurpose();
@@ -303,21 +312,20 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
 
     function _readable(address grantee, address patient) private view returns (uint64 mask) {
         if (!participants.isCredentialed(grantee, IParticipantRegistry.Role.Provider)) return 0;
-        Grant memory g = _grants[patient][grantee];
-        if (g.categories != 0 && block.timestamp >= g.notBefore && block.timestamp < g.expiresAt) {
-            mask = g.categories;
-        }
-        if (mask != type(uint64).max && _emergencyLive(_emergency[patient][grantee], _emergencyCap))
-        {
+        mask = _granted(grantee, patient);
+        if (mask != type(uint64).max && _emergencyLive(_emergency[patient][grantee])) {
             mask = type(uint64).max;
         }
     }
 
-    function _emergencyLive(EmergencyAccess memory e, uint40 cap) private view returns (bool) {
-        uint256 end = e.expiresAt;
-        uint256 capped = uint256(e.openedAt) + cap;
-        if (capped < end) end = capped;
-        return e.expiresAt != 0 && block.timestamp < end;
+    function _granted(address grantee, address patient) private view returns (uint64) {
+        Grant memory g = _grants[patient][grantee];
+        if (block.timestamp >= g.notBefore && block.timestamp < g.expiresAt) return g.categories;
+        return 0;
+    }
+
+    function _emergencyLive(EmergencyAccess memory e) private view returns (bool) {
+        return block.timestamp < e.expiresAt;
     }
 
     function _setEmergencyCap(uint40 cap) private {

@@ -29,8 +29,7 @@ contract RecordRegistry is IRecordRegistry {
     /// @inheritdoc IRecordRegistry
     function anchor(Pointer calldata p, bytes32 supersededHash) external {
         _requireProvider();
-        uint64 readable = consent.readableCategories(msg.sender, p.patient);
-        bytes32 commitment = _anchor(p, readable);
+        bytes32 commitment = _anchor(p, _relationship(p.patient, p.category));
         if (p.supersedes != bytes32(0)) {
             bytes32 old = p.supersedes;
             if (
@@ -39,6 +38,7 @@ contract RecordRegistry is IRecordRegistry {
                         != _commitment(p.patient, msg.sender, p.category, supersededHash)
             ) revert RecordInvalidSupersede(old);
             _supersededBy[old] = p.recordId;
+            emit PointerSuperseded(old, p.recordId);
         }
         _commitments[p.recordId] = commitment;
     }
@@ -49,15 +49,15 @@ contract RecordRegistry is IRecordRegistry {
         if (n == 0 || n > MAX_BATCH) revert RecordInvalidBatch(n);
         _requireProvider();
         // Records of a batch usually belong to few patients: ask the consent registry once per
-        // run of the same patient.
+        // run of the same patient, and again only when a category is not covered yet.
         address lastPatient;
         uint64 readable;
         for (uint256 i; i < n; ++i) {
             Pointer calldata p = ps[i];
             if (p.supersedes != bytes32(0)) revert RecordInvalidSupersede(p.supersedes);
-            if (i == 0 || p.patient != lastPatient) {
+            if (i == 0 || p.patient != lastPatient || !_covers(readable, p.category)) {
                 lastPatient = p.patient;
-                readable = consent.readableCategories(msg.sender, p.patient);
+                readable = _relationship(p.patient, p.category);
             }
             _commitments[p.recordId] = _anchor(p, readable);
         }
@@ -101,14 +101,25 @@ contract RecordRegistry is IRecordRegistry {
         if (p.category > 63) revert RecordInvalidCategory(p.category);
         uint256 len = bytes(p.locator).length;
         if (len == 0 || len > MAX_LOCATOR_LENGTH) revert RecordInvalidLocator(len);
-        if (readable & (uint64(1) << p.category) == 0) {
+        if (!_covers(readable, p.category)) {
             revert RecordNoRelationship(msg.sender, p.patient, p.category);
         }
         if (_commitments[p.recordId] != bytes32(0)) revert RecordExists(p.recordId);
         emit PointerAnchored(
-            p.recordId, p.patient, msg.sender, p.category, p.contentHash, p.supersedes, p.locator
+            p.recordId, p.patient, msg.sender, p.category, p.contentHash, p.locator
         );
         return _commitment(p.patient, msg.sender, p.category, p.contentHash);
+    }
+
+    /// @dev The categories of `patient` the caller (a checked provider) may read now: its live
+    /// grant, or everything under break-glass when the grant does not cover `category`.
+    function _relationship(address patient, uint8 category) private view returns (uint64 mask) {
+        mask = consent.grantedCategories(msg.sender, patient);
+        if (!_covers(mask, category)) mask = consent.readableCategories(msg.sender, patient);
+    }
+
+    function _covers(uint64 mask, uint8 category) private pure returns (bool) {
+        return category < 64 && mask & (uint64(1) << category) != 0;
     }
 
     function _requireProvider() private view {

@@ -185,7 +185,9 @@ interface IConsentRegistry {
     /// Emits {EmergencyAccessClosed}.
     function closeEmergencyAccess(address patient, address provider) external;
 
-    /// @notice Sets the longest break-glass window. Open accesses are cut to the new cap.
+    /// @notice Sets the longest break-glass window for accesses opened from now on. Open
+    /// accesses keep the window they were opened with, which the cap in force then bounded; the
+    /// patient or the provider can close one early.
     /// Requirements: caller holds the governance role; `0 < cap <= MAX_EMERGENCY_CAP`.
     /// Emits {EmergencyCapSet}.
     function setEmergencyCap(uint40 cap) external;
@@ -193,22 +195,21 @@ interface IConsentRegistry {
     /// @notice May `grantee` read category `category` of `patient` now? True when `grantee` is a
     /// credentialed provider and either holds a live grant covering `category` or has open
     /// break-glass access to `patient`.
-    function canRead(address grantee, address patient, uint8 category)
-        external
-        view
-        returns (bool);
+    function canRead(address grantee, address patient, uint8 category) external view returns (bool);
 
     /// @notice The categories `grantee` may read of `patient` now (all bits under break-glass).
     function readableCategories(address grantee, address patient) external view returns (uint64);
+
+    /// @notice The categories of `patient` that `grantee` holds by a grant live now, without
+    /// checking the grantee's credential or break-glass (callers that checked the credential
+    /// already use it to save gas; {canRead} is the full answer).
+    function grantedCategories(address grantee, address patient) external view returns (uint64);
 
     /// @notice The stored grant of `patient` to `grantee`, live or not.
     function grantOf(address patient, address grantee) external view returns (Grant memory);
 
     /// @notice The stored mandate of `guardian` for `patient`, live or not.
-    function guardianOf(address patient, address guardian)
-        external
-        view
-        returns (Guardian memory);
+    function guardianOf(address patient, address guardian) external view returns (Guardian memory);
 
     /// @notice The stored break-glass access of `provider` to `patient`, open or not.
     function emergencyAccessOf(address patient, address provider)

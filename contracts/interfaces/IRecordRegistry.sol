@@ -33,9 +33,11 @@ interface IRecordRegistry {
         address indexed holder,
         uint8 category,
         bytes32 contentHash,
-        bytes32 supersedes,
         string locator
     );
+
+    /// @notice Emitted, after the new record's {PointerAnchored}, when it amends `oldRecordId`.
+    event PointerSuperseded(bytes32 indexed oldRecordId, bytes32 indexed newRecordId);
 
     /// @notice A record id is zero.
     error RecordZeroId();
@@ -65,7 +67,7 @@ interface IRecordRegistry {
     /// 1..MAX_LOCATOR_LENGTH bytes; id not anchored; if `p.supersedes` is non-zero, it names a
     /// record of the caller, same patient and category, not yet superseded, and
     /// `supersededHash` is its content hash.
-    /// Emits {PointerAnchored}.
+    /// Emits {PointerAnchored}, and {PointerSuperseded} for an amendment.
     function anchor(Pointer calldata p, bytes32 supersededHash) external;
 
     /// @notice Anchors up to `MAX_BATCH` pointers (none superseding) with the caller as holder,
