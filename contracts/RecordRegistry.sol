@@ -50,8 +50,8 @@ contract RecordRegistry is IRecordRegistry {
         _requireProvider();
         // Records of a batch usually belong to few patients: ask the consent registry once per
         // run of the same patient, and again only when a category is not covered yet.
-        address lastPatient;
-        uint64 readable;
+        address lastPatient = address(0);
+        uint64 readable = 0;
         for (uint256 i; i < n; ++i) {
             Pointer calldata p = ps[i];
             if (p.supersedes != bytes32(0)) revert RecordInvalidSupersede(p.supersedes);
