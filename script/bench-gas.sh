@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Gas per whole transaction (21,000 intrinsic and calldata included) on a fresh anvil:
+# deploys the registries, runs each operation once and prints gasUsed from the receipts.
+# Complements `make gas` (execution gas per call, snapshots/GasTest.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=node_modules/@foundry-rs
+forge=$bin/forge-linux-amd64/bin/forge
+anvil=$bin/anvil-linux-amd64/bin/anvil
+cast=$bin/cast-linux-amd64/bin/cast
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rpc=http://127.0.0.1:$port
+work=$(mktemp -d)
+"$anvil" --port "$port" --chain-id 31337 --auto-impersonate >"$work/anvil.log" 2>&1 &
+anvil_pid=$!
+trap 'kill $anvil_pid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 50); do "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1 && break; sleep 0.1; done
+
+gov=0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
+hospital=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+patient=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+# Deploy into a scratch copy of deployments/ so the developer's files are untouched.
+out=$("$forge" script script/Deploy.s.sol --rpc-url "$rpc" --broadcast --private-key "$key" 2>&1) ||
+  { echo "$out" >&2; exit 1; }
+dep=deployments/31337.json
+participants=$(python3 -c 'import json; print(json.load(open("'$dep'"))["participantRegistry"])')
+consent=$(python3 -c 'import json; print(json.load(open("'$dep'"))["consentRegistry"])')
+records=$(python3 -c 'import json; print(json.load(open("'$dep'"))["recordRegistry"])')
+
+send() { # from, to, sig, args... -> prints gasUsed
+  local from=$1 to=$2; shift 2
+  "$cast" send --rpc-url "$rpc" --unlocked --from "$from" --json "$to" "$@" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["status"]=="0x1", r; print(int(r["gasUsed"],16))'
+}
+row() { printf '| %-44s | %9s |\n' "$1" "$2"; }
+far=$(( $(date +%s) + 400 * 86400 ))
+lab=3
+h() { "$cast" keccak "$1"; }
+
+echo "| transaction (whole, on anvil)                | gas used  |"
+echo "|----------------------------------------------|-----------|"
+send $gov "$participants" "issueCredential(address,uint8,bytes32,uint40)" $hospital 1 "$(h licence)" $far >/dev/null
+row "grant (new)" "$(send $patient "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" $patient $hospital 8 1 0 $far)"
+row "revoke" "$(send $patient "$consent" "revoke(address,address)" $patient $hospital)"
+send $patient "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" $patient $hospital 8 1 0 $far >/dev/null
+loc='"https://hospital-a.example/records/1"'
+zero=0x0000000000000000000000000000000000000000000000000000000000000000
+p1="($(h r-one),$patient,$lab,$(h content-one),$loc,$zero)"
+row "anchor (one pointer)" "$(send $hospital "$records" "anchor((bytes32,address,uint8,bytes32,string,bytes32),bytes32)" "$p1" $zero)"
+batch=""
+for i in $(seq 1 50); do batch+="($(h "b-$i"),$patient,$lab,$(h "c-$i"),$loc,$zero),"; done
+g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
+row "anchorBatch 50, one patient (total)" "$g"
+row "anchorBatch 50, one patient (per pointer)" "$((g / 50))"
+batch=""
+for i in $(seq 1 50); do
+  p=$(printf '0x%040x' $((0x5000 + i)))
+  "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$p" 0xde0b6b3a7640000 >/dev/null
+  send "$p" "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" "$p" $hospital 8 1 0 $far >/dev/null
+  batch+="($(h "d-$i"),$p,$lab,$(h "e-$i"),$loc,$zero),"
+done
+g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
+row "anchorBatch 50, 50 patients (total)" "$g"
+row "anchorBatch 50, 50 patients (per pointer)" "$((g / 50))"
+row "openEmergencyAccess" "$(send $hospital "$consent" "openEmergencyAccess(address,bytes32,uint40)" 0x00000000000000000000000000000000000000aa "$(h reason)" 3600)"
