@@ -11,19 +11,19 @@ cast=$bin/cast-linux-amd64/bin/cast
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rpc=http://127.0.0.1:$port
 work=$(mktemp -d)
-"$anvil" --port "$port" --chain-id 31337 --auto-impersonate >"$work/anvil.log" 2>&1 &
+"$anvil" --port "$port" --chain-id 31999 --auto-impersonate >"$work/anvil.log" 2>&1 &
 anvil_pid=$!
-trap 'kill $anvil_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $anvil_pid 2>/dev/null; rm -rf "$work" deployments/31999.json' EXIT
 for _ in $(seq 1 50); do "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1 && break; sleep 0.1; done
 
 gov=0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266
 hospital=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
 patient=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
 key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
-# Deploy into a scratch copy of deployments/ so the developer's files are untouched.
+# A chain id of its own, so that the deployments file of `make demo` is left alone.
 out=$("$forge" script script/Deploy.s.sol --rpc-url "$rpc" --broadcast --private-key "$key" 2>&1) ||
   { echo "$out" >&2; exit 1; }
-dep=deployments/31337.json
+dep=deployments/31999.json
 participants=$(python3 -c 'import json; print(json.load(open("'$dep'"))["participantRegistry"])')
 consent=$(python3 -c 'import json; print(json.load(open("'$dep'"))["consentRegistry"])')
 records=$(python3 -c 'import json; print(json.load(open("'$dep'"))["recordRegistry"])')
