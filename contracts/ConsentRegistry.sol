@@ -254,7 +254,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (categories == 0) revert ConsentNoCategories();
         if (purpose == 0) revert ConsentNoPurpose();
         notBefore = _checkWindow(notBefore, expiresAt);
-        if (caller != patient) _requireGuardian(patient, caller, categories, expiresAt);
+        // A guardian may neither grant nor overwrite categories outside its scope.
+        if (caller != patient) {
+            _requireGuardian(
+                patient, caller, categories | _grants[patient][grantee].categories, expiresAt
+            );
+        }
         _grants[patient][grantee] = Grant({
             categories: categories, purpose: purpose, notBefore: notBefore, expiresAt: expiresAt
         });

@@ -111,7 +111,8 @@ interface IConsentRegistry {
     /// @notice Grants `grantee` access to `categories` of `patient` for `purpose` within
     /// [notBefore, expiresAt), replacing any earlier grant to `grantee`. `notBefore` 0 means now.
     /// Requirements: caller is `patient`, or a guardian of `patient` live now whose scope
-    /// covers `categories` and whose mandate lasts at least until `expiresAt`; `grantee` non-zero
+    /// covers `categories` and the categories of the grant it replaces, and whose mandate lasts
+    /// at least until `expiresAt`; `grantee` non-zero
     /// and not `patient`; `categories`, `purpose` non-zero; `notBefore < expiresAt`;
     /// `expiresAt` in the future.
     /// Emits {Granted}.
