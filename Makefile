@@ -61,8 +61,16 @@ gas: node_modules/.installed ## Rewrite snapshots/GasTest.json and print it
 slither: install ## Static analysis: fails on any high or medium finding
 	slither . --config-file slither.config.json
 
+.PHONY: abi
+abi: node_modules/.installed ## Write the contracts' ABI and bytecode for the Rust bindings
+	FORGE=$(FORGE) script/abi.sh
+
+.PHONY: abi-check
+abi-check: node_modules/.installed ## Fail when crates/bindings/abi is stale against contracts/
+	FORGE=$(FORGE) script/abi.sh --check
+
 .PHONY: test
-test: install lint test-sol gas-check slither ## Run every check and test (what CI runs)
+test: install lint abi-check test-sol gas-check slither ## Run every check and test (what CI runs)
 
 .PHONY: bench
 bench: node_modules/.installed ## Measure gas per transaction on anvil and print figures

@@ -26,7 +26,8 @@ interface IRecordRegistry {
         bytes32 supersedes;
     }
 
-    /// @notice Emitted for every anchored pointer; holds everything needed to rebuild it.
+    /// @notice Emitted for every anchored pointer; with {PointerSuperseded} for amendments, it
+    /// holds everything needed to rebuild the registry.
     event PointerAnchored(
         bytes32 indexed recordId,
         address indexed patient,
