@@ -1,0 +1,310 @@
+//! Contract bindings for medrec, shared by every Rust crate of the project.
+//!
+//! The registries' types come from alloy's `sol!` over the ABI and bytecode committed in
+//! `abi/` (written by `make abi` from the forge artifacts; `make abi-check` fails when they
+//! are stale against `contracts/`). This crate also holds the EIP-712 messages the contracts
+//! verify, the category and purpose vocabularies, and the decoding of revert data into the
+//! contracts' custom error names.
+
+use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
+use alloy::json_abi::JsonAbi;
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::sol_types::{Eip712Domain, eip712_domain};
+use std::sync::OnceLock;
+
+/// The participant registry: credentials of providers and researchers.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod participant_registry {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ParticipantRegistry,
+        "abi/ParticipantRegistry.json"
+    );
+}
+
+/// The consent registry: grants, guardians and break-glass access.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod consent_registry {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ConsentRegistry,
+        "abi/ConsentRegistry.json"
+    );
+}
+
+/// The record registry: record pointers anchored by their holders.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod record_registry {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        RecordRegistry,
+        "abi/RecordRegistry.json"
+    );
+}
+
+pub use consent_registry::ConsentRegistry;
+pub use participant_registry::ParticipantRegistry;
+pub use record_registry::RecordRegistry;
+
+/// The EIP-712 messages that [`ConsentRegistry`] verifies in `grantBySig` and `revokeBySig`.
+#[allow(missing_docs)]
+pub mod eip712 {
+    alloy::sol! {
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct Grant {
+            address patient;
+            address grantee;
+            uint64 categories;
+            uint8 purpose;
+            uint40 notBefore;
+            uint40 expiresAt;
+            address signer;
+            uint256 nonce;
+            uint256 deadline;
+        }
+
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct Revoke {
+            address patient;
+            address grantee;
+            address signer;
+            uint256 nonce;
+            uint256 deadline;
+        }
+    }
+}
+
+/// The EIP-712 domain of the consent registry at `contract` on chain `chain_id`.
+pub fn consent_domain(chain_id: u64, contract: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "medrec.ConsentRegistry",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: contract,
+    }
+}
+
+/// Record categories: bit `index` of a consent mask. Indexes 16..=63 are unnamed and can be
+/// given as numbers.
+pub const CATEGORIES: &[(&str, u8)] = &[
+    ("demographics", 0),
+    ("allergies", 1),
+    ("medications", 2),
+    ("labs", 3),
+    ("imaging", 4),
+    ("conditions", 5),
+    ("procedures", 6),
+    ("immunizations", 7),
+    ("notes", 8),
+    ("vitals", 9),
+    ("mental-health", 10),
+    ("sexual-health", 11),
+    ("substance-use", 12),
+    ("genetics", 13),
+    ("encounters", 14),
+    ("documents", 15),
+];
+
+/// Purposes of use (after HL7's PurposeOfUse codes), as stored in a grant.
+pub const PURPOSES: &[(&str, u8)] = &[
+    ("treatment", 1),
+    ("payment", 2),
+    ("operations", 3),
+    ("research", 4),
+    ("patient-request", 5),
+    ("care-coordination", 6),
+    ("public-health", 7),
+];
+
+/// The category index named `name` (or given as a number 0..=63).
+pub fn category_index(name: &str) -> Option<u8> {
+    let name = name.trim().to_ascii_lowercase();
+    CATEGORIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, i)| *i)
+        .or_else(|| name.parse::<u8>().ok().filter(|i| *i < 64))
+}
+
+/// The name of category `index`, or its number when it has no name.
+pub fn category_name(index: u8) -> String {
+    CATEGORIES
+        .iter()
+        .find(|(_, i)| *i == index)
+        .map(|(n, _)| (*n).to_string())
+        .unwrap_or_else(|| index.to_string())
+}
+
+/// The names of the categories in `mask`.
+pub fn category_names(mask: u64) -> Vec<String> {
+    (0u8..64)
+        .filter(|i| mask & (1u64 << i) != 0)
+        .map(category_name)
+        .collect()
+}
+
+/// The purpose code named `name` (or given as a number 1..=255).
+pub fn purpose_code(name: &str) -> Option<u8> {
+    let name = name.trim().to_ascii_lowercase();
+    PURPOSES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+        .or_else(|| name.parse::<u8>().ok().filter(|c| *c > 0))
+}
+
+/// The name of purpose `code`, or its number when it has no name.
+pub fn purpose_name(code: u8) -> String {
+    PURPOSES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map(|(n, _)| (*n).to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+/// The commitment the record registry stores for a pointer.
+pub fn pointer_commitment(
+    patient: Address,
+    holder: Address,
+    category: u8,
+    content_hash: B256,
+) -> B256 {
+    use alloy::sol_types::SolValue;
+    keccak256((patient, holder, U256::from(category), content_hash).abi_encode())
+}
+
+/// A contract custom error decoded from revert data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedRevert {
+    /// The Solidity error name, e.g. `ConsentGrantNotFound`.
+    pub name: String,
+    /// The error's arguments as `(name, value)` pairs, in declaration order.
+    pub args: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for DecodedRevert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|(n, v)| {
+                if n.is_empty() {
+                    v.clone()
+                } else {
+                    format!("{n}: {v}")
+                }
+            })
+            .collect();
+        write!(f, "{}({})", self.name, args.join(", "))
+    }
+}
+
+fn all_errors() -> &'static JsonAbi {
+    static ABI: OnceLock<JsonAbi> = OnceLock::new();
+    ABI.get_or_init(|| {
+        let mut all = JsonAbi::new();
+        for artifact in [
+            include_str!("../abi/ParticipantRegistry.json"),
+            include_str!("../abi/ConsentRegistry.json"),
+            include_str!("../abi/RecordRegistry.json"),
+        ] {
+            #[derive(serde::Deserialize)]
+            struct Artifact {
+                abi: JsonAbi,
+            }
+            // The artifacts are compiled into this crate and checked by its tests.
+            if let Ok(a) = serde_json::from_str::<Artifact>(artifact) {
+                for (name, errors) in a.abi.errors {
+                    all.errors.entry(name).or_insert(errors);
+                }
+            }
+        }
+        all
+    })
+}
+
+/// Decodes revert data into the contracts' custom error (including OpenZeppelin's, such as
+/// `AccessControlUnauthorizedAccount`), or `None` when the selector is unknown.
+pub fn decode_revert(data: &[u8]) -> Option<DecodedRevert> {
+    if data.len() < 4 {
+        return None;
+    }
+    let selector = &data[..4];
+    for error in all_errors().errors() {
+        if error.selector().as_slice() != selector {
+            continue;
+        }
+        let values = error.abi_decode_input(&data[4..]).ok()?;
+        let args = error
+            .inputs
+            .iter()
+            .zip(values.iter())
+            .map(|(p, v)| (p.name.clone(), format_value(v)))
+            .collect();
+        return Some(DecodedRevert {
+            name: error.name.clone(),
+            args,
+        });
+    }
+    None
+}
+
+fn format_value(v: &DynSolValue) -> String {
+    match v {
+        DynSolValue::Address(a) => a.to_checksum(None),
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::FixedBytes(w, size) => format!("0x{}", alloy::hex::encode(&w[..*size])),
+        DynSolValue::Bytes(b) => format!("0x{}", alloy::hex::encode(b)),
+        DynSolValue::String(s) => format!("{s:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::sol_types::SolError;
+
+    #[test]
+    fn decodes_a_consent_error_with_its_arguments() {
+        let err = consent_registry::ConsentRegistry::ConsentGrantNotFound {
+            patient: Address::repeat_byte(0x11),
+            grantee: Address::repeat_byte(0x22),
+        };
+        let decoded = decode_revert(&err.abi_encode()).expect("known error");
+        assert_eq!(decoded.name, "ConsentGrantNotFound");
+        assert_eq!(decoded.args[0].0, "patient");
+        assert_eq!(
+            decoded.args[1].1,
+            Address::repeat_byte(0x22).to_checksum(None)
+        );
+    }
+
+    #[test]
+    fn unknown_selector_is_none() {
+        assert_eq!(decode_revert(&[1, 2, 3, 4, 5]), None);
+        assert_eq!(decode_revert(&[]), None);
+    }
+
+    #[test]
+    fn every_artifact_parses_with_errors() {
+        assert!(all_errors().errors().count() > 25);
+    }
+
+    #[test]
+    fn categories_and_purposes_round_trip() {
+        for (name, i) in CATEGORIES {
+            assert_eq!(category_index(name), Some(*i));
+            assert_eq!(category_name(*i), *name);
+        }
+        assert_eq!(category_index("63"), Some(63));
+        assert_eq!(category_index("64"), None);
+        assert_eq!(category_index("bogus"), None);
+        assert_eq!(category_names((1 << 3) | (1 << 8)), vec!["labs", "notes"]);
+        assert_eq!(purpose_code("Treatment"), Some(1));
+        assert_eq!(purpose_code("0"), None);
+        assert_eq!(purpose_name(4), "research");
+    }
+}

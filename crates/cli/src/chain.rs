@@ -1,0 +1,237 @@
+//! Connecting to the chain, finding the contracts, and sending transactions.
+
+use crate::error::{CliError, Result, from_contract, from_transport};
+use crate::opts::Settings;
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Receipts are polled this often: fast on a local chain, harmless on others.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long to wait for the node to answer the first call.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The contracts' addresses on one chain, as written by `script/Deploy.s.sol` or `medrec deploy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The block the deployment started at (where an indexer starts).
+    #[serde(default)]
+    pub start_block: u64,
+    /// The governance account.
+    pub admin: Address,
+    /// The participant registry.
+    pub participant_registry: Address,
+    /// The consent registry.
+    pub consent_registry: Address,
+    /// The record registry.
+    pub record_registry: Address,
+}
+
+/// The deployments file for `chain_id`: `path` itself if it is a file, else `path/<id>.json`.
+pub fn deployment_path(path: &Path, chain_id: u64) -> PathBuf {
+    if path.extension().is_some_and(|e| e == "json") {
+        path.to_path_buf()
+    } else {
+        path.join(format!("{chain_id}.json"))
+    }
+}
+
+/// Reads the deployment of `chain_id`.
+pub fn read_deployment(path: &Path, chain_id: u64) -> Result<Deployment> {
+    let file = deployment_path(path, chain_id);
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        CliError::Deployment(format!(
+            "no deployment for chain {chain_id}: cannot read {} ({e}); run 'medrec deploy' or give --deployments",
+            file.display()
+        ))
+    })?;
+    let d: Deployment = serde_json::from_str(&text).map_err(|e| {
+        CliError::Deployment(format!(
+            "deployments file {} is not valid: {e}",
+            file.display()
+        ))
+    })?;
+    if d.chain_id != chain_id {
+        return Err(CliError::Deployment(format!(
+            "deployments file {} is for chain {}, the node is on {chain_id}",
+            file.display(),
+            d.chain_id
+        )));
+    }
+    Ok(d)
+}
+
+/// Writes a deployment atomically (temporary file, then rename).
+pub fn write_deployment(path: &Path, d: &Deployment) -> Result<PathBuf> {
+    let file = deployment_path(path, d.chain_id);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::Io(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let tmp = file.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(d).map_err(|e| CliError::Io(e.to_string()))?;
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, &file))
+        .map_err(|e| CliError::Io(format!("cannot write {}: {e}", file.display())))?;
+    Ok(file)
+}
+
+/// A connection to the node, checked against the expected chain id.
+#[derive(Clone)]
+pub struct Chain {
+    /// The provider (with a wallet when signing).
+    pub provider: DynProvider,
+    /// The node's chain id.
+    pub chain_id: u64,
+    /// The node's URL, for messages.
+    pub url: String,
+}
+
+impl Chain {
+    /// Connects read-only.
+    pub async fn connect(settings: &Settings) -> Result<Self> {
+        let url = parse_url(&settings.rpc_url)?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        Self::check(provider, settings).await
+    }
+
+    /// Connects with `signer` as the sending wallet.
+    pub async fn connect_signer(settings: &Settings, signer: PrivateKeySigner) -> Result<Self> {
+        let url = parse_url(&settings.rpc_url)?;
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        Self::check(provider, settings).await
+    }
+
+    async fn check(provider: DynProvider, settings: &Settings) -> Result<Self> {
+        provider.client().set_poll_interval(POLL_INTERVAL);
+        let url = settings.rpc_url.clone();
+        let chain_id = tokio::time::timeout(CONNECT_TIMEOUT, provider.get_chain_id())
+            .await
+            .map_err(|_| CliError::Rpc(format!("cannot reach the node at {url}: timed out")))?
+            .map_err(|e| from_transport(e, &url))?;
+        if let Some(expected) = settings.chain_id
+            && expected != chain_id
+        {
+            return Err(CliError::ChainMismatch {
+                expected,
+                actual: chain_id,
+                url,
+            });
+        }
+        Ok(Self {
+            provider,
+            chain_id,
+            url,
+        })
+    }
+
+    /// The deployment for this chain, checked to have code at its addresses.
+    pub async fn deployment(&self, settings: &Settings) -> Result<Deployment> {
+        let d = read_deployment(&settings.deployments, self.chain_id)?;
+        let code = self
+            .provider
+            .get_code_at(d.record_registry)
+            .await
+            .map_err(|e| from_transport(e, &self.url))?;
+        if code.is_empty() {
+            return Err(CliError::Deployment(format!(
+                "no contract at {} on chain {}: the deployments file is stale (was the chain restarted?)",
+                d.record_registry, self.chain_id
+            )));
+        }
+        Ok(d)
+    }
+
+    /// The participant registry of `d`.
+    pub fn participants(
+        &self,
+        d: &Deployment,
+    ) -> ParticipantRegistry::ParticipantRegistryInstance<DynProvider> {
+        ParticipantRegistry::new(d.participant_registry, self.provider.clone())
+    }
+
+    /// The consent registry of `d`.
+    pub fn consent(&self, d: &Deployment) -> ConsentRegistry::ConsentRegistryInstance<DynProvider> {
+        ConsentRegistry::new(d.consent_registry, self.provider.clone())
+    }
+
+    /// The record registry of `d`.
+    pub fn records(&self, d: &Deployment) -> RecordRegistry::RecordRegistryInstance<DynProvider> {
+        RecordRegistry::new(d.record_registry, self.provider.clone())
+    }
+
+    /// The latest block's timestamp: "now" as the contracts see it.
+    pub async fn now(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| from_transport(e, &self.url))?
+            .ok_or_else(|| CliError::Rpc("the node returned no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
+    /// Maps a contract error to a [`CliError`].
+    pub fn err(&self, e: alloy::contract::Error) -> CliError {
+        from_contract(e, &self.url)
+    }
+}
+
+/// What a sent transaction did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxOutcome {
+    /// The transaction hash.
+    pub tx_hash: B256,
+    /// The block it was included in.
+    pub block_number: u64,
+    /// Gas it used.
+    pub gas_used: u64,
+}
+
+/// Sends a prepared contract call and waits for its receipt; a revert is decoded.
+pub async fn send<P, C>(
+    chain: &Chain,
+    call: alloy::contract::CallBuilder<P, C>,
+) -> Result<TxOutcome>
+where
+    P: Provider,
+    C: alloy::contract::CallDecoder,
+{
+    let pending = call.send().await.map_err(|e| chain.err(e))?;
+    let receipt: TransactionReceipt = pending
+        .get_receipt()
+        .await
+        .map_err(|e| CliError::Rpc(format!("waiting for the receipt failed: {e}")))?;
+    if !receipt.status() {
+        return Err(CliError::RevertUnknown(format!(
+            "transaction {} reverted",
+            receipt.transaction_hash
+        )));
+    }
+    Ok(TxOutcome {
+        tx_hash: receipt.transaction_hash,
+        block_number: receipt.block_number.unwrap_or_default(),
+        gas_used: receipt.gas_used,
+    })
+}
+
+fn parse_url(s: &str) -> Result<reqwest_url::Url> {
+    s.parse()
+        .map_err(|_| CliError::input(format!("bad RPC URL {s:?}")))
+}
+
+mod reqwest_url {
+    pub use alloy::transports::http::reqwest::Url;
+}

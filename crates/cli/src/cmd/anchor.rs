@@ -1,0 +1,356 @@
+//! `medrec anchor`, `anchor-batch`, `pointer`: record pointers.
+
+use crate::chain::{self, Chain, Deployment};
+use crate::error::{CliError, Result};
+use crate::keys;
+use crate::opts::Settings;
+use crate::output::Printer;
+use crate::units;
+use alloy::primitives::{Address, B256, keccak256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::{SolEvent, SolValue};
+use clap::{Args, Subcommand};
+use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Longest locator the registry accepts.
+const MAX_LOCATOR: usize = 256;
+/// Most pointers per transaction the registry accepts.
+const MAX_BATCH: usize = 200;
+
+/// `anchor`.
+#[derive(Debug, Args)]
+pub struct AnchorArgs {
+    /// The record file (its SHA-256 is anchored; the file stays here)
+    pub file: PathBuf,
+    /// The patient the record belongs to
+    #[arg(long)]
+    pub patient: String,
+    /// The record's category
+    #[arg(long, short = 'c')]
+    pub category: String,
+    /// Where requesters fetch it (e.g. your gatekeeper's URL for it)
+    #[arg(long)]
+    pub locator: String,
+    /// Record id: 0x + 64 hex, or any text (hashed) [default: derived from holder, patient, hash]
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Id of an earlier record of yours (same patient and category) that this one amends
+    #[arg(long)]
+    pub supersedes: Option<String>,
+}
+
+/// `anchor-batch`.
+#[derive(Debug, Args)]
+pub struct AnchorBatchArgs {
+    /// JSON manifest: [{"file","patient","category","locator","id"?}, ...]; paths relative to it
+    pub manifest: PathBuf,
+    /// Pointers per transaction (1-200)
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+}
+
+/// Pointer subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PointerCmd {
+    /// Show a pointer as anchored, and whether it was superseded
+    Show(IdArg),
+    /// Check a file's bytes against a pointer's anchored hash
+    Verify(VerifyArgs),
+}
+
+/// A record id argument.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Record id (0x + 64 hex, or the text it was derived from)
+    pub id: String,
+}
+
+/// `pointer verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Record id
+    pub id: String,
+    /// The file to check
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestEntry {
+    file: PathBuf,
+    patient: String,
+    category: String,
+    locator: String,
+    id: Option<String>,
+}
+
+fn sha256_file(path: &Path) -> Result<B256> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
+    Ok(B256::from_slice(&Sha256::digest(&bytes)))
+}
+
+fn check_locator(l: &str) -> Result<()> {
+    if l.is_empty() || l.len() > MAX_LOCATOR {
+        return Err(CliError::input(format!(
+            "bad locator: {} bytes, expected 1 to {MAX_LOCATOR}",
+            l.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The default record id: keccak256 of (holder, patient, content hash).
+pub fn default_record_id(holder: Address, patient: Address, content_hash: B256) -> B256 {
+    keccak256((holder, patient, content_hash).abi_encode())
+}
+
+/// A pointer as anchored, read back from its event.
+#[derive(Debug, Clone)]
+pub struct Anchored {
+    /// The record id.
+    pub record_id: B256,
+    /// The patient.
+    pub patient: Address,
+    /// The holder.
+    pub holder: Address,
+    /// The category.
+    pub category: u8,
+    /// The SHA-256 of the record.
+    pub content_hash: B256,
+    /// Where it lives.
+    pub locator: String,
+    /// The block it was anchored in.
+    pub block: u64,
+}
+
+/// Finds the `PointerAnchored` event of `id`.
+pub async fn find_pointer(chain: &Chain, d: &Deployment, id: B256) -> Result<Anchored> {
+    let filter = Filter::new()
+        .address(d.record_registry)
+        .event_signature(RecordRegistry::PointerAnchored::SIGNATURE_HASH)
+        .topic1(id)
+        .from_block(d.start_block);
+    let logs = chain
+        .provider
+        .get_logs(&filter)
+        .await
+        .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+    let log = logs.first().ok_or_else(|| {
+        CliError::input(format!(
+            "unknown record {id}: no pointer anchored with this id"
+        ))
+    })?;
+    let ev = log
+        .log_decode::<RecordRegistry::PointerAnchored>()
+        .map_err(|e| CliError::Rpc(format!("cannot decode the pointer event: {e}")))?;
+    let e = ev.inner.data;
+    Ok(Anchored {
+        record_id: e.recordId,
+        patient: e.patient,
+        holder: e.holder,
+        category: e.category,
+        content_hash: e.contentHash,
+        locator: e.locator,
+        block: log.block_number.unwrap_or_default(),
+    })
+}
+
+/// Runs `anchor`.
+pub async fn run_anchor(a: AnchorArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let patient = units::address(&a.patient, "patient")?;
+    let category = units::category(&a.category)?;
+    check_locator(&a.locator)?;
+    let explicit_id = a.id.as_deref().map(units::record_id).transpose()?;
+    let supersedes = a.supersedes.as_deref().map(units::record_id).transpose()?;
+    let content_hash = sha256_file(&a.file)?;
+    let signer = keys::load(settings)?;
+    let holder = signer.address();
+    let record_id = explicit_id.unwrap_or_else(|| default_record_id(holder, patient, content_hash));
+    let chain = Chain::connect_signer(settings, signer).await?;
+    let d = chain.deployment(settings).await?;
+    let superseded_hash = match supersedes {
+        Some(old) => find_pointer(&chain, &d, old).await?.content_hash,
+        None => B256::ZERO,
+    };
+    let p = IRecordRegistry::Pointer {
+        recordId: record_id,
+        patient,
+        category,
+        contentHash: content_hash,
+        locator: a.locator.clone(),
+        supersedes: supersedes.unwrap_or(B256::ZERO),
+    };
+    let tx = chain::send(&chain, chain.records(&d).anchor(p, superseded_hash)).await?;
+    out.result(
+        "anchor",
+        json!({"recordId": record_id, "patient": patient, "holder": holder,
+               "category": medrec_bindings::category_name(category), "contentHash": content_hash,
+               "locator": a.locator, "supersedes": supersedes, "tx": tx}),
+        &format!(
+            "anchored record {record_id}\n  sha256 {content_hash}\n  patient {patient}, category {}\n  tx {} (block {}, gas {})",
+            medrec_bindings::category_name(category),
+            tx.tx_hash,
+            tx.block_number,
+            tx.gas_used
+        ),
+    );
+    Ok(())
+}
+
+/// Runs `anchor-batch`.
+pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) -> Result<()> {
+    if a.batch_size == 0 || a.batch_size > MAX_BATCH {
+        return Err(CliError::input(format!(
+            "--batch-size must be 1 to {MAX_BATCH}"
+        )));
+    }
+    let text = std::fs::read_to_string(&a.manifest)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.manifest.display())))?;
+    let entries: Vec<ManifestEntry> = serde_json::from_str(&text)
+        .map_err(|e| CliError::input(format!("bad manifest {}: {e}", a.manifest.display())))?;
+    if entries.is_empty() {
+        return Err(CliError::input("the manifest lists no records"));
+    }
+    let base = a.manifest.parent().unwrap_or(Path::new("."));
+    let signer = keys::load(settings)?;
+    let holder = signer.address();
+    // Check every entry before sending anything.
+    let mut pointers = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let at = |err: CliError| CliError::input(format!("manifest entry {}: {err}", i + 1));
+        let patient = units::address(&e.patient, "patient").map_err(at)?;
+        let category = units::category(&e.category).map_err(at)?;
+        check_locator(&e.locator).map_err(at)?;
+        let path = if e.file.is_absolute() {
+            e.file.clone()
+        } else {
+            base.join(&e.file)
+        };
+        let content_hash = sha256_file(&path)?;
+        let record_id = match &e.id {
+            Some(id) => units::record_id(id).map_err(at)?,
+            None => default_record_id(holder, patient, content_hash),
+        };
+        pointers.push(IRecordRegistry::Pointer {
+            recordId: record_id,
+            patient,
+            category,
+            contentHash: content_hash,
+            locator: e.locator.clone(),
+            supersedes: B256::ZERO,
+        });
+    }
+    let chain = Chain::connect_signer(settings, signer).await?;
+    let d = chain.deployment(settings).await?;
+    let records = chain.records(&d);
+    let mut done = 0usize;
+    let mut gas = 0u64;
+    let mut txs = vec![];
+    for chunk in pointers.chunks(a.batch_size) {
+        let tx = chain::send(&chain, records.anchorBatch(chunk.to_vec()))
+            .await
+            .map_err(|e| match e {
+                CliError::Revert(r) => CliError::Revert(medrec_bindings::DecodedRevert {
+                    name: r.name,
+                    args: {
+                        let mut args = r.args;
+                        args.push(("anchoredBefore".into(), done.to_string()));
+                        args
+                    },
+                }),
+                other => other,
+            })?;
+        done += chunk.len();
+        gas += tx.gas_used;
+        out.progress(&format!(
+            "anchored {done}/{} (tx {})",
+            pointers.len(),
+            tx.tx_hash
+        ));
+        txs.push(tx);
+    }
+    let ids: Vec<B256> = pointers.iter().map(|p| p.recordId).collect();
+    out.result(
+        "anchor-batch",
+        json!({"anchored": done, "recordIds": ids, "gasUsed": gas, "txs": txs}),
+        &format!(
+            "anchored {done} records in {} transactions, {} gas per record",
+            txs.len(),
+            gas / done.max(1) as u64
+        ),
+    );
+    Ok(())
+}
+
+/// Runs a pointer subcommand.
+pub async fn run_pointer(cmd: PointerCmd, settings: &Settings, out: Printer) -> Result<()> {
+    match cmd {
+        PointerCmd::Show(a) => {
+            let id = units::record_id(&a.id)?;
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let p = find_pointer(&chain, &d, id).await?;
+            let state = chain
+                .records(&d)
+                .pointerOf(id)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            let superseded = (state.supersededBy != B256::ZERO).then_some(state.supersededBy);
+            let mut human = format!(
+                "record {id}\n  patient  {}\n  holder   {}\n  category {}\n  sha256   {}\n  locator  {}\n  anchored in block {}",
+                p.patient,
+                p.holder,
+                medrec_bindings::category_name(p.category),
+                p.content_hash,
+                p.locator,
+                p.block
+            );
+            if let Some(s) = superseded {
+                human.push_str(&format!("\n  superseded by {s}"));
+            }
+            out.result(
+                "pointer show",
+                json!({"recordId": id, "patient": p.patient, "holder": p.holder,
+                       "category": medrec_bindings::category_name(p.category), "contentHash": p.content_hash,
+                       "locator": p.locator, "block": p.block, "supersededBy": superseded}),
+                &human,
+            );
+        }
+        PointerCmd::Verify(a) => {
+            let id = units::record_id(&a.id)?;
+            let actual = sha256_file(&a.file)?;
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let p = find_pointer(&chain, &d, id).await?;
+            let on_chain = chain
+                .records(&d)
+                .verifyPointer(id, p.patient, p.holder, p.category, actual)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if !on_chain {
+                return Err(CliError::Integrity(format!(
+                    "MISMATCH: {} hashes to {actual}, record {id} was anchored with {}",
+                    a.file.display(),
+                    p.content_hash
+                )));
+            }
+            out.result(
+                "pointer verify",
+                json!({"recordId": id, "file": a.file, "contentHash": actual, "verified": true}),
+                &format!(
+                    "verified: {} matches record {id} ({actual})",
+                    a.file.display()
+                ),
+            );
+        }
+    }
+    Ok(())
+}

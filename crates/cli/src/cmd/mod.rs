@@ -1,0 +1,50 @@
+//! One module per subcommand.
+
+pub mod account;
+pub mod anchor;
+pub mod break_glass;
+pub mod deploy;
+pub mod grant;
+pub mod guardian;
+pub mod participant;
+
+use crate::error::{CliError, Result};
+use crate::keys;
+use crate::opts::Settings;
+use crate::units;
+use alloy::primitives::Address;
+
+/// The address of the account in the settings, read from its keystore without a password.
+pub fn own_address(settings: &Settings) -> Result<Address> {
+    let path = keys::account_path(settings)?;
+    keys::keystore_address(&path)
+        .ok_or_else(|| CliError::Key(format!("keystore {} holds no address", path.display())))
+}
+
+/// `explicit` if given, else the settings' own account.
+pub fn address_or_own(explicit: Option<&str>, what: &str, settings: &Settings) -> Result<Address> {
+    match explicit {
+        Some(a) => units::address(a, what),
+        None => own_address(settings),
+    }
+}
+
+/// Resolves `--for` / `--until` (one required) into an end time after `start`.
+pub fn window_end(for_: Option<&str>, until: Option<&str>, start: u64) -> Result<u64> {
+    match (for_, until) {
+        (Some(d), None) => Ok(start + units::duration(d)?),
+        (None, Some(u)) => {
+            let end = units::date(u)?;
+            if end <= start {
+                return Err(CliError::input(format!(
+                    "--until {u} is not after the start"
+                )));
+            }
+            Ok(end)
+        }
+        (None, None) => Err(CliError::input(
+            "give --for DURATION (e.g. 90d) or --until DATE",
+        )),
+        (Some(_), Some(_)) => Err(CliError::input("give --for or --until, not both")),
+    }
+}

@@ -1,0 +1,91 @@
+//! `medrec`: patients, providers and operators act on the medrec contracts from the command line.
+//!
+//! `main.rs` only parses, sets up logging, dispatches to [`run`] and maps errors to exit codes;
+//! every subcommand lives in `cmd/<verb>.rs` with its `<Verb>Args` and `run`.
+
+pub mod chain;
+pub mod cmd;
+pub mod error;
+pub mod keys;
+pub mod opts;
+pub mod output;
+pub mod units;
+
+use clap::{Parser, Subcommand};
+use error::Result;
+use opts::GlobalOpts;
+use output::Printer;
+
+/// Patient-controlled access to medical records: consent and record pointers on chain.
+#[derive(Debug, Parser)]
+#[command(name = "medrec", version, about, long_about = None)]
+#[command(
+    after_help = "Settings: flag > environment variable > config file > default.\n\
+Exit codes: 0 ok, 2 bad input, 3 contract refused (revert), 4 node unreachable or RPC error, \
+5 wrong chain or missing deployment, 6 key or password, 7 insufficient funds, 8 file error, \
+9 integrity."
+)]
+pub struct Cli {
+    /// Options shared by all subcommands.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, import and list keystore accounts
+    #[command(subcommand)]
+    Account(cmd::account::AccountCmd),
+    /// Operator: deploy the registries and write the deployments file
+    Deploy(cmd::deploy::DeployArgs),
+    /// Operator: credential, revoke and show providers and researchers
+    #[command(subcommand)]
+    Participant(cmd::participant::ParticipantCmd),
+    /// Patient (or guardian): grant a provider access to categories of records
+    Grant(cmd::grant::GrantArgs),
+    /// Patient (or guardian): revoke a provider's access
+    Revoke(cmd::grant::RevokeArgs),
+    /// Anyone: send a grant or revocation that a patient signed offline
+    Relay(cmd::grant::RelayArgs),
+    /// Show a grant as the chain holds it now
+    ShowGrant(cmd::grant::ShowGrantArgs),
+    /// May this grantee read this category of this patient now?
+    Check(cmd::grant::CheckArgs),
+    /// Patient: name, remove and show guardians
+    #[command(subcommand)]
+    Guardian(cmd::guardian::GuardianCmd),
+    /// Provider: emergency (break-glass) access; operator: its cap
+    #[command(subcommand, name = "break-glass")]
+    BreakGlass(cmd::break_glass::BreakGlassCmd),
+    /// Provider: anchor a record file's pointer (SHA-256 computed here)
+    Anchor(cmd::anchor::AnchorArgs),
+    /// Provider: anchor many records listed in a JSON manifest, in batches
+    AnchorBatch(cmd::anchor::AnchorBatchArgs),
+    /// Show or verify an anchored pointer
+    #[command(subcommand)]
+    Pointer(cmd::anchor::PointerCmd),
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli, out: Printer) -> Result<()> {
+    let settings = cli.global.resolve()?;
+    match cli.command {
+        Command::Account(c) => cmd::account::run(c, &settings, out),
+        Command::Deploy(a) => cmd::deploy::run(a, &settings, out).await,
+        Command::Participant(c) => cmd::participant::run(c, &settings, out).await,
+        Command::Grant(a) => cmd::grant::run_grant(a, &settings, out).await,
+        Command::Revoke(a) => cmd::grant::run_revoke(a, &settings, out).await,
+        Command::Relay(a) => cmd::grant::run_relay(a, &settings, out).await,
+        Command::ShowGrant(a) => cmd::grant::run_show(a, &settings, out).await,
+        Command::Check(a) => cmd::grant::run_check(a, &settings, out).await,
+        Command::Guardian(c) => cmd::guardian::run(c, &settings, out).await,
+        Command::BreakGlass(c) => cmd::break_glass::run(c, &settings, out).await,
+        Command::Anchor(a) => cmd::anchor::run_anchor(a, &settings, out).await,
+        Command::AnchorBatch(a) => cmd::anchor::run_batch(a, &settings, out).await,
+        Command::Pointer(c) => cmd::anchor::run_pointer(c, &settings, out).await,
+    }
+}
