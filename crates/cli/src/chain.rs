@@ -191,6 +191,7 @@ impl Chain {
 
 /// What a sent transaction did.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TxOutcome {
     /// The transaction hash.
     pub tx_hash: B256,

@@ -114,7 +114,7 @@ pub fn from_transport(err: alloy::transports::TransportError, url: &str) -> CliE
             return CliError::Revert(decoded);
         }
         let msg = resp.message.to_string();
-        if msg.contains("insufficient funds") {
+        if msg.to_ascii_lowercase().contains("insufficient funds") {
             return CliError::Funds(msg);
         }
         return CliError::Rpc(format!("the node at {url} answered: {msg}"));

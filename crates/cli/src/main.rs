@@ -9,7 +9,8 @@ fn main() -> ExitCode {
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
-        (_, 1) => "info",
+        (_, 1) => "warn,medrec_cli=info",
+        (_, 2) => "info,medrec_cli=debug",
         _ => "debug",
     };
     tracing_subscriber::fmt()

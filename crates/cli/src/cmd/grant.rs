@@ -171,7 +171,9 @@ fn emit_signed(
     file: Option<&PathBuf>,
     what: &str,
 ) -> Result<()> {
-    let text = serde_json::to_string_pretty(msg).map_err(|e| CliError::Io(e.to_string()))?;
+    let mut value = serde_json::to_value(msg).map_err(|e| CliError::Io(e.to_string()))?;
+    crate::output::checksum_addresses(&mut value);
+    let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::Io(e.to_string()))?;
     match file {
         Some(path) => {
             let tmp = path.with_extension("tmp");

@@ -1,0 +1,480 @@
+//! Consent: grant, show, check, revoke, offline signatures, guardians, break-glass, credentials.
+
+use crate::harness::Env;
+
+#[test]
+fn patient_grants_checks_and_revokes() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+
+    let g = env.json(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs,notes",
+        "--for",
+        "90d",
+    ]);
+    assert_eq!(g["categories"], serde_json::json!(["labs", "notes"]));
+    assert_eq!(g["purpose"], "treatment");
+    assert_eq!(
+        g["expiresAt"].as_u64().unwrap() - g["notBefore"].as_u64().unwrap(),
+        90 * 86_400
+    );
+    assert_eq!(g["tx"]["txHash"].as_str().unwrap().len(), 66);
+    assert!(g["tx"]["blockNumber"].as_u64().unwrap() > 0);
+
+    let human = env.ok(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs,notes",
+        "--for",
+        "90d",
+    ]);
+    assert!(
+        human.starts_with(&format!("granted {h} access to labs,notes")),
+        "{human}"
+    );
+
+    let shown = env.json(&["show-grant", &h, "--patient", &p]);
+    assert_eq!(shown["state"], "live");
+    assert_eq!(shown["readableMask"], (1 << 3) | (1 << 8));
+    let shown_own = env.json(&["-a", "patient", "show-grant", &h]);
+    assert_eq!(shown_own["patient"], p.as_str());
+
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "imaging", "--patient", &p])["allowed"],
+        false
+    );
+    assert!(
+        env.ok(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])
+            .starts_with("yes")
+    );
+
+    env.json(&["-a", "patient", "revoke", &h]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+    assert_eq!(
+        env.json(&["show-grant", &h, "--patient", &p])["state"],
+        "none"
+    );
+
+    // A second revoke is refused by the contract, shown by its error name.
+    let e = env.fail(3, &["-a", "patient", "revoke", &h]);
+    assert!(e.contains("ConsentGrantNotFound(patient: "), "{e}");
+    let j = env.fail_json(3, &["-a", "patient", "revoke", &h]);
+    assert_eq!(j["kind"], "revert");
+    assert_eq!(j["revert"]["name"], "ConsentGrantNotFound");
+    assert_eq!(j["revert"]["args"]["grantee"], h.as_str());
+}
+
+#[test]
+fn grant_window_from_until_and_expiry() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    env.json(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--from",
+        "2099-01-01",
+        "--until",
+        "2099-06-30",
+    ]);
+    let shown = env.json(&["show-grant", &h, "--patient", &p]);
+    assert_eq!(shown["state"], "not yet started");
+    assert_eq!(shown["notBefore"], 4_070_908_800u64);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "1h"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+    env.advance(3_600);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+    assert_eq!(
+        env.json(&["show-grant", &h, "--patient", &p])["state"],
+        "expired"
+    );
+
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "grant",
+            &h,
+            "-c",
+            "labs",
+            "--until",
+            "2001-01-01",
+        ],
+    );
+    assert!(e.contains("not after the start"), "{e}");
+    let e = env.fail(2, &["-a", "patient", "grant", &h, "-c", "labs"]);
+    assert!(e.contains("--for"), "{e}");
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "grant",
+            &h,
+            "-c",
+            "labs",
+            "--purpose",
+            "marketing",
+            "--for",
+            "1d",
+        ],
+    );
+    assert!(e.contains("unknown purpose \"marketing\""), "{e}");
+}
+
+#[test]
+fn offline_signature_relayed_by_someone_else() {
+    let env = Env::deployed();
+    let h = env.addr("hospital-a");
+    // A patient with no ether at all: signing costs nothing.
+    let p = env.new_account("poor-patient", false);
+    env.ok(&[
+        "-a",
+        "poor-patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "signed.json",
+    ]);
+    let signed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("signed.json")).unwrap()).unwrap();
+    assert_eq!(signed["type"], "grant");
+    assert_eq!(signed["chainId"], 31337);
+    assert_eq!(signed["message"]["patient"], p.as_str());
+
+    let r = env.json(&["-a", "stranger", "relay", "signed.json"]);
+    assert_eq!(r["type"], "grant");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+
+    // Replaying the same signature is refused by the nonce.
+    let e = env.fail(3, &["-a", "stranger", "relay", "signed.json"]);
+    assert!(e.contains("InvalidAccountNonce"), "{e}");
+
+    // Tampering with the message breaks the signature.
+    let mut tampered = signed.clone();
+    tampered["message"]["categories"] = serde_json::json!(255);
+    tampered["message"]["nonce"] = serde_json::json!("0x1");
+    env.write("tampered.json", &tampered.to_string());
+    let e = env.fail(3, &["-a", "stranger", "relay", "tampered.json"]);
+    assert!(e.contains("ConsentInvalidSignature"), "{e}");
+
+    // A revocation signed fully offline (no node: a dead RPC URL) with --nonce and --chain-id.
+    let dead = format!("http://127.0.0.1:{}", crate::harness::free_port());
+    let out = env
+        .cmd(&[
+            "-a",
+            "poor-patient",
+            "revoke",
+            &h,
+            "--sign-only",
+            "--nonce",
+            "1",
+            "--chain-id",
+            "31337",
+        ])
+        .env("MEDREC_RPC_URL", &dead)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(env.path("revoke.json"), &out.stdout).unwrap();
+    env.json(&["-a", "stranger", "relay", "revoke.json"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+
+    // Past its deadline a signature is refused.
+    env.ok(&[
+        "-a",
+        "poor-patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--deadline",
+        "1m",
+        "--out",
+        "late.json",
+    ]);
+    env.advance(3_600);
+    let e = env.fail(3, &["-a", "stranger", "relay", "late.json"]);
+    assert!(e.contains("ConsentSignatureExpired"), "{e}");
+
+    env.write("junk.json", "{\"hello\": 1}");
+    let e = env.fail(2, &["-a", "stranger", "relay", "junk.json"]);
+    assert!(e.contains("not a signed medrec message"), "{e}");
+}
+
+#[test]
+fn guardian_acts_within_scope_only() {
+    let env = Env::deployed();
+    let (h, p, g) = (
+        env.addr("hospital-a"),
+        env.addr("patient"),
+        env.addr("guardian"),
+    );
+    env.json(&[
+        "-a",
+        "patient",
+        "guardian",
+        "add",
+        &g,
+        "-c",
+        "labs,immunizations",
+        "--for",
+        "5y",
+    ]);
+    let shown = env.json(&["guardian", "show", &g, "--patient", &p]);
+    assert_eq!(shown["live"], true);
+    assert_eq!(shown["scope"], serde_json::json!(["labs", "immunizations"]));
+
+    env.json(&[
+        "-a",
+        "guardian",
+        "grant",
+        &h,
+        "-c",
+        "immunizations",
+        "--for",
+        "30d",
+        "--patient",
+        &p,
+    ]);
+    assert_eq!(
+        env.json(&[
+            "check",
+            "--grantee",
+            &h,
+            "-c",
+            "immunizations",
+            "--patient",
+            &p
+        ])["allowed"],
+        true
+    );
+
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "guardian",
+            "grant",
+            &h,
+            "-c",
+            "mental-health",
+            "--for",
+            "30d",
+            "--patient",
+            &p,
+        ],
+    );
+    assert!(e.contains("ConsentGuardianOutOfScope"), "{e}");
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "stranger",
+            "grant",
+            &h,
+            "-c",
+            "labs",
+            "--for",
+            "30d",
+            "--patient",
+            &p,
+        ],
+    );
+    assert!(e.contains("ConsentUnauthorized"), "{e}");
+
+    env.json(&["-a", "patient", "guardian", "remove", &g]);
+    let e = env.fail(3, &["-a", "guardian", "revoke", &h, "--patient", &p]);
+    assert!(e.contains("ConsentUnauthorized"), "{e}");
+    let e = env.fail(3, &["-a", "patient", "guardian", "remove", &g]);
+    assert!(e.contains("ConsentGuardianNotFound"), "{e}");
+}
+
+#[test]
+fn break_glass_and_its_cap() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-b"), env.addr("patient"));
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "hospital-b",
+            "break-glass",
+            "open",
+            &p,
+            "--reason",
+            "ED",
+            "--for",
+            "2d",
+        ],
+    );
+    assert!(e.contains("ConsentEmergencyDuration"), "{e}");
+
+    env.json(&[
+        "-a",
+        "hospital-b",
+        "break-glass",
+        "open",
+        &p,
+        "--reason",
+        "unconscious in ED",
+        "--for",
+        "4h",
+    ]);
+    assert_eq!(
+        env.json(&["break-glass", "show", &p, "--provider", &h])["open"],
+        true
+    );
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "genetics", "--patient", &p])["allowed"],
+        true
+    );
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "stranger",
+            "break-glass",
+            "close",
+            &p,
+            "--provider",
+            &h,
+        ],
+    );
+    assert!(e.contains("ConsentUnauthorized"), "{e}");
+    env.json(&[
+        "-a",
+        "patient",
+        "break-glass",
+        "close",
+        &p,
+        "--provider",
+        &h,
+    ]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "genetics", "--patient", &p])["allowed"],
+        false
+    );
+
+    let e = env.fail(
+        3,
+        &["-a", "stranger", "break-glass", "open", &p, "--reason", "x"],
+    );
+    assert!(e.contains("ConsentNotProvider"), "{e}");
+
+    let e = env.fail(3, &["-a", "hospital-b", "break-glass", "set-cap", "48h"]);
+    assert!(e.contains("AccessControlUnauthorizedAccount"), "{e}");
+    env.json(&["-a", "gov", "break-glass", "set-cap", "48h"]);
+    env.json(&[
+        "-a",
+        "hospital-b",
+        "break-glass",
+        "open",
+        &p,
+        "--reason",
+        "surgery",
+        "--for",
+        "2d",
+    ]);
+}
+
+#[test]
+fn operator_credentials_and_revokes_participants() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    let shown = env.json(&["participant", "show", &h]);
+    assert_eq!(shown["role"], "provider");
+    assert_eq!(shown["live"], true);
+
+    let r = env.addr("stranger");
+    env.json(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &r,
+        "--role",
+        "researcher",
+        "--ref",
+        "IRB-42",
+        "--until",
+        "2099-01-01",
+    ]);
+    assert_eq!(env.json(&["participant", "show", &r])["role"], "researcher");
+
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    env.json(&["-a", "gov", "participant", "revoke", &h]);
+    assert_eq!(env.json(&["participant", "show", &h])["live"], false);
+    // A revoked provider reads nothing, whatever its grants.
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+    let e = env.fail(3, &["-a", "gov", "participant", "revoke", &h]);
+    assert!(e.contains("ParticipantNotCredentialed"), "{e}");
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "hospital-b",
+            "participant",
+            "add",
+            &p,
+            "--role",
+            "provider",
+            "--ref",
+            "x",
+            "--for",
+            "1d",
+        ],
+    );
+    assert!(e.contains("AccessControlUnauthorizedAccount"), "{e}");
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the `medrec` binary against a real anvil with the real contracts.
+//!
+//! Each test starts its own anvil on a free port, imports or creates keystore accounts in a
+//! temporary folder, deploys with `medrec deploy`, and drives the built binary.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
+
+mod harness;
+
+mod accounts;
+mod consent;
+mod errors;
+mod pointers;
