@@ -31,12 +31,19 @@ build: node_modules/.installed ## Compile the contracts
 	$(FORGE) build
 
 .PHONY: fmt
-fmt: node_modules/.installed ## Format Solidity sources
+fmt: node_modules/.installed ## Format Solidity and Rust sources
 	$(FORGE) fmt && $(FORGE) fmt
+	cargo fmt --all
+
+.PHONY: cli
+cli: ## Build the medrec CLI (target/debug/medrec)
+	cargo build --locked -p medrec-cli
 
 .PHONY: lint
-lint: node_modules/.installed ## Check formatting (forge fmt --check)
+lint: node_modules/.installed ## Lints as errors: forge fmt, cargo fmt, clippy -D warnings
 	$(FORGE) fmt --check
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test-sol
 test-sol: node_modules/.installed ## Forge tests: unit, fuzz, invariant (fixed seed)
@@ -69,8 +76,16 @@ abi: node_modules/.installed ## Write the contracts' ABI and bytecode for the Ru
 abi-check: node_modules/.installed ## Fail when crates/bindings/abi is stale against contracts/
 	FORGE=$(FORGE) script/abi.sh --check
 
+.PHONY: test-rust
+test-rust: node_modules/.installed ## Rust tests: unit tests and the CLI against a real anvil
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  cargo nextest run --workspace --locked --no-fail-fast; \
+	else \
+	  cargo test --workspace --locked --no-fail-fast; \
+	fi
+
 .PHONY: test
-test: install lint abi-check test-sol gas-check slither ## Run every check and test (what CI runs)
+test: install lint abi-check test-sol gas-check slither test-rust ## Run every check and test (what CI runs)
 
 .PHONY: bench
 bench: node_modules/.installed ## Measure gas per transaction on anvil and print figures
@@ -86,4 +101,4 @@ stop: ## Stop what `make demo` left running
 
 .PHONY: clean
 clean: ## Remove build outputs
-	rm -rf out cache
+	rm -rf out cache target

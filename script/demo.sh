@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# The main job on local defaults: start a local chain (anvil) and deploy the registries.
-# Re-running reuses what is already up. `script/demo.sh stop` stops what it started.
+# The main job on local defaults: starts a local chain (anvil), deploys the registries with the
+# medrec CLI, and walks through the story so far: an operator credentials two hospitals, a
+# patient grants and revokes, a hospital anchors a record and checks access, another uses
+# break-glass. Re-running reuses what is up. `script/demo.sh stop` stops what it started.
 # Environment: MEDREC_RPC_PORT (default 8545), MEDREC_STATE_DIR (default .medrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=node_modules/@foundry-rs
-forge=$bin/forge-linux-amd64/bin/forge
+root=$PWD
+bin=$root/node_modules/@foundry-rs
 anvil=$bin/anvil-linux-amd64/bin/anvil
 cast=$bin/cast-linux-amd64/bin/cast
 port=${MEDREC_RPC_PORT:-8545}
-state=${MEDREC_STATE_DIR:-.medrec}
+state=$root/${MEDREC_STATE_DIR:-.medrec}
 rpc=http://127.0.0.1:$port
-# anvil's first well-known development key: for the local chain only.
+# anvil's first well-known development key: the local chain's funded governance account.
 dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
-die() { echo "demo: $*" >&2; exit 1; }
+die() { echo "demo: FAILED: $*" >&2; [[ -f $state/anvil.pid ]] && echo "demo: anvil is left running at $rpc (stop: make stop)" >&2; exit 1; }
+step() { printf '\n== %s\n' "$*"; }
 mkdir -p "$state"
 
 if [[ ${1:-} == stop ]]; then
@@ -27,35 +30,95 @@ if [[ ${1:-} == stop ]]; then
   exit 0
 fi
 
-[[ -x $forge ]] || die "Foundry is not installed: run 'make install'"
+[[ -x $anvil ]] || die "Foundry is not installed: run 'make install'"
 
+step "Building the medrec CLI"
+cargo build --locked -q -p medrec-cli || die "cargo build failed"
+medrec_bin=$root/target/debug/medrec
+export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores \
+  MEDREC_PASSWORD_FILE=$state/password MEDREC_DEPLOYMENTS=$root/deployments
+medrec() { printf '$ medrec %s\n' "$*"; "$medrec_bin" "$@"; }
+
+step "Starting the local chain"
 if "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1; then
-  echo "demo: a chain already answers at $rpc; using it"
+  echo "a chain already answers at $rpc; using it"
 else
-  echo "demo: starting anvil at $rpc (log: $state/anvil.log)"
   nohup "$anvil" --port "$port" --chain-id 31337 >"$state/anvil.log" 2>&1 &
   echo $! >"$state/anvil.pid"
-  for _ in $(seq 1 50); do
+  for _ in $(seq 1 100); do
     "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1 && break
     sleep 0.1
   done
   "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1 || die "anvil did not start; see $state/anvil.log"
+  echo "anvil at $rpc (log: $state/anvil.log)"
 fi
 
-chain_id=$("$cast" chain-id --rpc-url "$rpc")
-file=deployments/$chain_id.json
-if [[ -f $file ]]; then
-  addr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recordRegistry"])' "$file")
-  if [[ $("$cast" code "$addr" --rpc-url "$rpc") != 0x ]]; then
-    echo "demo: contracts already deployed ($file)"
-    deployed=1
-  fi
+step "Accounts (encrypted keystores in $state/keystores; dev password in $state/password)"
+[[ -f $state/password ]] || echo "medrec-dev-only" >"$state/password"
+if [[ ! -f $state/keystores/operator ]]; then
+  umask 077; echo "$dev_key" >"$state/operator.key"; umask 022
+  "$medrec_bin" account import operator --private-key-file "$state/operator.key" >/dev/null
+  rm -f "$state/operator.key"
 fi
-if [[ -z ${deployed:-} ]]; then
-  echo "demo: deploying the registries"
-  "$forge" script script/Deploy.s.sol --rpc-url "$rpc" --broadcast --private-key "$dev_key" \
-    >"$state/deploy.log" 2>&1 || die "deployment failed; see $state/deploy.log"
+for name in hospital-a hospital-b patient guardian; do
+  [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
+  addr=$("$medrec_bin" account address "$name")
+  "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
+done
+medrec account list
+A=$("$medrec_bin" account address hospital-a)
+B=$("$medrec_bin" account address hospital-b)
+P=$("$medrec_bin" account address patient)
+
+step "Operator: deploy the registries"
+if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1; then
+  echo "contracts already deployed (deployments/31337.json)"
+else
+  medrec -a operator deploy || die "deployment failed"
 fi
-cat "$file"
-echo
-echo "demo: chain $chain_id at $rpc, contracts in $file. Stop with: make stop"
+
+step "Operator: credential two hospitals as providers"
+medrec -a operator participant add "$A" --role provider --ref "Hospital A licence" --for 365d
+medrec -a operator participant add "$B" --role provider --ref "Hospital B licence" --for 365d
+
+step "Patient: grant hospital A access to labs and notes for 90 days"
+medrec -a patient grant "$A" --categories labs,notes --purpose treatment --for 90d
+medrec -a patient show-grant "$A"
+medrec check --grantee "$A" --category labs --patient "$P"
+
+step "Hospital A: anchor a lab result it holds (only its SHA-256 and locator go on chain)"
+mkdir -p "$state/records"
+record=$state/records/hemoglobin.json
+cat >"$record" <<'JSON'
+{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin"}]},"valueQuantity":{"value":13.2,"unit":"g/dL"}}
+JSON
+if "$medrec_bin" -q pointer show demo-hemoglobin >/dev/null 2>&1; then
+  echo "record demo-hemoglobin already anchored"
+else
+  medrec -a hospital-a anchor "$record" --patient "$P" --category labs \
+    --locator "http://127.0.0.1:8701/records/demo-hemoglobin" --id demo-hemoglobin
+fi
+medrec pointer show demo-hemoglobin
+medrec pointer verify demo-hemoglobin "$record"
+
+step "Hospital B: emergency (break-glass) access, visible to the patient"
+if "$medrec_bin" --json break-glass show "$P" --provider "$B" | grep -q '"open":true'; then
+  echo "break-glass already open"
+else
+  medrec -a hospital-b break-glass open "$P" --reason "unconscious in the emergency department" --for 4h
+fi
+medrec break-glass show "$P" --provider "$B"
+
+step "Patient: revoke hospital A; access ends in that block"
+medrec -a patient revoke "$A"
+medrec check --grantee "$A" --category labs --patient "$P"
+
+cat <<DONE
+
+demo: done. The chain is still running at $rpc with the contracts in deployments/31337.json.
+Keep exploring with the same settings:
+  export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores MEDREC_PASSWORD_FILE=$state/password
+  target/debug/medrec --help
+  target/debug/medrec -a patient grant $A --categories labs --for 30d
+Stop it with: make stop
+DONE
