@@ -88,7 +88,9 @@ test-rust: node_modules/.installed ## Rust tests: unit tests and the CLI against
 test: install lint abi-check test-sol gas-check slither test-rust ## Run every check and test (what CI runs)
 
 .PHONY: bench
-bench: node_modules/.installed ## Measure gas per transaction on anvil and print figures
+bench: node_modules/.installed ## Print every benchmark's figures (gas per call and per transaction)
+	$(FORGE) test --match-contract GasTest
+	@cat snapshots/GasTest.json
 	script/bench-gas.sh
 
 .PHONY: demo
