@@ -1,0 +1,467 @@
+//! The read API (JSON over HTTP). Every answer says the block it reflects; `?min_block=N`
+//! waits (up to 10 s) until block N is indexed, for read-your-writes after a transaction.
+
+use crate::metrics::Metrics;
+use alloy::primitives::{Address, B256};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Longest wait for `min_block`.
+const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The database.
+    pub pool: PgPool,
+    /// The indexer's counters.
+    pub metrics: Arc<Metrics>,
+    /// The node, for the time of a block whose hash is no longer stored.
+    pub node: alloy::providers::DynProvider,
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/patients/{patient}/grants", get(patient_grants))
+        .route("/v1/patients/{patient}/pointers", get(patient_pointers))
+        .route("/v1/patients/{patient}/timeline", get(timeline))
+        .route("/v1/grantees/{grantee}/patients", get(grantee_patients))
+        .route("/v1/pointers/{record_id}", get(pointer))
+        .route("/v1/access", get(access))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .with_state(state)
+}
+
+/// An error answer: `{"error":{"code","message"}}`.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database",
+            format!("database: {e}"),
+        )
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+#[derive(Debug, Deserialize)]
+struct Wait {
+    min_block: Option<u64>,
+}
+
+fn address(s: &str, what: &str) -> Result<Address, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::bad(format!("bad {what} address {s:?}")))
+}
+
+fn hex(b: &[u8]) -> String {
+    format!("0x{}", alloy::hex::encode(b))
+}
+
+fn checksum(b: &[u8]) -> String {
+    Address::from_slice(b).to_checksum(None)
+}
+
+fn unmask(m: i64) -> u64 {
+    u64::from_ne_bytes(m.to_ne_bytes())
+}
+
+/// Waits for `min_block`, then opens a snapshot and reads the cursor in it.
+async fn snapshot(
+    pool: &PgPool,
+    wait: &Wait,
+) -> Result<(Transaction<'static, Postgres>, u64, u64), ApiError> {
+    let started = Instant::now();
+    loop {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT c.block_number, COALESCE(b.timestamp, 0) FROM indexer_cursor c
+             LEFT JOIN indexed_blocks b ON b.block_number = c.block_number WHERE c.id = 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (block, ts) = row.map(|(b, t)| (b as u64, t as u64)).unwrap_or((0, 0));
+        match wait.min_block {
+            Some(min) if block < min => {
+                drop(tx);
+                if started.elapsed() >= MAX_WAIT {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not_indexed_yet",
+                        format!("block {min} is not indexed yet (indexed: {block})"),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return Ok((tx, block, ts)),
+        }
+    }
+}
+
+async fn health(State(s): State<ApiState>) -> Response {
+    let m = &s.metrics;
+    let db_ok = sqlx::query("SELECT 1").execute(&s.pool).await.is_ok();
+    let body = json!({
+        "status": if db_ok { "ok" } else { "degraded" },
+        "database": db_ok,
+        "indexedBlock": m.indexed_block.load(Ordering::Relaxed),
+        "headBlock": m.head_block.load(Ordering::Relaxed),
+        "lagBlocks": m.lag(),
+        "writer": m.writer.load(Ordering::Relaxed) == 1,
+    });
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+fn grant_json(r: &sqlx::postgres::PgRow, now: u64, who: &str) -> Value {
+    let cats = unmask(r.get::<i64, _>("categories"));
+    let nb = r.get::<i64, _>("not_before") as u64;
+    let exp = r.get::<i64, _>("expires_at") as u64;
+    json!({
+        who: checksum(r.get::<Vec<u8>, _>(who).as_slice()),
+        "by": checksum(r.get::<Vec<u8>, _>("by_account").as_slice()),
+        "categories": medrec_bindings::category_names(cats),
+        "categoryMask": cats,
+        "purpose": medrec_bindings::purpose_name(r.get::<i16, _>("purpose") as u8),
+        "notBefore": nb,
+        "expiresAt": exp,
+        "live": now >= nb && now < exp,
+        "sinceBlock": r.get::<i64, _>("block_number"),
+    })
+}
+
+async fn patient_grants(
+    State(s): State<ApiState>,
+    Path(p): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult {
+    let patient = address(&p, "patient")?;
+    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
+    let rows = sqlx::query(
+        "SELECT grantee, by_account, categories, purpose, not_before, expires_at, block_number
+         FROM grants WHERE patient = $1 ORDER BY grantee",
+    )
+    .bind(patient.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    let grants: Vec<Value> = rows.iter().map(|r| grant_json(r, now, "grantee")).collect();
+    Ok(Json(
+        json!({"block": block, "patient": patient.to_checksum(None), "grants": grants}),
+    ))
+}
+
+async fn grantee_patients(
+    State(s): State<ApiState>,
+    Path(g): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult {
+    let grantee = address(&g, "grantee")?;
+    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
+    let rows = sqlx::query(
+        "SELECT patient, by_account, categories, purpose, not_before, expires_at, block_number
+         FROM grants WHERE grantee = $1 ORDER BY patient",
+    )
+    .bind(grantee.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    let patients: Vec<Value> = rows.iter().map(|r| grant_json(r, now, "patient")).collect();
+    Ok(Json(
+        json!({"block": block, "grantee": grantee.to_checksum(None), "patients": patients}),
+    ))
+}
+
+fn pointer_json(r: &sqlx::postgres::PgRow) -> Value {
+    let superseded: Option<Vec<u8>> = r.get("superseded_by");
+    json!({
+        "recordId": hex(&r.get::<Vec<u8>, _>("record_id")),
+        "patient": checksum(&r.get::<Vec<u8>, _>("patient")),
+        "holder": checksum(&r.get::<Vec<u8>, _>("holder")),
+        "category": medrec_bindings::category_name(r.get::<i16, _>("category") as u8),
+        "contentHash": hex(&r.get::<Vec<u8>, _>("content_hash")),
+        "locator": r.get::<String, _>("locator"),
+        "anchoredBlock": r.get::<i64, _>("anchored_block"),
+        "supersededBy": superseded.map(|s| hex(&s)),
+    })
+}
+
+async fn patient_pointers(
+    State(s): State<ApiState>,
+    Path(p): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult {
+    let patient = address(&p, "patient")?;
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let rows = sqlx::query(
+        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by
+         FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
+    )
+    .bind(patient.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    let pointers: Vec<Value> = rows.iter().map(pointer_json).collect();
+    Ok(Json(
+        json!({"block": block, "patient": patient.to_checksum(None), "pointers": pointers}),
+    ))
+}
+
+async fn pointer(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult {
+    let record_id: B256 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let row = sqlx::query(
+        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by
+         FROM pointers WHERE record_id = $1",
+    )
+    .bind(record_id.to_vec())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let row = row.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("unknown record {record_id}"),
+        )
+    })?;
+    Ok(Json(json!({"block": block, "pointer": pointer_json(&row)})))
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    min_block: Option<u64>,
+    from_block: Option<u64>,
+    limit: Option<i64>,
+}
+
+const TIMELINE_SQL: &str = "
+SELECT * FROM (
+  SELECT block_number, log_index, tx_hash, 'granted' AS kind,
+    json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'),
+      'categoryMask', categories, 'purpose', purpose, 'notBefore', not_before, 'expiresAt', expires_at)::text AS data
+  FROM ev_granted WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'revoked',
+    json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'))::text
+  FROM ev_revoked WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'guardian-set',
+    json_build_object('guardian', '0x' || encode(guardian, 'hex'), 'scopeMask', scope,
+      'notBefore', not_before, 'expiresAt', expires_at)::text
+  FROM ev_guardian_set WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'guardian-removed',
+    json_build_object('guardian', '0x' || encode(guardian, 'hex'))::text
+  FROM ev_guardian_removed WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'break-glass-opened',
+    json_build_object('provider', '0x' || encode(provider, 'hex'), 'reasonHash', '0x' || encode(reason_hash, 'hex'),
+      'openedAt', opened_at, 'expiresAt', expires_at)::text
+  FROM ev_emergency_opened WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'break-glass-closed',
+    json_build_object('provider', '0x' || encode(provider, 'hex'), 'by', '0x' || encode(by_account, 'hex'))::text
+  FROM ev_emergency_closed WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'pointer-anchored',
+    json_build_object('recordId', '0x' || encode(record_id, 'hex'), 'holder', '0x' || encode(holder, 'hex'),
+      'category', category, 'contentHash', '0x' || encode(content_hash, 'hex'), 'locator', locator)::text
+  FROM ev_pointer_anchored WHERE patient = $1
+  UNION ALL
+  SELECT s.block_number, s.log_index, s.tx_hash, 'pointer-superseded',
+    json_build_object('oldRecordId', '0x' || encode(s.old_record_id, 'hex'),
+      'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
+  FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
+) t WHERE block_number >= $2 ORDER BY block_number, log_index LIMIT $3";
+
+async fn timeline(
+    State(s): State<ApiState>,
+    Path(p): Path<String>,
+    Query(q): Query<TimelineQuery>,
+) -> ApiResult {
+    let patient = address(&p, "patient")?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad("limit must be 1 to 10000"));
+    }
+    let (mut tx, block, _) = snapshot(
+        &s.pool,
+        &Wait {
+            min_block: q.min_block,
+        },
+    )
+    .await?;
+    let rows = sqlx::query(TIMELINE_SQL)
+        .bind(patient.to_vec())
+        .bind(q.from_block.unwrap_or(0) as i64)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let data: Value =
+                serde_json::from_str(&r.get::<String, _>("data")).unwrap_or(Value::Null);
+            json!({
+                "block": r.get::<i64, _>("block_number"),
+                "logIndex": r.get::<i32, _>("log_index"),
+                "txHash": hex(&r.get::<Vec<u8>, _>("tx_hash")),
+                "type": r.get::<String, _>("kind"),
+                "data": data,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"block": block, "patient": patient.to_checksum(None), "events": events}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessQuery {
+    grantee: String,
+    patient: String,
+    category: String,
+    block: Option<u64>,
+    min_block: Option<u64>,
+}
+
+/// Was `grantee` allowed to read `category` of `patient` at the end of `block`?
+async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiResult {
+    let grantee = address(&q.grantee, "grantee")?;
+    let patient = address(&q.patient, "patient")?;
+    let category = medrec_bindings::category_index(&q.category)
+        .ok_or_else(|| ApiError::bad(format!("unknown category {:?}", q.category)))?;
+    let (mut tx, indexed, _) = snapshot(
+        &s.pool,
+        &Wait {
+            min_block: q.min_block.or(q.block),
+        },
+    )
+    .await?;
+    let at = q.block.unwrap_or(indexed);
+    if at > indexed {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_indexed_yet",
+            format!("block {at} is not indexed yet"),
+        ));
+    }
+    // The block's time: stored for recent blocks, else asked of the node.
+    let stored: Option<(i64,)> =
+        sqlx::query_as("SELECT timestamp FROM indexed_blocks WHERE block_number = $1")
+            .bind(at as i64)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let ts = match stored {
+        Some((t,)) => t,
+        None => {
+            use alloy::providers::Provider;
+            let block = s
+                .node
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(at))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "rpc", format!("node: {e}")))?
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no block {at}"))
+                })?;
+            block.header.timestamp as i64
+        }
+    };
+    let bit = 1i64.wrapping_shl(category as u32);
+    let row = sqlx::query(
+        "SELECT
+           EXISTS (SELECT 1 FROM credential_history WHERE account = $1 AND role = 1
+                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4) AS credentialed,
+           EXISTS (SELECT 1 FROM grant_history WHERE patient = $2 AND grantee = $1
+                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
+                   AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0) AS granted,
+           EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
+                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4) AS emergency",
+    )
+    .bind(grantee.to_vec())
+    .bind(patient.to_vec())
+    .bind(at as i64)
+    .bind(ts)
+    .bind(bit)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (cred, granted, emergency): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let via = if !cred {
+        None
+    } else if granted {
+        Some("grant")
+    } else if emergency {
+        Some("break-glass")
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "block": at, "indexedBlock": indexed, "grantee": grantee.to_checksum(None), "patient": patient.to_checksum(None),
+        "category": medrec_bindings::category_name(category), "allowed": via.is_some(), "via": via,
+    })))
+}

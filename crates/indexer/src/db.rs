@@ -1,0 +1,829 @@
+//! PostgreSQL: migrations, the writer's lock, one transaction per batch, and reorg rollback.
+
+use crate::error::{IndexerError, Result};
+use crate::events::{Event, LogEvent};
+use alloy::primitives::{Address, B256};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The advisory lock key that only the writing indexer holds ("medrec" in ASCII).
+pub const WRITER_LOCK: i64 = 0x6d65_6472_6563;
+
+/// Embedded migrations from `migrations/`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens a pool to `url`.
+pub async fn pool(url: &str, max: u32) -> Result<PgPool> {
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| IndexerError::Config(format!("bad database URL: {e}")))?;
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(opts)
+        .await
+        .map_err(|e| IndexerError::DbUnavailable(format!("cannot connect to the database: {e}")))
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(e) => IndexerError::from(e),
+        other => IndexerError::Integrity(format!("migrations: {other}")),
+    })
+}
+
+/// The writer lock, held on a dedicated connection for as long as it lives.
+pub struct WriterLock {
+    conn: PgConnection,
+}
+
+impl WriterLock {
+    /// Tries once to take the lock; `None` if another indexer holds it.
+    pub async fn try_acquire(url: &str) -> Result<Option<Self>> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| IndexerError::Config(format!("bad database URL: {e}")))?;
+        let mut conn = PgConnection::connect_with(&opts).await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(WRITER_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(got.then_some(Self { conn }))
+    }
+
+    /// Checks that the lock's connection is alive (the lock goes with it).
+    pub async fn check(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await?;
+        Ok(())
+    }
+}
+
+/// Where the indexer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last indexed block.
+    pub block_number: u64,
+    /// Its hash.
+    pub block_hash: B256,
+}
+
+type CursorRow = (i64, Vec<Vec<u8>>, i64, Vec<u8>);
+/// from_block, from_log, to_block, end_reason columns.
+type SpanColumns = (Vec<i64>, Vec<i32>, Vec<Option<i64>>, Vec<Option<String>>);
+
+/// Reads the cursor, checking that the database belongs to this chain and deployment.
+pub async fn read_cursor(
+    pool: &PgPool,
+    chain_id: u64,
+    contracts: &[Address],
+) -> Result<Option<Cursor>> {
+    let row: Option<CursorRow> = sqlx::query_as(
+        "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some((db_chain, db_contracts, n, h)) = row else {
+        return Ok(None);
+    };
+    let ours: Vec<Vec<u8>> = contracts.iter().map(|a| a.to_vec()).collect();
+    if db_chain as u64 != chain_id || db_contracts != ours {
+        return Err(IndexerError::WrongDeployment(format!(
+            "indexed chain {db_chain} with other contracts; this is chain {chain_id}"
+        )));
+    }
+    Ok(Some(Cursor {
+        block_number: n as u64,
+        block_hash: B256::from_slice(&h),
+    }))
+}
+
+/// Sets the starting cursor of an empty database.
+pub async fn init_cursor(
+    pool: &PgPool,
+    chain_id: u64,
+    contracts: &[Address],
+    start: Cursor,
+    timestamp: u64,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let ours: Vec<Vec<u8>> = contracts.iter().map(|a| a.to_vec()).collect();
+    sqlx::query(
+        "INSERT INTO indexer_cursor (id, chain_id, contracts, block_number, block_hash) VALUES (1, $1, $2, $3, $4)",
+    )
+    .bind(chain_id as i64)
+    .bind(&ours)
+    .bind(start.block_number as i64)
+    .bind(start.block_hash.to_vec())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO indexed_blocks (block_number, block_hash, timestamp) VALUES ($1, $2, $3)",
+    )
+    .bind(start.block_number as i64)
+    .bind(start.block_hash.to_vec())
+    .bind(timestamp as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The stored hashes of indexed blocks at or below `at`, newest first, at most `limit`.
+pub async fn recent_blocks(pool: &PgPool, at: u64, limit: u64) -> Result<Vec<(u64, B256)>> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT block_number, block_hash FROM indexed_blocks WHERE block_number <= $1 ORDER BY block_number DESC LIMIT $2",
+    )
+    .bind(at as i64)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(n, h)| (n as u64, B256::from_slice(&h)))
+        .collect())
+}
+
+/// A block whose hash the batch records.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRef {
+    /// Number.
+    pub number: u64,
+    /// Hash.
+    pub hash: B256,
+    /// Timestamp.
+    pub timestamp: u64,
+}
+
+fn b(a: &Address) -> Vec<u8> {
+    a.to_vec()
+}
+fn h(x: &B256) -> Vec<u8> {
+    x.to_vec()
+}
+/// A uint64 mask stored in BIGINT with the same bits.
+fn mask(m: u64) -> i64 {
+    i64::from_ne_bytes(m.to_ne_bytes())
+}
+
+/// A state a batch opens in a history table: its key, payload, start, and end if the same
+/// batch ends it.
+struct Opened<K, R> {
+    key: K,
+    row: R,
+    block: u64,
+    log: u32,
+    end: Option<(u64, &'static str)>,
+}
+
+/// What a batch does to one history table.
+struct History<K, R> {
+    opened: Vec<Opened<K, R>>,
+    /// Open rows already in the database to close: (key, block, reason).
+    closes: Vec<(K, u64, &'static str)>,
+    open_in_batch: HashMap<K, usize>,
+    touched: std::collections::HashSet<K>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, R> History<K, R> {
+    fn new() -> Self {
+        Self {
+            opened: vec![],
+            closes: vec![],
+            open_in_batch: HashMap::new(),
+            touched: Default::default(),
+        }
+    }
+
+    /// Ends the state of `key` at `block`, whether this batch or an earlier one opened it.
+    fn close(&mut self, key: &K, block: u64, reason: &'static str) {
+        if let Some(i) = self.open_in_batch.remove(key) {
+            self.opened[i].end = Some((block, reason));
+        } else if self.touched.insert(key.clone()) {
+            self.closes.push((key.clone(), block, reason));
+        }
+    }
+
+    /// Starts a new state of `key` at `block`/`log`, ending the previous one.
+    fn open(&mut self, key: K, row: R, block: u64, log: u32) {
+        self.close(&key, block, "replaced");
+        self.touched.insert(key.clone());
+        self.open_in_batch.insert(key.clone(), self.opened.len());
+        self.opened.push(Opened {
+            key,
+            row,
+            block,
+            log,
+            end: None,
+        });
+    }
+
+    fn close_columns(&self) -> (Vec<&K>, Vec<i64>, Vec<String>) {
+        let keys = self.closes.iter().map(|(k, _, _)| k).collect();
+        let blocks = self.closes.iter().map(|(_, b, _)| *b as i64).collect();
+        let why = self
+            .closes
+            .iter()
+            .map(|(_, _, r)| (*r).to_string())
+            .collect();
+        (keys, blocks, why)
+    }
+
+    /// from_block, from_log, to_block, end_reason of the opened rows.
+    fn span_columns(&self) -> SpanColumns {
+        (
+            self.opened.iter().map(|o| o.block as i64).collect(),
+            self.opened.iter().map(|o| o.log as i32).collect(),
+            self.opened
+                .iter()
+                .map(|o| o.end.map(|(b, _)| b as i64))
+                .collect(),
+            self.opened
+                .iter()
+                .map(|o| o.end.map(|(_, r)| r.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// Writes one batch (events, history, pointers, block hashes, cursor) in one transaction.
+/// Returns the number of event rows written.
+pub async fn write_batch(
+    pool: &PgPool,
+    expected_cursor: u64,
+    events: &[LogEvent],
+    blocks: &[BlockRef],
+    new_cursor: Cursor,
+    prune_below: u64,
+) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    // The cursor must be where this writer left it: guards against a lost writer lock.
+    let (at,): (i64,) =
+        sqlx::query_as("SELECT block_number FROM indexer_cursor WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    if at as u64 != expected_cursor {
+        return Err(IndexerError::Integrity(format!(
+            "the cursor moved under this indexer (expected {expected_cursor}, found {at}): is another indexer writing?"
+        )));
+    }
+    insert_events(&mut tx, events).await?;
+    apply_history(&mut tx, events).await?;
+
+    let nums: Vec<i64> = blocks.iter().map(|b| b.number as i64).collect();
+    let hashes: Vec<Vec<u8>> = blocks.iter().map(|b| h(&b.hash)).collect();
+    let times: Vec<i64> = blocks.iter().map(|b| b.timestamp as i64).collect();
+    sqlx::query(
+        "INSERT INTO indexed_blocks (block_number, block_hash, timestamp)
+         SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bigint[])
+         ON CONFLICT (block_number) DO UPDATE SET block_hash = EXCLUDED.block_hash, timestamp = EXCLUDED.timestamp",
+    )
+    .bind(&nums)
+    .bind(&hashes)
+    .bind(&times)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM indexed_blocks WHERE block_number < $1")
+        .bind(prune_below as i64)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE indexer_cursor SET block_number = $1, block_hash = $2, updated_at = now() WHERE id = 1")
+        .bind(new_cursor.block_number as i64)
+        .bind(h(&new_cursor.block_hash))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(events.len() as u64)
+}
+
+async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) -> Result<()> {
+    macro_rules! cols {
+        ($($name:ident : $ty:ty),*) => { $(let mut $name: Vec<$ty> = Vec::new();)* };
+    }
+    // Per-table columns, filled in one pass.
+    cols!(ci_b: i64, ci_l: i32, ci_t: Vec<u8>, ci_account: Vec<u8>, ci_role: i16, ci_ref: Vec<u8>, ci_issued: i64, ci_exp: i64);
+    cols!(cr_b: i64, cr_l: i32, cr_t: Vec<u8>, cr_account: Vec<u8>, cr_role: i16, cr_at: i64);
+    cols!(g_b: i64, g_l: i32, g_t: Vec<u8>, g_p: Vec<u8>, g_g: Vec<u8>, g_by: Vec<u8>, g_c: i64, g_pu: i16, g_nb: i64, g_exp: i64);
+    cols!(r_b: i64, r_l: i32, r_t: Vec<u8>, r_p: Vec<u8>, r_g: Vec<u8>, r_by: Vec<u8>);
+    cols!(gs_b: i64, gs_l: i32, gs_t: Vec<u8>, gs_p: Vec<u8>, gs_g: Vec<u8>, gs_s: i64, gs_nb: i64, gs_exp: i64);
+    cols!(gr_b: i64, gr_l: i32, gr_t: Vec<u8>, gr_p: Vec<u8>, gr_g: Vec<u8>);
+    cols!(eo_b: i64, eo_l: i32, eo_t: Vec<u8>, eo_p: Vec<u8>, eo_pr: Vec<u8>, eo_r: Vec<u8>, eo_o: i64, eo_exp: i64);
+    cols!(ec_b: i64, ec_l: i32, ec_t: Vec<u8>, ec_p: Vec<u8>, ec_pr: Vec<u8>, ec_by: Vec<u8>);
+    cols!(cap_b: i64, cap_l: i32, cap_t: Vec<u8>, cap_c: i64);
+    cols!(pa_b: i64, pa_l: i32, pa_t: Vec<u8>, pa_id: Vec<u8>, pa_p: Vec<u8>, pa_h: Vec<u8>, pa_c: i16, pa_hash: Vec<u8>, pa_loc: String);
+    cols!(ps_b: i64, ps_l: i32, ps_t: Vec<u8>, ps_old: Vec<u8>, ps_new: Vec<u8>);
+
+    for e in events {
+        let (bn, li, th) = (e.block_number as i64, e.log_index as i32, h(&e.tx_hash));
+        match &e.event {
+            Event::CredentialIssued {
+                account,
+                role,
+                reference,
+                issued_at,
+                expires_at,
+            } => {
+                ci_b.push(bn);
+                ci_l.push(li);
+                ci_t.push(th);
+                ci_account.push(b(account));
+                ci_role.push(*role as i16);
+                ci_ref.push(h(reference));
+                ci_issued.push(*issued_at as i64);
+                ci_exp.push(*expires_at as i64);
+            }
+            Event::CredentialRevoked {
+                account,
+                role,
+                revoked_at,
+            } => {
+                cr_b.push(bn);
+                cr_l.push(li);
+                cr_t.push(th);
+                cr_account.push(b(account));
+                cr_role.push(*role as i16);
+                cr_at.push(*revoked_at as i64);
+            }
+            Event::Granted {
+                patient,
+                grantee,
+                by,
+                categories,
+                purpose,
+                not_before,
+                expires_at,
+            } => {
+                g_b.push(bn);
+                g_l.push(li);
+                g_t.push(th);
+                g_p.push(b(patient));
+                g_g.push(b(grantee));
+                g_by.push(b(by));
+                g_c.push(mask(*categories));
+                g_pu.push(*purpose as i16);
+                g_nb.push(*not_before as i64);
+                g_exp.push(*expires_at as i64);
+            }
+            Event::Revoked {
+                patient,
+                grantee,
+                by,
+            } => {
+                r_b.push(bn);
+                r_l.push(li);
+                r_t.push(th);
+                r_p.push(b(patient));
+                r_g.push(b(grantee));
+                r_by.push(b(by));
+            }
+            Event::GuardianSet {
+                patient,
+                guardian,
+                scope,
+                not_before,
+                expires_at,
+            } => {
+                gs_b.push(bn);
+                gs_l.push(li);
+                gs_t.push(th);
+                gs_p.push(b(patient));
+                gs_g.push(b(guardian));
+                gs_s.push(mask(*scope));
+                gs_nb.push(*not_before as i64);
+                gs_exp.push(*expires_at as i64);
+            }
+            Event::GuardianRemoved { patient, guardian } => {
+                gr_b.push(bn);
+                gr_l.push(li);
+                gr_t.push(th);
+                gr_p.push(b(patient));
+                gr_g.push(b(guardian));
+            }
+            Event::EmergencyOpened {
+                patient,
+                provider,
+                reason_hash,
+                opened_at,
+                expires_at,
+            } => {
+                eo_b.push(bn);
+                eo_l.push(li);
+                eo_t.push(th);
+                eo_p.push(b(patient));
+                eo_pr.push(b(provider));
+                eo_r.push(h(reason_hash));
+                eo_o.push(*opened_at as i64);
+                eo_exp.push(*expires_at as i64);
+            }
+            Event::EmergencyClosed {
+                patient,
+                provider,
+                by,
+            } => {
+                ec_b.push(bn);
+                ec_l.push(li);
+                ec_t.push(th);
+                ec_p.push(b(patient));
+                ec_pr.push(b(provider));
+                ec_by.push(b(by));
+            }
+            Event::EmergencyCapSet { cap } => {
+                cap_b.push(bn);
+                cap_l.push(li);
+                cap_t.push(th);
+                cap_c.push(*cap as i64);
+            }
+            Event::PointerAnchored {
+                record_id,
+                patient,
+                holder,
+                category,
+                content_hash,
+                locator,
+            } => {
+                pa_b.push(bn);
+                pa_l.push(li);
+                pa_t.push(th);
+                pa_id.push(h(record_id));
+                pa_p.push(b(patient));
+                pa_h.push(b(holder));
+                pa_c.push(*category as i16);
+                pa_hash.push(h(content_hash));
+                pa_loc.push(locator.clone());
+            }
+            Event::PointerSuperseded {
+                old_record_id,
+                new_record_id,
+            } => {
+                ps_b.push(bn);
+                ps_l.push(li);
+                ps_t.push(th);
+                ps_old.push(h(old_record_id));
+                ps_new.push(h(new_record_id));
+            }
+        }
+    }
+
+    if !ci_b.is_empty() {
+        sqlx::query("INSERT INTO ev_credential_issued SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])")
+            .bind(&ci_b).bind(&ci_l).bind(&ci_t).bind(&ci_account).bind(&ci_role).bind(&ci_ref).bind(&ci_issued).bind(&ci_exp)
+            .execute(&mut **tx).await?;
+    }
+    if !cr_b.is_empty() {
+        sqlx::query("INSERT INTO ev_credential_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bigint[])")
+            .bind(&cr_b).bind(&cr_l).bind(&cr_t).bind(&cr_account).bind(&cr_role).bind(&cr_at)
+            .execute(&mut **tx).await?;
+    }
+    if !g_b.is_empty() {
+        sqlx::query("INSERT INTO ev_granted SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::smallint[], $9::bigint[], $10::bigint[])")
+            .bind(&g_b).bind(&g_l).bind(&g_t).bind(&g_p).bind(&g_g).bind(&g_by).bind(&g_c).bind(&g_pu).bind(&g_nb).bind(&g_exp)
+            .execute(&mut **tx).await?;
+    }
+    if !r_b.is_empty() {
+        sqlx::query("INSERT INTO ev_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])")
+            .bind(&r_b).bind(&r_l).bind(&r_t).bind(&r_p).bind(&r_g).bind(&r_by)
+            .execute(&mut **tx).await?;
+    }
+    if !gs_b.is_empty() {
+        sqlx::query("INSERT INTO ev_guardian_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[])")
+            .bind(&gs_b).bind(&gs_l).bind(&gs_t).bind(&gs_p).bind(&gs_g).bind(&gs_s).bind(&gs_nb).bind(&gs_exp)
+            .execute(&mut **tx).await?;
+    }
+    if !gr_b.is_empty() {
+        sqlx::query("INSERT INTO ev_guardian_removed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])")
+            .bind(&gr_b).bind(&gr_l).bind(&gr_t).bind(&gr_p).bind(&gr_g)
+            .execute(&mut **tx).await?;
+    }
+    if !eo_b.is_empty() {
+        sqlx::query("INSERT INTO ev_emergency_opened SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[])")
+            .bind(&eo_b).bind(&eo_l).bind(&eo_t).bind(&eo_p).bind(&eo_pr).bind(&eo_r).bind(&eo_o).bind(&eo_exp)
+            .execute(&mut **tx).await?;
+    }
+    if !ec_b.is_empty() {
+        sqlx::query("INSERT INTO ev_emergency_closed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])")
+            .bind(&ec_b).bind(&ec_l).bind(&ec_t).bind(&ec_p).bind(&ec_pr).bind(&ec_by)
+            .execute(&mut **tx).await?;
+    }
+    if !cap_b.is_empty() {
+        sqlx::query("INSERT INTO ev_emergency_cap_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bigint[])")
+            .bind(&cap_b).bind(&cap_l).bind(&cap_t).bind(&cap_c)
+            .execute(&mut **tx).await?;
+    }
+    if !pa_b.is_empty() {
+        sqlx::query("INSERT INTO ev_pointer_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::smallint[], $8::bytea[], $9::text[])")
+            .bind(&pa_b).bind(&pa_l).bind(&pa_t).bind(&pa_id).bind(&pa_p).bind(&pa_h).bind(&pa_c).bind(&pa_hash).bind(&pa_loc)
+            .execute(&mut **tx).await?;
+        sqlx::query("INSERT INTO pointers (record_id, patient, holder, category, content_hash, locator, anchored_block, anchored_log)
+                     SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::smallint[], $5::bytea[], $6::text[], $7::bigint[], $8::int[])")
+            .bind(&pa_id).bind(&pa_p).bind(&pa_h).bind(&pa_c).bind(&pa_hash).bind(&pa_loc).bind(&pa_b).bind(&pa_l)
+            .execute(&mut **tx).await?;
+    }
+    if !ps_b.is_empty() {
+        sqlx::query("INSERT INTO ev_pointer_superseded SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])")
+            .bind(&ps_b).bind(&ps_l).bind(&ps_t).bind(&ps_old).bind(&ps_new)
+            .execute(&mut **tx).await?;
+        let res = sqlx::query(
+            "UPDATE pointers p SET superseded_by = u.new_id, superseded_block = u.block
+                     FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[]) AS u(old_id, new_id, block)
+                     WHERE p.record_id = u.old_id AND p.superseded_by IS NULL",
+        )
+        .bind(&ps_old)
+        .bind(&ps_new)
+        .bind(&ps_b)
+        .execute(&mut **tx)
+        .await?;
+        if res.rows_affected() != ps_old.len() as u64 {
+            return Err(IndexerError::Integrity(
+                "a superseded pointer is unknown or already superseded".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+type PairKey = (Address, Address);
+
+fn pair_columns(keys: &[&PairKey]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    (
+        keys.iter().map(|k| b(&k.0)).collect(),
+        keys.iter().map(|k| b(&k.1)).collect(),
+    )
+}
+
+async fn apply_history(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) -> Result<()> {
+    // (patient, grantee) -> (by, categories, purpose, not_before, expires_at)
+    let mut grants: History<PairKey, (Address, u64, u8, u64, u64)> = History::new();
+    // (patient, guardian) -> (scope, not_before, expires_at)
+    let mut guardians: History<PairKey, (u64, u64, u64)> = History::new();
+    // account -> (role, ref, issued_at, expires_at)
+    let mut credentials: History<Address, (u8, B256, u64, u64)> = History::new();
+    // (patient, provider) -> (reason, opened_at, expires_at)
+    let mut emergencies: History<PairKey, (B256, u64, u64)> = History::new();
+    for e in events {
+        let (bn, li) = (e.block_number, e.log_index);
+        match &e.event {
+            Event::Granted {
+                patient,
+                grantee,
+                by,
+                categories,
+                purpose,
+                not_before,
+                expires_at,
+            } => {
+                let row = (*by, *categories, *purpose, *not_before, *expires_at);
+                grants.open((*patient, *grantee), row, bn, li)
+            }
+            Event::Revoked {
+                patient, grantee, ..
+            } => grants.close(&(*patient, *grantee), bn, "revoked"),
+            Event::GuardianSet {
+                patient,
+                guardian,
+                scope,
+                not_before,
+                expires_at,
+            } => guardians.open(
+                (*patient, *guardian),
+                (*scope, *not_before, *expires_at),
+                bn,
+                li,
+            ),
+            Event::GuardianRemoved { patient, guardian } => {
+                guardians.close(&(*patient, *guardian), bn, "removed")
+            }
+            Event::CredentialIssued {
+                account,
+                role,
+                reference,
+                issued_at,
+                expires_at,
+            } => credentials.open(
+                *account,
+                (*role, *reference, *issued_at, *expires_at),
+                bn,
+                li,
+            ),
+            Event::CredentialRevoked { account, .. } => credentials.close(account, bn, "revoked"),
+            Event::EmergencyOpened {
+                patient,
+                provider,
+                reason_hash,
+                opened_at,
+                expires_at,
+            } => {
+                let row = (*reason_hash, *opened_at, *expires_at);
+                emergencies.open((*patient, *provider), row, bn, li)
+            }
+            Event::EmergencyClosed {
+                patient, provider, ..
+            } => emergencies.close(&(*patient, *provider), bn, "closed"),
+            _ => {}
+        }
+    }
+
+    // grants
+    if !grants.closes.is_empty() {
+        let (keys, blk, why) = grants.close_columns();
+        let (p, g) = pair_columns(&keys);
+        sqlx::query(
+            "UPDATE grant_history h SET to_block = c.blk, end_reason = c.why
+             FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[], $4::text[]) AS c(p, g, blk, why)
+             WHERE h.patient = c.p AND h.grantee = c.g AND h.to_block IS NULL",
+        )
+        .bind(&p)
+        .bind(&g)
+        .bind(&blk)
+        .bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !grants.opened.is_empty() {
+        let keys: Vec<&PairKey> = grants.opened.iter().map(|o| &o.key).collect();
+        let (p, g) = pair_columns(&keys);
+        let by: Vec<Vec<u8>> = grants.opened.iter().map(|o| b(&o.row.0)).collect();
+        let cats: Vec<i64> = grants.opened.iter().map(|o| mask(o.row.1)).collect();
+        let purpose: Vec<i16> = grants.opened.iter().map(|o| o.row.2 as i16).collect();
+        let nb: Vec<i64> = grants.opened.iter().map(|o| o.row.3 as i64).collect();
+        let ex: Vec<i64> = grants.opened.iter().map(|o| o.row.4 as i64).collect();
+        let (fb, fl, tb, why) = grants.span_columns();
+        sqlx::query(
+            "INSERT INTO grant_history (patient, grantee, by_account, categories, purpose, not_before, expires_at, from_block, from_log, to_block, end_reason)
+             SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bigint[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::bigint[], $11::text[])",
+        )
+        .bind(&p).bind(&g).bind(&by).bind(&cats).bind(&purpose).bind(&nb).bind(&ex)
+        .bind(&fb).bind(&fl).bind(&tb).bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // guardians
+    if !guardians.closes.is_empty() {
+        let (keys, blk, why) = guardians.close_columns();
+        let (p, g) = pair_columns(&keys);
+        sqlx::query(
+            "UPDATE guardian_history h SET to_block = c.blk, end_reason = c.why
+             FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[], $4::text[]) AS c(p, g, blk, why)
+             WHERE h.patient = c.p AND h.guardian = c.g AND h.to_block IS NULL",
+        )
+        .bind(&p)
+        .bind(&g)
+        .bind(&blk)
+        .bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !guardians.opened.is_empty() {
+        let keys: Vec<&PairKey> = guardians.opened.iter().map(|o| &o.key).collect();
+        let (p, g) = pair_columns(&keys);
+        let scope: Vec<i64> = guardians.opened.iter().map(|o| mask(o.row.0)).collect();
+        let nb: Vec<i64> = guardians.opened.iter().map(|o| o.row.1 as i64).collect();
+        let ex: Vec<i64> = guardians.opened.iter().map(|o| o.row.2 as i64).collect();
+        let (fb, fl, tb, why) = guardians.span_columns();
+        sqlx::query(
+            "INSERT INTO guardian_history (patient, guardian, scope, not_before, expires_at, from_block, from_log, to_block, end_reason)
+             SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[])",
+        )
+        .bind(&p).bind(&g).bind(&scope).bind(&nb).bind(&ex).bind(&fb).bind(&fl).bind(&tb).bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // credentials
+    if !credentials.closes.is_empty() {
+        let (keys, blk, why) = credentials.close_columns();
+        let a: Vec<Vec<u8>> = keys.iter().map(|k| b(k)).collect();
+        sqlx::query(
+            "UPDATE credential_history h SET to_block = c.blk, end_reason = c.why
+             FROM UNNEST($1::bytea[], $2::bigint[], $3::text[]) AS c(a, blk, why)
+             WHERE h.account = c.a AND h.to_block IS NULL",
+        )
+        .bind(&a)
+        .bind(&blk)
+        .bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !credentials.opened.is_empty() {
+        let a: Vec<Vec<u8>> = credentials.opened.iter().map(|o| b(&o.key)).collect();
+        let role: Vec<i16> = credentials.opened.iter().map(|o| o.row.0 as i16).collect();
+        let r: Vec<Vec<u8>> = credentials.opened.iter().map(|o| h(&o.row.1)).collect();
+        let issued: Vec<i64> = credentials.opened.iter().map(|o| o.row.2 as i64).collect();
+        let ex: Vec<i64> = credentials.opened.iter().map(|o| o.row.3 as i64).collect();
+        let (fb, fl, tb, why) = credentials.span_columns();
+        sqlx::query(
+            "INSERT INTO credential_history (account, role, ref, issued_at, expires_at, from_block, from_log, to_block, end_reason)
+             SELECT * FROM UNNEST($1::bytea[], $2::smallint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[])",
+        )
+        .bind(&a).bind(&role).bind(&r).bind(&issued).bind(&ex).bind(&fb).bind(&fl).bind(&tb).bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+
+    // emergencies
+    if !emergencies.closes.is_empty() {
+        let (keys, blk, why) = emergencies.close_columns();
+        let (p, g) = pair_columns(&keys);
+        sqlx::query(
+            "UPDATE emergency_history h SET to_block = c.blk, end_reason = c.why
+             FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[], $4::text[]) AS c(p, g, blk, why)
+             WHERE h.patient = c.p AND h.provider = c.g AND h.to_block IS NULL",
+        )
+        .bind(&p)
+        .bind(&g)
+        .bind(&blk)
+        .bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !emergencies.opened.is_empty() {
+        let keys: Vec<&PairKey> = emergencies.opened.iter().map(|o| &o.key).collect();
+        let (p, g) = pair_columns(&keys);
+        let reason: Vec<Vec<u8>> = emergencies.opened.iter().map(|o| h(&o.row.0)).collect();
+        let opened: Vec<i64> = emergencies.opened.iter().map(|o| o.row.1 as i64).collect();
+        let ex: Vec<i64> = emergencies.opened.iter().map(|o| o.row.2 as i64).collect();
+        let (fb, fl, tb, why) = emergencies.span_columns();
+        sqlx::query(
+            "INSERT INTO emergency_history (patient, provider, reason_hash, opened_at, expires_at, from_block, from_log, to_block, end_reason)
+             SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::bigint[], $9::text[])",
+        )
+        .bind(&p).bind(&g).bind(&reason).bind(&opened).bind(&ex).bind(&fb).bind(&fl).bind(&tb).bind(&why)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rolls everything above `fork` (the last block both chains share) back, in one transaction.
+pub async fn rollback(pool: &PgPool, fork: Cursor) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let f = fork.block_number as i64;
+    for table in EVENT_TABLES {
+        let sql = match *table {
+            "ev_credential_issued" => "DELETE FROM ev_credential_issued WHERE block_number > $1",
+            "ev_credential_revoked" => "DELETE FROM ev_credential_revoked WHERE block_number > $1",
+            "ev_granted" => "DELETE FROM ev_granted WHERE block_number > $1",
+            "ev_revoked" => "DELETE FROM ev_revoked WHERE block_number > $1",
+            "ev_guardian_set" => "DELETE FROM ev_guardian_set WHERE block_number > $1",
+            "ev_guardian_removed" => "DELETE FROM ev_guardian_removed WHERE block_number > $1",
+            "ev_emergency_opened" => "DELETE FROM ev_emergency_opened WHERE block_number > $1",
+            "ev_emergency_closed" => "DELETE FROM ev_emergency_closed WHERE block_number > $1",
+            "ev_emergency_cap_set" => "DELETE FROM ev_emergency_cap_set WHERE block_number > $1",
+            "ev_pointer_anchored" => "DELETE FROM ev_pointer_anchored WHERE block_number > $1",
+            _ => "DELETE FROM ev_pointer_superseded WHERE block_number > $1",
+        };
+        sqlx::query(sql).bind(f).execute(&mut *tx).await?;
+    }
+    for (delete, reopen) in [
+        (
+            "DELETE FROM grant_history WHERE from_block > $1",
+            "UPDATE grant_history SET to_block = NULL, end_reason = NULL WHERE to_block > $1",
+        ),
+        (
+            "DELETE FROM guardian_history WHERE from_block > $1",
+            "UPDATE guardian_history SET to_block = NULL, end_reason = NULL WHERE to_block > $1",
+        ),
+        (
+            "DELETE FROM credential_history WHERE from_block > $1",
+            "UPDATE credential_history SET to_block = NULL, end_reason = NULL WHERE to_block > $1",
+        ),
+        (
+            "DELETE FROM emergency_history WHERE from_block > $1",
+            "UPDATE emergency_history SET to_block = NULL, end_reason = NULL WHERE to_block > $1",
+        ),
+        (
+            "DELETE FROM pointers WHERE anchored_block > $1",
+            "UPDATE pointers SET superseded_by = NULL, superseded_block = NULL WHERE superseded_block > $1",
+        ),
+    ] {
+        sqlx::query(delete).bind(f).execute(&mut *tx).await?;
+        sqlx::query(reopen).bind(f).execute(&mut *tx).await?;
+    }
+    sqlx::query("DELETE FROM indexed_blocks WHERE block_number > $1")
+        .bind(f)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE indexer_cursor SET block_number = $1, block_hash = $2, updated_at = now() WHERE id = 1")
+        .bind(f)
+        .bind(h(&fork.block_hash))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The event tables, for rollback and counting.
+pub const EVENT_TABLES: &[&str] = &[
+    "ev_credential_issued",
+    "ev_credential_revoked",
+    "ev_granted",
+    "ev_revoked",
+    "ev_guardian_set",
+    "ev_guardian_removed",
+    "ev_emergency_opened",
+    "ev_emergency_closed",
+    "ev_emergency_cap_set",
+    "ev_pointer_anchored",
+    "ev_pointer_superseded",
+];

@@ -1,0 +1,205 @@
+//! `medrec-indexer`: parse, set up logging, run the pipeline and the API, map errors to exit codes.
+
+use clap::Parser;
+use medrec_indexer::api::{self, ApiState};
+use medrec_indexer::error::IndexerError;
+use medrec_indexer::metrics::Metrics;
+use medrec_indexer::{db, pipeline};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Mirrors the medrec contracts' events into PostgreSQL and serves a read API.
+///
+/// Settings: flag > environment variable > default.
+#[derive(Debug, Parser)]
+#[command(name = "medrec-indexer", version)]
+struct Args {
+    /// JSON-RPC URL of the chain
+    #[arg(long, env = "MEDREC_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+    /// PostgreSQL URL (the role needs to create tables on first run)
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Deployments file, or folder of <chain-id>.json files
+    #[arg(long, env = "MEDREC_DEPLOYMENTS", default_value = "deployments")]
+    deployments: PathBuf,
+    /// Blocks behind the head left unindexed until they are this deep
+    #[arg(long, env = "MEDREC_CONFIRMATIONS", default_value_t = 0)]
+    confirmations: u64,
+    /// How far back a reorg may reach; a deeper one stops the indexer
+    #[arg(long, default_value_t = 64)]
+    reorg_window: u64,
+    /// First eth_getLogs range in blocks (it adapts)
+    #[arg(long, default_value_t = 1_000)]
+    initial_range: u64,
+    /// Largest eth_getLogs range in blocks
+    #[arg(long, default_value_t = 10_000)]
+    max_range: u64,
+    /// How often to look for new blocks when caught up, in milliseconds
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Address of the read API
+    #[arg(long, env = "MEDREC_INDEXER_LISTEN", default_value = "127.0.0.1:8600")]
+    listen: String,
+    /// Do not serve the read API
+    #[arg(long)]
+    no_api: bool,
+    /// Exit once caught up with the head (one backfill)
+    #[arg(long)]
+    exit_at_head: bool,
+    /// Logs as JSON lines
+    #[arg(long)]
+    log_json: bool,
+    /// Never draw a progress bar
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Deployment {
+    chain_id: u64,
+    #[serde(default)]
+    start_block: u64,
+    participant_registry: alloy::primitives::Address,
+    consent_registry: alloy::primitives::Address,
+    record_registry: alloy::primitives::Address,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDREC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    if args.log_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(target: "medrec::indexer", "stopped: {e}");
+            ExitCode::from(match e {
+                IndexerError::Config(_) | IndexerError::WrongDeployment(_) => 2,
+                IndexerError::DeepReorg { .. } => 3,
+                IndexerError::Integrity(_) => 4,
+                _ => 1,
+            })
+        }
+    }
+}
+
+async fn chain_id_of(url: &str) -> Result<u64, IndexerError> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    let url = url
+        .parse()
+        .map_err(|_| IndexerError::Config(format!("bad RPC URL {url:?}")))?;
+    let p = ProviderBuilder::new().connect_http(url);
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match p.get_chain_id().await {
+            Ok(id) => return Ok(id),
+            Err(e) => {
+                tracing::warn!(target: "medrec::indexer", error = %e, "node unreachable; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), IndexerError> {
+    let chain_id = chain_id_of(&args.rpc_url).await?;
+    let file = if args.deployments.extension().is_some_and(|e| e == "json") {
+        args.deployments.clone()
+    } else {
+        args.deployments.join(format!("{chain_id}.json"))
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        IndexerError::Config(format!(
+            "cannot read deployments file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let d: Deployment = serde_json::from_str(&text).map_err(|e| {
+        IndexerError::Config(format!("bad deployments file {}: {e}", file.display()))
+    })?;
+    if d.chain_id != chain_id {
+        return Err(IndexerError::Config(format!(
+            "deployments file {} is for chain {}, the node is on {chain_id}",
+            file.display(),
+            d.chain_id
+        )));
+    }
+    let pool = loop {
+        match db::pool(&args.database_url, 8).await {
+            Ok(p) => break p,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(target: "medrec::indexer", error = %e, "database unavailable; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    db::migrate(&pool).await?;
+    let metrics = Arc::new(Metrics::default());
+    let cfg = pipeline::Config {
+        rpc_url: args.rpc_url.clone(),
+        database_url: args.database_url.clone(),
+        contracts: vec![
+            d.participant_registry,
+            d.consent_registry,
+            d.record_registry,
+        ],
+        start_block: d.start_block,
+        confirmations: args.confirmations,
+        reorg_window: args.reorg_window,
+        initial_range: args.initial_range,
+        max_range: args.max_range,
+        poll_interval: Duration::from_millis(args.poll_ms),
+        exit_at_head: args.exit_at_head,
+        progress: !args.no_progress,
+    };
+    if !args.no_api {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| IndexerError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+        let url = args
+            .rpc_url
+            .parse()
+            .map_err(|_| IndexerError::Config("bad RPC URL".into()))?;
+        let node = alloy::providers::ProviderBuilder::new().connect_http(url);
+        let state = ApiState {
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            node: alloy::providers::Provider::erased(node),
+        };
+        tracing::info!(target: "medrec::api", listen = %args.listen, "serving the read API");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, api::router(state)).await {
+                tracing::error!(target: "medrec::api", "API stopped: {e}");
+            }
+        });
+    }
+    pipeline::run(cfg, pool, metrics).await
+}
