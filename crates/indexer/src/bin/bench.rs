@@ -1,0 +1,2 @@
+//! Indexer benchmark (placeholder until written).
+fn main() {}
