@@ -76,9 +76,15 @@ abi: node_modules/.installed ## Write the contracts' ABI and bytecode for the Ru
 abi-check: node_modules/.installed ## Fail when crates/bindings/abi is stale against contracts/
 	FORGE=$(FORGE) script/abi.sh --check
 
+.PHONY: pg
+pg: ## Start the local PostgreSQL (installing it if missing) and print its URL
+	@script/pg.sh
+
 .PHONY: test-rust
-test-rust: node_modules/.installed ## Rust tests: unit tests and the CLI against a real anvil
-	@if cargo nextest --version >/dev/null 2>&1; then \
+test-rust: node_modules/.installed ## Rust tests against a real anvil and PostgreSQL (started here)
+	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
+	cargo build --workspace --locked --bins && \
+	if cargo nextest --version >/dev/null 2>&1; then \
 	  cargo nextest run --workspace --locked --no-fail-fast; \
 	else \
 	  cargo test --workspace --locked --no-fail-fast; \

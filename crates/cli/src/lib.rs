@@ -68,6 +68,14 @@ pub enum Command {
     /// Show or verify an anchored pointer
     #[command(subcommand)]
     Pointer(cmd::anchor::PointerCmd),
+    /// List a patient's grants (from the indexer)
+    Grants(cmd::listing::GrantsArgs),
+    /// List the patients who granted a provider access (from the indexer)
+    Patients(cmd::listing::PatientsArgs),
+    /// List a patient's records: who holds what (from the indexer)
+    Records(cmd::listing::RecordsArgs),
+    /// What happened to a patient's records: grants, revocations, break-glass, anchors
+    Timeline(cmd::listing::TimelineArgs),
 }
 
 /// Runs one parsed command.
@@ -87,5 +95,9 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Anchor(a) => cmd::anchor::run_anchor(a, &settings, out).await,
         Command::AnchorBatch(a) => cmd::anchor::run_batch(a, &settings, out).await,
         Command::Pointer(c) => cmd::anchor::run_pointer(c, &settings, out).await,
+        Command::Grants(a) => cmd::listing::run_grants(a, &settings, out).await,
+        Command::Patients(a) => cmd::listing::run_patients(a, &settings, out).await,
+        Command::Records(a) => cmd::listing::run_records(a, &settings, out).await,
+        Command::Timeline(a) => cmd::listing::run_timeline(a, &settings, out).await,
     }
 }

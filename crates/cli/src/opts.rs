@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 /// The default JSON-RPC endpoint: the local chain that `make demo` starts.
 pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:8545";
 
+/// The default read API: the indexer that `make demo` starts.
+pub const DEFAULT_INDEXER_URL: &str = "http://127.0.0.1:8600";
+
 /// Options every subcommand accepts.
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOpts {
@@ -59,6 +62,15 @@ pub struct GlobalOpts {
     )]
     pub password_file: Option<PathBuf>,
 
+    /// URL of the indexer's read API, for listings [default: http://127.0.0.1:8600]
+    #[arg(
+        long,
+        env = "MEDREC_INDEXER_URL",
+        global = true,
+        help_heading = "Chain"
+    )]
+    pub indexer_url: Option<String>,
+
     /// Config file [default: ~/.medrec/config.toml, if present]
     #[arg(long, env = "MEDREC_CONFIG", global = true, help_heading = "Output")]
     pub config: Option<PathBuf>,
@@ -98,6 +110,8 @@ pub struct ConfigFile {
     pub keystore_dir: Option<PathBuf>,
     /// See `--password-file`.
     pub password_file: Option<PathBuf>,
+    /// See `--indexer-url`.
+    pub indexer_url: Option<String>,
 }
 
 /// Settings after flags, environment, config file and defaults are merged.
@@ -115,6 +129,8 @@ pub struct Settings {
     pub keystore_dir: PathBuf,
     /// Password file.
     pub password_file: Option<PathBuf>,
+    /// The indexer's read API.
+    pub indexer_url: String,
 }
 
 fn home() -> PathBuf {
@@ -150,6 +166,11 @@ impl GlobalOpts {
                 .or(file.keystore_dir)
                 .unwrap_or_else(|| home().join(".medrec/keystores")),
             password_file: self.password_file.clone().or(file.password_file),
+            indexer_url: self
+                .indexer_url
+                .clone()
+                .or(file.indexer_url)
+                .unwrap_or_else(|| DEFAULT_INDEXER_URL.to_string()),
         })
     }
 }

@@ -10,4 +10,5 @@ mod harness;
 mod accounts;
 mod consent;
 mod errors;
+mod listings;
 mod pointers;

@@ -1,0 +1,218 @@
+//! Listings read from the indexer: a real indexer process on a fresh PostgreSQL database.
+
+use crate::harness::{Env, free_port};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh database and an indexer process reading this test's chain.
+struct Indexer {
+    child: Child,
+    url: String,
+    admin_url: String,
+    db: String,
+}
+
+impl Drop for Indexer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (admin, db) = (self.admin_url.clone(), self.db.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+fn start_indexer(env: &Env) -> Indexer {
+    let admin_url = std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must point to a PostgreSQL role that may create databases (see script/pg.sh)",
+    );
+    let db = format!("medrec_cli_it_{}_{}", std::process::id(), env.port);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let db_url = format!("{base}/{db}");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_medrec")).with_file_name("medrec-indexer");
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace (cargo build --workspace)",
+        bin.display()
+    );
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            "--rpc-url",
+            &env.rpc_url(),
+            "--database-url",
+            &db_url,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--deployments")
+        .arg(env.path("deployments"))
+        .arg("--no-progress")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let idx = Indexer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        admin_url,
+        db,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the indexer did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    idx
+}
+
+#[test]
+fn grants_patients_records_and_timeline_from_the_indexer() {
+    let env = Env::deployed();
+    let idx = start_indexer(&env);
+    let (a, b, p) = (
+        env.addr("hospital-a"),
+        env.addr("hospital-b"),
+        env.addr("patient"),
+    );
+    let with = |args: &[&str]| {
+        let mut v = vec!["--indexer-url", idx.url.as_str()];
+        v.extend_from_slice(args);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let json = |args: &[&str]| {
+        let v = with(args);
+        env.json(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let g = env.json(&[
+        "-a",
+        "patient",
+        "grant",
+        &a,
+        "-c",
+        "labs,notes",
+        "--for",
+        "90d",
+    ]);
+    let block = g["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    // Read your writes: wait for the block of the grant.
+    let grants = json(&["grants", "--patient", &p, "--min-block", &block]);
+    assert!(grants["block"].as_u64().unwrap() >= block.parse::<u64>().unwrap());
+    assert_eq!(grants["grants"][0]["grantee"], a.as_str());
+    assert_eq!(
+        grants["grants"][0]["categories"],
+        serde_json::json!(["labs", "notes"])
+    );
+    assert_eq!(grants["grants"][0]["live"], true);
+
+    let file = env.write(
+        "obs.json",
+        "{\"resourceType\":\"Observation\",\"id\":\"1\"}",
+    );
+    let anchored = env.json(&[
+        "-a",
+        "hospital-a",
+        "anchor",
+        &file,
+        "--patient",
+        &p,
+        "-c",
+        "labs",
+        "--locator",
+        "https://a.example/1",
+    ]);
+    let rb = anchored["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    let records = json(&["-a", "patient", "records", "--min-block", &rb]);
+    assert_eq!(records["pointers"][0]["recordId"], anchored["recordId"]);
+    assert_eq!(records["pointers"][0]["holder"], a.as_str());
+
+    let patients = json(&["patients", "--grantee", &a, "--min-block", &rb]);
+    assert_eq!(patients["patients"][0]["patient"], p.as_str());
+
+    env.json(&[
+        "-a",
+        "hospital-b",
+        "break-glass",
+        "open",
+        &p,
+        "--reason",
+        "ED",
+        "--for",
+        "1h",
+    ]);
+    let r = env.json(&["-a", "patient", "revoke", &a]);
+    let last = r["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    let human = {
+        let v = with(&["-a", "patient", "timeline", "--min-block", &last]);
+        env.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert!(
+        human.contains(&format!("granted {a} labs,notes")),
+        "{human}"
+    );
+    assert!(human.contains(&format!("BREAK-GLASS by {b}")), "{human}");
+    assert!(human.contains(&format!("revoked {a}")), "{human}");
+    let grants = json(&["grants", "--patient", &p, "--min-block", &last]);
+    assert_eq!(
+        grants["grants"].as_array().unwrap().len(),
+        0,
+        "no permission the chain no longer has"
+    );
+
+    // A block the indexer will not reach in time is a clear error.
+    let v = with(&["grants", "--patient", &p, "--min-block", "999999"]);
+    let e = env.fail(4, &v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("not indexed yet"), "{e}");
+}
+
+#[test]
+fn unreachable_indexer_is_one_line() {
+    let env = Env::start();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let e = env.fail(
+        4,
+        &[
+            "--indexer-url",
+            &dead,
+            "grants",
+            "--patient",
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        ],
+    );
+    assert!(e.contains("cannot reach the indexer"), "{e}");
+    let e = env.fail(2, &["--indexer-url", &dead, "grants", "--patient", "0x12"]);
+    assert!(e.contains("bad patient address"), "{e}");
+}
