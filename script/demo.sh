@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job on local defaults: starts a local chain (anvil), deploys the registries with the
-# medrec CLI, and walks through the story so far: an operator credentials two hospitals, a
-# patient grants and revokes, a hospital anchors a record and checks access, another uses
-# break-glass. Re-running reuses what is up. `script/demo.sh stop` stops what it started.
-# Environment: MEDREC_RPC_PORT (default 8545), MEDREC_STATE_DIR (default .medrec).
+# The main job on local defaults: starts PostgreSQL, a local chain (anvil) and the indexer,
+# deploys the registries with the medrec CLI, and walks through the story so far: an operator
+# credentials two hospitals, a patient grants and revokes, a hospital anchors a record and
+# checks access, another uses break-glass, and the patient reads the timeline from the indexer.
+# Re-running reuses what is up. `script/demo.sh stop` stops the chain and the indexer.
+# Environment: MEDREC_RPC_PORT (default 8545), MEDREC_INDEXER_PORT (default 8600),
+# MEDREC_STATE_DIR (default .medrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -11,32 +13,47 @@ bin=$root/node_modules/@foundry-rs
 anvil=$bin/anvil-linux-amd64/bin/anvil
 cast=$bin/cast-linux-amd64/bin/cast
 port=${MEDREC_RPC_PORT:-8545}
+indexer_port=${MEDREC_INDEXER_PORT:-8600}
+indexer_url=http://127.0.0.1:$indexer_port
 state=$root/${MEDREC_STATE_DIR:-.medrec}
 rpc=http://127.0.0.1:$port
 # anvil's first well-known development key: the local chain's funded governance account.
 dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
-die() { echo "demo: FAILED: $*" >&2; [[ -f $state/anvil.pid ]] && echo "demo: anvil is left running at $rpc (stop: make stop)" >&2; exit 1; }
+die() {
+  echo "demo: FAILED: $*" >&2
+  [[ -f $state/anvil.pid ]] && echo "demo: left running: anvil at $rpc" >&2
+  [[ -f $state/indexer.pid ]] && echo "demo: left running: the indexer at $indexer_url" >&2
+  echo "demo: stop them with: make stop" >&2
+  exit 1
+}
 step() { printf '\n== %s\n' "$*"; }
 mkdir -p "$state"
 
 if [[ ${1:-} == stop ]]; then
-  if [[ -f $state/anvil.pid ]] && kill "$(cat "$state/anvil.pid")" 2>/dev/null; then
-    echo "demo: stopped anvil (pid $(cat "$state/anvil.pid"))"
-  else
-    echo "demo: nothing running"
-  fi
-  rm -f "$state/anvil.pid"
+  for svc in indexer anvil; do
+    if [[ -f $state/$svc.pid ]] && kill "$(cat "$state/$svc.pid")" 2>/dev/null; then
+      echo "demo: stopped $svc (pid $(cat "$state/$svc.pid"))"
+    fi
+    rm -f "$state/$svc.pid"
+  done
+  echo "demo: PostgreSQL is left running (it is the system's cluster)"
   exit 0
 fi
 
 [[ -x $anvil ]] || die "Foundry is not installed: run 'make install'"
 
-step "Building the medrec CLI"
-cargo build --locked -q -p medrec-cli || die "cargo build failed"
+step "Building the medrec CLI and indexer"
+cargo build --locked -q -p medrec-cli -p medrec-indexer || die "cargo build failed"
 medrec_bin=$root/target/debug/medrec
 export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores \
-  MEDREC_PASSWORD_FILE=$state/password MEDREC_DEPLOYMENTS=$root/deployments
+  MEDREC_PASSWORD_FILE=$state/password MEDREC_DEPLOYMENTS=$root/deployments \
+  MEDREC_INDEXER_URL=$indexer_url
+
+step "Starting PostgreSQL"
+base_url=$(script/pg.sh) || die "PostgreSQL could not be started"
+db_url=${base_url%/*}/medrec_demo
+echo "PostgreSQL at ${base_url%/*}/ (database medrec_demo)"
 medrec() { printf '$ medrec %s\n' "$*"; "$medrec_bin" "$@"; }
 
 step "Starting the local chain"
@@ -74,7 +91,31 @@ step "Operator: deploy the registries"
 if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1; then
   echo "contracts already deployed (deployments/31337.json)"
 else
-  medrec -a operator deploy || die "deployment failed"
+  medrec -a operator deploy --force || die "deployment failed"
+  fresh=1
+fi
+
+step "Starting the indexer (PostgreSQL mirror and read API at $indexer_url)"
+as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='medrec_demo'" | grep -q 1; then
+  [[ -f $state/indexer.pid ]] && kill "$(cat "$state/indexer.pid")" 2>/dev/null && sleep 0.5
+  rm -f "$state/indexer.pid"
+  as_postgres psql -qc "DROP DATABASE IF EXISTS medrec_demo WITH (FORCE)" >/dev/null
+  as_postgres psql -qc "CREATE DATABASE medrec_demo OWNER medrec" >/dev/null
+fi
+if [[ -f $state/indexer.pid ]] && kill -0 "$(cat "$state/indexer.pid")" 2>/dev/null; then
+  echo "the indexer is already running (pid $(cat "$state/indexer.pid"))"
+else
+  nohup "$root/target/debug/medrec-indexer" --rpc-url "$rpc" --database-url "$db_url" \
+    --deployments "$root/deployments" --listen "127.0.0.1:$indexer_port" --no-progress \
+    >"$state/indexer.log" 2>&1 &
+  echo $! >"$state/indexer.pid"
+  for _ in $(seq 1 100); do
+    curl -fs "$indexer_url/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fs "$indexer_url/health" >/dev/null 2>&1 || die "the indexer did not start; see $state/indexer.log"
+  echo "indexer at $indexer_url (log: $state/indexer.log)"
 fi
 
 step "Operator: credential two hospitals as providers"
@@ -110,14 +151,23 @@ fi
 medrec break-glass show "$P" --provider "$B"
 
 step "Patient: revoke hospital A; access ends in that block"
-medrec -a patient revoke "$A"
+last=$("$medrec_bin" --json -a patient revoke "$A" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tx"]["blockNumber"])') ||
+  die "revoke failed"
+echo "revoked in block $last"
 medrec check --grantee "$A" --category labs --patient "$P"
+
+step "Patient: what happened to my records (from the indexer, waiting for block $last)"
+medrec -a patient timeline --min-block "$last"
+medrec -a patient records --min-block "$last"
+medrec -a patient grants --min-block "$last"
 
 cat <<DONE
 
-demo: done. The chain is still running at $rpc with the contracts in deployments/31337.json.
+demo: done. The chain is still running at $rpc with the contracts in deployments/31337.json,
+and the indexer at $indexer_url (database medrec_demo).
 Keep exploring with the same settings:
   export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores MEDREC_PASSWORD_FILE=$state/password
+  export MEDREC_INDEXER_URL=$indexer_url
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
 Stop it with: make stop
