@@ -246,10 +246,7 @@ pub async fn run_timeline(a: TimelineArgs, settings: &Settings, out: Printer) ->
                 "granted {} {} until {}",
                 s(&d["grantee"]),
                 names(&serde_json::json!(medrec_bindings::category_names(
-                    d["categoryMask"]
-                        .as_i64()
-                        .map(|m| u64::from_ne_bytes(m.to_ne_bytes()))
-                        .unwrap_or(0)
+                    d["categoryMask"].as_u64().unwrap_or(0)
                 ))),
                 time(&d["expiresAt"])
             ),
