@@ -71,6 +71,49 @@ pub mod eip712 {
             uint256 nonce;
             uint256 deadline;
         }
+
+        /// A holder's upload of a record to its own gatekeeper.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct Upload {
+            address holder;
+            address patient;
+            uint8 category;
+            bytes32 contentHash;
+            uint256 nonce;
+            uint64 issuedAt;
+        }
+
+        /// A requester's request for one record, addressed to the holder's gatekeeper.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct RecordRequest {
+            address requester;
+            bytes32 recordId;
+            address audience;
+            uint256 nonce;
+            uint64 issuedAt;
+            uint64 expiresAt;
+        }
+
+        /// A patient's request for the access log of their records at a holder.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct LogRequest {
+            address patient;
+            address audience;
+            uint256 nonce;
+            uint64 issuedAt;
+            uint64 expiresAt;
+        }
+    }
+}
+
+/// The EIP-712 domain of gatekeeper messages for the deployment whose record registry is
+/// `registry` on chain `chain_id`.
+pub fn gatekeeper_domain(chain_id: u64, registry: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "medrec.Gatekeeper",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: registry,
     }
 }
 

@@ -1,0 +1,162 @@
+//! `medrec-gatekeeper`: parse, set up logging, serve; `init-key` writes a new master key file.
+
+use alloy::providers::{Provider, ProviderBuilder};
+use clap::{Parser, Subcommand};
+use medrec_gatekeeper::crypto::MasterKey;
+use medrec_gatekeeper::error::GkError;
+use medrec_gatekeeper::server::{self, Gatekeeper, Limits};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A record holder's gatekeeper. Settings: flag > environment variable > default.
+#[derive(Debug, Parser)]
+#[command(name = "medrec-gatekeeper", version)]
+struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write a new random master key file (mode 0600); refuses to overwrite
+    InitKey {
+        /// Where to write it
+        file: PathBuf,
+    },
+    /// Serve records
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The holder's address: uploads must be signed by it, requests addressed to it
+    #[arg(long, env = "MEDREC_HOLDER")]
+    holder: String,
+    /// The master key file (64 hex digits)
+    #[arg(long, env = "MEDREC_MASTER_KEY_FILE")]
+    master_key_file: PathBuf,
+    /// PostgreSQL URL of this holder's database
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// JSON-RPC URL of the chain
+    #[arg(long, env = "MEDREC_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+    /// Deployments file, or folder of <chain-id>.json files
+    #[arg(long, env = "MEDREC_DEPLOYMENTS", default_value = "deployments")]
+    deployments: PathBuf,
+    /// Address to listen on
+    #[arg(
+        long,
+        env = "MEDREC_GATEKEEPER_LISTEN",
+        default_value = "127.0.0.1:8701"
+    )]
+    listen: String,
+    /// Largest record accepted, in bytes
+    #[arg(long, default_value_t = 4 << 20)]
+    max_record_bytes: usize,
+    /// Sustained reads per second per requester
+    #[arg(long, default_value_t = 200.0)]
+    rate_per_sec: f64,
+    /// Burst of reads per requester
+    #[arg(long, default_value_t = 400.0)]
+    burst: f64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Deployment {
+    chain_id: u64,
+    consent_registry: alloy::primitives::Address,
+    record_registry: alloy::primitives::Address,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEDREC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let result = match args.cmd {
+        Cmd::InitKey { file } => MasterKey::generate(&file).map(|()| {
+            tracing::info!("wrote a new master key to {}", file.display());
+        }),
+        Cmd::Serve(a) => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(serve(a)),
+            Err(e) => Err(GkError::Config(format!("cannot start the runtime: {e}"))),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(target: "medrec::gatekeeper", "{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<(), GkError> {
+    let holder: alloy::primitives::Address = a
+        .holder
+        .parse()
+        .map_err(|_| GkError::Config(format!("bad holder address {:?}", a.holder)))?;
+    let key = MasterKey::load(&a.master_key_file)?;
+    let url = a
+        .rpc_url
+        .parse()
+        .map_err(|_| GkError::Config(format!("bad RPC URL {:?}", a.rpc_url)))?;
+    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| GkError::Chain(format!("cannot reach {}: {e}", a.rpc_url)))?;
+    let file = if a.deployments.extension().is_some_and(|e| e == "json") {
+        a.deployments.clone()
+    } else {
+        a.deployments.join(format!("{chain_id}.json"))
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        GkError::Config(format!(
+            "cannot read deployments file {}: {e}",
+            file.display()
+        ))
+    })?;
+    let d: Deployment = serde_json::from_str(&text)
+        .map_err(|e| GkError::Config(format!("bad deployments file {}: {e}", file.display())))?;
+    if d.chain_id != chain_id {
+        return Err(GkError::Config(format!(
+            "deployments file is for chain {}, the node is on {chain_id}",
+            d.chain_id
+        )));
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&a.database_url)
+        .await
+        .map_err(|e| GkError::Config(format!("cannot connect to the database: {e}")))?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|e| GkError::Config(format!("migrations: {e}")))?;
+    let consent = medrec_bindings::ConsentRegistry::new(d.consent_registry, provider);
+    let domain = medrec_bindings::gatekeeper_domain(chain_id, d.record_registry);
+    let limits = Limits {
+        max_record_bytes: a.max_record_bytes,
+        rate_per_sec: a.rate_per_sec,
+        burst: a.burst,
+        ..Limits::default()
+    };
+    let gk = Gatekeeper::new(pool, key, holder, domain, consent, limits).await?;
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| GkError::Config(format!("cannot listen on {}: {e}", a.listen)))?;
+    tracing::info!(target: "medrec::gatekeeper", listen = %a.listen, %holder, "serving");
+    axum::serve(listener, server::router(gk))
+        .await
+        .map_err(|e| GkError::Internal(format!("server stopped: {e}")))
+}

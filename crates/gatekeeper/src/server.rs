@@ -1,0 +1,647 @@
+//! The HTTP service: upload (the holder), read (requesters the chain allows), access log
+//! (the patient). Denials look the same whether or not the record exists; every read and
+//! every denial is logged before the answer leaves.
+
+use crate::crypto::{MasterKey, Sealed};
+use crate::error::GkError;
+use crate::log::{self, Access, Detail, Shown};
+use alloy::primitives::{Address, B256, Signature, keccak256};
+use alloy::providers::DynProvider;
+use alloy::sol_types::{Eip712Domain, SolStruct, SolValue};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use medrec_bindings::ConsentRegistry;
+use medrec_bindings::eip712::{LogRequest, RecordRequest, Upload};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::{PgPool, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// How far a request's issued-at may be ahead of this clock.
+const SKEW_SECS: u64 = 30;
+/// The longest validity of a signed request.
+const MAX_VALIDITY_SECS: u64 = 300;
+
+/// The service's limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest record accepted on upload, in bytes.
+    pub max_record_bytes: usize,
+    /// Largest signed request body, in bytes.
+    pub max_request_bytes: usize,
+    /// Sustained requests per second per requester.
+    pub rate_per_sec: f64,
+    /// Burst of requests per requester.
+    pub burst: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 4 << 20,
+            max_request_bytes: 8 << 10,
+            rate_per_sec: 200.0,
+            burst: 400.0,
+        }
+    }
+}
+
+/// Shared state.
+pub struct Gatekeeper {
+    /// The records and the log.
+    pub pool: PgPool,
+    /// The master key.
+    pub key: MasterKey,
+    /// The holder this gatekeeper serves for (uploads must be signed by it).
+    pub holder: Address,
+    /// The EIP-712 domain of requests.
+    pub domain: Eip712Domain,
+    /// The consent registry, asked at every read.
+    pub consent: ConsentRegistry::ConsentRegistryInstance<DynProvider>,
+    /// Limits.
+    pub limits: Limits,
+    log: Mutex<LogHead>,
+    nonces: std::sync::Mutex<HashMap<(Address, B256), u64>>,
+    buckets: std::sync::Mutex<HashMap<Address, (f64, Instant)>>,
+}
+
+struct LogHead {
+    seq: u64,
+    head: B256,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl Gatekeeper {
+    /// Loads the log head and the nonces still within their validity.
+    pub async fn new(
+        pool: PgPool,
+        key: MasterKey,
+        holder: Address,
+        domain: Eip712Domain,
+        consent: ConsentRegistry::ConsentRegistryInstance<DynProvider>,
+        limits: Limits,
+    ) -> Result<Arc<Self>, GkError> {
+        let head: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, entry_hash FROM gk_access_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&pool)
+                .await?;
+        let (seq, head) = head
+            .map(|(s, h)| (s as u64, B256::from_slice(&h)))
+            .unwrap_or((0, B256::ZERO));
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT requester, nonce, expires_at FROM gk_access_log WHERE expires_at > $1",
+        )
+        .bind(now_secs() as i64)
+        .fetch_all(&pool)
+        .await?;
+        let nonces = rows
+            .into_iter()
+            .map(|(r, n, e)| ((Address::from_slice(&r), B256::from_slice(&n)), e as u64))
+            .collect();
+        Ok(Arc::new(Self {
+            pool,
+            key,
+            holder,
+            domain,
+            consent,
+            limits,
+            log: Mutex::new(LogHead { seq, head }),
+            nonces: std::sync::Mutex::new(nonces),
+            buckets: std::sync::Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Appends one entry to the chained log (durably, before the answer is sent).
+    pub async fn append(&self, a: &Access) -> Result<(), GkError> {
+        let mut head = self.log.lock().await;
+        let seq = head.seq + 1;
+        let at = now_ms();
+        let leaf = log::leaf(seq, at, a);
+        let entry = log::chain(head.head, leaf);
+        sqlx::query(
+            "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(seq as i64)
+        .bind(at as i64)
+        .bind(a.requester.to_vec())
+        .bind(a.record_id.to_vec())
+        .bind(a.patient.to_vec())
+        .bind(a.allowed)
+        .bind(&a.reason)
+        .bind(a.nonce.to_vec())
+        .bind(a.expires_at as i64)
+        .bind(leaf.to_vec())
+        .bind(head.head.to_vec())
+        .bind(entry.to_vec())
+        .execute(&self.pool)
+        .await?;
+        head.seq = seq;
+        head.head = entry;
+        Ok(())
+    }
+
+    /// The log's length and head.
+    pub async fn head(&self) -> (u64, B256) {
+        let h = self.log.lock().await;
+        (h.seq, h.head)
+    }
+
+    /// Takes one token of `who`'s bucket.
+    fn rate_ok(&self, who: Address) -> bool {
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let (tokens, last) = b.entry(who).or_insert((self.limits.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.limits.rate_per_sec)
+            .min(self.limits.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Remembers a nonce until its request expires; false if it was seen.
+    fn use_nonce(&self, who: Address, nonce: B256, expires_at: u64) -> bool {
+        let Ok(mut n) = self.nonces.lock() else {
+            return false;
+        };
+        let now = now_secs();
+        if n.len() > 100_000 {
+            n.retain(|_, e| *e > now);
+        }
+        if n.contains_key(&(who, nonce)) {
+            return false;
+        }
+        n.insert((who, nonce), expires_at);
+        true
+    }
+}
+
+/// The routes.
+pub fn router(gk: Arc<Gatekeeper>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route(
+            "/v1/records",
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/records/{record_id}/read",
+            post(read).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/log",
+            post(access_log).layer(DefaultBodyLimit::disable()),
+        )
+        .fallback(|| async { err(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(gk)
+}
+
+fn err(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+/// The one answer every refused read gets, whatever the reason.
+fn denied() -> Response {
+    err(StatusCode::FORBIDDEN, "denied", "request denied")
+}
+
+async fn health(State(gk): State<Arc<Gatekeeper>>) -> Response {
+    let (entries, head) = gk.head().await;
+    Json(json!({"status": "ok", "holder": gk.holder, "logEntries": entries, "logHead": head}))
+        .into_response()
+}
+
+/// Reads at most `limit` bytes of the body; `None` if it is larger.
+async fn limited(body: Body, limit: usize) -> Option<Bytes> {
+    axum::body::to_bytes(body, limit).await.ok()
+}
+
+fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
+    let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
+    let sig = Signature::from_raw(&raw).ok()?;
+    sig.recover_address_from_prehash(&msg.eip712_signing_hash(domain))
+        .ok()
+}
+
+/// Checks a signed request's time window; the reason if it fails.
+fn check_window(issued_at: u64, expires_at: u64) -> Result<(), &'static str> {
+    let now = now_secs();
+    if issued_at > now + SKEW_SECS {
+        return Err("issued in the future");
+    }
+    if expires_at <= now {
+        return Err("expired");
+    }
+    if expires_at <= issued_at || expires_at - issued_at > MAX_VALIDITY_SECS {
+        return Err("validity window too long or empty");
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct SignedRead {
+    request: RecordRequest,
+    signature: String,
+}
+
+async fn read(State(gk): State<Arc<Gatekeeper>>, Path(id): Path<String>, req: Request) -> Response {
+    let path_id: B256 = id.parse().unwrap_or_default();
+    let mut access = Access {
+        requester: Address::ZERO,
+        record_id: path_id,
+        patient: Address::ZERO,
+        allowed: false,
+        reason: String::new(),
+        nonce: B256::ZERO,
+        expires_at: 0,
+    };
+    let outcome = decide(&gk, &mut access, req.into_body()).await;
+    // Log first: an answer that cannot be logged is not given.
+    if let Err(e) = gk.append(&access).await {
+        tracing::error!(target: "medrec::gatekeeper", error = %e, "cannot write the access log");
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the access log is unavailable",
+        );
+    }
+    match outcome {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/fhir+json")], bytes).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Runs every check of a read; fills `access` with what the log must say.
+async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, Response> {
+    let Some(bytes) = limited(body, gk.limits.max_request_bytes).await else {
+        a.reason = "oversized request".into();
+        return Err(err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body too large",
+        ));
+    };
+    let Ok(signed) = serde_json::from_slice::<SignedRead>(&bytes) else {
+        a.reason = "malformed request".into();
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "expected {\"request\": {...}, \"signature\": \"0x...\"}",
+        ));
+    };
+    let r = &signed.request;
+    a.requester = r.requester;
+    a.nonce = B256::from(r.nonce.to_be_bytes::<32>());
+    a.expires_at = r.expiresAt;
+    if r.recordId != a.record_id {
+        a.reason = "record id differs from the path".into();
+        return Err(denied());
+    }
+    match recover(r, &gk.domain, &signed.signature) {
+        Some(signer) if signer == r.requester => {}
+        Some(_) => {
+            a.reason = "signer is not the requester".into();
+            return Err(denied());
+        }
+        None => {
+            a.reason = "invalid signature".into();
+            return Err(denied());
+        }
+    }
+    if !gk.rate_ok(r.requester) {
+        a.reason = "rate limited".into();
+        return Err(err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests",
+        ));
+    }
+    if r.audience != gk.holder {
+        a.reason = "addressed to another holder".into();
+        return Err(denied());
+    }
+    if let Err(why) = check_window(r.issuedAt, r.expiresAt) {
+        a.reason = why.into();
+        return Err(denied());
+    }
+    if !gk.use_nonce(r.requester, a.nonce, r.expiresAt) {
+        a.reason = "replayed nonce".into();
+        return Err(denied());
+    }
+    let row = sqlx::query(
+        "SELECT patient, category, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
+    )
+    .bind(a.record_id.to_vec())
+    .fetch_optional(&gk.pool)
+    .await;
+    let row = match row {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            a.reason = "unknown record".into();
+            return Err(denied());
+        }
+        Err(e) => {
+            a.reason = format!("database: {e}");
+            return Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again later",
+            ));
+        }
+    };
+    let patient = Address::from_slice(&row.get::<Vec<u8>, _>("patient"));
+    let category = row.get::<i16, _>("category") as u8;
+    a.patient = patient;
+    // Ask the chain itself, now: a cache could miss a revocation.
+    match gk
+        .consent
+        .canRead(r.requester, patient, category)
+        .call()
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            a.reason = "the chain does not allow it".into();
+            return Err(denied());
+        }
+        Err(e) => {
+            a.reason = format!("chain unavailable: {e}");
+            return Err(err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again later",
+            ));
+        }
+    }
+    let sealed = Sealed {
+        data_nonce: row.get("data_nonce"),
+        ciphertext: row.get("ciphertext"),
+        key_nonce: row.get("key_nonce"),
+        wrapped_key: row.get("wrapped_key"),
+    };
+    match gk.key.open(a.record_id.as_slice(), &sealed) {
+        Ok(plain) => {
+            a.allowed = true;
+            a.reason = "allowed".into();
+            Ok(plain)
+        }
+        Err(e) => {
+            a.reason = e.to_string();
+            Err(err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity",
+                "the stored record is damaged",
+            ))
+        }
+    }
+}
+
+/// The record id the gatekeeper gives a record: keccak256(holder, patient, content hash),
+/// the same as `medrec anchor`'s default.
+pub fn record_id(holder: Address, patient: Address, content_hash: B256) -> B256 {
+    keccak256((holder, patient, content_hash).abi_encode())
+}
+
+async fn upload(State(gk): State<Arc<Gatekeeper>>, headers: HeaderMap, req: Request) -> Response {
+    let Some(upload) = headers
+        .get("x-medrec-upload")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| serde_json::from_str::<Upload>(v).ok())
+    else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "missing or bad x-medrec-upload header",
+        );
+    };
+    let Some(sig) = headers
+        .get("x-medrec-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "missing x-medrec-signature header",
+        );
+    };
+    if recover(&upload, &gk.domain, sig) != Some(gk.holder) || upload.holder != gk.holder {
+        return err(
+            StatusCode::FORBIDDEN,
+            "denied",
+            "uploads must be signed by this gatekeeper's holder",
+        );
+    }
+    let now = now_secs();
+    if upload.issuedAt > now + SKEW_SECS || upload.issuedAt + MAX_VALIDITY_SECS < now {
+        return err(
+            StatusCode::FORBIDDEN,
+            "denied",
+            "the upload signature is not fresh",
+        );
+    }
+    let Some(bytes) = limited(req.into_body(), gk.limits.max_record_bytes).await else {
+        return err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "record too large",
+        );
+    };
+    let hash = B256::from_slice(&Sha256::digest(&bytes));
+    if hash != upload.contentHash {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "hash_mismatch",
+            "the body does not hash to contentHash",
+        );
+    }
+    let is_fhir = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("resourceType").is_some_and(|t| t.is_string()));
+    if !is_fhir {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "not_fhir",
+            "a record must be a FHIR R4 JSON resource",
+        );
+    }
+    if upload.category > 63 {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "bad_category",
+            "category must be 0 to 63",
+        );
+    }
+    let nonce = B256::from(upload.nonce.to_be_bytes::<32>());
+    match sqlx::query("INSERT INTO gk_upload_nonces (nonce) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(nonce.to_vec())
+        .execute(&gk.pool)
+        .await
+    {
+        Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) => return err(StatusCode::FORBIDDEN, "denied", "upload nonce already used"),
+        Err(_) => {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again later",
+            );
+        }
+    }
+    let id = record_id(gk.holder, upload.patient, hash);
+    let sealed = match gk.key.seal(id.as_slice(), &bytes) {
+        Ok(s) => s,
+        Err(_) => {
+            return err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "encryption failed",
+            );
+        }
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO gk_records (record_id, patient, category, content_hash, size, data_nonce, ciphertext, key_nonce, wrapped_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (record_id) DO NOTHING",
+    )
+    .bind(id.to_vec())
+    .bind(upload.patient.to_vec())
+    .bind(upload.category as i16)
+    .bind(hash.to_vec())
+    .bind(bytes.len() as i32)
+    .bind(&sealed.data_nonce)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.key_nonce)
+    .bind(&sealed.wrapped_key)
+    .execute(&gk.pool)
+    .await;
+    match inserted {
+        Ok(r) => (
+            if r.rows_affected() == 1 {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(
+                json!({"recordId": id, "contentHash": hash, "size": bytes.len(),
+                        "stored": r.rows_affected() == 1}),
+            ),
+        )
+            .into_response(),
+        Err(_) => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "try again later",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignedLog {
+    request: LogRequest,
+    signature: String,
+}
+
+async fn access_log(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response {
+    let Some(bytes) = limited(req.into_body(), gk.limits.max_request_bytes).await else {
+        return err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body too large",
+        );
+    };
+    let Ok(signed) = serde_json::from_slice::<SignedLog>(&bytes) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "expected {\"request\": {...}, \"signature\": \"0x...\"}",
+        );
+    };
+    let r = &signed.request;
+    if recover(r, &gk.domain, &signed.signature) != Some(r.patient)
+        || r.audience != gk.holder
+        || check_window(r.issuedAt, r.expiresAt).is_err()
+        || !gk.use_nonce(
+            r.patient,
+            B256::from(r.nonce.to_be_bytes::<32>()),
+            r.expiresAt,
+        )
+    {
+        return denied();
+    }
+    let rows = match sqlx::query(
+        "SELECT seq, at_ms, requester, record_id, patient, allowed, reason, nonce, leaf, entry_hash
+         FROM gk_access_log ORDER BY seq",
+    )
+    .fetch_all(&gk.pool)
+    .await
+    {
+        Ok(rows) => rows,
+        Err(_) => {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again later",
+            );
+        }
+    };
+    let entries: Vec<Shown> = rows
+        .iter()
+        .map(|row| {
+            let patient = Address::from_slice(&row.get::<Vec<u8>, _>("patient"));
+            let mine = patient == r.patient;
+            Shown {
+                seq: row.get::<i64, _>("seq") as u64,
+                leaf: B256::from_slice(&row.get::<Vec<u8>, _>("leaf")),
+                entry_hash: B256::from_slice(&row.get::<Vec<u8>, _>("entry_hash")),
+                detail: mine.then(|| Detail {
+                    at_ms: row.get::<i64, _>("at_ms") as u64,
+                    requester: Address::from_slice(&row.get::<Vec<u8>, _>("requester")),
+                    record_id: B256::from_slice(&row.get::<Vec<u8>, _>("record_id")),
+                    patient,
+                    allowed: row.get("allowed"),
+                    reason: row.get("reason"),
+                    nonce: B256::from_slice(&row.get::<Vec<u8>, _>("nonce")),
+                }),
+            }
+        })
+        .collect();
+    let head = entries.last().map(|e| e.entry_hash).unwrap_or_default();
+    Json(json!({"holder": gk.holder, "entries": entries, "head": head, "count": entries.len()}))
+        .into_response()
+}
+
+/// Keeps the type used in signatures of tests and tools in one place.
+pub type ReadRequest = RecordRequest;
+
+/// How long a client should wait for a read before giving up.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
