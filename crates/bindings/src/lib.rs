@@ -6,6 +6,8 @@
 //! verify, the category and purpose vocabularies, and the decoding of revert data into the
 //! contracts' custom error names.
 
+pub mod access_log;
+
 use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
 use alloy::json_abi::JsonAbi;
 use alloy::primitives::{Address, B256, U256, keccak256};

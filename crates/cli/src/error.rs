@@ -42,6 +42,9 @@ pub enum CliError {
     /// A record's bytes do not match what the chain holds.
     #[error("{0}")]
     Integrity(String),
+    /// A gatekeeper refused the request.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
@@ -56,6 +59,7 @@ impl CliError {
             Self::Funds(_) => 7,
             Self::Io(_) => 8,
             Self::Integrity(_) => 9,
+            Self::Refused(_) => 10,
         }
     }
 
@@ -71,6 +75,7 @@ impl CliError {
             Self::Funds(_) => "funds",
             Self::Io(_) => "io",
             Self::Integrity(_) => "integrity",
+            Self::Refused(_) => "refused",
         }
     }
 

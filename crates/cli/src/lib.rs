@@ -23,7 +23,7 @@ use output::Printer;
     after_help = "Settings: flag > environment variable > config file > default.\n\
 Exit codes: 0 ok, 2 bad input, 3 contract refused (revert), 4 node unreachable or RPC error, \
 5 wrong chain or missing deployment, 6 key or password, 7 insufficient funds, 8 file error, \
-9 integrity."
+9 integrity, 10 refused by a gatekeeper."
 )]
 pub struct Cli {
     /// Options shared by all subcommands.
@@ -68,6 +68,12 @@ pub enum Command {
     /// Show or verify an anchored pointer
     #[command(subcommand)]
     Pointer(cmd::anchor::PointerCmd),
+    /// Holder: store a FHIR record at your gatekeeper and anchor its pointer, in one step
+    Put(cmd::records::PutArgs),
+    /// Requester: fetch a record from its holder and verify it against the chain
+    Get(cmd::records::GetArgs),
+    /// Patient: read and verify a holder's access log of your records
+    AccessLog(cmd::records::AccessLogArgs),
     /// List a patient's grants (from the indexer)
     Grants(cmd::listing::GrantsArgs),
     /// List the patients who granted a provider access (from the indexer)
@@ -95,6 +101,9 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Anchor(a) => cmd::anchor::run_anchor(a, &settings, out).await,
         Command::AnchorBatch(a) => cmd::anchor::run_batch(a, &settings, out).await,
         Command::Pointer(c) => cmd::anchor::run_pointer(c, &settings, out).await,
+        Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
+        Command::Get(a) => cmd::records::run_get(a, &settings, out).await,
+        Command::AccessLog(a) => cmd::records::run_access_log(a, &settings, out).await,
         Command::Grants(a) => cmd::listing::run_grants(a, &settings, out).await,
         Command::Patients(a) => cmd::listing::run_patients(a, &settings, out).await,
         Command::Records(a) => cmd::listing::run_records(a, &settings, out).await,

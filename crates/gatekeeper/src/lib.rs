@@ -5,5 +5,4 @@
 
 pub mod crypto;
 pub mod error;
-pub mod log;
 pub mod server;

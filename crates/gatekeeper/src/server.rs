@@ -4,7 +4,6 @@
 
 use crate::crypto::{MasterKey, Sealed};
 use crate::error::GkError;
-use crate::log::{self, Access, Detail, Shown};
 use alloy::primitives::{Address, B256, Signature, keccak256};
 use alloy::providers::DynProvider;
 use alloy::sol_types::{Eip712Domain, SolStruct, SolValue};
@@ -15,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use medrec_bindings::ConsentRegistry;
+use medrec_bindings::access_log::{self as log, Access, Detail, Shown};
 use medrec_bindings::eip712::{LogRequest, RecordRequest, Upload};
 use serde::Deserialize;
 use serde_json::json;

@@ -8,6 +8,7 @@ pub mod grant;
 pub mod guardian;
 pub mod listing;
 pub mod participant;
+pub mod records;
 
 use crate::error::{CliError, Result};
 use crate::keys;

@@ -1,4 +1,5 @@
-//! The hash-chained access log: every read and every denial, in order.
+//! The gatekeeper's hash-chained access log: entry hashing and verification, shared by the
+//! gatekeeper that writes it and the patient's CLI that checks it.
 
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::sol_types::SolValue;

@@ -1,0 +1,364 @@
+//! `medrec put`, `get`, `access-log`: records through the holders' gatekeepers.
+
+use crate::chain::{self, Chain};
+use crate::error::{CliError, Result};
+use crate::keys;
+use crate::opts::Settings;
+use crate::output::Printer;
+use crate::units;
+use alloy::primitives::{B256, U256};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{Eip712Domain, SolStruct};
+use alloy::transports::http::reqwest;
+use clap::Args;
+use medrec_bindings::access_log::{self, Shown};
+use medrec_bindings::eip712::{LogRequest, RecordRequest, Upload};
+use medrec_bindings::record_registry::IRecordRegistry;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The FHIR R4 JSON file to store at your gatekeeper and anchor on chain
+    pub file: PathBuf,
+    /// The patient the record belongs to
+    #[arg(long)]
+    pub patient: String,
+    /// The record's category
+    #[arg(long, short = 'c')]
+    pub category: String,
+    /// Your gatekeeper's URL
+    #[arg(
+        long,
+        env = "MEDREC_GATEKEEPER_URL",
+        default_value = "http://127.0.0.1:8701"
+    )]
+    pub gatekeeper_url: String,
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Record id (0x + 64 hex, or the text it was derived from)
+    pub id: String,
+    /// Write the record here (default: stdout)
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+/// `access-log`.
+#[derive(Debug, Args)]
+pub struct AccessLogArgs {
+    /// The holder whose gatekeeper to ask
+    #[arg(long)]
+    pub holder: String,
+    /// That holder's gatekeeper URL
+    #[arg(
+        long,
+        env = "MEDREC_GATEKEEPER_URL",
+        default_value = "http://127.0.0.1:8701"
+    )]
+    pub gatekeeper_url: String,
+}
+
+fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn random_nonce() -> U256 {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    U256::from_be_bytes(b)
+}
+
+async fn sign<T: SolStruct>(
+    signer: &PrivateKeySigner,
+    msg: &T,
+    domain: &Eip712Domain,
+) -> Result<String> {
+    let sig = signer
+        .sign_hash(&msg.eip712_signing_hash(domain))
+        .await
+        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
+    Ok(format!("0x{}", alloy::hex::encode(sig.as_bytes())))
+}
+
+/// The gatekeeper's error as one line.
+async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("unknown");
+    let msg = body["error"]["message"].as_str().unwrap_or("no message");
+    if status.as_u16() == 403 {
+        CliError::Refused(format!("{what}: the gatekeeper refused ({code}): {msg}"))
+    } else if status.is_server_error() {
+        CliError::Rpc(format!(
+            "{what}: the gatekeeper failed ({status}, {code}): {msg}"
+        ))
+    } else {
+        CliError::input(format!(
+            "{what}: the gatekeeper rejected the request ({status}, {code}): {msg}"
+        ))
+    }
+}
+
+/// Runs `put`.
+pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let patient = units::address(&a.patient, "patient")?;
+    let category = units::category(&a.category)?;
+    let bytes = std::fs::read(&a.file)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.file.display())))?;
+    let is_fhir = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("resourceType").is_some_and(Value::is_string));
+    if !is_fhir {
+        return Err(CliError::input(format!(
+            "{} is not a FHIR R4 JSON resource",
+            a.file.display()
+        )));
+    }
+    let hash = B256::from_slice(&Sha256::digest(&bytes));
+    let signer = keys::load(settings)?;
+    let holder = signer.address();
+    let chain = Chain::connect_signer(settings, signer.clone()).await?;
+    let d = chain.deployment(settings).await?;
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let upload = Upload {
+        holder,
+        patient,
+        category,
+        contentHash: hash,
+        nonce: random_nonce(),
+        issuedAt: now(),
+    };
+    let sig = sign(&signer, &upload, &domain).await?;
+    let base = a.gatekeeper_url.trim_end_matches('/');
+    let resp = client()?
+        .post(format!("{base}/v1/records"))
+        .header(
+            "x-medrec-upload",
+            serde_json::to_string(&upload).map_err(|e| CliError::Io(e.to_string()))?,
+        )
+        .header("x-medrec-signature", sig)
+        .header("content-type", "application/fhir+json")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(refusal("upload", resp).await);
+    }
+    let stored: Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
+    let record_id: B256 = stored["recordId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CliError::Rpc("the gatekeeper answered without a record id".into()))?;
+    out.progress(&format!(
+        "stored at the gatekeeper as {record_id}; anchoring..."
+    ));
+    let locator = format!("{base}/v1/records/{record_id}");
+    let p = IRecordRegistry::Pointer {
+        recordId: record_id,
+        patient,
+        category,
+        contentHash: hash,
+        locator: locator.clone(),
+        supersedes: B256::ZERO,
+    };
+    let records = chain.records(&d);
+    let tx = match chain::send(&chain, records.anchor(p, B256::ZERO)).await {
+        Ok(tx) => Some(tx),
+        Err(CliError::Revert(r)) if r.name == "RecordExists" => {
+            let same = records
+                .verifyPointer(record_id, patient, holder, category, hash)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if !same {
+                return Err(CliError::Revert(r));
+            }
+            None
+        }
+        Err(e) => {
+            return Err(CliError::Rpc(format!(
+                "stored at the gatekeeper but not anchored ({e}); run the same command again to anchor it"
+            )));
+        }
+    };
+    out.result(
+        "put",
+        json!({"recordId": record_id, "contentHash": hash, "locator": locator, "patient": patient,
+               "category": medrec_bindings::category_name(category), "tx": tx, "alreadyAnchored": tx.is_none()}),
+        &format!(
+            "record {record_id}\n  sha256  {hash}\n  at      {locator}\n  {}",
+            match &tx {
+                Some(t) => format!("anchored in block {} (tx {})", t.block_number, t.tx_hash),
+                None => "already anchored".to_string(),
+            }
+        ),
+    );
+    Ok(())
+}
+
+/// Runs `get`.
+pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let id = units::record_id(&a.id)?;
+    let signer = keys::load(settings)?;
+    let me = signer.address();
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let p = super::anchor::find_pointer(&chain, &d, id).await?;
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let issued = now();
+    let req = RecordRequest {
+        requester: me,
+        recordId: id,
+        audience: p.holder,
+        nonce: random_nonce(),
+        issuedAt: issued,
+        expiresAt: issued + 60,
+    };
+    let sig = sign(&signer, &req, &domain).await?;
+    let url = format!("{}/read", p.locator.trim_end_matches('/'));
+    let resp = client()?
+        .post(&url)
+        .json(&json!({"request": req, "signature": sig}))
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Rpc(format!(
+                "cannot reach the holder's gatekeeper at {url}: {e}"
+            ))
+        })?;
+    if !resp.status().is_success() {
+        return Err(refusal("read", resp).await);
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| CliError::Rpc(format!("the gatekeeper broke off: {e}")))?;
+    let actual = B256::from_slice(&Sha256::digest(&bytes));
+    let on_chain = chain
+        .records(&d)
+        .verifyPointer(id, p.patient, p.holder, p.category, actual)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    if actual != p.content_hash || !on_chain {
+        return Err(CliError::Integrity(format!(
+            "MISMATCH: the holder served bytes hashing to {actual}, the chain anchored {}; nothing written",
+            p.content_hash
+        )));
+    }
+    match &a.out {
+        Some(path) => {
+            let tmp = path.with_extension("medrec-tmp");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
+            out.result(
+                "get",
+                json!({"recordId": id, "contentHash": actual, "verified": true, "file": path, "size": bytes.len()}),
+                &format!("verified against the chain ({actual}); written to {}", path.display()),
+            );
+        }
+        None if out.is_json() => {
+            let content: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            out.result(
+                "get",
+                json!({"recordId": id, "contentHash": actual, "verified": true, "record": content}),
+                "",
+            );
+        }
+        None => {
+            let mut stdout = std::io::stdout();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| CliError::Io(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `access-log`.
+pub async fn run_access_log(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let holder = units::address(&a.holder, "holder")?;
+    let signer = keys::load(settings)?;
+    let me = signer.address();
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let issued = now();
+    let req = LogRequest {
+        patient: me,
+        audience: holder,
+        nonce: random_nonce(),
+        issuedAt: issued,
+        expiresAt: issued + 60,
+    };
+    let sig = sign(&signer, &req, &domain).await?;
+    let base = a.gatekeeper_url.trim_end_matches('/');
+    let resp = client()?
+        .post(format!("{base}/v1/log"))
+        .json(&json!({"request": req, "signature": sig}))
+        .send()
+        .await
+        .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(refusal("access log", resp).await);
+    }
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
+    let entries: Vec<Shown> = serde_json::from_value(body["entries"].clone())
+        .map_err(|e| CliError::Rpc(format!("bad log from the gatekeeper: {e}")))?;
+    let head = access_log::verify(&entries)
+        .map_err(|e| CliError::Integrity(format!("the access log does not verify: {e}")))?;
+    let mine: Vec<&Shown> = entries.iter().filter(|e| e.detail.is_some()).collect();
+    let mut lines = vec![format!(
+        "access log of {holder}: {} entries, {} about your records; the chain of hashes verifies (head {head})",
+        entries.len(),
+        mine.len()
+    )];
+    for e in &mine {
+        if let Some(d) = &e.detail {
+            lines.push(format!(
+                "  #{:<5} {}  {}  {}  record {}  ({})",
+                e.seq,
+                units::format_time(d.at_ms / 1000),
+                if d.allowed { "READ  " } else { "DENIED" },
+                d.requester,
+                d.record_id,
+                d.reason
+            ));
+        }
+    }
+    out.result(
+        "access-log",
+        json!({"holder": holder, "count": entries.len(), "head": head, "verified": true,
+               "mine": mine.iter().map(|e| json!(e)).collect::<Vec<_>>()}),
+        &lines.join("\n"),
+    );
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the gatekeeper: a real anvil with the contracts, a real PostgreSQL
+//! database per test, the real service over HTTP, and the real `medrec` CLI.
+
+#![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
+
+mod harness;
+mod reads;

@@ -1,0 +1,495 @@
+//! Reads: the allowed paths, every adversarial request, tampering, and the access log.
+
+use crate::harness::{World, fhir_example, now, rand_bytes};
+use alloy::primitives::{Address, U256, aliases::U40, keccak256};
+use alloy::providers::Provider;
+use medrec_bindings::ConsentRegistry;
+use serde_json::Value;
+use std::process::Command;
+
+const LABS: u64 = 1 << 3;
+const NOTES: u64 = 1 << 8;
+const IMMUNIZATIONS: u64 = 1 << 7;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_fhir_examples_round_trip_for_a_grantee() {
+    let w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    for name in [
+        "Observation-example.json",
+        "Patient-example.json",
+        "Condition-example.json",
+        "Consent-consent-example-basic.json",
+        "AllergyIntolerance-example.json",
+    ] {
+        let bytes = fhir_example(name);
+        let id = w.upload(patient.address(), 3, &bytes).await;
+        let (status, body) = w.read(&reader, id).await;
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(body, bytes, "{name}: the exact stored bytes");
+    }
+    let log = w.log().await;
+    assert_eq!(log.len(), 5);
+    assert!(
+        log.iter()
+            .all(|(r, allowed, why)| *r == reader.address() && *allowed && why == "allowed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adversarial_requests_disclose_nothing_and_are_logged() {
+    let w = World::start().await;
+    let (patient, reader, stranger) = (w.account().await, w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    let bytes = fhir_example("Observation-example.json");
+    let id = w.upload(patient.address(), 3, &bytes).await;
+    let holder = w.gk_holder.address();
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let mut expected: Vec<&str> = vec![];
+    let t = now();
+    let n = || U256::from_be_bytes(rand_bytes());
+
+    // Forged signature: 65 random bytes.
+    let req = medrec_bindings::eip712::RecordRequest {
+        requester: reader.address(),
+        recordId: id,
+        audience: holder,
+        nonce: n(),
+        issuedAt: t,
+        expiresAt: t + 60,
+    };
+    let mut junk = rand_bytes().to_vec();
+    junk.extend_from_slice(&rand_bytes());
+    junk.push(27);
+    let body = serde_json::json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(&junk))});
+    let (s, denial) = w
+        .post_raw(
+            &format!("/v1/records/{id}/read"),
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(s, 403);
+    expected.push("invalid signature");
+    let denial_body: Value = serde_json::from_slice(&denial).unwrap();
+    assert_eq!(denial_body["error"]["code"], "denied");
+
+    // Signed by someone else than the requester it names.
+    let (s, b) = w
+        .read_as(&stranger, reader.address(), id, holder, t, t + 60, n())
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("signer is not the requester");
+
+    // Replayed nonce.
+    let nonce = n();
+    let (s, _) = w
+        .read_as(&reader, reader.address(), id, holder, t, t + 60, nonce)
+        .await;
+    assert_eq!(s, 200);
+    expected.push("allowed");
+    let (s, b) = w
+        .read_as(&reader, reader.address(), id, holder, t, t + 60, nonce)
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("replayed nonce");
+
+    // Expired, and issued in the future.
+    let (s, b) = w
+        .read_as(&reader, reader.address(), id, holder, t - 120, t - 60, n())
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("expired");
+    let (s, b) = w
+        .read_as(
+            &reader,
+            reader.address(),
+            id,
+            holder,
+            t + 3_600,
+            t + 3_660,
+            n(),
+        )
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("issued in the future");
+
+    // Addressed to another holder.
+    let (s, b) = w
+        .read_as(
+            &reader,
+            reader.address(),
+            id,
+            Address::repeat_byte(9),
+            t,
+            t + 60,
+            n(),
+        )
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("addressed to another holder");
+
+    // Unknown record: the same answer as any other denial.
+    let other = keccak256(b"no such record");
+    let (s, b) = w.read(&reader, other).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("unknown record");
+
+    // Wrong category: a grant of notes only for a labs record.
+    let notes_reader = w.account().await;
+    w.credential(notes_reader.address()).await;
+    w.grant(&patient, notes_reader.address(), NOTES, 3_600)
+        .await;
+    let (s, b) = w.read(&notes_reader, id).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("the chain does not allow it");
+
+    // A grantee without a credential.
+    let uncredentialed = w.account().await;
+    w.grant(&patient, uncredentialed.address(), LABS, 3_600)
+        .await;
+    let (s, b) = w.read(&uncredentialed, id).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("the chain does not allow it");
+
+    // A guardian acting outside their scope cannot grant; the read stays denied.
+    let guardian = w.account().await;
+    let as_patient = ConsentRegistry::new(w.consent, w.as_(&patient));
+    as_patient
+        .setGuardian(
+            guardian.address(),
+            IMMUNIZATIONS,
+            U40::from(0u64),
+            U40::from(now() + 86_400),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let g_reader = w.account().await;
+    w.credential(g_reader.address()).await;
+    let as_guardian = ConsentRegistry::new(w.consent, w.as_(&guardian));
+    let refused = as_guardian
+        .grant(
+            patient.address(),
+            g_reader.address(),
+            LABS,
+            1,
+            U40::from(0u64),
+            U40::from(now() + 3_600),
+        )
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a guardian cannot grant outside its scope"
+    );
+    let (s, b) = w.read(&g_reader, id).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("the chain does not allow it");
+
+    // Revoked one block earlier.
+    w.revoke(&patient, reader.address()).await;
+    let (s, b) = w.read(&reader, id).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("the chain does not allow it");
+
+    // An expired grant (the chain's clock moves past it).
+    let short = w.account().await;
+    w.credential(short.address()).await;
+    w.grant(&patient, short.address(), LABS, 120).await;
+    let (s, _) = w.read(&short, id).await;
+    assert_eq!(s, 200);
+    expected.push("allowed");
+    let p = w.as_(&w.gov);
+    let _: Value = p
+        .raw_request("evm_increaseTime".into(), (200u64,))
+        .await
+        .unwrap();
+    let _: Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+    let (s, b) = w.read(&short, id).await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.push("the chain does not allow it");
+
+    // Oversized and malformed bodies.
+    let (s, _) = w
+        .post_raw(&format!("/v1/records/{id}/read"), vec![b'x'; 64 * 1024])
+        .await;
+    assert_eq!(s, 413);
+    expected.push("oversized request");
+    let (s, b) = w
+        .post_raw(&format!("/v1/records/{id}/read"), b"{not json".to_vec())
+        .await;
+    assert_eq!(s, 400);
+    assert!(!String::from_utf8_lossy(&b).contains("resourceType"));
+    expected.push("malformed request");
+
+    let log = w.log().await;
+    let reasons: Vec<&str> = log.iter().map(|(_, _, why)| why.as_str()).collect();
+    assert_eq!(reasons, expected, "every request is logged, in order");
+    assert_eq!(log.iter().filter(|(_, allowed, _)| *allowed).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guardian_grant_and_break_glass_allow() {
+    let w = World::start().await;
+    let (patient, guardian, reader, er) = (
+        w.account().await,
+        w.account().await,
+        w.account().await,
+        w.account().await,
+    );
+    w.credential(reader.address()).await;
+    w.credential(er.address()).await;
+    let bytes = fhir_example("Immunization-example.json");
+    let id = w.upload(patient.address(), 7, &bytes).await;
+    ConsentRegistry::new(w.consent, w.as_(&patient))
+        .setGuardian(
+            guardian.address(),
+            IMMUNIZATIONS,
+            U40::from(0u64),
+            U40::from(now() + 86_400),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    ConsentRegistry::new(w.consent, w.as_(&guardian))
+        .grant(
+            patient.address(),
+            reader.address(),
+            IMMUNIZATIONS,
+            1,
+            U40::from(0u64),
+            U40::from(now() + 3_600),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (s, b) = w.read(&reader, id).await;
+    assert_eq!((s, b), (200, bytes.clone()));
+
+    let (s, _) = w.read(&er, id).await;
+    assert_eq!(s, 403, "no access before break-glass");
+    ConsentRegistry::new(w.consent, w.as_(&er))
+        .openEmergencyAccess(
+            patient.address(),
+            keccak256(b"unconscious"),
+            U40::from(3_600u64),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (s, b) = w.read(&er, id).await;
+    assert_eq!((s, b), (200, bytes));
+}
+
+fn medrec_cli() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_BIN_EXE_medrec-gatekeeper")).with_file_name("medrec");
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
+    let w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    let dir = w.dir.path();
+    std::fs::write(dir.join("password"), "pw\n").unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(medrec_cli())
+            .args(args)
+            .env("HOME", dir)
+            .env("MEDREC_RPC_URL", &w.rpc)
+            .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
+            .env("MEDREC_PASSWORD_FILE", dir.join("password"))
+            .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
+            .env("MEDREC_GATEKEEPER_URL", &w.gk_url)
+            .output()
+            .unwrap()
+    };
+    for (name, key) in [
+        ("holder", &w.gk_holder),
+        ("reader", &reader),
+        ("patient", &patient),
+    ] {
+        std::fs::write(
+            dir.join(format!("{name}.key")),
+            alloy::hex::encode(key.to_bytes()),
+        )
+        .unwrap();
+        let out = cli(&[
+            "account",
+            "import",
+            name,
+            "--private-key-file",
+            &dir.join(format!("{name}.key")).to_string_lossy(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+
+    let file = dir.join("obs.json");
+    std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &file.to_string_lossy(),
+        "--patient",
+        &patient.address().to_string(),
+        "-c",
+        "labs",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = put["data"]["recordId"].as_str().unwrap().to_string();
+    // Putting it again is harmless: same id, already anchored.
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &file.to_string_lossy(),
+        "--patient",
+        &patient.address().to_string(),
+        "-c",
+        "labs",
+    ]);
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["data"]["recordId"], id.as_str());
+    assert_eq!(again["data"]["alreadyAnchored"], true);
+
+    let got = dir.join("got.json");
+    let out = cli(&["-a", "reader", "get", &id, "--out", &got.to_string_lossy()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        fhir_example("Observation-example.json")
+    );
+
+    // Someone with the master key swaps the bytes at rest: the gatekeeper serves them, the
+    // client's hash check against the chain refuses them, and nothing is written.
+    let record_id: alloy::primitives::B256 = id.parse().unwrap();
+    let sealed = medrec_gatekeeper::crypto::MasterKey::from_bytes(&[42u8; 32])
+        .seal(
+            record_id.as_slice(),
+            b"{\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":99}}",
+        )
+        .unwrap();
+    w.sql(format!(
+        "UPDATE gk_records SET data_nonce = '\\x{}', ciphertext = '\\x{}', key_nonce = '\\x{}', wrapped_key = '\\x{}' WHERE record_id = '\\x{}'",
+        alloy::hex::encode(&sealed.data_nonce),
+        alloy::hex::encode(&sealed.ciphertext),
+        alloy::hex::encode(&sealed.key_nonce),
+        alloy::hex::encode(&sealed.wrapped_key),
+        alloy::hex::encode(record_id)
+    ))
+    .await;
+    let tampered_out = dir.join("tampered.json");
+    let out = cli(&[
+        "-a",
+        "reader",
+        "get",
+        &id,
+        "--out",
+        &tampered_out.to_string_lossy(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MISMATCH"));
+    assert!(!tampered_out.exists(), "nothing written on a mismatch");
+
+    // A stranger is refused by the gatekeeper, exit 10.
+    let stranger = w.account().await;
+    std::fs::write(
+        dir.join("stranger.key"),
+        alloy::hex::encode(stranger.to_bytes()),
+    )
+    .unwrap();
+    cli(&[
+        "account",
+        "import",
+        "stranger",
+        "--private-key-file",
+        &dir.join("stranger.key").to_string_lossy(),
+    ]);
+    let out = cli(&["-a", "stranger", "get", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The patient reads and verifies the access log of their records.
+    let out = cli(&[
+        "--json",
+        "-a",
+        "patient",
+        "access-log",
+        "--holder",
+        &w.gk_holder.address().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log["data"]["verified"], true);
+    assert_eq!(log["data"]["count"], 3);
+    assert_eq!(log["data"]["mine"].as_array().unwrap().len(), 3);
+
+    // A rewritten entry no longer verifies.
+    w.sql("UPDATE gk_access_log SET reason = 'nothing to see' WHERE seq = 3".into())
+        .await;
+    let out = cli(&[
+        "-a",
+        "patient",
+        "access-log",
+        "--holder",
+        &w.gk_holder.address().to_string(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+}
