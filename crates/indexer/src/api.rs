@@ -313,11 +313,12 @@ struct TimelineQuery {
     limit: Option<i64>,
 }
 
+// Masks are BIGINT with the uint64's bits: shown as the unsigned number, like the other answers.
 const TIMELINE_SQL: &str = "
 SELECT * FROM (
   SELECT block_number, log_index, tx_hash, 'granted' AS kind,
     json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'),
-      'categoryMask', categories, 'purpose', purpose, 'notBefore', not_before, 'expiresAt', expires_at)::text AS data
+      'categoryMask', categories::numeric + CASE WHEN categories < 0 THEN 18446744073709551616 ELSE 0 END, 'purpose', purpose, 'notBefore', not_before, 'expiresAt', expires_at)::text AS data
   FROM ev_granted WHERE patient = $1
   UNION ALL
   SELECT block_number, log_index, tx_hash, 'revoked',
@@ -325,7 +326,7 @@ SELECT * FROM (
   FROM ev_revoked WHERE patient = $1
   UNION ALL
   SELECT block_number, log_index, tx_hash, 'guardian-set',
-    json_build_object('guardian', '0x' || encode(guardian, 'hex'), 'scopeMask', scope,
+    json_build_object('guardian', '0x' || encode(guardian, 'hex'), 'scopeMask', scope::numeric + CASE WHEN scope < 0 THEN 18446744073709551616 ELSE 0 END,
       'notBefore', not_before, 'expiresAt', expires_at)::text
   FROM ev_guardian_set WHERE patient = $1
   UNION ALL

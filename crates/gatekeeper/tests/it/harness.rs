@@ -327,6 +327,7 @@ impl World {
     }
 
     /// A read request signed by `signer` (who may differ from `requester`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn read_as(
         &self,
         signer: &PrivateKeySigner,
