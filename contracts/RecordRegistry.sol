@@ -20,6 +20,7 @@ contract RecordRegistry is IRecordRegistry {
 
     mapping(bytes32 recordId => bytes32 commitment) private _commitments;
     mapping(bytes32 recordId => bytes32 newRecordId) private _supersededBy;
+    mapping(address holder => LogAnchor) private _logAnchors;
 
     constructor(IParticipantRegistry participants_, IConsentRegistry consent_) {
         participants = participants_;
@@ -61,6 +62,23 @@ contract RecordRegistry is IRecordRegistry {
             }
             _commitments[p.recordId] = _anchor(p, readable);
         }
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function anchorAccessLog(bytes32 head, uint64 entries) external {
+        _requireProvider();
+        uint64 previous = _logAnchors[msg.sender].entries;
+        if (head == bytes32(0) || entries <= previous) {
+            revert RecordInvalidLogAnchor(entries, previous);
+        }
+        uint40 nowTs = uint40(block.timestamp);
+        _logAnchors[msg.sender] = LogAnchor({head: head, entries: entries, anchoredAt: nowTs});
+        emit AccessLogAnchored(msg.sender, head, entries, nowTs);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function accessLogOf(address holder) external view returns (LogAnchor memory) {
+        return _logAnchors[holder];
     }
 
     /// @inheritdoc IRecordRegistry

@@ -115,4 +115,11 @@ contract GasTest is Base {
         // (see BENCHMARKS.md); this bound only catches a regression.
         assertLe(used / 50, 33_000);
     }
+
+    function test_gas_anchorAccessLog() public {
+        cool();
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("head"), 100);
+        vm.snapshotGasLastCall("anchorAccessLog");
+    }
 }

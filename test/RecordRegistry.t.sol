@@ -1121,3 +1121,71 @@ contract RecordRegistryTest is Base {
         }
     }
 }
+
+/// @notice Access-log anchors: a holder's gatekeeper log head, which only grows.
+contract AccessLogAnchorTest is Base {
+    function test_anchorAccessLog_storesAndEmits() public {
+        vm.expectEmit(true, false, false, true, address(records));
+        emit IRecordRegistry.AccessLogAnchored(hospitalA, keccak256("h1"), 3, now40());
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h1"), 3);
+        IRecordRegistry.LogAnchor memory a = records.accessLogOf(hospitalA);
+        assertEq(a.head, keccak256("h1"));
+        assertEq(a.entries, 3);
+        assertEq(a.anchoredAt, now40());
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h2"), 4);
+        assertEq(records.accessLogOf(hospitalA).head, keccak256("h2"));
+        assertEq(records.accessLogOf(hospitalB).entries, 0, "per holder");
+    }
+
+    function test_anchorAccessLog_revertsWhenNotGrowing() public {
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h1"), 3);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 3, 3)
+        );
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h2"), 3);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 2, 3)
+        );
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h2"), 2);
+    }
+
+    function test_anchorAccessLog_revertsOnZeroHeadOrEntries() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 1, 0)
+        );
+        vm.prank(hospitalA);
+        records.anchorAccessLog(bytes32(0), 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 0, 0)
+        );
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("h"), 0);
+    }
+
+    function test_anchorAccessLog_revertsForNonProvider() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordNotProvider.selector, stranger)
+        );
+        vm.prank(stranger);
+        records.anchorAccessLog(keccak256("h"), 1);
+    }
+
+    function testFuzz_anchorAccessLog_neverShrinks(uint64 a, uint64 b) public {
+        a = uint64(bound(a, 1, type(uint64).max - 1));
+        vm.prank(hospitalA);
+        records.anchorAccessLog(keccak256("a"), a);
+        vm.prank(hospitalA);
+        if (b <= a) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, b, a)
+            );
+        }
+        records.anchorAccessLog(keccak256("b"), b);
+        assertEq(records.accessLogOf(hospitalA).entries, b <= a ? a : b);
+    }
+}

@@ -40,6 +40,19 @@ interface IRecordRegistry {
     /// @notice Emitted, after the new record's {PointerAnchored}, when it amends `oldRecordId`.
     event PointerSuperseded(bytes32 indexed oldRecordId, bytes32 indexed newRecordId);
 
+    /// @notice Emitted when `holder` anchors the head of its gatekeeper's access log: the
+    /// chained hash after its first `entries` entries.
+    event AccessLogAnchored(
+        address indexed holder, bytes32 head, uint64 entries, uint40 anchoredAt
+    );
+
+    /// @notice The latest access-log head a holder anchored.
+    struct LogAnchor {
+        bytes32 head;
+        uint64 entries;
+        uint40 anchoredAt;
+    }
+
     /// @notice A record id is zero.
     error RecordZeroId();
     /// @notice The patient is the zero address.
@@ -61,6 +74,8 @@ interface IRecordRegistry {
     error RecordInvalidSupersede(bytes32 supersedes);
     /// @notice The batch is empty or above `MAX_BATCH`.
     error RecordInvalidBatch(uint256 length);
+    /// @notice An access-log anchor that is empty or shorter than the holder's last one.
+    error RecordInvalidLogAnchor(uint64 entries, uint64 previous);
 
     /// @notice Anchors one pointer with the caller as holder.
     /// Requirements: caller is a credentialed provider who may read `p.category` of `p.patient`
@@ -76,6 +91,15 @@ interface IRecordRegistry {
     /// Requirements: as {anchor} for each pointer, with `supersedes` zero.
     /// Emits {PointerAnchored} for each.
     function anchorBatch(Pointer[] calldata ps) external;
+
+    /// @notice Anchors the head of the caller's access log; a log only grows.
+    /// Requirements: caller is a credentialed provider; `head` non-zero; `entries` greater than
+    /// the caller's last anchored count.
+    /// Emits {AccessLogAnchored}.
+    function anchorAccessLog(bytes32 head, uint64 entries) external;
+
+    /// @notice The latest access-log head `holder` anchored (zero if none).
+    function accessLogOf(address holder) external view returns (LogAnchor memory);
 
     /// @notice The commitment stored for `recordId` (zero if unknown) and the id of the record
     /// that superseded it (zero if none).
