@@ -60,6 +60,19 @@ struct ServeArgs {
     /// Burst of reads per requester
     #[arg(long, default_value_t = 400.0)]
     burst: f64,
+    /// The holder's keystore: when given, the log head is anchored on chain from time to time
+    #[arg(
+        long,
+        env = "MEDREC_ANCHOR_KEYSTORE",
+        requires = "anchor_password_file"
+    )]
+    anchor_keystore: Option<PathBuf>,
+    /// File whose first line is that keystore's password
+    #[arg(long, env = "MEDREC_ANCHOR_PASSWORD_FILE")]
+    anchor_password_file: Option<PathBuf>,
+    /// Seconds between anchors of the log head (only when it grew)
+    #[arg(long, default_value_t = 300)]
+    anchor_every: u64,
 }
 
 #[derive(serde::Deserialize)]
@@ -152,6 +165,40 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
         ..Limits::default()
     };
     let gk = Gatekeeper::new(pool, key, holder, domain, consent, limits).await?;
+    if let Some(keystore) = &a.anchor_keystore {
+        let password_file = a
+            .anchor_password_file
+            .as_ref()
+            .ok_or_else(|| GkError::Config("--anchor-password-file is required".into()))?;
+        let password = std::fs::read_to_string(password_file).map_err(|e| {
+            GkError::Config(format!("cannot read {}: {e}", password_file.display()))
+        })?;
+        let signer = alloy::signers::local::PrivateKeySigner::decrypt_keystore(
+            keystore,
+            password.lines().next().unwrap_or_default(),
+        )
+        .map_err(|e| GkError::Config(format!("cannot decrypt {}: {e}", keystore.display())))?;
+        if signer.address() != holder {
+            return Err(GkError::Config(format!(
+                "the anchor keystore holds {}, not the holder {holder}",
+                signer.address()
+            )));
+        }
+        let url = a
+            .rpc_url
+            .parse()
+            .map_err(|_| GkError::Config("bad RPC URL".into()))?;
+        let wallet = ProviderBuilder::new()
+            .wallet(alloy::network::EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        let registry = medrec_bindings::RecordRegistry::new(d.record_registry, wallet);
+        tokio::spawn(server::anchor_loop(
+            gk.clone(),
+            registry,
+            std::time::Duration::from_secs(a.anchor_every.max(1)),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| GkError::Config(format!("cannot listen on {}: {e}", a.listen)))?;

@@ -640,6 +640,50 @@ async fn access_log(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response
         .into_response()
 }
 
+/// Anchors the log head on chain every `every`, when the log grew since the last anchor.
+/// Failures are logged and retried at the next tick: reads never wait for the chain.
+pub async fn anchor_loop(
+    gk: Arc<Gatekeeper>,
+    registry: medrec_bindings::RecordRegistry::RecordRegistryInstance<DynProvider>,
+    every: Duration,
+) {
+    let mut anchored = registry
+        .accessLogOf(gk.holder)
+        .call()
+        .await
+        .map(|a| a.entries)
+        .unwrap_or_default();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let (entries, head) = gk.head().await;
+        if entries <= anchored {
+            continue;
+        }
+        let sent = async {
+            registry
+                .anchorAccessLog(head, entries)
+                .send()
+                .await?
+                .get_receipt()
+                .await
+                .map_err(alloy::contract::Error::from)
+        };
+        match sent.await {
+            Ok(r) if r.status() => {
+                anchored = entries;
+                tracing::info!(target: "medrec::gatekeeper", entries, %head, "anchored the access log head");
+            }
+            Ok(r) => {
+                tracing::warn!(target: "medrec::gatekeeper", tx = %r.transaction_hash, "anchoring reverted")
+            }
+            Err(e) => {
+                tracing::warn!(target: "medrec::gatekeeper", error = %e, "cannot anchor the access log head; will retry")
+            }
+        }
+    }
+}
+
 /// Keeps the type used in signatures of tests and tools in one place.
 pub type ReadRequest = RecordRequest;
 

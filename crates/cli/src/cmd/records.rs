@@ -335,12 +335,42 @@ pub async fn run_access_log(a: AccessLogArgs, settings: &Settings, out: Printer)
         .map_err(|e| CliError::Rpc(format!("bad log from the gatekeeper: {e}")))?;
     let head = access_log::verify(&entries)
         .map_err(|e| CliError::Integrity(format!("the access log does not verify: {e}")))?;
+    // The holder's anchor on chain pins the log: a rewrite of any entry before it shows.
+    let anchor = chain
+        .records(&d)
+        .accessLogOf(holder)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    let anchored = anchor.entries;
+    if anchored > 0 {
+        let at = entries.get(anchored as usize - 1).ok_or_else(|| {
+            CliError::Integrity(format!(
+                "the access log was cut: the chain anchors {anchored} entries, the gatekeeper shows {}",
+                entries.len()
+            ))
+        })?;
+        if at.entry_hash != anchor.head {
+            return Err(CliError::Integrity(format!(
+                "the access log was rewritten: entry {anchored} hashes to {}, the chain anchored {}",
+                at.entry_hash, anchor.head
+            )));
+        }
+    }
     let mine: Vec<&Shown> = entries.iter().filter(|e| e.detail.is_some()).collect();
     let mut lines = vec![format!(
         "access log of {holder}: {} entries, {} about your records; the chain of hashes verifies (head {head})",
         entries.len(),
         mine.len()
     )];
+    lines.push(if anchored > 0 {
+        format!(
+            "  the first {anchored} entries match the head the holder anchored on chain at {}",
+            units::format_time(anchor.anchoredAt.to::<u64>())
+        )
+    } else {
+        "  the holder has not anchored its log on chain yet".to_string()
+    });
     for e in &mine {
         if let Some(d) = &e.detail {
             lines.push(format!(
@@ -356,7 +386,7 @@ pub async fn run_access_log(a: AccessLogArgs, settings: &Settings, out: Printer)
     }
     out.result(
         "access-log",
-        json!({"holder": holder, "count": entries.len(), "head": head, "verified": true,
+        json!({"holder": holder, "count": entries.len(), "head": head, "verified": true, "anchoredEntries": anchored,
                "mine": mine.iter().map(|e| json!(e)).collect::<Vec<_>>()}),
         &lines.join("\n"),
     );

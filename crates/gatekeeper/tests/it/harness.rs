@@ -53,6 +53,7 @@ pub struct World {
     pub gov: PrivateKeySigner,
     pub participants: Address,
     pub consent: Address,
+    pub records: Address,
     pub domain: Eip712Domain,
     pub admin_url: String,
     pub db: String,
@@ -158,6 +159,7 @@ impl World {
             gov,
             participants,
             consent,
+            records,
             domain: medrec_bindings::gatekeeper_domain(chain_id, records),
             admin_url,
             db,
@@ -396,6 +398,38 @@ impl World {
         rows.into_iter()
             .map(|(r, a, why)| (Address::from_slice(&r), a, why))
             .collect()
+    }
+
+    /// The access log rows as (seq, access, at_ms), to recompute hashes.
+    pub async fn log_rows(&self) -> Vec<(u64, medrec_bindings::access_log::Access, u64)> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.db_url()).await.unwrap();
+        type Row = (i64, i64, Vec<u8>, Vec<u8>, Vec<u8>, bool, String, Vec<u8>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT seq, at_ms, requester, record_id, patient, allowed, reason, nonce FROM gk_access_log ORDER BY seq",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(seq, at, r, id, p, allowed, reason, nonce)| {
+                let a = medrec_bindings::access_log::Access {
+                    requester: Address::from_slice(&r),
+                    record_id: B256::from_slice(&id),
+                    patient: Address::from_slice(&p),
+                    allowed,
+                    reason,
+                    nonce: B256::from_slice(&nonce),
+                    expires_at: 0,
+                };
+                (seq as u64, a, at as u64)
+            })
+            .collect()
+    }
+
+    /// The record registry's address.
+    pub fn records_address(&self) -> Address {
+        self.records
     }
 
     /// Runs SQL on the gatekeeper's database.

@@ -60,8 +60,8 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
         issuedAt: t,
         expiresAt: t + 60,
     };
-    let mut junk = rand_bytes().to_vec();
-    junk.extend_from_slice(&rand_bytes());
+    // r = s = 0: no key signs that.
+    let mut junk = vec![0u8; 64];
     junk.push(27);
     let body = serde_json::json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(&junk))});
     let (s, denial) = w
@@ -305,25 +305,27 @@ fn medrec_cli() -> std::path::PathBuf {
     p
 }
 
+fn run_cli(w: &World, args: &[&str]) -> std::process::Output {
+    let dir = w.dir.path();
+    Command::new(medrec_cli())
+        .args(args)
+        .env("HOME", dir)
+        .env("MEDREC_RPC_URL", &w.rpc)
+        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
+        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
+        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
+        .env("MEDREC_GATEKEEPER_URL", &w.gk_url)
+        .output()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
-    let w = World::start().await;
+    let mut w = World::start().await;
     let (patient, reader) = (w.account().await, w.account().await);
     w.credential(reader.address()).await;
-    let dir = w.dir.path();
+    let dir = w.dir.path().to_path_buf();
     std::fs::write(dir.join("password"), "pw\n").unwrap();
-    let cli = |args: &[&str]| {
-        Command::new(medrec_cli())
-            .args(args)
-            .env("HOME", dir)
-            .env("MEDREC_RPC_URL", &w.rpc)
-            .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
-            .env("MEDREC_PASSWORD_FILE", dir.join("password"))
-            .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
-            .env("MEDREC_GATEKEEPER_URL", &w.gk_url)
-            .output()
-            .unwrap()
-    };
     for (name, key) in [
         ("holder", &w.gk_holder),
         ("reader", &reader),
@@ -334,35 +336,52 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
             alloy::hex::encode(key.to_bytes()),
         )
         .unwrap();
-        let out = cli(&[
-            "account",
-            "import",
-            name,
-            "--private-key-file",
-            &dir.join(format!("{name}.key")).to_string_lossy(),
-        ]);
+        let key_file = dir
+            .join(format!("{name}.key"))
+            .to_string_lossy()
+            .to_string();
+        let out = run_cli(
+            &w,
+            &["account", "import", name, "--private-key-file", &key_file],
+        );
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The gatekeeper anchors its log head every second with the holder's keystore.
+    let keystore = dir.join("keystores/holder").to_string_lossy().to_string();
+    let password = dir.join("password").to_string_lossy().to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+        "--anchor-every",
+        "1",
+    ])
+    .await;
+    let cli = |args: &[&str]| run_cli(&w, args);
     w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
     w.grant(&patient, reader.address(), LABS, 3_600).await;
 
     let file = dir.join("obs.json");
+    let file_arg = file.to_string_lossy().to_string();
+    let patient_arg = patient.address().to_string();
     std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
-    let out = cli(&[
+    let put_args = [
         "--json",
         "-a",
         "holder",
         "put",
-        &file.to_string_lossy(),
+        &file_arg,
         "--patient",
-        &patient.address().to_string(),
+        &patient_arg,
         "-c",
         "labs",
-    ]);
+    ];
+    let out = cli(&put_args);
     assert!(
         out.status.success(),
         "{}",
@@ -371,17 +390,7 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     let put: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = put["data"]["recordId"].as_str().unwrap().to_string();
     // Putting it again is harmless: same id, already anchored.
-    let out = cli(&[
-        "--json",
-        "-a",
-        "holder",
-        "put",
-        &file.to_string_lossy(),
-        "--patient",
-        &patient.address().to_string(),
-        "-c",
-        "labs",
-    ]);
+    let out = cli(&put_args);
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["data"]["recordId"], id.as_str());
     assert_eq!(again["data"]["alreadyAnchored"], true);
@@ -441,12 +450,13 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
         alloy::hex::encode(stranger.to_bytes()),
     )
     .unwrap();
+    let key_file = dir.join("stranger.key").to_string_lossy().to_string();
     cli(&[
         "account",
         "import",
         "stranger",
         "--private-key-file",
-        &dir.join("stranger.key").to_string_lossy(),
+        &key_file,
     ]);
     let out = cli(&["-a", "stranger", "get", &id]);
     assert_eq!(
@@ -456,15 +466,35 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The patient reads and verifies the access log of their records.
-    let out = cli(&[
-        "--json",
-        "-a",
-        "patient",
-        "access-log",
-        "--holder",
-        &w.gk_holder.address().to_string(),
-    ]);
+    // Another patient's record is asked for too: this patient sees only its leaf.
+    let other = w.account().await;
+    let other_id = w
+        .upload(other.address(), 3, &fhir_example("Patient-example.json"))
+        .await;
+    let (s, _) = w.read(&reader, other_id).await;
+    assert_eq!(s, 403);
+
+    // Wait until the gatekeeper anchored all 4 entries on chain.
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while registry
+        .accessLogOf(w.gk_holder.address())
+        .call()
+        .await
+        .unwrap()
+        .entries
+        < 4
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log head was not anchored"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // The patient reads and verifies the access log of their records against the anchor.
+    let holder = w.gk_holder.address().to_string();
+    let out = cli(&["--json", "-a", "patient", "access-log", "--holder", &holder]);
     assert!(
         out.status.success(),
         "{}",
@@ -472,19 +502,14 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     );
     let log: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(log["data"]["verified"], true);
-    assert_eq!(log["data"]["count"], 3);
+    assert_eq!(log["data"]["count"], 4);
+    assert_eq!(log["data"]["anchoredEntries"], 4);
     assert_eq!(log["data"]["mine"].as_array().unwrap().len(), 3);
 
-    // A rewritten entry no longer verifies.
+    // A clumsy rewrite of one of the patient's entries breaks the chain.
     w.sql("UPDATE gk_access_log SET reason = 'nothing to see' WHERE seq = 3".into())
         .await;
-    let out = cli(&[
-        "-a",
-        "patient",
-        "access-log",
-        "--holder",
-        &w.gk_holder.address().to_string(),
-    ]);
+    let out = cli(&["-a", "patient", "access-log", "--holder", &holder]);
     assert_eq!(
         out.status.code(),
         Some(9),
@@ -492,4 +517,38 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+    w.sql("UPDATE gk_access_log SET reason = 'the chain does not allow it' WHERE seq = 3".into())
+        .await;
+
+    // A careful rewrite (another patient's entry changed, every hash recomputed) still
+    // verifies internally, but no longer matches the head anchored on chain.
+    let rows = w.log_rows().await;
+    let mut prev = alloy::primitives::B256::ZERO;
+    for (seq, mut access, at_ms) in rows {
+        if seq == 4 {
+            access.requester = Address::ZERO;
+            access.reason = "nothing happened".into();
+        }
+        let leaf = medrec_bindings::access_log::leaf(seq, at_ms, &access);
+        let entry = medrec_bindings::access_log::chain(prev, leaf);
+        w.sql(format!(
+            "UPDATE gk_access_log SET requester = '\\x{}', reason = '{}', leaf = '\\x{}', prev_hash = '\\x{}', entry_hash = '\\x{}' WHERE seq = {seq}",
+            alloy::hex::encode(access.requester),
+            access.reason,
+            alloy::hex::encode(leaf),
+            alloy::hex::encode(prev),
+            alloy::hex::encode(entry)
+        ))
+        .await;
+        prev = entry;
+    }
+    let out = cli(&["-a", "patient", "access-log", "--holder", &holder]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("rewritten"), "{stderr}");
 }
