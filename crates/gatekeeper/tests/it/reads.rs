@@ -552,3 +552,175 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("rewritten"), "{stderr}");
 }
+
+async fn upload_as(
+    w: &World,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    holder: Address,
+    patient: Address,
+    hash: alloy::primitives::B256,
+    body: Vec<u8>,
+) -> (u16, String) {
+    use alloy::signers::Signer;
+    use alloy::sol_types::SolStruct;
+    let up = medrec_bindings::eip712::Upload {
+        holder,
+        patient,
+        category: 3,
+        contentHash: hash,
+        nonce: U256::from_be_bytes(rand_bytes()),
+        issuedAt: now(),
+    };
+    let sig = signer
+        .sign_hash(&up.eip712_signing_hash(&w.domain))
+        .await
+        .unwrap();
+    let r = w
+        .http
+        .post(format!("{}/v1/records", w.gk_url))
+        .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
+        .header(
+            "x-medrec-signature",
+            format!("0x{}", alloy::hex::encode(sig.as_bytes())),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+fn sha(b: &[u8]) -> alloy::primitives::B256 {
+    alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(b))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_need_the_holders_signature_and_a_fhir_body() {
+    let w = World::start().await;
+    let p = w.account().await.address();
+    let holder = w.gk_holder.address();
+    let body = fhir_example("Patient-example.json");
+    let hash = sha(&body);
+    let stranger = w.account().await;
+    let denied = (403, "denied".to_string());
+    assert_eq!(
+        upload_as(&w, &stranger, holder, p, hash, body.clone()).await,
+        denied
+    );
+    assert_eq!(
+        upload_as(&w, &stranger, stranger.address(), p, hash, body.clone()).await,
+        denied
+    );
+    let wrong = alloy::primitives::B256::repeat_byte(1);
+    let r = upload_as(&w, &w.gk_holder, holder, p, wrong, body.clone()).await;
+    assert_eq!(r, (400, "hash_mismatch".to_string()));
+    let not_fhir = b"{\"hello\":\"world\"}".to_vec();
+    let r = upload_as(&w, &w.gk_holder, holder, p, sha(&not_fhir), not_fhir).await;
+    assert_eq!(r, (400, "not_fhir".to_string()));
+    let r = upload_as(&w, &w.gk_holder, holder, p, hash, body).await;
+    assert_eq!(r, (201, String::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_rate_limited_per_requester() {
+    let mut w = World::start().await;
+    w.start_gatekeeper(&["--rate-per-sec", "0.5", "--burst", "2"])
+        .await;
+    let (patient, reader, other) = (w.account().await, w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    w.credential(other.address()).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    w.grant(&patient, other.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            3,
+            &fhir_example("Observation-example.json"),
+        )
+        .await;
+    assert_eq!(w.read(&reader, id).await.0, 200);
+    assert_eq!(w.read(&reader, id).await.0, 200);
+    let (s, b) = w.read(&reader, id).await;
+    assert_eq!(s, 429);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited");
+    // Another requester has its own allowance.
+    assert_eq!(w.read(&other, id).await.0, 200);
+    let reasons: Vec<String> = w.log().await.into_iter().map(|(_, _, why)| why).collect();
+    assert_eq!(reasons, ["allowed", "allowed", "rate limited", "allowed"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_without_a_relationship_is_not_orphaned_and_a_rerun_anchors_it() {
+    let w = World::start().await;
+    let patient = w.account().await;
+    let dir = w.dir.path().to_path_buf();
+    std::fs::write(dir.join("password"), "pw\n").unwrap();
+    std::fs::write(
+        dir.join("holder.key"),
+        alloy::hex::encode(w.gk_holder.to_bytes()),
+    )
+    .unwrap();
+    let key_file = dir.join("holder.key").to_string_lossy().to_string();
+    assert!(
+        run_cli(
+            &w,
+            &[
+                "account",
+                "import",
+                "holder",
+                "--private-key-file",
+                &key_file
+            ]
+        )
+        .status
+        .success()
+    );
+    let file = dir.join("obs.json");
+    std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
+    let (file_arg, patient_arg) = (
+        file.to_string_lossy().to_string(),
+        patient.address().to_string(),
+    );
+    let args = [
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &file_arg,
+        "--patient",
+        &patient_arg,
+        "-c",
+        "labs",
+    ];
+    // The patient has not granted the holder anything yet: stored, not anchored, said so.
+    let out = run_cli(&w, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("RecordNoRelationship") && msg.contains("run the same command again"),
+        "{msg}"
+    );
+    // Once the patient grants, the same command anchors the stored record.
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    let out = run_cli(&w, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["alreadyAnchored"], false);
+    assert!(v["data"]["tx"]["blockNumber"].as_u64().unwrap() > 0);
+}
