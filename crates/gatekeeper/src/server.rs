@@ -68,7 +68,8 @@ pub struct Gatekeeper {
     pub consent: ConsentRegistry::ConsentRegistryInstance<DynProvider>,
     /// Limits.
     pub limits: Limits,
-    log: Mutex<LogHead>,
+    log: Arc<Mutex<LogHead>>,
+    log_tx: tokio::sync::mpsc::Sender<(Access, tokio::sync::oneshot::Sender<Result<(), String>>)>,
     nonces: std::sync::Mutex<HashMap<(Address, B256), u64>>,
     buckets: std::sync::Mutex<HashMap<Address, (f64, Instant)>>,
 }
@@ -119,6 +120,9 @@ impl Gatekeeper {
             .into_iter()
             .map(|(r, n, e)| ((Address::from_slice(&r), B256::from_slice(&n)), e as u64))
             .collect();
+        let log = Arc::new(Mutex::new(LogHead { seq, head }));
+        let (log_tx, log_rx) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(log_writer(pool.clone(), log.clone(), log_rx));
         Ok(Arc::new(Self {
             pool,
             key,
@@ -126,40 +130,24 @@ impl Gatekeeper {
             domain,
             consent,
             limits,
-            log: Mutex::new(LogHead { seq, head }),
+            log,
+            log_tx,
             nonces: std::sync::Mutex::new(nonces),
             buckets: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
-    /// Appends one entry to the chained log (durably, before the answer is sent).
+    /// Appends one entry to the chained log and returns once it is committed. Entries that
+    /// arrive together are chained in arrival order and committed in one transaction.
     pub async fn append(&self, a: &Access) -> Result<(), GkError> {
-        let mut head = self.log.lock().await;
-        let seq = head.seq + 1;
-        let at = now_ms();
-        let leaf = log::leaf(seq, at, a);
-        let entry = log::chain(head.head, leaf);
-        sqlx::query(
-            "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(seq as i64)
-        .bind(at as i64)
-        .bind(a.requester.to_vec())
-        .bind(a.record_id.to_vec())
-        .bind(a.patient.to_vec())
-        .bind(a.allowed)
-        .bind(&a.reason)
-        .bind(a.nonce.to_vec())
-        .bind(a.expires_at as i64)
-        .bind(leaf.to_vec())
-        .bind(head.head.to_vec())
-        .bind(entry.to_vec())
-        .execute(&self.pool)
-        .await?;
-        head.seq = seq;
-        head.head = entry;
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.log_tx
+            .send((a.clone(), tx))
+            .await
+            .map_err(|_| GkError::Internal("the access log writer stopped".into()))?;
+        rx.await
+            .map_err(|_| GkError::Internal("the access log writer stopped".into()))?
+            .map_err(GkError::Internal)
     }
 
     /// The log's length and head.
@@ -200,6 +188,89 @@ impl Gatekeeper {
         }
         n.insert((who, nonce), expires_at);
         true
+    }
+}
+
+/// One batch of log entries, by column.
+#[derive(Default)]
+struct LogColumns {
+    seq: Vec<i64>,
+    at: Vec<i64>,
+    requester: Vec<Vec<u8>>,
+    record: Vec<Vec<u8>>,
+    patient: Vec<Vec<u8>>,
+    allowed: Vec<bool>,
+    reason: Vec<String>,
+    nonce: Vec<Vec<u8>>,
+    expires: Vec<i64>,
+    leaf: Vec<Vec<u8>>,
+    prev: Vec<Vec<u8>>,
+    entry: Vec<Vec<u8>>,
+}
+
+type LogJob = (Access, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Writes the access log: takes what is waiting (up to 512 entries), chains it after the
+/// head, commits it in one INSERT, then answers every waiting request.
+async fn log_writer(
+    pool: PgPool,
+    log: Arc<Mutex<LogHead>>,
+    mut rx: tokio::sync::mpsc::Receiver<LogJob>,
+) {
+    let mut batch: Vec<LogJob> = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut head = log.lock().await;
+        let (mut seq, mut prev) = (head.seq, head.head);
+        let mut c = LogColumns::default();
+        let at = now_ms();
+        for (a, _) in &batch {
+            seq += 1;
+            let leaf = log::leaf(seq, at, a);
+            let entry = log::chain(prev, leaf);
+            c.seq.push(seq as i64);
+            c.at.push(at as i64);
+            c.requester.push(a.requester.to_vec());
+            c.record.push(a.record_id.to_vec());
+            c.patient.push(a.patient.to_vec());
+            c.allowed.push(a.allowed);
+            c.reason.push(a.reason.clone());
+            c.nonce.push(a.nonce.to_vec());
+            c.expires.push(a.expires_at as i64);
+            c.leaf.push(leaf.to_vec());
+            c.prev.push(prev.to_vec());
+            c.entry.push(entry.to_vec());
+            prev = entry;
+        }
+        let written = sqlx::query(
+            "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
+        )
+        .bind(&c.seq)
+        .bind(&c.at)
+        .bind(&c.requester)
+        .bind(&c.record)
+        .bind(&c.patient)
+        .bind(&c.allowed)
+        .bind(&c.reason)
+        .bind(&c.nonce)
+        .bind(&c.expires)
+        .bind(&c.leaf)
+        .bind(&c.prev)
+        .bind(&c.entry)
+        .execute(&pool)
+        .await;
+        let result = match written {
+            Ok(_) => {
+                head.seq = seq;
+                head.head = prev;
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot write the access log: {e}")),
+        };
+        drop(head);
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(result.clone());
+        }
     }
 }
 

@@ -1,0 +1,367 @@
+//! Gatekeeper benchmark: resolves a 10 KB FHIR record with N concurrent requesters against
+//! one gatekeeper on a fresh anvil, and prints requests per second and latency percentiles.
+//! Every resolve is the real path: signature and freshness checks, replay check, the chain's
+//! `canRead` asked at that moment, decryption, and the access log written before the answer.
+//!
+//! Needs DATABASE_URL (a role that may create databases) and `cargo build --workspace --bins`.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256, aliases::U40, keccak256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct;
+use clap::Parser;
+use medrec_bindings::eip712::{RecordRequest, Upload};
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Resolve benchmark for the gatekeeper.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Concurrent requesters
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Resolves in all
+    #[arg(long, default_value_t = 4000)]
+    requests: usize,
+    /// Record size in bytes
+    #[arg(long, default_value_t = 10 * 1024)]
+    record_bytes: usize,
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (see script/pg.sh)");
+    let dir = std::env::temp_dir().join(format!("medrec-gk-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let port = free_port();
+    let _anvil = Proc(
+        Command::new(root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rpc = format!("http://127.0.0.1:{port}");
+    let gov: PrivateKeySigner = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        .parse()
+        .unwrap();
+    let wallet = |s: &PrivateKeySigner| {
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(s.clone()))
+            .connect_http(rpc.parse().unwrap());
+        p.client().set_poll_interval(Duration::from_millis(10));
+        p.erased()
+    };
+    let p = wallet(&gov);
+    let chain_id = loop {
+        if let Ok(id) = p.get_chain_id().await {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let participants = *ParticipantRegistry::deploy(p.clone(), gov.address())
+        .await
+        .unwrap()
+        .address();
+    let consent =
+        *ConsentRegistry::deploy(p.clone(), gov.address(), participants, U40::from(86_400u64))
+            .await
+            .unwrap()
+            .address();
+    let records = *RecordRegistry::deploy(p.clone(), participants, consent)
+        .await
+        .unwrap()
+        .address();
+    let deployment = dir.join("deployment.json");
+    std::fs::write(
+        &deployment,
+        json!({"chainId": chain_id, "startBlock": 0, "admin": gov.address(), "participantRegistry": participants,
+               "consentRegistry": consent, "recordRegistry": records})
+        .to_string(),
+    )
+    .unwrap();
+
+    let holder = PrivateKeySigner::random();
+    let patient = PrivateKeySigner::random();
+    let requesters: Vec<PrivateKeySigner> = (0..args.concurrency)
+        .map(|_| PrivateKeySigner::random())
+        .collect();
+    let reg = ParticipantRegistry::new(participants, p.clone());
+    for a in std::iter::once(holder.address()).chain(requesters.iter().map(|r| r.address())) {
+        reg.issueCredential(a, 1, keccak256(b"licence"), U40::from(now() + 86_400 * 30))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+    let _: serde_json::Value = p
+        .raw_request(
+            "anvil_setBalance".into(),
+            (patient.address(), U256::from(10u128.pow(20))),
+        )
+        .await
+        .unwrap();
+    let c = ConsentRegistry::new(consent, wallet(&patient));
+    for r in &requesters {
+        c.grant(
+            patient.address(),
+            r.address(),
+            1 << 3,
+            1,
+            U40::from(0u64),
+            U40::from(now() + 86_400),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    }
+
+    // A fresh database and the gatekeeper.
+    let db = format!("medrec_gk_bench_{}", std::process::id());
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let db_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    std::fs::write(dir.join("master.key"), alloy::hex::encode([9u8; 32])).unwrap();
+    let gk_port = free_port();
+    let gk_url = format!("http://127.0.0.1:{gk_port}");
+    let _gk = Proc(
+        Command::new(bin_dir.join("medrec-gatekeeper"))
+            .args([
+                "serve",
+                "--holder",
+                &holder.address().to_string(),
+                "--database-url",
+                &db_url,
+            ])
+            .args([
+                "--rpc-url",
+                &rpc,
+                "--listen",
+                &format!("127.0.0.1:{gk_port}"),
+            ])
+            .arg("--master-key-file")
+            .arg(dir.join("master.key"))
+            .arg("--deployments")
+            .arg(&deployment)
+            .args(["--rate-per-sec", "1000000", "--burst", "1000000"])
+            .env("MEDREC_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let http = alloy::transports::http::reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    while http.get(format!("{gk_url}/health")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A FHIR Observation padded to the record size.
+    let base = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]}, "note": [{"text": ""}]});
+    let pad = args.record_bytes.saturating_sub(base.to_string().len());
+    let mut rec = base;
+    rec["note"][0]["text"] = json!("x".repeat(pad));
+    let record = rec.to_string().into_bytes();
+    let domain = medrec_bindings::gatekeeper_domain(chain_id, records);
+    let hash = B256::from_slice(&Sha256::digest(&record));
+    let up = Upload {
+        holder: holder.address(),
+        patient: patient.address(),
+        category: 3,
+        contentHash: hash,
+        nonce: U256::from(1),
+        issuedAt: now(),
+    };
+    let sig = holder
+        .sign_hash(&up.eip712_signing_hash(&domain))
+        .await
+        .unwrap();
+    let resp = http
+        .post(format!("{gk_url}/v1/records"))
+        .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
+        .header(
+            "x-medrec-signature",
+            format!("0x{}", alloy::hex::encode(sig.as_bytes())),
+        )
+        .body(record.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "upload failed: {}",
+        resp.status()
+    );
+    let id: B256 = resp.json::<serde_json::Value>().await.unwrap()["recordId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Requests are signed before the clock starts: the client's signing is not the server's cost.
+    let per = args.requests.div_ceil(args.concurrency);
+    let mut bodies: Vec<Vec<String>> = Vec::new();
+    for r in &requesters {
+        let mut mine = Vec::with_capacity(per);
+        for i in 0..per {
+            let t = now();
+            let req = RecordRequest {
+                requester: r.address(),
+                recordId: id,
+                audience: holder.address(),
+                nonce: U256::from(i + 1),
+                issuedAt: t,
+                expiresAt: t + 300,
+            };
+            let sig = r
+                .sign_hash(&req.eip712_signing_hash(&domain))
+                .await
+                .unwrap();
+            mine.push(json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}).to_string());
+        }
+        bodies.push(mine);
+    }
+    // Warm up connections.
+    let url = format!("{gk_url}/v1/records/{id}/read");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mine in bodies {
+        let http = http.clone();
+        let url = url.clone();
+        let expected = record.len();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(mine.len());
+            for body in mine {
+                let t0 = Instant::now();
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                let b = r.bytes().await.unwrap();
+                assert_eq!(b.len(), expected);
+                lat.push(t0.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1];
+    let rps = lat.len() as f64 / elapsed.as_secs_f64();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!(
+        "| gatekeeper resolve ({} B record, {} concurrent requesters) | figure |",
+        record.len(),
+        args.concurrency
+    );
+    println!("|---|---:|");
+    println!("| resolves | {} |", lat.len());
+    println!("| wall time | {:.2} s |", elapsed.as_secs_f64());
+    println!("| resolves per second | {rps:.0} |");
+    println!("| latency p50 | {:.2} ms |", pct(0.50).as_secs_f64() * 1e3);
+    println!("| latency p99 | {:.2} ms |", pct(0.99).as_secs_f64() * 1e3);
+    println!(
+        "| latency max | {:.2} ms |",
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "| machine | {} cores, {cpu} |",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _: Option<Address> = None;
+}
