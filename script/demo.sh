@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The main job on local defaults: starts PostgreSQL, a local chain (anvil) and the indexer,
-# deploys the registries with the medrec CLI, and walks through the story so far: an operator
-# credentials two hospitals, a patient grants and revokes, a hospital anchors a record and
-# checks access, another uses break-glass, and the patient reads the timeline from the indexer.
-# Re-running reuses what is up. `script/demo.sh stop` stops the chain and the indexer.
+# The main job on local defaults: starts PostgreSQL, a local chain (anvil), the indexer and two
+# hospitals' gatekeepers, deploys the registries with the medrec CLI, and walks through the
+# story so far: an operator credentials two hospitals, a patient grants, hospital A stores a
+# record at its gatekeeper and anchors it, hospital B is refused, then granted, resolves and
+# verifies it, break-glass shows, a revocation refuses B again, and the patient reads the
+# timeline (indexer) and hospital A's access log (verified against its on-chain anchor).
+# Re-running reuses what is up. `script/demo.sh stop` stops what it started.
 # Environment: MEDREC_RPC_PORT (default 8545), MEDREC_INDEXER_PORT (default 8600),
 # MEDREC_STATE_DIR (default .medrec).
 set -euo pipefail
@@ -31,7 +33,7 @@ step() { printf '\n== %s\n' "$*"; }
 mkdir -p "$state"
 
 if [[ ${1:-} == stop ]]; then
-  for svc in indexer anvil; do
+  for svc in gatekeeper-a gatekeeper-b indexer anvil; do
     if [[ -f $state/$svc.pid ]] && kill "$(cat "$state/$svc.pid")" 2>/dev/null; then
       echo "demo: stopped $svc (pid $(cat "$state/$svc.pid"))"
     fi
@@ -44,7 +46,7 @@ fi
 [[ -x $anvil ]] || die "Foundry is not installed: run 'make install'"
 
 step "Building the medrec CLI and indexer"
-cargo build --locked -q -p medrec-cli -p medrec-indexer || die "cargo build failed"
+cargo build --locked -q -p medrec-cli -p medrec-indexer -p medrec-gatekeeper || die "cargo build failed"
 medrec_bin=$root/target/debug/medrec
 export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores \
   MEDREC_PASSWORD_FILE=$state/password MEDREC_DEPLOYMENTS=$root/deployments \
@@ -118,6 +120,36 @@ else
   echo "indexer at $indexer_url (log: $state/indexer.log)"
 fi
 
+step "Starting the hospitals' gatekeepers (A at :8701, B at :8702)"
+start_gatekeeper() { # name, port, holder
+  local name=$1 gport=$2 holder=$3
+  if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='medrec_$name'" | grep -q 1; then
+    [[ -f $state/gatekeeper-$name.pid ]] && kill "$(cat "$state/gatekeeper-$name.pid")" 2>/dev/null && sleep 0.5
+    rm -f "$state/gatekeeper-$name.pid"
+    as_postgres psql -qc "DROP DATABASE IF EXISTS medrec_$name WITH (FORCE)" >/dev/null
+    as_postgres psql -qc "CREATE DATABASE medrec_$name OWNER medrec" >/dev/null
+  fi
+  [[ -f $state/gatekeeper-$name.key ]] || "$root/target/debug/medrec-gatekeeper" init-key "$state/gatekeeper-$name.key" 2>/dev/null
+  if [[ -f $state/gatekeeper-$name.pid ]] && kill -0 "$(cat "$state/gatekeeper-$name.pid")" 2>/dev/null; then
+    echo "gatekeeper $name already running"
+    return
+  fi
+  nohup "$root/target/debug/medrec-gatekeeper" serve --holder "$holder" \
+    --database-url "${base_url%/*}/medrec_$name" --rpc-url "$rpc" --deployments "$root/deployments" \
+    --master-key-file "$state/gatekeeper-$name.key" --listen "127.0.0.1:$gport" \
+    --anchor-keystore "$state/keystores/hospital-$name" --anchor-password-file "$state/password" \
+    --anchor-every 2 >"$state/gatekeeper-$name.log" 2>&1 &
+  echo $! >"$state/gatekeeper-$name.pid"
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$gport/health" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$gport/health" >/dev/null 2>&1 || die "gatekeeper $name did not start; see $state/gatekeeper-$name.log"
+  echo "gatekeeper $name at http://127.0.0.1:$gport (log: $state/gatekeeper-$name.log)"
+}
+start_gatekeeper a 8701 "$A"
+start_gatekeeper b 8702 "$B"
+
 step "Operator: credential two hospitals as providers"
 medrec -a operator participant add "$A" --role provider --ref "Hospital A licence" --for 365d
 medrec -a operator participant add "$B" --role provider --ref "Hospital B licence" --for 365d
@@ -127,20 +159,27 @@ medrec -a patient grant "$A" --categories labs,notes --purpose treatment --for 9
 medrec -a patient show-grant "$A"
 medrec check --grantee "$A" --category labs --patient "$P"
 
-step "Hospital A: anchor a lab result it holds (only its SHA-256 and locator go on chain)"
+step "Hospital A: store a lab result at its gatekeeper and anchor it (only hashes go on chain)"
 mkdir -p "$state/records"
 record=$state/records/hemoglobin.json
 cat >"$record" <<'JSON'
 {"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin"}]},"valueQuantity":{"value":13.2,"unit":"g/dL"}}
 JSON
-if "$medrec_bin" -q pointer show demo-hemoglobin >/dev/null 2>&1; then
-  echo "record demo-hemoglobin already anchored"
-else
-  medrec -a hospital-a anchor "$record" --patient "$P" --category labs \
-    --locator "http://127.0.0.1:8701/records/demo-hemoglobin" --id demo-hemoglobin
+medrec -a hospital-a put "$record" --patient "$P" --category labs --gatekeeper-url http://127.0.0.1:8701
+RID=$("$medrec_bin" --json -a hospital-a put "$record" --patient "$P" --category labs \
+  --gatekeeper-url http://127.0.0.1:8701 | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["recordId"])')
+medrec pointer show "$RID"
+
+step "Hospital B asks hospital A for it without a grant: refused"
+if "$medrec_bin" -a hospital-b get "$RID" >/dev/null 2>"$state/refused.txt"; then
+  die "hospital B read a record without a grant"
 fi
-medrec pointer show demo-hemoglobin
-medrec pointer verify demo-hemoglobin "$record"
+printf '$ medrec -a hospital-b get %s\n%s\n' "$RID" "$(cat "$state/refused.txt")"
+
+step "Patient grants hospital B labs for 30 days; B resolves the record and verifies it"
+medrec -a patient grant "$B" --categories labs --for 30d
+medrec -a hospital-b get "$RID" --out "$state/records/received-by-b.json"
+cat "$state/records/received-by-b.json"; echo
 
 step "Hospital B: emergency (break-glass) access, visible to the patient"
 if "$medrec_bin" --json break-glass show "$P" --provider "$B" | grep -q '"open":true'; then
@@ -150,21 +189,31 @@ else
 fi
 medrec break-glass show "$P" --provider "$B"
 
-step "Patient: revoke hospital A; access ends in that block"
-last=$("$medrec_bin" --json -a patient revoke "$A" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tx"]["blockNumber"])') ||
+step "Patient: revoke hospital B; access ends in that block"
+"$medrec_bin" -q -a hospital-b break-glass close "$P" 2>/dev/null || true
+last=$("$medrec_bin" --json -a patient revoke "$B" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["tx"]["blockNumber"])') ||
   die "revoke failed"
 echo "revoked in block $last"
-medrec check --grantee "$A" --category labs --patient "$P"
+medrec check --grantee "$B" --category labs --patient "$P"
+if "$medrec_bin" -a hospital-b get "$RID" >/dev/null 2>"$state/refused.txt"; then
+  die "hospital B read a record after the revocation"
+fi
+printf '$ medrec -a hospital-b get %s\n%s\n' "$RID" "$(cat "$state/refused.txt")"
 
 step "Patient: what happened to my records (from the indexer, waiting for block $last)"
 medrec -a patient timeline --min-block "$last"
 medrec -a patient records --min-block "$last"
 medrec -a patient grants --min-block "$last"
 
+step "Patient: hospital A's access log of my records, checked against its on-chain anchor"
+sleep 3
+medrec -a patient access-log --holder "$A" --gatekeeper-url http://127.0.0.1:8701
+
 cat <<DONE
 
 demo: done. The chain is still running at $rpc with the contracts in deployments/31337.json,
-and the indexer at $indexer_url (database medrec_demo).
+the indexer at $indexer_url (database medrec_demo), and the gatekeepers of hospital A
+(http://127.0.0.1:8701) and B (http://127.0.0.1:8702).
 Keep exploring with the same settings:
   export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores MEDREC_PASSWORD_FILE=$state/password
   export MEDREC_INDEXER_URL=$indexer_url
