@@ -74,16 +74,21 @@ type CursorRow = (i64, Vec<Vec<u8>>, i64, Vec<u8>);
 type SpanColumns = (Vec<i64>, Vec<i32>, Vec<Option<i64>>, Vec<Option<String>>);
 
 /// Reads the cursor, checking that the database belongs to this chain and deployment.
+///
+/// FOR UPDATE waits for a batch still in flight from a writer that died after its lock went
+/// (its lock and its writes are on different connections): the new writer must start from it.
 pub async fn read_cursor(
     pool: &PgPool,
     chain_id: u64,
     contracts: &[Address],
 ) -> Result<Option<Cursor>> {
+    let mut tx = pool.begin().await?;
     let row: Option<CursorRow> = sqlx::query_as(
-        "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1",
+        "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1 FOR UPDATE",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     let Some((db_chain, db_contracts, n, h)) = row else {
         return Ok(None);
     };
@@ -99,7 +104,8 @@ pub async fn read_cursor(
     }))
 }
 
-/// Sets the starting cursor of an empty database.
+/// Sets the starting cursor of an empty database (keeping one a dead writer's last transaction
+/// set meanwhile: read the cursor again after this).
 pub async fn init_cursor(
     pool: &PgPool,
     chain_id: u64,
@@ -110,7 +116,8 @@ pub async fn init_cursor(
     let mut tx = pool.begin().await?;
     let ours: Vec<Vec<u8>> = contracts.iter().map(|a| a.to_vec()).collect();
     sqlx::query(
-        "INSERT INTO indexer_cursor (id, chain_id, contracts, block_number, block_hash) VALUES (1, $1, $2, $3, $4)",
+        "INSERT INTO indexer_cursor (id, chain_id, contracts, block_number, block_hash) VALUES (1, $1, $2, $3, $4)
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(chain_id as i64)
     .bind(&ours)
@@ -119,7 +126,8 @@ pub async fn init_cursor(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "INSERT INTO indexed_blocks (block_number, block_hash, timestamp) VALUES ($1, $2, $3)",
+        "INSERT INTO indexed_blocks (block_number, block_hash, timestamp) VALUES ($1, $2, $3)
+         ON CONFLICT (block_number) DO NOTHING",
     )
     .bind(start.block_number as i64)
     .bind(start.block_hash.to_vec())

@@ -139,7 +139,12 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
                 db::init_cursor(&pool, chain_id, &cfg.contracts, c, ts)
             })
             .await?;
-            c
+            // A writer that died with its own init in flight may have committed it first.
+            retry(&metrics, "read cursor", || {
+                db::read_cursor(&pool, chain_id, &cfg.contracts)
+            })
+            .await?
+            .unwrap_or(c)
         }
     };
     info!(target: "medrec::indexer", chain_id, block = cursor.block_number, "indexing from cursor");
@@ -253,11 +258,18 @@ async fn step(
     };
     let started = Instant::now();
     let logs = node.logs(&cfg.contracts, from, to).await?;
-    // The end block must not have changed while the logs were read.
+    // The end block must not have changed while the logs were read; nor the first one, which
+    // ties the range to the cursor (a reorg between the two header reads could otherwise join
+    // another branch's logs onto this one's past).
     let (to_hash_after, _, _) = node.header(to).await?;
     if to_hash_after != to_hash {
         return Err(IndexerError::Rpc(format!(
             "block {to} changed while reading logs; retrying"
+        )));
+    }
+    if from != to && node.header(from).await?.0 != from_hash {
+        return Err(IndexerError::Rpc(format!(
+            "block {from} changed while reading logs; retrying"
         )));
     }
     let mut evs: Vec<LogEvent> = Vec::with_capacity(logs.len());

@@ -1,0 +1,746 @@
+//! The test's own reading of the chain: every registry log decoded with the bindings' event
+//! types (not the indexer's decoder), the rows each table and view should hold, and the
+//! comparison with what the indexer wrote.
+
+use crate::harness::{TestDb, World};
+use alloy::primitives::aliases::U40;
+use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEventInterface;
+use medrec_bindings::consent_registry::ConsentRegistry::ConsentRegistryEvents as CE;
+use medrec_bindings::participant_registry::ParticipantRegistry::ParticipantRegistryEvents as PE;
+use medrec_bindings::record_registry::RecordRegistry::RecordRegistryEvents as RE;
+use sqlx::{Column, Row, TypeInfo};
+use std::collections::{BTreeMap, HashMap};
+
+/// One indexed-kind event, decoded by the test.
+#[derive(Debug, Clone)]
+pub enum Ev {
+    CredentialIssued {
+        account: Address,
+        role: u8,
+        reference: B256,
+        issued_at: u64,
+        expires_at: u64,
+    },
+    CredentialRevoked {
+        account: Address,
+        role: u8,
+        revoked_at: u64,
+    },
+    Granted {
+        patient: Address,
+        grantee: Address,
+        by: Address,
+        categories: u64,
+        purpose: u8,
+        not_before: u64,
+        expires_at: u64,
+    },
+    Revoked {
+        patient: Address,
+        grantee: Address,
+        by: Address,
+    },
+    GuardianSet {
+        patient: Address,
+        guardian: Address,
+        scope: u64,
+        not_before: u64,
+        expires_at: u64,
+    },
+    GuardianRemoved {
+        patient: Address,
+        guardian: Address,
+    },
+    EmergencyOpened {
+        patient: Address,
+        provider: Address,
+        reason: B256,
+        opened_at: u64,
+        expires_at: u64,
+    },
+    EmergencyClosed {
+        patient: Address,
+        provider: Address,
+        by: Address,
+    },
+    CapSet {
+        cap: u64,
+    },
+    Anchored {
+        record_id: B256,
+        patient: Address,
+        holder: Address,
+        category: u8,
+        content_hash: B256,
+        locator: String,
+    },
+    Superseded {
+        old: B256,
+        new: B256,
+    },
+}
+
+/// An event with its place on the chain.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub block: u64,
+    pub log_index: u64,
+    pub tx: B256,
+    pub ev: Ev,
+}
+
+fn t(v: U40) -> u64 {
+    v.to::<u64>()
+}
+
+/// Every event of the deployment's registries up to block `to`, in chain order.
+pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
+    let filter = Filter::new()
+        .address(vec![w.participants, w.consent, w.records])
+        .from_block(w.start_block)
+        .to_block(to);
+    let logs = w.p.get_logs(&filter).await.unwrap();
+    let mut out = Vec::with_capacity(logs.len());
+    for log in logs {
+        assert!(!log.removed, "a removed log in a plain eth_getLogs");
+        let ev = if log.address() == w.participants {
+            match PE::decode_log(&log.inner).unwrap().data {
+                PE::CredentialIssued(e) => Ev::CredentialIssued {
+                    account: e.account,
+                    role: e.role,
+                    reference: e.r#ref,
+                    issued_at: t(e.issuedAt),
+                    expires_at: t(e.expiresAt),
+                },
+                PE::CredentialRevoked(e) => Ev::CredentialRevoked {
+                    account: e.account,
+                    role: e.role,
+                    revoked_at: t(e.revokedAt),
+                },
+                _ => continue,
+            }
+        } else if log.address() == w.consent {
+            match CE::decode_log(&log.inner).unwrap().data {
+                CE::Granted(e) => Ev::Granted {
+                    patient: e.patient,
+                    grantee: e.grantee,
+                    by: e.by,
+                    categories: e.categories,
+                    purpose: e.purpose,
+                    not_before: t(e.notBefore),
+                    expires_at: t(e.expiresAt),
+                },
+                CE::Revoked(e) => Ev::Revoked {
+                    patient: e.patient,
+                    grantee: e.grantee,
+                    by: e.by,
+                },
+                CE::GuardianSet(e) => Ev::GuardianSet {
+                    patient: e.patient,
+                    guardian: e.guardian,
+                    scope: e.scope,
+                    not_before: t(e.notBefore),
+                    expires_at: t(e.expiresAt),
+                },
+                CE::GuardianRemoved(e) => Ev::GuardianRemoved {
+                    patient: e.patient,
+                    guardian: e.guardian,
+                },
+                CE::EmergencyAccessOpened(e) => Ev::EmergencyOpened {
+                    patient: e.patient,
+                    provider: e.provider,
+                    reason: e.reasonHash,
+                    opened_at: t(e.openedAt),
+                    expires_at: t(e.expiresAt),
+                },
+                CE::EmergencyAccessClosed(e) => Ev::EmergencyClosed {
+                    patient: e.patient,
+                    provider: e.provider,
+                    by: e.by,
+                },
+                CE::EmergencyCapSet(e) => Ev::CapSet { cap: t(e.cap) },
+                _ => continue,
+            }
+        } else if log.address() == w.records {
+            match RE::decode_log(&log.inner).unwrap().data {
+                RE::PointerAnchored(e) => Ev::Anchored {
+                    record_id: e.recordId,
+                    patient: e.patient,
+                    holder: e.holder,
+                    category: e.category,
+                    content_hash: e.contentHash,
+                    locator: e.locator,
+                },
+                RE::PointerSuperseded(e) => Ev::Superseded {
+                    old: e.oldRecordId,
+                    new: e.newRecordId,
+                },
+                // Not mirrored by the indexer.
+                _ => continue,
+            }
+        } else {
+            panic!("log of an unexpected contract {}", log.address());
+        };
+        out.push(Logged {
+            block: log.block_number.unwrap(),
+            log_index: log.log_index.unwrap(),
+            tx: log.transaction_hash.unwrap(),
+            ev,
+        });
+    }
+    out.sort_by_key(|l| (l.block, l.log_index));
+    out
+}
+
+// ------------------------------------------------------------------------ canonical rows
+
+/// A value as one field of a canonical row (the same text for the chain and the database).
+pub trait Canon {
+    fn canon(&self) -> String;
+}
+
+impl Canon for u64 {
+    fn canon(&self) -> String {
+        self.to_string()
+    }
+}
+impl Canon for i64 {
+    fn canon(&self) -> String {
+        self.to_string()
+    }
+}
+impl Canon for u8 {
+    fn canon(&self) -> String {
+        self.to_string()
+    }
+}
+impl Canon for Address {
+    fn canon(&self) -> String {
+        alloy::hex::encode_prefixed(self.as_slice())
+    }
+}
+impl Canon for B256 {
+    fn canon(&self) -> String {
+        alloy::hex::encode_prefixed(self.as_slice())
+    }
+}
+impl Canon for String {
+    fn canon(&self) -> String {
+        format!("{self:?}")
+    }
+}
+impl Canon for &str {
+    fn canon(&self) -> String {
+        format!("{self:?}")
+    }
+}
+impl<T: Canon> Canon for Option<T> {
+    fn canon(&self) -> String {
+        match self {
+            Some(v) => v.canon(),
+            None => "null".into(),
+        }
+    }
+}
+
+macro_rules! row {
+    ($($v:expr),* $(,)?) => { vec![$(Canon::canon(&$v)),*].join("|") };
+}
+
+/// A uint64 mask as the BIGINT with the same bits.
+fn mask(m: u64) -> i64 {
+    m as i64
+}
+
+/// payload, from_block, from_log, to_block, end_reason
+type HistRow = (String, u64, u64, Option<u64>, Option<&'static str>);
+
+/// A history table: each key's states, opened and closed by events.
+struct Hist<K> {
+    rows: Vec<HistRow>,
+    open: HashMap<K, usize>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone + std::fmt::Debug> Hist<K> {
+    fn new() -> Self {
+        Self {
+            rows: vec![],
+            open: HashMap::new(),
+        }
+    }
+
+    fn open(&mut self, key: K, payload: String, block: u64, log: u64) {
+        self.close(&key, block, "replaced", false);
+        self.open.insert(key, self.rows.len());
+        self.rows.push((payload, block, log, None, None));
+    }
+
+    fn close(&mut self, key: &K, block: u64, reason: &'static str, must: bool) {
+        match self.open.remove(key) {
+            Some(i) => {
+                self.rows[i].3 = Some(block);
+                self.rows[i].4 = Some(reason);
+            }
+            None => assert!(!must, "the chain closed {key:?} that was not open"),
+        }
+    }
+
+    /// Rows as `<history table>` columns.
+    fn history(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|(p, fb, fl, tb, why)| format!("{p}|{}", row!(*fb, *fl, *tb, *why)))
+            .collect()
+    }
+
+    /// Open rows as the current-state view's columns.
+    fn current(&self) -> Vec<String> {
+        self.open
+            .values()
+            .map(|&i| format!("{}|{}", self.rows[i].0, self.rows[i].1))
+            .collect()
+    }
+}
+
+/// What the indexer's tables and views must hold for these events.
+pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
+    let mut out: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (name, _) in QUERIES {
+        out.insert(name, vec![]);
+    }
+    let mut grants: Hist<(Address, Address)> = Hist::new();
+    let mut guardians: Hist<(Address, Address)> = Hist::new();
+    let mut creds: Hist<Address> = Hist::new();
+    let mut emerg: Hist<(Address, Address)> = Hist::new();
+    // record id -> (row prefix, superseded_by, superseded_block), in anchoring order
+    let mut pointers: Vec<(B256, String, Option<B256>, Option<u64>)> = vec![];
+    let mut push = |t: &'static str, r: String| out.get_mut(t).unwrap().push(r);
+    for l in evs {
+        let (bn, li, tx) = (l.block, l.log_index, l.tx);
+        match &l.ev {
+            Ev::CredentialIssued {
+                account,
+                role,
+                reference,
+                issued_at,
+                expires_at,
+            } => {
+                push(
+                    "ev_credential_issued",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *account,
+                        *role,
+                        *reference,
+                        *issued_at,
+                        *expires_at
+                    ),
+                );
+                let payload = row!(*account, *role, *reference, *issued_at, *expires_at);
+                creds.open(*account, payload, bn, li);
+            }
+            Ev::CredentialRevoked {
+                account,
+                role,
+                revoked_at,
+            } => {
+                push(
+                    "ev_credential_revoked",
+                    row!(bn, li, tx, *account, *role, *revoked_at),
+                );
+                creds.close(account, bn, "revoked", true);
+            }
+            Ev::Granted {
+                patient,
+                grantee,
+                by,
+                categories,
+                purpose,
+                not_before,
+                expires_at,
+            } => {
+                let m = mask(*categories);
+                push(
+                    "ev_granted",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *patient,
+                        *grantee,
+                        *by,
+                        m,
+                        *purpose,
+                        *not_before,
+                        *expires_at
+                    ),
+                );
+                let payload = row!(
+                    *patient,
+                    *grantee,
+                    *by,
+                    m,
+                    *purpose,
+                    *not_before,
+                    *expires_at
+                );
+                grants.open((*patient, *grantee), payload, bn, li);
+            }
+            Ev::Revoked {
+                patient,
+                grantee,
+                by,
+            } => {
+                push("ev_revoked", row!(bn, li, tx, *patient, *grantee, *by));
+                grants.close(&(*patient, *grantee), bn, "revoked", true);
+            }
+            Ev::GuardianSet {
+                patient,
+                guardian,
+                scope,
+                not_before,
+                expires_at,
+            } => {
+                let s = mask(*scope);
+                push(
+                    "ev_guardian_set",
+                    row!(bn, li, tx, *patient, *guardian, s, *not_before, *expires_at),
+                );
+                let payload = row!(*patient, *guardian, s, *not_before, *expires_at);
+                guardians.open((*patient, *guardian), payload, bn, li);
+            }
+            Ev::GuardianRemoved { patient, guardian } => {
+                push("ev_guardian_removed", row!(bn, li, tx, *patient, *guardian));
+                guardians.close(&(*patient, *guardian), bn, "removed", true);
+            }
+            Ev::EmergencyOpened {
+                patient,
+                provider,
+                reason,
+                opened_at,
+                expires_at,
+            } => {
+                push(
+                    "ev_emergency_opened",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *patient,
+                        *provider,
+                        *reason,
+                        *opened_at,
+                        *expires_at
+                    ),
+                );
+                let payload = row!(*patient, *provider, *reason, *opened_at, *expires_at);
+                emerg.open((*patient, *provider), payload, bn, li);
+            }
+            Ev::EmergencyClosed {
+                patient,
+                provider,
+                by,
+            } => {
+                push(
+                    "ev_emergency_closed",
+                    row!(bn, li, tx, *patient, *provider, *by),
+                );
+                emerg.close(&(*patient, *provider), bn, "closed", true);
+            }
+            Ev::CapSet { cap } => push("ev_emergency_cap_set", row!(bn, li, tx, *cap)),
+            Ev::Anchored {
+                record_id,
+                patient,
+                holder,
+                category,
+                content_hash,
+                locator,
+            } => {
+                push(
+                    "ev_pointer_anchored",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *record_id,
+                        *patient,
+                        *holder,
+                        *category,
+                        *content_hash,
+                        locator.clone()
+                    ),
+                );
+                let prefix = row!(
+                    *record_id,
+                    *patient,
+                    *holder,
+                    *category,
+                    *content_hash,
+                    locator.clone(),
+                    bn,
+                    li
+                );
+                pointers.push((*record_id, prefix, None, None));
+            }
+            Ev::Superseded { old, new } => {
+                push("ev_pointer_superseded", row!(bn, li, tx, *old, *new));
+                let p = pointers
+                    .iter_mut()
+                    .find(|p| p.0 == *old)
+                    .expect("the chain superseded an unknown record");
+                assert!(p.2.is_none(), "the chain superseded a record twice");
+                p.2 = Some(*new);
+                p.3 = Some(bn);
+            }
+        }
+    }
+    out.insert("grant_history", grants.history());
+    out.insert("guardian_history", guardians.history());
+    out.insert("credential_history", creds.history());
+    out.insert("emergency_history", emerg.history());
+    out.insert("grants", grants.current());
+    out.insert("guardians", guardians.current());
+    out.insert("credentials", creds.current());
+    out.insert("emergency_accesses", emerg.current());
+    out.insert(
+        "pointers",
+        pointers
+            .into_iter()
+            .map(|(_, prefix, by, blk)| format!("{prefix}|{}", row!(by, blk)))
+            .collect(),
+    );
+    out
+}
+
+/// What each compared table or view is read with; columns in the order `expected` writes them.
+pub const QUERIES: &[(&str, &str)] = &[
+    (
+        "ev_credential_issued",
+        "SELECT block_number, log_index, tx_hash, account, role, ref, issued_at, expires_at FROM ev_credential_issued",
+    ),
+    (
+        "ev_credential_revoked",
+        "SELECT block_number, log_index, tx_hash, account, role, revoked_at FROM ev_credential_revoked",
+    ),
+    (
+        "ev_granted",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at FROM ev_granted",
+    ),
+    (
+        "ev_revoked",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account FROM ev_revoked",
+    ),
+    (
+        "ev_guardian_set",
+        "SELECT block_number, log_index, tx_hash, patient, guardian, scope, not_before, expires_at FROM ev_guardian_set",
+    ),
+    (
+        "ev_guardian_removed",
+        "SELECT block_number, log_index, tx_hash, patient, guardian FROM ev_guardian_removed",
+    ),
+    (
+        "ev_emergency_opened",
+        "SELECT block_number, log_index, tx_hash, patient, provider, reason_hash, opened_at, expires_at FROM ev_emergency_opened",
+    ),
+    (
+        "ev_emergency_closed",
+        "SELECT block_number, log_index, tx_hash, patient, provider, by_account FROM ev_emergency_closed",
+    ),
+    (
+        "ev_emergency_cap_set",
+        "SELECT block_number, log_index, tx_hash, cap FROM ev_emergency_cap_set",
+    ),
+    (
+        "ev_pointer_anchored",
+        "SELECT block_number, log_index, tx_hash, record_id, patient, holder, category, content_hash, locator FROM ev_pointer_anchored",
+    ),
+    (
+        "ev_pointer_superseded",
+        "SELECT block_number, log_index, tx_hash, old_record_id, new_record_id FROM ev_pointer_superseded",
+    ),
+    (
+        "grant_history",
+        "SELECT patient, grantee, by_account, categories, purpose, not_before, expires_at, from_block, from_log, to_block, end_reason FROM grant_history",
+    ),
+    (
+        "guardian_history",
+        "SELECT patient, guardian, scope, not_before, expires_at, from_block, from_log, to_block, end_reason FROM guardian_history",
+    ),
+    (
+        "credential_history",
+        "SELECT account, role, ref, issued_at, expires_at, from_block, from_log, to_block, end_reason FROM credential_history",
+    ),
+    (
+        "emergency_history",
+        "SELECT patient, provider, reason_hash, opened_at, expires_at, from_block, from_log, to_block, end_reason FROM emergency_history",
+    ),
+    (
+        "grants",
+        "SELECT patient, grantee, by_account, categories, purpose, not_before, expires_at, block_number FROM grants",
+    ),
+    (
+        "guardians",
+        "SELECT patient, guardian, scope, not_before, expires_at, block_number FROM guardians",
+    ),
+    (
+        "credentials",
+        "SELECT account, role, ref, issued_at, expires_at, block_number FROM credentials",
+    ),
+    (
+        "emergency_accesses",
+        "SELECT patient, provider, reason_hash, opened_at, expires_at, block_number FROM emergency_accesses",
+    ),
+    (
+        "pointers",
+        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, anchored_log, superseded_by, superseded_block FROM pointers",
+    ),
+];
+
+/// Reads `sql`'s rows as canonical text, whatever the column types.
+pub async fn db_rows(db: &TestDb, sql: &'static str) -> Vec<String> {
+    let rows = sqlx::query(sql)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .map(|c| {
+                    let i = c.ordinal();
+                    match c.type_info().name() {
+                        "INT8" => r.get::<Option<i64>, _>(i).canon(),
+                        "INT4" => r.get::<Option<i32>, _>(i).map(i64::from).canon(),
+                        "INT2" => r.get::<Option<i16>, _>(i).map(i64::from).canon(),
+                        "BYTEA" => match r.get::<Option<Vec<u8>>, _>(i) {
+                            Some(b) => alloy::hex::encode_prefixed(b),
+                            None => "null".into(),
+                        },
+                        "TEXT" => r.get::<Option<String>, _>(i).canon(),
+                        other => panic!("column {} of unexpected type {other}", c.name()),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// The differences between the database's tables and views and `want`.
+pub async fn compare_tables(
+    db: &TestDb,
+    want: &BTreeMap<&'static str, Vec<String>>,
+) -> Vec<String> {
+    let mut problems = vec![];
+    for (name, sql) in QUERIES {
+        let mut got = db_rows(db, sql).await;
+        let mut exp = want[name].clone();
+        got.sort();
+        exp.sort();
+        if got != exp {
+            let missing: Vec<&String> = exp
+                .iter()
+                .filter(|r| got.binary_search(r).is_err())
+                .take(5)
+                .collect();
+            let extra: Vec<&String> = got
+                .iter()
+                .filter(|r| exp.binary_search(r).is_err())
+                .take(5)
+                .collect();
+            problems.push(format!(
+                "{name}: expected {} rows, found {}\n  missing (first 5): {missing:#?}\n  unexpected (first 5): {extra:#?}",
+                exp.len(),
+                got.len()
+            ));
+        }
+    }
+    problems
+}
+
+/// Asserts that every table and view equals what the chain's events up to `head` imply, that
+/// the cursor is `head` with the chain's hash, and that every stored block hash is the chain's.
+/// Returns the decoded events.
+pub async fn assert_db_matches_chain(w: &World, db: &TestDb, head: u64) -> Vec<Logged> {
+    let evs = chain_events(w, head).await;
+    let want = expected(&evs);
+    let mut problems = compare_tables(db, &want).await;
+    // The cursor: this chain, these contracts, the head with its hash.
+    let (chain_id, contracts, n, h): (i64, Vec<Vec<u8>>, i64, Vec<u8>) = sqlx::query_as(
+        "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let (head_hash, _) = w.block(head).await;
+    if chain_id != 31337 {
+        problems.push(format!("cursor chain id {chain_id}"));
+    }
+    let ours: Vec<Vec<u8>> = [w.participants, w.consent, w.records]
+        .iter()
+        .map(|a| a.to_vec())
+        .collect();
+    if contracts != ours {
+        problems.push("cursor contracts differ from the deployment".into());
+    }
+    if n as u64 != head || B256::from_slice(&h) != head_hash {
+        problems.push(format!(
+            "cursor at {n} {}, chain head {head} {head_hash}",
+            B256::from_slice(&h)
+        ));
+    }
+    // Every remembered block hash is the chain's (no orphan survives a reorg).
+    let blocks: Vec<(i64, Vec<u8>, i64)> =
+        sqlx::query_as("SELECT block_number, block_hash, timestamp FROM indexed_blocks")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    for (bn, bh, ts) in blocks {
+        let bn = bn as u64;
+        if bn > head {
+            problems.push(format!("indexed_blocks holds block {bn} above the head"));
+            continue;
+        }
+        let (ch, cts) = w.block(bn).await;
+        if B256::from_slice(&bh) != ch || ts as u64 != cts {
+            problems.push(format!(
+                "indexed_blocks {bn}: {} at {ts}, chain {ch} at {cts}",
+                B256::from_slice(&bh)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the database differs from the chain at head {head} ({} events):\n{}",
+        evs.len(),
+        problems.join("\n")
+    );
+    evs
+}
+
+/// Counts of each event kind, to check a scenario covers what it means to.
+pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for l in evs {
+        let k = match l.ev {
+            Ev::CredentialIssued { .. } => "credential_issued",
+            Ev::CredentialRevoked { .. } => "credential_revoked",
+            Ev::Granted { .. } => "granted",
+            Ev::Revoked { .. } => "revoked",
+            Ev::GuardianSet { .. } => "guardian_set",
+            Ev::GuardianRemoved { .. } => "guardian_removed",
+            Ev::EmergencyOpened { .. } => "emergency_opened",
+            Ev::EmergencyClosed { .. } => "emergency_closed",
+            Ev::CapSet { .. } => "cap_set",
+            Ev::Anchored { .. } => "anchored",
+            Ev::Superseded { .. } => "superseded",
+        };
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}
