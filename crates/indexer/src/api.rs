@@ -39,6 +39,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/patients/{patient}/timeline", get(timeline))
         .route("/v1/grantees/{grantee}/patients", get(grantee_patients))
         .route("/v1/pointers/{record_id}", get(pointer))
+        .route("/v1/holders/{holder}/access-log-anchors", get(log_anchors))
         .route("/v1/access", get(access))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -304,6 +305,37 @@ async fn pointer(
         )
     })?;
     Ok(Json(json!({"block": block, "pointer": pointer_json(&row)})))
+}
+
+async fn log_anchors(
+    State(s): State<ApiState>,
+    Path(h): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult {
+    let holder = address(&h, "holder")?;
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let rows = sqlx::query(
+        "SELECT block_number, tx_hash, head, entries, anchored_at FROM ev_access_log_anchored
+         WHERE holder = $1 ORDER BY block_number DESC, log_index DESC LIMIT 100",
+    )
+    .bind(holder.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    let anchors: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "block": r.get::<i64, _>("block_number"),
+                "txHash": hex(&r.get::<Vec<u8>, _>("tx_hash")),
+                "head": hex(&r.get::<Vec<u8>, _>("head")),
+                "entries": r.get::<i64, _>("entries"),
+                "anchoredAt": r.get::<i64, _>("anchored_at"),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"block": block, "holder": holder.to_checksum(None), "anchors": anchors}),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -321,6 +321,7 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
     cols!(cap_b: i64, cap_l: i32, cap_t: Vec<u8>, cap_c: i64);
     cols!(pa_b: i64, pa_l: i32, pa_t: Vec<u8>, pa_id: Vec<u8>, pa_p: Vec<u8>, pa_h: Vec<u8>, pa_c: i16, pa_hash: Vec<u8>, pa_loc: String);
     cols!(ps_b: i64, ps_l: i32, ps_t: Vec<u8>, ps_old: Vec<u8>, ps_new: Vec<u8>);
+    cols!(la_b: i64, la_l: i32, la_t: Vec<u8>, la_holder: Vec<u8>, la_head: Vec<u8>, la_n: i64, la_at: i64);
 
     for e in events {
         let (bn, li, th) = (e.block_number as i64, e.log_index as i32, h(&e.tx_hash));
@@ -470,7 +471,27 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
                 ps_old.push(h(old_record_id));
                 ps_new.push(h(new_record_id));
             }
+            Event::AccessLogAnchored {
+                holder,
+                head,
+                entries,
+                anchored_at,
+            } => {
+                la_b.push(bn);
+                la_l.push(li);
+                la_t.push(th);
+                la_holder.push(b(holder));
+                la_head.push(h(head));
+                la_n.push(*entries as i64);
+                la_at.push(*anchored_at as i64);
+            }
         }
+    }
+
+    if !la_b.is_empty() {
+        sqlx::query("INSERT INTO ev_access_log_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[])")
+            .bind(&la_b).bind(&la_l).bind(&la_t).bind(&la_holder).bind(&la_head).bind(&la_n).bind(&la_at)
+            .execute(&mut **tx).await?;
     }
 
     if !ci_b.is_empty() {
@@ -779,7 +800,8 @@ pub async fn rollback(pool: &PgPool, fork: Cursor) -> Result<()> {
             "ev_emergency_closed" => "DELETE FROM ev_emergency_closed WHERE block_number > $1",
             "ev_emergency_cap_set" => "DELETE FROM ev_emergency_cap_set WHERE block_number > $1",
             "ev_pointer_anchored" => "DELETE FROM ev_pointer_anchored WHERE block_number > $1",
-            _ => "DELETE FROM ev_pointer_superseded WHERE block_number > $1",
+            "ev_pointer_superseded" => "DELETE FROM ev_pointer_superseded WHERE block_number > $1",
+            _ => "DELETE FROM ev_access_log_anchored WHERE block_number > $1",
         };
         sqlx::query(sql).bind(f).execute(&mut *tx).await?;
     }
@@ -834,4 +856,5 @@ pub const EVENT_TABLES: &[&str] = &[
     "ev_emergency_cap_set",
     "ev_pointer_anchored",
     "ev_pointer_superseded",
+    "ev_access_log_anchored",
 ];

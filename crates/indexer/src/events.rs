@@ -73,6 +73,12 @@ pub enum Event {
         old_record_id: B256,
         new_record_id: B256,
     },
+    AccessLogAnchored {
+        holder: Address,
+        head: B256,
+        entries: u64,
+        anchored_at: u64,
+    },
 }
 
 /// An event with its position on the chain.
@@ -104,6 +110,7 @@ pub fn topics() -> Vec<B256> {
         ConsentRegistry::EmergencyCapSet::SIGNATURE_HASH,
         RecordRegistry::PointerAnchored::SIGNATURE_HASH,
         RecordRegistry::PointerSuperseded::SIGNATURE_HASH,
+        RecordRegistry::AccessLogAnchored::SIGNATURE_HASH,
     ]
 }
 
@@ -264,6 +271,19 @@ pub fn decode(log: &Log) -> Result<Option<LogEvent>, String> {
             Event::PointerSuperseded {
                 old_record_id: e.oldRecordId,
                 new_record_id: e.newRecordId,
+            }
+        }
+        t if t == RecordRegistry::AccessLogAnchored::SIGNATURE_HASH => {
+            let e = log
+                .log_decode::<RecordRegistry::AccessLogAnchored>()
+                .map_err(err)?
+                .inner
+                .data;
+            Event::AccessLogAnchored {
+                holder: e.holder,
+                head: e.head,
+                entries: e.entries,
+                anchored_at: u(e.anchoredAt),
             }
         }
         _ => return Ok(None),

@@ -183,9 +183,16 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
                 tokio::time::sleep(cfg.poll_interval).await;
             }
             Ok(Step::Reorged) => backoff.reset(),
-            Err(IndexerError::RangeTooLarge(msg)) => {
+            Err(IndexerError::RangeTooLarge(msg)) if range > 1 => {
                 range = (range / 2).max(1);
                 warn!(target: "medrec::indexer", range, %msg, "log range refused; shrinking");
+            }
+            Err(IndexerError::RangeTooLarge(msg)) => {
+                // Even one block is refused: an RPC failure like any other.
+                metrics.rpc_errors.fetch_add(1, Ordering::Relaxed);
+                let wait = backoff.next();
+                warn!(target: "medrec::indexer", %msg, retry_in_ms = wait.as_millis() as u64, "one-block log range refused; retrying");
+                tokio::time::sleep(wait).await;
             }
             Err(e) if e.is_retryable() => {
                 match e {

@@ -112,7 +112,7 @@ async fn history(w: &World) -> Marks {
     let h = w.revoke(p1, p1, h2).await;
     let revoke = w.receipt(h).await.block_number.unwrap();
 
-    // An event of a watched registry that the indexer does not mirror.
+    // A holder anchors its gatekeeper's access-log head.
     let records = w.records_c();
     w.send(
         "anchorAccessLog",
@@ -200,6 +200,7 @@ async fn backfill_then_live_matches_the_chain_and_the_api_answers() {
         "cap_set",
         "anchored",
         "superseded",
+        "log_anchored",
     ] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k} event");
     }
@@ -293,6 +294,38 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     assert_eq!(health["writer"], true, "{health}");
     assert_eq!(health["indexedBlock"], head, "{health}");
     assert!(health["headBlock"].as_u64().unwrap() >= head, "{health}");
+    // The access-log anchor the holder sent.
+    let (status, anchors) = idx
+        .get(&format!("/v1/holders/{}/access-log-anchors", w.a(H1)))
+        .await;
+    assert_eq!(status, 200, "{anchors}");
+    assert_eq!(anchors["block"], head, "{anchors}");
+    let want: Vec<(B256, u64)> = evs
+        .iter()
+        .rev()
+        .filter_map(|l| match &l.ev {
+            Ev::LogAnchored {
+                holder,
+                head,
+                entries,
+                ..
+            } if *holder == w.a(H1) => Some((*head, *entries)),
+            _ => None,
+        })
+        .collect();
+    let got: Vec<(B256, u64)> = anchors["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["head"].as_str().unwrap().parse().unwrap(),
+                a["entries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want, "{anchors}");
     let metrics = idx.metrics_text().await;
     assert_eq!(metric_value(&metrics, "medrec_indexer_indexed_block"), head);
     assert_eq!(metric_value(&metrics, "medrec_indexer_writer"), 1);

@@ -77,6 +77,12 @@ pub enum Ev {
         content_hash: B256,
         locator: String,
     },
+    LogAnchored {
+        holder: Address,
+        head: B256,
+        entries: u64,
+        anchored_at: u64,
+    },
     Superseded {
         old: B256,
         new: B256,
@@ -178,8 +184,12 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     old: e.oldRecordId,
                     new: e.newRecordId,
                 },
-                // Not mirrored by the indexer.
-                _ => continue,
+                RE::AccessLogAnchored(e) => Ev::LogAnchored {
+                    holder: e.holder,
+                    head: e.head,
+                    entries: e.entries,
+                    anchored_at: t(e.anchoredAt),
+                },
             }
         } else {
             panic!("log of an unexpected contract {}", log.address());
@@ -487,6 +497,15 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 );
                 pointers.push((*record_id, prefix, None, None));
             }
+            Ev::LogAnchored {
+                holder,
+                head,
+                entries,
+                anchored_at,
+            } => push(
+                "ev_access_log_anchored",
+                row!(bn, li, tx, *holder, *head, *entries, *anchored_at),
+            ),
             Ev::Superseded { old, new } => {
                 push("ev_pointer_superseded", row!(bn, li, tx, *old, *new));
                 let p = pointers
@@ -562,6 +581,10 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "ev_pointer_superseded",
         "SELECT block_number, log_index, tx_hash, old_record_id, new_record_id FROM ev_pointer_superseded",
+    ),
+    (
+        "ev_access_log_anchored",
+        "SELECT block_number, log_index, tx_hash, holder, head, entries, anchored_at FROM ev_access_log_anchored",
     ),
     (
         "grant_history",
@@ -739,6 +762,7 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::CapSet { .. } => "cap_set",
             Ev::Anchored { .. } => "anchored",
             Ev::Superseded { .. } => "superseded",
+            Ev::LogAnchored { .. } => "log_anchored",
         };
         *m.entry(k).or_insert(0) += 1;
     }
