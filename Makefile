@@ -12,7 +12,7 @@ export PATH := $(FOUNDRY_BIN)/forge-linux-amd64/bin:$(FOUNDRY_BIN)/anvil-linux-a
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -94,10 +94,23 @@ test-rust: node_modules/.installed ## Rust tests against a real anvil and Postgr
 test: install lint abi-check test-sol gas-check slither test-rust ## Run every check and test (what CI runs)
 
 .PHONY: bench
-bench: node_modules/.installed ## Print every benchmark's figures (gas per call and per transaction)
+bench: bench-gas bench-indexer bench-gatekeeper ## Run every benchmark and print its figures
+
+.PHONY: bench-gas
+bench-gas: node_modules/.installed ## Gas per call (forge) and per whole transaction (anvil)
 	$(FORGE) test --match-contract GasTest
 	@cat snapshots/GasTest.json
 	script/bench-gas.sh
+
+.PHONY: bench-indexer
+bench-indexer: node_modules/.installed ## Indexer: backfill vs raw eth_getLogs on 200k events, live lag
+	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
+	cargo build --locked --release -p medrec-indexer --bins && target/release/medrec-indexer-bench
+
+.PHONY: bench-gatekeeper
+bench-gatekeeper: node_modules/.installed ## Gatekeeper: 10 KB resolves with concurrent requesters
+	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
+	cargo build --locked --release -p medrec-gatekeeper --bins && target/release/medrec-gatekeeper-bench
 
 .PHONY: demo
 demo: node_modules/.installed ## Start a local chain, deploy the contracts (left running)
