@@ -600,21 +600,10 @@ async fn upload(State(gk): State<Arc<Gatekeeper>>, headers: HeaderMap, req: Requ
             );
         }
     };
-    let inserted = sqlx::query(
-        "INSERT INTO gk_records (record_id, patient, category, content_hash, size, data_nonce, ciphertext, key_nonce, wrapped_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (record_id) DO NOTHING",
-    )
-    .bind(id.to_vec())
-    .bind(upload.patient.to_vec())
-    .bind(upload.category as i16)
-    .bind(hash.to_vec())
-    .bind(bytes.len() as i32)
-    .bind(&sealed.data_nonce)
-    .bind(&sealed.ciphertext)
-    .bind(&sealed.key_nonce)
-    .bind(&sealed.wrapped_key)
-    .execute(&gk.pool)
-    .await;
+    let facts = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map(|v| crate::facts::extract(&v))
+        .unwrap_or_default();
+    let inserted = store(&gk.pool, id, &upload, hash, &bytes, &sealed, &facts).await;
     match inserted {
         Ok(r) => (
             if r.rows_affected() == 1 {
@@ -634,6 +623,63 @@ async fn upload(State(gk): State<Arc<Gatekeeper>>, headers: HeaderMap, req: Requ
             "try again later",
         ),
     }
+}
+
+/// Stores a sealed record and its facts in one transaction; `rows_affected` 0 if it existed.
+async fn store(
+    pool: &PgPool,
+    id: B256,
+    upload: &Upload,
+    hash: B256,
+    bytes: &[u8],
+    sealed: &Sealed,
+    facts: &crate::facts::Facts,
+) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let res = sqlx::query(
+        "INSERT INTO gk_records (record_id, patient, category, content_hash, size, data_nonce, ciphertext, key_nonce, wrapped_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (record_id) DO NOTHING",
+    )
+    .bind(id.to_vec())
+    .bind(upload.patient.to_vec())
+    .bind(upload.category as i16)
+    .bind(hash.to_vec())
+    .bind(bytes.len() as i32)
+    .bind(&sealed.data_nonce)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.key_nonce)
+    .bind(&sealed.wrapped_key)
+    .execute(&mut *tx)
+    .await?;
+    if res.rows_affected() == 1 {
+        if let Some((gender, birth)) = &facts.demographics {
+            sqlx::query(
+                "INSERT INTO gk_patients (patient, gender, birth_date) VALUES ($1, $2, $3::date)
+                 ON CONFLICT (patient) DO UPDATE SET gender = EXCLUDED.gender, birth_date = EXCLUDED.birth_date",
+            )
+            .bind(upload.patient.to_vec())
+            .bind(gender)
+            .bind(birth)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (kind, system, code, value) in &facts.codes {
+            sqlx::query(
+                "INSERT INTO gk_facts (record_id, patient, kind, system, code, value) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id.to_vec())
+            .bind(upload.patient.to_vec())
+            .bind(*kind)
+            .bind(system)
+            .bind(code)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(res)
 }
 
 #[derive(Deserialize)]

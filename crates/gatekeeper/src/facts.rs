@@ -1,0 +1,110 @@
+//! Coded facts read from FHIR R4 resources at upload: a Patient's gender and birth date, a
+//! Condition's codes, an Observation's codes and numeric value. Research aggregates are
+//! computed over these, at the holder.
+
+use serde_json::Value;
+
+/// What a record contributes to research aggregates.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Facts {
+    /// From a Patient resource: (gender, birth date as YYYY-MM-DD).
+    pub demographics: Option<(Option<String>, Option<String>)>,
+    /// (kind, system, code, value): kind is "condition" or "observation".
+    pub codes: Vec<(&'static str, String, String, Option<f64>)>,
+}
+
+fn codings(v: &Value) -> Vec<(String, String)> {
+    v.get("coding")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let system = c.get("system")?.as_str()?.to_string();
+            let code = c.get("code")?.as_str()?.to_string();
+            Some((system, code))
+        })
+        .collect()
+}
+
+/// A birth date as YYYY-MM-DD (FHIR allows YYYY and YYYY-MM too: the first day is taken).
+fn birth_date(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_digit());
+    match parts.as_slice() {
+        [y] if ok(y, 4) => Some(format!("{y}-01-01")),
+        [y, m] if ok(y, 4) && ok(m, 2) => Some(format!("{y}-{m}-01")),
+        [y, m, d] if ok(y, 4) && ok(m, 2) && ok(&d[..d.len().min(2)], 2) => {
+            Some(format!("{y}-{m}-{}", &d[..2]))
+        }
+        _ => None,
+    }
+}
+
+/// Reads the facts of one FHIR resource.
+pub fn extract(resource: &Value) -> Facts {
+    let mut f = Facts::default();
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("Patient") => {
+            let gender = resource
+                .get("gender")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let birth = resource
+                .get("birthDate")
+                .and_then(Value::as_str)
+                .and_then(birth_date);
+            f.demographics = Some((gender, birth));
+        }
+        Some("Condition") => {
+            if let Some(code) = resource.get("code") {
+                for (system, c) in codings(code) {
+                    f.codes.push(("condition", system, c, None));
+                }
+            }
+        }
+        Some("Observation") => {
+            let value = resource
+                .get("valueQuantity")
+                .and_then(|q| q.get("value"))
+                .and_then(Value::as_f64);
+            if let Some(code) = resource.get("code") {
+                for (system, c) in codings(code) {
+                    f.codes.push(("observation", system, c, value));
+                }
+            }
+        }
+        _ => {}
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_patient_condition_observation() {
+        let p = serde_json::json!({"resourceType": "Patient", "gender": "female", "birthDate": "1974-12-25"});
+        assert_eq!(
+            extract(&p).demographics,
+            Some((Some("female".into()), Some("1974-12-25".into())))
+        );
+        let c = serde_json::json!({"resourceType": "Condition", "code": {"coding": [
+            {"system": "http://snomed.info/sct", "code": "44054006"},
+            {"system": "http://hl7.org/fhir/sid/icd-10", "code": "E11"}]}});
+        assert_eq!(extract(&c).codes.len(), 2);
+        let o = serde_json::json!({"resourceType": "Observation", "code": {"coding": [
+            {"system": "http://loinc.org", "code": "718-7"}]}, "valueQuantity": {"value": 13.2}});
+        assert_eq!(
+            extract(&o).codes,
+            vec![(
+                "observation",
+                "http://loinc.org".into(),
+                "718-7".into(),
+                Some(13.2)
+            )]
+        );
+        assert_eq!(birth_date("1980"), Some("1980-01-01".into()));
+        assert_eq!(birth_date("19x0"), None);
+    }
+}
