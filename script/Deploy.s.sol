@@ -5,8 +5,9 @@ import {Script, console2} from "forge-std/Script.sol";
 import {ParticipantRegistry} from "../contracts/ParticipantRegistry.sol";
 import {ConsentRegistry} from "../contracts/ConsentRegistry.sol";
 import {RecordRegistry} from "../contracts/RecordRegistry.sol";
+import {StudyRegistry} from "../contracts/StudyRegistry.sol";
 
-/// @notice Deploys the three registries to any chain and writes their addresses to
+/// @notice Deploys the four registries to any chain and writes their addresses to
 /// `deployments/<chainid>.json`.
 /// Environment: MEDREC_ADMIN (governance account; default: the broadcasting account),
 /// MEDREC_EMERGENCY_CAP (seconds; default 86400).
@@ -21,6 +22,7 @@ contract Deploy is Script {
         ParticipantRegistry participants = new ParticipantRegistry(admin);
         ConsentRegistry consent = new ConsentRegistry(admin, participants, cap);
         RecordRegistry records = new RecordRegistry(participants, consent);
+        StudyRegistry studies = new StudyRegistry(admin, participants);
         vm.stopBroadcast();
 
         string memory key = "deployment";
@@ -29,7 +31,8 @@ contract Deploy is Script {
         vm.serializeAddress(key, "admin", admin);
         vm.serializeAddress(key, "participantRegistry", address(participants));
         vm.serializeAddress(key, "consentRegistry", address(consent));
-        string memory json = vm.serializeAddress(key, "recordRegistry", address(records));
+        vm.serializeAddress(key, "recordRegistry", address(records));
+        string memory json = vm.serializeAddress(key, "studyRegistry", address(studies));
         string memory path =
             string.concat(vm.projectRoot(), "/deployments/", vm.toString(block.chainid), ".json");
         vm.writeJson(json, path);

@@ -9,7 +9,7 @@ dest=crates/bindings/abi
 "$forge" build --skip test --skip script >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-for c in ParticipantRegistry ConsentRegistry RecordRegistry; do
+for c in ParticipantRegistry ConsentRegistry RecordRegistry StudyRegistry; do
   python3 - "out/$c.sol/$c.json" "$tmp/$c.json" <<'PY'
 import json, sys
 art = json.load(open(sys.argv[1]))

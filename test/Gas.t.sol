@@ -3,17 +3,26 @@ pragma solidity ^0.8.30;
 
 import {Base} from "./Base.t.sol";
 import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+import {StudyRegistry} from "../contracts/StudyRegistry.sol";
 
 /// @notice Gas per operation, written to snapshots/GasTest.json by `forge snapshot` and checked
 /// by `make gas-check`. Figures are the execution gas of the call (no 21,000 intrinsic, no
 /// calldata); `make bench-gas` measures whole transactions on anvil. The ceilings below are the
 /// project's targets: a regression past them fails the suite.
 contract GasTest is Base {
+    StudyRegistry internal studies;
+
+    function setUp() public override {
+        super.setUp();
+        studies = new StudyRegistry(governor, participants);
+    }
+
     /// @dev Every account and slot cold, as at the start of a real transaction.
     function cool() internal {
         vm.cool(address(participants));
         vm.cool(address(consent));
         vm.cool(address(records));
+        vm.cool(address(studies));
     }
 
     uint256 internal constant GRANT_TARGET = 55_000;
@@ -121,5 +130,37 @@ contract GasTest is Base {
         vm.prank(hospitalA);
         records.anchorAccessLog(keccak256("head"), 100);
         vm.snapshotGasLastCall("anchorAccessLog");
+    }
+
+    /// @dev A study registered by `researcher` and approved by governance.
+    function approvedStudy() internal returns (uint256 id) {
+        vm.prank(researcher);
+        id = studies.registerStudy(keccak256("protocol"), LABS | NOTES, 11, 1_000_000);
+        vm.prank(governor);
+        studies.approveStudy(id);
+    }
+
+    function test_gas_registerStudy() public {
+        cool();
+        vm.prank(researcher);
+        studies.registerStudy(keccak256("protocol"), LABS | NOTES, 11, 1_000_000);
+        vm.snapshotGasLastCall("registerStudy");
+    }
+
+    function test_gas_optIn() public {
+        uint256 id = approvedStudy();
+        cool();
+        vm.prank(patient);
+        studies.optIn(id);
+        vm.snapshotGasLastCall("optIn");
+    }
+
+    function test_gas_submitQuery() public {
+        uint256 id = approvedStudy();
+        vm.roll(100);
+        cool();
+        vm.prank(researcher);
+        studies.submitQuery(id, keccak256("query"), 100_000, 99);
+        vm.snapshotGasLastCall("submitQuery");
     }
 }

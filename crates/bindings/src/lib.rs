@@ -44,9 +44,20 @@ pub mod record_registry {
     );
 }
 
+/// The study registry: research studies, patients' opt-ins and receipts of answered queries.
+#[allow(missing_docs, clippy::too_many_arguments)]
+pub mod study_registry {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        StudyRegistry,
+        "abi/StudyRegistry.json"
+    );
+}
+
 pub use consent_registry::ConsentRegistry;
 pub use participant_registry::ParticipantRegistry;
 pub use record_registry::RecordRegistry;
+pub use study_registry::StudyRegistry;
 
 /// The EIP-712 messages that [`ConsentRegistry`] verifies in `grantBySig` and `revokeBySig`.
 #[allow(missing_docs)]
@@ -90,6 +101,19 @@ pub mod eip712 {
         struct RecordRequest {
             address requester;
             bytes32 recordId;
+            address audience;
+            uint256 nonce;
+            uint64 issuedAt;
+            uint64 expiresAt;
+        }
+
+        /// A researcher's aggregate query, addressed to one holder's gatekeeper; `queryHash`
+        /// is keccak256 of the query's JSON text, submitted on chain with its budget first.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct ResearchRequest {
+            address researcher;
+            uint256 studyId;
+            bytes32 queryHash;
             address audience;
             uint256 nonce;
             uint64 issuedAt;
@@ -252,6 +276,7 @@ fn all_errors() -> &'static JsonAbi {
             include_str!("../abi/ParticipantRegistry.json"),
             include_str!("../abi/ConsentRegistry.json"),
             include_str!("../abi/RecordRegistry.json"),
+            include_str!("../abi/StudyRegistry.json"),
         ] {
             #[derive(serde::Deserialize)]
             struct Artifact {
@@ -324,6 +349,22 @@ mod tests {
         assert_eq!(
             decoded.args[1].1,
             Address::repeat_byte(0x22).to_checksum(None)
+        );
+    }
+
+    #[test]
+    fn decodes_a_study_error_with_its_arguments() {
+        let err = study_registry::StudyRegistry::StudyBudgetExceeded {
+            studyId: U256::from(7),
+            spent: 900,
+            cost: 200,
+            budget: 1000,
+        };
+        let decoded = decode_revert(&err.abi_encode()).expect("known error");
+        assert_eq!(decoded.name, "StudyBudgetExceeded");
+        assert_eq!(
+            decoded.to_string(),
+            "StudyBudgetExceeded(studyId: 7, spent: 900, cost: 200, budget: 1000)"
         );
     }
 

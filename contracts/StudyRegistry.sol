@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
+
+/// @title StudyRegistry
+/// @notice Research studies, patients' opt-ins and receipts of answered queries. See
+/// {IStudyRegistry}.
+contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
+    /// @notice The consortium's governance role: approves and closes studies.
+    bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
+    /// @notice EIP-712 type hash of a signed opt-in.
+    bytes32 public constant OPT_IN_TYPEHASH =
+        keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)");
+    /// @notice EIP-712 type hash of a signed withdrawal.
+    bytes32 public constant WITHDRAW_TYPEHASH =
+        keccak256("Withdraw(uint256 studyId,address patient,uint256 nonce,uint256 deadline)");
+
+    /// @notice Where researchers' credentials are checked.
+    IParticipantRegistry public immutable participants;
+
+    // Storage: a study takes three slots (researcher, status, categories | minCellSize, budget,
+    // spent, registeredAt | protocolHash); a query two; a participation one.
+    mapping(uint256 studyId => Study) private _studies;
+    mapping(uint256 studyId => mapping(bytes32 queryHash => Query)) private _queries;
+    mapping(uint256 studyId => mapping(address patient => Participation)) private _participations;
+    uint256 private _studyCount;
+
+    /// @param admin receives the admin and governance roles
+    /// @param participants_ the credential registry
+    constructor(address admin, IParticipantRegistry participants_)
+        EIP712("medrec.StudyRegistry", "1")
+    {
+        if (admin == address(0) || address(participants_) == address(0)) {
+            revert StudyZeroAddress();
+        }
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNANCE_ROLE, admin);
+        participants = participants_;
+    }
+
+    // ----------------------------------------------------------------- studies
+
+    /// @inheritdoc IStudyRegistry
+    function registerStudy(
+        bytes32 protocolHash,
+        uint64 categories,
+        uint32 minCellSize,
+        uint64 budget
+    ) external returns (uint256 studyId) {
+        _requireResearcher();
+        if (protocolHash == bytes32(0)) revert StudyZeroHash();
+        if (categories == 0) revert StudyNoCategories();
+        if (minCellSize == 0) revert StudyZeroCellSize();
+        if (budget == 0) revert StudyZeroBudget();
+        studyId = ++_studyCount;
+        uint40 nowTs = uint40(block.timestamp);
+        _studies[studyId] = Study({
+            researcher: msg.sender,
+            status: Status.Registered,
+            categories: categories,
+            minCellSize: minCellSize,
+            budget: budget,
+            spent: 0,
+            registeredAt: nowTs,
+            protocolHash: protocolHash
+        });
+        emit StudyRegistered(
+            studyId, msg.sender, protocolHash, categories, minCellSize, budget, nowTs
+        );
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function approveStudy(uint256 studyId) external onlyRole(GOVERNANCE_ROLE) {
+        Study storage s = _studies[studyId];
+        Status status = s.status;
+        if (status == Status.None) revert StudyNotFound(studyId);
+        if (status != Status.Registered) revert StudyInvalidStatus(studyId, status);
+        s.status = Status.Approved;
+        emit StudyApproved(studyId, uint40(block.timestamp));
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function closeStudy(uint256 studyId) external onlyRole(GOVERNANCE_ROLE) {
+        Study storage s = _studies[studyId];
+        Status status = s.status;
+        if (status == Status.None) revert StudyNotFound(studyId);
+        if (status == Status.Closed) revert StudyInvalidStatus(studyId, status);
+        s.status = Status.Closed;
+        emit StudyClosed(studyId, uint40(block.timestamp));
+    }
+
+    // --------------------------------------------------------------- consent
+
+    /// @inheritdoc IStudyRegistry
+    function optIn(uint256 studyId) external {
+        _optIn(studyId, msg.sender);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function withdraw(uint256 studyId) external {
+        _withdraw(studyId, msg.sender);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function optInBySig(
+        uint256 studyId,
+        address patient,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash = keccak256(
+            abi.encode(OPT_IN_TYPEHASH, studyId, patient, nonce, deadline)
+        );
+        _checkSignature(structHash, patient, nonce, deadline, signature);
+        _optIn(studyId, patient);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function withdrawBySig(
+        uint256 studyId,
+        address patient,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash = keccak256(
+            abi.encode(WITHDRAW_TYPEHASH, studyId, patient, nonce, deadline)
+        );
+        _checkSignature(structHash, patient, nonce, deadline, signature);
+        _withdraw(studyId, patient);
+    }
+
+    // --------------------------------------------------------------- queries
+
+    /// @inheritdoc IStudyRegistry
+    function submitQuery(uint256 studyId, bytes32 queryHash, uint64 cost, uint64 pinnedBlock)
+        external
+    {
+        Study storage s = _studies[studyId];
+        _requireStudyResearcher(studyId, s);
+        Status status = s.status;
+        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
+        _requireResearcher();
+        if (cost == 0) revert StudyZeroCost();
+        if (queryHash == bytes32(0)) revert StudyZeroHash();
+        if (pinnedBlock > block.number) revert StudyPinnedBlockInFuture(pinnedBlock, block.number);
+        Query storage q = _queries[studyId][queryHash];
+        if (q.cost != 0) revert StudyQueryExists(studyId, queryHash);
+        uint64 spent = s.spent;
+        uint64 budget = s.budget;
+        // spent <= budget always holds, so this neither underflows nor lets spent pass budget.
+        if (cost > budget - spent) revert StudyBudgetExceeded(studyId, spent, cost, budget);
+        s.spent = spent + cost;
+        q.cost = cost;
+        q.pinnedBlock = pinnedBlock;
+        emit QuerySubmitted(studyId, queryHash, cost, pinnedBlock);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function recordAnswer(uint256 studyId, bytes32 queryHash, bytes32 answerHash) external {
+        _requireStudyResearcher(studyId, _studies[studyId]);
+        if (answerHash == bytes32(0)) revert StudyZeroHash();
+        Query storage q = _queries[studyId][queryHash];
+        if (q.cost == 0) revert StudyQueryNotFound(studyId, queryHash);
+        if (q.answered) revert StudyQueryAnswered(studyId, queryHash);
+        q.answered = true;
+        q.answerHash = answerHash;
+        emit QueryAnswered(studyId, queryHash, answerHash);
+    }
+
+    // ------------------------------------------------------------------- views
+
+    /// @inheritdoc IStudyRegistry
+    function isOptedIn(uint256 studyId, address patient) external view returns (bool) {
+        Study storage s = _studies[studyId];
+        return _participations[studyId][patient].optedIn && s.status == Status.Approved;
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function participationOf(uint256 studyId, address patient)
+        external
+        view
+        returns (Participation memory)
+    {
+        return _participations[studyId][patient];
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function studyOf(uint256 studyId) external view returns (Study memory) {
+        return _studies[studyId];
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function queryOf(uint256 studyId, bytes32 queryHash) external view returns (Query memory) {
+        return _queries[studyId][queryHash];
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function studyCount() external view returns (uint256) {
+        return _studyCount;
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function nonces(address patient)
+        public
+        view
+        override(IStudyRegistry, Nonces)
+        returns (uint256)
+    {
+        return super.nonces(patient);
+    }
+
+    /// @notice The EIP-712 domain separator of this contract on this chain.
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _optIn(uint256 studyId, address patient) private {
+        Study storage s = _studies[studyId];
+        Status status = s.status;
+        if (status == Status.None) revert StudyNotFound(studyId);
+        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
+        Participation storage p = _participations[studyId][patient];
+        if (p.optedIn) revert StudyAlreadyOptedIn(studyId, patient);
+        p.optedIn = true;
+        p.changedAtBlock = uint64(block.number);
+        emit OptedIn(studyId, patient, msg.sender);
+    }
+
+    function _withdraw(uint256 studyId, address patient) private {
+        Participation storage p = _participations[studyId][patient];
+        if (!p.optedIn) revert StudyNotOptedIn(studyId, patient);
+        p.optedIn = false;
+        p.changedAtBlock = uint64(block.number);
+        emit Withdrew(studyId, patient, msg.sender);
+    }
+
+    function _requireResearcher() private view {
+        if (!participants.isCredentialed(msg.sender, IParticipantRegistry.Role.Researcher)) {
+            revert StudyNotResearcher(msg.sender);
+        }
+    }
+
+    /// @dev Reverts unless study `studyId` exists and the caller is its researcher.
+    function _requireStudyResearcher(uint256 studyId, Study storage s) private view {
+        address r = s.researcher;
+        if (r == address(0)) revert StudyNotFound(studyId);
+        if (r != msg.sender) revert StudyUnauthorized(studyId, msg.sender);
+    }
+
+    function _checkSignature(
+        bytes32 structHash,
+        address patient,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata signature
+    ) private {
+        if (block.timestamp > deadline) revert StudySignatureExpired(deadline);
+        if (!SignatureChecker.isValidSignatureNow(patient, _hashTypedDataV4(structHash), signature))
+        {
+            revert StudyInvalidSignature(patient);
+        }
+        _useCheckedNonce(patient, nonce);
+    }
+}

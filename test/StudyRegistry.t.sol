@@ -1,0 +1,1474 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {Vm} from "forge-std/Vm.sol";
+import {Base} from "./Base.t.sol";
+import {MockWallet} from "./utils/MockWallet.sol";
+import {StudyRegistry} from "../contracts/StudyRegistry.sol";
+import {IStudyRegistry} from "../contracts/interfaces/IStudyRegistry.sol";
+import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
+
+contract StudyRegistryTest is Base {
+    /// @dev OpenZeppelin Nonces' `InvalidAccountNonce(address,uint256)`.
+    bytes4 internal constant INVALID_ACCOUNT_NONCE =
+        bytes4(keccak256("InvalidAccountNonce(address,uint256)"));
+    bytes32 internal constant TYPE_HASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    );
+    bytes32 internal constant PROTOCOL = keccak256("protocol v1");
+    bytes32 internal constant QUERY = keccak256("SELECT count(*) WHERE hba1c > 6.5");
+    bytes32 internal constant ANSWER = keccak256("answer: 42");
+    uint32 internal constant MIN_CELL = 11;
+    uint64 internal constant BUDGET = 1_000_000; // 1 epsilon
+    uint64 internal constant COST = 100_000; // 0.1 epsilon
+
+    StudyRegistry internal studies;
+
+    /// @dev A second credentialed researcher.
+    address internal researcher2 = makeAddr("researcher2");
+    /// @dev A second key: a second patient, or a wrong signer.
+    uint256 internal otherKey = 0xC0FFEE;
+    address internal other = vm.addr(0xC0FFEE);
+    /// @dev The key that owns the ERC-1271 wallet.
+    uint256 internal walletKey = 0xCAFE;
+
+    /// @dev The fields of a signed opt-in or withdrawal, in the order of their type hashes.
+    struct Signed {
+        uint256 studyId;
+        address patient;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    function setUp() public override {
+        super.setUp();
+        studies = new StudyRegistry(governor, participants);
+        vm.prank(governor);
+        participants.issueCredential(
+            researcher2, IParticipantRegistry.Role.Researcher, keccak256("irb 2"), now40() + YEAR
+        );
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    function _register() internal returns (uint256) {
+        vm.prank(researcher);
+        return studies.registerStudy(PROTOCOL, LABS | NOTES, MIN_CELL, BUDGET);
+    }
+
+    function _approve(uint256 id) internal {
+        vm.prank(governor);
+        studies.approveStudy(id);
+    }
+
+    function _close(uint256 id) internal {
+        vm.prank(governor);
+        studies.closeStudy(id);
+    }
+
+    /// @dev A study registered by `researcher` and approved.
+    function _approved() internal returns (uint256 id) {
+        id = _register();
+        _approve(id);
+    }
+
+    function _optIn(uint256 id, address p) internal {
+        vm.prank(p);
+        studies.optIn(id);
+    }
+
+    function _submit(uint256 id, bytes32 queryHash, uint64 cost) internal {
+        vm.prank(researcher);
+        studies.submitQuery(id, queryHash, cost, uint64(block.number));
+    }
+
+    function _signed(uint256 id) internal view returns (Signed memory) {
+        return
+            Signed({studyId: id, patient: patient, nonce: 0, deadline: block.timestamp + 1 hours});
+    }
+
+    function _optInHash(Signed memory s) internal view returns (bytes32) {
+        return keccak256(abi.encode(studies.OPT_IN_TYPEHASH(), s));
+    }
+
+    function _withdrawHash(Signed memory s) internal view returns (bytes32) {
+        return keccak256(abi.encode(studies.WITHDRAW_TYPEHASH(), s));
+    }
+
+    function _domainSeparator(uint256 chainId, address verifyingContract)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(
+                TYPE_HASH,
+                keccak256("medrec.StudyRegistry"),
+                keccak256("1"),
+                chainId,
+                verifyingContract
+            )
+        );
+    }
+
+    function _signWithDomain(uint256 key, bytes32 domainSeparator, bytes32 structHash)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        (uint8 v, bytes32 r, bytes32 s) =
+            vm.sign(key, keccak256(abi.encodePacked("\x19\x01", domainSeparator, structHash)));
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _signOptIn(uint256 key, Signed memory s) internal view returns (bytes memory) {
+        return _signWithDomain(key, studies.DOMAIN_SEPARATOR(), _optInHash(s));
+    }
+
+    function _signWithdraw(uint256 key, Signed memory s) internal view returns (bytes memory) {
+        return _signWithDomain(key, studies.DOMAIN_SEPARATOR(), _withdrawHash(s));
+    }
+
+    function _optInBySig(Signed memory s, bytes memory signature) internal {
+        studies.optInBySig(s.studyId, s.patient, s.nonce, s.deadline, signature);
+    }
+
+    function _withdrawBySig(Signed memory s, bytes memory signature) internal {
+        studies.withdrawBySig(s.studyId, s.patient, s.nonce, s.deadline, signature);
+    }
+
+    function _assertStudy(
+        uint256 id,
+        address r,
+        IStudyRegistry.Status status,
+        uint64 categories,
+        uint32 minCellSize,
+        uint64 budget,
+        uint64 spent,
+        uint40 registeredAt,
+        bytes32 protocolHash
+    ) internal view {
+        IStudyRegistry.Study memory s = studies.studyOf(id);
+        assertEq(s.researcher, r, "researcher");
+        assertEq(uint8(s.status), uint8(status), "status");
+        assertEq(s.categories, categories, "categories");
+        assertEq(s.minCellSize, minCellSize, "minCellSize");
+        assertEq(s.budget, budget, "budget");
+        assertEq(s.spent, spent, "spent");
+        assertEq(s.registeredAt, registeredAt, "registeredAt");
+        assertEq(s.protocolHash, protocolHash, "protocolHash");
+    }
+
+    function _assertStatus(uint256 id, IStudyRegistry.Status status) internal view {
+        assertEq(uint8(studies.studyOf(id).status), uint8(status), "status");
+    }
+
+    function _assertQuery(
+        uint256 id,
+        bytes32 queryHash,
+        uint64 cost,
+        uint64 pinnedBlock,
+        bool answered,
+        bytes32 answerHash
+    ) internal view {
+        IStudyRegistry.Query memory q = studies.queryOf(id, queryHash);
+        assertEq(q.cost, cost, "cost");
+        assertEq(q.pinnedBlock, pinnedBlock, "pinnedBlock");
+        assertEq(q.answered, answered, "answered");
+        assertEq(q.answerHash, answerHash, "answerHash");
+    }
+
+    function _assertParticipation(uint256 id, address p, bool optedIn, uint64 changedAtBlock)
+        internal
+        view
+    {
+        IStudyRegistry.Participation memory part = studies.participationOf(id, p);
+        assertEq(part.optedIn, optedIn, "optedIn");
+        assertEq(part.changedAtBlock, changedAtBlock, "changedAtBlock");
+    }
+
+    function _expectNotFound(uint256 id) internal {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyNotFound.selector, id));
+    }
+
+    function _expectInvalidStatus(uint256 id, IStudyRegistry.Status status) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyInvalidStatus.selector, id, status)
+        );
+    }
+
+    function _expectInvalidSignature(address p) internal {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyInvalidSignature.selector, p));
+    }
+
+    function _expectUnauthorizedRole(address account) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IAccessControl.AccessControlUnauthorizedAccount.selector,
+                account,
+                studies.GOVERNANCE_ROLE()
+            )
+        );
+    }
+
+    // ------------------------------------------------------------ constructor
+
+    function test_constructor_setsRolesAndRegistry() public view {
+        assertTrue(studies.hasRole(studies.DEFAULT_ADMIN_ROLE(), governor));
+        assertTrue(studies.hasRole(studies.GOVERNANCE_ROLE(), governor));
+        assertEq(studies.GOVERNANCE_ROLE(), keccak256("GOVERNANCE_ROLE"));
+        assertFalse(studies.hasRole(studies.GOVERNANCE_ROLE(), researcher));
+        assertFalse(studies.hasRole(studies.DEFAULT_ADMIN_ROLE(), address(this)));
+        assertEq(address(studies.participants()), address(participants));
+        assertEq(studies.studyCount(), 0);
+    }
+
+    function test_constructor_revertsOnZeroAdmin() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroAddress.selector));
+        new StudyRegistry(address(0), participants);
+    }
+
+    function test_constructor_revertsOnZeroParticipants() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroAddress.selector));
+        new StudyRegistry(governor, IParticipantRegistry(address(0)));
+    }
+
+    function test_eip712_typeHashesAndDomain() public view {
+        assertEq(
+            studies.OPT_IN_TYPEHASH(),
+            keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+        );
+        assertEq(
+            studies.WITHDRAW_TYPEHASH(),
+            keccak256("Withdraw(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+        );
+        assertEq(studies.DOMAIN_SEPARATOR(), _domainSeparator(block.chainid, address(studies)));
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) =
+            studies.eip712Domain();
+        assertEq(name, "medrec.StudyRegistry");
+        assertEq(version, "1");
+        assertEq(chainId, block.chainid);
+        assertEq(verifying, address(studies));
+        assertEq(studies.nonces(patient), 0);
+    }
+
+    // ---------------------------------------------------------- registerStudy
+
+    function test_registerStudy_storesAndEmits() public {
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyRegistered(
+            1, researcher, PROTOCOL, LABS | NOTES, MIN_CELL, BUDGET, now40()
+        );
+        vm.prank(researcher);
+        uint256 id = studies.registerStudy(PROTOCOL, LABS | NOTES, MIN_CELL, BUDGET);
+
+        assertEq(id, 1);
+        assertEq(studies.studyCount(), 1);
+        _assertStudy(
+            1,
+            researcher,
+            IStudyRegistry.Status.Registered,
+            LABS | NOTES,
+            MIN_CELL,
+            BUDGET,
+            0,
+            now40(),
+            PROTOCOL
+        );
+        // Not approved yet: no one may opt in.
+        _expectInvalidStatus(1, IStudyRegistry.Status.Registered);
+        _optIn(1, patient);
+    }
+
+    function test_registerStudy_idsAreSequential() public {
+        assertEq(_register(), 1);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyRegistered(2, researcher2, keccak256("p2"), LABS, 5, 7, now40());
+        vm.prank(researcher2);
+        assertEq(studies.registerStudy(keccak256("p2"), LABS, 5, 7), 2);
+        vm.warp(block.timestamp + 1 days);
+        assertEq(_register(), 3);
+        assertEq(studies.studyCount(), 3);
+        _assertStudy(
+            2,
+            researcher2,
+            IStudyRegistry.Status.Registered,
+            LABS,
+            5,
+            7,
+            0,
+            now40() - 1 days,
+            keccak256("p2")
+        );
+        assertEq(studies.studyOf(3).registeredAt, now40());
+        assertEq(studies.studyOf(3).researcher, researcher);
+    }
+
+    function test_registerStudy_acceptsExtremeValues() public {
+        vm.prank(researcher);
+        uint256 id = studies.registerStudy(
+            bytes32(type(uint256).max), type(uint64).max, type(uint32).max, type(uint64).max
+        );
+        _assertStudy(
+            id,
+            researcher,
+            IStudyRegistry.Status.Registered,
+            type(uint64).max,
+            type(uint32).max,
+            type(uint64).max,
+            0,
+            now40(),
+            bytes32(type(uint256).max)
+        );
+        vm.prank(researcher);
+        id = studies.registerStudy(PROTOCOL, 1, 1, 1);
+        _assertStudy(
+            id, researcher, IStudyRegistry.Status.Registered, 1, 1, 1, 0, now40(), PROTOCOL
+        );
+    }
+
+    function test_registerStudy_revertsWhenNotResearcher() public {
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, stranger)
+        );
+        vm.prank(stranger);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, BUDGET);
+
+        // A provider's credential is not a researcher's.
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, hospitalA)
+        );
+        vm.prank(hospitalA);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, BUDGET);
+
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, governor)
+        );
+        vm.prank(governor);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, BUDGET);
+        assertEq(studies.studyCount(), 0);
+    }
+
+    function test_registerStudy_revertsWhenCredentialRevoked() public {
+        vm.prank(governor);
+        participants.revokeCredential(researcher);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, BUDGET);
+    }
+
+    function test_registerStudy_revertsWhenCredentialExpired() public {
+        uint40 end = participants.credentialOf(researcher).expiresAt;
+        vm.warp(end - 1);
+        assertEq(_register(), 1);
+        vm.warp(end);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, BUDGET);
+        assertEq(studies.studyCount(), 1);
+    }
+
+    function test_registerStudy_revertsOnZeroProtocolHash() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
+        vm.prank(researcher);
+        studies.registerStudy(bytes32(0), LABS, MIN_CELL, BUDGET);
+    }
+
+    function test_registerStudy_revertsOnNoCategories() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyNoCategories.selector));
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, 0, MIN_CELL, BUDGET);
+    }
+
+    function test_registerStudy_revertsOnZeroCellSize() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCellSize.selector));
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, 0, BUDGET);
+    }
+
+    function test_registerStudy_revertsOnZeroBudget() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroBudget.selector));
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, 0);
+        assertEq(studies.studyCount(), 0);
+    }
+
+    function testFuzz_registerStudy_storesAnyValidStudy(
+        bytes32 protocolHash,
+        uint64 categories,
+        uint32 minCellSize,
+        uint64 budget,
+        bool second
+    ) public {
+        vm.assume(protocolHash != 0 && categories != 0 && minCellSize != 0 && budget != 0);
+        address r = second ? researcher2 : researcher;
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyRegistered(
+            1, r, protocolHash, categories, minCellSize, budget, now40()
+        );
+        vm.prank(r);
+        uint256 id = studies.registerStudy(protocolHash, categories, minCellSize, budget);
+        _assertStudy(
+            id,
+            r,
+            IStudyRegistry.Status.Registered,
+            categories,
+            minCellSize,
+            budget,
+            0,
+            now40(),
+            protocolHash
+        );
+    }
+
+    // ----------------------------------------------------------- approveStudy
+
+    function test_approveStudy_approvesAndEmits() public {
+        uint256 id = _register();
+        vm.warp(block.timestamp + 3 days);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyApproved(id, now40());
+        vm.prank(governor);
+        studies.approveStudy(id);
+        _assertStudy(
+            id,
+            researcher,
+            IStudyRegistry.Status.Approved,
+            LABS | NOTES,
+            MIN_CELL,
+            BUDGET,
+            0,
+            now40() - 3 days,
+            PROTOCOL
+        );
+        _optIn(id, patient);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_approveStudy_revertsForNonGovernance() public {
+        uint256 id = _register();
+        _expectUnauthorizedRole(stranger);
+        vm.prank(stranger);
+        studies.approveStudy(id);
+        // Not even the study's own researcher.
+        _expectUnauthorizedRole(researcher);
+        vm.prank(researcher);
+        studies.approveStudy(id);
+        _assertStatus(id, IStudyRegistry.Status.Registered);
+    }
+
+    function test_approveStudy_revertsOnUnknownStudy() public {
+        _register();
+        _expectNotFound(0);
+        vm.prank(governor);
+        studies.approveStudy(0);
+        _expectNotFound(2);
+        vm.prank(governor);
+        studies.approveStudy(2);
+    }
+
+    function test_approveStudy_revertsWhenApproved() public {
+        uint256 id = _approved();
+        _expectInvalidStatus(id, IStudyRegistry.Status.Approved);
+        vm.prank(governor);
+        studies.approveStudy(id);
+    }
+
+    function test_approveStudy_revertsWhenClosed() public {
+        uint256 id = _register();
+        _close(id);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        vm.prank(governor);
+        studies.approveStudy(id);
+        _assertStatus(id, IStudyRegistry.Status.Closed);
+    }
+
+    // ------------------------------------------------------------- closeStudy
+
+    function test_closeStudy_closesRegisteredAndEmits() public {
+        uint256 id = _register();
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyClosed(id, now40());
+        vm.prank(governor);
+        studies.closeStudy(id);
+        _assertStatus(id, IStudyRegistry.Status.Closed);
+    }
+
+    function test_closeStudy_closesApprovedAndEndsConsentAndQueries() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        _submit(id, QUERY, COST);
+        assertTrue(studies.isOptedIn(id, patient));
+
+        vm.warp(block.timestamp + 10 days);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudyClosed(id, now40());
+        vm.prank(governor);
+        studies.closeStudy(id);
+
+        _assertStudy(
+            id,
+            researcher,
+            IStudyRegistry.Status.Closed,
+            LABS | NOTES,
+            MIN_CELL,
+            BUDGET,
+            COST,
+            now40() - 10 days,
+            PROTOCOL
+        );
+        // The opt-in stays stored but no longer counts.
+        assertFalse(studies.isOptedIn(id, patient));
+        _assertParticipation(id, patient, true, uint64(block.number));
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        _optIn(id, other);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        _submit(id, keccak256("q2"), COST);
+    }
+
+    function test_closeStudy_revertsForNonGovernance() public {
+        uint256 id = _approved();
+        _expectUnauthorizedRole(stranger);
+        vm.prank(stranger);
+        studies.closeStudy(id);
+        _expectUnauthorizedRole(researcher);
+        vm.prank(researcher);
+        studies.closeStudy(id);
+        _assertStatus(id, IStudyRegistry.Status.Approved);
+    }
+
+    function test_closeStudy_revertsOnUnknownStudy() public {
+        _expectNotFound(1);
+        vm.prank(governor);
+        studies.closeStudy(1);
+        _expectNotFound(0);
+        vm.prank(governor);
+        studies.closeStudy(0);
+    }
+
+    function test_closeStudy_revertsWhenClosed() public {
+        uint256 id = _approved();
+        _close(id);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        vm.prank(governor);
+        studies.closeStudy(id);
+    }
+
+    // ------------------------------------------------------------------ optIn
+
+    function test_optIn_storesAndEmits() public {
+        uint256 id = _approved();
+        vm.roll(123);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.OptedIn(id, patient, patient);
+        vm.prank(patient);
+        studies.optIn(id);
+
+        assertTrue(studies.isOptedIn(id, patient));
+        _assertParticipation(id, patient, true, 123);
+        // Only the caller is opted in, and only to this study.
+        assertFalse(studies.isOptedIn(id, other));
+        assertFalse(studies.isOptedIn(id + 1, patient));
+        // A direct call spends no nonce.
+        assertEq(studies.nonces(patient), 0);
+    }
+
+    function test_optIn_isPerStudy() public {
+        uint256 a = _approved();
+        uint256 b = _approved();
+        _optIn(a, patient);
+        assertTrue(studies.isOptedIn(a, patient));
+        assertFalse(studies.isOptedIn(b, patient));
+        _optIn(b, patient);
+        vm.prank(patient);
+        studies.withdraw(a);
+        assertFalse(studies.isOptedIn(a, patient));
+        assertTrue(studies.isOptedIn(b, patient));
+    }
+
+    function test_optIn_againAfterWithdraw() public {
+        uint256 id = _approved();
+        vm.roll(10);
+        _optIn(id, patient);
+        vm.roll(20);
+        vm.prank(patient);
+        studies.withdraw(id);
+        vm.roll(30);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.OptedIn(id, patient, patient);
+        _optIn(id, patient);
+        _assertParticipation(id, patient, true, 30);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_optIn_revertsOnUnknownStudy() public {
+        _expectNotFound(1);
+        _optIn(1, patient);
+        _expectNotFound(0);
+        _optIn(0, patient);
+    }
+
+    function test_optIn_revertsWhenRegistered() public {
+        uint256 id = _register();
+        _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
+        _optIn(id, patient);
+        _assertParticipation(id, patient, false, 0);
+    }
+
+    function test_optIn_revertsWhenClosed() public {
+        uint256 id = _approved();
+        _close(id);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        _optIn(id, patient);
+    }
+
+    function test_optIn_revertsWhenAlreadyOptedIn() public {
+        uint256 id = _approved();
+        vm.roll(5);
+        _optIn(id, patient);
+        vm.roll(6);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyAlreadyOptedIn.selector, id, patient)
+        );
+        _optIn(id, patient);
+        _assertParticipation(id, patient, true, 5);
+    }
+
+    // --------------------------------------------------------------- withdraw
+
+    function test_withdraw_storesAndEmits() public {
+        uint256 id = _approved();
+        vm.roll(50);
+        _optIn(id, patient);
+        _optIn(id, other);
+        vm.roll(51);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, patient, patient);
+        vm.prank(patient);
+        studies.withdraw(id);
+
+        assertFalse(studies.isOptedIn(id, patient));
+        _assertParticipation(id, patient, false, 51);
+        // Others stay in.
+        assertTrue(studies.isOptedIn(id, other));
+        _assertParticipation(id, other, true, 50);
+    }
+
+    function test_withdraw_allowedAfterClose() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        _close(id);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, patient, patient);
+        vm.prank(patient);
+        studies.withdraw(id);
+        _assertParticipation(id, patient, false, uint64(block.number));
+    }
+
+    function test_withdraw_revertsWhenNotOptedIn() public {
+        uint256 id = _approved();
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
+        );
+        vm.prank(patient);
+        studies.withdraw(id);
+
+        _optIn(id, patient);
+        vm.prank(patient);
+        studies.withdraw(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
+        );
+        vm.prank(patient);
+        studies.withdraw(id);
+    }
+
+    function test_withdraw_revertsOnUnknownStudy() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, 7, patient));
+        vm.prank(patient);
+        studies.withdraw(7);
+    }
+
+    // ------------------------------------------------------------- optInBySig
+
+    function test_optInBySig_relayedByStranger() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.roll(77);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.OptedIn(id, patient, stranger);
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+
+        assertTrue(studies.isOptedIn(id, patient));
+        _assertParticipation(id, patient, true, 77);
+        assertEq(studies.nonces(patient), 1);
+        assertEq(studies.nonces(stranger), 0);
+    }
+
+    function test_optInBySig_patientMayRelayOwnSignature() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.OptedIn(id, patient, patient);
+        vm.prank(patient);
+        _optInBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_optInBySig_revertsOnWrongSigner() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(otherKey, s);
+        _expectInvalidSignature(patient);
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+        assertFalse(studies.isOptedIn(id, patient));
+        assertEq(studies.nonces(patient), 0);
+    }
+
+    function test_optInBySig_revertsOnTamperedStudyId() public {
+        uint256 a = _approved();
+        uint256 b = _approved();
+        Signed memory s = _signed(a);
+        bytes memory sig = _signOptIn(patientKey, s);
+        s.studyId = b;
+        _expectInvalidSignature(patient);
+        _optInBySig(s, sig);
+        assertFalse(studies.isOptedIn(b, patient));
+    }
+
+    function test_optInBySig_revertsOnTamperedPatient() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        s.patient = other;
+        _expectInvalidSignature(other);
+        _optInBySig(s, sig);
+        assertFalse(studies.isOptedIn(id, other));
+    }
+
+    function test_optInBySig_revertsOnTamperedDeadline() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        s.deadline += 1 days;
+        _expectInvalidSignature(patient);
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_revertsOnWithdrawSignature() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        // A withdrawal signed over the same fields is not an opt-in.
+        bytes memory sig = _signWithdraw(patientKey, s);
+        _expectInvalidSignature(patient);
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_revertsOnMalformedSignature() public {
+        uint256 id = _approved();
+        _expectInvalidSignature(patient);
+        _optInBySig(_signed(id), hex"1234");
+        _expectInvalidSignature(patient);
+        _optInBySig(_signed(id), "");
+    }
+
+    function test_optInBySig_revertsOnReplay() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        _optInBySig(s, sig);
+        vm.prank(patient);
+        studies.withdraw(id);
+
+        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+        assertFalse(studies.isOptedIn(id, patient));
+    }
+
+    function test_optInBySig_revertsOnFutureNonce() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        s.nonce = 1;
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 0));
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_revertsOnSignatureForOtherChainId() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithDomain(
+            patientKey, _domainSeparator(block.chainid + 1, address(studies)), _optInHash(s)
+        );
+        _expectInvalidSignature(patient);
+        _optInBySig(s, sig);
+
+        // The same signature is valid on the chain it names.
+        vm.chainId(block.chainid + 1);
+        _optInBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_optInBySig_revertsOnSignatureForOtherContract() public {
+        uint256 id = _approved();
+        StudyRegistry second = new StudyRegistry(governor, participants);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithDomain(patientKey, second.DOMAIN_SEPARATOR(), _optInHash(s));
+        _expectInvalidSignature(patient);
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_revertsPastDeadline() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.warp(s.deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureExpired.selector, s.deadline)
+        );
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_acceptsDeadlineExactlyNow() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.warp(s.deadline);
+        _optInBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_optInBySig_revertsWhenStudyNotApproved() public {
+        uint256 id = _register();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
+        _optInBySig(s, sig);
+        // The failed relay spends no nonce: the same signature works once approved.
+        assertEq(studies.nonces(patient), 0);
+        _approve(id);
+        _optInBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_optInBySig_revertsOnUnknownStudy() public {
+        Signed memory s = _signed(9);
+        bytes memory sig = _signOptIn(patientKey, s);
+        _expectNotFound(9);
+        _optInBySig(s, sig);
+    }
+
+    function test_optInBySig_revertsWhenAlreadyOptedIn() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyAlreadyOptedIn.selector, id, patient)
+        );
+        _optInBySig(s, sig);
+        assertEq(studies.nonces(patient), 0);
+    }
+
+    function test_optInBySig_erc1271WalletPatient() public {
+        uint256 id = _approved();
+        MockWallet wallet = new MockWallet(vm.addr(walletKey));
+        Signed memory s = _signed(id);
+        s.patient = address(wallet);
+        bytes memory sig = _signOptIn(walletKey, s);
+
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.OptedIn(id, address(wallet), stranger);
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, address(wallet)));
+        assertEq(studies.nonces(address(wallet)), 1);
+    }
+
+    function test_optInBySig_revertsOnInvalidErc1271Signature() public {
+        uint256 id = _approved();
+        MockWallet wallet = new MockWallet(vm.addr(walletKey));
+        Signed memory s = _signed(id);
+        s.patient = address(wallet);
+        // Signed by a key that does not own the wallet.
+        bytes memory bad = _signOptIn(otherKey, s);
+        _expectInvalidSignature(address(wallet));
+        _optInBySig(s, bad);
+        // The owner's signature over other content does not count either.
+        Signed memory stale = _signed(id);
+        stale.patient = address(wallet);
+        stale.deadline += 1;
+        bytes memory staleSig = _signOptIn(walletKey, stale);
+        _expectInvalidSignature(address(wallet));
+        _optInBySig(s, staleSig);
+        assertEq(studies.nonces(address(wallet)), 0);
+        assertFalse(studies.isOptedIn(id, address(wallet)));
+    }
+
+    // ----------------------------------------------------------- withdrawBySig
+
+    function test_withdrawBySig_relayedByStranger() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        vm.roll(200);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, patient, stranger);
+        vm.prank(stranger);
+        _withdrawBySig(s, sig);
+
+        assertFalse(studies.isOptedIn(id, patient));
+        _assertParticipation(id, patient, false, 200);
+        assertEq(studies.nonces(patient), 1);
+    }
+
+    function test_withdrawBySig_afterOptInBySigUsesNextNonce() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        _optInBySig(s, _signOptIn(patientKey, s));
+        s.nonce = 1;
+        _withdrawBySig(s, _signWithdraw(patientKey, s));
+        assertFalse(studies.isOptedIn(id, patient));
+        assertEq(studies.nonces(patient), 2);
+    }
+
+    function test_withdrawBySig_revertsOnWrongSigner() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(otherKey, s);
+        _expectInvalidSignature(patient);
+        _withdrawBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_withdrawBySig_revertsOnTamperedStudyId() public {
+        uint256 a = _approved();
+        uint256 b = _approved();
+        _optIn(a, patient);
+        _optIn(b, patient);
+        Signed memory s = _signed(a);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        s.studyId = b;
+        _expectInvalidSignature(patient);
+        _withdrawBySig(s, sig);
+        assertTrue(studies.isOptedIn(b, patient));
+    }
+
+    function test_withdrawBySig_revertsOnTamperedPatient() public {
+        uint256 id = _approved();
+        _optIn(id, other);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        s.patient = other;
+        _expectInvalidSignature(other);
+        _withdrawBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, other));
+    }
+
+    function test_withdrawBySig_revertsOnOptInSignature() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        _expectInvalidSignature(patient);
+        _withdrawBySig(s, sig);
+    }
+
+    function test_withdrawBySig_revertsOnReplay() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        _withdrawBySig(s, sig);
+        _optIn(id, patient);
+
+        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.prank(stranger);
+        _withdrawBySig(s, sig);
+        assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    function test_withdrawBySig_revertsOnSignatureForOtherChainId() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithDomain(
+            patientKey, _domainSeparator(block.chainid + 1, address(studies)), _withdrawHash(s)
+        );
+        _expectInvalidSignature(patient);
+        _withdrawBySig(s, sig);
+    }
+
+    function test_withdrawBySig_revertsOnSignatureForOtherContract() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        StudyRegistry second = new StudyRegistry(governor, participants);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithDomain(patientKey, second.DOMAIN_SEPARATOR(), _withdrawHash(s));
+        _expectInvalidSignature(patient);
+        _withdrawBySig(s, sig);
+    }
+
+    function test_withdrawBySig_revertsPastDeadline() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        vm.warp(s.deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureExpired.selector, s.deadline)
+        );
+        _withdrawBySig(s, sig);
+    }
+
+    function test_withdrawBySig_acceptsDeadlineExactlyNow() public {
+        uint256 id = _approved();
+        _optIn(id, patient);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        vm.warp(s.deadline);
+        _withdrawBySig(s, sig);
+        assertFalse(studies.isOptedIn(id, patient));
+    }
+
+    function test_withdrawBySig_revertsWhenNotOptedIn() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
+        );
+        _withdrawBySig(s, sig);
+        assertEq(studies.nonces(patient), 0);
+    }
+
+    function test_withdrawBySig_erc1271WalletPatient() public {
+        uint256 id = _approved();
+        MockWallet wallet = new MockWallet(vm.addr(walletKey));
+        _optIn(id, address(wallet));
+        Signed memory s = _signed(id);
+        s.patient = address(wallet);
+
+        bytes memory bad = _signWithdraw(otherKey, s);
+        _expectInvalidSignature(address(wallet));
+        _withdrawBySig(s, bad);
+
+        bytes memory sig = _signWithdraw(walletKey, s);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, address(wallet), stranger);
+        vm.prank(stranger);
+        _withdrawBySig(s, sig);
+        assertFalse(studies.isOptedIn(id, address(wallet)));
+        assertEq(studies.nonces(address(wallet)), 1);
+    }
+
+    // ------------------------------------------------------------ submitQuery
+
+    function test_submitQuery_storesSpendsAndEmits() public {
+        uint256 id = _approved();
+        vm.roll(1000);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QuerySubmitted(id, QUERY, COST, 990);
+        vm.prank(researcher);
+        studies.submitQuery(id, QUERY, COST, 990);
+
+        _assertQuery(id, QUERY, COST, 990, false, bytes32(0));
+        assertEq(studies.studyOf(id).spent, COST);
+        // Another query spends on top.
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QuerySubmitted(id, keccak256("q2"), 2 * COST, 1000);
+        _submit(id, keccak256("q2"), 2 * COST);
+        assertEq(studies.studyOf(id).spent, 3 * COST);
+    }
+
+    function test_submitQuery_mayPinBlockZeroOrNow() public {
+        uint256 id = _approved();
+        vm.roll(42);
+        vm.prank(researcher);
+        studies.submitQuery(id, keccak256("q0"), 1, 0);
+        _assertQuery(id, keccak256("q0"), 1, 0, false, bytes32(0));
+        vm.prank(researcher);
+        studies.submitQuery(id, keccak256("q42"), 1, 42);
+        _assertQuery(id, keccak256("q42"), 1, 42, false, bytes32(0));
+    }
+
+    function test_submitQuery_spendsExactlyTheBudget() public {
+        uint256 id = _approved();
+        _submit(id, keccak256("a"), BUDGET - 1);
+        _submit(id, keccak256("b"), 1);
+        assertEq(studies.studyOf(id).spent, BUDGET);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyBudgetExceeded.selector, id, BUDGET, 1, BUDGET
+            )
+        );
+        _submit(id, keccak256("c"), 1);
+    }
+
+    function test_submitQuery_revertsOnBudgetExceeded() public {
+        uint256 id = _approved();
+        _submit(id, keccak256("a"), BUDGET - COST + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyBudgetExceeded.selector, id, BUDGET - COST + 1, COST, BUDGET
+            )
+        );
+        _submit(id, QUERY, COST);
+        assertEq(studies.studyOf(id).spent, BUDGET - COST + 1);
+        _assertQuery(id, QUERY, 0, 0, false, bytes32(0));
+        // A smaller query still fits.
+        _submit(id, QUERY, COST - 1);
+        assertEq(studies.studyOf(id).spent, BUDGET);
+    }
+
+    function test_submitQuery_revertsOnCostAboveBudgetWithoutOverflow() public {
+        vm.prank(researcher);
+        uint256 id = studies.registerStudy(PROTOCOL, LABS, MIN_CELL, type(uint64).max);
+        _approve(id);
+        _submit(id, keccak256("a"), type(uint64).max - 1);
+        uint64 max = type(uint64).max;
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyBudgetExceeded.selector, id, max - 1, max, max
+            )
+        );
+        _submit(id, QUERY, max);
+        _submit(id, QUERY, 1);
+        assertEq(studies.studyOf(id).spent, max);
+    }
+
+    function test_submitQuery_revertsOnUnknownStudy() public {
+        _expectNotFound(1);
+        _submit(1, QUERY, COST);
+        _expectNotFound(0);
+        _submit(0, QUERY, COST);
+    }
+
+    function test_submitQuery_revertsWhenNotStudyResearcher() public {
+        uint256 id = _approved();
+        // Another credentialed researcher may not spend this study's budget.
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
+        );
+        vm.prank(researcher2);
+        studies.submitQuery(id, QUERY, COST, 0);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, governor)
+        );
+        vm.prank(governor);
+        studies.submitQuery(id, QUERY, COST, 0);
+        assertEq(studies.studyOf(id).spent, 0);
+    }
+
+    function test_submitQuery_revertsWhenRegistered() public {
+        uint256 id = _register();
+        _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
+        _submit(id, QUERY, COST);
+    }
+
+    function test_submitQuery_revertsWhenClosed() public {
+        uint256 id = _approved();
+        _close(id);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
+        _submit(id, QUERY, COST);
+    }
+
+    function test_submitQuery_revertsWhenCredentialRevoked() public {
+        uint256 id = _approved();
+        vm.prank(governor);
+        participants.revokeCredential(researcher);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
+        _submit(id, QUERY, COST);
+    }
+
+    function test_submitQuery_revertsWhenCredentialExpired() public {
+        uint256 id = _approved();
+        uint40 end = participants.credentialOf(researcher).expiresAt;
+        vm.warp(end - 1);
+        _submit(id, keccak256("before"), COST);
+        vm.warp(end);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
+        _submit(id, QUERY, COST);
+    }
+
+    function test_submitQuery_revertsOnZeroCost() public {
+        uint256 id = _approved();
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCost.selector));
+        _submit(id, QUERY, 0);
+    }
+
+    function test_submitQuery_revertsOnZeroQueryHash() public {
+        uint256 id = _approved();
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
+        _submit(id, bytes32(0), COST);
+    }
+
+    function test_submitQuery_revertsOnFuturePinnedBlock() public {
+        uint256 id = _approved();
+        vm.roll(500);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyPinnedBlockInFuture.selector, 501, 500)
+        );
+        vm.prank(researcher);
+        studies.submitQuery(id, QUERY, COST, 501);
+    }
+
+    function test_submitQuery_revertsOnDuplicateQuery() public {
+        uint256 id = _approved();
+        _submit(id, QUERY, COST);
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
+        _submit(id, QUERY, 1);
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
+        _submit(id, QUERY, 1);
+        assertEq(studies.studyOf(id).spent, COST);
+    }
+
+    function test_submitQuery_sameQueryHashInAnotherStudy() public {
+        uint256 a = _approved();
+        uint256 b = _approved();
+        _submit(a, QUERY, COST);
+        _submit(b, QUERY, 2 * COST);
+        _assertQuery(a, QUERY, COST, uint64(block.number), false, bytes32(0));
+        _assertQuery(b, QUERY, 2 * COST, uint64(block.number), false, bytes32(0));
+        assertEq(studies.studyOf(a).spent, COST);
+        assertEq(studies.studyOf(b).spent, 2 * COST);
+    }
+
+    /// @dev Whatever sequence of costs the researcher submits, spent never passes the budget, is
+    /// exactly the sum of the accepted costs, and a query is refused exactly when it would
+    /// overspend (with the state of the budget in the error).
+    function testFuzz_submitQuery_budgetNeverOverspent(uint64 rawBudget, uint64[] memory costs)
+        public
+    {
+        // Log-uniform budgets and costs, so that small, large and exact fits all occur.
+        uint64 budget = rawBudget >> (rawBudget % 64);
+        if (budget == 0) budget = 1;
+        vm.prank(researcher);
+        uint256 id = studies.registerStudy(PROTOCOL, LABS, MIN_CELL, budget);
+        _approve(id);
+
+        uint64 spent;
+        uint256 n = costs.length < 40 ? costs.length : 40;
+        for (uint256 i; i < n; ++i) {
+            uint64 cost = costs[i] >> (costs[i] % 64);
+            // Now and then, exactly what is left.
+            if (i % 7 == 6) cost = budget - spent;
+            bytes32 q = keccak256(abi.encode(i));
+            if (cost == 0) {
+                vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCost.selector));
+            } else if (uint256(spent) + cost > budget) {
+                vm.expectRevert(
+                    abi.encodeWithSelector(
+                        IStudyRegistry.StudyBudgetExceeded.selector, id, spent, cost, budget
+                    )
+                );
+            } else {
+                vm.expectEmit(true, true, true, true, address(studies));
+                emit IStudyRegistry.QuerySubmitted(id, q, cost, uint64(block.number));
+                spent += cost;
+            }
+            _submit(id, q, cost);
+            IStudyRegistry.Study memory s = studies.studyOf(id);
+            assertLe(s.spent, s.budget, "overspent");
+            assertEq(s.spent, spent, "spent != sum of accepted costs");
+            assertEq(s.budget, budget, "budget changed");
+        }
+    }
+
+    // ----------------------------------------------------------- recordAnswer
+
+    function test_recordAnswer_storesAndEmits() public {
+        uint256 id = _approved();
+        vm.roll(300);
+        vm.prank(researcher);
+        studies.submitQuery(id, QUERY, COST, 299);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, ANSWER);
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        _assertQuery(id, QUERY, COST, 299, true, ANSWER);
+        // Answering spends nothing more.
+        assertEq(studies.studyOf(id).spent, COST);
+    }
+
+    function test_recordAnswer_allowedAfterCloseAndCredentialLoss() public {
+        uint256 id = _approved();
+        _submit(id, QUERY, COST);
+        _close(id);
+        vm.prank(governor);
+        participants.revokeCredential(researcher);
+        // A query accepted while the study was open still gets its receipt.
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, ANSWER);
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        _assertQuery(id, QUERY, COST, uint64(block.number), true, ANSWER);
+    }
+
+    function test_recordAnswer_revertsOnUnknownStudy() public {
+        _expectNotFound(4);
+        vm.prank(researcher);
+        studies.recordAnswer(4, QUERY, ANSWER);
+    }
+
+    function test_recordAnswer_revertsWhenNotStudyResearcher() public {
+        uint256 id = _approved();
+        _submit(id, QUERY, COST);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
+        );
+        vm.prank(researcher2);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, stranger)
+        );
+        vm.prank(stranger);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        _assertQuery(id, QUERY, COST, uint64(block.number), false, bytes32(0));
+    }
+
+    function test_recordAnswer_revertsOnZeroAnswerHash() public {
+        uint256 id = _approved();
+        _submit(id, QUERY, COST);
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, bytes32(0));
+    }
+
+    function test_recordAnswer_revertsOnUnknownQuery() public {
+        uint256 id = _approved();
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyQueryNotFound.selector, id, QUERY)
+        );
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        // A query of another study does not count.
+        uint256 other_ = _approved();
+        _submit(other_, QUERY, COST);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyQueryNotFound.selector, id, QUERY)
+        );
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+    }
+
+    function test_recordAnswer_revertsWhenAnswered() public {
+        uint256 id = _approved();
+        _submit(id, QUERY, COST);
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyQueryAnswered.selector, id, QUERY)
+        );
+        vm.prank(researcher);
+        studies.recordAnswer(id, QUERY, keccak256("another answer"));
+        _assertQuery(id, QUERY, COST, uint64(block.number), true, ANSWER);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function test_views_unknownAreZero() public view {
+        _assertStudy(7, address(0), IStudyRegistry.Status.None, 0, 0, 0, 0, 0, bytes32(0));
+        _assertQuery(7, QUERY, 0, 0, false, bytes32(0));
+        _assertParticipation(7, patient, false, 0);
+        assertFalse(studies.isOptedIn(7, patient));
+        assertEq(studies.studyCount(), 0);
+    }
+
+    function test_isOptedIn_liveOnlyWhileApproved() public {
+        uint256 id = _approved();
+        assertFalse(studies.isOptedIn(id, patient));
+        _optIn(id, patient);
+        assertTrue(studies.isOptedIn(id, patient));
+        _close(id);
+        assertFalse(studies.isOptedIn(id, patient));
+        assertTrue(studies.participationOf(id, patient).optedIn);
+    }
+
+    // ----------------------------------------------------------------- events
+
+    /// @dev The events alone rebuild every study, query and participation the views return.
+    function test_events_rebuildState() public {
+        vm.recordLogs();
+        uint256 a = _approved();
+        vm.prank(researcher2);
+        uint256 b = studies.registerStudy(keccak256("p2"), LABS, 3, 50);
+        vm.roll(block.number + 1);
+        _optIn(a, patient);
+        Signed memory s = _signed(a);
+        s.patient = other;
+        bytes memory sig = _signOptIn(otherKey, s);
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+        vm.roll(block.number + 1);
+        vm.prank(patient);
+        studies.withdraw(a);
+        _submit(a, QUERY, COST);
+        _submit(a, keccak256("q2"), 3);
+        vm.prank(researcher);
+        studies.recordAnswer(a, QUERY, ANSWER);
+        vm.warp(block.timestamp + 1 days);
+        _close(b);
+
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        IStudyRegistry.Study[3] memory rebuilt;
+        IStudyRegistry.Query[2] memory qs; // QUERY, q2 of study a
+        bool[2] memory optedIn; // patient, other in study a
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(studies)) continue;
+            bytes32 t = l.topics[0];
+            if (t == IStudyRegistry.StudyRegistered.selector) {
+                uint256 id = uint256(l.topics[1]);
+                IStudyRegistry.Study memory st = rebuilt[id];
+                st.researcher = address(uint160(uint256(l.topics[2])));
+                st.status = IStudyRegistry.Status.Registered;
+                (st.protocolHash, st.categories, st.minCellSize, st.budget, st.registeredAt) =
+                    abi.decode(l.data, (bytes32, uint64, uint32, uint64, uint40));
+            } else if (t == IStudyRegistry.StudyApproved.selector) {
+                rebuilt[uint256(l.topics[1])].status = IStudyRegistry.Status.Approved;
+            } else if (t == IStudyRegistry.StudyClosed.selector) {
+                rebuilt[uint256(l.topics[1])].status = IStudyRegistry.Status.Closed;
+            } else if (t == IStudyRegistry.OptedIn.selector) {
+                optedIn[address(uint160(uint256(l.topics[2]))) == patient ? 0 : 1] = true;
+            } else if (t == IStudyRegistry.Withdrew.selector) {
+                optedIn[address(uint160(uint256(l.topics[2]))) == patient ? 0 : 1] = false;
+            } else if (t == IStudyRegistry.QuerySubmitted.selector) {
+                IStudyRegistry.Query memory q = qs[l.topics[2] == QUERY ? 0 : 1];
+                (q.cost, q.pinnedBlock) = abi.decode(l.data, (uint64, uint64));
+                rebuilt[uint256(l.topics[1])].spent += q.cost;
+            } else if (t == IStudyRegistry.QueryAnswered.selector) {
+                IStudyRegistry.Query memory q = qs[l.topics[2] == QUERY ? 0 : 1];
+                q.answered = true;
+                q.answerHash = abi.decode(l.data, (bytes32));
+            }
+        }
+        for (uint256 id = 1; id <= 2; ++id) {
+            assertEq(abi.encode(rebuilt[id]), abi.encode(studies.studyOf(id)), "study");
+        }
+        assertEq(abi.encode(qs[0]), abi.encode(studies.queryOf(a, QUERY)), "query 1");
+        assertEq(abi.encode(qs[1]), abi.encode(studies.queryOf(a, keccak256("q2"))), "query 2");
+        assertEq(optedIn[0], studies.participationOf(a, patient).optedIn, "patient");
+        assertEq(optedIn[1], studies.participationOf(a, other).optedIn, "other");
+        assertFalse(optedIn[0]);
+        assertTrue(optedIn[1]);
+    }
+}

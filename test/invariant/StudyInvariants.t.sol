@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.30;
+
+import {Base} from "../Base.t.sol";
+import {StudyHandler} from "./StudyHandler.sol";
+import {StudyRegistry} from "../../contracts/StudyRegistry.sol";
+import {IStudyRegistry} from "../../contracts/interfaces/IStudyRegistry.sol";
+import {IParticipantRegistry} from "../../contracts/interfaces/IParticipantRegistry.sol";
+
+/// @notice The research rules that must hold after any sequence of calls.
+contract StudyInvariantsTest is Base {
+    StudyRegistry internal studies;
+    StudyHandler internal handler;
+
+    function setUp() public override {
+        super.setUp();
+        studies = new StudyRegistry(governor, participants);
+        address researcher2 = makeAddr("researcher2");
+        vm.prank(governor);
+        participants.issueCredential(
+            researcher2, IParticipantRegistry.Role.Researcher, keccak256("irb 2"), now40() + YEAR
+        );
+        address[] memory rs = new address[](2);
+        rs[0] = researcher;
+        rs[1] = researcher2;
+        address[] memory ps = new address[](3);
+        ps[0] = patient;
+        ps[1] = makeAddr("patient2");
+        ps[2] = makeAddr("patient3");
+        address[] memory os = new address[](2);
+        os[0] = stranger;
+        os[1] = hospitalA;
+        handler = new StudyHandler(studies, governor, rs, ps, os);
+        targetContract(address(handler));
+        bytes4[] memory actions = new bytes4[](8);
+        actions[0] = StudyHandler.register.selector;
+        actions[1] = StudyHandler.approve.selector;
+        actions[2] = StudyHandler.close.selector;
+        actions[3] = StudyHandler.optIn.selector;
+        actions[4] = StudyHandler.withdraw.selector;
+        actions[5] = StudyHandler.submitQuery.selector;
+        actions[6] = StudyHandler.recordAnswer.selector;
+        actions[7] = StudyHandler.roll.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: actions}));
+    }
+
+    /// No budget is ever overspent, and what is spent is exactly the sum of accepted costs.
+    function invariant_budgetNeverOverspent() public view {
+        assertEq(studies.studyCount(), handler.studyCount(), "study count");
+        for (uint256 id = 1; id <= handler.studyCount(); ++id) {
+            IStudyRegistry.Study memory s = studies.studyOf(id);
+            (address r, IStudyRegistry.Status status, uint64 budget, uint64 spent) =
+                handler.model(id);
+            assertLe(s.spent, s.budget, "overspent");
+            assertEq(s.spent, spent, "spent != model");
+            assertEq(s.budget, budget, "budget != model");
+            assertEq(s.researcher, r, "researcher != model");
+            assertEq(uint8(s.status), uint8(status), "status != model");
+            uint256 sum;
+            for (uint256 k; k < 8; ++k) {
+                bytes32 q = keccak256(abi.encode("query", k));
+                IStudyRegistry.Query memory stored = studies.queryOf(id, q);
+                assertEq(stored.cost, handler.costs(id, q), "query cost != model");
+                assertEq(stored.answered, handler.answered(id, q), "answered != model");
+                sum += stored.cost;
+            }
+            assertEq(sum, s.spent, "spent != sum of query costs");
+        }
+    }
+
+    /// An opt-in counts exactly while the patient is opted in and the study is approved.
+    function invariant_optInsMatchModel() public view {
+        for (uint256 id = 0; id <= handler.studyCount() + 1; ++id) {
+            (, IStudyRegistry.Status status,,) = handler.model(id);
+            for (uint256 i; i < handler.patientCount(); ++i) {
+                address p = handler.patients(i);
+                bool stored = handler.optedIn(id, p);
+                assertEq(studies.participationOf(id, p).optedIn, stored, "participation");
+                assertEq(
+                    studies.isOptedIn(id, p),
+                    stored && status == IStudyRegistry.Status.Approved,
+                    "isOptedIn"
+                );
+            }
+        }
+    }
+
+    /// No call the rules forbid ever succeeded.
+    function invariant_noForbiddenCallSucceeded() public view {
+        assertEq(handler.unauthorizedSucceeded(), 0, "a forbidden call succeeded");
+    }
+}
