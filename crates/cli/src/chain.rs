@@ -34,6 +34,9 @@ pub struct Deployment {
     pub consent_registry: Address,
     /// The record registry.
     pub record_registry: Address,
+    /// The study registry (absent in deployments made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study_registry: Option<Address>,
 }
 
 /// The deployments file for `chain_id`: `path` itself if it is a file, else `path/<id>.json`.
@@ -210,6 +213,18 @@ where
     P: Provider,
     C: alloy::contract::CallDecoder,
 {
+    send_receipt(chain, call).await.map(|(o, _)| o)
+}
+
+/// As [`send`], also returning the receipt (for the events it holds).
+pub async fn send_receipt<P, C>(
+    chain: &Chain,
+    call: alloy::contract::CallBuilder<P, C>,
+) -> Result<(TxOutcome, TransactionReceipt)>
+where
+    P: Provider,
+    C: alloy::contract::CallDecoder,
+{
     let pending = call.send().await.map_err(|e| chain.err(e))?;
     let receipt: TransactionReceipt = pending
         .get_receipt()
@@ -221,11 +236,12 @@ where
             receipt.transaction_hash
         )));
     }
-    Ok(TxOutcome {
+    let outcome = TxOutcome {
         tx_hash: receipt.transaction_hash,
         block_number: receipt.block_number.unwrap_or_default(),
         gas_used: receipt.gas_used,
-    })
+    };
+    Ok((outcome, receipt))
 }
 
 fn parse_url(s: &str) -> Result<reqwest_url::Url> {

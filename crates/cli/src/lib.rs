@@ -74,6 +74,9 @@ pub enum Command {
     Get(cmd::records::GetArgs),
     /// Patient: read and verify a holder's access log of your records
     AccessLog(cmd::records::AccessLogArgs),
+    /// Research studies: register, approve, opt in, withdraw, query
+    #[command(subcommand)]
+    Study(cmd::study::StudyCmd),
     /// List a patient's grants (from the indexer)
     Grants(cmd::listing::GrantsArgs),
     /// List the patients who granted a provider access (from the indexer)
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
         Command::Get(a) => cmd::records::run_get(a, &settings, out).await,
         Command::AccessLog(a) => cmd::records::run_access_log(a, &settings, out).await,
+        Command::Study(c) => cmd::study::run(c, &settings, out).await,
         Command::Grants(a) => cmd::listing::run_grants(a, &settings, out).await,
         Command::Patients(a) => cmd::listing::run_patients(a, &settings, out).await,
         Command::Records(a) => cmd::listing::run_records(a, &settings, out).await,

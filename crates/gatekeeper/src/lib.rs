@@ -6,4 +6,5 @@
 pub mod crypto;
 pub mod error;
 pub mod facts;
+pub mod research;
 pub mod server;

@@ -61,6 +61,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 400.0)]
     burst: f64,
     /// The holder's keystore: when given, the log head is anchored on chain from time to time
+    /// and research answers are signed (without it, research queries are refused)
     #[arg(
         long,
         env = "MEDREC_ANCHOR_KEYSTORE",
@@ -79,6 +80,9 @@ struct ServeArgs {
 #[serde(rename_all = "camelCase")]
 struct Deployment {
     chain_id: u64,
+    participant_registry: alloy::primitives::Address,
+    #[serde(default)]
+    study_registry: Option<alloy::primitives::Address>,
     consent_registry: alloy::primitives::Address,
     record_registry: alloy::primitives::Address,
 }
@@ -179,6 +183,7 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
             password.lines().next().unwrap_or_default(),
         )
         .map_err(|e| GkError::Config(format!("cannot decrypt {}: {e}", keystore.display())))?;
+        let signer_for_answers = signer.clone();
         if signer.address() != holder {
             return Err(GkError::Config(format!(
                 "the anchor keystore holds {}, not the holder {holder}",
@@ -193,7 +198,19 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
             .wallet(alloy::network::EthereumWallet::from(signer))
             .connect_http(url)
             .erased();
-        let registry = medrec_bindings::RecordRegistry::new(d.record_registry, wallet);
+        let registry = medrec_bindings::RecordRegistry::new(d.record_registry, wallet.clone());
+        if let Some(studies) = d.study_registry {
+            let research = medrec_gatekeeper::research::Research {
+                participants: medrec_bindings::ParticipantRegistry::new(
+                    d.participant_registry,
+                    wallet.clone(),
+                ),
+                studies: medrec_bindings::StudyRegistry::new(studies, wallet.clone()),
+                provider: wallet.clone(),
+                signer: signer_for_answers,
+            };
+            let _ = gk.research.set(research);
+        }
         tokio::spawn(server::anchor_loop(
             gk.clone(),
             registry,

@@ -68,6 +68,8 @@ pub struct Gatekeeper {
     pub consent: ConsentRegistry::ConsentRegistryInstance<DynProvider>,
     /// Limits.
     pub limits: Limits,
+    /// Set when the gatekeeper has the holder's key: research answers are signed with it.
+    pub research: std::sync::OnceLock<crate::research::Research>,
     log: Arc<Mutex<LogHead>>,
     log_tx: tokio::sync::mpsc::Sender<(Access, tokio::sync::oneshot::Sender<Result<(), String>>)>,
     nonces: std::sync::Mutex<HashMap<(Address, B256), u64>>,
@@ -130,6 +132,7 @@ impl Gatekeeper {
             domain,
             consent,
             limits,
+            research: std::sync::OnceLock::new(),
             log,
             log_tx,
             nonces: std::sync::Mutex::new(nonces),
@@ -175,7 +178,7 @@ impl Gatekeeper {
     }
 
     /// Remembers a nonce until its request expires; false if it was seen.
-    fn use_nonce(&self, who: Address, nonce: B256, expires_at: u64) -> bool {
+    pub(crate) fn use_nonce(&self, who: Address, nonce: B256, expires_at: u64) -> bool {
         let Ok(mut n) = self.nonces.lock() else {
             return false;
         };
@@ -290,11 +293,15 @@ pub fn router(gk: Arc<Gatekeeper>) -> Router {
             "/v1/log",
             post(access_log).layer(DefaultBodyLimit::disable()),
         )
+        .route(
+            "/v1/research/query",
+            post(crate::research::query).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(|| async { err(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(gk)
 }
 
-fn err(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn err(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(json!({"error": {"code": code, "message": message}})),
@@ -318,7 +325,7 @@ async fn limited(body: Body, limit: usize) -> Option<Bytes> {
     axum::body::to_bytes(body, limit).await.ok()
 }
 
-fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
+pub(crate) fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
     let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
     let sig = Signature::from_raw(&raw).ok()?;
     sig.recover_address_from_prehash(&msg.eip712_signing_hash(domain))
@@ -326,7 +333,7 @@ fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Ad
 }
 
 /// Checks a signed request's time window; the reason if it fails.
-fn check_window(issued_at: u64, expires_at: u64) -> Result<(), &'static str> {
+pub(crate) fn check_window(issued_at: u64, expires_at: u64) -> Result<(), &'static str> {
     let now = now_secs();
     if issued_at > now + SKEW_SECS {
         return Err("issued in the future");

@@ -9,7 +9,7 @@ use crate::units;
 use alloy::primitives::aliases::U40;
 use alloy::providers::Provider;
 use clap::Args;
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
 use serde_json::json;
 
 /// `deploy`.
@@ -67,6 +67,10 @@ pub async fn run(a: DeployArgs, settings: &Settings, out: Printer) -> Result<()>
     let r = RecordRegistry::deploy(chain.provider.clone(), *p.address(), *c.address())
         .await
         .map_err(|e| chain.err(e))?;
+    out.progress("deploying StudyRegistry...");
+    let st = StudyRegistry::deploy(chain.provider.clone(), admin, *p.address())
+        .await
+        .map_err(|e| chain.err(e))?;
     let d = Deployment {
         chain_id: chain.chain_id,
         start_block,
@@ -74,17 +78,19 @@ pub async fn run(a: DeployArgs, settings: &Settings, out: Printer) -> Result<()>
         participant_registry: *p.address(),
         consent_registry: *c.address(),
         record_registry: *r.address(),
+        study_registry: Some(*st.address()),
     };
     let file = chain::write_deployment(&settings.deployments, &d)?;
     out.result(
         "deploy",
         json!({"deployment": d, "file": file}),
         &format!(
-            "deployed on chain {}\n  participant registry {}\n  consent registry     {}\n  record registry      {}\n  admin                {admin}\nwritten to {}",
+            "deployed on chain {}\n  participant registry {}\n  consent registry     {}\n  record registry      {}\n  study registry       {}\n  admin                {admin}\nwritten to {}",
             d.chain_id,
             d.participant_registry,
             d.consent_registry,
             d.record_registry,
+            st.address(),
             file.display()
         ),
     );

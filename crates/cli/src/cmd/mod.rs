@@ -9,6 +9,7 @@ pub mod guardian;
 pub mod listing;
 pub mod participant;
 pub mod records;
+pub mod study;
 
 use crate::error::{CliError, Result};
 use crate::keys;

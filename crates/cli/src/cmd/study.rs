@@ -1,0 +1,492 @@
+//! `medrec study`: research studies. Researchers register and query; the operator approves and
+//! closes; patients opt in, withdraw and list their studies.
+
+use crate::chain::{self, Chain, Deployment};
+use crate::error::{CliError, Result};
+use crate::keys;
+use crate::opts::Settings;
+use crate::output::Printer;
+use crate::units;
+use alloy::primitives::{Address, B256, Signature, U256, keccak256};
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::signers::Signer;
+use alloy::sol_types::{SolEvent, SolStruct};
+use alloy::transports::http::reqwest;
+use clap::{Args, Subcommand};
+use medrec_bindings::StudyRegistry;
+use medrec_bindings::eip712::ResearchRequest;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Study subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StudyCmd {
+    /// Researcher: register a study (a credentialed researcher)
+    Register(RegisterArgs),
+    /// Operator: approve a registered study (governance role)
+    Approve(IdArg),
+    /// Operator: close a study (governance role)
+    Close(IdArg),
+    /// Patient: opt in to an approved study
+    OptIn(IdArg),
+    /// Patient: withdraw from a study; it counts from the next block
+    Withdraw(IdArg),
+    /// Show a study as the chain holds it
+    Show(IdArg),
+    /// Patient: the studies you are opted in to
+    Mine,
+    /// Researcher: ask every holder an aggregate question and combine the answers
+    Query(QueryArgs),
+}
+
+/// A study id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// The study id
+    pub study: u64,
+}
+
+/// `study register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The protocol document (only its keccak256 goes on chain)
+    #[arg(long)]
+    pub protocol: std::path::PathBuf,
+    /// Categories the study reads, comma-separated
+    #[arg(long, short = 'c')]
+    pub categories: String,
+    /// Smallest cell reported; smaller ones are suppressed
+    #[arg(long, default_value_t = 10)]
+    pub min_cell: u32,
+    /// Privacy budget in millionths of epsilon (each query spends at least 1)
+    #[arg(long, default_value_t = 10_000_000)]
+    pub budget: u64,
+}
+
+/// `study query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The study id
+    pub study: u64,
+    /// Count patients with this Condition code (SNOMED CT or ICD-10), by age band and sex
+    #[arg(long, conflicts_with = "observation")]
+    pub condition: Option<String>,
+    /// Code system of --condition: snomed or icd10
+    #[arg(long, default_value = "snomed")]
+    pub system: String,
+    /// Count, mean and quartiles of this Observation code's value (LOINC)
+    #[arg(long)]
+    pub observation: Option<String>,
+    /// Add Laplace noise with this epsilon (spends epsilon x 1,000,000 of the budget)
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// The holders' gatekeeper URLs, comma-separated
+    #[arg(long, env = "MEDREC_HOLDERS", value_delimiter = ',', required = true)]
+    pub holders: Vec<String>,
+}
+
+fn studies(
+    chain: &Chain,
+    d: &Deployment,
+) -> Result<StudyRegistry::StudyRegistryInstance<alloy::providers::DynProvider>> {
+    let a = d.study_registry.ok_or_else(|| {
+        CliError::Deployment(
+            "this deployment has no study registry: deploy again with this version".into(),
+        )
+    })?;
+    Ok(StudyRegistry::new(a, chain.provider.clone()))
+}
+
+fn status_name(s: u8) -> &'static str {
+    match s {
+        1 => "registered",
+        2 => "approved",
+        3 => "closed",
+        _ => "none",
+    }
+}
+
+/// The query's canonical JSON text (what its hash commits to).
+fn query_text(a: &QueryArgs) -> Result<(String, u64)> {
+    let eps = a.epsilon;
+    if let Some(e) = eps
+        && !(e.is_finite() && e > 0.0 && e <= 10.0)
+    {
+        return Err(CliError::input("--epsilon must be in (0, 10]"));
+    }
+    let q = match (&a.condition, &a.observation) {
+        (Some(code), None) => {
+            let system = match a.system.as_str() {
+                "snomed" => "http://snomed.info/sct",
+                "icd10" => "http://hl7.org/fhir/sid/icd-10",
+                other => {
+                    return Err(CliError::input(format!(
+                        "unknown code system {other:?}: use snomed or icd10"
+                    )));
+                }
+            };
+            json!({"kind": "condition-count", "system": system, "code": code, "epsilon": eps})
+        }
+        (None, Some(code)) => {
+            json!({"kind": "observation-stats", "system": "http://loinc.org", "code": code, "epsilon": eps})
+        }
+        _ => {
+            return Err(CliError::input(
+                "give --condition CODE or --observation LOINC-CODE",
+            ));
+        }
+    };
+    let cost = eps.map(|e| (e * 1e6).ceil() as u64).unwrap_or(1).max(1);
+    Ok((q.to_string(), cost))
+}
+
+/// Runs a study subcommand.
+pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()> {
+    match cmd {
+        StudyCmd::Register(a) => {
+            let categories = units::categories(&a.categories)?;
+            let protocol = std::fs::read(&a.protocol)
+                .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.protocol.display())))?;
+            let hash = keccak256(&protocol);
+            let signer = keys::load(settings)?;
+            let chain = Chain::connect_signer(settings, signer).await?;
+            let d = chain.deployment(settings).await?;
+            let s = studies(&chain, &d)?;
+            let (tx, receipt) = chain::send_receipt(
+                &chain,
+                s.registerStudy(hash, categories, a.min_cell, a.budget),
+            )
+            .await?;
+            let id = receipt
+                .inner
+                .logs()
+                .iter()
+                .find_map(|l| l.log_decode::<StudyRegistry::StudyRegistered>().ok())
+                .map(|e| e.inner.data.studyId)
+                .ok_or_else(|| CliError::Rpc("no StudyRegistered event in the receipt".into()))?;
+            out.result(
+                "study register",
+                json!({"studyId": id, "protocolHash": hash, "tx": tx}),
+                &format!("registered study {id} (protocol {hash}); it needs the operator's approval (tx {})", tx.tx_hash),
+            );
+        }
+        StudyCmd::Approve(a) => simple(settings, out, a.study, "approve").await?,
+        StudyCmd::Close(a) => simple(settings, out, a.study, "close").await?,
+        StudyCmd::OptIn(a) => simple(settings, out, a.study, "opt-in").await?,
+        StudyCmd::Withdraw(a) => simple(settings, out, a.study, "withdraw").await?,
+        StudyCmd::Show(a) => {
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let st = studies(&chain, &d)?
+                .studyOf(U256::from(a.study))
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if st.status == 0 {
+                return Err(CliError::input(format!("unknown study {}", a.study)));
+            }
+            let cats = medrec_bindings::category_names(st.categories);
+            out.result(
+                "study show",
+                json!({"studyId": a.study, "researcher": st.researcher, "status": status_name(st.status),
+                       "categories": cats, "minCellSize": st.minCellSize, "budget": st.budget, "spent": st.spent,
+                       "protocolHash": st.protocolHash}),
+                &format!(
+                    "study {}: {} by {}\n  categories {}\n  min cell   {}\n  budget     {} spent of {}",
+                    a.study,
+                    status_name(st.status),
+                    st.researcher,
+                    cats.join(","),
+                    st.minCellSize,
+                    st.spent,
+                    st.budget
+                ),
+            );
+        }
+        StudyCmd::Mine => {
+            let me = super::own_address(settings)?;
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let s = studies(&chain, &d)?;
+            let filter = Filter::new()
+                .address(*s.address())
+                .event_signature(StudyRegistry::OptedIn::SIGNATURE_HASH)
+                .topic2(me.into_word())
+                .from_block(d.start_block);
+            let logs = chain
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+            let mut ids: Vec<U256> = logs
+                .iter()
+                .filter_map(|l| l.topics().get(1).map(|t| U256::from_be_bytes(t.0)))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let mut live = vec![];
+            for id in ids {
+                if s.isOptedIn(id, me).call().await.map_err(|e| chain.err(e))? {
+                    live.push(id);
+                }
+            }
+            let human = if live.is_empty() {
+                "you are not opted in to any study".to_string()
+            } else {
+                format!(
+                    "opted in to studies: {}",
+                    live.iter()
+                        .map(U256::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            out.result(
+                "study mine",
+                json!({"patient": me, "studies": live}),
+                &human,
+            );
+        }
+        StudyCmd::Query(a) => query(a, settings, out).await?,
+    }
+    Ok(())
+}
+
+async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Result<()> {
+    let signer = keys::load(settings)?;
+    let me = signer.address();
+    let chain = Chain::connect_signer(settings, signer).await?;
+    let d = chain.deployment(settings).await?;
+    let s = studies(&chain, &d)?;
+    let id = U256::from(study);
+    let tx = match what {
+        "approve" => chain::send(&chain, s.approveStudy(id)).await?,
+        "close" => chain::send(&chain, s.closeStudy(id)).await?,
+        "opt-in" => chain::send(&chain, s.optIn(id)).await?,
+        _ => chain::send(&chain, s.withdraw(id)).await?,
+    };
+    let human = match what {
+        "approve" => format!("study {study} approved"),
+        "close" => format!("study {study} closed"),
+        "opt-in" => format!("{me} opted in to study {study}"),
+        _ => format!(
+            "{me} withdrew from study {study}; it counts from block {}",
+            tx.block_number + 1
+        ),
+    };
+    out.result(
+        &format!("study {what}"),
+        json!({"studyId": study, "tx": tx}),
+        &format!("{human} (tx {})", tx.tx_hash),
+    );
+    Ok(())
+}
+
+async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let (text, cost) = query_text(&a)?;
+    let hash = keccak256(text.as_bytes());
+    let signer = keys::load(settings)?;
+    let me = signer.address();
+    let chain = Chain::connect_signer(settings, signer.clone()).await?;
+    let d = chain.deployment(settings).await?;
+    let s = studies(&chain, &d)?;
+    let id = U256::from(a.study);
+    let pinned = chain
+        .provider
+        .get_block_number()
+        .await
+        .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+    let submitted = chain::send(&chain, s.submitQuery(id, hash, cost, pinned)).await?;
+    out.progress(&format!(
+        "query {hash} paid ({cost} of the budget), pinned at block {pinned}"
+    ));
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))?;
+    let mut answers = vec![];
+    for url in &a.holders {
+        let base = url.trim_end_matches('/');
+        let health: Value = client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?
+            .json()
+            .await
+            .map_err(|e| CliError::Rpc(format!("bad answer from {base}: {e}")))?;
+        let holder: Address = health["holder"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| CliError::Rpc(format!("{base} did not say which holder it serves")))?;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut nonce = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+        let req = ResearchRequest {
+            researcher: me,
+            studyId: id,
+            queryHash: hash,
+            audience: holder,
+            nonce: U256::from_be_bytes(nonce),
+            issuedAt: t,
+            expiresAt: t + 120,
+        };
+        let sig = signer
+            .sign_hash(&req.eip712_signing_hash(&domain))
+            .await
+            .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
+        let resp = client
+            .post(format!("{base}/v1/research/query"))
+            .json(&json!({"request": req, "query": text, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}))
+            .send()
+            .await
+            .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = body["error"]["code"].as_str().unwrap_or("unknown");
+            let msg = body["error"]["message"].as_str().unwrap_or("no message");
+            return Err(if status.as_u16() == 403 {
+                CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
+            } else {
+                CliError::input(format!(
+                    "{base} rejected the query ({status}, {code}): {msg}"
+                ))
+            });
+        }
+        let answer_text = body["answer"].as_str().unwrap_or_default().to_string();
+        let sig_hex = body["signature"].as_str().unwrap_or_default();
+        let signed_by = alloy::hex::decode(sig_hex.trim_start_matches("0x"))
+            .ok()
+            .and_then(|raw| Signature::from_raw(&raw).ok())
+            .and_then(|sig| {
+                sig.recover_address_from_prehash(&keccak256(answer_text.as_bytes()))
+                    .ok()
+            });
+        if signed_by != Some(holder) {
+            return Err(CliError::Integrity(format!(
+                "the answer of {base} is not signed by its holder {holder}"
+            )));
+        }
+        let answer: Value = serde_json::from_str(&answer_text).map_err(|_| {
+            CliError::Integrity(format!("{base} answered something that is not JSON"))
+        })?;
+        if answer["queryHash"]
+            .as_str()
+            .and_then(|h| h.parse::<B256>().ok())
+            != Some(hash)
+        {
+            return Err(CliError::Integrity(format!(
+                "{base} answered another query"
+            )));
+        }
+        answers.push((holder, answer));
+    }
+    // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
+    let combined = combine(&answers);
+    let combined_text = combined.to_string();
+    let receipt = chain::send(
+        &chain,
+        s.recordAnswer(id, hash, keccak256(combined_text.as_bytes())),
+    )
+    .await?;
+    let human = render(&combined, a.study, pinned);
+    out.result(
+        "study query",
+        json!({"studyId": a.study, "queryHash": hash, "query": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+               "pinnedBlock": pinned, "cost": cost, "combined": combined,
+               "holders": answers.iter().map(|(h, a)| json!({"holder": h, "answer": a})).collect::<Vec<_>>(),
+               "submitTx": submitted, "receiptTx": receipt}),
+        &human,
+    );
+    Ok(())
+}
+
+fn combine(answers: &[(Address, Value)]) -> Value {
+    let first = answers
+        .first()
+        .map(|(_, a)| &a["result"])
+        .cloned()
+        .unwrap_or(Value::Null);
+    if first.get("cells").is_some() {
+        let mut cells: BTreeMap<(String, String), (i64, bool)> = BTreeMap::new();
+        for (_, a) in answers {
+            for c in a["result"]["cells"].as_array().into_iter().flatten() {
+                let key = (
+                    c["ageBand"].as_str().unwrap_or("").to_string(),
+                    c["sex"].as_str().unwrap_or("").to_string(),
+                );
+                let e = cells.entry(key).or_insert((0, false));
+                match c["count"].as_i64() {
+                    Some(n) => e.0 += n,
+                    None => e.1 = true,
+                }
+            }
+        }
+        let cells: Vec<Value> = cells
+            .into_iter()
+            .map(|((band, sex), (n, suppressed))| {
+                json!({"ageBand": band, "sex": sex, "count": n, "suppressedAtSomeHolder": suppressed})
+            })
+            .collect();
+        json!({"cells": cells})
+    } else {
+        // Observation statistics: counts add up; means weighted by count; quartiles per holder.
+        let mut n = 0i64;
+        let mut sum = 0f64;
+        let mut suppressed = 0;
+        for (_, a) in answers {
+            let r = &a["result"];
+            match (r["count"].as_i64(), r["mean"].as_f64()) {
+                (Some(c), Some(m)) => {
+                    n += c;
+                    sum += m * c as f64;
+                }
+                _ => suppressed += 1,
+            }
+        }
+        json!({"count": n, "mean": if n > 0 { Some(sum / n as f64) } else { None }, "holdersSuppressed": suppressed})
+    }
+}
+
+fn render(combined: &Value, study: u64, pinned: u64) -> String {
+    let mut lines = vec![format!(
+        "study {study}, consenting patients as of block {pinned}"
+    )];
+    if let Some(cells) = combined["cells"].as_array() {
+        lines.push(format!("  {:<8} {:<8} {:>7}", "age", "sex", "count"));
+        for c in cells {
+            let mark = if c["suppressedAtSomeHolder"] == true {
+                "  (+ cells under the minimum, suppressed)"
+            } else {
+                ""
+            };
+            lines.push(format!(
+                "  {:<8} {:<8} {:>7}{mark}",
+                c["ageBand"].as_str().unwrap_or(""),
+                c["sex"].as_str().unwrap_or(""),
+                c["count"]
+            ));
+        }
+        if cells.is_empty() {
+            lines.push("  no patient".into());
+        }
+    } else {
+        lines.push(format!(
+            "  count {}  mean {}  ({} holders suppressed their cell)",
+            combined["count"],
+            combined["mean"]
+                .as_f64()
+                .map(|m| format!("{m:.2}"))
+                .unwrap_or("-".into()),
+            combined["holdersSuppressed"]
+        ));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,353 @@
+//! Research aggregates, computed where the records are: a researcher's signed query is
+//! checked against the chain (credential, approved study, query submitted with its budget),
+//! evaluated over the coded facts of the patients whose opt-in was live at the block the
+//! query pins, small cells suppressed, noise added when asked, and the answer signed.
+
+use crate::server::{Gatekeeper, check_window, err, recover};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::Filter;
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use medrec_bindings::eip712::ResearchRequest;
+use medrec_bindings::{ParticipantRegistry, StudyRegistry};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What the research endpoint needs besides the gatekeeper.
+pub struct Research {
+    /// The participant registry (researcher credentials).
+    pub participants: ParticipantRegistry::ParticipantRegistryInstance<DynProvider>,
+    /// The study registry.
+    pub studies: StudyRegistry::StudyRegistryInstance<DynProvider>,
+    /// Where the study registry's logs are read from.
+    pub provider: DynProvider,
+    /// The holder's key, which signs answers.
+    pub signer: PrivateKeySigner,
+}
+
+/// Code systems the vocabulary accepts.
+pub const SNOMED: &str = "http://snomed.info/sct";
+/// ICD-10.
+pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
+/// LOINC.
+pub const LOINC: &str = "http://loinc.org";
+
+/// A query of the fixed vocabulary.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Query {
+    /// Patients with a Condition code, by age band and sex.
+    ConditionCount {
+        /// SNOMED CT or ICD-10 system URI.
+        system: String,
+        /// The code.
+        code: String,
+        /// Differential-privacy epsilon: Laplace noise on counts when given.
+        epsilon: Option<f64>,
+    },
+    /// Count, mean and quartiles of an Observation's value.
+    ObservationStats {
+        /// LOINC system URI.
+        system: String,
+        /// The code.
+        code: String,
+        /// Differential-privacy epsilon (noise on the count).
+        epsilon: Option<f64>,
+    },
+}
+
+impl Query {
+    /// Parses and checks a query; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let q: Query = serde_json::from_str(text).map_err(|e| format!("malformed query: {e}"))?;
+        let (system, code, eps) = match &q {
+            Query::ConditionCount {
+                system,
+                code,
+                epsilon,
+            } => {
+                if system != SNOMED && system != ICD10 {
+                    return Err(format!(
+                        "unknown code system {system:?} for a condition (use {SNOMED} or {ICD10})"
+                    ));
+                }
+                (system, code, epsilon)
+            }
+            Query::ObservationStats {
+                system,
+                code,
+                epsilon,
+            } => {
+                if system != LOINC {
+                    return Err(format!(
+                        "unknown code system {system:?} for an observation (use {LOINC})"
+                    ));
+                }
+                (system, code, epsilon)
+            }
+        };
+        let _ = system;
+        if code.is_empty()
+            || code.len() > 32
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(format!("malformed code {code:?}"));
+        }
+        if let Some(e) = eps
+            && !(e.is_finite() && *e > 0.0 && *e <= 10.0)
+        {
+            return Err("epsilon must be in (0, 10]".into());
+        }
+        Ok(q)
+    }
+
+    /// The budget a query must have paid on chain: epsilon in millionths, at least 1.
+    pub fn cost(&self) -> u64 {
+        let eps = match self {
+            Query::ConditionCount { epsilon, .. } | Query::ObservationStats { epsilon, .. } => {
+                *epsilon
+            }
+        };
+        eps.map(|e| (e * 1e6).ceil() as u64).unwrap_or(1).max(1)
+    }
+}
+
+#[derive(Deserialize)]
+struct SignedResearch {
+    request: ResearchRequest,
+    query: String,
+    signature: String,
+}
+
+/// The patients opted in to `study` at the end of block `at`, from the registry's logs.
+async fn consenting(r: &Research, study: U256, at: u64) -> Result<Vec<Vec<u8>>, String> {
+    let filter = Filter::new()
+        .address(*r.studies.address())
+        .event_signature(vec![
+            StudyRegistry::OptedIn::SIGNATURE_HASH,
+            StudyRegistry::Withdrew::SIGNATURE_HASH,
+        ])
+        .topic1(B256::from(study.to_be_bytes::<32>()))
+        .from_block(0)
+        .to_block(at);
+    let mut logs = r
+        .provider
+        .get_logs(&filter)
+        .await
+        .map_err(|e| format!("chain: {e}"))?;
+    logs.sort_by_key(|l| (l.block_number, l.log_index));
+    let mut set: HashSet<Address> = HashSet::new();
+    for l in logs {
+        let Some(p) = l.topics().get(2) else { continue };
+        let patient = Address::from_word(*p);
+        if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
+            set.insert(patient);
+        } else {
+            set.remove(&patient);
+        }
+    }
+    Ok(set.into_iter().map(|a| a.to_vec()).collect())
+}
+
+fn laplace(scale: f64) -> f64 {
+    let u: f64 = rand::thread_rng().gen_range(-0.5..0.5);
+    -scale * u.signum() * (1.0 - 2.0 * u.abs()).ln()
+}
+
+fn noisy(count: i64, epsilon: Option<f64>) -> i64 {
+    match epsilon {
+        Some(e) => (count as f64 + laplace(1.0 / e)).round().max(0.0) as i64,
+        None => count,
+    }
+}
+
+/// `POST /v1/research/query`.
+pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response {
+    let Some(research) = gk.research.get() else {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_research",
+            "this gatekeeper has no holder key to sign answers",
+        );
+    };
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), 64 << 10).await else {
+        return err(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body too large",
+        );
+    };
+    let Ok(signed) = serde_json::from_slice::<SignedResearch>(&bytes) else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "expected {\"request\", \"query\", \"signature\"}",
+        );
+    };
+    let r = &signed.request;
+    if recover(r, &gk.domain, &signed.signature) != Some(r.researcher)
+        || r.audience != gk.holder
+        || check_window(r.issuedAt, r.expiresAt).is_err()
+        || !gk.use_nonce(
+            r.researcher,
+            B256::from(r.nonce.to_be_bytes::<32>()),
+            r.expiresAt,
+        )
+        || keccak256(signed.query.as_bytes()) != r.queryHash
+    {
+        return err(StatusCode::FORBIDDEN, "denied", "request denied");
+    }
+    let query = match Query::parse(&signed.query) {
+        Ok(q) => q,
+        Err(msg) => return err(StatusCode::BAD_REQUEST, "bad_query", &msg),
+    };
+    // The chain: a live researcher, an approved study of theirs, the query paid for.
+    let chain = async {
+        let credentialed = research
+            .participants
+            .isCredentialed(r.researcher, 2)
+            .call()
+            .await?;
+        let study = research.studies.studyOf(r.studyId).call().await?;
+        let q = research
+            .studies
+            .queryOf(r.studyId, r.queryHash)
+            .call()
+            .await?;
+        Ok::<_, alloy::contract::Error>((credentialed, study, q))
+    };
+    let (credentialed, study, paid) = match chain.await {
+        Ok(v) => v,
+        Err(e) => {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain",
+                &format!("chain unavailable: {e}"),
+            );
+        }
+    };
+    if !credentialed
+        || study.researcher != r.researcher
+        || study.status != 2
+        || paid.cost < query.cost()
+    {
+        return err(StatusCode::FORBIDDEN, "denied", "request denied");
+    }
+    let pinned = paid.pinnedBlock;
+    let patients = match consenting(research, r.studyId, pinned).await {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "chain", &e),
+    };
+    let ts = match research.provider.get_block_by_number(pinned.into()).await {
+        Ok(Some(b)) => b.header.timestamp as i64,
+        _ => {
+            return err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain",
+                "cannot read the pinned block",
+            );
+        }
+    };
+    let min = i64::from(study.minCellSize);
+    let result = match &query {
+        Query::ConditionCount {
+            system,
+            code,
+            epsilon,
+        } => {
+            let rows = sqlx::query(
+                "SELECT CASE WHEN p.birth_date IS NULL THEN 'unknown'
+                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 18 THEN '0-17'
+                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 40 THEN '18-39'
+                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 65 THEN '40-64'
+                             ELSE '65+' END AS band,
+                        COALESCE(p.gender, 'unknown') AS sex, count(DISTINCT f.patient) AS n
+                 FROM gk_facts f LEFT JOIN gk_patients p ON p.patient = f.patient
+                 WHERE f.kind = 'condition' AND f.system = $1 AND f.code = $2 AND f.patient = ANY($3)
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .bind(system)
+            .bind(code)
+            .bind(&patients)
+            .bind(ts as f64)
+            .fetch_all(&gk.pool)
+            .await;
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
+            };
+            let cells: Vec<Value> = rows
+                .iter()
+                .map(|row| {
+                    let n = noisy(row.get::<i64, _>("n"), *epsilon);
+                    let band: String = row.get("band");
+                    let sex: String = row.get("sex");
+                    if n < min {
+                        json!({"ageBand": band, "sex": sex, "suppressed": true})
+                    } else {
+                        json!({"ageBand": band, "sex": sex, "count": n})
+                    }
+                })
+                .collect();
+            json!({"cells": cells})
+        }
+        Query::ObservationStats {
+            system,
+            code,
+            epsilon,
+        } => {
+            let row = sqlx::query(
+                "SELECT count(*) AS n, avg(value) AS mean,
+                        percentile_cont(0.25) WITHIN GROUP (ORDER BY value) AS q1,
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS median,
+                        percentile_cont(0.75) WITHIN GROUP (ORDER BY value) AS q3
+                 FROM gk_facts WHERE kind = 'observation' AND system = $1 AND code = $2
+                   AND value IS NOT NULL AND patient = ANY($3)",
+            )
+            .bind(system)
+            .bind(code)
+            .bind(&patients)
+            .fetch_one(&gk.pool)
+            .await;
+            let row = match row {
+                Ok(r) => r,
+                Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
+            };
+            let n = noisy(row.get::<i64, _>("n"), *epsilon);
+            if n < min {
+                json!({"suppressed": true})
+            } else {
+                json!({"count": n, "mean": row.get::<Option<f64>, _>("mean"), "q1": row.get::<Option<f64>, _>("q1"),
+                       "median": row.get::<Option<f64>, _>("median"), "q3": row.get::<Option<f64>, _>("q3")})
+            }
+        }
+    };
+    let answer = json!({
+        "holder": gk.holder, "studyId": r.studyId, "queryHash": r.queryHash, "pinnedBlock": pinned,
+        "minCellSize": min, "result": result,
+    });
+    let text = answer.to_string();
+    let signature = match research.signer.sign_hash(&keccak256(text.as_bytes())).await {
+        Ok(s) => format!("0x{}", alloy::hex::encode(s.as_bytes())),
+        Err(_) => {
+            return err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "cannot sign the answer",
+            );
+        }
+    };
+    Json(json!({"answer": text, "signature": signature})).into_response()
+}
