@@ -54,6 +54,9 @@ pub enum Query {
         code: String,
         /// Differential-privacy epsilon: Laplace noise on counts when given.
         epsilon: Option<f64>,
+        /// The block the query pins (so that asking again later is another query).
+        #[serde(rename = "pinnedBlock")]
+        pinned_block: u64,
     },
     /// Count, mean and quartiles of an Observation's value.
     ObservationStats {
@@ -63,6 +66,9 @@ pub enum Query {
         code: String,
         /// Differential-privacy epsilon (noise on the count).
         epsilon: Option<f64>,
+        /// The block the query pins.
+        #[serde(rename = "pinnedBlock")]
+        pinned_block: u64,
     },
 }
 
@@ -75,6 +81,7 @@ impl Query {
                 system,
                 code,
                 epsilon,
+                ..
             } => {
                 if system != SNOMED && system != ICD10 {
                     return Err(format!(
@@ -87,6 +94,7 @@ impl Query {
                 system,
                 code,
                 epsilon,
+                ..
             } => {
                 if system != LOINC {
                     return Err(format!(
@@ -111,6 +119,14 @@ impl Query {
             return Err("epsilon must be in (0, 10]".into());
         }
         Ok(q)
+    }
+
+    /// The block the query pins.
+    pub fn pinned_block(&self) -> u64 {
+        match self {
+            Query::ConditionCount { pinned_block, .. }
+            | Query::ObservationStats { pinned_block, .. } => *pinned_block,
+        }
     }
 
     /// The budget a query must have paid on chain: epsilon in millionths, at least 1.
@@ -266,6 +282,7 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             system,
             code,
             epsilon,
+            ..
         } => {
             let rows = sqlx::query(
                 "SELECT CASE WHEN p.birth_date IS NULL THEN 'unknown'
@@ -307,6 +324,7 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             system,
             code,
             epsilon,
+            ..
         } => {
             let row = sqlx::query(
                 "SELECT count(*) AS n, avg(value) AS mean,

@@ -109,7 +109,7 @@ fn status_name(s: u8) -> &'static str {
 }
 
 /// The query's canonical JSON text (what its hash commits to).
-fn query_text(a: &QueryArgs) -> Result<(String, u64)> {
+fn query_text(a: &QueryArgs, pinned: u64) -> Result<(String, u64)> {
     let eps = a.epsilon;
     if let Some(e) = eps
         && !(e.is_finite() && e > 0.0 && e <= 10.0)
@@ -127,10 +127,11 @@ fn query_text(a: &QueryArgs) -> Result<(String, u64)> {
                     )));
                 }
             };
-            json!({"kind": "condition-count", "system": system, "code": code, "epsilon": eps})
+            json!({"kind": "condition-count", "system": system, "code": code, "epsilon": eps, "pinnedBlock": pinned})
         }
         (None, Some(code)) => {
-            json!({"kind": "observation-stats", "system": "http://loinc.org", "code": code, "epsilon": eps})
+            json!({"kind": "observation-stats", "system": "http://loinc.org", "code": code,
+                   "epsilon": eps, "pinnedBlock": pinned})
         }
         _ => {
             return Err(CliError::input(
@@ -168,7 +169,7 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
                 .ok_or_else(|| CliError::Rpc("no StudyRegistered event in the receipt".into()))?;
             out.result(
                 "study register",
-                json!({"studyId": id, "protocolHash": hash, "tx": tx}),
+                json!({"studyId": id.saturating_to::<u64>(), "protocolHash": hash, "tx": tx}),
                 &format!("registered study {id} (protocol {hash}); it needs the operator's approval (tx {})", tx.tx_hash),
             );
         }
@@ -285,8 +286,7 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
 }
 
 async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
-    let (text, cost) = query_text(&a)?;
-    let hash = keccak256(text.as_bytes());
+    query_text(&a, 0)?; // bad input fails before a key, a node or any gas is involved
     let signer = keys::load(settings)?;
     let me = signer.address();
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
@@ -298,6 +298,8 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         .get_block_number()
         .await
         .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+    let (text, cost) = query_text(&a, pinned)?;
+    let hash = keccak256(text.as_bytes());
     let submitted = chain::send(&chain, s.submitQuery(id, hash, cost, pinned)).await?;
     out.progress(&format!(
         "query {hash} paid ({cost} of the budget), pinned at block {pinned}"

@@ -54,6 +54,8 @@ pub struct World {
     pub participants: Address,
     pub consent: Address,
     pub records: Address,
+    pub studies: Address,
+    pub extra_dbs: Vec<String>,
     pub domain: Eip712Domain,
     pub admin_url: String,
     pub db: String,
@@ -67,7 +69,9 @@ pub struct World {
 impl Drop for World {
     fn drop(&mut self) {
         self._gk.take();
-        let (admin, db) = (self.admin_url.clone(), self.db.clone());
+        let admin = self.admin_url.clone();
+        let mut dbs = self.extra_dbs.clone();
+        dbs.push(self.db.clone());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -76,11 +80,10 @@ impl Drop for World {
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
+                    for db in dbs {
+                        let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                    }
                 }
             });
         })
@@ -126,10 +129,16 @@ impl World {
             .await
             .unwrap()
             .address();
+        let studies =
+            *medrec_bindings::StudyRegistry::deploy(p.clone(), gov.address(), participants)
+                .await
+                .unwrap()
+                .address();
         std::fs::write(
             dir.path().join("deployment.json"),
             json!({"chainId": chain_id, "startBlock": start_block, "admin": gov.address(),
-                   "participantRegistry": participants, "consentRegistry": consent, "recordRegistry": records})
+                   "participantRegistry": participants, "consentRegistry": consent, "recordRegistry": records,
+                   "studyRegistry": studies})
             .to_string(),
         )
         .unwrap();
@@ -160,6 +169,8 @@ impl World {
             participants,
             consent,
             records,
+            studies,
+            extra_dbs: vec![],
             domain: medrec_bindings::gatekeeper_domain(chain_id, records),
             admin_url,
             db,
@@ -239,14 +250,24 @@ impl World {
     }
 
     pub async fn credential(&self, a: Address) {
+        self.credential_as(a, 1).await;
+    }
+
+    /// Credentials `a` as a provider (1) or researcher (2).
+    pub async fn credential_as(&self, a: Address, role: u8) {
         let p = ParticipantRegistry::new(self.participants, self.as_(&self.gov));
-        p.issueCredential(a, 1, keccak256(b"licence"), U40::from(now() + 365 * 86_400))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        p.issueCredential(
+            a,
+            role,
+            keccak256(b"licence"),
+            U40::from(now() + 365 * 86_400),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     }
 
     /// A funded new account.
@@ -292,6 +313,101 @@ impl World {
             .get_receipt()
             .await
             .unwrap();
+    }
+
+    /// Creates an empty database for another holder's gatekeeper; returns its URL.
+    pub async fn extra_db(&mut self, suffix: &str) -> String {
+        use sqlx::Connection;
+        let db = format!("{}_{suffix}", self.db);
+        let mut c = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        self.extra_dbs.push(db.clone());
+        let (base, _) = self.admin_url.rsplit_once('/').unwrap();
+        format!("{base}/{db}")
+    }
+
+    /// Starts a gatekeeper for `holder` on `db_url`; returns it and its URL.
+    pub async fn spawn_gatekeeper(
+        &self,
+        holder: Address,
+        db_url: &str,
+        extra: &[&str],
+    ) -> (Proc, String) {
+        let key = self.dir.path().join(format!("master-{holder}.key"));
+        std::fs::write(&key, alloy::hex::encode([43u8; 32])).unwrap();
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_medrec-gatekeeper"))
+            .arg("serve")
+            .args(["--holder", &holder.to_string(), "--database-url", db_url])
+            .args([
+                "--rpc-url",
+                &self.rpc,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--master-key-file")
+            .arg(&key)
+            .arg("--deployments")
+            .arg(self.dir.path().join("deployment.json"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.http.get(format!("{url}/health")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the gatekeeper did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (Proc(child), url)
+    }
+
+    /// Uploads `bytes` for `patient` as `holder` to the gatekeeper at `url`.
+    pub async fn upload_to(
+        &self,
+        holder: &PrivateKeySigner,
+        url: &str,
+        patient: Address,
+        category: u8,
+        bytes: &[u8],
+    ) -> B256 {
+        let hash = B256::from_slice(&Sha256::digest(bytes));
+        let up = medrec_bindings::eip712::Upload {
+            holder: holder.address(),
+            patient,
+            category,
+            contentHash: hash,
+            nonce: U256::from_be_bytes(rand_bytes()),
+            issuedAt: now(),
+        };
+        let sig = holder
+            .sign_hash(&up.eip712_signing_hash(&self.domain))
+            .await
+            .unwrap();
+        let resp = self
+            .http
+            .post(format!("{url}/v1/records"))
+            .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
+            .header(
+                "x-medrec-signature",
+                format!("0x{}", alloy::hex::encode(sig.as_bytes())),
+            )
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "upload: {}", resp.status());
+        let v: Value = resp.json().await.unwrap();
+        v["recordId"].as_str().unwrap().parse().unwrap()
     }
 
     /// Uploads `bytes` for `patient` as the holder; returns the record id.
@@ -464,4 +580,30 @@ pub fn fhir_example(name: &str) -> Vec<u8> {
         .join("node_modules/hl7.fhir.r4.examples")
         .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (run npm ci)", p.display()))
+}
+
+/// The `medrec` binary built beside the gatekeeper.
+pub fn medrec_cli() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_BIN_EXE_medrec-gatekeeper")).with_file_name("medrec");
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// Runs the `medrec` CLI with this world's settings.
+pub fn run_cli(w: &World, args: &[&str]) -> std::process::Output {
+    let dir = w.dir.path();
+    Command::new(medrec_cli())
+        .args(args)
+        .env("HOME", dir)
+        .env("MEDREC_RPC_URL", &w.rpc)
+        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
+        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
+        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
+        .env("MEDREC_GATEKEEPER_URL", &w.gk_url)
+        .output()
+        .unwrap()
 }

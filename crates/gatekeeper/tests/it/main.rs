@@ -5,3 +5,4 @@
 
 mod harness;
 mod reads;
+mod research;

@@ -1,11 +1,10 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
-use crate::harness::{World, fhir_example, now, rand_bytes};
+use crate::harness::{World, fhir_example, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
 use serde_json::Value;
-use std::process::Command;
 
 const LABS: u64 = 1 << 3;
 const NOTES: u64 = 1 << 8;
@@ -293,30 +292,6 @@ async fn guardian_grant_and_break_glass_allow() {
         .unwrap();
     let (s, b) = w.read(&er, id).await;
     assert_eq!((s, b), (200, bytes));
-}
-
-fn medrec_cli() -> std::path::PathBuf {
-    let p = std::path::Path::new(env!("CARGO_BIN_EXE_medrec-gatekeeper")).with_file_name("medrec");
-    assert!(
-        p.exists(),
-        "{} missing: build the workspace (cargo build --workspace)",
-        p.display()
-    );
-    p
-}
-
-fn run_cli(w: &World, args: &[&str]) -> std::process::Output {
-    let dir = w.dir.path();
-    Command::new(medrec_cli())
-        .args(args)
-        .env("HOME", dir)
-        .env("MEDREC_RPC_URL", &w.rpc)
-        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
-        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
-        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
-        .env("MEDREC_GATEKEEPER_URL", &w.gk_url)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

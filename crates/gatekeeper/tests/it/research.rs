@@ -1,0 +1,425 @@
+//! Research: a cohort with exactly known counts over two holders, consenting patients only.
+
+use crate::harness::{World, now, rand_bytes, run_cli};
+use alloy::primitives::{Address, U256, keccak256};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct;
+use medrec_bindings::StudyRegistry;
+use serde_json::{Value, json};
+
+const DIABETES: &str = "44054006";
+
+fn patient_json(gender: &str, birth: &str) -> Vec<u8> {
+    json!({"resourceType": "Patient", "gender": gender, "birthDate": birth})
+        .to_string()
+        .into_bytes()
+}
+
+fn condition_json() -> Vec<u8> {
+    json!({"resourceType": "Condition", "code": {"coding": [{"system": "http://snomed.info/sct", "code": DIABETES}]}})
+        .to_string()
+        .into_bytes()
+}
+
+fn import(w: &World, name: &str, key: &PrivateKeySigner) {
+    let dir = w.dir.path();
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        alloy::hex::encode(key.to_bytes()),
+    )
+    .unwrap();
+    let f = dir
+        .join(format!("{name}.key"))
+        .to_string_lossy()
+        .to_string();
+    let out = run_cli(w, &["account", "import", name, "--private-key-file", &f]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn cli_json(w: &World, args: &[&str]) -> (i32, Value) {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let out = run_cli(w, &a);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// (ageBand, sex) -> (count, suppressedAtSomeHolder)
+fn cells(v: &Value) -> Vec<(String, String, i64, bool)> {
+    v["data"]["combined"]["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["ageBand"].as_str().unwrap().to_string(),
+                c["sex"].as_str().unwrap().to_string(),
+                c["count"].as_i64().unwrap(),
+                c["suppressedAtSomeHolder"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn cell(b: &str, s: &str, n: i64, sup: bool) -> (String, String, i64, bool) {
+    (b.into(), s.into(), n, sup)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregates_count_consenting_patients_only_across_two_holders() {
+    let mut w = World::start().await;
+    std::fs::write(w.dir.path().join("password"), "pw\n").unwrap();
+    let researcher = w.account().await;
+    w.credential_as(researcher.address(), 2).await;
+    let holder_b = w.account().await;
+    w.credential(holder_b.address()).await;
+    let (gov, holder_a) = (w.gov.clone(), w.gk_holder.clone());
+    import(&w, "researcher", &researcher);
+    import(&w, "gov", &gov);
+    import(&w, "holder-a", &holder_a);
+    import(&w, "holder-b", &holder_b);
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    let ks = |n: &str| {
+        w.dir
+            .path()
+            .join("keystores")
+            .join(n)
+            .to_string_lossy()
+            .to_string()
+    };
+    let (ks_a, ks_b) = (ks("holder-a"), ks("holder-b"));
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &ks_a,
+        "--anchor-password-file",
+        &password,
+    ])
+    .await;
+    let db_b = w.extra_db("b").await;
+    let (_gk_b, url_b) = w
+        .spawn_gatekeeper(
+            holder_b.address(),
+            &db_b,
+            &[
+                "--anchor-keystore",
+                &ks_b,
+                "--anchor-password-file",
+                &password,
+            ],
+        )
+        .await;
+    let url_a = w.gk_url.clone();
+    let holders = format!("{url_a},{url_b}");
+
+    // The study: min cell 3, budget for three plain queries.
+    std::fs::write(
+        w.dir.path().join("protocol.txt"),
+        "diabetes prevalence by age and sex",
+    )
+    .unwrap();
+    let protocol = w
+        .dir
+        .path()
+        .join("protocol.txt")
+        .to_string_lossy()
+        .to_string();
+    let (code, reg) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "register",
+            "--protocol",
+            &protocol,
+            "-c",
+            "conditions,demographics",
+            "--min-cell",
+            "3",
+            "--budget",
+            "3",
+        ],
+    );
+    assert_eq!(code, 0, "{reg}");
+    let study = reg["data"]["studyId"].as_u64().unwrap().to_string();
+
+    // Before approval: queries are refused on chain, and patients cannot opt in.
+    let (code, e) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert_eq!(e["error"]["revert"]["name"], "StudyInvalidStatus");
+    let (code, _) = cli_json(&w, &["-a", "gov", "study", "approve", &study]);
+    assert_eq!(code, 0);
+
+    // The cohort: (holder, gender, birth date, opted in).
+    let cohort: Vec<(char, &str, &str, bool)> = [
+        vec![('a', "female", "1970-05-01", true); 4],
+        vec![('a', "male", "1950-01-01", true); 3],
+        vec![('a', "female", "1990-01-01", true); 2],
+        vec![('a', "male", "1980-01-01", false); 5],
+        vec![('b', "female", "1972-03-03", true); 3],
+        vec![('b', "female", "1995-07-07", true); 3],
+        vec![('b', "male", "1955-01-01", true); 1],
+    ]
+    .concat();
+    let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
+    let study_id = U256::from(study.parse::<u64>().unwrap());
+    let mut withdrawer = None;
+    for (at, gender, birth, opted) in &cohort {
+        let p = w.account().await;
+        let (holder, url) = if *at == 'a' {
+            (&holder_a, url_a.as_str())
+        } else {
+            (&holder_b, url_b.as_str())
+        };
+        w.upload_to(holder, url, p.address(), 0, &patient_json(gender, birth))
+            .await;
+        w.upload_to(holder, url, p.address(), 5, &condition_json())
+            .await;
+        if *opted {
+            StudyRegistry::new(w.studies, w.as_(&p))
+                .optIn(study_id)
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+            if *at == 'a' && *birth == "1970-05-01" && withdrawer.is_none() {
+                withdrawer = Some(p.clone());
+            }
+        }
+    }
+    let _ = registry;
+
+    // Query 1: exactly the consenting patients, small cells suppressed per holder.
+    let (code, q1) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 0, "{q1}");
+    assert_eq!(
+        cells(&q1),
+        vec![
+            cell("18-39", "female", 3, true),  // 2 at A (suppressed) + 3 at B
+            cell("40-64", "female", 7, false), // 4 at A + 3 at B; the 5 non-consenting men never count
+            cell("65+", "male", 3, true),      // 3 at A + 1 at B (suppressed)
+        ]
+    );
+    // The receipt is on chain.
+    let hash: alloy::primitives::B256 = q1["data"]["queryHash"].as_str().unwrap().parse().unwrap();
+    let q = StudyRegistry::new(w.studies, w.as_(&w.gov))
+        .queryOf(study_id, hash)
+        .call()
+        .await
+        .unwrap();
+    assert!(q.answered);
+
+    // A withdrawal counts from the next block on.
+    let p = withdrawer.unwrap();
+    StudyRegistry::new(w.studies, w.as_(&p))
+        .withdraw(study_id)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (code, q2) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 0, "{q2}");
+    assert!(
+        cells(&q2).contains(&cell("40-64", "female", 6, false)),
+        "{q2}"
+    );
+
+    // An unknown code system and a malformed code are refused before anything is paid.
+    let (code, e) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--system",
+            "read-v2",
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 2, "{e}");
+
+    // Query 3 uses the last of the budget; query 4 is refused on chain.
+    let (code, _) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--observation",
+            "718-7",
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, e) = cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &holders,
+        ],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert_eq!(e["error"]["revert"]["name"], "StudyBudgetExceeded");
+
+    // A provider is no researcher.
+    let (code, e) = cli_json(
+        &w,
+        &[
+            "-a",
+            "holder-b",
+            "study",
+            "register",
+            "--protocol",
+            &protocol,
+            "-c",
+            "labs",
+        ],
+    );
+    assert_eq!(code, 3, "{e}");
+    assert_eq!(e["error"]["revert"]["name"], "StudyNotResearcher");
+
+    // Forged queries straight to a gatekeeper: another signer, or a query that is not the
+    // one paid for, or a study that was never approved.
+    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": 1}).to_string();
+    let send = |signer: PrivateKeySigner, researcher: Address, study: U256, query: String, hash| {
+        let w = &w;
+        let url = url_a.clone();
+        async move {
+            let t = now();
+            let req = medrec_bindings::eip712::ResearchRequest {
+                researcher,
+                studyId: study,
+                queryHash: hash,
+                audience: w.gk_holder.address(),
+                nonce: U256::from_be_bytes(rand_bytes()),
+                issuedAt: t,
+                expiresAt: t + 60,
+            };
+            let sig = signer
+                .sign_hash(&req.eip712_signing_hash(&w.domain))
+                .await
+                .unwrap();
+            let body = json!({"request": req, "query": query, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))});
+            w.http
+                .post(format!("{url}/v1/research/query"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let stranger = w.account().await;
+    let paid = q1["data"]["queryHash"].as_str().unwrap().parse().unwrap();
+    let q1_text = q1["data"]["query"].to_string();
+    assert_eq!(
+        send(
+            stranger.clone(),
+            researcher.address(),
+            study_id,
+            q1_text.clone(),
+            paid
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        send(
+            researcher.clone(),
+            researcher.address(),
+            study_id,
+            text.clone(),
+            paid
+        )
+        .await,
+        403
+    );
+    let unpaid = keccak256(text.as_bytes());
+    assert_eq!(
+        send(
+            researcher.clone(),
+            researcher.address(),
+            U256::from(99),
+            text.clone(),
+            unpaid
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        send(
+            researcher.clone(),
+            researcher.address(),
+            study_id,
+            text,
+            unpaid
+        )
+        .await,
+        403
+    );
+}
