@@ -3,17 +3,20 @@
 //! Starts a fresh anvil, deploys the registries, fills the chain with `PointerAnchored` events
 //! (many `anchorBatch` transactions per block), then measures, in one run on the same chain:
 //!
-//! 1. raw `eth_getLogs` throughput over the whole range (the indexer's addresses and topics);
-//! 2. backfill throughput of the real `medrec-indexer` binary (`--exit-at-head`) into a fresh
-//!    database, and its ratio to the raw rate;
-//! 3. where a backfill batch's time goes (RPC, decode, database), replaying the indexer's own
-//!    batches in-process through its library;
-//! 4. live lag: from a block mined to its event row visible in PostgreSQL, while the indexer
-//!    tails the chain.
+//! 1. raw `eth_getLogs` throughput over the whole range (the indexer's addresses and topics),
+//!    for a few chunk sizes;
+//! 2. backfill throughput of the real `medrec-indexer` binary (`--exit-at-head`, start to exit)
+//!    into a fresh database, and its ratio to the raw rate;
+//! 3. live lag while the indexer tails the chain: from a block mined (evm_mine returned) to its
+//!    event row visible in PostgreSQL, polled every 2 ms;
+//! 4. where the time goes: the indexer's backfill batches and some live steps replayed
+//!    in-process through its library, stage by stage (RPC, decode, `db::write_batch`).
 //!
-//! It prints figures, not pass/fail. `DATABASE_URL` must name a role that may create
-//! databases (`export DATABASE_URL=$(bash script/pg.sh)`); the bench creates
-//! `medrec_bench_<pid>` (and `..._replay`) and drops them at the end.
+//! It prints figures, not pass/fail, ending with a markdown table. `DATABASE_URL` must name a
+//! role that may create databases (`export DATABASE_URL=$(bash script/pg.sh)`); the bench
+//! creates `medrec_bench_<pid>` and `medrec_bench_<pid>_replay` and drops them at the end. The
+//! indexer binary is taken from the bench's own folder (build both with
+//! `cargo build -p medrec-indexer --bins`, same profile).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -54,8 +57,8 @@ struct Args {
     /// anchorBatch transactions per block
     #[arg(long, default_value_t = 5)]
     txs_per_block: u64,
-    /// Patients the pointers cycle through (each grants the provider)
-    #[arg(long, default_value_t = 4)]
+    /// Patients the pointers cycle through (anvil dev accounts; each grants the provider)
+    #[arg(long, default_value_t = 100)]
     patients: usize,
     /// eth_getLogs chunk sizes in blocks for the raw rate, comma separated; the best rate is
     /// the reference for the ratio
@@ -70,10 +73,15 @@ struct Args {
     /// Extra arguments for both medrec-indexer runs, whitespace separated (e.g. "--max-range 50")
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     indexer_args: String,
-    /// Extra arguments for anvil, whitespace separated (e.g. "--prune-history")
-    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    /// Extra arguments for anvil, whitespace separated. The default keeps no historical states:
+    /// otherwise anvil writes them to disk as the chain grows (about 170 MB in a default run),
+    /// I/O that competes with PostgreSQL's commits during the live phase
+    #[arg(long, default_value = "--prune-history", allow_hyphen_values = true)]
     anvil_args: String,
-    /// Skip the in-process replay that splits a backfill batch into RPC, decode and DB time
+    /// Live steps to replay in-process, stage by stage, after the live phase
+    #[arg(long, default_value_t = 50)]
+    live_replay: usize,
+    /// Skip the in-process replay that splits the indexer's steps into RPC, decode and DB time
     #[arg(long)]
     no_breakdown: bool,
     /// Keep the databases and the work folder (logs, deployments file)
@@ -126,8 +134,22 @@ struct Proc {
 }
 
 impl Proc {
+    /// SIGTERM first (anvil then removes its state files from ~/.foundry/anvil/tmp), SIGKILL
+    /// after 3 s.
     fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            let termed = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while termed && Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
@@ -165,22 +187,34 @@ impl Cleanup {
             }
             return;
         }
-        if !self.databases.is_empty() {
-            match PgConnection::connect(&self.admin_url).await {
-                Ok(mut conn) => {
-                    for d in self.databases.drain(..) {
-                        let sql = format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)");
-                        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .execute(&mut conn)
-                            .await
-                        {
-                            eprintln!("bench: cannot drop database {d}: {e}");
-                        }
-                    }
-                    let _ = conn.close().await;
-                }
-                Err(e) => eprintln!("bench: cannot connect to drop the databases: {e}"),
+        // A few tries: a busy shared server may refuse a connection or a drop for a moment.
+        for attempt in 1..=5 {
+            if self.databases.is_empty() {
+                break;
             }
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let mut conn = match PgConnection::connect(&self.admin_url).await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("bench: cannot connect to drop the databases (try {attempt}): {e}");
+                    continue;
+                }
+            };
+            let mut left = Vec::new();
+            for d in self.databases.drain(..) {
+                let sql = format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)");
+                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                {
+                    eprintln!("bench: cannot drop database {d} (try {attempt}): {e}");
+                    left.push(d);
+                }
+            }
+            self.databases = left;
+            let _ = conn.close().await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -239,7 +273,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts anvil on a free port with a large block gas limit.
-async fn start_anvil(extra: &[String]) -> Result<(Proc, String, DynProvider)> {
+async fn start_anvil(accounts: usize, extra: &[String]) -> Result<(Proc, String, DynProvider)> {
     let bin = repo_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
     if !bin.exists() {
         return Err(fail(format!(
@@ -258,6 +292,8 @@ async fn start_anvil(extra: &[String]) -> Result<(Proc, String, DynProvider)> {
                 "--gas-limit",
                 "1000000000",
                 "--quiet",
+                "--accounts",
+                &accounts.max(10).to_string(),
             ])
             .args(extra)
             .stdin(Stdio::null())
@@ -408,6 +444,59 @@ impl Indexer {
     }
 }
 
+/// sqlx's "slow statement" warnings (over 1 s) in the indexer's log: (statement, seconds).
+fn slow_statements(lines: &[(Instant, serde_json::Value)]) -> Vec<(String, f64)> {
+    lines
+        .iter()
+        .filter(|(_, v)| msg(v).is_some_and(|m| m.starts_with("slow statement")))
+        .filter_map(|(_, v)| {
+            let f = v.get("fields")?;
+            let summary = f.get("summary")?.as_str()?.to_string();
+            Some((summary, f.get("elapsed_secs")?.as_f64()?))
+        })
+        .collect()
+}
+
+/// The indexer's warnings and errors other than slow statements (retries, reorgs), counted
+/// by message and error text.
+fn warnings(lines: &[(Instant, serde_json::Value)]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for (_, v) in lines {
+        let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("");
+        if level != "WARN" && level != "ERROR" {
+            continue;
+        }
+        let m = msg(v).unwrap_or("");
+        if m.starts_with("slow statement") {
+            continue;
+        }
+        let f = v.get("fields");
+        let detail = ["error", "msg", "what"]
+            .iter()
+            .filter_map(|k| f.and_then(|f| f.get(*k)).map(|x| x.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let key = format!("{level} {m} {detail}");
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => out.push((key, 1)),
+        }
+    }
+    out
+}
+
+fn print_warnings(phase: &str, w: &[(String, usize)]) {
+    for (m, n) in w {
+        println!("  {phase}: indexer logged {n}x: {m}");
+    }
+}
+
+fn print_slow(phase: &str, slow: &[(String, f64)]) {
+    for (stmt, secs) in slow {
+        println!("  {phase}: slow statement reported by sqlx: {stmt} {secs:.2} s");
+    }
+}
+
 fn msg(v: &serde_json::Value) -> Option<&str> {
     v.get("fields")?.get("message")?.as_str()
 }
@@ -519,17 +608,23 @@ impl World {
         }
         let mask: u64 = GRANTED.iter().map(|c| 1u64 << c).sum();
         let c = ConsentRegistry::new(consent, provider.clone());
+        // All grants in one block: automine off from here on.
+        rpc(&provider, "evm_setAutomine", serde_json::json!([false])).await?;
+        let mut grants = Vec::with_capacity(patients.len());
         for p in &patients {
-            let r = c
+            let req = c
                 .grant(*p, hospital, mask, 1u8, U40::ZERO, far)
                 .from(*p)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
-            if !r.status() {
-                return Err(fail("grant reverted"));
-            }
+                .nonce(provider.get_transaction_count(*p).await?)
+                .gas(200_000)
+                .max_fee_per_gas(MAX_FEE)
+                .max_priority_fee_per_gas(TIP)
+                .into_transaction_request();
+            grants.push(*provider.send_transaction(req).await?.tx_hash());
+        }
+        mine(&provider).await?;
+        for h in grants {
+            check_receipt(&provider, h).await?;
         }
         Ok(Self {
             provider,
@@ -549,10 +644,11 @@ impl World {
         self.next_id += 1;
         let i = self.next_id;
         IRecordRegistry::Pointer {
-            recordId: B256::from(U256::from(i)),
+            // Hash-like ids, as `medrec anchor` derives them: random B-tree inserts, as in use.
+            recordId: keccak256(U256::from(i).to_be_bytes::<32>()),
             patient: self.patients[(i as usize) % self.patients.len()],
             category: GRANTED[(i as usize / self.patients.len()) % GRANTED.len()],
-            contentHash: keccak256(i.to_be_bytes()),
+            contentHash: keccak256(i.to_le_bytes()),
             locator: format!("https://hospital-a.example/fhir/DocumentReference/{i:010}"),
             supersedes: B256::ZERO,
         }
@@ -612,7 +708,7 @@ async fn fill(w: &mut World, args: &Args) -> Result<Fill> {
     let batch = args.batch.clamp(1, 200);
     let txs = args.events.div_ceil(batch);
     let per_block = args.txs_per_block.max(1);
-    // Gas from one estimate (automine still on, so against the latest state), with headroom.
+    // Gas from one estimate (nothing pending, so against the latest state), with headroom.
     let sample: Vec<_> = (0..batch).map(|_| w.pointer()).collect();
     let est = w
         .records()
@@ -622,7 +718,6 @@ async fn fill(w: &mut World, args: &Args) -> Result<Fill> {
         .await?;
     w.next_id -= batch; // the estimate anchored nothing
     let gas = est + est / 4;
-    rpc(&w.provider, "evm_setAutomine", serde_json::json!([false])).await?;
     let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
     let first_block = w.provider.get_block_number().await? + 1;
     let started = Instant::now();
@@ -772,58 +867,69 @@ impl Backfill {
     }
 }
 
-/// Per-stage totals of the in-process replay of the indexer's batches.
-#[derive(Default)]
-struct Stages {
-    batches: u64,
-    events: u64,
+/// The indexer's `pipeline::step`, replayed in-process through its library with each stage
+/// timed: head + 3 headers, eth_getLogs, decode + sort, `db::write_batch` (one transaction:
+/// events, history, pointers, block hashes, cursor).
+struct Replayer {
+    pool: sqlx::PgPool,
+    cursor: Cursor,
+}
+
+/// Seconds per stage of one replayed step.
+#[derive(Default, Clone, Copy)]
+struct StepTimes {
     head_and_headers: f64,
     get_logs: f64,
     decode: f64,
     write: f64,
-    max_batch_events: u64,
+    rows: u64,
 }
 
-impl Stages {
+impl StepTimes {
     fn total(&self) -> f64 {
         self.head_and_headers + self.get_logs + self.decode + self.write
     }
 }
 
-/// Replays the indexer's batches through its library into a scratch database, timing each
-/// stage of `pipeline::step` separately: head + 3 headers, eth_getLogs, decode + sort,
-/// `db::write_batch` (one transaction: events, history, pointers, blocks, cursor).
-async fn replay(w: &World, ranges: &[(u64, u64)], db_url: &str) -> Result<Stages> {
-    let pool = db::pool(db_url, 8).await?;
-    db::migrate(&pool).await?;
-    let header = |n: u64| {
-        let p = w.provider.clone();
-        async move {
-            let b = p
-                .get_block_by_number(BlockNumberOrTag::Number(n))
-                .await?
-                .ok_or_else(|| fail(format!("block {n} not found")))?;
-            Ok::<_, Error>((b.header.hash, b.header.timestamp))
-        }
-    };
-    let (h0, ts0) = header(w.start_block).await?;
-    let mut cursor = Cursor {
-        block_number: w.start_block,
-        block_hash: h0,
-    };
-    db::init_cursor(&pool, w.chain_id, &w.contracts(), cursor, ts0).await?;
-    let mut s = Stages::default();
-    for &(from, to) in ranges {
+impl Replayer {
+    async fn new(w: &World, db_url: &str) -> Result<Self> {
+        let pool = db::pool(db_url, 8).await?;
+        db::migrate(&pool).await?;
+        let (hash, ts) = Self::header(w, w.start_block).await?;
+        let cursor = Cursor {
+            block_number: w.start_block,
+            block_hash: hash,
+        };
+        db::init_cursor(&pool, w.chain_id, &w.contracts(), cursor, ts).await?;
+        Ok(Self { pool, cursor })
+    }
+
+    async fn header(w: &World, n: u64) -> Result<(B256, u64)> {
+        let b = w
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(n))
+            .await?
+            .ok_or_else(|| fail(format!("block {n} not found")))?;
+        Ok((b.header.hash, b.header.timestamp))
+    }
+
+    /// Indexes `from..=to` as the pipeline does (from must follow the cursor).
+    async fn step(&mut self, w: &World, from: u64, to: u64) -> Result<StepTimes> {
+        let mut s = StepTimes::default();
         let t = Instant::now();
         let _head = w.provider.get_block_number().await?;
-        let (from_hash, from_ts) = header(from).await?;
-        let (to_hash, to_ts) = header(to).await?;
+        let (from_hash, from_ts) = Self::header(w, from).await?;
+        let (to_hash, to_ts) = if to == from {
+            (from_hash, from_ts)
+        } else {
+            Self::header(w, to).await?
+        };
         s.head_and_headers += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let logs: Vec<Log> = w.provider.get_logs(&w.filter(from, to)).await?;
-        s.get_logs += t.elapsed().as_secs_f64();
+        s.get_logs = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let _ = header(to).await?;
+        let _ = Self::header(w, to).await?;
         s.head_and_headers += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut evs = Vec::with_capacity(logs.len());
@@ -833,7 +939,7 @@ async fn replay(w: &World, ranges: &[(u64, u64)], db_url: &str) -> Result<Stages
             }
         }
         evs.sort_by_key(|e| (e.block_number, e.log_index));
-        s.decode += t.elapsed().as_secs_f64();
+        s.decode = t.elapsed().as_secs_f64();
         let mut blocks = vec![BlockRef {
             number: to,
             hash: to_hash,
@@ -851,30 +957,89 @@ async fn replay(w: &World, ranges: &[(u64, u64)], db_url: &str) -> Result<Stages
             block_hash: to_hash,
         };
         let t = Instant::now();
-        let rows = db::write_batch(
-            &pool,
-            cursor.block_number,
+        s.rows = db::write_batch(
+            &self.pool,
+            self.cursor.block_number,
             &evs,
             &blocks,
             new_cursor,
             to.saturating_sub(64),
         )
         .await?;
-        s.write += t.elapsed().as_secs_f64();
-        cursor = new_cursor;
-        s.batches += 1;
-        s.events += rows;
-        s.max_batch_events = s.max_batch_events.max(rows);
+        s.write = t.elapsed().as_secs_f64();
+        self.cursor = new_cursor;
+        Ok(s)
     }
-    pool.close().await;
+}
+
+/// Per-stage totals of the replayed backfill batches.
+#[derive(Default)]
+struct Stages {
+    batches: u64,
+    events: u64,
+    sum: StepTimes,
+}
+
+/// Replays the indexer's backfill batches.
+async fn replay_backfill(r: &mut Replayer, w: &World, ranges: &[(u64, u64)]) -> Result<Stages> {
+    let mut s = Stages::default();
+    for &(from, to) in ranges {
+        let t = r.step(w, from, to).await?;
+        s.batches += 1;
+        s.events += t.rows;
+        s.sum.head_and_headers += t.head_and_headers;
+        s.sum.get_logs += t.get_logs;
+        s.sum.decode += t.decode;
+        s.sum.write += t.write;
+    }
     Ok(s)
 }
 
+/// Live steps replayed in-process (no indexer running): catch up, then `n` times one anchor
+/// mined and indexed at once, without the poll wait.
+async fn replay_live(r: &mut Replayer, w: &mut World, n: usize) -> Result<Vec<StepTimes>> {
+    let head = w.provider.get_block_number().await?;
+    if head > r.cursor.block_number {
+        let from = r.cursor.block_number + 1;
+        r.step(w, from, head).await?;
+    }
+    let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let req = w
+            .records()
+            .anchor(w.pointer(), B256::ZERO)
+            .from(w.hospital)
+            .nonce(nonce)
+            .gas(400_000)
+            .max_fee_per_gas(MAX_FEE)
+            .max_priority_fee_per_gas(TIP)
+            .into_transaction_request();
+        nonce += 1;
+        let _pending = w.provider.send_transaction(req).await?;
+        mine(&w.provider).await?;
+        let b = r.cursor.block_number + 1;
+        let t = r.step(w, b, b).await?;
+        if t.rows != 1 {
+            return Err(fail(format!(
+                "live replay: block {b} had {} events",
+                t.rows
+            )));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 struct Live {
+    /// (seconds since the live phase began, lag in ms from evm_mine's return) per sample.
+    samples: Vec<(f64, f64)>,
     /// From evm_mine's return to the row visible.
     lags_ms: Vec<f64>,
     /// From evm_mine's call to the row visible (an upper bound when mining is slow).
     lags_call_ms: Vec<f64>,
+    /// From the block first reported by eth_blockNumber (polled every ~1 ms) to the row visible.
+    lags_seen_ms: Vec<f64>,
     mine_ms: Vec<f64>,
     batches: usize,
 }
@@ -889,7 +1054,10 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
     let mut lags_ms = Vec::with_capacity(args.live);
     let mut mine_ms = Vec::with_capacity(args.live);
     let mut lags_call_ms = Vec::with_capacity(args.live);
+    let mut lags_seen_ms = Vec::with_capacity(args.live);
     let before = batches(&idx.lines()).len();
+    let began = Instant::now();
+    let mut samples = Vec::with_capacity(args.live);
     for i in 0..args.live {
         // xorshift64: pause 0..jitter ms so samples fall anywhere in the indexer's poll cycle.
         rng ^= rng << 13;
@@ -912,11 +1080,29 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
             .into_transaction_request();
         nonce += 1;
         let tx = *w.provider.send_transaction(req).await?.tx_hash();
+        // Watch eth_blockNumber during mining: when the block is first visible on the node.
+        let watcher = {
+            let p = w.provider.clone();
+            let target = block + 1;
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(15);
+                while Instant::now() < deadline {
+                    if p.get_block_number().await.is_ok_and(|n| n >= target) {
+                        return Some(Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                None
+            })
+        };
         let t0 = Instant::now();
         mine(&w.provider).await?;
         let mined = Instant::now();
         mine_ms.push((mined - t0).as_secs_f64() * 1e3);
         block += 1;
+        let seen_on_node = watcher
+            .await?
+            .ok_or_else(|| fail(format!("block {block} never reported by eth_blockNumber")))?;
         loop {
             let seen: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM ev_pointer_anchored WHERE block_number = $1)",
@@ -926,7 +1112,12 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
             .await?;
             if seen {
                 lags_ms.push(mined.elapsed().as_secs_f64() * 1e3);
+                samples.push((
+                    (mined - began).as_secs_f64(),
+                    mined.elapsed().as_secs_f64() * 1e3,
+                ));
                 lags_call_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                lags_seen_ms.push(seen_on_node.elapsed().as_secs_f64() * 1e3);
                 break;
             }
             if mined.elapsed() > Duration::from_secs(15) {
@@ -947,8 +1138,10 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
         )));
     }
     Ok(Live {
+        samples,
         lags_ms,
         lags_call_ms,
+        lags_seen_ms,
         mine_ms,
         batches: batches(&idx.lines()).len() - before,
     })
@@ -970,7 +1163,7 @@ fn sep(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -980,6 +1173,62 @@ fn sep(n: u64) -> String {
 
 fn rate(x: f64) -> String {
     sep(x.round() as u64)
+}
+
+/// Pressure-stall totals (µs) from /proc/pressure/<kind>: (some, full).
+fn psi(kind: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/pressure/{kind}")).ok()?;
+    let total = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))?
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("total="))?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((total("some")?, total("full").unwrap_or(0)))
+}
+
+/// How much of a phase other work stalled this machine (Linux PSI), for reading tails.
+struct Pressure {
+    at: Instant,
+    cpu: Option<(u64, u64)>,
+    io: Option<(u64, u64)>,
+}
+
+impl Pressure {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            cpu: psi("cpu"),
+            io: psi("io"),
+        }
+    }
+
+    fn since(&self) -> String {
+        let us = self.at.elapsed().as_micros().max(1) as f64;
+        let pctg = |a: Option<(u64, u64)>, b: Option<(u64, u64)>, full: bool| match (a, b) {
+            (Some(a), Some(b)) => {
+                let d = if full { b.1 - a.1 } else { b.0 - a.0 };
+                format!("{:.0}%", 100.0 * d as f64 / us)
+            }
+            _ => "n/a".into(),
+        };
+        let (cpu, io) = (psi("cpu"), psi("io"));
+        format!(
+            "CPU some {}, IO some {} / full {}",
+            pctg(self.cpu, cpu, false),
+            pctg(self.io, io, false),
+            pctg(self.io, io, true)
+        )
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn cpu_model() -> String {
@@ -1063,10 +1312,11 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
     std::fs::create_dir_all(&cleanup.dir)?;
     let pid = std::process::id();
     println!(
-        "medrec indexer bench ({profile} build): {} events, {} per tx, {} txs per block",
+        "medrec indexer bench ({profile} build): {} events, {} per tx, {} txs per block (load average {})",
         sep(args.events),
         args.batch,
-        args.txs_per_block
+        args.txs_per_block,
+        loadavg()
     );
 
     // 1. Chain and fill.
@@ -1076,7 +1326,7 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let (_anvil, rpc_url, provider) = start_anvil(&anvil_extra).await?;
+    let (_anvil, rpc_url, provider) = start_anvil(args.patients.max(1) + 2, &anvil_extra).await?;
     let mut w = World::deploy(provider, args.patients).await?;
     let setup_secs = t.elapsed().as_secs_f64();
     println!(
@@ -1133,6 +1383,7 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
     let db_url = cleanup.create_database(&db_name).await?;
     let deployments = cleanup.dir.join("31337.json");
     w.write_deployments(&deployments)?;
+    let pressure = Pressure::now();
     let mut idx = Indexer::spawn(
         &indexer_bin,
         &rpc_url,
@@ -1156,6 +1407,12 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         batch_secs.push((b.at - prev).as_secs_f64());
         prev = b.at;
     }
+    println!(
+        "  stall pressure during the backfill (Linux PSI, all processes, bench included): {}",
+        pressure.since()
+    );
+    print_slow("backfill", &slow_statements(&lines));
+    print_warnings("backfill", &warnings(&lines));
     let bf = Backfill {
         secs: (end - idx.started).as_secs_f64(),
         indexing_secs: (end - began).as_secs_f64(),
@@ -1201,28 +1458,8 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         best_raw.chunk
     );
 
-    // 3b. Where the backfill time goes.
-    let stages = if args.no_breakdown || ranges.is_empty() {
-        None
-    } else {
-        let replay_url = cleanup
-            .create_database(&format!("{db_name}_replay"))
-            .await?;
-        let s = replay(&w, &ranges, &replay_url).await?;
-        println!(
-            "replay of the {} batches in-process: head+headers {:.2} s, eth_getLogs {:.2} s, decode {:.2} s, db::write_batch {:.2} s; total {:.2} s ({} events/s)",
-            s.batches,
-            s.head_and_headers,
-            s.get_logs,
-            s.decode,
-            s.write,
-            s.total(),
-            rate(s.events as f64 / s.total().max(1e-9))
-        );
-        Some(s)
-    };
-
     // 4. Live lag.
+    println!("live: starting the indexer (load average {})", loadavg());
     let idx = {
         let mut idx = Indexer::spawn(
             &indexer_bin,
@@ -1235,10 +1472,14 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         )?;
         idx.wait_for("indexing from cursor", Duration::from_secs(30))
             .await?;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         idx
     };
+    let pressure = Pressure::now();
     let lv = live(&mut w, args, &db_url, &idx).await?;
+    let live_pressure = pressure.since();
+    let live_slow = slow_statements(&idx.lines());
+    let live_warnings = warnings(&idx.lines());
     drop(idx);
     let mut lags = lv.lags_ms.clone();
     lags.sort_by(f64::total_cmp);
@@ -1255,6 +1496,14 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         pct(&lags, 0.0),
         lv.batches
     );
+    let mut lags_seen = lv.lags_seen_ms.clone();
+    lags_seen.sort_by(f64::total_cmp);
+    println!(
+        "  from the block first seen by eth_blockNumber (1 ms polling): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(&lags_seen, 50.0),
+        pct(&lags_seen, 99.0),
+        pct(&lags_seen, 100.0)
+    );
     println!(
         "  from evm_mine's call: p50 {:.1} ms, p99 {:.1} ms; evm_mine itself p50 {:.1} ms, p99 {:.1} ms",
         pct(&lags_call, 50.0),
@@ -1262,8 +1511,71 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         pct(&mines, 50.0),
         pct(&mines, 99.0)
     );
+    println!(
+        "  stall pressure during the live phase (Linux PSI, all processes, bench included): {live_pressure}"
+    );
+    print_slow("live", &live_slow);
+    print_warnings("live", &live_warnings);
+    let slow_samples: Vec<String> = lv
+        .samples
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, lag))| *lag > 250.0)
+        .map(|(i, (at, lag))| format!("#{i} at +{at:.1} s: {lag:.0} ms"))
+        .collect();
+    if !slow_samples.is_empty() {
+        println!(
+            "  live samples over 250 ms: {} (load average now: {})",
+            slow_samples.join(", "),
+            loadavg()
+        );
+    }
 
-    // 5. Summary.
+    // 5. Where the time goes: the indexer's steps replayed in-process, stage by stage (after
+    //    the live phase, so these writes do not disturb it).
+    let breakdown = if args.no_breakdown || ranges.is_empty() {
+        None
+    } else {
+        let replay_url = cleanup
+            .create_database(&format!("{db_name}_replay"))
+            .await?;
+        let mut r = Replayer::new(&w, &replay_url).await?;
+        let s = replay_backfill(&mut r, &w, &ranges).await?;
+        println!(
+            "replay of the {} backfill batches in-process: head+headers {:.2} s, eth_getLogs {:.2} s, decode {:.2} s, db::write_batch {:.2} s; total {:.2} s ({} events/s)",
+            s.batches,
+            s.sum.head_and_headers,
+            s.sum.get_logs,
+            s.sum.decode,
+            s.sum.write,
+            s.sum.total(),
+            rate(s.events as f64 / s.sum.total().max(1e-9))
+        );
+        let steps = replay_live(&mut r, &mut w, args.live_replay).await?;
+        r.pool.close().await;
+        let dist = |f: &dyn Fn(&StepTimes) -> f64| {
+            let mut v: Vec<f64> = steps.iter().map(|t| f(t) * 1e3).collect();
+            v.sort_by(f64::total_cmp);
+            (pct(&v, 50.0), pct(&v, 99.0), pct(&v, 100.0))
+        };
+        let live_stages = [
+            ("head+headers", dist(&|t| t.head_and_headers)),
+            ("eth_getLogs", dist(&|t| t.get_logs)),
+            ("decode", dist(&|t| t.decode)),
+            ("db::write_batch", dist(&|t| t.write)),
+            ("whole step", dist(&|t| t.total())),
+        ];
+        println!(
+            "replay of {} live steps in-process (one block, one event, no poll wait), p50 / p99 / max ms:",
+            steps.len()
+        );
+        for (name, (p50, p99, max)) in &live_stages {
+            println!("  {name}: {p50:.1} / {p99:.1} / {max:.1}");
+        }
+        Some((s, live_stages))
+    };
+
+    // 6. Summary.
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -1280,11 +1592,12 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
     println!("| fill time | {:.1} s | |", f.secs);
     for r in &raws {
         println!(
-            "| raw eth_getLogs, {}-block chunks ({} calls) | {} events/s ({:.2} s) | |",
+            "| raw eth_getLogs, {}-block chunks ({} calls) | {} events/s ({:.2} s); backfill is {:.2} of it | |",
             r.chunk,
             r.calls,
             rate(r.rate()),
-            r.secs
+            r.secs,
+            bf.rate() / r.rate()
         );
     }
     println!(
@@ -1300,14 +1613,18 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         sep(max_batch_events)
     );
     println!("| ratio backfill / best raw | {ratio:.2} | ≥ 0.80 |");
-    if let Some(s) = &stages {
-        let total = s.total().max(1e-9);
+    if let Some((s, _)) = &breakdown {
+        let total = s.sum.total().max(1e-9);
         println!(
-            "| backfill time split (in-process replay) | head+headers {:.0}%, eth_getLogs {:.0}%, decode {:.0}%, db::write_batch {:.0}% | |",
-            100.0 * s.head_and_headers / total,
-            100.0 * s.get_logs / total,
-            100.0 * s.decode / total,
-            100.0 * s.write / total
+            "| backfill time split (in-process replay) | eth_getLogs {:.2} s ({:.0}%), db::write_batch {:.2} s ({:.0}%), decode {:.2} s ({:.0}%), head+headers {:.2} s ({:.0}%) | |",
+            s.sum.get_logs,
+            100.0 * s.sum.get_logs / total,
+            s.sum.write,
+            100.0 * s.sum.write / total,
+            s.sum.decode,
+            100.0 * s.sum.decode / total,
+            s.sum.head_and_headers,
+            100.0 * s.sum.head_and_headers / total
         );
     }
     println!(
@@ -1317,11 +1634,38 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         pct(&lags, 99.0),
         pct(&lags, 100.0)
     );
+    if !live_slow.is_empty() {
+        println!(
+            "| live: statements over 1 s (sqlx warnings) | {} | |",
+            live_slow
+                .iter()
+                .map(|(st, secs)| format!("{st} {secs:.2} s"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    println!(
+        "| live lag from the block first seen on the node, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | |",
+        pct(&lags_seen, 50.0),
+        pct(&lags_seen, 99.0),
+        pct(&lags_seen, 100.0)
+    );
     println!(
         "| evm_mine round trip p50 / p99 (lag counted from its return) | {:.1} / {:.1} ms | |",
         pct(&mines, 50.0),
         pct(&mines, 99.0)
     );
+    if let Some((_, live_stages)) = &breakdown {
+        println!(
+            "| live step in-process (no poll wait), p50 / p99 ms | {} | |",
+            live_stages
+                .iter()
+                .map(|(name, (p50, p99, _))| format!("{name} {p50:.1} / {p99:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!("| stall pressure during the live phase (PSI, whole machine) | {live_pressure} | |");
     println!(
         "| machine | {nproc} CPUs, {}, {} RAM | |",
         cpu_model(),
