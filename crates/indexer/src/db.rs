@@ -255,7 +255,7 @@ impl<K: std::hash::Hash + Eq + Clone, R> History<K, R> {
     }
 }
 
-/// Writes one batch (events, history, pointers, block hashes, cursor) in one transaction.
+/// Writes one batch (events, history, block hashes, cursor) in one transaction.
 /// Returns the number of event rows written.
 pub async fn write_batch(
     pool: &PgPool,
@@ -266,6 +266,11 @@ pub async fn write_batch(
     prune_below: u64,
 ) -> Result<u64> {
     let mut tx = pool.begin().await?;
+    // No wait for the WAL flush: a crash loses the last batches and their cursor together,
+    // and they are indexed again; exactly-once holds, and backfill does not stall on fsync.
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     // The cursor must be where this writer left it: guards against a lost writer lock.
     let (at,): (i64,) =
         sqlx::query_as("SELECT block_number FROM indexer_cursor WHERE id = 1 FOR UPDATE")
@@ -543,28 +548,20 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
         sqlx::query("INSERT INTO ev_pointer_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::smallint[], $8::bytea[], $9::text[])")
             .bind(&pa_b).bind(&pa_l).bind(&pa_t).bind(&pa_id).bind(&pa_p).bind(&pa_h).bind(&pa_c).bind(&pa_hash).bind(&pa_loc)
             .execute(&mut **tx).await?;
-        sqlx::query("INSERT INTO pointers (record_id, patient, holder, category, content_hash, locator, anchored_block, anchored_log)
-                     SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[], $4::smallint[], $5::bytea[], $6::text[], $7::bigint[], $8::int[])")
-            .bind(&pa_id).bind(&pa_p).bind(&pa_h).bind(&pa_c).bind(&pa_hash).bind(&pa_loc).bind(&pa_b).bind(&pa_l)
-            .execute(&mut **tx).await?;
     }
     if !ps_b.is_empty() {
         sqlx::query("INSERT INTO ev_pointer_superseded SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])")
             .bind(&ps_b).bind(&ps_l).bind(&ps_t).bind(&ps_old).bind(&ps_new)
             .execute(&mut **tx).await?;
-        let res = sqlx::query(
-            "UPDATE pointers p SET superseded_by = u.new_id, superseded_block = u.block
-                     FROM UNNEST($1::bytea[], $2::bytea[], $3::bigint[]) AS u(old_id, new_id, block)
-                     WHERE p.record_id = u.old_id AND p.superseded_by IS NULL",
-        )
-        .bind(&ps_old)
-        .bind(&ps_new)
-        .bind(&ps_b)
-        .execute(&mut **tx)
-        .await?;
-        if res.rows_affected() != ps_old.len() as u64 {
+        // The superseded record must be known (its anchor in this or an earlier batch).
+        let (known,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM ev_pointer_anchored WHERE record_id = ANY($1)")
+                .bind(&ps_old)
+                .fetch_one(&mut **tx)
+                .await?;
+        if known != ps_old.len() as i64 {
             return Err(IndexerError::Integrity(
-                "a superseded pointer is unknown or already superseded".into(),
+                "a superseded pointer is unknown".into(),
             ));
         }
     }
@@ -821,10 +818,6 @@ pub async fn rollback(pool: &PgPool, fork: Cursor) -> Result<()> {
         (
             "DELETE FROM emergency_history WHERE from_block > $1",
             "UPDATE emergency_history SET to_block = NULL, end_reason = NULL WHERE to_block > $1",
-        ),
-        (
-            "DELETE FROM pointers WHERE anchored_block > $1",
-            "UPDATE pointers SET superseded_by = NULL, superseded_block = NULL WHERE superseded_block > $1",
         ),
     ] {
         sqlx::query(delete).bind(f).execute(&mut *tx).await?;
