@@ -118,7 +118,7 @@ impl Node {
 
 /// Runs the indexer until an error that retrying cannot fix (or the head, with `exit_at_head`).
 pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()> {
-    let node = Node::new(&cfg.rpc_url)?;
+    let node = Arc::new(Node::new(&cfg.rpc_url)?);
     let chain_id = retry(&metrics, "chain id", || node.chain_id()).await?;
     // One writer at a time: wait for the lock.
     let mut lock = acquire_lock(&cfg, &metrics).await?;
@@ -158,6 +158,7 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
         cursor.block_number,
     );
     let mut backoff = Backoff::default();
+    let mut prefetch: Prefetch = None;
     loop {
         match step(
             &cfg,
@@ -167,6 +168,7 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
             &mut lock,
             &mut cursor,
             &mut range,
+            &mut prefetch,
         )
         .await
         {
@@ -224,17 +226,37 @@ enum Step {
     Reorged,
 }
 
-async fn step(
-    cfg: &Config,
-    node: &Node,
-    pool: &PgPool,
-    metrics: &Metrics,
-    lock: &mut db::WriterLock,
-    cursor: &mut Cursor,
-    range: &mut u64,
-) -> Result<Step> {
+/// A range read from the node, checked, decoded, ready to write.
+struct Fetched {
+    to: u64,
+    to_hash: B256,
+    target: u64,
+    head: u64,
+    events: Vec<LogEvent>,
+    blocks: Vec<BlockRef>,
+    elapsed: Duration,
+}
+
+enum Fetch {
+    Batch(Fetched),
+    CaughtUp { head: u64 },
+    Reorg,
+}
+
+/// What reading a range needs (cheap to clone into a prefetch task).
+#[derive(Clone)]
+struct FetchCfg {
+    contracts: Vec<Address>,
+    confirmations: u64,
+    start_block: u64,
+}
+
+/// A range being read while the previous one is written: (the cursor it starts after, task).
+type Prefetch = Option<(Cursor, tokio::task::JoinHandle<Result<Fetch>>)>;
+
+/// Reads the next range after `cursor` from the node and checks it hangs on `cursor`.
+async fn fetch(cfg: &FetchCfg, node: &Node, cursor: Cursor, range: u64) -> Result<Fetch> {
     let head = node.head().await?;
-    metrics.head_block.store(head, Ordering::Relaxed);
     let target = head.saturating_sub(cfg.confirmations);
     if cursor.block_number >= target {
         // Caught up; still notice a reorg that replaced (or removed) the cursor block.
@@ -244,18 +266,16 @@ async fn step(
                 None => false,
             };
             if !same {
-                reorg(cfg, node, pool, metrics, cursor).await?;
-                return Ok(Step::Reorged);
+                return Ok(Fetch::Reorg);
             }
         }
-        return Ok(Step::CaughtUp);
+        return Ok(Fetch::CaughtUp { head });
     }
     let from = cursor.block_number + 1;
-    let to = (from + *range - 1).min(target);
+    let to = (from + range - 1).min(target);
     let (from_hash, from_parent, from_ts) = node.header(from).await?;
     if from_parent != cursor.block_hash {
-        reorg(cfg, node, pool, metrics, cursor).await?;
-        return Ok(Step::Reorged);
+        return Ok(Fetch::Reorg);
     }
     let (to_hash, to_ts) = if to == from {
         (from_hash, from_ts)
@@ -279,7 +299,7 @@ async fn step(
             "block {from} changed while reading logs; retrying"
         )));
     }
-    let mut evs: Vec<LogEvent> = Vec::with_capacity(logs.len());
+    let mut events: Vec<LogEvent> = Vec::with_capacity(logs.len());
     let mut blocks = vec![BlockRef {
         number: to,
         hash: to_hash,
@@ -307,33 +327,100 @@ async fn step(
                         "a log's block hash differs from the header; retrying".into(),
                     ));
                 }
-                evs.push(e);
+                events.push(e);
             }
             Ok(None) => {}
             Err(msg) => return Err(IndexerError::Integrity(msg)),
         }
     }
-    evs.sort_by_key(|e| (e.block_number, e.log_index));
-    let elapsed = started.elapsed();
-    lock.check().await?;
-    let new_cursor = Cursor {
-        block_number: to,
-        block_hash: to_hash,
+    events.sort_by_key(|e| (e.block_number, e.log_index));
+    Ok(Fetch::Batch(Fetched {
+        to,
+        to_hash,
+        target,
+        head,
+        events,
+        blocks,
+        elapsed: started.elapsed(),
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn step(
+    cfg: &Config,
+    node: &Arc<Node>,
+    pool: &PgPool,
+    metrics: &Metrics,
+    lock: &mut db::WriterLock,
+    cursor: &mut Cursor,
+    range: &mut u64,
+    prefetch: &mut Prefetch,
+) -> Result<Step> {
+    let fcfg = FetchCfg {
+        contracts: cfg.contracts.clone(),
+        confirmations: cfg.confirmations,
+        start_block: cfg.start_block,
     };
-    let prune = to.saturating_sub(cfg.reorg_window);
-    let rows = db::write_batch(pool, cursor.block_number, &evs, &blocks, new_cursor, prune).await?;
-    *cursor = new_cursor;
-    metrics.indexed_block.store(to, Ordering::Relaxed);
-    metrics.rows.fetch_add(rows, Ordering::Relaxed);
-    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    // The range read while the last one was written, if it starts where we stand.
+    let fetched = match prefetch.take() {
+        Some((after, task)) if after == *cursor => match task.await {
+            Ok(r) => r?,
+            Err(e) => return Err(IndexerError::Rpc(format!("prefetch task failed: {e}"))),
+        },
+        Some((_, task)) => {
+            task.abort();
+            fetch(&fcfg, node, *cursor, *range).await?
+        }
+        None => fetch(&fcfg, node, *cursor, *range).await?,
+    };
+    let f = match fetched {
+        Fetch::CaughtUp { head } => {
+            metrics.head_block.store(head, Ordering::Relaxed);
+            return Ok(Step::CaughtUp);
+        }
+        Fetch::Reorg => {
+            reorg(cfg, node, pool, metrics, cursor).await?;
+            return Ok(Step::Reorged);
+        }
+        Fetch::Batch(f) => f,
+    };
+    metrics.head_block.store(f.head, Ordering::Relaxed);
     // Adapt the range: grow while logs come cheap, shrink when a call is slow.
-    if elapsed > Duration::from_secs(2) {
+    if f.elapsed > Duration::from_secs(2) {
         *range = (*range / 2).max(1);
-    } else if evs.len() < 20_000 && elapsed < Duration::from_millis(500) {
+    } else if f.events.len() < 20_000 && f.elapsed < Duration::from_millis(500) {
         *range = (*range * 2).min(cfg.max_range);
     }
-    info!(target: "medrec::indexer", from, to, events = rows, "indexed");
-    Ok(Step::Indexed { events: rows, head })
+    let new_cursor = Cursor {
+        block_number: f.to,
+        block_hash: f.to_hash,
+    };
+    // Backfilling: read the next range while this one is written.
+    if f.to < f.target {
+        let (node, fcfg, next_range) = (node.clone(), fcfg.clone(), *range);
+        let task = tokio::spawn(async move { fetch(&fcfg, &node, new_cursor, next_range).await });
+        *prefetch = Some((new_cursor, task));
+    }
+    lock.check().await?;
+    let prune = f.to.saturating_sub(cfg.reorg_window);
+    let rows = db::write_batch(
+        pool,
+        cursor.block_number,
+        &f.events,
+        &f.blocks,
+        new_cursor,
+        prune,
+    )
+    .await?;
+    *cursor = new_cursor;
+    metrics.indexed_block.store(f.to, Ordering::Relaxed);
+    metrics.rows.fetch_add(rows, Ordering::Relaxed);
+    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    info!(target: "medrec::indexer", to = f.to, events = rows, "indexed");
+    Ok(Step::Indexed {
+        events: rows,
+        head: f.head,
+    })
 }
 
 /// Finds the last block both chains share and rolls back to it.
