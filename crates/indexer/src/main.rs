@@ -31,8 +31,8 @@ struct Args {
     /// How far back a reorg may reach; a deeper one stops the indexer
     #[arg(long, default_value_t = 64)]
     reorg_window: u64,
-    /// First eth_getLogs range in blocks (it adapts)
-    #[arg(long, default_value_t = 1_000)]
+    /// First eth_getLogs range in blocks (it adapts to 5,000-20,000 events per batch)
+    #[arg(long, default_value_t = 100)]
     initial_range: u64,
     /// Largest eth_getLogs range in blocks
     #[arg(long, default_value_t = 10_000)]

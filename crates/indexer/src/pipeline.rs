@@ -385,10 +385,11 @@ async fn step(
         Fetch::Batch(f) => f,
     };
     metrics.head_block.store(f.head, Ordering::Relaxed);
-    // Adapt the range: grow while logs come cheap, shrink when a call is slow.
-    if f.elapsed > Duration::from_secs(2) {
+    // Adapt the range to about 5,000-20,000 events per batch (small enough to overlap reading
+    // and writing, large enough to amortise a call); shrink when a call is slow.
+    if f.elapsed > Duration::from_secs(2) || f.events.len() > 20_000 {
         *range = (*range / 2).max(1);
-    } else if f.events.len() < 20_000 && f.elapsed < Duration::from_millis(500) {
+    } else if f.events.len() < 5_000 && f.elapsed < Duration::from_millis(500) {
         *range = (*range * 2).min(cfg.max_range);
     }
     let new_cursor = Cursor {
