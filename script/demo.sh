@@ -33,6 +33,7 @@ step() { printf '\n== %s\n' "$*"; }
 mkdir -p "$state"
 
 if [[ ${1:-} == stop ]]; then
+  rm -f "$state/study-id"
   for svc in gatekeeper-a gatekeeper-b indexer anvil; do
     if [[ -f $state/$svc.pid ]] && kill "$(cat "$state/$svc.pid")" 2>/dev/null; then
       echo "demo: stopped $svc (pid $(cat "$state/$svc.pid"))"
@@ -79,7 +80,7 @@ if [[ ! -f $state/keystores/operator ]]; then
   "$medrec_bin" account import operator --private-key-file "$state/operator.key" >/dev/null
   rm -f "$state/operator.key"
 fi
-for name in hospital-a hospital-b patient guardian; do
+for name in hospital-a hospital-b patient guardian researcher; do
   [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
   addr=$("$medrec_bin" account address "$name")
   "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
@@ -90,11 +91,12 @@ B=$("$medrec_bin" account address hospital-b)
 P=$("$medrec_bin" account address patient)
 
 step "Operator: deploy the registries"
-if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1; then
+if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1 && grep -q studyRegistry deployments/31337.json; then
   echo "contracts already deployed (deployments/31337.json)"
 else
   medrec -a operator deploy --force || die "deployment failed"
   fresh=1
+  rm -f "$state/study-id"
 fi
 
 step "Starting the indexer (PostgreSQL mirror and read API at $indexer_url)"
@@ -153,6 +155,8 @@ start_gatekeeper b 8702 "$B"
 step "Operator: credential two hospitals as providers"
 medrec -a operator participant add "$A" --role provider --ref "Hospital A licence" --for 365d
 medrec -a operator participant add "$B" --role provider --ref "Hospital B licence" --for 365d
+R=$("$medrec_bin" account address researcher)
+medrec -a operator participant add "$R" --role researcher --ref "IRB approval 2026-17" --for 365d
 
 step "Patient: grant hospital A access to labs and notes for 90 days"
 medrec -a patient grant "$A" --categories labs,notes --purpose treatment --for 90d
@@ -208,6 +212,43 @@ medrec -a patient grants --min-block "$last"
 step "Patient: hospital A's access log of my records, checked against its on-chain anchor"
 sleep 3
 medrec -a patient access-log --holder "$A" --gatekeeper-url http://127.0.0.1:8701
+
+step "Research: a study of diabetes (SNOMED 44054006) across both hospitals"
+# A small cohort: each patient has a Patient and a Condition record at one hospital, and all
+# but the last opt in. Cells under the study's minimum (2) are suppressed at each hospital.
+cohort=("a female 1970-05-01" "a female 1971-02-02" "a male 1950-03-03" "b female 1972-04-04"
+        "b female 1969-06-06" "b male 1948-07-07" "a male 1980-08-08")
+if [[ ! -f $state/study-id ]]; then
+  printf 'Diabetes prevalence by age band and sex, demo protocol\n' >"$state/protocol.txt"
+  "$medrec_bin" --json -a researcher study register --protocol "$state/protocol.txt" \
+    -c conditions,demographics --min-cell 2 --budget 100 |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["studyId"])' >"$state/study-id" ||
+    die "study registration failed"
+  S=$(cat "$state/study-id")
+  medrec -a operator study approve "$S"
+  i=0
+  for entry in "${cohort[@]}"; do
+    read -r at gender birth <<<"$entry"
+    i=$((i + 1))
+    name=cohort-$i
+    [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
+    addr=$("$medrec_bin" account address "$name")
+    "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
+    holder=$([[ $at == a ]] && echo "$A" || echo "$B")
+    url=$([[ $at == a ]] && echo http://127.0.0.1:8701 || echo http://127.0.0.1:8702)
+    "$medrec_bin" -q -a "$name" grant "$holder" --categories demographics,conditions --for 365d
+    printf '{"resourceType":"Patient","gender":"%s","birthDate":"%s"}\n' "$gender" "$birth" >"$state/records/$name-patient.json"
+    printf '{"resourceType":"Condition","code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006","display":"Diabetes mellitus type 2"}]}}\n' >"$state/records/$name-condition.json"
+    "$medrec_bin" -q -a "hospital-$at" put "$state/records/$name-patient.json" --patient "$addr" -c demographics --gatekeeper-url "$url"
+    "$medrec_bin" -q -a "hospital-$at" put "$state/records/$name-condition.json" --patient "$addr" -c conditions --gatekeeper-url "$url"
+    [[ $i -lt ${#cohort[@]} ]] && "$medrec_bin" -q -a "$name" study opt-in "$S"
+  done
+  echo "cohort: ${#cohort[@]} patients at two hospitals, $((${#cohort[@]} - 1)) opted in"
+fi
+S=$(cat "$state/study-id")
+medrec study show "$S"
+medrec -a researcher study query "$S" --condition 44054006 --system snomed \
+  --holders http://127.0.0.1:8701,http://127.0.0.1:8702
 
 cat <<DONE
 
