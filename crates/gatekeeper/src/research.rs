@@ -369,3 +369,54 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
     };
     Json(json!({"answer": text, "signature": signature})).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_is_centred_and_only_when_asked() {
+        assert_eq!(noisy(42, None), 42);
+        let n = 20_000;
+        let mean = (0..n).map(|_| noisy(1_000, Some(0.5)) as f64).sum::<f64>() / n as f64;
+        // Laplace(1/epsilon = 2) has standard deviation about 2.8: the mean of 20,000 draws is
+        // within a few hundredths of the count.
+        assert!((mean - 1_000.0).abs() < 0.2, "mean {mean}");
+        let spread = (0..n).filter(|_| noisy(1_000, Some(0.5)) != 1_000).count();
+        assert!(spread > n / 2, "noise was added");
+        assert!(
+            (0..1_000).all(|_| noisy(0, Some(0.1)) >= 0),
+            "counts never go negative"
+        );
+    }
+
+    #[test]
+    fn queries_parse_with_clear_errors_and_costs() {
+        let q = Query::parse(r#"{"kind":"condition-count","system":"http://snomed.info/sct","code":"44054006","epsilon":null,"pinnedBlock":7}"#).unwrap();
+        assert_eq!((q.cost(), q.pinned_block()), (1, 7));
+        let q = Query::parse(r#"{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":0.25,"pinnedBlock":1}"#).unwrap();
+        assert_eq!(q.cost(), 250_000);
+        for (bad, why) in [
+            (
+                r#"{"kind":"condition-count","system":"http://loinc.org","code":"1","epsilon":null,"pinnedBlock":1}"#,
+                "unknown code system",
+            ),
+            (
+                r#"{"kind":"condition-count","system":"http://snomed.info/sct","code":"1; DROP","epsilon":null,"pinnedBlock":1}"#,
+                "malformed code",
+            ),
+            (
+                r#"{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":-1,"pinnedBlock":1}"#,
+                "epsilon",
+            ),
+            (
+                r#"{"kind":"median","system":"http://loinc.org","code":"718-7","pinnedBlock":1}"#,
+                "malformed query",
+            ),
+            ("not json", "malformed query"),
+        ] {
+            let e = Query::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
