@@ -291,8 +291,10 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
                              WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 65 THEN '40-64'
                              ELSE '65+' END AS band,
                         COALESCE(p.gender, 'unknown') AS sex, count(DISTINCT f.patient) AS n
-                 FROM gk_facts f LEFT JOIN gk_patients p ON p.patient = f.patient
-                 WHERE f.kind = 'condition' AND f.system = $1 AND f.code = $2 AND f.patient = ANY($3)
+                 FROM gk_facts f
+                 JOIN (SELECT DISTINCT unnest($3::bytea[]) AS patient) c ON c.patient = f.patient
+                 LEFT JOIN gk_patients p ON p.patient = f.patient
+                 WHERE f.kind = 'condition' AND f.system = $1 AND f.code = $2
                  GROUP BY 1, 2 ORDER BY 1, 2",
             )
             .bind(system)
@@ -331,8 +333,9 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
                         percentile_cont(0.25) WITHIN GROUP (ORDER BY value) AS q1,
                         percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS median,
                         percentile_cont(0.75) WITHIN GROUP (ORDER BY value) AS q3
-                 FROM gk_facts WHERE kind = 'observation' AND system = $1 AND code = $2
-                   AND value IS NOT NULL AND patient = ANY($3)",
+                 FROM gk_facts f
+                 JOIN (SELECT DISTINCT unnest($3::bytea[]) AS patient) c ON c.patient = f.patient
+                 WHERE f.kind = 'observation' AND f.system = $1 AND f.code = $2 AND f.value IS NOT NULL",
             )
             .bind(system)
             .bind(code)
