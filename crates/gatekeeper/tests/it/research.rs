@@ -41,7 +41,7 @@ fn import(w: &World, name: &str, key: &PrivateKeySigner) {
     );
 }
 
-fn cli_json(w: &World, args: &[&str]) -> (i32, Value) {
+fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
     let out = run_cli(w, &a);
@@ -129,7 +129,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         .join("protocol.txt")
         .to_string_lossy()
         .to_string();
-    let (code, reg) = cli_json(
+    let (code, reg) = run_cli_json(
         &w,
         &[
             "-a",
@@ -149,24 +149,34 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     assert_eq!(code, 0, "{reg}");
     let study = reg["data"]["studyId"].as_u64().unwrap().to_string();
 
+    let ask = || {
+        run_cli_json(
+            &w,
+            &[
+                "-a",
+                "researcher",
+                "study",
+                "query",
+                &study,
+                "--condition",
+                DIABETES,
+                "--holders",
+                &holders,
+            ],
+        )
+    };
+
     // Before approval: queries are refused on chain, and patients cannot opt in.
-    let (code, e) = cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &holders,
-        ],
-    );
+    let early = w.account().await;
+    let refused = StudyRegistry::new(w.studies, w.as_(&early))
+        .optIn(U256::from(study.parse::<u64>().unwrap()))
+        .send()
+        .await;
+    assert!(refused.is_err(), "no opt-in before approval");
+    let (code, e) = ask();
     assert_eq!(code, 3, "{e}");
     assert_eq!(e["error"]["revert"]["name"], "StudyInvalidStatus");
-    let (code, _) = cli_json(&w, &["-a", "gov", "study", "approve", &study]);
+    let (code, _) = run_cli_json(&w, &["-a", "gov", "study", "approve", &study]);
     assert_eq!(code, 0);
 
     // The cohort: (holder, gender, birth date, opted in).
@@ -211,20 +221,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     let _ = registry;
 
     // Query 1: exactly the consenting patients, small cells suppressed per holder.
-    let (code, q1) = cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &holders,
-        ],
-    );
+    let (code, q1) = ask();
     assert_eq!(code, 0, "{q1}");
     assert_eq!(
         cells(&q1),
@@ -253,20 +250,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         .get_receipt()
         .await
         .unwrap();
-    let (code, q2) = cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &holders,
-        ],
-    );
+    let (code, q2) = ask();
     assert_eq!(code, 0, "{q2}");
     assert!(
         cells(&q2).contains(&cell("40-64", "female", 6, false)),
@@ -274,7 +258,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     );
 
     // An unknown code system and a malformed code are refused before anything is paid.
-    let (code, e) = cli_json(
+    let (code, e) = run_cli_json(
         &w,
         &[
             "-a",
@@ -293,7 +277,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     assert_eq!(code, 2, "{e}");
 
     // Query 3 uses the last of the budget; query 4 is refused on chain.
-    let (code, _) = cli_json(
+    let (code, _) = run_cli_json(
         &w,
         &[
             "-a",
@@ -308,25 +292,12 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         ],
     );
     assert_eq!(code, 0);
-    let (code, e) = cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &holders,
-        ],
-    );
+    let (code, e) = ask();
     assert_eq!(code, 3, "{e}");
     assert_eq!(e["error"]["revert"]["name"], "StudyBudgetExceeded");
 
     // A provider is no researcher.
-    let (code, e) = cli_json(
+    let (code, e) = run_cli_json(
         &w,
         &[
             "-a",
