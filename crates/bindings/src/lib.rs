@@ -7,6 +7,7 @@
 //! contracts' custom error names.
 
 pub mod access_log;
+pub mod deployment;
 
 use alloy::dyn_abi::{DynSolValue, JsonAbiExt};
 use alloy::json_abi::JsonAbi;
@@ -240,6 +241,22 @@ pub fn pointer_commitment(
 ) -> B256 {
     use alloy::sol_types::SolValue;
     keccak256((patient, holder, U256::from(category), content_hash).abi_encode())
+}
+
+/// Writes every address in `v` (a string of 0x and 40 hex digits) in its checksummed form, so
+/// that JSON answers show addresses as people read them everywhere else.
+pub fn checksum_addresses(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.len() == 42 && s.starts_with("0x") => {
+            if let Ok(a) = s.parse::<Address>() {
+                *s = a.to_checksum(None);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(checksum_addresses),
+        Value::Object(map) => map.values_mut().for_each(checksum_addresses),
+        _ => {}
+    }
 }
 
 /// A contract custom error decoded from revert data.

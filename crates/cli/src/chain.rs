@@ -3,12 +3,12 @@
 use crate::error::{CliError, Result, from_contract, from_transport};
 use crate::opts::Settings;
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256};
+use alloy::primitives::B256;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,65 +17,18 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long to wait for the node to answer the first call.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The contracts' addresses on one chain, as written by `script/Deploy.s.sol` or `medrec deploy`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deployment {
-    /// The chain id.
-    pub chain_id: u64,
-    /// The block the deployment started at (where an indexer starts).
-    #[serde(default)]
-    pub start_block: u64,
-    /// The governance account.
-    pub admin: Address,
-    /// The participant registry.
-    pub participant_registry: Address,
-    /// The consent registry.
-    pub consent_registry: Address,
-    /// The record registry.
-    pub record_registry: Address,
-    /// The study registry (absent in deployments made before it existed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub study_registry: Option<Address>,
-}
-
-/// The deployments file for `chain_id`: `path` itself if it is a file, else `path/<id>.json`.
-pub fn deployment_path(path: &Path, chain_id: u64) -> PathBuf {
-    if path.extension().is_some_and(|e| e == "json") {
-        path.to_path_buf()
-    } else {
-        path.join(format!("{chain_id}.json"))
-    }
-}
+pub use medrec_bindings::deployment::Deployment;
 
 /// Reads the deployment of `chain_id`.
 pub fn read_deployment(path: &Path, chain_id: u64) -> Result<Deployment> {
-    let file = deployment_path(path, chain_id);
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        CliError::Deployment(format!(
-            "no deployment for chain {chain_id}: cannot read {} ({e}); run 'medrec deploy' or give --deployments",
-            file.display()
-        ))
-    })?;
-    let d: Deployment = serde_json::from_str(&text).map_err(|e| {
-        CliError::Deployment(format!(
-            "deployments file {} is not valid: {e}",
-            file.display()
-        ))
-    })?;
-    if d.chain_id != chain_id {
-        return Err(CliError::Deployment(format!(
-            "deployments file {} is for chain {}, the node is on {chain_id}",
-            file.display(),
-            d.chain_id
-        )));
-    }
-    Ok(d)
+    medrec_bindings::deployment::read(path, chain_id).map_err(|e| {
+        CliError::Deployment(format!("{e}; run 'medrec deploy' or give --deployments"))
+    })
 }
 
 /// Writes a deployment atomically (temporary file, then rename).
 pub fn write_deployment(path: &Path, d: &Deployment) -> Result<PathBuf> {
-    let file = deployment_path(path, d.chain_id);
+    let file = medrec_bindings::deployment::path(path, d.chain_id);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::Io(format!("cannot create {}: {e}", dir.display())))?;

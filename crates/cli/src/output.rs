@@ -41,7 +41,7 @@ impl Printer {
     /// Prints a command's result: `data` under `--json`, else `human` (unless quiet).
     pub fn result(&self, command: &str, mut data: Value, human: &str) {
         if self.json {
-            checksum_addresses(&mut data);
+            medrec_bindings::checksum_addresses(&mut data);
             let doc =
                 json!({"version": JSON_VERSION, "ok": true, "command": command, "data": data});
             println!("{doc}");
@@ -71,20 +71,5 @@ impl Printer {
             let line = err.to_string();
             eprintln!("error: {}", line.lines().next().unwrap_or_default());
         }
-    }
-}
-
-/// Writes every address in `v` (a 0x string of 40 hex digits) in its checksummed form, as
-/// human output does.
-pub fn checksum_addresses(v: &mut Value) {
-    match v {
-        Value::String(s) if s.len() == 42 && s.starts_with("0x") => {
-            if let Ok(a) = s.parse::<alloy::primitives::Address>() {
-                *s = a.to_checksum(None);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(checksum_addresses),
-        Value::Object(map) => map.values_mut().for_each(checksum_addresses),
-        _ => {}
     }
 }

@@ -76,17 +76,6 @@ struct ServeArgs {
     anchor_every: u64,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Deployment {
-    chain_id: u64,
-    participant_registry: alloy::primitives::Address,
-    #[serde(default)]
-    study_registry: Option<alloy::primitives::Address>,
-    consent_registry: alloy::primitives::Address,
-    record_registry: alloy::primitives::Address,
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -133,25 +122,7 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
         .get_chain_id()
         .await
         .map_err(|e| GkError::Chain(format!("cannot reach {}: {e}", a.rpc_url)))?;
-    let file = if a.deployments.extension().is_some_and(|e| e == "json") {
-        a.deployments.clone()
-    } else {
-        a.deployments.join(format!("{chain_id}.json"))
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        GkError::Config(format!(
-            "cannot read deployments file {}: {e}",
-            file.display()
-        ))
-    })?;
-    let d: Deployment = serde_json::from_str(&text)
-        .map_err(|e| GkError::Config(format!("bad deployments file {}: {e}", file.display())))?;
-    if d.chain_id != chain_id {
-        return Err(GkError::Config(format!(
-            "deployments file is for chain {}, the node is on {chain_id}",
-            d.chain_id
-        )));
-    }
+    let d = medrec_bindings::deployment::read(&a.deployments, chain_id).map_err(GkError::Config)?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect(&a.database_url)

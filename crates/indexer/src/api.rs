@@ -107,20 +107,6 @@ fn checksum(b: &[u8]) -> String {
     Address::from_slice(b).to_checksum(None)
 }
 
-/// Writes the addresses (0x + 40 hex digits) in `v` in checksummed form.
-fn checksum_addresses(v: &mut Value) {
-    match v {
-        Value::String(s) if s.len() == 42 && s.starts_with("0x") => {
-            if let Ok(a) = s.parse::<Address>() {
-                *s = a.to_checksum(None);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(checksum_addresses),
-        Value::Object(map) => map.values_mut().for_each(checksum_addresses),
-        _ => {}
-    }
-}
-
 fn unmask(m: i64) -> u64 {
     u64::from_ne_bytes(m.to_ne_bytes())
 }
@@ -414,7 +400,7 @@ async fn timeline(
         .map(|r| {
             let mut data: Value =
                 serde_json::from_str(&r.get::<String, _>("data")).unwrap_or(Value::Null);
-            checksum_addresses(&mut data);
+            medrec_bindings::checksum_addresses(&mut data);
             json!({
                 "block": r.get::<i64, _>("block_number"),
                 "logIndex": r.get::<i32, _>("log_index"),

@@ -57,17 +57,6 @@ struct Args {
     no_progress: bool,
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Deployment {
-    chain_id: u64,
-    #[serde(default)]
-    start_block: u64,
-    participant_registry: alloy::primitives::Address,
-    consent_registry: alloy::primitives::Address,
-    record_registry: alloy::primitives::Address,
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDREC_LOG")
@@ -131,27 +120,8 @@ async fn chain_id_of(url: &str) -> Result<u64, IndexerError> {
 
 async fn run(args: Args) -> Result<(), IndexerError> {
     let chain_id = chain_id_of(&args.rpc_url).await?;
-    let file = if args.deployments.extension().is_some_and(|e| e == "json") {
-        args.deployments.clone()
-    } else {
-        args.deployments.join(format!("{chain_id}.json"))
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        IndexerError::Config(format!(
-            "cannot read deployments file {}: {e}",
-            file.display()
-        ))
-    })?;
-    let d: Deployment = serde_json::from_str(&text).map_err(|e| {
-        IndexerError::Config(format!("bad deployments file {}: {e}", file.display()))
-    })?;
-    if d.chain_id != chain_id {
-        return Err(IndexerError::Config(format!(
-            "deployments file {} is for chain {}, the node is on {chain_id}",
-            file.display(),
-            d.chain_id
-        )));
-    }
+    let d = medrec_bindings::deployment::read(&args.deployments, chain_id)
+        .map_err(IndexerError::Config)?;
     let pool = loop {
         match db::pool(&args.database_url, 8).await {
             Ok(p) => break p,

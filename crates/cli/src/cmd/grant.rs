@@ -172,7 +172,7 @@ fn emit_signed(
     what: &str,
 ) -> Result<()> {
     let mut value = serde_json::to_value(msg).map_err(|e| CliError::Io(e.to_string()))?;
-    crate::output::checksum_addresses(&mut value);
+    medrec_bindings::checksum_addresses(&mut value);
     let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::Io(e.to_string()))?;
     match file {
         Some(path) => {
