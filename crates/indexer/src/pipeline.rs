@@ -228,6 +228,7 @@ enum Step {
 
 /// A range read from the node, checked, decoded, ready to write.
 struct Fetched {
+    from: u64,
     to: u64,
     to_hash: B256,
     target: u64,
@@ -335,6 +336,7 @@ async fn fetch(cfg: &FetchCfg, node: &Node, cursor: Cursor, range: u64) -> Resul
     }
     events.sort_by_key(|e| (e.block_number, e.log_index));
     Ok(Fetch::Batch(Fetched {
+        from,
         to,
         to_hash,
         target,
@@ -417,7 +419,7 @@ async fn step(
     metrics.indexed_block.store(f.to, Ordering::Relaxed);
     metrics.rows.fetch_add(rows, Ordering::Relaxed);
     metrics.batches.fetch_add(1, Ordering::Relaxed);
-    info!(target: "medrec::indexer", to = f.to, events = rows, "indexed");
+    info!(target: "medrec::indexer", from = f.from, to = f.to, events = rows, "indexed");
     Ok(Step::Indexed {
         events: rows,
         head: f.head,
