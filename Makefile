@@ -94,7 +94,7 @@ test-rust: node_modules/.installed ## Rust tests against a real anvil and Postgr
 test: install lint abi-check test-sol gas-check slither test-rust ## Run every check and test (what CI runs)
 
 .PHONY: bench
-bench: bench-gas bench-indexer bench-gatekeeper ## Run every benchmark and print its figures
+bench: bench-gas bench-indexer bench-gatekeeper bench-research ## Run every benchmark and print its figures
 
 .PHONY: bench-gas
 bench-gas: node_modules/.installed ## Gas per call (forge) and per whole transaction (anvil)
@@ -111,6 +111,12 @@ bench-indexer: node_modules/.installed ## Indexer: backfill vs raw eth_getLogs o
 bench-gatekeeper: node_modules/.installed ## Gatekeeper: 10 KB resolves with concurrent requesters
 	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
 	cargo build --locked --release -p medrec-gatekeeper --bins && target/release/medrec-gatekeeper-bench
+
+.PHONY: bench-research
+bench-research: node_modules/.installed ## Research: aggregates over 100,000 consenting patients at two holders
+	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
+	cargo build --locked --release -p medrec-cli -p medrec-gatekeeper --bins && \
+	target/release/medrec-research-bench
 
 .PHONY: demo
 demo: node_modules/.installed ## Start a local chain, deploy the contracts (left running)

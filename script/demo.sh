@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The main job on local defaults: starts PostgreSQL, a local chain (anvil), the indexer and two
-# hospitals' gatekeepers, deploys the registries with the medrec CLI, and walks through the
-# story so far: an operator credentials two hospitals, a patient grants, hospital A stores a
-# record at its gatekeeper and anchors it, hospital B is refused, then granted, resolves and
-# verifies it, break-glass shows, a revocation refuses B again, and the patient reads the
-# timeline (indexer) and hospital A's access log (verified against its on-chain anchor).
-# Re-running reuses what is up. `script/demo.sh stop` stops what it started.
+# hospitals' gatekeepers, deploys the registries with the medrec CLI, generates a simulated
+# population (carebundle, fixed seed) and loads each patient's FHIR records into one of the two
+# hospitals with their pointers anchored, then walks through the story: a patient grants,
+# hospital A stores a record, hospital B is refused, then granted, resolves and verifies it,
+# break-glass shows, a revocation refuses B again, a guardian acts for a minor, the patient
+# reads the timeline (indexer) and hospital A's access log (checked against its on-chain
+# anchor), and a researcher's study collects opt-ins and pulls aggregates. It ends with the
+# run's figures. Re-running reuses what is up and what was loaded.
+# `script/demo.sh stop` stops what it started.
+# Usage: script/demo.sh [--patients N]   (default 2000; MEDREC_PATIENTS works too)
 # Environment: MEDREC_RPC_PORT (default 8545), MEDREC_INDEXER_PORT (default 8600),
-# MEDREC_STATE_DIR (default .medrec).
+# MEDREC_STATE_DIR (default .medrec), MEDREC_PATIENTS, MEDREC_SEED (default 42).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,10 +26,28 @@ rpc=http://127.0.0.1:$port
 # anvil's first well-known development key: the local chain's funded governance account.
 dev_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 
+patients=${MEDREC_PATIENTS:-2000}
+seed=${MEDREC_SEED:-42}
+if [[ ${1:-} == --patients ]]; then
+  patients=${2:-}
+  shift 2 || true
+fi
+if [[ -n ${1:-} && ${1:-} != stop ]]; then
+  echo "demo: unknown argument ${1}; usage: script/demo.sh [--patients N] | stop" >&2
+  exit 2
+fi
+if ! [[ $patients =~ ^[0-9]+$ ]] || ((patients < 10 || patients > 100000)); then
+  echo "demo: --patients must be a whole number from 10 to 100000 (got '$patients')" >&2
+  exit 2
+fi
+demo_started=$(date +%s)
+
 die() {
   echo "demo: FAILED: $*" >&2
   [[ -f $state/anvil.pid ]] && echo "demo: left running: anvil at $rpc" >&2
   [[ -f $state/indexer.pid ]] && echo "demo: left running: the indexer at $indexer_url" >&2
+  [[ -f $state/gatekeeper-a.pid ]] && echo "demo: left running: hospital A's gatekeeper at http://127.0.0.1:8701" >&2
+  [[ -f $state/gatekeeper-b.pid ]] && echo "demo: left running: hospital B's gatekeeper at http://127.0.0.1:8702" >&2
   echo "demo: stop them with: make stop" >&2
   exit 1
 }
@@ -46,8 +68,9 @@ fi
 
 [[ -x $anvil ]] || die "Foundry is not installed: run 'make install'"
 
-step "Building the medrec CLI and indexer"
-cargo build --locked -q -p medrec-cli -p medrec-indexer -p medrec-gatekeeper || die "cargo build failed"
+step "Building the medrec CLI, the indexer, the gatekeeper and the population simulator"
+cargo build --locked -q -p medrec-cli -p medrec-indexer -p medrec-gatekeeper -p medrec-sim || die "cargo build failed"
+make -s "$root/.venv/.installed" >/dev/null || die "the Python tools (carebundle) could not be installed"
 medrec_bin=$root/target/debug/medrec
 export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores \
   MEDREC_PASSWORD_FILE=$state/password MEDREC_DEPLOYMENTS=$root/deployments \
@@ -80,7 +103,7 @@ if [[ ! -f $state/keystores/operator ]]; then
   "$medrec_bin" account import operator --private-key-file "$state/operator.key" >/dev/null
   rm -f "$state/operator.key"
 fi
-for name in hospital-a hospital-b patient guardian researcher; do
+for name in hospital-a hospital-b patient guardian minor researcher; do
   [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
   addr=$("$medrec_bin" account address "$name")
   "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
@@ -158,6 +181,42 @@ medrec -a operator participant add "$B" --role provider --ref "Hospital B licenc
 R=$("$medrec_bin" account address researcher)
 medrec -a operator participant add "$R" --role researcher --ref "IRB approval 2026-17" --for 365d
 
+step "Population: $patients simulated patients (carebundle, seed $seed), split between the hospitals"
+pop=$state/population
+bundles=$state/bundles-$seed-$patients
+if [[ ! -f $bundles/.complete ]]; then
+  rm -rf "$bundles"; mkdir -p "$bundles"
+  # In chunks of 250 (chunk k uses seed + k), so that progress shows; the same every run.
+  chunks=$(((patients + 249) / 250))
+  for ((k = 0; k < chunks; k++)); do
+    n=$((patients - k * 250)); ((n > 250)) && n=250
+    "$root/.venv/bin/carebundle" generate --profile mixed --sex mixed --age-range 2-90 \
+      --count "$n" --seed $((seed + k)) --out "$bundles/chunk-$(printf %03d "$k")" >/dev/null ||
+      die "carebundle failed"
+    printf '\r  generated %d/%d patients' $((k * 250 + n)) "$patients"
+  done
+  echo
+  # One folder of bundles in a fixed order: chunk, then the generator's own order.
+  for d in "$bundles"/chunk-*; do
+    for f in "$d"/*.json; do mv "$f" "$bundles/$(basename "$d")-$(basename "$f")"; done
+    rmdir "$d"
+  done
+  touch "$bundles/.complete"
+else
+  echo "bundles of $patients patients already generated ($bundles)"
+fi
+sim() { printf '$ medrec-sim %s\n' "$*"; "$root/target/debug/medrec-sim" "$@"; }
+sim population --bundles "$bundles" --out "$pop" --seed "$seed" --hospitals "a=$A,b=$B" ||
+  die "the population could not be set up"
+
+step "Hospitals A and B: import their patients' records (stored at the gatekeeper, pointers anchored in batches)"
+medrec -a hospital-a import "$pop/a.manifest.json" --gatekeeper-url http://127.0.0.1:8701 \
+  --report "$pop/import-a.json" || die "hospital A's import failed (run make demo again to finish it)"
+medrec -a hospital-b import "$pop/b.manifest.json" --gatekeeper-url http://127.0.0.1:8702 \
+  --report "$pop/import-b.json" || die "hospital B's import failed (run make demo again to finish it)"
+first=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))[0]; print(p["address"], p["hospital"], p["records"])' "$pop/patients.json")
+echo "patients are listed in $pop/patients.json; the first: $first"
+
 step "Patient: grant hospital A access to labs and notes for 90 days"
 medrec -a patient grant "$A" --categories labs,notes --purpose treatment --for 90d
 medrec -a patient show-grant "$A"
@@ -184,6 +243,16 @@ step "Patient grants hospital B labs for 30 days; B resolves the record and veri
 medrec -a patient grant "$B" --categories labs --for 30d
 medrec -a hospital-b get "$RID" --out "$state/records/received-by-b.json"
 cat "$state/records/received-by-b.json"; echo
+# Resolve latency as a requester sees it: the whole `medrec get` (process, pointer lookup,
+# signed request, the gatekeeper's checks against the chain, decryption, the hash check).
+times=()
+for _ in $(seq 1 10); do
+  t0=$(date +%s%N)
+  "$medrec_bin" -q -a hospital-b get "$RID" --out "$state/records/received-by-b.json" || die "hospital B could not resolve $RID"
+  times+=($((($(date +%s%N) - t0) / 1000000)))
+done
+resolve_ms=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 5p)
+echo "10 more resolves by hospital B: median ${resolve_ms} ms each (the whole medrec get)"
 
 step "Hospital B: emergency (break-glass) access, visible to the patient"
 if "$medrec_bin" --json break-glass show "$P" --provider "$B" | grep -q '"open":true'; then
@@ -204,6 +273,17 @@ if "$medrec_bin" -a hospital-b get "$RID" >/dev/null 2>"$state/refused.txt"; the
 fi
 printf '$ medrec -a hospital-b get %s\n%s\n' "$RID" "$(cat "$state/refused.txt")"
 
+step "A guardian acts for a minor: named over some categories, grants within them, refused outside"
+M=$("$medrec_bin" account address minor)
+G=$("$medrec_bin" account address guardian)
+medrec -a minor guardian add "$G" --categories demographics,immunizations,labs --for 5y
+medrec -a guardian grant "$A" --patient "$M" --categories immunizations,labs --purpose treatment --for 30d
+medrec check --grantee "$A" --category immunizations --patient "$M"
+if "$medrec_bin" -a guardian grant "$A" --patient "$M" --categories mental-health --for 30d >/dev/null 2>"$state/refused.txt"; then
+  die "a guardian granted outside their mandate"
+fi
+printf '$ medrec -a guardian grant %s --patient %s --categories mental-health --for 30d\n%s\n' "$A" "$M" "$(cat "$state/refused.txt")"
+
 step "Patient: what happened to my records (from the indexer, waiting for block $last)"
 medrec -a patient timeline --min-block "$last"
 medrec -a patient records --min-block "$last"
@@ -213,42 +293,38 @@ step "Patient: hospital A's access log of my records, checked against its on-cha
 sleep 3
 medrec -a patient access-log --holder "$A" --gatekeeper-url http://127.0.0.1:8701
 
-step "Research: a study of diabetes (SNOMED 44054006) across both hospitals"
-# A small cohort: each patient has a Patient and a Condition record at one hospital, and all
-# but the last opt in. Cells under the study's minimum (2) are suppressed at each hospital.
-cohort=("a female 1970-05-01" "a female 1971-02-02" "a male 1950-03-03" "b female 1972-04-04"
-        "b female 1969-06-06" "b male 1948-07-07" "a male 1980-08-08")
+step "Research: a study of type 2 diabetes across both hospitals, over the patients who opt in"
 if [[ ! -f $state/study-id ]]; then
-  printf 'Diabetes prevalence by age band and sex, demo protocol\n' >"$state/protocol.txt"
+  printf 'Type 2 diabetes by age band and sex; HbA1c distribution. Demo protocol.\n' >"$state/protocol.txt"
   "$medrec_bin" --json -a researcher study register --protocol "$state/protocol.txt" \
-    -c conditions,demographics --min-cell 2 --budget 100 |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["studyId"])' >"$state/study-id" ||
+    -c conditions,demographics,labs --min-cell 5 --budget 100 |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["studyId"])' >"$state/study-id.tmp" ||
     die "study registration failed"
-  S=$(cat "$state/study-id")
-  medrec -a operator study approve "$S"
-  i=0
-  for entry in "${cohort[@]}"; do
-    read -r at gender birth <<<"$entry"
-    i=$((i + 1))
-    name=cohort-$i
-    [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
-    addr=$("$medrec_bin" account address "$name")
-    "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
-    holder=$([[ $at == a ]] && echo "$A" || echo "$B")
-    url=$([[ $at == a ]] && echo http://127.0.0.1:8701 || echo http://127.0.0.1:8702)
-    "$medrec_bin" -q -a "$name" grant "$holder" --categories demographics,conditions --for 365d
-    printf '{"resourceType":"Patient","gender":"%s","birthDate":"%s"}\n' "$gender" "$birth" >"$state/records/$name-patient.json"
-    printf '{"resourceType":"Condition","code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006","display":"Diabetes mellitus type 2"}]}}\n' >"$state/records/$name-condition.json"
-    "$medrec_bin" -q -a "hospital-$at" put "$state/records/$name-patient.json" --patient "$addr" -c demographics --gatekeeper-url "$url"
-    "$medrec_bin" -q -a "hospital-$at" put "$state/records/$name-condition.json" --patient "$addr" -c conditions --gatekeeper-url "$url"
-    [[ $i -lt ${#cohort[@]} ]] && "$medrec_bin" -q -a "$name" study opt-in "$S"
-  done
-  echo "cohort: ${#cohort[@]} patients at two hospitals, $((${#cohort[@]} - 1)) opted in"
+  mv "$state/study-id.tmp" "$state/study-id"
 fi
 S=$(cat "$state/study-id")
+echo "study $S registered by the researcher"
+if ! "$medrec_bin" --json study show "$S" | grep -q '"status":"approved"'; then
+  medrec -a operator study approve "$S"
+fi
 medrec study show "$S"
-medrec -a researcher study query "$S" --condition 44054006 --system snomed \
-  --holders http://127.0.0.1:8701,http://127.0.0.1:8702
+# 60% of the simulated patients sign an opt-in (EIP-712) that the study's relayer sends.
+sim opt-in --population "$pop" --study "$S" --share 0.6 || die "the opt-ins could not be relayed"
+"$medrec_bin" -q -a patient study opt-in "$S" 2>/dev/null || true
+medrec -a patient study mine
+medrec -a researcher study query "$S" --condition E11.9 --system icd10-cm \
+  --holders http://127.0.0.1:8701,http://127.0.0.1:8702 || die "the research query failed"
+medrec -a researcher study query "$S" --observation 4548-4 \
+  --holders http://127.0.0.1:8701,http://127.0.0.1:8702 || die "the research query failed"
+
+step "Figures of this run"
+{
+  echo "resolve (medrec get)=median ${resolve_ms} ms over 10, as hospital B, end to end"
+  echo "demo time=$(($(date +%s) - demo_started)) s on this run"
+} >"$state/figures.txt"
+"$root/target/debug/medrec-sim" summary --population "$pop" \
+  --figures "$pop/import-a.json,$pop/import-b.json,$pop/opt-ins-$S.json,$state/figures.txt" ||
+  die "the summary could not be gathered"
 
 cat <<DONE
 
@@ -260,5 +336,8 @@ Keep exploring with the same settings:
   export MEDREC_INDEXER_URL=$indexer_url
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
+  target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
+  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders http://127.0.0.1:8701,http://127.0.0.1:8702
+The simulated patients are listed in $pop/patients.json (their records in $pop/records).
 Stop it with: make stop
 DONE

@@ -130,6 +130,25 @@ pub mod eip712 {
             uint64 issuedAt;
             uint64 expiresAt;
         }
+
+        /// A patient's opt-in to a study, relayed to the study registry's `optInBySig`.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct OptIn {
+            uint256 studyId;
+            address patient;
+            uint256 nonce;
+            uint256 deadline;
+        }
+    }
+}
+
+/// The EIP-712 domain of the study registry at `contract` on chain `chain_id`.
+pub fn study_domain(chain_id: u64, contract: Address) -> Eip712Domain {
+    eip712_domain! {
+        name: "medrec.StudyRegistry",
+        version: "1",
+        chain_id: chain_id,
+        verifying_contract: contract,
     }
 }
 
@@ -353,6 +372,21 @@ fn format_value(v: &DynSolValue) -> String {
 mod tests {
     use super::*;
     use alloy::sol_types::SolError;
+
+    #[test]
+    fn opt_in_is_the_study_registrys_type() {
+        use alloy::sol_types::SolStruct;
+        // The contract's OPT_IN_TYPEHASH.
+        assert_eq!(
+            eip712::OptIn::eip712_type_hash(&eip712::OptIn {
+                studyId: U256::ZERO,
+                patient: Address::ZERO,
+                nonce: U256::ZERO,
+                deadline: U256::ZERO,
+            }),
+            keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+        );
+    }
 
     #[test]
     fn decodes_a_consent_error_with_its_arguments() {

@@ -179,10 +179,7 @@ where
     C: alloy::contract::CallDecoder,
 {
     let pending = call.send().await.map_err(|e| chain.err(e))?;
-    let receipt: TransactionReceipt = pending
-        .get_receipt()
-        .await
-        .map_err(|e| CliError::Rpc(format!("waiting for the receipt failed: {e}")))?;
+    let receipt = wait_receipt(chain, *pending.tx_hash()).await?;
     if !receipt.status() {
         return Err(CliError::RevertUnknown(format!(
             "transaction {} reverted",
@@ -195,6 +192,32 @@ where
         gas_used: receipt.gas_used,
     };
     Ok((outcome, receipt))
+}
+
+/// Waits for a transaction's receipt: asked of the node at once and then at growing intervals
+/// (10 ms to 1 s), so that a local chain answers in milliseconds and a public one is not
+/// flooded; gives up after ten minutes.
+async fn wait_receipt(chain: &Chain, hash: B256) -> Result<TransactionReceipt> {
+    let started = std::time::Instant::now();
+    let mut every = Duration::from_millis(10);
+    loop {
+        match chain.provider.get_transaction_receipt(hash).await {
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(CliError::Rpc(format!(
+                    "waiting for the receipt of {hash} failed: {e}"
+                )));
+            }
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err(CliError::Rpc(format!(
+                "transaction {hash} was sent but not mined within ten minutes"
+            )));
+        }
+        tokio::time::sleep(every).await;
+        every = (every * 3 / 2).min(Duration::from_secs(1));
+    }
 }
 
 fn parse_url(s: &str) -> Result<reqwest_url::Url> {

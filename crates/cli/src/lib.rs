@@ -70,6 +70,9 @@ pub enum Command {
     Pointer(cmd::anchor::PointerCmd),
     /// Holder: store a FHIR record at your gatekeeper and anchor its pointer, in one step
     Put(cmd::records::PutArgs),
+    /// Holder: store many FHIR records (a JSON manifest) at your gatekeeper and anchor them in
+    /// batches; running it again finishes an interrupted import
+    Import(cmd::import::ImportArgs),
     /// Requester: fetch a record from its holder and verify it against the chain
     Get(cmd::records::GetArgs),
     /// Patient: read and verify a holder's access log of your records
@@ -105,6 +108,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::AnchorBatch(a) => cmd::anchor::run_batch(a, &settings, out).await,
         Command::Pointer(c) => cmd::anchor::run_pointer(c, &settings, out).await,
         Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
+        Command::Import(a) => cmd::import::run(a, &settings, out).await,
         Command::Get(a) => cmd::records::run_get(a, &settings, out).await,
         Command::AccessLog(a) => cmd::records::run_access_log(a, &settings, out).await,
         Command::Study(c) => cmd::study::run(c, &settings, out).await,

@@ -40,8 +40,26 @@ fn birth_date(s: &str) -> Option<String> {
     }
 }
 
-/// Reads the facts of one FHIR resource.
+/// Reads the facts of one FHIR resource; of a Bundle, the facts of the resources it holds
+/// (one level deep: a Bundle in a Bundle is not read).
 pub fn extract(resource: &Value) -> Facts {
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+        let mut f = Facts::default();
+        let entries = resource.get("entry").and_then(Value::as_array);
+        for r in entries
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("resource"))
+        {
+            if r.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+                continue;
+            }
+            let one = extract(r);
+            f.demographics = f.demographics.or(one.demographics);
+            f.codes.extend(one.codes);
+        }
+        return f;
+    }
     let mut f = Facts::default();
     match resource.get("resourceType").and_then(Value::as_str) {
         Some("Patient") => {
@@ -103,6 +121,15 @@ mod tests {
                 "718-7".into(),
                 Some(13.2)
             )]
+        );
+        let bundle = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": p}, {"resource": c}, {"resource": o},
+            {"resource": {"resourceType": "Bundle", "entry": [{"resource": o}]}}]});
+        let f = extract(&bundle);
+        assert_eq!(
+            (f.demographics.is_some(), f.codes.len()),
+            (true, 3),
+            "a Bundle's resources are read, a nested Bundle is not"
         );
         assert_eq!(birth_date("1980"), Some("1980-01-01".into()));
         assert_eq!(birth_date("19x0"), None);

@@ -179,8 +179,13 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
                 studies: medrec_bindings::StudyRegistry::new(studies, wallet.clone()),
                 provider: wallet.clone(),
                 signer: signer_for_answers,
+                opt_ins: Default::default(),
             };
             let _ = gk.research.set(research);
+            tokio::spawn(medrec_gatekeeper::research::follow_opt_ins(
+                gk.clone(),
+                std::time::Duration::from_millis(500),
+            ));
         }
         tokio::spawn(server::anchor_loop(
             gk.clone(),

@@ -20,7 +20,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the research endpoint needs besides the gatekeeper.
@@ -33,12 +33,16 @@ pub struct Research {
     pub provider: DynProvider,
     /// The holder's key, which signs answers.
     pub signer: PrivateKeySigner,
+    /// Opt-ins and withdrawals read so far.
+    pub opt_ins: OptIns,
 }
 
 /// Code systems the vocabulary accepts.
 pub const SNOMED: &str = "http://snomed.info/sct";
 /// ICD-10.
 pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
+/// ICD-10-CM (the US clinical modification, as US Core records use).
+pub const ICD10CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
 /// LOINC.
 pub const LOINC: &str = "http://loinc.org";
 
@@ -83,9 +87,9 @@ impl Query {
                 epsilon,
                 ..
             } => {
-                if system != SNOMED && system != ICD10 {
+                if ![SNOMED, ICD10, ICD10CM].contains(&system.as_str()) {
                     return Err(format!(
-                        "unknown code system {system:?} for a condition (use {SNOMED} or {ICD10})"
+                        "unknown code system {system:?} for a condition (use {SNOMED}, {ICD10} or {ICD10CM})"
                     ));
                 }
                 (system, code, epsilon)
@@ -147,34 +151,139 @@ struct SignedResearch {
     signature: String,
 }
 
-/// The patients opted in to `study` at the end of block `at`, from the registry's logs.
-async fn consenting(r: &Research, study: U256, at: u64) -> Result<Vec<Vec<u8>>, String> {
-    let filter = Filter::new()
-        .address(*r.studies.address())
-        .event_signature(vec![
-            StudyRegistry::OptedIn::SIGNATURE_HASH,
-            StudyRegistry::Withdrew::SIGNATURE_HASH,
-        ])
-        .topic1(B256::from(study.to_be_bytes::<32>()))
-        .from_block(0)
-        .to_block(at);
-    let mut logs = r
-        .provider
-        .get_logs(&filter)
-        .await
-        .map_err(|e| format!("chain: {e}"))?;
-    logs.sort_by_key(|l| (l.block_number, l.log_index));
-    let mut set: HashSet<Address> = HashSet::new();
-    for l in logs {
-        let Some(p) = l.topics().get(2) else { continue };
-        let patient = Address::from_word(*p);
-        if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
-            set.insert(patient);
-        } else {
-            set.remove(&patient);
-        }
+/// One opt-in or withdrawal: (block, log index, patient, opted in).
+type Change = (u64, u64, Address, bool);
+
+/// The study registry's opt-ins and withdrawals, read once from its logs and then followed
+/// block by block: a query folds the changes up to the block it pins instead of reading
+/// every opt-in of the study from the chain again.
+#[derive(Default)]
+pub struct OptIns {
+    state: tokio::sync::Mutex<OptInState>,
+}
+
+#[derive(Default)]
+struct OptInState {
+    /// The last block read (inclusive) and its hash.
+    read_to: Option<(u64, B256)>,
+    /// Per study, its changes in chain order.
+    changes: HashMap<U256, Vec<Change>>,
+}
+
+/// Blocks per eth_getLogs call when catching up.
+const LOG_RANGE: u64 = 50_000;
+
+async fn block_hash(p: &DynProvider, n: u64) -> Result<B256, String> {
+    match p.get_block_by_number(n.into()).await {
+        Ok(Some(b)) => Ok(b.header.hash),
+        Ok(None) => Err(format!("block {n} is not on the chain yet")),
+        Err(e) => Err(format!("chain: {e}")),
     }
-    Ok(set.into_iter().map(|a| a.to_vec()).collect())
+}
+
+impl OptIns {
+    /// Reads the registry's changes up to block `to` (and checks that what was read before is
+    /// still on the canonical chain: after a reorg everything is read again).
+    async fn catch_up(&self, r: &Research, to: u64) -> Result<(), String> {
+        let mut st = self.state.lock().await;
+        if let Some((n, h)) = st.read_to
+            && block_hash(&r.provider, n).await? != h
+        {
+            tracing::warn!(target: "medrec::gatekeeper", block = n, "reorg: reading opt-ins again");
+            *st = OptInState::default();
+        }
+        let mut from = st.read_to.map_or(0, |(n, _)| n + 1);
+        while from <= to {
+            let end = to.min(from + LOG_RANGE - 1);
+            let before = block_hash(&r.provider, end).await?;
+            let filter = Filter::new()
+                .address(*r.studies.address())
+                .event_signature(vec![
+                    StudyRegistry::OptedIn::SIGNATURE_HASH,
+                    StudyRegistry::Withdrew::SIGNATURE_HASH,
+                ])
+                .from_block(from)
+                .to_block(end);
+            let mut logs = r
+                .provider
+                .get_logs(&filter)
+                .await
+                .map_err(|e| format!("chain: {e}"))?;
+            if block_hash(&r.provider, end).await? != before {
+                continue; // the chain moved under the read: read the range again
+            }
+            logs.sort_by_key(|l| (l.block_number, l.log_index));
+            for l in logs {
+                let (Some(study), Some(patient), Some(block), Some(index)) = (
+                    l.topics().get(1),
+                    l.topics().get(2),
+                    l.block_number,
+                    l.log_index,
+                ) else {
+                    continue;
+                };
+                let opted_in = l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH);
+                st.changes
+                    .entry(U256::from_be_bytes(study.0))
+                    .or_default()
+                    .push((block, index, Address::from_word(*patient), opted_in));
+            }
+            st.read_to = Some((end, before));
+            from = end + 1;
+        }
+        Ok(())
+    }
+
+    /// The patients opted in to `study` at the end of block `at`.
+    pub async fn consenting(
+        &self,
+        r: &Research,
+        study: U256,
+        at: u64,
+    ) -> Result<HashSet<Address>, String> {
+        self.catch_up(r, at).await?;
+        let st = self.state.lock().await;
+        let mut set: HashSet<Address> = HashSet::new();
+        for &(block, _, patient, opted_in) in st.changes.get(&study).into_iter().flatten() {
+            if block > at {
+                break;
+            }
+            if opted_in {
+                set.insert(patient);
+            } else {
+                set.remove(&patient);
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// `percentile_cont`: the value at fraction `p` of sorted `v`, interpolated between neighbours.
+fn percentile(v: &[f64], p: f64) -> Option<f64> {
+    let last = v.len().checked_sub(1)?;
+    let pos = p * last as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(v[lo] + (pos - lo as f64) * (v[hi] - v[lo]))
+}
+
+/// Follows the registry's opt-ins as blocks arrive, so that queries find them read already.
+pub async fn follow_opt_ins(gk: Arc<Gatekeeper>, every: std::time::Duration) {
+    loop {
+        if let Some(r) = gk.research.get() {
+            let head = r.provider.get_block_number().await;
+            match head {
+                Ok(head) => {
+                    if let Err(e) = r.opt_ins.catch_up(r, head).await {
+                        tracing::warn!(target: "medrec::gatekeeper", error = %e, "reading opt-ins");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(target: "medrec::gatekeeper", error = %e, "reading the head")
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 fn laplace(scale: f64) -> f64 {
@@ -230,6 +339,7 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
         Err(msg) => return err(StatusCode::BAD_REQUEST, "bad_query", &msg),
     };
     // The chain: a live researcher, an approved study of theirs, the query paid for.
+    let started = std::time::Instant::now();
     let chain = async {
         let credentialed = research
             .participants
@@ -262,10 +372,16 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
         return err(StatusCode::FORBIDDEN, "denied", "request denied");
     }
     let pinned = paid.pinnedBlock;
-    let patients = match consenting(research, r.studyId, pinned).await {
+    let chain_ms = started.elapsed().as_secs_f64() * 1e3;
+    let patients = match research
+        .opt_ins
+        .consenting(research, r.studyId, pinned)
+        .await
+    {
         Ok(p) => p,
         Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "chain", &e),
     };
+    let consent_ms = started.elapsed().as_secs_f64() * 1e3 - chain_ms;
     let ts = match research.provider.get_block_by_number(pinned.into()).await {
         Ok(Some(b)) => b.header.timestamp as i64,
         _ => {
@@ -277,6 +393,9 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
         }
     };
     let min = i64::from(study.minCellSize);
+    let db_started = std::time::Instant::now();
+    // The facts with the asked code come from the database; only the consenting patients'
+    // are kept (the set is the chain's, at the pinned block).
     let result = match &query {
         Query::ConditionCount {
             system,
@@ -285,21 +404,18 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             ..
         } => {
             let rows = sqlx::query(
-                "SELECT CASE WHEN p.birth_date IS NULL THEN 'unknown'
-                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 18 THEN '0-17'
-                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 40 THEN '18-39'
-                             WHEN date_part('year', age(to_timestamp($4)::date, p.birth_date)) < 65 THEN '40-64'
+                "SELECT DISTINCT f.patient,
+                        CASE WHEN p.birth_date IS NULL THEN 'unknown'
+                             WHEN date_part('year', age(to_timestamp($3)::date, p.birth_date)) < 18 THEN '0-17'
+                             WHEN date_part('year', age(to_timestamp($3)::date, p.birth_date)) < 40 THEN '18-39'
+                             WHEN date_part('year', age(to_timestamp($3)::date, p.birth_date)) < 65 THEN '40-64'
                              ELSE '65+' END AS band,
-                        COALESCE(p.gender, 'unknown') AS sex, count(DISTINCT f.patient) AS n
-                 FROM gk_facts f
-                 JOIN (SELECT DISTINCT unnest($3::bytea[]) AS patient) c ON c.patient = f.patient
-                 LEFT JOIN gk_patients p ON p.patient = f.patient
-                 WHERE f.kind = 'condition' AND f.system = $1 AND f.code = $2
-                 GROUP BY 1, 2 ORDER BY 1, 2",
+                        COALESCE(p.gender, 'unknown') AS sex
+                 FROM gk_facts f LEFT JOIN gk_patients p ON p.patient = f.patient
+                 WHERE f.kind = 'condition' AND f.system = $1 AND f.code = $2",
             )
             .bind(system)
             .bind(code)
-            .bind(&patients)
             .bind(ts as f64)
             .fetch_all(&gk.pool)
             .await;
@@ -307,12 +423,17 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
                 Ok(r) => r,
                 Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
             };
-            let cells: Vec<Value> = rows
-                .iter()
-                .map(|row| {
-                    let n = noisy(row.get::<i64, _>("n"), *epsilon);
-                    let band: String = row.get("band");
-                    let sex: String = row.get("sex");
+            let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+            for row in &rows {
+                let who: Vec<u8> = row.get("patient");
+                if who.len() == 20 && patients.contains(&Address::from_slice(&who)) {
+                    *counts.entry((row.get("band"), row.get("sex"))).or_default() += 1;
+                }
+            }
+            let cells: Vec<Value> = counts
+                .into_iter()
+                .map(|((band, sex), n)| {
+                    let n = noisy(n, *epsilon);
                     if n < min {
                         json!({"ageBand": band, "sex": sex, "suppressed": true})
                     } else {
@@ -328,33 +449,42 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             epsilon,
             ..
         } => {
-            let row = sqlx::query(
-                "SELECT count(*) AS n, avg(value) AS mean,
-                        percentile_cont(0.25) WITHIN GROUP (ORDER BY value) AS q1,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS median,
-                        percentile_cont(0.75) WITHIN GROUP (ORDER BY value) AS q3
-                 FROM gk_facts f
-                 JOIN (SELECT DISTINCT unnest($3::bytea[]) AS patient) c ON c.patient = f.patient
-                 WHERE f.kind = 'observation' AND f.system = $1 AND f.code = $2 AND f.value IS NOT NULL",
+            let rows = sqlx::query(
+                "SELECT patient, value FROM gk_facts
+                 WHERE kind = 'observation' AND system = $1 AND code = $2 AND value IS NOT NULL",
             )
             .bind(system)
             .bind(code)
-            .bind(&patients)
-            .fetch_one(&gk.pool)
+            .fetch_all(&gk.pool)
             .await;
-            let row = match row {
+            let rows = match rows {
                 Ok(r) => r,
                 Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
             };
-            let n = noisy(row.get::<i64, _>("n"), *epsilon);
+            let mut values: Vec<f64> = rows
+                .iter()
+                .filter(|row| {
+                    let who: Vec<u8> = row.get("patient");
+                    who.len() == 20 && patients.contains(&Address::from_slice(&who))
+                })
+                .map(|row| row.get::<f64, _>("value"))
+                .collect();
+            values.sort_by(f64::total_cmp);
+            let n = noisy(values.len() as i64, *epsilon);
             if n < min {
                 json!({"suppressed": true})
             } else {
-                json!({"count": n, "mean": row.get::<Option<f64>, _>("mean"), "q1": row.get::<Option<f64>, _>("q1"),
-                       "median": row.get::<Option<f64>, _>("median"), "q3": row.get::<Option<f64>, _>("q3")})
+                let mean =
+                    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+                json!({"count": n, "mean": mean, "q1": percentile(&values, 0.25),
+                       "median": percentile(&values, 0.5), "q3": percentile(&values, 0.75)})
             }
         }
     };
+    let db_ms = db_started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(target: "medrec::gatekeeper", study = %r.studyId, pinned, patients = patients.len(),
+        chain_ms, consent_ms, db_ms, total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "research query answered");
     let answer = json!({
         "holder": gk.holder, "studyId": r.studyId, "queryHash": r.queryHash, "pinnedBlock": pinned,
         "minCellSize": min, "result": result,
@@ -394,9 +524,21 @@ mod tests {
     }
 
     #[test]
+    fn percentiles_interpolate_like_postgres() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), Some(2.5));
+        assert_eq!(percentile(&v, 0.25), Some(1.75));
+        assert_eq!(percentile(&v, 0.75), Some(3.25));
+        assert_eq!(percentile(&[7.0], 0.25), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
     fn queries_parse_with_clear_errors_and_costs() {
         let q = Query::parse(r#"{"kind":"condition-count","system":"http://snomed.info/sct","code":"44054006","epsilon":null,"pinnedBlock":7}"#).unwrap();
         assert_eq!((q.cost(), q.pinned_block()), (1, 7));
+        let q = Query::parse(r#"{"kind":"condition-count","system":"http://hl7.org/fhir/sid/icd-10-cm","code":"E11.9","epsilon":null,"pinnedBlock":7}"#).unwrap();
+        assert_eq!(q.cost(), 1);
         let q = Query::parse(r#"{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":0.25,"pinnedBlock":1}"#).unwrap();
         assert_eq!(q.cost(), 250_000);
         for (bad, why) in [

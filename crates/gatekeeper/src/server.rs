@@ -670,17 +670,25 @@ async fn store(
             .execute(&mut *tx)
             .await?;
         }
-        for (kind, system, code, value) in &facts.codes {
+        if !facts.codes.is_empty() {
+            let (mut kinds, mut systems, mut codes, mut values) = (vec![], vec![], vec![], vec![]);
+            for (kind, system, code, value) in &facts.codes {
+                kinds.push(*kind);
+                systems.push(system.as_str());
+                codes.push(code.as_str());
+                values.push(*value);
+            }
             sqlx::query(
-                "INSERT INTO gk_facts (record_id, patient, kind, system, code, value) VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
+                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[])
                  ON CONFLICT DO NOTHING",
             )
             .bind(id.to_vec())
             .bind(upload.patient.to_vec())
-            .bind(*kind)
-            .bind(system)
-            .bind(code)
-            .bind(value)
+            .bind(&kinds)
+            .bind(&systems)
+            .bind(&codes)
+            .bind(&values)
             .execute(&mut *tx)
             .await?;
         }

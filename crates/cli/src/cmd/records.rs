@@ -66,28 +66,28 @@ pub struct AccessLogArgs {
     pub gatekeeper_url: String,
 }
 
-fn client() -> Result<reqwest::Client> {
+pub(crate) fn client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
 
-fn random_nonce() -> U256 {
+pub(crate) fn random_nonce() -> U256 {
     use rand::RngCore;
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     U256::from_be_bytes(b)
 }
 
-async fn sign<T: SolStruct>(
+pub(crate) async fn sign<T: SolStruct>(
     signer: &PrivateKeySigner,
     msg: &T,
     domain: &Eip712Domain,
@@ -100,7 +100,7 @@ async fn sign<T: SolStruct>(
 }
 
 /// The gatekeeper's error as one line.
-async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
+pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().unwrap_or("unknown");

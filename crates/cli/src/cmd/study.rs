@@ -73,7 +73,7 @@ pub struct QueryArgs {
     /// Count patients with this Condition code (SNOMED CT or ICD-10), by age band and sex
     #[arg(long, conflicts_with = "observation")]
     pub condition: Option<String>,
-    /// Code system of --condition: snomed or icd10
+    /// Code system of --condition: snomed, icd10 or icd10-cm
     #[arg(long, default_value = "snomed")]
     pub system: String,
     /// Count, mean and quartiles of this Observation code's value (LOINC)
@@ -121,9 +121,10 @@ fn query_text(a: &QueryArgs, pinned: u64) -> Result<(String, u64)> {
             let system = match a.system.as_str() {
                 "snomed" => "http://snomed.info/sct",
                 "icd10" => "http://hl7.org/fhir/sid/icd-10",
+                "icd10-cm" => "http://hl7.org/fhir/sid/icd-10-cm",
                 other => {
                     return Err(CliError::input(format!(
-                        "unknown code system {other:?}: use snomed or icd10"
+                        "unknown code system {other:?}: use snomed, icd10 or icd10-cm"
                     )));
                 }
             };
@@ -286,9 +287,9 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
 }
 
 async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let started = std::time::Instant::now();
     query_text(&a, 0)?; // bad input fails before a key, a node or any gas is involved
     let signer = keys::load(settings)?;
-    let me = signer.address();
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
     let s = studies(&chain, &d)?;
@@ -300,7 +301,9 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         .map_err(|e| crate::error::from_transport(e, &chain.url))?;
     let (text, cost) = query_text(&a, pinned)?;
     let hash = keccak256(text.as_bytes());
+    let setup_ms = started.elapsed().as_secs_f64() * 1e3;
     let submitted = chain::send(&chain, s.submitQuery(id, hash, cost, pinned)).await?;
+    let paid_ms = started.elapsed().as_secs_f64() * 1e3;
     out.progress(&format!(
         "query {hash} paid ({cost} of the budget), pinned at block {pinned}"
     ));
@@ -309,105 +312,156 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))?;
-    let mut answers = vec![];
-    for url in &a.holders {
-        let base = url.trim_end_matches('/');
-        let health: Value = client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| CliError::Rpc(format!("bad answer from {base}: {e}")))?;
-        let holder: Address = health["holder"]
-            .as_str()
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(|| CliError::Rpc(format!("{base} did not say which holder it serves")))?;
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let mut nonce = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
-        let req = ResearchRequest {
-            researcher: me,
-            studyId: id,
-            queryHash: hash,
-            audience: holder,
-            nonce: U256::from_be_bytes(nonce),
-            issuedAt: t,
-            expiresAt: t + 120,
+    // Every holder is asked at once; the slowest sets the pace.
+    let asked = std::time::Instant::now();
+    let mut asks = tokio::task::JoinSet::new();
+    for (i, url) in a.holders.iter().enumerate() {
+        let q = Ask {
+            client: client.clone(),
+            signer: signer.clone(),
+            domain: domain.clone(),
+            study: id,
+            hash,
+            text: text.clone(),
+            base: url.trim_end_matches('/').to_string(),
         };
-        let sig = signer
-            .sign_hash(&req.eip712_signing_hash(&domain))
-            .await
-            .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
-        let resp = client
-            .post(format!("{base}/v1/research/query"))
-            .json(&json!({"request": req, "query": text, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}))
-            .send()
-            .await
-            .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let code = body["error"]["code"].as_str().unwrap_or("unknown");
-            let msg = body["error"]["message"].as_str().unwrap_or("no message");
-            return Err(if status.as_u16() == 403 {
-                CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
-            } else {
-                CliError::input(format!(
-                    "{base} rejected the query ({status}, {code}): {msg}"
-                ))
-            });
-        }
-        let answer_text = body["answer"].as_str().unwrap_or_default().to_string();
-        let sig_hex = body["signature"].as_str().unwrap_or_default();
-        let signed_by = alloy::hex::decode(sig_hex.trim_start_matches("0x"))
-            .ok()
-            .and_then(|raw| Signature::from_raw(&raw).ok())
-            .and_then(|sig| {
-                sig.recover_address_from_prehash(&keccak256(answer_text.as_bytes()))
-                    .ok()
-            });
-        if signed_by != Some(holder) {
-            return Err(CliError::Integrity(format!(
-                "the answer of {base} is not signed by its holder {holder}"
-            )));
-        }
-        let answer: Value = serde_json::from_str(&answer_text).map_err(|_| {
-            CliError::Integrity(format!("{base} answered something that is not JSON"))
-        })?;
-        if answer["queryHash"]
-            .as_str()
-            .and_then(|h| h.parse::<B256>().ok())
-            != Some(hash)
-        {
-            return Err(CliError::Integrity(format!(
-                "{base} answered another query"
-            )));
-        }
-        answers.push((holder, answer));
+        asks.spawn(async move { (i, ask(q).await) });
     }
+    let mut answers = vec![None; a.holders.len()];
+    while let Some(done) = asks.join_next().await {
+        let (i, result) = done.map_err(|e| CliError::Rpc(format!("a holder query failed: {e}")))?;
+        answers[i] = Some(result?);
+    }
+    let timed: Vec<(Address, Value, f64)> = answers.into_iter().flatten().collect();
+    let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
     // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
     let combined = combine(&answers);
     let combined_text = combined.to_string();
+    let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
     let receipt = chain::send(
         &chain,
         s.recordAnswer(id, hash, keccak256(combined_text.as_bytes())),
     )
     .await?;
-    let human = render(&combined, a.study, pinned);
+    let mut human = render(&combined, a.study, pinned);
+    for (h, _, ms) in &timed {
+        human.push_str(&format!("\n  answered by {h} in {ms:.0} ms"));
+    }
     out.result(
         "study query",
         json!({"studyId": a.study, "queryHash": hash, "query": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
                "pinnedBlock": pinned, "cost": cost, "combined": combined,
-               "holders": answers.iter().map(|(h, a)| json!({"holder": h, "answer": a})).collect::<Vec<_>>(),
-               "submitTx": submitted, "receiptTx": receipt}),
+               "holders": timed.iter().map(|(h, a, ms)| json!({"holder": h, "answer": a, "ms": ms})).collect::<Vec<_>>(),
+               "submitTx": submitted, "receiptTx": receipt,
+               "ms": {"setup": setup_ms, "pay": paid_ms - setup_ms, "holders": holders_ms,
+                      "total": started.elapsed().as_secs_f64() * 1e3}}),
         &human,
     );
     Ok(())
+}
+
+/// One holder's part of a query.
+struct Ask {
+    client: reqwest::Client,
+    signer: alloy::signers::local::PrivateKeySigner,
+    domain: alloy::sol_types::Eip712Domain,
+    study: U256,
+    hash: B256,
+    text: String,
+    base: String,
+}
+
+/// Signs the query for one holder, sends it and checks the signed answer; returns the holder,
+/// its answer and the milliseconds it took.
+async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
+    let started = std::time::Instant::now();
+    let Ask {
+        client,
+        signer,
+        domain,
+        study: id,
+        hash,
+        text,
+        base,
+    } = q;
+    let base = base.as_str();
+    let me = signer.address();
+    let health: Value = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?
+        .json()
+        .await
+        .map_err(|e| CliError::Rpc(format!("bad answer from {base}: {e}")))?;
+    let holder: Address = health["holder"]
+        .as_str()
+        .and_then(|h| h.parse().ok())
+        .ok_or_else(|| CliError::Rpc(format!("{base} did not say which holder it serves")))?;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut nonce = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    let req = ResearchRequest {
+        researcher: me,
+        studyId: id,
+        queryHash: hash,
+        audience: holder,
+        nonce: U256::from_be_bytes(nonce),
+        issuedAt: t,
+        expiresAt: t + 120,
+    };
+    let sig = signer
+        .sign_hash(&req.eip712_signing_hash(&domain))
+        .await
+        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
+    let resp = client
+        .post(format!("{base}/v1/research/query"))
+        .json(&json!({"request": req, "query": text, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}))
+        .send()
+        .await
+        .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let code = body["error"]["code"].as_str().unwrap_or("unknown");
+        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        return Err(if status.as_u16() == 403 {
+            CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
+        } else {
+            CliError::input(format!(
+                "{base} rejected the query ({status}, {code}): {msg}"
+            ))
+        });
+    }
+    let answer_text = body["answer"].as_str().unwrap_or_default().to_string();
+    let sig_hex = body["signature"].as_str().unwrap_or_default();
+    let signed_by = alloy::hex::decode(sig_hex.trim_start_matches("0x"))
+        .ok()
+        .and_then(|raw| Signature::from_raw(&raw).ok())
+        .and_then(|sig| {
+            sig.recover_address_from_prehash(&keccak256(answer_text.as_bytes()))
+                .ok()
+        });
+    if signed_by != Some(holder) {
+        return Err(CliError::Integrity(format!(
+            "the answer of {base} is not signed by its holder {holder}"
+        )));
+    }
+    let answer: Value = serde_json::from_str(&answer_text)
+        .map_err(|_| CliError::Integrity(format!("{base} answered something that is not JSON")))?;
+    if answer["queryHash"]
+        .as_str()
+        .and_then(|h| h.parse::<B256>().ok())
+        != Some(hash)
+    {
+        return Err(CliError::Integrity(format!(
+            "{base} answered another query"
+        )));
+    }
+    Ok((holder, answer, started.elapsed().as_secs_f64() * 1e3))
 }
 
 fn combine(answers: &[(Address, Value)]) -> Value {

@@ -1,0 +1,806 @@
+//! Research benchmark: an aggregate over 100,000 consenting patients' records at two holders.
+//!
+//! A fresh anvil and the four registries; a credentialed researcher's approved study; every
+//! patient opts in on chain (one `optIn` transaction each, sent in bulk); two gatekeepers
+//! (hospital A and B, each with its own database) hold the patients' coded facts, half each,
+//! plus a tenth more patients who never opted in. The researcher's real `medrec study query`
+//! then asks both holders, and the benchmark prints the time of each query end to end (the
+//! CLI process: pinning, paying the query on chain, both holders, combining, the receipt) and
+//! per holder (as the CLI measured it), and checks every answer against the counts it knows.
+//!
+//! The facts are written straight into the holders' databases (the rows a record upload
+//! writes); uploads themselves are measured by `medrec-gatekeeper-bench`.
+//!
+//! Needs DATABASE_URL (a role that may create databases) and the release binaries
+//! `medrec` and `medrec-gatekeeper` beside this one.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+use alloy::primitives::{Address, U256, aliases::U40, keccak256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use clap::Parser;
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Research aggregate benchmark.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Consenting patients, split between the two holders
+    #[arg(long, default_value_t = 100_000)]
+    patients: usize,
+    /// Queries of each kind (condition count, observation statistics)
+    #[arg(long, default_value_t = 5)]
+    queries: usize,
+    /// Seed of the simulated facts
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Keep the chain and the holders running this many seconds after the figures, and print
+    /// how to query them
+    #[arg(long, value_name = "SECONDS")]
+    hold: Option<u64>,
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The age band the gatekeeper reports for a birth date on a day.
+fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
+    let age = on.0 - birth.0 - i64::from((on.1, on.2) < (birth.1, birth.2));
+    match age {
+        ..18 => "0-17",
+        18..40 => "18-39",
+        40..65 => "40-64",
+        _ => "65+",
+    }
+}
+
+const SNOMED: &str = "http://snomed.info/sct";
+const LOINC: &str = "http://loinc.org";
+/// Type 2 diabetes, essential hypertension.
+const CONDITIONS: [(&str, f64); 2] = [("44054006", 0.15), ("59621000", 0.30)];
+/// Haemoglobin A1c, haemoglobin.
+const OBSERVATIONS: [(&str, f64, f64); 2] = [("4548-4", 5.9, 0.9), ("718-7", 13.8, 1.4)];
+
+/// One simulated patient's facts.
+struct Patient {
+    address: Address,
+    female: bool,
+    birth: (i64, u32, u32),
+    conditions: Vec<&'static str>,
+    observations: Vec<(&'static str, f64)>,
+}
+
+fn simulate(i: usize, rng: &mut rand::rngs::StdRng) -> Patient {
+    let key = keccak256(format!("medrec research bench patient {i}"));
+    let address = PrivateKeySigner::from_bytes(&key).unwrap().address();
+    let year = rng.gen_range(1930..2020);
+    let birth = (year, rng.gen_range(1..=12), rng.gen_range(1..=28));
+    let conditions = CONDITIONS
+        .iter()
+        .filter(|(_, p)| rng.gen_bool(*p))
+        .map(|(c, _)| *c)
+        .collect();
+    let observations = OBSERVATIONS
+        .iter()
+        .map(|(c, mean, sd)| {
+            // A sum of uniforms: close enough to normal for a benchmark.
+            let z: f64 = (0..12).map(|_| rng.r#gen::<f64>()).sum::<f64>() - 6.0;
+            (*c, ((mean + sd * z) * 10.0).round() / 10.0)
+        })
+        .collect();
+    Patient {
+        address,
+        female: rng.gen_bool(0.5),
+        birth,
+        conditions,
+        observations,
+    }
+}
+
+fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(bin.join("medrec"))
+        .args(args)
+        .env("HOME", dir)
+        .env("MEDREC_RPC_URL", rpc)
+        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
+        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
+        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)["data"].take();
+    (
+        out.status.success(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn import(bin: &Path, dir: &Path, rpc: &str, name: &str, key: &PrivateKeySigner) {
+    let f = dir.join(format!("{name}.key"));
+    std::fs::write(&f, alloy::hex::encode(key.to_bytes())).unwrap();
+    let (ok, _, err) = cli(
+        bin,
+        dir,
+        rpc,
+        &[
+            "account",
+            "import",
+            name,
+            "--private-key-file",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "import {name}: {err}");
+    std::fs::remove_file(f).unwrap();
+}
+
+async fn rpc(p: &DynProvider, method: &'static str, params: Value) {
+    let _: Value = p.raw_request(method.into(), params).await.unwrap();
+}
+
+async fn create_db(admin_url: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to DATABASE_URL");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+async fn drop_db(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
+    }
+}
+
+/// Writes the facts a record upload would write, in chunks.
+async fn load_facts(db_url: &str, patients: &[&Patient]) {
+    let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+    // The gatekeeper has migrated its database before this is called.
+    for chunk in patients.chunks(10_000) {
+        let addrs: Vec<Vec<u8>> = chunk.iter().map(|p| p.address.to_vec()).collect();
+        let genders: Vec<&str> = chunk
+            .iter()
+            .map(|p| if p.female { "female" } else { "male" })
+            .collect();
+        let births: Vec<String> = chunk
+            .iter()
+            .map(|p| format!("{:04}-{:02}-{:02}", p.birth.0, p.birth.1, p.birth.2))
+            .collect();
+        sqlx::query(
+            "INSERT INTO gk_patients (patient, gender, birth_date)
+             SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]::date[])",
+        )
+        .bind(&addrs)
+        .bind(&genders)
+        .bind(&births)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (mut rid, mut who, mut kind, mut system, mut code, mut value) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for p in chunk {
+            let facts = p
+                .conditions
+                .iter()
+                .map(|c| ("condition", SNOMED, *c, None))
+                .chain(
+                    p.observations
+                        .iter()
+                        .map(|(c, v)| ("observation", LOINC, *c, Some(*v))),
+                );
+            for (k, s, c, v) in facts {
+                rid.push(keccak256(format!("{}{c}", p.address)).to_vec());
+                who.push(p.address.to_vec());
+                kind.push(k);
+                system.push(s);
+                code.push(c);
+                value.push(v);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
+             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[],
+                                  $6::float8[])",
+        )
+        .bind(&rid)
+        .bind(&who)
+        .bind(&kind)
+        .bind(&system)
+        .bind(&code)
+        .bind(&value)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+fn gatekeeper(
+    bin: &Path,
+    dir: &Path,
+    holder: Address,
+    name: &str,
+    db_url: &str,
+    rpc: &str,
+    port: u16,
+) -> Proc {
+    Proc(
+        Command::new(bin.join("medrec-gatekeeper"))
+            .args(["serve", "--holder", &holder.to_string()])
+            .args(["--database-url", db_url, "--rpc-url", rpc])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--master-key-file")
+            .arg(dir.join("master.key"))
+            .arg("--deployments")
+            .arg(dir.join("deployment.json"))
+            .arg("--anchor-keystore")
+            .arg(dir.join("keystores").join(name))
+            .arg("--anchor-password-file")
+            .arg(dir.join("password"))
+            .args(["--anchor-every", "86400"])
+            .env(
+                "MEDREC_LOG",
+                std::env::var("MEDREC_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn pct(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let bin: PathBuf = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for b in ["medrec", "medrec-gatekeeper"] {
+        assert!(
+            bin.join(b).exists(),
+            "{} missing: build the workspace's binaries (make bench-research does)",
+            bin.join(b).display()
+        );
+    }
+    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (see script/pg.sh)");
+    let dir = std::env::temp_dir().join(format!("medrec-research-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("password"), "bench\n").unwrap();
+    std::fs::write(dir.join("master.key"), alloy::hex::encode([9u8; 32])).unwrap();
+    let total = Instant::now();
+
+    // A chain whose blocks hold many opt-ins and whose gas costs nothing, so that patients
+    // need no funding.
+    let port = free_port();
+    let _anvil = Proc(
+        Command::new(root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
+            .args(["--port", &port.to_string(), "--gas-limit", "1000000000"])
+            .args(["--block-base-fee-per-gas", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rpc_url = format!("http://127.0.0.1:{port}");
+    let gov: PrivateKeySigner = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+        .parse()
+        .unwrap();
+    let p = {
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(gov.clone()))
+            .connect_http(rpc_url.parse().unwrap());
+        p.client().set_poll_interval(Duration::from_millis(10));
+        p.erased()
+    };
+    let chain_id = loop {
+        if let Ok(id) = p.get_chain_id().await {
+            break id;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let participants = *ParticipantRegistry::deploy(p.clone(), gov.address())
+        .await
+        .unwrap()
+        .address();
+    let consent =
+        *ConsentRegistry::deploy(p.clone(), gov.address(), participants, U40::from(86_400u64))
+            .await
+            .unwrap()
+            .address();
+    let records = *RecordRegistry::deploy(p.clone(), participants, consent)
+        .await
+        .unwrap()
+        .address();
+    let studies = *StudyRegistry::deploy(p.clone(), gov.address(), participants)
+        .await
+        .unwrap()
+        .address();
+    std::fs::write(
+        dir.join("deployment.json"),
+        json!({"chainId": chain_id, "startBlock": 0, "admin": gov.address(),
+               "participantRegistry": participants, "consentRegistry": consent,
+               "recordRegistry": records, "studyRegistry": studies})
+        .to_string(),
+    )
+    .unwrap();
+    let (hospital_a, hospital_b, researcher) = (
+        PrivateKeySigner::random(),
+        PrivateKeySigner::random(),
+        PrivateKeySigner::random(),
+    );
+    let reg = ParticipantRegistry::new(participants, p.clone());
+    for (who, role) in [
+        (hospital_a.address(), 1u8),
+        (hospital_b.address(), 1),
+        (researcher.address(), 2),
+    ] {
+        reg.issueCredential(who, role, keccak256(b"licence"), U40::from(now() + 86_400))
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        rpc(
+            &p,
+            "anvil_setBalance",
+            json!([who, U256::from(10u128.pow(20))]),
+        )
+        .await;
+    }
+    for (name, key) in [
+        ("hospital-a", &hospital_a),
+        ("hospital-b", &hospital_b),
+        ("researcher", &researcher),
+    ] {
+        import(&bin, &dir, &rpc_url, name, key);
+    }
+    let study = StudyRegistry::new(studies, p.clone());
+    let as_researcher = {
+        let p = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(researcher.clone()))
+            .connect_http(rpc_url.parse().unwrap());
+        p.client().set_poll_interval(Duration::from_millis(10));
+        p.erased()
+    };
+    StudyRegistry::new(studies, as_researcher)
+        .registerStudy(
+            keccak256(b"bench protocol"),
+            (1 << 0) | (1 << 3) | (1 << 5),
+            10,
+            1_000_000,
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    study
+        .approveStudy(U256::from(1))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    // The population: `patients` consenting plus a tenth who never opt in.
+    let t = Instant::now();
+    let extra = args.patients / 10;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let population: Vec<Patient> = (0..args.patients + extra)
+        .map(|i| simulate(i, &mut rng))
+        .collect();
+    println!(
+        "simulated {} patients ({} consenting) in {:.1} s",
+        population.len(),
+        args.patients,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Every consenting patient opts in with a transaction of their own (`optIn`): signed here,
+    // sent in bulk with automine off, a block mined every ten thousand.
+    let t = Instant::now();
+    rpc(&p, "evm_setAutomine", json!([false])).await;
+    let calldata = StudyRegistry::optInCall {
+        studyId: U256::from(1),
+    }
+    .abi_encode();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
+    let signing = {
+        let patients = args.patients;
+        tokio::task::spawn_blocking(move || {
+            for i in 0..patients {
+                let key = keccak256(format!("medrec research bench patient {i}"));
+                let wallet = EthereumWallet::from(PrivateKeySigner::from_bytes(&key).unwrap());
+                let req = TransactionRequest::default()
+                    .with_from(wallet.default_signer().address())
+                    .with_to(studies)
+                    .with_input(calldata.clone())
+                    .with_nonce(0)
+                    .with_chain_id(chain_id)
+                    .with_gas_limit(100_000)
+                    .with_gas_price(0);
+                let envelope = block_on(req.build(&wallet)).unwrap();
+                let raw = alloy::network::eip2718::Encodable2718::encoded_2718(&envelope);
+                if tx.blocking_send(raw).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut sent = 0usize;
+    let mut inflight = tokio::task::JoinSet::new();
+    while let Some(raw) = rx.recv().await {
+        let p2 = p.clone();
+        inflight.spawn(async move {
+            let _pending = p2.send_raw_transaction(&raw).await.unwrap();
+        });
+        while inflight.len() >= 32 {
+            inflight.join_next().await.unwrap().unwrap();
+        }
+        sent += 1;
+        if sent.is_multiple_of(10_000) {
+            while let Some(r) = inflight.join_next().await {
+                r.unwrap();
+            }
+            rpc(&p, "evm_mine", json!([])).await;
+            eprintln!("  {sent} opt-ins sent");
+        }
+    }
+    while let Some(r) = inflight.join_next().await {
+        r.unwrap();
+    }
+    signing.await.unwrap();
+    rpc(&p, "evm_mine", json!([])).await;
+    rpc(&p, "evm_setAutomine", json!([true])).await;
+    // Opt-ins arrive over weeks on a real chain, not in a few blocks of ten thousand: a few
+    // ordinary blocks follow, so that fee estimates (which read the latest blocks) do not sort
+    // the bulk load's transactions at every query.
+    rpc(&p, "anvil_mine", json!([20])).await;
+    let pending: Value = p
+        .raw_request("txpool_status".into(), json!([]))
+        .await
+        .unwrap();
+    let opted = StudyRegistry::new(studies, p.clone());
+    for i in [0, args.patients / 2, args.patients - 1] {
+        assert!(
+            opted
+                .isOptedIn(U256::from(1), population[i].address)
+                .call()
+                .await
+                .unwrap(),
+            "patient {i} is not opted in (txpool {pending})"
+        );
+    }
+    let opt_in_secs = t.elapsed().as_secs_f64();
+    println!(
+        "{} opt-ins on chain in {opt_in_secs:.1} s ({:.0} tx/s)",
+        args.patients,
+        args.patients as f64 / opt_in_secs
+    );
+
+    // What one block costs this chain now: anvil computes the state root of its whole state
+    // (every patient's account) for each block, so every transaction's wait grows with the
+    // population. A production node keeps its state trie up to date incrementally.
+    let mut mine_ms = vec![];
+    for _ in 0..5 {
+        let t = Instant::now();
+        rpc(&p, "evm_mine", json!([])).await;
+        mine_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    mine_ms.sort_by(f64::total_cmp);
+
+    // Two holders: even patients at A, odd at B.
+    let pid = std::process::id();
+    let (db_a, db_b) = (
+        format!("medrec_research_bench_a_{pid}"),
+        format!("medrec_research_bench_b_{pid}"),
+    );
+    let (url_a, url_b) = (
+        create_db(&admin_url, &db_a).await,
+        create_db(&admin_url, &db_b).await,
+    );
+    let (port_a, port_b) = (free_port(), free_port());
+    let _gk_a = gatekeeper(
+        &bin,
+        &dir,
+        hospital_a.address(),
+        "hospital-a",
+        &url_a,
+        &rpc_url,
+        port_a,
+    );
+    let _gk_b = gatekeeper(
+        &bin,
+        &dir,
+        hospital_b.address(),
+        "hospital-b",
+        &url_b,
+        &rpc_url,
+        port_b,
+    );
+    let http = alloy::transports::http::reqwest::Client::new();
+    let holders = format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}");
+    for port in [port_a, port_b] {
+        while http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let t = Instant::now();
+    let at_a: Vec<&Patient> = population.iter().step_by(2).collect();
+    let at_b: Vec<&Patient> = population.iter().skip(1).step_by(2).collect();
+    load_facts(&url_a, &at_a).await;
+    load_facts(&url_b, &at_b).await;
+    println!(
+        "facts of {} + {} patients written to the two holders in {:.1} s",
+        at_a.len(),
+        at_b.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    // The queries, through the researcher's CLI.
+    let mut end_to_end = vec![];
+    let mut per_holder = vec![];
+    let mut first = None;
+    let (mut pay, mut record) = (vec![], vec![]);
+    for round in 0..args.queries {
+        for (flag, code) in [
+            ("--condition", CONDITIONS[round % 2].0),
+            ("--observation", OBSERVATIONS[round % 2].0),
+        ] {
+            let t = Instant::now();
+            let (ok, out, err) = cli(
+                &bin,
+                &dir,
+                &rpc_url,
+                &[
+                    "-a",
+                    "researcher",
+                    "--json",
+                    "study",
+                    "query",
+                    "1",
+                    flag,
+                    code,
+                    "--holders",
+                    &holders,
+                ],
+            );
+            let secs = t.elapsed().as_secs_f64();
+            assert!(ok, "query failed: {err}");
+            let pinned = out["pinnedBlock"].as_u64().unwrap();
+            let ts = p
+                .get_block_by_number(pinned.into())
+                .await
+                .unwrap()
+                .unwrap()
+                .header
+                .timestamp;
+            check(
+                &population[..args.patients],
+                flag,
+                code,
+                ts,
+                &out["combined"],
+            );
+            let ms = &out["ms"];
+            let f = |k: &str| ms[k].as_f64().unwrap_or(0.0);
+            pay.push(f("pay"));
+            record.push(f("total") - f("setup") - f("pay") - f("holders"));
+            first.get_or_insert(secs);
+            end_to_end.push(secs);
+            for h in out["holders"].as_array().unwrap() {
+                per_holder.push(h["ms"].as_f64().unwrap() / 1e3);
+            }
+        }
+    }
+    end_to_end.sort_by(f64::total_cmp);
+    per_holder.sort_by(f64::total_cmp);
+    pay.sort_by(f64::total_cmp);
+    record.sort_by(f64::total_cmp);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    println!();
+    println!(
+        "| research aggregate ({} consenting of {} patients, two holders) | figure |",
+        args.patients,
+        population.len()
+    );
+    println!("|---|---:|");
+    println!(
+        "| queries (condition count and observation statistics, answers checked) | {} |",
+        end_to_end.len()
+    );
+    println!(
+        "| end to end (`medrec study query`): first | {:.0} ms |",
+        first.unwrap() * 1e3
+    );
+    println!(
+        "| end to end: p50 / max | {:.0} / {:.0} ms |",
+        pct(&end_to_end, 0.5) * 1e3,
+        end_to_end[end_to_end.len() - 1] * 1e3
+    );
+    println!(
+        "| per holder (request to signed answer): p50 / max | {:.0} / {:.0} ms |",
+        pct(&per_holder, 0.5) * 1e3,
+        per_holder[per_holder.len() - 1] * 1e3
+    );
+    println!(
+        "| end to end: paying the query on chain, p50 (one block) | {:.0} ms |",
+        pct(&pay, 0.5)
+    );
+    println!(
+        "| end to end: recording the answer on chain, p50 (one block) | {:.0} ms |",
+        pct(&record, 0.5)
+    );
+    println!(
+        "| anvil: mining one empty block over this state, median | {:.0} ms |",
+        mine_ms[2]
+    );
+    println!("| opt-in transactions sent and mined | {opt_in_secs:.1} s |");
+    println!(
+        "| machine | {} cores, {cpu} |",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!("total {:.0} s", total.elapsed().as_secs_f64());
+    if let Some(secs) = args.hold {
+        println!(
+            "holding: MEDREC_RPC_URL={rpc_url} MEDREC_KEYSTORE_DIR={0}/keystores MEDREC_PASSWORD_FILE={0}/password MEDREC_DEPLOYMENTS={0}/deployment.json {1}/medrec -a researcher study query 1 --condition 44054006 --holders {holders}",
+            dir.display(),
+            bin.display()
+        );
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+    drop(_gk_a);
+    drop(_gk_b);
+    drop_db(&admin_url, &db_a).await;
+    drop_db(&admin_url, &db_b).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks a combined answer against the consenting patients' facts.
+fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
+    if flag == "--condition" {
+        let today = civil((ts / 86_400) as i64);
+        // Each holder suppresses its cells under the study's minimum (10): they add nothing.
+        let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
+        for (i, p) in consenting.iter().enumerate() {
+            if p.conditions.contains(&code) {
+                let sex = if p.female { "female" } else { "male" };
+                *per_holder[i % 2]
+                    .entry((band(p.birth, today).to_string(), sex.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for cells in per_holder {
+            for (k, n) in cells {
+                *want.entry(k).or_default() += if n < 10 { 0 } else { n };
+            }
+        }
+        let got: BTreeMap<(String, String), i64> = combined["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    (
+                        c["ageBand"].as_str().unwrap().to_string(),
+                        c["sex"].as_str().unwrap().to_string(),
+                    ),
+                    c["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "condition {code}: the answer is not the known count"
+        );
+    } else {
+        let values: Vec<f64> = consenting
+            .iter()
+            .flat_map(|p| p.observations.iter().filter(|(c, _)| *c == code))
+            .map(|(_, v)| *v)
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert_eq!(
+            combined["count"].as_i64().unwrap(),
+            values.len() as i64,
+            "observation {code}: the count is not the known count"
+        );
+        assert!(
+            (combined["mean"].as_f64().unwrap() - mean).abs() < 1e-6,
+            "observation {code}: mean {} is not {mean}",
+            combined["mean"]
+        );
+    }
+}
+
+/// Runs a future that never waits on I/O (local signing) to completion on this blocking thread.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
+}

@@ -1,0 +1,772 @@
+//! `medrec-sim`: the demo's simulated population. It turns generated FHIR bundles (one per
+//! patient, e.g. from `carebundle`) into patients with keys, records per category for the
+//! hospital that holds each patient and a manifest per hospital for `medrec import`; it
+//! relays the grants and research opt-ins that the patients sign; and it prints the run's
+//! figures. Patients' keys are derived from the seed: a demo's patients, never real ones.
+
+// A console program: what it prints is its interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256, aliases::U40, keccak256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct;
+use clap::{Parser, Subcommand};
+use medrec_bindings::eip712::{Grant, OptIn};
+use medrec_bindings::{ConsentRegistry, StudyRegistry};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The demo's simulated population.
+#[derive(Debug, Parser)]
+#[command(name = "medrec-sim", version)]
+struct Args {
+    /// JSON-RPC URL of the chain
+    #[arg(
+        long,
+        global = true,
+        env = "MEDREC_RPC_URL",
+        default_value = "http://127.0.0.1:8545"
+    )]
+    rpc_url: String,
+    /// Deployments file, or folder of <chain-id>.json files
+    #[arg(
+        long,
+        global = true,
+        env = "MEDREC_DEPLOYMENTS",
+        default_value = "deployments"
+    )]
+    deployments: PathBuf,
+    /// Folder of keystores (the relayer's)
+    #[arg(long, global = true, env = "MEDREC_KEYSTORE_DIR")]
+    keystore_dir: Option<PathBuf>,
+    /// File whose first line is the keystores' password
+    #[arg(long, global = true, env = "MEDREC_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Split bundles into per-category records for the hospitals, write a manifest per
+    /// hospital and the patients list, and relay each patient's signed grant to its hospital
+    Population(PopulationArgs),
+    /// Relay signed opt-ins of a share of the population to a study
+    OptIn(OptInArgs),
+    /// Print the figures of the run: population, chain, indexer, and the steps' timings
+    Summary(SummaryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PopulationArgs {
+    /// Folder of FHIR transaction or collection bundles, one patient each (*.json)
+    #[arg(long)]
+    bundles: PathBuf,
+    /// Where to write records, manifests and patients.json
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the patients' keys
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The hospitals: name=address, comma-separated; patient i goes to hospital i mod n
+    #[arg(long, value_delimiter = ',', required = true)]
+    hospitals: Vec<String>,
+    /// The keystore (in the keystore folder) that relays the grants and pays their gas
+    #[arg(long, default_value = "operator")]
+    relayer: String,
+    /// How long the grants last, in days
+    #[arg(long, default_value_t = 365)]
+    grant_days: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct OptInArgs {
+    /// The population folder (patients.json)
+    #[arg(long)]
+    population: PathBuf,
+    /// The study id
+    #[arg(long)]
+    study: u64,
+    /// Share of the patients who opt in (0 to 1), the same ones every run
+    #[arg(long, default_value_t = 0.6)]
+    share: f64,
+    /// The keystore that relays the opt-ins
+    #[arg(long, default_value = "operator")]
+    relayer: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SummaryArgs {
+    /// The population folder
+    #[arg(long)]
+    population: PathBuf,
+    /// The indexer's URL
+    #[arg(
+        long,
+        env = "MEDREC_INDEXER_URL",
+        default_value = "http://127.0.0.1:8600"
+    )]
+    indexer_url: String,
+    /// Extra figures: JSON files of `medrec --json` results or `name=value` lines files
+    #[arg(long, value_delimiter = ',')]
+    figures: Vec<PathBuf>,
+}
+
+/// A failure: a message and an exit code (2 input, 4 chain or service, 8 files).
+#[derive(Debug)]
+struct Fail(u8, String);
+
+type Result<T> = std::result::Result<T, Fail>;
+
+fn input(m: impl Into<String>) -> Fail {
+    Fail(2, m.into())
+}
+fn chain(m: impl std::fmt::Display) -> Fail {
+    Fail(4, format!("chain: {m}"))
+}
+fn io(m: impl Into<String>) -> Fail {
+    Fail(8, m.into())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("medrec-sim: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("medrec-sim: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    match &args.cmd {
+        Cmd::Population(a) => population(&args, a).await,
+        Cmd::OptIn(a) => opt_in(&args, a).await,
+        Cmd::Summary(a) => summary(&args, a).await,
+    }
+}
+
+/// A simulated patient's key: derived from the seed and the patient's place in the population.
+fn patient_key(seed: u64, index: usize) -> PrivateKeySigner {
+    let mut i = 0u64;
+    loop {
+        // keccak output is a valid secp256k1 key but for a negligible share; step past those.
+        let k = keccak256(format!("medrec demo patient {seed} {index} {i}"));
+        if let Ok(s) = PrivateKeySigner::from_bytes(&k) {
+            return s;
+        }
+        i += 1;
+    }
+}
+
+/// The category a FHIR resource of a patient's bundle is filed under; None: not the
+/// patient's record (practitioners, organisations).
+fn category_of(resource: &Value) -> Option<&'static str> {
+    let observation_category = || {
+        resource["category"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+            .filter_map(|c| c["code"].as_str())
+            .collect::<Vec<_>>()
+    };
+    Some(match resource["resourceType"].as_str()? {
+        "Patient" => "demographics",
+        "Condition" => "conditions",
+        "MedicationRequest" | "MedicationStatement" | "MedicationAdministration" => "medications",
+        "Observation" if observation_category().contains(&"vital-signs") => "vitals",
+        "Observation" | "DiagnosticReport" | "Specimen" => "labs",
+        "Encounter" => "encounters",
+        "AllergyIntolerance" => "allergies",
+        "Immunization" => "immunizations",
+        "Procedure" => "procedures",
+        "ImagingStudy" => "imaging",
+        "DocumentReference" => "documents",
+        _ => return None,
+    })
+}
+
+/// Splits one patient's bundle into per-category collection bundles (in a fixed order).
+fn split(bundle: &Value) -> Result<BTreeMap<&'static str, Value>> {
+    let entries = bundle["entry"]
+        .as_array()
+        .ok_or_else(|| input("a bundle without entries"))?;
+    let mut by: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+    for e in entries {
+        if let Some(c) = category_of(&e["resource"]) {
+            let mut entry = json!({"resource": e["resource"]});
+            if let Some(u) = e.get("fullUrl") {
+                entry["fullUrl"] = u.clone();
+            }
+            by.entry(c).or_default().push(entry);
+        }
+    }
+    if !by.contains_key("demographics") {
+        return Err(input("a bundle without a Patient"));
+    }
+    Ok(by
+        .into_iter()
+        .map(|(c, entries)| {
+            (
+                c,
+                json!({"resourceType": "Bundle", "type": "collection", "entry": entries}),
+            )
+        })
+        .collect())
+}
+
+fn provider(url: &str, signer: Option<&PrivateKeySigner>) -> Result<DynProvider> {
+    let url = url
+        .parse()
+        .map_err(|_| input(format!("bad RPC URL {url:?}")))?;
+    let p = match signer {
+        Some(s) => ProviderBuilder::new()
+            .wallet(EthereumWallet::from(s.clone()))
+            .connect_http(url)
+            .erased(),
+        None => ProviderBuilder::new().connect_http(url).erased(),
+    };
+    p.client().set_poll_interval(Duration::from_millis(20));
+    Ok(p)
+}
+
+fn relayer(args: &Args, name: &str) -> Result<PrivateKeySigner> {
+    let dir = args
+        .keystore_dir
+        .as_ref()
+        .ok_or_else(|| input("give --keystore-dir (or MEDREC_KEYSTORE_DIR)"))?;
+    let pw_file = args
+        .password_file
+        .as_ref()
+        .ok_or_else(|| input("give --password-file (or MEDREC_PASSWORD_FILE)"))?;
+    let pw = std::fs::read_to_string(pw_file)
+        .map_err(|e| io(format!("cannot read {}: {e}", pw_file.display())))?;
+    PrivateKeySigner::decrypt_keystore(dir.join(name), pw.lines().next().unwrap_or_default())
+        .map_err(|e| Fail(6, format!("cannot open the keystore {name}: {e}")))
+}
+
+async fn deployment(
+    args: &Args,
+    p: &DynProvider,
+) -> Result<medrec_bindings::deployment::Deployment> {
+    let id = p
+        .get_chain_id()
+        .await
+        .map_err(|e| chain(format!("cannot reach {}: {e}", args.rpc_url)))?;
+    medrec_bindings::deployment::read(&args.deployments, id).map_err(|e| Fail(5, e))
+}
+
+/// Progress on one line at a terminal, every tenth otherwise.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    tty: bool,
+    last: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            tty: std::io::stderr().is_terminal(),
+            last: 0,
+        }
+    }
+    fn at(&mut self, n: usize) {
+        let step = (self.total / 10).max(1);
+        if self.tty {
+            eprint!("\r  {} {n}/{}", self.what, self.total);
+            if n == self.total {
+                eprintln!();
+            }
+        } else if n == self.total || n >= self.last + step {
+            eprintln!("  {} {n}/{}", self.what, self.total);
+            self.last = n;
+        }
+    }
+}
+
+/// Sends calls from one account with consecutive nonces, a few in flight, then waits for
+/// every receipt; fails if one reverted. Returns (transactions, gas used).
+async fn send_all(
+    p: &DynProvider,
+    from: Address,
+    calls: Vec<(Address, Vec<u8>)>,
+    what: &'static str,
+) -> Result<(usize, u64)> {
+    use alloy::network::TransactionBuilder;
+    use alloy::rpc::types::TransactionRequest;
+    if calls.is_empty() {
+        return Ok((0, 0));
+    }
+    let nonce = p
+        .get_transaction_count(from)
+        .pending()
+        .await
+        .map_err(chain)?;
+    let price = p.get_gas_price().await.map_err(chain)?.saturating_mul(2);
+    // All calls of a kind cost about the same: the first is estimated (a revert shows here).
+    let first = TransactionRequest::default()
+        .with_from(from)
+        .with_to(calls[0].0)
+        .with_input(calls[0].1.clone());
+    let gas = p
+        .estimate_gas(first)
+        .await
+        .map_err(|e| chain(format!("{what} would fail: {}", revert_name(&e))))?;
+    let mut progress = Progress::new(what, calls.len());
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut hashes = Vec::with_capacity(calls.len());
+    let n = calls.len();
+    for (i, (to, data)) in calls.into_iter().enumerate() {
+        let tx = TransactionRequest::default()
+            .with_from(from)
+            .with_to(to)
+            .with_input(data)
+            .with_nonce(nonce + i as u64)
+            .with_gas_limit(gas * 3 / 2)
+            .with_gas_price(price);
+        let p = p.clone();
+        inflight.spawn(async move { (i, p.send_transaction(tx).await.map(|t| *t.tx_hash())) });
+        while inflight.len() >= 16 || (i + 1 == n && !inflight.is_empty()) {
+            if let Some(done) = inflight.join_next().await {
+                let (i, h) = done.map_err(|e| chain(e.to_string()))?;
+                hashes.push((i, h.map_err(chain)?));
+                progress.at(hashes.len());
+            }
+        }
+    }
+    hashes.sort_by_key(|(i, _)| *i);
+    let mut used = 0u64;
+    for (_, h) in &hashes {
+        let receipt = loop {
+            match p.get_transaction_receipt(*h).await.map_err(chain)? {
+                Some(r) => break r,
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        if !receipt.status() {
+            return Err(chain(format!("{what}: transaction {h} reverted")));
+        }
+        used += receipt.gas_used;
+    }
+    Ok((hashes.len(), used))
+}
+
+fn revert_name(e: &alloy::transports::RpcError<alloy::transports::TransportErrorKind>) -> String {
+    e.as_error_resp()
+        .and_then(|r| r.as_revert_data())
+        .and_then(|d| medrec_bindings::decode_revert(&d))
+        .map(|r| r.name)
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Write then rename: a crash never leaves a half-written file behind.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| io(format!("cannot write {}: {e}", path.display())))
+}
+
+async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
+    let started = Instant::now();
+    let hospitals: Vec<(String, Address)> = a
+        .hospitals
+        .iter()
+        .map(|h| {
+            let (name, addr) = h
+                .split_once('=')
+                .ok_or_else(|| input(format!("--hospitals: {h:?} is not name=address")))?;
+            let addr = addr
+                .parse()
+                .map_err(|_| input(format!("--hospitals: {addr:?} is not an address")))?;
+            Ok((name.to_string(), addr))
+        })
+        .collect::<Result<_>>()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&a.bundles)
+        .map_err(|e| io(format!("cannot read {}: {e}", a.bundles.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(input(format!(
+            "no *.json bundles in {}",
+            a.bundles.display()
+        )));
+    }
+    std::fs::create_dir_all(a.out.join("records"))
+        .map_err(|e| io(format!("cannot create {}: {e}", a.out.display())))?;
+
+    // Records and manifests.
+    let mut manifests: Vec<Vec<Value>> = vec![vec![]; hospitals.len()];
+    let mut patients = vec![];
+    let mut masks = vec![];
+    let (mut records, mut bytes) = (0usize, 0usize);
+    let mut progress = Progress::new("patients split into records", files.len());
+    for (i, f) in files.iter().enumerate() {
+        let bundle: Value = std::fs::read(f)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| input(format!("{} is not a JSON bundle", f.display())))?;
+        let parts =
+            split(&bundle).map_err(|Fail(c, m)| Fail(c, format!("{}: {m}", f.display())))?;
+        let key = patient_key(a.seed, i);
+        let h = i % hospitals.len();
+        let dir = a.out.join("records").join(format!("{i:06}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| io(format!("cannot create {}: {e}", dir.display())))?;
+        let mut mask = 0u64;
+        let mut demo = (Value::Null, Value::Null);
+        for (category, record) in &parts {
+            if *category == "demographics" {
+                let p = &record["entry"][0]["resource"];
+                demo = (p["gender"].clone(), p["birthDate"].clone());
+            }
+            let text = serde_json::to_vec(record).map_err(|e| io(e.to_string()))?;
+            let path = dir.join(format!("{category}.json"));
+            write(&path, &text)?;
+            records += 1;
+            bytes += text.len();
+            mask |= 1 << medrec_bindings::category_index(category).unwrap_or(0);
+            manifests[h].push(json!({"file": format!("records/{i:06}/{category}.json"),
+                "patient": key.address(), "category": category}));
+        }
+        masks.push(mask);
+        patients.push(json!({"index": i, "address": key.address(), "hospital": hospitals[h].0,
+            "holder": hospitals[h].1, "bundle": f.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "gender": demo.0, "birthDate": demo.1, "records": parts.len()}));
+        progress.at(i + 1);
+    }
+    for ((name, _), m) in hospitals.iter().zip(&manifests) {
+        write(
+            &a.out.join(format!("{name}.manifest.json")),
+            &serde_json::to_vec(m).map_err(|e| io(e.to_string()))?,
+        )?;
+    }
+    write(
+        &a.out.join("patients.json"),
+        &serde_json::to_vec_pretty(&patients).map_err(|e| io(e.to_string()))?,
+    )?;
+    let split_secs = started.elapsed().as_secs_f64();
+
+    // Grants: each patient signs one for its hospital; the relayer sends those not on chain.
+    let t = Instant::now();
+    let relay = relayer(args, &a.relayer)?;
+    let p = provider(&args.rpc_url, Some(&relay))?;
+    let d = deployment(args, &p).await?;
+    let consent = ConsentRegistry::new(d.consent_registry, p.clone());
+    let chain_id = p.get_chain_id().await.map_err(chain)?;
+    let domain = medrec_bindings::consent_domain(chain_id, d.consent_registry);
+    let now = p
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(chain)?
+        .map(|b| b.header.timestamp)
+        .unwrap_or_default();
+    let mut calls = vec![];
+    let mut checked = Progress::new("grants checked", files.len());
+    for (i, mask) in masks.iter().enumerate() {
+        let key = patient_key(a.seed, i);
+        let holder = hospitals[i % hospitals.len()].1;
+        let have = consent
+            .grantedCategories(holder, key.address())
+            .call()
+            .await
+            .map_err(chain)?;
+        checked.at(i + 1);
+        if have & mask == *mask {
+            continue;
+        }
+        let nonce = consent.nonces(key.address()).call().await.map_err(chain)?;
+        let g = Grant {
+            patient: key.address(),
+            grantee: holder,
+            categories: *mask,
+            purpose: 1,
+            notBefore: U40::ZERO,
+            expiresAt: U40::from(now + a.grant_days * 86_400),
+            signer: key.address(),
+            nonce,
+            deadline: U256::from(now + 3_600),
+        };
+        let sig = key
+            .sign_hash(&g.eip712_signing_hash(&domain))
+            .await
+            .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+        let call = consent.grantBySig(
+            g.patient,
+            g.grantee,
+            g.categories,
+            g.purpose,
+            g.notBefore,
+            g.expiresAt,
+            g.signer,
+            g.nonce,
+            g.deadline,
+            sig.as_bytes().to_vec().into(),
+        );
+        calls.push((d.consent_registry, call.calldata().to_vec()));
+    }
+    let already = files.len() - calls.len();
+    let (txs, gas) = send_all(&p, relay.address(), calls, "grants relayed").await?;
+    let figures = json!({"seed": a.seed, "patients": files.len(), "records": records, "bytes": bytes,
+        "hospitals": hospitals.iter().map(|(n, a)| json!({"name": n, "address": a,
+            "patients": patients.iter().filter(|p| p["hospital"] == n.as_str()).count()})).collect::<Vec<_>>(),
+        "splitSeconds": split_secs, "grantTransactions": txs, "grantGas": gas,
+        "grantsAlready": already, "grantSeconds": t.elapsed().as_secs_f64()});
+    write(
+        &a.out.join("population.json"),
+        &serde_json::to_vec_pretty(&figures).map_err(|e| io(e.to_string()))?,
+    )?;
+    println!(
+        "{} patients, {records} records ({:.1} MB) for {} hospitals; {txs} grants relayed ({already} on chain already), {} gas each",
+        files.len(),
+        bytes as f64 / 1e6,
+        hospitals.len(),
+        gas / txs.max(1) as u64
+    );
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let b = std::fs::read(path).map_err(|e| io(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_slice(&b).map_err(|e| input(format!("{} is not JSON: {e}", path.display())))
+}
+
+/// Whether patient `index` is among the `share` who opt in (the same ones every run).
+fn opts_in(seed_word: B256, index: usize, share: f64) -> bool {
+    let h = keccak256([seed_word.as_slice(), &index.to_be_bytes()].concat());
+    (u64::from_be_bytes(h[..8].try_into().unwrap_or_default()) as f64 / u64::MAX as f64) < share
+}
+
+async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&a.share) {
+        return Err(input("--share must be between 0 and 1"));
+    }
+    let patients = read_json(&a.population.join("patients.json"))?;
+    let figures = read_json(&a.population.join("population.json"))?;
+    let patients = patients.as_array().cloned().unwrap_or_default();
+    let seed = figures["seed"].as_u64().unwrap_or(42);
+    let relay = relayer(args, &a.relayer)?;
+    let p = provider(&args.rpc_url, Some(&relay))?;
+    let d = deployment(args, &p).await?;
+    let studies_at = d
+        .study_registry
+        .ok_or_else(|| Fail(5, "the deployment has no study registry".into()))?;
+    let studies = StudyRegistry::new(studies_at, p.clone());
+    let chain_id = p.get_chain_id().await.map_err(chain)?;
+    let domain = medrec_bindings::study_domain(chain_id, studies_at);
+    let study = U256::from(a.study);
+    let now = p
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(chain)?
+        .map(|b| b.header.timestamp)
+        .unwrap_or_default();
+    let which = keccak256(format!("opt-in {}", a.study));
+    let mut calls = vec![];
+    let mut chosen = 0;
+    for (i, _) in patients.iter().enumerate() {
+        if !opts_in(which, i, a.share) {
+            continue;
+        }
+        chosen += 1;
+        let key = patient_key(seed, i);
+        if studies
+            .isOptedIn(study, key.address())
+            .call()
+            .await
+            .map_err(chain)?
+        {
+            continue;
+        }
+        let nonce = studies.nonces(key.address()).call().await.map_err(chain)?;
+        let msg = OptIn {
+            studyId: study,
+            patient: key.address(),
+            nonce,
+            deadline: U256::from(now + 3_600),
+        };
+        let sig = key
+            .sign_hash(&msg.eip712_signing_hash(&domain))
+            .await
+            .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+        let call = studies.optInBySig(
+            study,
+            key.address(),
+            nonce,
+            msg.deadline,
+            sig.as_bytes().to_vec().into(),
+        );
+        calls.push((studies_at, call.calldata().to_vec()));
+    }
+    let t = Instant::now();
+    let (txs, gas) = send_all(&p, relay.address(), calls, "opt-ins relayed").await?;
+    let out = json!({"study": a.study, "patients": patients.len(), "optedIn": chosen,
+        "transactions": txs, "gas": gas, "seconds": t.elapsed().as_secs_f64()});
+    write(
+        &a.population.join(format!("opt-ins-{}.json", a.study)),
+        &serde_json::to_vec_pretty(&out).map_err(|e| io(e.to_string()))?,
+    )?;
+    println!(
+        "{chosen} of {} patients opted in to study {} ({txs} signed opt-ins relayed now, {} gas each)",
+        patients.len(),
+        a.study,
+        gas / txs.max(1) as u64
+    );
+    Ok(())
+}
+
+async fn summary(args: &Args, a: &SummaryArgs) -> Result<()> {
+    let pop = read_json(&a.population.join("population.json"))?;
+    let p = provider(&args.rpc_url, None)?;
+    // The chain: every block's transactions and gas.
+    let head = p.get_block_number().await.map_err(chain)?;
+    let (mut txs, mut gas) = (0u64, 0u64);
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..8u64 {
+        let p = p.clone();
+        set.spawn(async move {
+            let (mut t, mut g) = (0u64, 0u64);
+            let mut n = w;
+            while n <= head {
+                if let Some(b) = p.get_block_by_number(n.into()).await? {
+                    t += b.transactions.len() as u64;
+                    g += b.header.gas_used;
+                }
+                n += 8;
+            }
+            Ok::<_, alloy::transports::TransportError>((t, g))
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (t, g) = r.map_err(|e| chain(e.to_string()))?.map_err(chain)?;
+        txs += t;
+        gas += g;
+    }
+    // The indexer: how long it takes to reach the head from now, and what it holds.
+    let http = alloy::transports::http::reqwest::Client::new();
+    let base = a.indexer_url.trim_end_matches('/');
+    let t = Instant::now();
+    let mut indexed = 0;
+    while t.elapsed() < Duration::from_secs(60) {
+        let h: Value = match http.get(format!("{base}/health")).send().await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(e) => return Err(Fail(4, format!("cannot reach the indexer at {base}: {e}"))),
+        };
+        indexed = h["indexedBlock"].as_u64().unwrap_or(0);
+        if indexed >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .map_err(|e| Fail(4, format!("cannot reach the indexer at {base}: {e}")))?
+        .text()
+        .await
+        .unwrap_or_default();
+    let rows: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("medrec_indexer_rows_total"))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum();
+    let mut lines = vec![
+        format!(
+            "  patients            {} (split between {} hospitals), {} records, {:.1} MB of FHIR",
+            pop["patients"],
+            pop["hospitals"].as_array().map_or(0, Vec::len),
+            pop["records"],
+            pop["bytes"].as_f64().unwrap_or(0.0) / 1e6
+        ),
+        format!("  chain               {head} blocks, {txs} transactions, {gas} gas in all"),
+        format!(
+            "  grants relayed      {} transactions, {} gas each",
+            pop["grantTransactions"],
+            pop["grantGas"].as_u64().unwrap_or(0)
+                / pop["grantTransactions"].as_u64().unwrap_or(1).max(1)
+        ),
+        format!(
+            "  indexer             at block {indexed} of {head}, {rows} rows written (caught up {} ms after this summary asked)",
+            t.elapsed().as_millis()
+        ),
+    ];
+    for f in &a.figures {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            let d = &v["data"];
+            if v["command"] == "import" {
+                lines.push(format!(
+                    "  import ({})      {} records, {} uploaded at {:.0}/s, {} anchored in {} transactions ({} gas per record)",
+                    f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+                    d["records"],
+                    d["uploaded"],
+                    d["uploaded"].as_f64().unwrap_or(0.0) / d["uploadSeconds"].as_f64().unwrap_or(1.0).max(1e-9),
+                    d["anchored"],
+                    d["transactions"],
+                    d["gasUsed"].as_u64().unwrap_or(0) / d["anchored"].as_u64().unwrap_or(1).max(1)
+                ));
+            }
+        } else {
+            for l in text.lines().filter(|l| l.contains('=')) {
+                let (k, v) = l.split_once('=').unwrap_or_default();
+                lines.push(format!("  {k:<19} {v}"));
+            }
+        }
+    }
+    println!("{}", lines.join("\n"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundles_split_by_category_and_keys_are_stable() {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "gender": "female"}},
+            {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Practitioner"}},
+            {"resource": {"resourceType": "Observation", "category": [{"coding": [{"code": "vital-signs"}]}]}},
+            {"resource": {"resourceType": "Observation", "category": [{"coding": [{"code": "laboratory"}]}]}},
+            {"resource": {"resourceType": "DiagnosticReport"}},
+            {"resource": {"resourceType": "Condition"}}]});
+        let parts = split(&bundle).unwrap();
+        let names: Vec<_> = parts.keys().copied().collect();
+        assert_eq!(names, ["conditions", "demographics", "labs", "vitals"]);
+        assert_eq!(parts["labs"]["entry"].as_array().unwrap().len(), 2);
+        assert_eq!(parts["demographics"]["entry"][0]["fullUrl"], "urn:uuid:1");
+        assert!(split(&json!({"entry": [{"resource": {"resourceType": "Condition"}}]})).is_err());
+        assert_eq!(patient_key(42, 7).address(), patient_key(42, 7).address());
+        assert_ne!(patient_key(42, 7).address(), patient_key(43, 7).address());
+        let w = keccak256("opt-in 1");
+        let share = (0..10_000).filter(|i| opts_in(w, *i, 0.6)).count();
+        assert!((5_700..6_300).contains(&share), "{share}");
+    }
+}
