@@ -639,33 +639,120 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
     Ok(())
 }
 
-async fn summary(args: &Args, a: &SummaryArgs) -> Result<()> {
-    let pop = read_json(&a.population.join("population.json"))?;
-    let p = provider(&args.rpc_url, None)?;
-    // The chain: every block's transactions and gas.
-    let head = p.get_block_number().await.map_err(chain)?;
-    let (mut txs, mut gas) = (0u64, 0u64);
+/// The name of a registry call, from its selector.
+fn call_name(input: &[u8]) -> &'static str {
+    use alloy::sol_types::SolCall;
+    use medrec_bindings::{ParticipantRegistry as Pr, RecordRegistry as Rr};
+    let Some(sel) = input.get(..4) else {
+        return "transfer";
+    };
+    let known: [(&[u8; 4], &'static str); 19] = [
+        (&ConsentRegistry::grantCall::SELECTOR, "grant"),
+        (
+            &ConsentRegistry::grantBySigCall::SELECTOR,
+            "grant (signed, relayed)",
+        ),
+        (&ConsentRegistry::revokeCall::SELECTOR, "revoke"),
+        (
+            &ConsentRegistry::revokeBySigCall::SELECTOR,
+            "revoke (signed, relayed)",
+        ),
+        (
+            &ConsentRegistry::setGuardianCall::SELECTOR,
+            "name a guardian",
+        ),
+        (
+            &ConsentRegistry::openEmergencyAccessCall::SELECTOR,
+            "break-glass open",
+        ),
+        (
+            &ConsentRegistry::closeEmergencyAccessCall::SELECTOR,
+            "break-glass close",
+        ),
+        (&Rr::anchorCall::SELECTOR, "anchor a pointer"),
+        (&Rr::anchorBatchCall::SELECTOR, "anchor a batch of pointers"),
+        (
+            &Rr::anchorAccessLogCall::SELECTOR,
+            "anchor an access-log head",
+        ),
+        (
+            &StudyRegistry::registerStudyCall::SELECTOR,
+            "register a study",
+        ),
+        (
+            &StudyRegistry::approveStudyCall::SELECTOR,
+            "approve a study",
+        ),
+        (&StudyRegistry::optInCall::SELECTOR, "opt in"),
+        (
+            &StudyRegistry::optInBySigCall::SELECTOR,
+            "opt in (signed, relayed)",
+        ),
+        (&StudyRegistry::withdrawCall::SELECTOR, "withdraw"),
+        (
+            &StudyRegistry::submitQueryCall::SELECTOR,
+            "pay a research query",
+        ),
+        (
+            &StudyRegistry::recordAnswerCall::SELECTOR,
+            "record a research answer",
+        ),
+        (
+            &Pr::issueCredentialCall::SELECTOR,
+            "credential a participant",
+        ),
+        (&Pr::revokeCredentialCall::SELECTOR, "revoke a credential"),
+    ];
+    known
+        .iter()
+        .find(|(k, _)| k.as_slice() == sel)
+        .map_or("other (deployments, ...)", |(_, n)| n)
+}
+
+/// Per operation: (transactions, gas, events).
+type Tally = BTreeMap<&'static str, (u64, u64, u64)>;
+
+async fn tally_blocks(p: &DynProvider, head: u64) -> Result<Tally> {
     let mut set = tokio::task::JoinSet::new();
     for w in 0..8u64 {
         let p = p.clone();
         set.spawn(async move {
-            let (mut t, mut g) = (0u64, 0u64);
+            let mut t = Tally::new();
             let mut n = w;
             while n <= head {
-                if let Some(b) = p.get_block_by_number(n.into()).await? {
-                    t += b.transactions.len() as u64;
-                    g += b.header.gas_used;
+                let block = p.get_block_by_number(n.into()).full().await?;
+                let receipts = p.get_block_receipts(n.into()).await?.unwrap_or_default();
+                if let Some(b) = block {
+                    for (tx, r) in b.transactions.txns().zip(&receipts) {
+                        use alloy::consensus::Transaction;
+                        let e = t.entry(call_name(tx.input())).or_default();
+                        e.0 += 1;
+                        e.1 += r.gas_used;
+                        e.2 += r.inner.logs().len() as u64;
+                    }
                 }
                 n += 8;
             }
-            Ok::<_, alloy::transports::TransportError>((t, g))
+            Ok::<_, alloy::transports::TransportError>(t)
         });
     }
+    let mut all = Tally::new();
     while let Some(r) = set.join_next().await {
-        let (t, g) = r.map_err(|e| chain(e.to_string()))?.map_err(chain)?;
-        txs += t;
-        gas += g;
+        for (k, (n, g, e)) in r.map_err(|e| chain(e.to_string()))?.map_err(chain)? {
+            let x = all.entry(k).or_default();
+            x.0 += n;
+            x.1 += g;
+            x.2 += e;
+        }
     }
+    Ok(all)
+}
+
+async fn summary(args: &Args, a: &SummaryArgs) -> Result<()> {
+    let pop = read_json(&a.population.join("population.json"))?;
+    let p = provider(&args.rpc_url, None)?;
+    let head = p.get_block_number().await.map_err(chain)?;
+    let tally = tally_blocks(&p, head).await?;
     // The indexer: how long it takes to reach the head from now, and what it holds.
     let http = alloy::transports::http::reqwest::Client::new();
     let base = a.indexer_url.trim_end_matches('/');
@@ -682,6 +769,7 @@ async fn summary(args: &Args, a: &SummaryArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let caught_up = t.elapsed();
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()
@@ -695,48 +783,55 @@ async fn summary(args: &Args, a: &SummaryArgs) -> Result<()> {
         .filter(|l| l.starts_with("medrec_indexer_rows_total"))
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum();
+    let (txs, gas) = tally
+        .values()
+        .fold((0, 0), |(t, g), (n, gg, _)| (t + n, g + gg));
     let mut lines = vec![
         format!(
-            "  patients            {} (split between {} hospitals), {} records, {:.1} MB of FHIR",
+            "  population   {} patients at {} hospitals, {} records ({:.1} MB of FHIR R4), seed {}",
             pop["patients"],
             pop["hospitals"].as_array().map_or(0, Vec::len),
             pop["records"],
-            pop["bytes"].as_f64().unwrap_or(0.0) / 1e6
+            pop["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            pop["seed"]
         ),
-        format!("  chain               {head} blocks, {txs} transactions, {gas} gas in all"),
-        format!(
-            "  grants relayed      {} transactions, {} gas each",
-            pop["grantTransactions"],
-            pop["grantGas"].as_u64().unwrap_or(0)
-                / pop["grantTransactions"].as_u64().unwrap_or(1).max(1)
-        ),
-        format!(
-            "  indexer             at block {indexed} of {head}, {rows} rows written (caught up {} ms after this summary asked)",
-            t.elapsed().as_millis()
-        ),
+        format!("  chain        {head} blocks, {txs} transactions, {gas} gas in all"),
     ];
+    lines.push(format!(
+        "  {:<30} {:>12} {:>14}",
+        "transactions by operation", "count", "gas each"
+    ));
+    for (name, (n, g, events)) in &tally {
+        let per = if *name == "anchor a batch of pointers" {
+            format!("{} per pointer ({events} pointers)", g / (*events).max(1))
+        } else {
+            format!("{}", g / (*n).max(1))
+        };
+        lines.push(format!("    {name:<28} {n:>12} {per:>14}"));
+    }
+    lines.push(format!(
+        "  indexer      at block {indexed} of {head}: {rows} rows written; reached the head {} ms after this summary asked",
+        caught_up.as_millis()
+    ));
     for f in &a.figures {
         let Ok(text) = std::fs::read_to_string(f) else {
             continue;
         };
         if let Ok(v) = serde_json::from_str::<Value>(&text) {
             let d = &v["data"];
-            if v["command"] == "import" {
+            if v["command"] == "import" && d["uploaded"].as_u64().unwrap_or(0) > 0 {
                 lines.push(format!(
-                    "  import ({})      {} records, {} uploaded at {:.0}/s, {} anchored in {} transactions ({} gas per record)",
-                    f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-                    d["records"],
+                    "  upload       {} records to {} at {:.0}/s (this run; signed, encrypted, facts extracted)",
                     d["uploaded"],
-                    d["uploaded"].as_f64().unwrap_or(0.0) / d["uploadSeconds"].as_f64().unwrap_or(1.0).max(1e-9),
-                    d["anchored"],
-                    d["transactions"],
-                    d["gasUsed"].as_u64().unwrap_or(0) / d["anchored"].as_u64().unwrap_or(1).max(1)
+                    d["holder"].as_str().unwrap_or("?"),
+                    d["uploaded"].as_f64().unwrap_or(0.0)
+                        / d["uploadSeconds"].as_f64().unwrap_or(1.0).max(1e-9),
                 ));
             }
         } else {
             for l in text.lines().filter(|l| l.contains('=')) {
                 let (k, v) = l.split_once('=').unwrap_or_default();
-                lines.push(format!("  {k:<19} {v}"));
+                lines.push(format!("  {k:<12} {v}"));
             }
         }
     }

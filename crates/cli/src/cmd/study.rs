@@ -518,16 +518,17 @@ fn render(combined: &Value, study: u64, pinned: u64) -> String {
     if let Some(cells) = combined["cells"].as_array() {
         lines.push(format!("  {:<8} {:<8} {:>7}", "age", "sex", "count"));
         for c in cells {
-            let mark = if c["suppressedAtSomeHolder"] == true {
-                "  (+ cells under the minimum, suppressed)"
-            } else {
-                ""
+            let suppressed = c["suppressedAtSomeHolder"] == true;
+            let count = match (c["count"].as_i64(), suppressed) {
+                (Some(0), true) => "suppressed".to_string(),
+                (Some(n), true) => format!("{n}  (+ cells under the minimum at some holder)"),
+                (Some(n), false) => n.to_string(),
+                (None, _) => "-".to_string(),
             };
             lines.push(format!(
-                "  {:<8} {:<8} {:>7}{mark}",
+                "  {:<8} {:<8} {count:>7}",
                 c["ageBand"].as_str().unwrap_or(""),
                 c["sex"].as_str().unwrap_or(""),
-                c["count"]
             ));
         }
         if cells.is_empty() {
