@@ -193,9 +193,10 @@ if [[ ! -f $bundles/.complete ]]; then
     "$root/.venv/bin/carebundle" generate --profile mixed --sex mixed --age-range 2-90 \
       --count "$n" --seed $((seed + k)) --out "$bundles/chunk-$(printf %03d "$k")" >>"$state/carebundle.log" 2>&1 ||
       die "carebundle failed; see $state/carebundle.log"
-    printf '\r  generated %d/%d patients' $((k * 250 + n)) "$patients"
+    if [[ -t 1 ]]; then printf '\r  generated %d/%d patients' $((k * 250 + n)) "$patients"
+    else printf '  generated %d/%d patients\n' $((k * 250 + n)) "$patients"; fi
   done
-  echo
+  [[ -t 1 ]] && echo
   # One folder of bundles in a fixed order: chunk, then the generator's own order.
   for d in "$bundles"/chunk-*; do
     for f in "$d"/*.json; do mv "$f" "$bundles/$(basename "$d")-$(basename "$f")"; done

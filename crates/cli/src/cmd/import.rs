@@ -261,10 +261,11 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         }
     }
     let anchor_secs = anchor_started.elapsed().as_secs_f64();
-    let result = json!({"holder": holder, "records": records.len(), "alreadyAnchored": skipped,
+    let mut result = json!({"holder": holder, "records": records.len(), "alreadyAnchored": skipped,
            "uploaded": uploaded, "bytes": bytes_total, "uploadSeconds": upload_secs,
            "anchored": done, "transactions": txs, "gasUsed": gas, "anchorSeconds": anchor_secs,
            "seconds": started.elapsed().as_secs_f64()});
+    medrec_bindings::checksum_addresses(&mut result);
     if let Some(path) = &a.report {
         let tmp = path.with_extension("tmp");
         std::fs::write(

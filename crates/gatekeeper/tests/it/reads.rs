@@ -699,3 +699,131 @@ async fn put_without_a_relationship_is_not_orphaned_and_a_rerun_anchors_it() {
     assert_eq!(v["data"]["alreadyAnchored"], false);
     assert!(v["data"]["tx"]["blockNumber"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
+    let w = World::start().await;
+    let (granted, later) = (w.account().await, w.account().await);
+    let dir = w.dir.path().to_path_buf();
+    std::fs::write(dir.join("password"), "pw\n").unwrap();
+    std::fs::write(
+        dir.join("holder.key"),
+        alloy::hex::encode(w.gk_holder.to_bytes()),
+    )
+    .unwrap();
+    let key_file = dir.join("holder.key").to_string_lossy().to_string();
+    let imported = run_cli(
+        &w,
+        &[
+            "account",
+            "import",
+            "holder",
+            "--private-key-file",
+            &key_file,
+        ],
+    );
+    assert!(imported.status.success());
+    w.grant(&granted, w.gk_holder.address(), LABS, 3_600).await;
+    // Four official examples: three for a patient who granted the holder labs, one for a
+    // patient who has not granted anything yet.
+    let files = [
+        ("Observation-example.json", &granted),
+        ("Observation-656.json", &granted),
+        ("Observation-abdo-tender.json", &granted),
+        ("Observation-alcohol-type.json", &later),
+    ];
+    let mut entries = vec![];
+    let mut ids = vec![];
+    for (name, who) in files {
+        let bytes = fhir_example(name);
+        std::fs::write(dir.join(name), &bytes).unwrap();
+        entries
+            .push(serde_json::json!({"file": name, "patient": who.address(), "category": "labs"}));
+        let hash =
+            alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        ids.push(medrec_gatekeeper::server::record_id(
+            w.gk_holder.address(),
+            who.address(),
+            hash,
+        ));
+    }
+    let manifest = dir.join("manifest.json");
+    let manifest_arg = manifest.to_string_lossy().to_string();
+    let import = |extra: &[&str]| {
+        let mut args: Vec<&str> = vec![
+            "--json",
+            "-a",
+            "holder",
+            "import",
+            manifest_arg.as_str(),
+            "--batch-size",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let out = run_cli(&w, &args);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), v)
+    };
+    let stored = || async {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM gk_records")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+
+    // A bad entry is reported with its place before anything is uploaded.
+    let mut bad = entries.clone();
+    bad[2]["category"] = "x-rays".into();
+    std::fs::write(&manifest, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let (code, v) = import(&[]);
+    assert_eq!(code, Some(2), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("manifest entry 3"),
+        "{v}"
+    );
+    assert_eq!(stored().await, 0, "nothing uploaded");
+
+    // Everything is uploaded; the second patient's pointer cannot be anchored yet.
+    std::fs::write(&manifest, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let (code, v) = import(&[]);
+    assert_eq!(code, Some(3), "{v}");
+    assert_eq!(v["error"]["revert"]["name"], "RecordNoRelationship", "{v}");
+    assert_eq!(
+        stored().await,
+        4,
+        "every record is stored at the gatekeeper"
+    );
+
+    // Once the patient grants, the same command finishes: what was anchored is skipped.
+    w.grant(&later, w.gk_holder.address(), LABS, 3_600).await;
+    let report = dir.join("report.json");
+    let report_arg = report.to_string_lossy().to_string();
+    let (code, v) = import(&["--report", &report_arg]);
+    assert_eq!(code, Some(0), "{v}");
+    let d = &v["data"];
+    assert_eq!(d["records"], 4);
+    assert_eq!(
+        d["alreadyAnchored"].as_u64().unwrap() + d["anchored"].as_u64().unwrap(),
+        4,
+        "{d}"
+    );
+    assert!(d["anchored"].as_u64().unwrap() >= 1, "{d}");
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(written["data"], *d, "the report is the result");
+    let records = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    for id in &ids {
+        let p = records.pointerOf(*id).call().await.unwrap();
+        assert_ne!(p.commitment, alloy::primitives::B256::ZERO, "{id} anchored");
+    }
+    // A third run has nothing left to do.
+    let (code, v) = import(&[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["data"]["alreadyAnchored"], 4);
+    assert_eq!(v["data"]["uploaded"], 0);
+    assert_eq!(stored().await, 4);
+}

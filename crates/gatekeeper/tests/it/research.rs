@@ -394,3 +394,126 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         403
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opt_ins_read_before_a_reorg_are_read_again() {
+    use alloy::providers::Provider;
+    let mut w = World::start().await;
+    std::fs::write(w.dir.path().join("password"), "pw\n").unwrap();
+    let researcher = w.account().await;
+    w.credential_as(researcher.address(), 2).await;
+    let (gov, holder) = (w.gov.clone(), w.gk_holder.clone());
+    import(&w, "researcher", &researcher);
+    import(&w, "gov", &gov);
+    import(&w, "holder", &holder);
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/holder")
+        .to_string_lossy()
+        .to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+    ])
+    .await;
+    let protocol = w.dir.path().join("protocol.txt");
+    std::fs::write(&protocol, "reorg").unwrap();
+    let (code, reg) = run_cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "register",
+            "--protocol",
+            &protocol.to_string_lossy(),
+            "-c",
+            "conditions,demographics",
+            "--min-cell",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{reg}");
+    let study = reg["data"]["studyId"].as_u64().unwrap().to_string();
+    let study_id = U256::from(study.parse::<u64>().unwrap());
+    assert_eq!(
+        run_cli_json(&w, &["-a", "gov", "study", "approve", &study]).0,
+        0
+    );
+    // Two patients with the condition: a woman and a man.
+    let (woman, man) = (w.account().await, w.account().await);
+    let url = w.gk_url.clone();
+    for (p, gender) in [(&woman, "female"), (&man, "male")] {
+        w.upload_to(
+            &holder,
+            &url,
+            p.address(),
+            0,
+            &patient_json(gender, "1970-01-01"),
+        )
+        .await;
+        w.upload_to(&holder, &url, p.address(), 5, &condition_json())
+            .await;
+    }
+    let ask = || {
+        run_cli_json(
+            &w,
+            &[
+                "-a",
+                "researcher",
+                "study",
+                "query",
+                &study,
+                "--condition",
+                DIABETES,
+                "--holders",
+                &url,
+            ],
+        )
+    };
+    let opt_in = |p: PrivateKeySigner| {
+        let provider = w.as_(&p);
+        async move {
+            StudyRegistry::new(w.studies, provider)
+                .optIn(study_id)
+                .send()
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        }
+    };
+    let rpc = w.as_(&gov);
+    let snapshot: U256 = rpc.raw_request("evm_snapshot".into(), ()).await.unwrap();
+
+    // The woman opts in; the holder reads that block and answers.
+    opt_in(woman.clone()).await;
+    let (code, before) = ask();
+    assert_eq!(code, 0, "{before}");
+    assert_eq!(cells(&before), vec![cell("40-64", "female", 1, false)]);
+    let read_to = rpc.get_block_number().await.unwrap();
+
+    // The chain is rewound past that block; on the new branch the man opts in instead, and
+    // the branch grows past the height the holder had read.
+    let reverted: bool = rpc
+        .raw_request("evm_revert".into(), (snapshot,))
+        .await
+        .unwrap();
+    assert!(reverted);
+    opt_in(man.clone()).await;
+    while rpc.get_block_number().await.unwrap() <= read_to {
+        let _: Value = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
+    }
+    let (code, after) = ask();
+    assert_eq!(code, 0, "{after}");
+    assert_eq!(
+        cells(&after),
+        vec![cell("40-64", "male", 1, false)],
+        "the opt-in of the abandoned branch no longer counts"
+    );
+}
