@@ -334,31 +334,24 @@ async fn send_all(
         .estimate_gas(first)
         .await
         .map_err(|e| chain(format!("{what} would fail: {}", revert_name(&e))))?;
-    let mut progress = Progress::new(what, calls.len());
-    let mut inflight = tokio::task::JoinSet::new();
-    let mut hashes = Vec::with_capacity(calls.len());
-    let n = calls.len();
-    for (i, (to, data)) in calls.into_iter().enumerate() {
-        let tx = TransactionRequest::default()
-            .with_from(from)
-            .with_to(to)
-            .with_input(data)
-            .with_nonce(nonce + i as u64)
-            .with_gas_limit(gas * 3 / 2)
-            .with_gas_price(price);
-        let p = p.clone();
-        inflight.spawn(async move { (i, p.send_transaction(tx).await.map(|t| *t.tx_hash())) });
-        while inflight.len() >= 16 || (i + 1 == n && !inflight.is_empty()) {
-            if let Some(done) = inflight.join_next().await {
-                let (i, h) = done.map_err(|e| chain(e.to_string()))?;
-                hashes.push((i, h.map_err(chain)?));
-                progress.at(hashes.len());
-            }
-        }
+    // On a development chain (anvil) automine is paused while sending, and blocks are mined
+    // full afterwards: thousands of one-transaction blocks would cost a state root each.
+    let bulk = p
+        .raw_request::<_, Value>("evm_setAutomine".into(), (false,))
+        .await
+        .is_ok();
+    let sent = send_in_order(p, from, calls, nonce, gas * 3 / 2, price, what).await;
+    if bulk {
+        let mined =
+            mine_until_included(p, sent.as_ref().ok().and_then(|h| h.last().copied())).await;
+        let _ = p
+            .raw_request::<_, Value>("evm_setAutomine".into(), (true,))
+            .await;
+        mined?;
     }
-    hashes.sort_by_key(|(i, _)| *i);
+    let hashes = sent?;
     let mut used = 0u64;
-    for (_, h) in &hashes {
+    for h in &hashes {
         let receipt = loop {
             match p.get_transaction_receipt(*h).await.map_err(chain)? {
                 Some(r) => break r,
@@ -373,12 +366,88 @@ async fn send_all(
     Ok((hashes.len(), used))
 }
 
+/// Sends the calls with consecutive nonces, one after the other (so that the node sees them
+/// in nonce order); their hashes.
+async fn send_in_order(
+    p: &DynProvider,
+    from: Address,
+    calls: Vec<(Address, Vec<u8>)>,
+    nonce: u64,
+    gas: u64,
+    price: u128,
+    what: &'static str,
+) -> Result<Vec<B256>> {
+    use alloy::network::TransactionBuilder;
+    use alloy::rpc::types::TransactionRequest;
+    let mut progress = Progress::new(what, calls.len());
+    let mut hashes = Vec::with_capacity(calls.len());
+    for (i, (to, data)) in calls.into_iter().enumerate() {
+        let tx = TransactionRequest::default()
+            .with_from(from)
+            .with_to(to)
+            .with_input(data)
+            .with_nonce(nonce + i as u64)
+            .with_gas_limit(gas)
+            .with_gas_price(price);
+        hashes.push(*p.send_transaction(tx).await.map_err(chain)?.tx_hash());
+        progress.at(i + 1);
+    }
+    Ok(hashes)
+}
+
+/// Mines blocks until the transaction `last` is in one (all before it from the same sender are).
+async fn mine_until_included(p: &DynProvider, last: Option<B256>) -> Result<()> {
+    let Some(last) = last else { return Ok(()) };
+    for _ in 0..100_000 {
+        if p.get_transaction_receipt(last)
+            .await
+            .map_err(chain)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        p.raw_request::<_, Value>("evm_mine".into(), ())
+            .await
+            .map_err(chain)?;
+    }
+    Err(chain(format!("transaction {last} was never mined")))
+}
+
 fn revert_name(e: &alloy::transports::RpcError<alloy::transports::TransportErrorKind>) -> String {
     e.as_error_resp()
         .and_then(|r| r.as_revert_data())
         .and_then(|d| medrec_bindings::decode_revert(&d))
         .map(|r| r.name)
         .unwrap_or_else(|| e.to_string())
+}
+
+/// Runs `f(0..n)` sixteen at a time; the `Some` results, in index order.
+async fn parallel<T, F, Fut>(n: usize, f: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<Option<T>>> + Send,
+{
+    const WORKERS: usize = 16;
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..WORKERS {
+        let f = f.clone();
+        set.spawn(async move {
+            let mut out = vec![];
+            for i in (w..n).step_by(WORKERS) {
+                if let Some(t) = f(i).await? {
+                    out.push((i, t));
+                }
+            }
+            Ok::<_, Fail>(out)
+        });
+    }
+    let mut all = vec![];
+    while let Some(r) = set.join_next().await {
+        all.extend(r.map_err(|e| chain(e.to_string()))??);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, t)| t).collect())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -485,50 +554,61 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
         .map_err(chain)?
         .map(|b| b.header.timestamp)
         .unwrap_or_default();
-    let mut calls = vec![];
-    let mut checked = Progress::new("grants checked", files.len());
-    for (i, mask) in masks.iter().enumerate() {
-        let key = patient_key(a.seed, i);
-        let holder = hospitals[i % hospitals.len()].1;
-        let have = consent
-            .grantedCategories(holder, key.address())
-            .call()
-            .await
-            .map_err(chain)?;
-        checked.at(i + 1);
-        if have & mask == *mask {
-            continue;
-        }
-        let nonce = consent.nonces(key.address()).call().await.map_err(chain)?;
-        let g = Grant {
-            patient: key.address(),
-            grantee: holder,
-            categories: *mask,
-            purpose: 1,
-            notBefore: U40::ZERO,
-            expiresAt: U40::from(now + a.grant_days * 86_400),
-            signer: key.address(),
-            nonce,
-            deadline: U256::from(now + 3_600),
-        };
-        let sig = key
-            .sign_hash(&g.eip712_signing_hash(&domain))
-            .await
-            .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
-        let call = consent.grantBySig(
-            g.patient,
-            g.grantee,
-            g.categories,
-            g.purpose,
-            g.notBefore,
-            g.expiresAt,
-            g.signer,
-            g.nonce,
-            g.deadline,
-            sig.as_bytes().to_vec().into(),
+    eprintln!("  checking {} patients' grants on chain", files.len());
+    let masks = std::sync::Arc::new(masks);
+    let holders: std::sync::Arc<Vec<Address>> =
+        std::sync::Arc::new(hospitals.iter().map(|h| h.1).collect());
+    let (seed, days, at) = (a.seed, a.grant_days, d.consent_registry);
+    let calls = parallel(files.len(), move |i| {
+        let (consent, domain, masks, holders) = (
+            consent.clone(),
+            domain.clone(),
+            masks.clone(),
+            holders.clone(),
         );
-        calls.push((d.consent_registry, call.calldata().to_vec()));
-    }
+        async move {
+            let key = patient_key(seed, i);
+            let (mask, holder) = (masks[i], holders[i % holders.len()]);
+            let have = consent
+                .grantedCategories(holder, key.address())
+                .call()
+                .await
+                .map_err(chain)?;
+            if have & mask == mask {
+                return Ok(None);
+            }
+            let nonce = consent.nonces(key.address()).call().await.map_err(chain)?;
+            let g = Grant {
+                patient: key.address(),
+                grantee: holder,
+                categories: mask,
+                purpose: 1,
+                notBefore: U40::ZERO,
+                expiresAt: U40::from(now + days * 86_400),
+                signer: key.address(),
+                nonce,
+                deadline: U256::from(now + 3_600),
+            };
+            let sig = key
+                .sign_hash(&g.eip712_signing_hash(&domain))
+                .await
+                .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+            let call = consent.grantBySig(
+                g.patient,
+                g.grantee,
+                g.categories,
+                g.purpose,
+                g.notBefore,
+                g.expiresAt,
+                g.signer,
+                g.nonce,
+                g.deadline,
+                sig.as_bytes().to_vec().into(),
+            );
+            Ok(Some((at, call.calldata().to_vec())))
+        }
+    })
+    .await?;
     let already = files.len() - calls.len();
     let (txs, gas) = send_all(&p, relay.address(), calls, "grants relayed").await?;
     let figures = json!({"seed": a.seed, "patients": files.len(), "records": records, "bytes": bytes,
@@ -586,42 +666,46 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
         .map(|b| b.header.timestamp)
         .unwrap_or_default();
     let which = keccak256(format!("opt-in {}", a.study));
-    let mut calls = vec![];
-    let mut chosen = 0;
-    for (i, _) in patients.iter().enumerate() {
-        if !opts_in(which, i, a.share) {
-            continue;
+    let (share, n) = (a.share, patients.len());
+    let chosen = (0..n).filter(|i| opts_in(which, *i, share)).count();
+    eprintln!("  checking {chosen} patients' opt-ins on chain");
+    let calls = parallel(n, move |i| {
+        let (studies, domain) = (studies.clone(), domain.clone());
+        async move {
+            if !opts_in(which, i, share) {
+                return Ok(None);
+            }
+            let key = patient_key(seed, i);
+            if studies
+                .isOptedIn(study, key.address())
+                .call()
+                .await
+                .map_err(chain)?
+            {
+                return Ok(None);
+            }
+            let nonce = studies.nonces(key.address()).call().await.map_err(chain)?;
+            let msg = OptIn {
+                studyId: study,
+                patient: key.address(),
+                nonce,
+                deadline: U256::from(now + 3_600),
+            };
+            let sig = key
+                .sign_hash(&msg.eip712_signing_hash(&domain))
+                .await
+                .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+            let call = studies.optInBySig(
+                study,
+                key.address(),
+                nonce,
+                msg.deadline,
+                sig.as_bytes().to_vec().into(),
+            );
+            Ok(Some((studies_at, call.calldata().to_vec())))
         }
-        chosen += 1;
-        let key = patient_key(seed, i);
-        if studies
-            .isOptedIn(study, key.address())
-            .call()
-            .await
-            .map_err(chain)?
-        {
-            continue;
-        }
-        let nonce = studies.nonces(key.address()).call().await.map_err(chain)?;
-        let msg = OptIn {
-            studyId: study,
-            patient: key.address(),
-            nonce,
-            deadline: U256::from(now + 3_600),
-        };
-        let sig = key
-            .sign_hash(&msg.eip712_signing_hash(&domain))
-            .await
-            .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
-        let call = studies.optInBySig(
-            study,
-            key.address(),
-            nonce,
-            msg.deadline,
-            sig.as_bytes().to_vec().into(),
-        );
-        calls.push((studies_at, call.calldata().to_vec()));
-    }
+    })
+    .await?;
     let t = Instant::now();
     let (txs, gas) = send_all(&p, relay.address(), calls, "opt-ins relayed").await?;
     let out = json!({"study": a.study, "patients": patients.len(), "optedIn": chosen,
