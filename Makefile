@@ -91,36 +91,43 @@ test-rust: node_modules/.installed ## Rust tests against a real anvil and Postgr
 	fi
 
 .PHONY: test
-test: install lint abi-check test-sol gas-check slither test-rust ## Run every check and test (what CI runs)
+test: install lint abi-check test-sol gas-check slither test-rust demo-smoke ## Run every check and test (what CI runs)
 
 .PHONY: bench
-bench: bench-gas bench-indexer bench-gatekeeper bench-research ## Run every benchmark and print its figures
+bench: node_modules/.installed ## Run every benchmark; rewrites their figures in BENCHMARKS.md
+	script/bench.sh
 
 .PHONY: bench-gas
 bench-gas: node_modules/.installed ## Gas per call (forge) and per whole transaction (anvil)
-	$(FORGE) test --match-contract GasTest
-	@cat snapshots/GasTest.json
-	script/bench-gas.sh
+	script/bench.sh gas
 
 .PHONY: bench-indexer
 bench-indexer: node_modules/.installed ## Indexer: backfill vs raw eth_getLogs on 200k events, live lag
-	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
-	cargo build --locked --release -p medrec-indexer --bins && target/release/medrec-indexer-bench
+	script/bench.sh indexer
 
 .PHONY: bench-gatekeeper
 bench-gatekeeper: node_modules/.installed ## Gatekeeper: 10 KB resolves with concurrent requesters
-	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
-	cargo build --locked --release -p medrec-gatekeeper --bins && target/release/medrec-gatekeeper-bench
+	script/bench.sh gatekeeper
 
 .PHONY: bench-research
 bench-research: node_modules/.installed ## Research: aggregates over 100,000 consenting patients at two holders
-	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
-	cargo build --locked --release -p medrec-cli -p medrec-gatekeeper --bins && \
-	target/release/medrec-research-bench
+	script/bench.sh research
 
 .PHONY: demo
-demo: node_modules/.installed ## Start a local chain, deploy the contracts (left running)
-	script/demo.sh
+demo: node_modules/.installed ## The whole story on a simulated population, left running (PATIENTS=N, default 2000)
+	script/demo.sh $(if $(PATIENTS),--patients $(PATIENTS))
+
+.PHONY: demo-smoke
+demo-smoke: node_modules/.installed ## The demo on 20 patients on its own ports and databases, then stopped
+	@export MEDREC_STATE_DIR=.medrec-smoke MEDREC_RPC_PORT=18545 MEDREC_INDEXER_PORT=18600 \
+	  MEDREC_GATEKEEPER_A_PORT=18701 MEDREC_GATEKEEPER_B_PORT=18702 MEDREC_CHAIN_ID=31338 \
+	  MEDREC_DB_PREFIX=medrec_smoke; \
+	script/demo.sh stop >/dev/null; rm -rf .medrec-smoke; mkdir -p target; \
+	echo "demo-smoke: script/demo.sh --patients 20 (log: target/demo-smoke.log)"; \
+	script/demo.sh --patients 20 >target/demo-smoke.log 2>&1; rc=$$?; \
+	script/demo.sh stop >/dev/null; rm -f deployments/31338.json; \
+	if [ $$rc -ne 0 ]; then tail -40 target/demo-smoke.log; echo "demo-smoke: FAILED"; \
+	else echo "demo-smoke: the whole story ran"; fi; exit $$rc
 
 .PHONY: stop
 stop: ## Stop what `make demo` left running

@@ -11,6 +11,8 @@
 # `script/demo.sh stop` stops what it started.
 # Usage: script/demo.sh [--patients N]   (default 2000; MEDREC_PATIENTS works too)
 # Environment: MEDREC_RPC_PORT (default 8545), MEDREC_INDEXER_PORT (default 8600),
+# MEDREC_GATEKEEPER_A_PORT and _B_PORT (8701, 8702), MEDREC_CHAIN_ID (31337),
+# MEDREC_DB_PREFIX (medrec: databases medrec_demo, medrec_a, medrec_b),
 # MEDREC_STATE_DIR (default .medrec), MEDREC_PATIENTS, MEDREC_SEED (default 42).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,10 @@ cast=$bin/cast-linux-amd64/bin/cast
 port=${MEDREC_RPC_PORT:-8545}
 indexer_port=${MEDREC_INDEXER_PORT:-8600}
 indexer_url=http://127.0.0.1:$indexer_port
+chain_id=${MEDREC_CHAIN_ID:-31337}
+gk_a=http://127.0.0.1:${MEDREC_GATEKEEPER_A_PORT:-8701}
+gk_b=http://127.0.0.1:${MEDREC_GATEKEEPER_B_PORT:-8702}
+db=${MEDREC_DB_PREFIX:-medrec}
 state=$root/${MEDREC_STATE_DIR:-.medrec}
 rpc=http://127.0.0.1:$port
 # anvil's first well-known development key: the local chain's funded governance account.
@@ -42,13 +48,15 @@ if ! [[ $patients =~ ^[0-9]+$ ]] || ((patients < 10 || patients > 100000)); then
 fi
 demo_started=$(date +%s)
 
+if [[ -n ${MEDREC_STATE_DIR:-} ]]; then stop_cmd="MEDREC_STATE_DIR=$MEDREC_STATE_DIR script/demo.sh stop"; else stop_cmd="make stop"; fi
+
 die() {
   echo "demo: FAILED: $*" >&2
   [[ -f $state/anvil.pid ]] && echo "demo: left running: anvil at $rpc" >&2
   [[ -f $state/indexer.pid ]] && echo "demo: left running: the indexer at $indexer_url" >&2
-  [[ -f $state/gatekeeper-a.pid ]] && echo "demo: left running: hospital A's gatekeeper at http://127.0.0.1:8701" >&2
-  [[ -f $state/gatekeeper-b.pid ]] && echo "demo: left running: hospital B's gatekeeper at http://127.0.0.1:8702" >&2
-  echo "demo: stop them with: make stop" >&2
+  [[ -f $state/gatekeeper-a.pid ]] && echo "demo: left running: hospital A's gatekeeper at $gk_a" >&2
+  [[ -f $state/gatekeeper-b.pid ]] && echo "demo: left running: hospital B's gatekeeper at $gk_b" >&2
+  echo "demo: stop them with: $stop_cmd" >&2
   exit 1
 }
 step() { printf '\n== %s\n' "$*"; }
@@ -78,15 +86,15 @@ export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores \
 
 step "Starting PostgreSQL"
 base_url=$(script/pg.sh) || die "PostgreSQL could not be started"
-db_url=${base_url%/*}/medrec_demo
-echo "PostgreSQL at ${base_url%/*}/ (database medrec_demo)"
+db_url=${base_url%/*}/${db}_demo
+echo "PostgreSQL at ${base_url%/*}/ (database ${db}_demo)"
 medrec() { printf '$ medrec %s\n' "$*"; "$medrec_bin" "$@"; }
 
 step "Starting the local chain"
 if "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1; then
   echo "a chain already answers at $rpc; using it"
 else
-  nohup "$anvil" --port "$port" --chain-id 31337 >"$state/anvil.log" 2>&1 &
+  nohup "$anvil" --port "$port" --chain-id "$chain_id" >"$state/anvil.log" 2>&1 &
   echo $! >"$state/anvil.pid"
   for _ in $(seq 1 100); do
     "$cast" chain-id --rpc-url "$rpc" >/dev/null 2>&1 && break
@@ -114,8 +122,8 @@ B=$("$medrec_bin" account address hospital-b)
 P=$("$medrec_bin" account address patient)
 
 step "Operator: deploy the registries"
-if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1 && grep -q studyRegistry deployments/31337.json; then
-  echo "contracts already deployed (deployments/31337.json)"
+if "$medrec_bin" -q participant show "$A" >/dev/null 2>&1 && grep -q studyRegistry deployments/$chain_id.json; then
+  echo "contracts already deployed (deployments/$chain_id.json)"
 else
   medrec -a operator deploy --force || die "deployment failed"
   fresh=1
@@ -124,11 +132,11 @@ fi
 
 step "Starting the indexer (PostgreSQL mirror and read API at $indexer_url)"
 as_postgres() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
-if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='medrec_demo'" | grep -q 1; then
+if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='${db}_demo'" | grep -q 1; then
   [[ -f $state/indexer.pid ]] && kill "$(cat "$state/indexer.pid")" 2>/dev/null && sleep 0.5
   rm -f "$state/indexer.pid"
-  as_postgres psql -qc "DROP DATABASE IF EXISTS medrec_demo WITH (FORCE)" >/dev/null
-  as_postgres psql -qc "CREATE DATABASE medrec_demo OWNER medrec" >/dev/null
+  as_postgres psql -qc "DROP DATABASE IF EXISTS ${db}_demo WITH (FORCE)" >/dev/null
+  as_postgres psql -qc "CREATE DATABASE ${db}_demo OWNER medrec" >/dev/null
 fi
 if [[ -f $state/indexer.pid ]] && kill -0 "$(cat "$state/indexer.pid")" 2>/dev/null; then
   echo "the indexer is already running (pid $(cat "$state/indexer.pid"))"
@@ -145,14 +153,14 @@ else
   echo "indexer at $indexer_url (log: $state/indexer.log)"
 fi
 
-step "Starting the hospitals' gatekeepers (A at :8701, B at :8702)"
+step "Starting the hospitals' gatekeepers (A at $gk_a, B at $gk_b)"
 start_gatekeeper() { # name, port, holder
   local name=$1 gport=$2 holder=$3
-  if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='medrec_$name'" | grep -q 1; then
+  if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='${db}_$name'" | grep -q 1; then
     [[ -f $state/gatekeeper-$name.pid ]] && kill "$(cat "$state/gatekeeper-$name.pid")" 2>/dev/null && sleep 0.5
     rm -f "$state/gatekeeper-$name.pid"
-    as_postgres psql -qc "DROP DATABASE IF EXISTS medrec_$name WITH (FORCE)" >/dev/null
-    as_postgres psql -qc "CREATE DATABASE medrec_$name OWNER medrec" >/dev/null
+    as_postgres psql -qc "DROP DATABASE IF EXISTS ${db}_$name WITH (FORCE)" >/dev/null
+    as_postgres psql -qc "CREATE DATABASE ${db}_$name OWNER medrec" >/dev/null
   fi
   [[ -f $state/gatekeeper-$name.key ]] || "$root/target/debug/medrec-gatekeeper" init-key "$state/gatekeeper-$name.key" 2>/dev/null
   if [[ -f $state/gatekeeper-$name.pid ]] && kill -0 "$(cat "$state/gatekeeper-$name.pid")" 2>/dev/null; then
@@ -160,7 +168,7 @@ start_gatekeeper() { # name, port, holder
     return
   fi
   nohup "$root/target/debug/medrec-gatekeeper" serve --holder "$holder" \
-    --database-url "${base_url%/*}/medrec_$name" --rpc-url "$rpc" --deployments "$root/deployments" \
+    --database-url "${base_url%/*}/${db}_$name" --rpc-url "$rpc" --deployments "$root/deployments" \
     --master-key-file "$state/gatekeeper-$name.key" --listen "127.0.0.1:$gport" \
     --anchor-keystore "$state/keystores/hospital-$name" --anchor-password-file "$state/password" \
     --anchor-every 2 >"$state/gatekeeper-$name.log" 2>&1 &
@@ -172,8 +180,8 @@ start_gatekeeper() { # name, port, holder
   curl -fs "http://127.0.0.1:$gport/health" >/dev/null 2>&1 || die "gatekeeper $name did not start; see $state/gatekeeper-$name.log"
   echo "gatekeeper $name at http://127.0.0.1:$gport (log: $state/gatekeeper-$name.log)"
 }
-start_gatekeeper a 8701 "$A"
-start_gatekeeper b 8702 "$B"
+start_gatekeeper a "${gk_a##*:}" "$A"
+start_gatekeeper b "${gk_b##*:}" "$B"
 
 step "Operator: credential two hospitals as providers"
 medrec -a operator participant add "$A" --role provider --ref "Hospital A licence" --for 365d
@@ -211,9 +219,9 @@ sim population --bundles "$bundles" --out "$pop" --seed "$seed" --hospitals "a=$
   die "the population could not be set up"
 
 step "Hospitals A and B: import their patients' records (stored at the gatekeeper, pointers anchored in batches)"
-medrec -a hospital-a import "$pop/a.manifest.json" --gatekeeper-url http://127.0.0.1:8701 \
+medrec -a hospital-a import "$pop/a.manifest.json" --gatekeeper-url $gk_a \
   --report "$pop/import-a.json" || die "hospital A's import failed (run make demo again to finish it)"
-medrec -a hospital-b import "$pop/b.manifest.json" --gatekeeper-url http://127.0.0.1:8702 \
+medrec -a hospital-b import "$pop/b.manifest.json" --gatekeeper-url $gk_b \
   --report "$pop/import-b.json" || die "hospital B's import failed (run make demo again to finish it)"
 first=$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))[0]; print(p["address"], p["hospital"], p["records"])' "$pop/patients.json")
 echo "patients are listed in $pop/patients.json; the first: $first"
@@ -229,9 +237,9 @@ record=$state/records/hemoglobin.json
 cat >"$record" <<'JSON'
 {"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin"}]},"valueQuantity":{"value":13.2,"unit":"g/dL"}}
 JSON
-medrec -a hospital-a put "$record" --patient "$P" --category labs --gatekeeper-url http://127.0.0.1:8701
+medrec -a hospital-a put "$record" --patient "$P" --category labs --gatekeeper-url $gk_a
 RID=$("$medrec_bin" --json -a hospital-a put "$record" --patient "$P" --category labs \
-  --gatekeeper-url http://127.0.0.1:8701 | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["recordId"])')
+  --gatekeeper-url $gk_a | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["recordId"])')
 medrec pointer show "$RID"
 
 step "Hospital B asks hospital A for it without a grant: refused"
@@ -292,7 +300,7 @@ medrec -a patient grants --min-block "$last"
 
 step "Patient: hospital A's access log of my records, checked against its on-chain anchor"
 sleep 3
-medrec -a patient access-log --holder "$A" --gatekeeper-url http://127.0.0.1:8701
+medrec -a patient access-log --holder "$A" --gatekeeper-url $gk_a
 
 step "Research: a study of type 2 diabetes across both hospitals, over the patients who opt in"
 if [[ ! -f $state/study-id ]]; then
@@ -314,15 +322,15 @@ sim opt-in --population "$pop" --study "$S" --share 0.6 || die "the opt-ins coul
 "$medrec_bin" -q -a patient study opt-in "$S" 2>/dev/null || true
 medrec -a patient study mine
 medrec -a researcher study query "$S" --condition E11.9 --system icd10-cm \
-  --holders http://127.0.0.1:8701,http://127.0.0.1:8702 || die "the research query failed"
+  --holders $gk_a,$gk_b || die "the research query failed"
 medrec -a researcher study query "$S" --observation 4548-4 \
-  --holders http://127.0.0.1:8701,http://127.0.0.1:8702 || die "the research query failed"
+  --holders $gk_a,$gk_b || die "the research query failed"
 
 step "Indexing rate: a second indexer reads the whole chain into a scratch database"
-as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS medrec_reindex WITH (FORCE)" >/dev/null
-as_postgres psql -qc "CREATE DATABASE medrec_reindex OWNER medrec" >/dev/null
+as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS ${db}_reindex WITH (FORCE)" >/dev/null
+as_postgres psql -qc "CREATE DATABASE ${db}_reindex OWNER medrec" >/dev/null
 t0=$(date +%s%N)
-"$root/target/debug/medrec-indexer" --rpc-url "$rpc" --database-url "${base_url%/*}/medrec_reindex" \
+"$root/target/debug/medrec-indexer" --rpc-url "$rpc" --database-url "${base_url%/*}/${db}_reindex" \
   --deployments "$root/deployments" --no-api --exit-at-head --no-progress --log-json \
   >"$state/reindex.log" 2>&1 || die "the second indexer failed; see $state/reindex.log"
 reindex_ms=$((($(date +%s%N) - t0) / 1000000))
@@ -334,7 +342,7 @@ for l in open(sys.argv[1]):
     f=d.get("fields",{})
     if f.get("message")=="indexed": n+=int(f.get("events",0))
 print(n)' "$state/reindex.log")
-as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS medrec_reindex WITH (FORCE)" >/dev/null
+as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS ${db}_reindex WITH (FORCE)" >/dev/null
 echo "$reindex_events events in $reindex_ms ms (debug build; make bench-indexer measures a release build on 200,000 events)"
 
 step "Figures of this run"
@@ -349,16 +357,16 @@ step "Figures of this run"
 
 cat <<DONE
 
-demo: done. The chain is still running at $rpc with the contracts in deployments/31337.json,
-the indexer at $indexer_url (database medrec_demo), and the gatekeepers of hospital A
-(http://127.0.0.1:8701) and B (http://127.0.0.1:8702).
+demo: done. The chain is still running at $rpc with the contracts in deployments/$chain_id.json,
+the indexer at $indexer_url (database ${db}_demo), and the gatekeepers of hospital A
+($gk_a) and B ($gk_b).
 Keep exploring with the same settings:
   export MEDREC_RPC_URL=$rpc MEDREC_KEYSTORE_DIR=$state/keystores MEDREC_PASSWORD_FILE=$state/password
   export MEDREC_INDEXER_URL=$indexer_url
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
   target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
-  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders http://127.0.0.1:8701,http://127.0.0.1:8702
+  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders $gk_a,$gk_b
 The simulated patients are listed in $pop/patients.json (their records in $pop/records).
-Stop it with: make stop
+Stop it with: $stop_cmd
 DONE
