@@ -89,6 +89,21 @@ struct ManifestEntry {
     id: Option<String>,
 }
 
+/// A JSON manifest's entries (at least one) and the folder its relative paths start from.
+pub fn read_manifest<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(Vec<T>, PathBuf)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let entries: Vec<T> = serde_json::from_str(&text)
+        .map_err(|e| CliError::input(format!("bad manifest {}: {e}", path.display())))?;
+    if entries.is_empty() {
+        return Err(CliError::input("the manifest lists no records"));
+    }
+    Ok((
+        entries,
+        path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    ))
+}
+
 fn sha256_file(path: &Path) -> Result<B256> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
@@ -210,14 +225,8 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
             "--batch-size must be 1 to {MAX_BATCH}"
         )));
     }
-    let text = std::fs::read_to_string(&a.manifest)
-        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.manifest.display())))?;
-    let entries: Vec<ManifestEntry> = serde_json::from_str(&text)
-        .map_err(|e| CliError::input(format!("bad manifest {}: {e}", a.manifest.display())))?;
-    if entries.is_empty() {
-        return Err(CliError::input("the manifest lists no records"));
-    }
-    let base = a.manifest.parent().unwrap_or(Path::new("."));
+    let (entries, base) = read_manifest::<ManifestEntry>(&a.manifest)?;
+    let base = base.as_path();
     let signer = keys::load(settings)?;
     let holder = signer.address();
     // Check every entry before sending anything.

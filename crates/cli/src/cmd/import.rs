@@ -3,8 +3,8 @@
 //! skipped, uploads are idempotent (the gatekeeper keeps one copy per record id).
 
 use crate::chain::{self, Chain};
-use crate::cmd::anchor::default_record_id;
-use crate::cmd::records::{client, now, random_nonce, refusal, sign};
+use crate::cmd::anchor::{default_record_id, read_manifest};
+use crate::cmd::records::{client, upload};
 use crate::error::{CliError, Result};
 use crate::keys;
 use crate::opts::Settings;
@@ -12,12 +12,11 @@ use crate::output::Printer;
 use crate::units;
 use alloy::primitives::{Address, B256};
 use clap::Args;
-use medrec_bindings::eip712::Upload;
 use medrec_bindings::record_registry::IRecordRegistry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -69,14 +68,7 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         return Err(CliError::input("--parallel must be 1 to 64"));
     }
     let started = Instant::now();
-    let text = std::fs::read_to_string(&a.manifest)
-        .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.manifest.display())))?;
-    let entries: Vec<Entry> = serde_json::from_str(&text)
-        .map_err(|e| CliError::input(format!("bad manifest {}: {e}", a.manifest.display())))?;
-    if entries.is_empty() {
-        return Err(CliError::input("the manifest lists no records"));
-    }
-    let base = a.manifest.parent().unwrap_or(Path::new("."));
+    let (entries, base) = read_manifest::<Entry>(&a.manifest)?;
     let signer = keys::load(settings)?;
     let holder = signer.address();
     // Every entry is checked before anything is sent.
@@ -173,38 +165,17 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
                         r.path.display()
                     )));
                 }
-                let upload = Upload {
-                    holder: signer.address(),
-                    patient: r.patient,
-                    category: r.category,
-                    contentHash: r.hash,
-                    nonce: random_nonce(),
-                    issuedAt: now(),
-                };
-                let sig = sign(&signer, &upload, &domain).await?;
                 let n = bytes.len() as u64;
-                let resp = http
-                    .post(format!("{gk}/v1/records"))
-                    .header(
-                        "x-medrec-upload",
-                        serde_json::to_string(&upload).map_err(|e| CliError::Io(e.to_string()))?,
-                    )
-                    .header("x-medrec-signature", sig)
-                    .header("content-type", "application/fhir+json")
-                    .body(bytes)
-                    .send()
+                let what = (r.patient, r.category, r.hash);
+                let id = upload(&http, &gk, &signer, &domain, what, bytes)
                     .await
-                    .map_err(|e| {
-                        CliError::Rpc(format!("cannot reach the gatekeeper at {gk}: {e}"))
+                    .map_err(|e| match e {
+                        CliError::Refused(m) => {
+                            CliError::Refused(format!("{}: {m}", r.path.display()))
+                        }
+                        other => other,
                     })?;
-                if !resp.status().is_success() {
-                    return Err(refusal(&format!("upload of {}", r.path.display()), resp).await);
-                }
-                let stored: Value = resp
-                    .json()
-                    .await
-                    .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
-                if stored["recordId"].as_str().and_then(|s| s.parse().ok()) != Some(r.id) {
+                if id != r.id {
                     return Err(CliError::Integrity(format!(
                         "the gatekeeper stored {} under another record id",
                         r.path.display()

@@ -99,6 +99,49 @@ pub(crate) async fn sign<T: SolStruct>(
     Ok(format!("0x{}", alloy::hex::encode(sig.as_bytes())))
 }
 
+/// Uploads one record, signed by its holder; the record id the gatekeeper stored it under.
+pub(crate) async fn upload(
+    http: &reqwest::Client,
+    base: &str,
+    signer: &PrivateKeySigner,
+    domain: &Eip712Domain,
+    (patient, category, hash): (alloy::primitives::Address, u8, B256),
+    bytes: Vec<u8>,
+) -> Result<B256> {
+    let upload = Upload {
+        holder: signer.address(),
+        patient,
+        category,
+        contentHash: hash,
+        nonce: random_nonce(),
+        issuedAt: now(),
+    };
+    let sig = sign(signer, &upload, domain).await?;
+    let resp = http
+        .post(format!("{base}/v1/records"))
+        .header(
+            "x-medrec-upload",
+            serde_json::to_string(&upload).map_err(|e| CliError::Io(e.to_string()))?,
+        )
+        .header("x-medrec-signature", sig)
+        .header("content-type", "application/fhir+json")
+        .body(bytes)
+        .send()
+        .await
+        .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(refusal("upload", resp).await);
+    }
+    let stored: Value = resp
+        .json()
+        .await
+        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
+    stored["recordId"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CliError::Rpc("the gatekeeper answered without a record id".into()))
+}
+
 /// The gatekeeper's error as one line.
 pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
@@ -139,39 +182,16 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let upload = Upload {
-        holder,
-        patient,
-        category,
-        contentHash: hash,
-        nonce: random_nonce(),
-        issuedAt: now(),
-    };
-    let sig = sign(&signer, &upload, &domain).await?;
     let base = a.gatekeeper_url.trim_end_matches('/');
-    let resp = client()?
-        .post(format!("{base}/v1/records"))
-        .header(
-            "x-medrec-upload",
-            serde_json::to_string(&upload).map_err(|e| CliError::Io(e.to_string()))?,
-        )
-        .header("x-medrec-signature", sig)
-        .header("content-type", "application/fhir+json")
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(refusal("upload", resp).await);
-    }
-    let stored: Value = resp
-        .json()
-        .await
-        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
-    let record_id: B256 = stored["recordId"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CliError::Rpc("the gatekeeper answered without a record id".into()))?;
+    let record_id = upload(
+        &client()?,
+        base,
+        &signer,
+        &domain,
+        (patient, category, hash),
+        bytes,
+    )
+    .await?;
     out.progress(&format!(
         "stored at the gatekeeper as {record_id}; anchoring..."
     ));

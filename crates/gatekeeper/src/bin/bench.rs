@@ -24,7 +24,7 @@ use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Resolve benchmark for the gatekeeper.
@@ -41,28 +41,8 @@ struct Args {
     record_bytes: usize,
 }
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+mod support;
+use support::{Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -168,23 +148,7 @@ async fn main() {
 
     // A fresh database and the gatekeeper.
     let db = format!("medrec_gk_bench_{}", std::process::id());
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to DATABASE_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let db_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    let db_url = create_db(&admin_url, &db).await;
     std::fs::write(dir.join("master.key"), alloy::hex::encode([9u8; 32])).unwrap();
     let gk_port = free_port();
     let gk_url = format!("http://127.0.0.1:{gk_port}");
@@ -352,16 +316,7 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(0)
     );
-    {
-        use sqlx::Connection;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
-        }
-    }
+    drop_db(&admin_url, &db).await;
     let _ = std::fs::remove_dir_all(&dir);
     let _: Option<Address> = None;
 }

@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Research aggregate benchmark.
@@ -52,29 +52,6 @@ struct Args {
     /// how to query them
     #[arg(long, value_name = "SECONDS")]
     hold: Option<u64>,
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
@@ -185,34 +162,6 @@ async fn rpc(p: &DynProvider, method: &'static str, params: Value) {
     let _: Value = p.raw_request(method.into(), params).await.unwrap();
 }
 
-async fn create_db(admin_url: &str, name: &str) -> String {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to DATABASE_URL");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
-}
-
-async fn drop_db(admin_url: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-}
-
 /// Writes the facts a record upload would write, in chunks.
 async fn load_facts(db_url: &str, patients: &[&Patient]) {
     let pool = sqlx::PgPool::connect(db_url).await.unwrap();
@@ -314,6 +263,9 @@ fn gatekeeper(
 fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
+
+mod support;
+use support::{Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -593,6 +593,32 @@ pub fn medrec_cli() -> std::path::PathBuf {
     p
 }
 
+/// Imports `key` as keystore `name` through the CLI (password file "pw" unless one exists).
+pub fn import_key(w: &World, name: &str, key: &PrivateKeySigner) {
+    let dir = w.dir.path();
+    if !dir.join("password").exists() {
+        std::fs::write(dir.join("password"), "pw\n").unwrap();
+    }
+    let file = dir.join(format!("{name}.key"));
+    std::fs::write(&file, alloy::hex::encode(key.to_bytes())).unwrap();
+    let out = run_cli(
+        w,
+        &[
+            "account",
+            "import",
+            name,
+            "--private-key-file",
+            &file.to_string_lossy(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(file).unwrap();
+}
+
 /// Runs the `medrec` CLI with this world's settings.
 pub fn run_cli(w: &World, args: &[&str]) -> std::process::Output {
     let dir = w.dir.path();

@@ -1,6 +1,6 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
-use crate::harness::{World, fhir_example, now, rand_bytes, run_cli};
+use crate::harness::{World, fhir_example, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
@@ -300,30 +300,12 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     let (patient, reader) = (w.account().await, w.account().await);
     w.credential(reader.address()).await;
     let dir = w.dir.path().to_path_buf();
-    std::fs::write(dir.join("password"), "pw\n").unwrap();
     for (name, key) in [
         ("holder", &w.gk_holder),
         ("reader", &reader),
         ("patient", &patient),
     ] {
-        std::fs::write(
-            dir.join(format!("{name}.key")),
-            alloy::hex::encode(key.to_bytes()),
-        )
-        .unwrap();
-        let key_file = dir
-            .join(format!("{name}.key"))
-            .to_string_lossy()
-            .to_string();
-        let out = run_cli(
-            &w,
-            &["account", "import", name, "--private-key-file", &key_file],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_key(&w, name, key);
     }
     // The gatekeeper anchors its log head every second with the holder's keystore.
     let keystore = dir.join("keystores/holder").to_string_lossy().to_string();
@@ -420,19 +402,7 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
 
     // A stranger is refused by the gatekeeper, exit 10.
     let stranger = w.account().await;
-    std::fs::write(
-        dir.join("stranger.key"),
-        alloy::hex::encode(stranger.to_bytes()),
-    )
-    .unwrap();
-    let key_file = dir.join("stranger.key").to_string_lossy().to_string();
-    cli(&[
-        "account",
-        "import",
-        "stranger",
-        "--private-key-file",
-        &key_file,
-    ]);
+    import_key(&w, "stranger", &stranger);
     let out = cli(&["-a", "stranger", "get", &id]);
     assert_eq!(
         out.status.code(),
@@ -635,27 +605,7 @@ async fn put_without_a_relationship_is_not_orphaned_and_a_rerun_anchors_it() {
     let w = World::start().await;
     let patient = w.account().await;
     let dir = w.dir.path().to_path_buf();
-    std::fs::write(dir.join("password"), "pw\n").unwrap();
-    std::fs::write(
-        dir.join("holder.key"),
-        alloy::hex::encode(w.gk_holder.to_bytes()),
-    )
-    .unwrap();
-    let key_file = dir.join("holder.key").to_string_lossy().to_string();
-    assert!(
-        run_cli(
-            &w,
-            &[
-                "account",
-                "import",
-                "holder",
-                "--private-key-file",
-                &key_file
-            ]
-        )
-        .status
-        .success()
-    );
+    import_key(&w, "holder", &w.gk_holder);
     let file = dir.join("obs.json");
     std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
     let (file_arg, patient_arg) = (
@@ -705,24 +655,7 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
     let w = World::start().await;
     let (granted, later) = (w.account().await, w.account().await);
     let dir = w.dir.path().to_path_buf();
-    std::fs::write(dir.join("password"), "pw\n").unwrap();
-    std::fs::write(
-        dir.join("holder.key"),
-        alloy::hex::encode(w.gk_holder.to_bytes()),
-    )
-    .unwrap();
-    let key_file = dir.join("holder.key").to_string_lossy().to_string();
-    let imported = run_cli(
-        &w,
-        &[
-            "account",
-            "import",
-            "holder",
-            "--private-key-file",
-            &key_file,
-        ],
-    );
-    assert!(imported.status.success());
+    import_key(&w, "holder", &w.gk_holder);
     w.grant(&granted, w.gk_holder.address(), LABS, 3_600).await;
     // Four official examples: three for a patient who granted the holder labs, one for a
     // patient who has not granted anything yet.

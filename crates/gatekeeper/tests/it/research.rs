@@ -1,6 +1,6 @@
 //! Research: a cohort with exactly known counts over two holders, consenting patients only.
 
-use crate::harness::{World, now, rand_bytes, run_cli};
+use crate::harness::{World, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, keccak256};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
@@ -22,25 +22,6 @@ fn condition_json() -> Vec<u8> {
         .into_bytes()
 }
 
-fn import(w: &World, name: &str, key: &PrivateKeySigner) {
-    let dir = w.dir.path();
-    std::fs::write(
-        dir.join(format!("{name}.key")),
-        alloy::hex::encode(key.to_bytes()),
-    )
-    .unwrap();
-    let f = dir
-        .join(format!("{name}.key"))
-        .to_string_lossy()
-        .to_string();
-    let out = run_cli(w, &["account", "import", name, "--private-key-file", &f]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
@@ -48,6 +29,24 @@ fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), v)
+}
+
+/// The researcher's diabetes count query of `study`, to `holders`.
+fn ask_diabetes(w: &World, study: &str, holders: &str) -> (i32, Value) {
+    run_cli_json(
+        w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            holders,
+        ],
+    )
 }
 
 /// (ageBand, sex) -> (count, suppressedAtSomeHolder)
@@ -74,16 +73,15 @@ fn cell(b: &str, s: &str, n: i64, sup: bool) -> (String, String, i64, bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn aggregates_count_consenting_patients_only_across_two_holders() {
     let mut w = World::start().await;
-    std::fs::write(w.dir.path().join("password"), "pw\n").unwrap();
     let researcher = w.account().await;
     w.credential_as(researcher.address(), 2).await;
     let holder_b = w.account().await;
     w.credential(holder_b.address()).await;
     let (gov, holder_a) = (w.gov.clone(), w.gk_holder.clone());
-    import(&w, "researcher", &researcher);
-    import(&w, "gov", &gov);
-    import(&w, "holder-a", &holder_a);
-    import(&w, "holder-b", &holder_b);
+    import_key(&w, "researcher", &researcher);
+    import_key(&w, "gov", &gov);
+    import_key(&w, "holder-a", &holder_a);
+    import_key(&w, "holder-b", &holder_b);
     let password = w.dir.path().join("password").to_string_lossy().to_string();
     let ks = |n: &str| {
         w.dir
@@ -149,22 +147,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     assert_eq!(code, 0, "{reg}");
     let study = reg["data"]["studyId"].as_u64().unwrap().to_string();
 
-    let ask = || {
-        run_cli_json(
-            &w,
-            &[
-                "-a",
-                "researcher",
-                "study",
-                "query",
-                &study,
-                "--condition",
-                DIABETES,
-                "--holders",
-                &holders,
-            ],
-        )
-    };
+    let ask = || ask_diabetes(&w, &study, &holders);
 
     // Before approval: queries are refused on chain, and patients cannot opt in.
     let early = w.account().await;
@@ -399,13 +382,12 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
 async fn opt_ins_read_before_a_reorg_are_read_again() {
     use alloy::providers::Provider;
     let mut w = World::start().await;
-    std::fs::write(w.dir.path().join("password"), "pw\n").unwrap();
     let researcher = w.account().await;
     w.credential_as(researcher.address(), 2).await;
     let (gov, holder) = (w.gov.clone(), w.gk_holder.clone());
-    import(&w, "researcher", &researcher);
-    import(&w, "gov", &gov);
-    import(&w, "holder", &holder);
+    import_key(&w, "researcher", &researcher);
+    import_key(&w, "gov", &gov);
+    import_key(&w, "holder", &holder);
     let password = w.dir.path().join("password").to_string_lossy().to_string();
     let keystore = w
         .dir
@@ -459,22 +441,7 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
         w.upload_to(&holder, &url, p.address(), 5, &condition_json())
             .await;
     }
-    let ask = || {
-        run_cli_json(
-            &w,
-            &[
-                "-a",
-                "researcher",
-                "study",
-                "query",
-                &study,
-                "--condition",
-                DIABETES,
-                "--holders",
-                &url,
-            ],
-        )
-    };
+    let ask = || ask_diabetes(&w, &study, &url);
     let opt_in = |p: PrivateKeySigner| {
         let provider = w.as_(&p);
         async move {
