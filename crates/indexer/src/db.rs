@@ -310,6 +310,96 @@ pub async fn write_batch(
     Ok(events.len() as u64)
 }
 
+/// Below this many rows a table's batch goes in with `INSERT ... UNNEST`, above with binary
+/// `COPY` (no per-row parsing of arrays). Not for small batches: `COPY` ends with a second
+/// small write (CopyDone) after the data, which Nagle's algorithm holds until the server's
+/// delayed ACK (about 40 ms): hidden behind the server's work on thousands of rows, but the
+/// whole latency of a live one-event batch.
+const COPY_MIN_ROWS: usize = 5_000;
+
+/// One column of a batch's rows: bound as an array for `UNNEST`, or written in PostgreSQL's
+/// binary `COPY` format.
+trait Column: Sync {
+    fn rows(&self) -> usize;
+    fn bind<'q>(&'q self, q: PgQuery<'q>) -> PgQuery<'q>;
+    /// Writes row `i`'s field: its length then its bytes.
+    fn put(&self, i: usize, buf: &mut Vec<u8>);
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+fn put_field(buf: &mut Vec<u8>, data: &[u8]) {
+    buf.extend_from_slice(&(data.len() as i32).to_be_bytes());
+    buf.extend_from_slice(data);
+}
+
+macro_rules! column {
+    ($ty:ty, |$v:ident, $buf:ident| $put:expr) => {
+        impl Column for Vec<$ty> {
+            fn rows(&self) -> usize {
+                self.len()
+            }
+            fn bind<'q>(&'q self, q: PgQuery<'q>) -> PgQuery<'q> {
+                q.bind(self)
+            }
+            fn put(&self, i: usize, $buf: &mut Vec<u8>) {
+                let $v = &self[i];
+                $put
+            }
+        }
+    };
+}
+column!(i64, |v, buf| put_field(buf, &v.to_be_bytes()));
+column!(i32, |v, buf| put_field(buf, &v.to_be_bytes()));
+column!(i16, |v, buf| put_field(buf, &v.to_be_bytes()));
+column!(Vec<u8>, |v, buf| put_field(buf, v));
+// TEXT in binary format is its UTF-8 bytes.
+column!(String, |v, buf| put_field(buf, v.as_bytes()));
+
+/// Inserts a batch's rows of one event table (`columns` in the table's order), if any.
+async fn insert_rows(
+    conn: &mut PgConnection,
+    table: &'static str,
+    unnest: &'static str,
+    columns: &[&dyn Column],
+) -> Result<()> {
+    let n = columns.first().map_or(0, |c| c.rows());
+    if n == 0 {
+        return Ok(());
+    }
+    if n < COPY_MIN_ROWS {
+        let mut q = sqlx::query(unnest);
+        for c in columns {
+            q = c.bind(q);
+        }
+        q.execute(&mut *conn).await?;
+        return Ok(());
+    }
+    // Signature, flags, header extension length; per row the field count and the fields;
+    // the trailer.
+    let mut buf = Vec::with_capacity(n * 200);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for i in 0..n {
+        buf.extend_from_slice(&(columns.len() as i16).to_be_bytes());
+        for c in columns {
+            c.put(i, &mut buf);
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    let statement = format!("COPY {table} FROM STDIN (FORMAT binary)");
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    copy.send(buf).await?;
+    let written = copy.finish().await?;
+    if written != n as u64 {
+        return Err(IndexerError::Integrity(format!(
+            "COPY into {table} wrote {written} rows, expected {n}"
+        )));
+    }
+    Ok(())
+}
+
 async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) -> Result<()> {
     macro_rules! cols {
         ($($name:ident : $ty:ty),*) => { $(let mut $name: Vec<$ty> = Vec::new();)* };
@@ -493,71 +583,98 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
         }
     }
 
-    if !la_b.is_empty() {
-        sqlx::query("INSERT INTO ev_access_log_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[])")
-            .bind(&la_b).bind(&la_l).bind(&la_t).bind(&la_holder).bind(&la_head).bind(&la_n).bind(&la_at)
-            .execute(&mut **tx).await?;
-    }
-
-    if !ci_b.is_empty() {
-        sqlx::query("INSERT INTO ev_credential_issued SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])")
-            .bind(&ci_b).bind(&ci_l).bind(&ci_t).bind(&ci_account).bind(&ci_role).bind(&ci_ref).bind(&ci_issued).bind(&ci_exp)
-            .execute(&mut **tx).await?;
-    }
-    if !cr_b.is_empty() {
-        sqlx::query("INSERT INTO ev_credential_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bigint[])")
-            .bind(&cr_b).bind(&cr_l).bind(&cr_t).bind(&cr_account).bind(&cr_role).bind(&cr_at)
-            .execute(&mut **tx).await?;
-    }
-    if !g_b.is_empty() {
-        sqlx::query("INSERT INTO ev_granted SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::smallint[], $9::bigint[], $10::bigint[])")
-            .bind(&g_b).bind(&g_l).bind(&g_t).bind(&g_p).bind(&g_g).bind(&g_by).bind(&g_c).bind(&g_pu).bind(&g_nb).bind(&g_exp)
-            .execute(&mut **tx).await?;
-    }
-    if !r_b.is_empty() {
-        sqlx::query("INSERT INTO ev_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])")
-            .bind(&r_b).bind(&r_l).bind(&r_t).bind(&r_p).bind(&r_g).bind(&r_by)
-            .execute(&mut **tx).await?;
-    }
-    if !gs_b.is_empty() {
-        sqlx::query("INSERT INTO ev_guardian_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[])")
-            .bind(&gs_b).bind(&gs_l).bind(&gs_t).bind(&gs_p).bind(&gs_g).bind(&gs_s).bind(&gs_nb).bind(&gs_exp)
-            .execute(&mut **tx).await?;
-    }
-    if !gr_b.is_empty() {
-        sqlx::query("INSERT INTO ev_guardian_removed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])")
-            .bind(&gr_b).bind(&gr_l).bind(&gr_t).bind(&gr_p).bind(&gr_g)
-            .execute(&mut **tx).await?;
-    }
-    if !eo_b.is_empty() {
-        sqlx::query("INSERT INTO ev_emergency_opened SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[])")
-            .bind(&eo_b).bind(&eo_l).bind(&eo_t).bind(&eo_p).bind(&eo_pr).bind(&eo_r).bind(&eo_o).bind(&eo_exp)
-            .execute(&mut **tx).await?;
-    }
-    if !ec_b.is_empty() {
-        sqlx::query("INSERT INTO ev_emergency_closed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])")
-            .bind(&ec_b).bind(&ec_l).bind(&ec_t).bind(&ec_p).bind(&ec_pr).bind(&ec_by)
-            .execute(&mut **tx).await?;
-    }
-    if !cap_b.is_empty() {
-        sqlx::query("INSERT INTO ev_emergency_cap_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bigint[])")
-            .bind(&cap_b).bind(&cap_l).bind(&cap_t).bind(&cap_c)
-            .execute(&mut **tx).await?;
-    }
-    if !pa_b.is_empty() {
-        sqlx::query("INSERT INTO ev_pointer_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::smallint[], $8::bytea[], $9::text[])")
-            .bind(&pa_b).bind(&pa_l).bind(&pa_t).bind(&pa_id).bind(&pa_p).bind(&pa_h).bind(&pa_c).bind(&pa_hash).bind(&pa_loc)
-            .execute(&mut **tx).await?;
-    }
-    if !ps_b.is_empty() {
-        sqlx::query("INSERT INTO ev_pointer_superseded SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])")
-            .bind(&ps_b).bind(&ps_l).bind(&ps_t).bind(&ps_old).bind(&ps_new)
-            .execute(&mut **tx).await?;
-        // The superseded record must be known (its anchor in this or an earlier batch).
+    let conn: &mut PgConnection = tx;
+    insert_rows(
+        conn,
+        "ev_access_log_anchored",
+        "INSERT INTO ev_access_log_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[])",
+        &[&la_b, &la_l, &la_t, &la_holder, &la_head, &la_n, &la_at],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_credential_issued",
+        "INSERT INTO ev_credential_issued SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bytea[], $7::bigint[], $8::bigint[])",
+        &[&ci_b, &ci_l, &ci_t, &ci_account, &ci_role, &ci_ref, &ci_issued, &ci_exp],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_credential_revoked",
+        "INSERT INTO ev_credential_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::smallint[], $6::bigint[])",
+        &[&cr_b, &cr_l, &cr_t, &cr_account, &cr_role, &cr_at],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_granted",
+        "INSERT INTO ev_granted SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::smallint[], $9::bigint[], $10::bigint[])",
+        &[&g_b, &g_l, &g_t, &g_p, &g_g, &g_by, &g_c, &g_pu, &g_nb, &g_exp],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_revoked",
+        "INSERT INTO ev_revoked SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
+        &[&r_b, &r_l, &r_t, &r_p, &r_g, &r_by],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_guardian_set",
+        "INSERT INTO ev_guardian_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[], $7::bigint[], $8::bigint[])",
+        &[&gs_b, &gs_l, &gs_t, &gs_p, &gs_g, &gs_s, &gs_nb, &gs_exp],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_guardian_removed",
+        "INSERT INTO ev_guardian_removed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])",
+        &[&gr_b, &gr_l, &gr_t, &gr_p, &gr_g],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_emergency_opened",
+        "INSERT INTO ev_emergency_opened SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[])",
+        &[&eo_b, &eo_l, &eo_t, &eo_p, &eo_pr, &eo_r, &eo_o, &eo_exp],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_emergency_closed",
+        "INSERT INTO ev_emergency_closed SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
+        &[&ec_b, &ec_l, &ec_t, &ec_p, &ec_pr, &ec_by],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_emergency_cap_set",
+        "INSERT INTO ev_emergency_cap_set SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bigint[])",
+        &[&cap_b, &cap_l, &cap_t, &cap_c],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_pointer_anchored",
+        "INSERT INTO ev_pointer_anchored SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[], $7::smallint[], $8::bytea[], $9::text[])",
+        &[&pa_b, &pa_l, &pa_t, &pa_id, &pa_p, &pa_h, &pa_c, &pa_hash, &pa_loc],
+    )
+    .await?;
+    insert_rows(
+        conn,
+        "ev_pointer_superseded",
+        "INSERT INTO ev_pointer_superseded SELECT * FROM UNNEST($1::bigint[], $2::int[], $3::bytea[], $4::bytea[], $5::bytea[])",
+        &[&ps_b, &ps_l, &ps_t, &ps_old, &ps_new],
+    )
+    .await?;
+    if !ps_old.is_empty() && !record_index_deferred(conn).await? {
+        // The superseded record must be known (its anchor in this or an earlier batch); while
+        // the record-id index is deferred, its build checks all rows at once.
         let (known,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM ev_pointer_anchored WHERE record_id = ANY($1)")
                 .bind(&ps_old)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *conn)
                 .await?;
         if known != ps_old.len() as i64 {
             return Err(IndexerError::Integrity(
@@ -566,6 +683,15 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
         }
     }
     Ok(())
+}
+
+async fn record_index_deferred(conn: &mut PgConnection) -> Result<bool> {
+    let (deferred,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM indexer_deferred_indexes WHERE name = 'ev_pointer_anchored_record')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(deferred)
 }
 
 type PairKey = (Address, Address);
@@ -778,6 +904,113 @@ async fn apply_history(tx: &mut Transaction<'_, Postgres>, events: &[LogEvent]) 
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// The secondary indexes a long backfill builds once at the head instead of row by row. Both
+/// serve the read API (pointers by patient, by record id); neither is part of exactly-once,
+/// which rests on the primary keys and the cursor.
+pub const DEFERRABLE_INDEXES: &[&str] =
+    &["ev_pointer_anchored_patient", "ev_pointer_anchored_record"];
+
+/// Drops the deferrable indexes for a backfill of about `remaining` events, if the pointer
+/// anchors already stored are fewer than that (else rebuilding would cost more than it saves),
+/// recording their definitions in the same transaction. Returns whether any were dropped.
+pub async fn defer_indexes(pool: &PgPool, remaining: u64) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    // Serialises with batches and with another writer's build.
+    sqlx::query("SELECT block_number FROM indexer_cursor WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let (stored,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM (SELECT 1 FROM ev_pointer_anchored LIMIT $1) t")
+            .bind(remaining as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+    if stored as u64 >= remaining {
+        return Ok(false);
+    }
+    let names: Vec<String> = DEFERRABLE_INDEXES.iter().map(|n| n.to_string()).collect();
+    let present: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes
+         WHERE schemaname = current_schema() AND indexname = ANY($1)",
+    )
+    .bind(&names)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (name, def) in &present {
+        sqlx::query(
+            "INSERT INTO indexer_deferred_indexes (name, definition) VALUES ($1, $2)
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(def)
+        .execute(&mut *tx)
+        .await?;
+        let drop = match name.as_str() {
+            "ev_pointer_anchored_patient" => "DROP INDEX ev_pointer_anchored_patient",
+            _ => "DROP INDEX ev_pointer_anchored_record",
+        };
+        sqlx::query(drop).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(!present.is_empty())
+}
+
+/// Whether some deferred index is still to be built (a backfill stopped before the head).
+pub async fn has_deferred_indexes(pool: &PgPool) -> Result<bool> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM indexer_deferred_indexes")
+        .fetch_one(pool)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Builds the deferred indexes in one transaction, after the checks the batches skipped while
+/// they were missing: unique record ids (the unique index itself) and known superseded records.
+pub async fn build_deferred_indexes(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT block_number FROM indexer_cursor WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let pending: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, definition FROM indexer_deferred_indexes ORDER BY name FOR UPDATE",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (unknown,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM ev_pointer_superseded s
+         WHERE NOT EXISTS (SELECT 1 FROM ev_pointer_anchored a WHERE a.record_id = s.old_record_id)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if unknown > 0 {
+        return Err(IndexerError::Integrity(format!(
+            "{unknown} superseded pointers are unknown"
+        )));
+    }
+    // Sorting in memory rather than on disk.
+    sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+        .execute(&mut *tx)
+        .await?;
+    for (name, definition) in &pending {
+        sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match IndexerError::from(e) {
+                IndexerError::Integrity(m) => {
+                    IndexerError::Integrity(format!("building {name}: {m}"))
+                }
+                other => other,
+            })?;
+        sqlx::query("DELETE FROM indexer_deferred_indexes WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

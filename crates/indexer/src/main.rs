@@ -31,12 +31,18 @@ struct Args {
     /// How far back a reorg may reach; a deeper one stops the indexer
     #[arg(long, default_value_t = 64)]
     reorg_window: u64,
-    /// First eth_getLogs range in blocks (it adapts to 5,000-20,000 events per batch)
-    #[arg(long, default_value_t = 100)]
+    /// First eth_getLogs range in blocks (it adapts to 5,000-20,000 events per batch; a small
+    /// first range lets reading overlap writing from the start on a dense chain)
+    #[arg(long, default_value_t = 10)]
     initial_range: u64,
     /// Largest eth_getLogs range in blocks
     #[arg(long, default_value_t = 10_000)]
     max_range: u64,
+    /// A backfill of at least this many events (estimated from its first range) drops the
+    /// pointer indexes and builds them once at the head, if fewer anchors are stored than it
+    /// will add (the read API's pointer queries scan meanwhile); 0: never
+    #[arg(long, default_value_t = 20_000)]
+    defer_indexes_min_events: u64,
     /// How often to look for new blocks when caught up, in milliseconds
     #[arg(long, default_value_t = 50)]
     poll_ms: u64,
@@ -147,6 +153,7 @@ async fn run(args: Args) -> Result<(), IndexerError> {
         reorg_window: args.reorg_window,
         initial_range: args.initial_range,
         max_range: args.max_range,
+        defer_indexes_min_events: args.defer_indexes_min_events,
         poll_interval: Duration::from_millis(args.poll_ms),
         exit_at_head: args.exit_at_head,
         progress: !args.no_progress,

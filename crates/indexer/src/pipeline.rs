@@ -36,6 +36,9 @@ pub struct Config {
     pub initial_range: u64,
     /// Largest log range, in blocks.
     pub max_range: u64,
+    /// A backfill of at least this many events builds the deferrable indexes at the head
+    /// instead of row by row (0: never).
+    pub defer_indexes_min_events: u64,
     /// How often to look for new blocks once caught up.
     pub poll_interval: Duration,
     /// Stop once caught up with the head (backfill only).
@@ -158,7 +161,15 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
         cursor.block_number,
     );
     let mut backoff = Backoff::default();
-    let mut prefetch: Prefetch = None;
+    let mut prefetch = Prefetch::new();
+    // A backfill that stopped before the head may have left indexes to build.
+    let mut bulk = Bulk {
+        decided: false,
+        deferred: retry(&metrics, "deferred indexes", || {
+            db::has_deferred_indexes(&pool)
+        })
+        .await?,
+    };
     loop {
         match step(
             &cfg,
@@ -169,6 +180,7 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
             &mut cursor,
             &mut range,
             &mut prefetch,
+            &mut bulk,
         )
         .await
         {
@@ -220,6 +232,13 @@ pub async fn run(cfg: Config, pool: PgPool, metrics: Arc<Metrics>) -> Result<()>
     }
 }
 
+/// Bulk loading: whether this run has weighed deferring the indexes, and whether some are
+/// deferred (dropped, to be built at the head).
+struct Bulk {
+    decided: bool,
+    deferred: bool,
+}
+
 enum Step {
     Indexed { events: u64, head: u64 },
     CaughtUp,
@@ -229,6 +248,8 @@ enum Step {
 /// A range read from the node, checked, decoded, ready to write.
 struct Fetched {
     from: u64,
+    /// The parent hash of block `from`: the range hangs on the cursor if it is the cursor's hash.
+    from_parent: B256,
     to: u64,
     to_hash: B256,
     target: u64,
@@ -252,10 +273,15 @@ struct FetchCfg {
     start_block: u64,
 }
 
-/// A range being read while the previous one is written: (the cursor it starts after, task).
-type Prefetch = Option<(Cursor, tokio::task::JoinHandle<Result<Fetch>>)>;
+/// How many ranges are read ahead while one is written. Two calls in flight keep the node
+/// busy while the indexer decodes one answer and PostgreSQL writes another.
+const READ_AHEAD: usize = 2;
 
-/// Reads the next range after `cursor` from the node and checks it hangs on `cursor`.
+/// Ranges being read while the current one is written, in order, each following the previous
+/// one: (from, to, task). Whether a range hangs on the cursor is checked when it is taken.
+type Prefetch = std::collections::VecDeque<(u64, u64, tokio::task::JoinHandle<Result<Fetched>>)>;
+
+/// Reads the next range after `cursor` from the node.
 async fn fetch(cfg: &FetchCfg, node: &Node, cursor: Cursor, range: u64) -> Result<Fetch> {
     let head = node.head().await?;
     let target = head.saturating_sub(cfg.confirmations);
@@ -274,28 +300,47 @@ async fn fetch(cfg: &FetchCfg, node: &Node, cursor: Cursor, range: u64) -> Resul
     }
     let from = cursor.block_number + 1;
     let to = (from + range - 1).min(target);
-    let (from_hash, from_parent, from_ts) = node.header(from).await?;
-    if from_parent != cursor.block_hash {
-        return Ok(Fetch::Reorg);
-    }
-    let (to_hash, to_ts) = if to == from {
-        (from_hash, from_ts)
+    Ok(Fetch::Batch(
+        fetch_range(&cfg.contracts, node, from, to, target, head).await?,
+    ))
+}
+
+/// Reads blocks `from..=to` (known to exist up to `target` of a chain whose head was `head`):
+/// their logs between two reads of the end blocks' hashes, decoded.
+async fn fetch_range(
+    contracts: &[Address],
+    node: &Node,
+    from: u64,
+    to: u64,
+    target: u64,
+    head: u64,
+) -> Result<Fetched> {
+    let ((from_hash, from_parent, from_ts), (to_hash, to_ts)) = if to == from {
+        let (h, p, ts) = node.header(from).await?;
+        ((h, p, ts), (h, ts))
     } else {
-        let (h, _, ts) = node.header(to).await?;
-        (h, ts)
+        let (a, b) = tokio::try_join!(node.header(from), node.header(to))?;
+        (a, (b.0, b.2))
     };
     let started = Instant::now();
-    let logs = node.logs(&cfg.contracts, from, to).await?;
+    let logs = node.logs(contracts, from, to).await?;
+    let elapsed = started.elapsed();
     // The end block must not have changed while the logs were read; nor the first one, which
     // ties the range to the cursor (a reorg between the two header reads could otherwise join
     // another branch's logs onto this one's past).
-    let (to_hash_after, _, _) = node.header(to).await?;
-    if to_hash_after != to_hash {
+    let (to_after, from_after) = if to == from {
+        let h = node.header(to).await?.0;
+        (h, h)
+    } else {
+        let (b, a) = tokio::try_join!(node.header(to), node.header(from))?;
+        (b.0, a.0)
+    };
+    if to_after != to_hash {
         return Err(IndexerError::Rpc(format!(
             "block {to} changed while reading logs; retrying"
         )));
     }
-    if from != to && node.header(from).await?.0 != from_hash {
+    if from_after != from_hash {
         return Err(IndexerError::Rpc(format!(
             "block {from} changed while reading logs; retrying"
         )));
@@ -335,16 +380,17 @@ async fn fetch(cfg: &FetchCfg, node: &Node, cursor: Cursor, range: u64) -> Resul
         }
     }
     events.sort_by_key(|e| (e.block_number, e.log_index));
-    Ok(Fetch::Batch(Fetched {
+    Ok(Fetched {
         from,
+        from_parent,
         to,
         to_hash,
         target,
         head,
         events,
         blocks,
-        elapsed: started.elapsed(),
-    }))
+        elapsed,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -357,6 +403,7 @@ async fn step(
     cursor: &mut Cursor,
     range: &mut u64,
     prefetch: &mut Prefetch,
+    bulk: &mut Bulk,
 ) -> Result<Step> {
     let fcfg = FetchCfg {
         contracts: cfg.contracts.clone(),
@@ -364,20 +411,38 @@ async fn step(
         start_block: cfg.start_block,
     };
     // The range read while the last one was written, if it starts where we stand.
-    let fetched = match prefetch.take() {
-        Some((after, task)) if after == *cursor => match task.await {
-            Ok(r) => r?,
+    let waited = Instant::now();
+    let fetched = match prefetch.pop_front() {
+        Some((from, _, task)) if from == cursor.block_number + 1 => match task.await {
+            Ok(r) => Fetch::Batch(r?),
             Err(e) => return Err(IndexerError::Rpc(format!("prefetch task failed: {e}"))),
         },
-        Some((_, task)) => {
+        Some((_, _, task)) => {
             task.abort();
+            abort_all(prefetch);
             fetch(&fcfg, node, *cursor, *range).await?
         }
         None => fetch(&fcfg, node, *cursor, *range).await?,
     };
+    // A range that does not hang on the cursor: the chain changed under it (or under the
+    // ranges read ahead of it).
+    let fetched = match fetched {
+        Fetch::Batch(f) if f.from_parent != cursor.block_hash => {
+            abort_all(prefetch);
+            Fetch::Reorg
+        }
+        other => other,
+    };
     let f = match fetched {
         Fetch::CaughtUp { head } => {
             metrics.head_block.store(head, Ordering::Relaxed);
+            if bulk.deferred {
+                let started = Instant::now();
+                lock.check().await?;
+                db::build_deferred_indexes(pool).await?;
+                bulk.deferred = false;
+                info!(target: "medrec::indexer", ms = started.elapsed().as_millis() as u64, "built the deferred indexes");
+            }
             return Ok(Step::CaughtUp);
         }
         Fetch::Reorg => {
@@ -387,24 +452,47 @@ async fn step(
         Fetch::Batch(f) => f,
     };
     metrics.head_block.store(f.head, Ordering::Relaxed);
-    // Adapt the range to about 5,000-20,000 events per batch (small enough to overlap reading
-    // and writing, large enough to amortise a call); shrink when a call is slow.
-    if f.elapsed > Duration::from_secs(2) || f.events.len() > 20_000 {
-        *range = (*range / 2).max(1);
-    } else if f.events.len() < 5_000 && f.elapsed < Duration::from_millis(500) {
-        *range = (*range * 2).min(cfg.max_range);
-    }
+    *range = next_range(
+        *range,
+        f.to - f.from + 1,
+        f.events.len() as u64,
+        f.elapsed,
+        cfg.max_range,
+    );
     let new_cursor = Cursor {
         block_number: f.to,
         block_hash: f.to_hash,
     };
-    // Backfilling: read the next range while this one is written.
-    if f.to < f.target {
-        let (node, fcfg, next_range) = (node.clone(), fcfg.clone(), *range);
-        let task = tokio::spawn(async move { fetch(&fcfg, &node, new_cursor, next_range).await });
-        *prefetch = Some((new_cursor, task));
+    // A long backfill into few stored rows: build the pointer indexes once at the head.
+    if !bulk.decided && f.to < f.target && cfg.defer_indexes_min_events > 0 {
+        bulk.decided = true;
+        let blocks = (f.to - f.from + 1) as u128;
+        let remaining = ((f.target - f.to) as u128 * f.events.len() as u128 / blocks) as u64;
+        if remaining >= cfg.defer_indexes_min_events {
+            lock.check().await?;
+            if db::defer_indexes(pool, remaining).await? {
+                bulk.deferred = true;
+                info!(target: "medrec::indexer", remaining, "backfill: indexes deferred to the head");
+            }
+        }
     }
+    // Backfilling: read the next ranges (up to the target this range saw) while this one is
+    // written.
+    let mut next = prefetch.back().map_or(f.to, |(_, to, _)| *to) + 1;
+    while prefetch.len() < READ_AHEAD && next <= f.target {
+        let to = (next + *range - 1).min(f.target);
+        let (node, contracts, (target, head)) =
+            (node.clone(), fcfg.contracts.clone(), (f.target, f.head));
+        let task =
+            tokio::spawn(
+                async move { fetch_range(&contracts, &node, next, to, target, head).await },
+            );
+        prefetch.push_back((next, to, task));
+        next = to + 1;
+    }
+    let waited = waited.elapsed();
     lock.check().await?;
+    let written = Instant::now();
     let prune = f.to.saturating_sub(cfg.reorg_window);
     let rows = db::write_batch(
         pool,
@@ -419,11 +507,47 @@ async fn step(
     metrics.indexed_block.store(f.to, Ordering::Relaxed);
     metrics.rows.fetch_add(rows, Ordering::Relaxed);
     metrics.batches.fetch_add(1, Ordering::Relaxed);
-    info!(target: "medrec::indexer", from = f.from, to = f.to, events = rows, "indexed");
+    // Times: waiting for the range (read while the last was written), its eth_getLogs call,
+    // this write.
+    info!(target: "medrec::indexer", from = f.from, to = f.to, events = rows,
+        wait_ms = waited.as_millis() as u64, logs_ms = f.elapsed.as_millis() as u64,
+        write_ms = written.elapsed().as_millis() as u64, "indexed");
     Ok(Step::Indexed {
         events: rows,
         head: f.head,
     })
+}
+
+/// Stops the reads ahead (their ranges no longer follow the cursor).
+fn abort_all(prefetch: &mut Prefetch) {
+    for (_, _, task) in prefetch.drain(..) {
+        task.abort();
+    }
+}
+
+/// Events per batch the range aims at when a batch falls outside 5,000-20,000: small enough
+/// that reading the next range overlaps writing this one from the first batch on, large enough
+/// to amortise a call and a transaction.
+const TARGET_EVENTS: u64 = 10_000;
+
+/// The next log range in blocks, after `blocks` blocks gave `events` events in `elapsed`.
+/// Outside 5,000-20,000 events the range jumps to the event density's estimate of
+/// TARGET_EVENTS (at most doubling when the density is unknown); it halves on a slow call.
+fn next_range(range: u64, blocks: u64, events: u64, elapsed: Duration, max: u64) -> u64 {
+    let blocks = blocks.max(1);
+    let next = if elapsed > Duration::from_secs(2) {
+        range / 2
+    } else if events > 20_000 {
+        (blocks * TARGET_EVENTS / events).min(range / 2)
+    } else if events < 5_000 && elapsed < Duration::from_millis(500) {
+        match (blocks * TARGET_EVENTS).checked_div(events) {
+            Some(estimate) => estimate.max(range),
+            None => range * 2,
+        }
+    } else {
+        range
+    };
+    next.clamp(1, max.max(1))
 }
 
 /// Finds the last block both chains share and rolls back to it.
@@ -583,5 +707,46 @@ impl Progress {
             self.drawn = false;
         }
         self.enabled = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_range;
+    use std::time::Duration;
+
+    const FAST: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn the_range_aims_at_ten_thousand_events_outside_the_band() {
+        // 1,000 events per block: from 100 blocks (100,000 events) straight to 10 blocks.
+        assert_eq!(next_range(100, 100, 100_000, FAST, 10_000), 10);
+        // Inside 5,000-20,000 events it stays.
+        assert_eq!(next_range(10, 10, 10_000, FAST, 10_000), 10);
+        assert_eq!(next_range(10, 10, 19_000, FAST, 10_000), 10);
+        // Sparse: grows to the density's estimate, never shrinks below the current range.
+        assert_eq!(next_range(10, 10, 100, FAST, 10_000), 1_000);
+        assert_eq!(next_range(10, 3, 4_000, FAST, 10_000), 10);
+        // No events: doubles; capped by the largest range.
+        assert_eq!(next_range(10, 10, 0, FAST, 10_000), 20);
+        assert_eq!(next_range(8_000, 8_000, 0, FAST, 10_000), 10_000);
+        assert_eq!(next_range(10, 10, 1, FAST, 50), 50);
+    }
+
+    #[test]
+    fn too_many_events_or_a_slow_call_shrink_it() {
+        // Always at least halves when over 20,000 events, down to one block.
+        assert_eq!(next_range(4, 4, 30_000, FAST, 10_000), 1);
+        assert_eq!(next_range(1, 1, 50_000, FAST, 10_000), 1);
+        assert_eq!(next_range(100, 100, 21_000, FAST, 10_000), 47);
+        assert_eq!(
+            next_range(100, 100, 10_000, Duration::from_secs(3), 10_000),
+            50
+        );
+        // A slow call with few events does not grow it.
+        assert_eq!(
+            next_range(100, 100, 10, Duration::from_millis(800), 10_000),
+            100
+        );
     }
 }

@@ -87,6 +87,12 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
         max_range: Some(2),
         ..Opts::default()
     };
+    // Every other run defers the pointer indexes to the head whatever the backfill's size
+    // (bulk loading), so kills also fall between dropping and building them.
+    let bulk = Opts {
+        extra_args: vec!["--defer-indexes-min-events".into(), "1".into()],
+        ..small.clone()
+    };
     // At least KILLS kills, and at least MID_BACKFILL of them with the backfill under way. On a
     // loaded machine (or database) a run may die before it even starts: after STALLED runs
     // without progress, one is let make some before its random delay.
@@ -94,6 +100,7 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
     let mut mid_backfill = 0;
     let mut i = 0;
     let mut stalled = 0;
+    let mut deferred = 0;
     let mut last_log = String::new();
     while i < KILLS || mid_backfill < MID_BACKFILL {
         assert!(
@@ -102,7 +109,7 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
         );
         i += 1;
         let before = db.cursor().await;
-        let mut idx = Indexer::spawn(&w, &db, &small);
+        let mut idx = Indexer::spawn(&w, &db, if i % 2 == 1 { &bulk } else { &small });
         if stalled >= STALLED {
             let started = std::time::Instant::now();
             while db.cursor().await == before && before.is_none_or(|(n, _)| n < head) {
@@ -122,6 +129,9 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
         }
         idx.kill();
         last_log = idx.stderr();
+        if last_log.contains("indexes deferred to the head") {
+            deferred += 1;
+        }
         let c = db.cursor().await.map(|(n, _)| n);
         if c.is_some_and(|n| n > w.start_block && n < head) {
             mid_backfill += 1;
@@ -133,7 +143,7 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
         }
         cursors.push((ms, c));
     }
-    eprintln!("kills (sleep ms, cursor after): {cursors:?}");
+    eprintln!("kills (sleep ms, cursor after): {cursors:?}; {deferred} runs deferred the indexes");
     // The cursor only moves forward, one whole batch at a time.
     let seen: Vec<u64> = cursors.iter().filter_map(|(_, c)| *c).collect();
     assert!(seen.windows(2).all(|p| p[0] <= p[1]), "{cursors:?}");
@@ -148,11 +158,31 @@ async fn killed_at_random_points_it_resumes_without_loss_or_duplicates() {
         &db,
         &Opts {
             exit_at_head: true,
-            ..small.clone()
+            ..bulk
         },
     );
     let st = last.wait_exit(Duration::from_secs(60)).await;
     assert!(st.success(), "final run failed ({st}):\n{}", last.stderr());
+    // Any deferred index is built by the time the backfill reaches the head.
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM indexer_deferred_indexes")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "deferred indexes left unbuilt");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'ev_pointer_anchored' ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "ev_pointer_anchored_patient",
+            "ev_pointer_anchored_pkey",
+            "ev_pointer_anchored_record"
+        ]
+    );
     let evs = model::assert_db_matches_chain(&w, &db, head).await;
     assert_eq!(evs.len(), total);
     let rows: i64 = sqlx::query_scalar(

@@ -671,6 +671,8 @@ pub struct Opts {
     pub rpc_url: Option<String>,
     /// Another database URL than the test database's (e.g. through a proxy).
     pub database_url: Option<String>,
+    /// Further command-line arguments.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Opts {
@@ -684,6 +686,7 @@ impl Default for Opts {
             exit_at_head: false,
             rpc_url: None,
             database_url: None,
+            extra_args: vec![],
         }
     }
 }
@@ -755,6 +758,7 @@ impl Indexer {
         if opts.exit_at_head {
             cmd.arg("--exit-at-head");
         }
+        cmd.args(&opts.extra_args);
         let api = if opts.api {
             let port = free_port();
             cmd.arg("--listen").arg(format!("127.0.0.1:{port}"));
