@@ -18,7 +18,10 @@ for n in "${names[@]}"; do
   esac
 done
 forge=$root/node_modules/@foundry-rs/forge-linux-amd64/bin/forge
-export DATABASE_URL=${DATABASE_URL:-$(script/pg.sh)} || { echo "bench: PostgreSQL could not be started" >&2; exit 1; }
+if [[ -z ${DATABASE_URL:-} ]]; then
+  DATABASE_URL=$(script/pg.sh) || { echo "bench: PostgreSQL could not be started" >&2; exit 1; }
+fi
+export DATABASE_URL
 
 needs_release=0
 for n in "${names[@]}"; do [[ $n != gas ]] && needs_release=1; done

@@ -647,8 +647,21 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
     }
     let patients = read_json(&a.population.join("patients.json"))?;
     let figures = read_json(&a.population.join("population.json"))?;
-    let patients = patients.as_array().cloned().unwrap_or_default();
-    let seed = figures["seed"].as_u64().unwrap_or(42);
+    let patients = match patients.as_array() {
+        Some(p) if !p.is_empty() => p.clone(),
+        _ => {
+            return Err(input(format!(
+                "{} lists no patients: run medrec-sim population first",
+                a.population.join("patients.json").display()
+            )));
+        }
+    };
+    let seed = figures["seed"].as_u64().ok_or_else(|| {
+        input(format!(
+            "{} has no seed: run medrec-sim population again",
+            a.population.join("population.json").display()
+        ))
+    })?;
     let relay = relayer(args, &a.relayer)?;
     let p = provider(&args.rpc_url, Some(&relay))?;
     let d = deployment(args, &p).await?;

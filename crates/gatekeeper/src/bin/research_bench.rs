@@ -78,6 +78,8 @@ fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
     }
 }
 
+/// The study's smallest reported cell.
+const MIN_CELL: u32 = 10;
 const SNOMED: &str = "http://snomed.info/sct";
 const LOINC: &str = "http://loinc.org";
 /// Type 2 diabetes, essential hypertension.
@@ -388,7 +390,7 @@ async fn main() {
         .registerStudy(
             keccak256(b"bench protocol"),
             (1 << 0) | (1 << 3) | (1 << 5),
-            10,
+            MIN_CELL,
             1_000_000,
         )
         .send()
@@ -476,10 +478,6 @@ async fn main() {
     signing.await.unwrap();
     rpc(&p, "evm_mine", json!([])).await;
     rpc(&p, "evm_setAutomine", json!([true])).await;
-    // Opt-ins arrive over weeks on a real chain, not in a few blocks of ten thousand: a few
-    // ordinary blocks follow, so that fee estimates (which read the latest blocks) do not sort
-    // the bulk load's transactions at every query.
-    rpc(&p, "anvil_mine", json!([20])).await;
     let pending: Value = p
         .raw_request("txpool_status".into(), json!([]))
         .await
@@ -698,7 +696,7 @@ async fn main() {
 fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
     if flag == "--condition" {
         let today = civil((ts / 86_400) as i64);
-        // Each holder suppresses its cells under the study's minimum (10): they add nothing.
+        // Each holder suppresses its cells under the study's minimum: they add nothing.
         let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
         for (i, p) in consenting.iter().enumerate() {
             if p.conditions.contains(&code) {
@@ -711,7 +709,7 @@ fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Val
         let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
         for cells in per_holder {
             for (k, n) in cells {
-                *want.entry(k).or_default() += if n < 10 { 0 } else { n };
+                *want.entry(k).or_default() += if n < i64::from(MIN_CELL) { 0 } else { n };
             }
         }
         let got: BTreeMap<(String, String), i64> = combined["cells"]
