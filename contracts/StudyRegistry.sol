@@ -140,16 +140,21 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
     // --------------------------------------------------------------- queries
 
     /// @inheritdoc IStudyRegistry
-    function submitQuery(uint256 studyId, bytes32 queryHash, uint64 cost, uint64 pinnedBlock)
-        external
-    {
+    function recordQuery(
+        uint256 studyId,
+        bytes32 queryHash,
+        uint64 cost,
+        uint64 pinnedBlock,
+        bytes32 answerHash
+    ) external {
         Study storage s = _studies[studyId];
         _requireStudyResearcher(studyId, s);
         Status status = s.status;
-        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
-        _requireResearcher();
+        if (status != Status.Approved && status != Status.Closed) {
+            revert StudyInvalidStatus(studyId, status);
+        }
         if (cost == 0) revert StudyZeroCost();
-        if (queryHash == bytes32(0)) revert StudyZeroHash();
+        if (queryHash == bytes32(0) || answerHash == bytes32(0)) revert StudyZeroHash();
         if (pinnedBlock > block.number) revert StudyPinnedBlockInFuture(pinnedBlock, block.number);
         Query storage q = _queries[studyId][queryHash];
         if (q.cost != 0) revert StudyQueryExists(studyId, queryHash);
@@ -160,19 +165,8 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
         s.spent = spent + cost;
         q.cost = cost;
         q.pinnedBlock = pinnedBlock;
-        emit QuerySubmitted(studyId, queryHash, cost, pinnedBlock);
-    }
-
-    /// @inheritdoc IStudyRegistry
-    function recordAnswer(uint256 studyId, bytes32 queryHash, bytes32 answerHash) external {
-        _requireStudyResearcher(studyId, _studies[studyId]);
-        if (answerHash == bytes32(0)) revert StudyZeroHash();
-        Query storage q = _queries[studyId][queryHash];
-        if (q.cost == 0) revert StudyQueryNotFound(studyId, queryHash);
-        if (q.answered) revert StudyQueryAnswered(studyId, queryHash);
-        q.answered = true;
         q.answerHash = answerHash;
-        emit QueryAnswered(studyId, queryHash, answerHash);
+        emit QueryAnswered(studyId, queryHash, cost, pinnedBlock, answerHash);
     }
 
     // ------------------------------------------------------------------- views

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 forge=${FORGE:-node_modules/@foundry-rs/forge-linux-amd64/bin/forge}
 dest=crates/bindings/abi
-"$forge" build --skip test --skip script >/dev/null
+"$forge" build --skip test --skip script --skip 'test/**' >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for c in ParticipantRegistry ConsentRegistry RecordRegistry StudyRegistry; do

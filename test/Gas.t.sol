@@ -155,12 +155,12 @@ contract GasTest is Base {
         vm.snapshotGasLastCall("optIn");
     }
 
-    function test_gas_submitQuery() public {
+    function test_gas_recordQuery() public {
         uint256 id = approvedStudy();
         vm.roll(100);
         cool();
         vm.prank(researcher);
-        studies.submitQuery(id, keccak256("query"), 100_000, 99);
-        vm.snapshotGasLastCall("submitQuery");
+        studies.recordQuery(id, keccak256("query"), 100_000, 99, keccak256("answer"));
+        vm.snapshotGasLastCall("recordQuery");
     }
 }

@@ -78,9 +78,15 @@ contract StudyRegistryTest is Base {
         studies.optIn(id);
     }
 
-    function _submit(uint256 id, bytes32 queryHash, uint64 cost) internal {
+    /// @dev The receipt of `queryHash`, recorded by `researcher`, pinned at this block.
+    function _record(uint256 id, bytes32 queryHash, uint64 cost, bytes32 answerHash) internal {
         vm.prank(researcher);
-        studies.submitQuery(id, queryHash, cost, uint64(block.number));
+        studies.recordQuery(id, queryHash, cost, uint64(block.number), answerHash);
+    }
+
+    /// @dev {_record} with the answer `ANSWER`.
+    function _record(uint256 id, bytes32 queryHash, uint64 cost) internal {
+        _record(id, queryHash, cost, ANSWER);
     }
 
     function _signed(uint256 id) internal view returns (Signed memory) {
@@ -169,13 +175,11 @@ contract StudyRegistryTest is Base {
         bytes32 queryHash,
         uint64 cost,
         uint64 pinnedBlock,
-        bool answered,
         bytes32 answerHash
     ) internal view {
         IStudyRegistry.Query memory q = studies.queryOf(id, queryHash);
         assertEq(q.cost, cost, "cost");
         assertEq(q.pinnedBlock, pinnedBlock, "pinnedBlock");
-        assertEq(q.answered, answered, "answered");
         assertEq(q.answerHash, answerHash, "answerHash");
     }
 
@@ -499,10 +503,10 @@ contract StudyRegistryTest is Base {
         _assertStatus(id, IStudyRegistry.Status.Closed);
     }
 
-    function test_closeStudy_closesApprovedAndEndsConsentAndQueries() public {
+    function test_closeStudy_closesApprovedAndEndsConsent() public {
         uint256 id = _approved();
         _optIn(id, patient);
-        _submit(id, QUERY, COST);
+        _record(id, QUERY, COST);
         assertTrue(studies.isOptedIn(id, patient));
 
         vm.warp(block.timestamp + 10 days);
@@ -527,8 +531,10 @@ contract StudyRegistryTest is Base {
         _assertParticipation(id, patient, true, uint64(block.number));
         _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
         _optIn(id, other);
-        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
-        _submit(id, keccak256("q2"), COST);
+        // Holders answer no new query (off chain), but the receipt of an answer given before
+        // closing may still be recorded: see test_recordQuery_allowedWhenClosed.
+        _record(id, keccak256("q2"), COST);
+        assertEq(studies.studyOf(id).spent, 2 * COST);
     }
 
     function test_closeStudy_revertsForNonGovernance() public {
@@ -1074,188 +1080,265 @@ contract StudyRegistryTest is Base {
         assertEq(studies.nonces(address(wallet)), 1);
     }
 
-    // ------------------------------------------------------------ submitQuery
+    // ------------------------------------------------------------ recordQuery
 
-    function test_submitQuery_storesSpendsAndEmits() public {
+    function test_recordQuery_storesSpendsAndEmits() public {
         uint256 id = _approved();
         vm.roll(1000);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QuerySubmitted(id, QUERY, COST, 990);
+        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, 990, ANSWER);
         vm.prank(researcher);
-        studies.submitQuery(id, QUERY, COST, 990);
+        studies.recordQuery(id, QUERY, COST, 990, ANSWER);
 
-        _assertQuery(id, QUERY, COST, 990, false, bytes32(0));
+        _assertQuery(id, QUERY, COST, 990, ANSWER);
         assertEq(studies.studyOf(id).spent, COST);
-        // Another query spends on top.
+        // Another query spends on top, and keeps its own answer.
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QuerySubmitted(id, keccak256("q2"), 2 * COST, 1000);
-        _submit(id, keccak256("q2"), 2 * COST);
+        emit IStudyRegistry.QueryAnswered(id, keccak256("q2"), 2 * COST, 1000, keccak256("a2"));
+        _record(id, keccak256("q2"), 2 * COST, keccak256("a2"));
+        _assertQuery(id, keccak256("q2"), 2 * COST, 1000, keccak256("a2"));
+        _assertQuery(id, QUERY, COST, 990, ANSWER);
         assertEq(studies.studyOf(id).spent, 3 * COST);
     }
 
-    function test_submitQuery_mayPinBlockZeroOrNow() public {
+    function test_recordQuery_mayPinBlockZeroOrNow() public {
         uint256 id = _approved();
         vm.roll(42);
         vm.prank(researcher);
-        studies.submitQuery(id, keccak256("q0"), 1, 0);
-        _assertQuery(id, keccak256("q0"), 1, 0, false, bytes32(0));
+        studies.recordQuery(id, keccak256("q0"), 1, 0, ANSWER);
+        _assertQuery(id, keccak256("q0"), 1, 0, ANSWER);
         vm.prank(researcher);
-        studies.submitQuery(id, keccak256("q42"), 1, 42);
-        _assertQuery(id, keccak256("q42"), 1, 42, false, bytes32(0));
+        studies.recordQuery(id, keccak256("q42"), 1, 42, ANSWER);
+        _assertQuery(id, keccak256("q42"), 1, 42, ANSWER);
+        assertEq(studies.studyOf(id).spent, 2);
     }
 
-    function test_submitQuery_spendsExactlyTheBudget() public {
+    function test_recordQuery_spendsExactlyTheBudget() public {
         uint256 id = _approved();
-        _submit(id, keccak256("a"), BUDGET - 1);
-        _submit(id, keccak256("b"), 1);
+        _record(id, keccak256("a"), BUDGET - 1);
+        _record(id, keccak256("b"), 1);
         assertEq(studies.studyOf(id).spent, BUDGET);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IStudyRegistry.StudyBudgetExceeded.selector, id, BUDGET, 1, BUDGET
             )
         );
-        _submit(id, keccak256("c"), 1);
+        _record(id, keccak256("c"), 1);
+        _assertQuery(id, keccak256("c"), 0, 0, bytes32(0));
     }
 
-    function test_submitQuery_revertsOnBudgetExceeded() public {
+    function test_recordQuery_revertsOnBudgetExceeded() public {
         uint256 id = _approved();
-        _submit(id, keccak256("a"), BUDGET - COST + 1);
+        _record(id, keccak256("a"), BUDGET - COST + 1);
         vm.expectRevert(
             abi.encodeWithSelector(
                 IStudyRegistry.StudyBudgetExceeded.selector, id, BUDGET - COST + 1, COST, BUDGET
             )
         );
-        _submit(id, QUERY, COST);
+        _record(id, QUERY, COST);
         assertEq(studies.studyOf(id).spent, BUDGET - COST + 1);
-        _assertQuery(id, QUERY, 0, 0, false, bytes32(0));
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
         // A smaller query still fits.
-        _submit(id, QUERY, COST - 1);
+        _record(id, QUERY, COST - 1);
+        _assertQuery(id, QUERY, COST - 1, uint64(block.number), ANSWER);
         assertEq(studies.studyOf(id).spent, BUDGET);
     }
 
-    function test_submitQuery_revertsOnCostAboveBudgetWithoutOverflow() public {
+    function test_recordQuery_revertsOnCostAboveBudgetWithoutOverflow() public {
         vm.prank(researcher);
         uint256 id = studies.registerStudy(PROTOCOL, LABS, MIN_CELL, type(uint64).max);
         _approve(id);
-        _submit(id, keccak256("a"), type(uint64).max - 1);
+        _record(id, keccak256("a"), type(uint64).max - 1);
         uint64 max = type(uint64).max;
         vm.expectRevert(
             abi.encodeWithSelector(
                 IStudyRegistry.StudyBudgetExceeded.selector, id, max - 1, max, max
             )
         );
-        _submit(id, QUERY, max);
-        _submit(id, QUERY, 1);
+        _record(id, QUERY, max);
+        _record(id, QUERY, 1);
         assertEq(studies.studyOf(id).spent, max);
     }
 
-    function test_submitQuery_revertsOnUnknownStudy() public {
+    function test_recordQuery_revertsOnUnknownStudy() public {
         _expectNotFound(1);
-        _submit(1, QUERY, COST);
+        _record(1, QUERY, COST);
         _expectNotFound(0);
-        _submit(0, QUERY, COST);
+        _record(0, QUERY, COST);
+        // One past the last study.
+        uint256 id = _approved();
+        _expectNotFound(id + 1);
+        _record(id + 1, QUERY, COST);
+        _assertQuery(id + 1, QUERY, 0, 0, bytes32(0));
     }
 
-    function test_submitQuery_revertsWhenNotStudyResearcher() public {
+    function test_recordQuery_revertsWhenNotStudyResearcher() public {
         uint256 id = _approved();
         // Another credentialed researcher may not spend this study's budget.
         vm.expectRevert(
             abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
         );
         vm.prank(researcher2);
-        studies.submitQuery(id, QUERY, COST, 0);
+        studies.recordQuery(id, QUERY, COST, 0, ANSWER);
         vm.expectRevert(
             abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, governor)
         );
         vm.prank(governor);
-        studies.submitQuery(id, QUERY, COST, 0);
+        studies.recordQuery(id, QUERY, COST, 0, ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, stranger)
+        );
+        vm.prank(stranger);
+        studies.recordQuery(id, QUERY, COST, 0, ANSWER);
         assertEq(studies.studyOf(id).spent, 0);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
     }
 
-    function test_submitQuery_revertsWhenRegistered() public {
+    function test_recordQuery_revertsWhenRegistered() public {
         uint256 id = _register();
         _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
-        _submit(id, QUERY, COST);
+        _record(id, QUERY, COST);
+        assertEq(studies.studyOf(id).spent, 0);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
     }
 
-    function test_submitQuery_revertsWhenClosed() public {
+    /// @dev Holders gave their answer while the study was approved; its receipt may land after closing.
+    function test_recordQuery_allowedWhenClosed() public {
         uint256 id = _approved();
+        _record(id, keccak256("before"), COST);
         _close(id);
-        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
-        _submit(id, QUERY, COST);
+        vm.roll(block.number + 5);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number - 5), ANSWER);
+        vm.prank(researcher);
+        studies.recordQuery(id, QUERY, COST, uint64(block.number - 5), ANSWER);
+        _assertQuery(id, QUERY, COST, uint64(block.number - 5), ANSWER);
+        assertEq(studies.studyOf(id).spent, 2 * COST);
+        _assertStatus(id, IStudyRegistry.Status.Closed);
+        // The other rules still hold on a closed study.
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
+        _record(id, QUERY, 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyBudgetExceeded.selector, id, 2 * COST, BUDGET, BUDGET
+            )
+        );
+        _record(id, keccak256("after"), BUDGET);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
+        );
+        vm.prank(researcher2);
+        studies.recordQuery(id, keccak256("after"), COST, 0, ANSWER);
+        assertEq(studies.studyOf(id).spent, 2 * COST);
     }
 
-    function test_submitQuery_revertsWhenCredentialRevoked() public {
+    /// @dev No credential check: the receipt of an answer given before may still be left.
+    function test_recordQuery_allowedAfterCredentialRevoked() public {
         uint256 id = _approved();
         vm.prank(governor);
         participants.revokeCredential(researcher);
+        assertFalse(participants.isCredentialed(researcher, IParticipantRegistry.Role.Researcher));
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        _record(id, QUERY, COST);
+        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
+        assertEq(studies.studyOf(id).spent, COST);
+        // The study stays its researcher's alone.
         vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
         );
-        _submit(id, QUERY, COST);
+        vm.prank(researcher2);
+        studies.recordQuery(id, keccak256("q2"), COST, 0, ANSWER);
     }
 
-    function test_submitQuery_revertsWhenCredentialExpired() public {
+    function test_recordQuery_allowedAfterCredentialExpired() public {
         uint256 id = _approved();
         uint40 end = participants.credentialOf(researcher).expiresAt;
         vm.warp(end - 1);
-        _submit(id, keccak256("before"), COST);
+        _record(id, keccak256("before"), COST);
         vm.warp(end);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
-        );
-        _submit(id, QUERY, COST);
+        assertFalse(participants.isCredentialed(researcher, IParticipantRegistry.Role.Researcher));
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        _record(id, QUERY, COST);
+        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
+        assertEq(studies.studyOf(id).spent, 2 * COST);
     }
 
-    function test_submitQuery_revertsOnZeroCost() public {
+    function test_recordQuery_allowedAfterCloseAndCredentialLoss() public {
+        uint256 id = _approved();
+        _close(id);
+        vm.prank(governor);
+        participants.revokeCredential(researcher);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        _record(id, QUERY, COST);
+        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
+        assertEq(studies.studyOf(id).spent, COST);
+    }
+
+    function test_recordQuery_revertsOnZeroCost() public {
         uint256 id = _approved();
         vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCost.selector));
-        _submit(id, QUERY, 0);
+        _record(id, QUERY, 0);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
     }
 
-    function test_submitQuery_revertsOnZeroQueryHash() public {
+    function test_recordQuery_revertsOnZeroQueryHash() public {
         uint256 id = _approved();
         vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
-        _submit(id, bytes32(0), COST);
+        _record(id, bytes32(0), COST);
+        _assertQuery(id, bytes32(0), 0, 0, bytes32(0));
+        assertEq(studies.studyOf(id).spent, 0);
     }
 
-    function test_submitQuery_revertsOnFuturePinnedBlock() public {
+    function test_recordQuery_revertsOnZeroAnswerHash() public {
+        uint256 id = _approved();
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
+        _record(id, QUERY, COST, bytes32(0));
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
+        assertEq(studies.studyOf(id).spent, 0);
+    }
+
+    function test_recordQuery_revertsOnFuturePinnedBlock() public {
         uint256 id = _approved();
         vm.roll(500);
         vm.expectRevert(
             abi.encodeWithSelector(IStudyRegistry.StudyPinnedBlockInFuture.selector, 501, 500)
         );
         vm.prank(researcher);
-        studies.submitQuery(id, QUERY, COST, 501);
+        studies.recordQuery(id, QUERY, COST, 501, ANSWER);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
+        assertEq(studies.studyOf(id).spent, 0);
     }
 
-    function test_submitQuery_revertsOnDuplicateQuery() public {
+    function test_recordQuery_revertsOnDuplicateQuery() public {
         uint256 id = _approved();
-        _submit(id, QUERY, COST);
+        _record(id, QUERY, COST);
+        // Neither another cost, another answer, nor the very same receipt again.
         vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
-        _submit(id, QUERY, 1);
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
+        _record(id, QUERY, 1, keccak256("another answer"));
         vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
-        _submit(id, QUERY, 1);
+        _record(id, QUERY, COST);
+        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
         assertEq(studies.studyOf(id).spent, COST);
     }
 
-    function test_submitQuery_sameQueryHashInAnotherStudy() public {
+    function test_recordQuery_sameQueryHashInAnotherStudy() public {
         uint256 a = _approved();
         uint256 b = _approved();
-        _submit(a, QUERY, COST);
-        _submit(b, QUERY, 2 * COST);
-        _assertQuery(a, QUERY, COST, uint64(block.number), false, bytes32(0));
-        _assertQuery(b, QUERY, 2 * COST, uint64(block.number), false, bytes32(0));
+        _record(a, QUERY, COST);
+        _record(b, QUERY, 2 * COST, keccak256("answer b"));
+        _assertQuery(a, QUERY, COST, uint64(block.number), ANSWER);
+        _assertQuery(b, QUERY, 2 * COST, uint64(block.number), keccak256("answer b"));
         assertEq(studies.studyOf(a).spent, COST);
         assertEq(studies.studyOf(b).spent, 2 * COST);
     }
 
-    /// @dev Whatever sequence of costs the researcher submits, spent never passes the budget, is
+    /// @dev Whatever sequence of costs the researcher records, spent never passes the budget, is
     /// exactly the sum of the accepted costs, and a query is refused exactly when it would
     /// overspend (with the state of the budget in the error).
-    function testFuzz_submitQuery_budgetNeverOverspent(uint64 rawBudget, uint64[] memory costs)
+    function testFuzz_recordQuery_budgetNeverOverspent(uint64 rawBudget, uint64[] memory costs)
         public
     {
         // Log-uniform budgets and costs, so that small, large and exact fits all occur.
@@ -1272,6 +1355,8 @@ contract StudyRegistryTest is Base {
             // Now and then, exactly what is left.
             if (i % 7 == 6) cost = budget - spent;
             bytes32 q = keccak256(abi.encode(i));
+            bytes32 answer = keccak256(abi.encode("answer", i));
+            bool accepted;
             if (cost == 0) {
                 vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCost.selector));
             } else if (uint256(spent) + cost > budget) {
@@ -1282,10 +1367,13 @@ contract StudyRegistryTest is Base {
                 );
             } else {
                 vm.expectEmit(true, true, true, true, address(studies));
-                emit IStudyRegistry.QuerySubmitted(id, q, cost, uint64(block.number));
+                emit IStudyRegistry.QueryAnswered(id, q, cost, uint64(block.number), answer);
                 spent += cost;
+                accepted = true;
             }
-            _submit(id, q, cost);
+            _record(id, q, cost, answer);
+            if (accepted) _assertQuery(id, q, cost, uint64(block.number), answer);
+            else _assertQuery(id, q, 0, 0, bytes32(0));
             IStudyRegistry.Study memory s = studies.studyOf(id);
             assertLe(s.spent, s.budget, "overspent");
             assertEq(s.spent, spent, "spent != sum of accepted costs");
@@ -1293,101 +1381,11 @@ contract StudyRegistryTest is Base {
         }
     }
 
-    // ----------------------------------------------------------- recordAnswer
-
-    function test_recordAnswer_storesAndEmits() public {
-        uint256 id = _approved();
-        vm.roll(300);
-        vm.prank(researcher);
-        studies.submitQuery(id, QUERY, COST, 299);
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, ANSWER);
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        _assertQuery(id, QUERY, COST, 299, true, ANSWER);
-        // Answering spends nothing more.
-        assertEq(studies.studyOf(id).spent, COST);
-    }
-
-    function test_recordAnswer_allowedAfterCloseAndCredentialLoss() public {
-        uint256 id = _approved();
-        _submit(id, QUERY, COST);
-        _close(id);
-        vm.prank(governor);
-        participants.revokeCredential(researcher);
-        // A query accepted while the study was open still gets its receipt.
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, ANSWER);
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        _assertQuery(id, QUERY, COST, uint64(block.number), true, ANSWER);
-    }
-
-    function test_recordAnswer_revertsOnUnknownStudy() public {
-        _expectNotFound(4);
-        vm.prank(researcher);
-        studies.recordAnswer(4, QUERY, ANSWER);
-    }
-
-    function test_recordAnswer_revertsWhenNotStudyResearcher() public {
-        uint256 id = _approved();
-        _submit(id, QUERY, COST);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
-        );
-        vm.prank(researcher2);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, stranger)
-        );
-        vm.prank(stranger);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        _assertQuery(id, QUERY, COST, uint64(block.number), false, bytes32(0));
-    }
-
-    function test_recordAnswer_revertsOnZeroAnswerHash() public {
-        uint256 id = _approved();
-        _submit(id, QUERY, COST);
-        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroHash.selector));
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, bytes32(0));
-    }
-
-    function test_recordAnswer_revertsOnUnknownQuery() public {
-        uint256 id = _approved();
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyQueryNotFound.selector, id, QUERY)
-        );
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        // A query of another study does not count.
-        uint256 other_ = _approved();
-        _submit(other_, QUERY, COST);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyQueryNotFound.selector, id, QUERY)
-        );
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
-    }
-
-    function test_recordAnswer_revertsWhenAnswered() public {
-        uint256 id = _approved();
-        _submit(id, QUERY, COST);
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, ANSWER);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyQueryAnswered.selector, id, QUERY)
-        );
-        vm.prank(researcher);
-        studies.recordAnswer(id, QUERY, keccak256("another answer"));
-        _assertQuery(id, QUERY, COST, uint64(block.number), true, ANSWER);
-    }
-
     // ------------------------------------------------------------------ views
 
     function test_views_unknownAreZero() public view {
         _assertStudy(7, address(0), IStudyRegistry.Status.None, 0, 0, 0, 0, 0, bytes32(0));
-        _assertQuery(7, QUERY, 0, 0, false, bytes32(0));
+        _assertQuery(7, QUERY, 0, 0, bytes32(0));
         _assertParticipation(7, patient, false, 0);
         assertFalse(studies.isOptedIn(7, patient));
         assertEq(studies.studyCount(), 0);
@@ -1421,12 +1419,14 @@ contract StudyRegistryTest is Base {
         vm.roll(block.number + 1);
         vm.prank(patient);
         studies.withdraw(a);
-        _submit(a, QUERY, COST);
-        _submit(a, keccak256("q2"), 3);
         vm.prank(researcher);
-        studies.recordAnswer(a, QUERY, ANSWER);
+        studies.recordQuery(a, QUERY, COST, uint64(block.number - 1), ANSWER);
         vm.warp(block.timestamp + 1 days);
         _close(b);
+        _close(a);
+        // A receipt recorded after the study closed.
+        vm.roll(block.number + 1);
+        _record(a, keccak256("q2"), 3, keccak256("answer 2"));
 
         Vm.Log[] memory logs = vm.getRecordedLogs();
         IStudyRegistry.Study[3] memory rebuilt;
@@ -1451,14 +1451,11 @@ contract StudyRegistryTest is Base {
                 optedIn[address(uint160(uint256(l.topics[2]))) == patient ? 0 : 1] = true;
             } else if (t == IStudyRegistry.Withdrew.selector) {
                 optedIn[address(uint160(uint256(l.topics[2]))) == patient ? 0 : 1] = false;
-            } else if (t == IStudyRegistry.QuerySubmitted.selector) {
-                IStudyRegistry.Query memory q = qs[l.topics[2] == QUERY ? 0 : 1];
-                (q.cost, q.pinnedBlock) = abi.decode(l.data, (uint64, uint64));
-                rebuilt[uint256(l.topics[1])].spent += q.cost;
             } else if (t == IStudyRegistry.QueryAnswered.selector) {
                 IStudyRegistry.Query memory q = qs[l.topics[2] == QUERY ? 0 : 1];
-                q.answered = true;
-                q.answerHash = abi.decode(l.data, (bytes32));
+                (q.cost, q.pinnedBlock, q.answerHash) =
+                    abi.decode(l.data, (uint64, uint64, bytes32));
+                rebuilt[uint256(l.topics[1])].spent += q.cost;
             }
         }
         for (uint256 id = 1; id <= 2; ++id) {
@@ -1470,5 +1467,10 @@ contract StudyRegistryTest is Base {
         assertEq(optedIn[1], studies.participationOf(a, other).optedIn, "other");
         assertFalse(optedIn[0]);
         assertTrue(optedIn[1]);
+        // The replay saw both receipts, not zeros that happen to match.
+        assertEq(qs[0].answerHash, ANSWER);
+        assertEq(qs[1].answerHash, keccak256("answer 2"));
+        assertEq(rebuilt[a].spent, COST + 3);
+        assertEq(uint8(rebuilt[a].status), uint8(IStudyRegistry.Status.Closed));
     }
 }

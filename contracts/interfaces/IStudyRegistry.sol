@@ -7,15 +7,17 @@ pragma solidity ^0.8.30;
 /// @dev A study names its protocol (a hash of the off-chain protocol document), the record
 /// categories it may count (a 64-bit mask, bit `c` is category `c`), the minimum cell size below
 /// which an aggregate answer is suppressed, and a total privacy budget (in micro-epsilon units).
-/// Each query spends `cost >= 1` of the budget when it is submitted, and the budget can never be
-/// overspent. A patient opts in or withdraws directly, or by an EIP-712 signature (EOA or
+/// Each answered query is recorded in one transaction, its receipt, which spends `cost >= 1` of
+/// the budget; the budget can never be overspent. Holders answer a query before its receipt is
+/// on chain, so each holder also refuses a new query while an answer it gave is unrecorded, and
+/// counts that answer's cost against what is left (see the gatekeeper). A patient opts in or withdraws directly, or by an EIP-712 signature (EOA or
 /// ERC-1271 wallet) that anyone may relay; an opt-in counts only while the study is approved.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
 /// change emits an event carrying the whole new state (an opt-in's block is its log's block), so
 /// an indexer can rebuild all state from events alone.
 interface IStudyRegistry {
     /// @notice Where a study is in its life: registered by its researcher, approved by
-    /// governance (patients may opt in, queries may be submitted), or closed for good.
+    /// governance (patients may opt in, holders answer queries), or closed for good.
     enum Status {
         None,
         Registered,
@@ -29,7 +31,7 @@ interface IStudyRegistry {
     /// @param categories the record categories it may count (bitmask)
     /// @param minCellSize the smallest count an answer may report
     /// @param budget the total privacy budget, in micro-epsilon units
-    /// @param spent the part of the budget already spent by submitted queries
+    /// @param spent the part of the budget already spent by recorded queries
     /// @param registeredAt when it was registered (seconds)
     /// @param protocolHash hash of the off-chain protocol document
     struct Study {
@@ -43,15 +45,13 @@ interface IStudyRegistry {
         bytes32 protocolHash;
     }
 
-    /// @notice A submitted query as stored.
-    /// @param cost the privacy budget it spent (non-zero once submitted)
-    /// @param pinnedBlock the block at which consent is taken for its answer
-    /// @param answered whether its answer was recorded
-    /// @param answerHash hash of the answer, once recorded
+    /// @notice An answered query's receipt as stored (two slots).
+    /// @param cost the privacy budget it spent (non-zero once recorded)
+    /// @param pinnedBlock the block at which consent was taken for its answer
+    /// @param answerHash hash of the answer the researcher received
     struct Query {
         uint64 cost;
         uint64 pinnedBlock;
-        bool answered;
         bytes32 answerHash;
     }
 
@@ -88,15 +88,16 @@ interface IStudyRegistry {
     /// in this block. `by` sent the transaction (the patient, or the relayer of their signature).
     event Withdrew(uint256 indexed studyId, address indexed patient, address by);
 
-    /// @notice Emitted when the study's researcher submits query `queryHash`, spending `cost` of
-    /// the study's budget; consent is taken as of `pinnedBlock`.
-    event QuerySubmitted(
-        uint256 indexed studyId, bytes32 indexed queryHash, uint64 cost, uint64 pinnedBlock
+    /// @notice Emitted when the study's researcher records the receipt of query `queryHash`:
+    /// answered over the patients opted in as of `pinnedBlock`, spending `cost` of the budget,
+    /// with an answer whose hash is `answerHash`.
+    event QueryAnswered(
+        uint256 indexed studyId,
+        bytes32 indexed queryHash,
+        uint64 cost,
+        uint64 pinnedBlock,
+        bytes32 answerHash
     );
-
-    /// @notice Emitted when the study's researcher records the answer to query `queryHash`: the
-    /// on-chain receipt of an answered query.
-    event QueryAnswered(uint256 indexed studyId, bytes32 indexed queryHash, bytes32 answerHash);
 
     /// @notice An address argument is zero.
     error StudyZeroAddress();
@@ -130,12 +131,8 @@ interface IStudyRegistry {
     error StudyBudgetExceeded(uint256 studyId, uint64 spent, uint64 cost, uint64 budget);
     /// @notice The pinned block is after the current block.
     error StudyPinnedBlockInFuture(uint64 pinnedBlock, uint256 currentBlock);
-    /// @notice Query `queryHash` was already submitted for study `studyId`.
+    /// @notice Query `queryHash` of study `studyId` already has its receipt.
     error StudyQueryExists(uint256 studyId, bytes32 queryHash);
-    /// @notice Query `queryHash` was not submitted for study `studyId`.
-    error StudyQueryNotFound(uint256 studyId, bytes32 queryHash);
-    /// @notice Query `queryHash` of study `studyId` is already answered.
-    error StudyQueryAnswered(uint256 studyId, bytes32 queryHash);
 
     /// @notice Registers a study with the caller as its researcher; it awaits governance's
     /// approval. Returns its id (sequential from 1).
@@ -154,7 +151,8 @@ interface IStudyRegistry {
     /// Emits {StudyApproved}.
     function approveStudy(uint256 studyId) external;
 
-    /// @notice Closes study `studyId` for good: no opt-in counts and no query is accepted any more.
+    /// @notice Closes study `studyId` for good: no opt-in counts and holders answer no new query
+    /// (the receipt of an answer given before may still be recorded).
     /// Requirements: caller holds the governance role; the study exists and is Registered or
     /// Approved.
     /// Emits {StudyClosed}.
@@ -196,22 +194,22 @@ interface IStudyRegistry {
         bytes calldata signature
     ) external;
 
-    /// @notice Submits query `queryHash` to study `studyId`, spending `cost` of its budget; its
-    /// answer counts the patients opted in as of `pinnedBlock`.
-    /// Requirements: the study exists; caller is its researcher and still a credentialed
-    /// researcher; the study is Approved; `cost` and `queryHash` non-zero;
-    /// `pinnedBlock <= block.number`; `queryHash` not yet submitted to the study;
-    /// `spent + cost <= budget`.
-    /// Emits {QuerySubmitted}.
-    function submitQuery(uint256 studyId, bytes32 queryHash, uint64 cost, uint64 pinnedBlock)
-        external;
-
-    /// @notice Records `answerHash` as the answer to query `queryHash` of study `studyId`: the
-    /// query's receipt.
-    /// Requirements: the study exists; caller is its researcher; `answerHash` non-zero; the
-    /// query was submitted and is not answered yet.
+    /// @notice Records the receipt of query `queryHash` of study `studyId`, answered by the
+    /// holders over the patients opted in as of `pinnedBlock`: spends `cost` of the budget and
+    /// keeps `answerHash`, the hash of the answer the researcher received. One transaction per
+    /// query; holders count an answer they gave against the budget until its receipt is here.
+    /// Requirements: the study exists; caller is its researcher; the study is Approved, or
+    /// Closed after the holders answered (a receipt can always be left); `cost`, `queryHash` and
+    /// `answerHash` non-zero; `pinnedBlock <= block.number`; `queryHash` has no receipt yet in
+    /// the study; `spent + cost <= budget`.
     /// Emits {QueryAnswered}.
-    function recordAnswer(uint256 studyId, bytes32 queryHash, bytes32 answerHash) external;
+    function recordQuery(
+        uint256 studyId,
+        bytes32 queryHash,
+        uint64 cost,
+        uint64 pinnedBlock,
+        bytes32 answerHash
+    ) external;
 
     /// @notice Whether `patient`'s opt-in to study `studyId` counts now: opted in and the study
     /// Approved.
@@ -226,7 +224,7 @@ interface IStudyRegistry {
     /// @notice The stored study `studyId` (all zero when there is none).
     function studyOf(uint256 studyId) external view returns (Study memory);
 
-    /// @notice The stored query `queryHash` of study `studyId` (all zero when there is none).
+    /// @notice The receipt of query `queryHash` of study `studyId` (all zero when there is none).
     function queryOf(uint256 studyId, bytes32 queryHash) external view returns (Query memory);
 
     /// @notice How many studies were registered: the id of the latest.

@@ -25,11 +25,14 @@ contract StudyHandler is Test {
 
     mapping(uint256 studyId => ModelStudy) public model;
     mapping(uint256 studyId => mapping(address patient => bool)) public optedIn;
-    mapping(uint256 studyId => mapping(bytes32 queryHash => uint64 cost)) public costs;
-    mapping(uint256 studyId => mapping(bytes32 queryHash => bool)) public answered;
+    /// @dev The receipts the chain must hold: cost, pinned block and answer of each query.
+    mapping(uint256 studyId => mapping(bytes32 queryHash => IStudyRegistry.Query)) internal
+        _receipts;
     uint256 public studyCount;
-    uint256 public queriesSubmitted;
+    uint256 public queriesRecorded;
     uint256 public unauthorizedSucceeded;
+    /// @dev recordQuery calls that every rule allowed and that were refused all the same.
+    uint256 public validRefused;
 
     constructor(
         StudyRegistry studies_,
@@ -49,12 +52,23 @@ contract StudyHandler is Test {
         return patients.length;
     }
 
-    /// @dev An existing study id most of the time, now and then 0 or one past the last.
-    function _study(uint256 seed) internal view returns (uint256) {
-        return seed % (studyCount + 2);
+    function receiptOf(uint256 studyId, bytes32 queryHash)
+        external
+        view
+        returns (IStudyRegistry.Query memory)
+    {
+        return _receipts[studyId][queryHash];
     }
 
+    /// @dev An existing study id most of the time, now and then 0 or one past the last.
+    function _study(uint256 seed) internal view returns (uint256) {
+        if (studyCount == 0 || seed % 8 == 0) return (seed >> 3) % 2 == 0 ? 0 : studyCount + 1;
+        return 1 + (seed >> 3) % studyCount;
+    }
+
+    /// @dev One of eight query hashes, now and then zero.
     function _queryHash(uint256 seed) internal pure returns (bytes32) {
+        if (seed % 16 == 15) return bytes32(0);
         return keccak256(abi.encode("query", seed % 8));
     }
 
@@ -131,9 +145,13 @@ contract StudyHandler is Test {
         } catch {}
     }
 
-    function submitQuery(uint256 studySeed, uint256 callerSeed, uint256 querySeed, uint64 cost)
-        external
-    {
+    function recordQuery(
+        uint256 studySeed,
+        uint256 callerSeed,
+        uint256 querySeed,
+        uint64 cost,
+        uint256 pinSeed
+    ) external {
         uint256 id = _study(studySeed);
         address caller = _caller(id, callerSeed);
         bytes32 q = _queryHash(querySeed);
@@ -144,29 +162,27 @@ contract StudyHandler is Test {
         else if (pick == 1) cost = m.budget - m.spent;
         else if (pick == 2) cost = m.budget - m.spent + 1;
         else cost = uint64(bound(cost, 1, 1 + m.budget / 4));
+        // Mostly a block up to now; now and then the next block (the future).
+        uint64 pinned = pinSeed % 16 == 0
+            ? uint64(block.number + 1)
+            : uint64(block.number - (pinSeed >> 8) % (block.number + 1));
+        // Now and then a zero answer hash.
+        bytes32 answer =
+            (pinSeed >> 4) % 16 == 0 ? bytes32(0) : keccak256(abi.encode("answer", pinSeed));
+        bool allowed = caller == m.researcher && m.researcher != address(0)
+            && (m.status == IStudyRegistry.Status.Approved
+                || m.status == IStudyRegistry.Status.Closed) && cost != 0 && q != bytes32(0)
+            && answer != bytes32(0) && pinned <= block.number && _receipts[id][q].cost == 0
+            && uint256(m.spent) + cost <= m.budget;
         vm.prank(caller);
-        try studies.submitQuery(id, q, cost, uint64(block.number)) {
-            if (
-                caller != m.researcher || m.status != IStudyRegistry.Status.Approved || cost == 0
-                    || costs[id][q] != 0 || uint256(m.spent) + cost > m.budget
-            ) unauthorizedSucceeded++;
+        try studies.recordQuery(id, q, cost, pinned, answer) {
+            if (!allowed) unauthorizedSucceeded++;
             model[id].spent = m.spent + cost;
-            costs[id][q] = cost;
-            queriesSubmitted++;
-        } catch {}
-    }
-
-    function recordAnswer(uint256 studySeed, uint256 callerSeed, uint256 querySeed) external {
-        uint256 id = _study(studySeed);
-        address caller = _caller(id, callerSeed);
-        bytes32 q = _queryHash(querySeed);
-        vm.prank(caller);
-        try studies.recordAnswer(id, q, keccak256(abi.encode("answer", q))) {
-            if (caller != model[id].researcher || costs[id][q] == 0 || answered[id][q]) {
-                unauthorizedSucceeded++;
-            }
-            answered[id][q] = true;
-        } catch {}
+            _receipts[id][q] = IStudyRegistry.Query(cost, pinned, answer);
+            queriesRecorded++;
+        } catch {
+            if (allowed) validRefused++;
+        }
     }
 
     function roll(uint256 blocks) external {

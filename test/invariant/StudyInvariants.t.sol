@@ -32,19 +32,19 @@ contract StudyInvariantsTest is Base {
         os[1] = hospitalA;
         handler = new StudyHandler(studies, governor, rs, ps, os);
         targetContract(address(handler));
-        bytes4[] memory actions = new bytes4[](8);
+        bytes4[] memory actions = new bytes4[](7);
         actions[0] = StudyHandler.register.selector;
         actions[1] = StudyHandler.approve.selector;
         actions[2] = StudyHandler.close.selector;
         actions[3] = StudyHandler.optIn.selector;
         actions[4] = StudyHandler.withdraw.selector;
-        actions[5] = StudyHandler.submitQuery.selector;
-        actions[6] = StudyHandler.recordAnswer.selector;
-        actions[7] = StudyHandler.roll.selector;
+        actions[5] = StudyHandler.recordQuery.selector;
+        actions[6] = StudyHandler.roll.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: actions}));
     }
 
-    /// No budget is ever overspent, and what is spent is exactly the sum of accepted costs.
+    /// No budget is ever overspent, what is spent is exactly the sum of the recorded costs, and
+    /// every stored receipt is the one the handler recorded.
     function invariant_budgetNeverOverspent() public view {
         assertEq(studies.studyCount(), handler.studyCount(), "study count");
         for (uint256 id = 1; id <= handler.studyCount(); ++id) {
@@ -60,11 +60,16 @@ contract StudyInvariantsTest is Base {
             for (uint256 k; k < 8; ++k) {
                 bytes32 q = keccak256(abi.encode("query", k));
                 IStudyRegistry.Query memory stored = studies.queryOf(id, q);
-                assertEq(stored.cost, handler.costs(id, q), "query cost != model");
-                assertEq(stored.answered, handler.answered(id, q), "answered != model");
+                IStudyRegistry.Query memory ghost = handler.receiptOf(id, q);
+                assertEq(stored.cost, ghost.cost, "query cost != model");
+                assertEq(stored.pinnedBlock, ghost.pinnedBlock, "pinned block != model");
+                assertEq(stored.answerHash, ghost.answerHash, "answer hash != model");
+                // A receipt is all there or not at all.
+                assertEq(stored.cost == 0, stored.answerHash == bytes32(0), "partial receipt");
                 sum += stored.cost;
             }
             assertEq(sum, s.spent, "spent != sum of query costs");
+            assertEq(studies.queryOf(id, bytes32(0)).cost, 0, "receipt for a zero query hash");
         }
     }
 
@@ -88,5 +93,6 @@ contract StudyInvariantsTest is Base {
     /// No call the rules forbid ever succeeded.
     function invariant_noForbiddenCallSucceeded() public view {
         assertEq(handler.unauthorizedSucceeded(), 0, "a forbidden call succeeded");
+        assertEq(handler.validRefused(), 0, "an allowed recordQuery was refused");
     }
 }

@@ -24,7 +24,7 @@ enum Cmd {
         file: PathBuf,
     },
     /// Serve records
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +74,10 @@ struct ServeArgs {
     /// Seconds between anchors of the log head (only when it grew)
     #[arg(long, default_value_t = 300)]
     anchor_every: u64,
+    /// How many blocks old a new research query's pinned block may be (older pins could count
+    /// patients who have withdrawn since)
+    #[arg(long, default_value_t = 64)]
+    research_max_pin_age: u64,
 }
 
 fn main() -> ExitCode {
@@ -94,7 +98,7 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(rt) => rt.block_on(serve(a)),
+            Ok(rt) => rt.block_on(serve(*a)),
             Err(e) => Err(GkError::Config(format!("cannot start the runtime: {e}"))),
         },
     };
@@ -180,6 +184,7 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
                 provider: wallet.clone(),
                 signer: signer_for_answers,
                 opt_ins: Default::default(),
+                max_pin_age: a.research_max_pin_age,
             };
             let _ = gk.research.set(research);
             tokio::spawn(medrec_gatekeeper::research::follow_opt_ins(

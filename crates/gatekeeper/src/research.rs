@@ -1,7 +1,13 @@
 //! Research aggregates, computed where the records are: a researcher's signed query is
-//! checked against the chain (credential, approved study, query submitted with its budget),
-//! evaluated over the coded facts of the patients whose opt-in was live at the block the
-//! query pins, small cells suppressed, noise added when asked, and the answer signed.
+//! checked against the chain (credential, approved study, budget left), evaluated over the
+//! coded facts of the patients whose opt-in was live at the block the query pins, small cells
+//! suppressed, noise added when asked, and the answer signed and stored.
+//!
+//! The query's receipt (cost, pinned block, answer hash) is recorded on chain by the
+//! researcher in one transaction after the holders answer. Until it is there, this holder
+//! answers no other query of the study (so at most one answer is ever unpaid, and the chain's
+//! check of the budget covers it), and the same query asked again gets the stored answer back,
+//! never a fresh draw of noise.
 
 use crate::server::{Gatekeeper, check_window, err, recover};
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -35,6 +41,8 @@ pub struct Research {
     pub signer: PrivateKeySigner,
     /// Opt-ins and withdrawals read so far.
     pub opt_ins: OptIns,
+    /// How many blocks old a new query's pinned block may be.
+    pub max_pin_age: u64,
 }
 
 /// Code systems the vocabulary accepts.
@@ -133,7 +141,7 @@ impl Query {
         }
     }
 
-    /// The budget a query must have paid on chain: epsilon in millionths, at least 1.
+    /// The budget a query spends: epsilon in millionths, at least 1.
     pub fn cost(&self) -> u64 {
         let eps = match self {
             Query::ConditionCount { epsilon, .. } | Query::ObservationStats { epsilon, .. } => {
@@ -338,23 +346,52 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
         Ok(q) => q,
         Err(msg) => return err(StatusCode::BAD_REQUEST, "bad_query", &msg),
     };
-    // The chain: a live researcher, an approved study of theirs, the query paid for.
+    let study_key = r.studyId.to_string();
+    // Asked before: the stored answer, whatever the chain says now (it was given already).
+    match stored_answer(&gk.pool, &study_key, r.queryHash, r.researcher).await {
+        Ok(Some(found)) => return Json(found).into_response(),
+        Ok(None) => {}
+        Err(e) => return err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
+    }
+    // The chain: a live researcher, an approved study of theirs, budget left for this query
+    // (or its receipt already there), a recent pinned block.
     let started = std::time::Instant::now();
     let chain = async {
-        let credentialed = research
-            .participants
-            .isCredentialed(r.researcher, 2)
-            .call()
-            .await?;
-        let study = research.studies.studyOf(r.studyId).call().await?;
-        let q = research
-            .studies
-            .queryOf(r.studyId, r.queryHash)
-            .call()
-            .await?;
-        Ok::<_, alloy::contract::Error>((credentialed, study, q))
+        tokio::try_join!(
+            async {
+                research
+                    .participants
+                    .isCredentialed(r.researcher, 2)
+                    .call()
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+            async {
+                research
+                    .studies
+                    .studyOf(r.studyId)
+                    .call()
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+            async {
+                research
+                    .studies
+                    .queryOf(r.studyId, r.queryHash)
+                    .call()
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+            async {
+                research
+                    .provider
+                    .get_block_number()
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        )
     };
-    let (credentialed, study, paid) = match chain.await {
+    let (credentialed, study, receipt, latest) = match chain.await {
         Ok(v) => v,
         Err(e) => {
             return err(
@@ -364,14 +401,45 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             );
         }
     };
-    if !credentialed
-        || study.researcher != r.researcher
-        || study.status != 2
-        || paid.cost < query.cost()
-    {
+    if !credentialed || study.researcher != r.researcher || study.status != 2 {
         return err(StatusCode::FORBIDDEN, "denied", "request denied");
     }
-    let pinned = paid.pinnedBlock;
+    let pinned = query.pinned_block();
+    let recorded = receipt.cost != 0;
+    if recorded {
+        // Its receipt is on chain (this holder was not asked before): the same query only.
+        if receipt.pinnedBlock != pinned || receipt.cost < query.cost() {
+            return err(StatusCode::FORBIDDEN, "denied", "request denied");
+        }
+    } else {
+        if pinned > latest || latest - pinned > research.max_pin_age {
+            return err(
+                StatusCode::CONFLICT,
+                "pinned_block",
+                &format!(
+                    "the query pins block {pinned}; this holder answers new queries pinned \
+                     within the last {} blocks (latest {latest})",
+                    research.max_pin_age
+                ),
+            );
+        }
+        if query.cost() > study.budget.saturating_sub(study.spent) {
+            return err(
+                StatusCode::FORBIDDEN,
+                "budget_exhausted",
+                &format!(
+                    "the study's privacy budget cannot pay this query (spent {} of {}, the \
+                     query costs {})",
+                    study.spent,
+                    study.budget,
+                    query.cost()
+                ),
+            );
+        }
+        if let Err(resp) = check_unrecorded(&gk.pool, research, r.studyId, &study_key).await {
+            return resp;
+        }
+    }
     let chain_ms = started.elapsed().as_secs_f64() * 1e3;
     let patients = match research
         .opt_ins
@@ -500,7 +568,120 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
             );
         }
     };
-    Json(json!({"answer": text, "signature": signature})).into_response()
+    // Stored before it is sent: at most one answer per study without a receipt (a unique
+    // index), and the same query always gets this same answer.
+    let stored = sqlx::query(
+        "INSERT INTO gk_research_answers
+             (study_id, query_hash, researcher, cost, pinned_block, answer, signature, recorded)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&study_key)
+    .bind(r.queryHash.as_slice())
+    .bind(r.researcher.as_slice())
+    .bind(query.cost() as i64)
+    .bind(pinned as i64)
+    .bind(&text)
+    .bind(&signature)
+    .bind(recorded)
+    .execute(&gk.pool)
+    .await;
+    match stored {
+        Ok(_) => Json(json!({"answer": text, "signature": signature})).into_response(),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("gk_research_answers_pkey") => {
+            // The same query, answered at the same moment: the answer stored first counts.
+            match stored_answer(&gk.pool, &study_key, r.queryHash, r.researcher).await {
+                Ok(Some(found)) => Json(found).into_response(),
+                _ => err(StatusCode::FORBIDDEN, "denied", "request denied"),
+            }
+        }
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("gk_research_answers_unrecorded") =>
+        {
+            err(
+                StatusCode::CONFLICT,
+                "unrecorded_answer",
+                "another query of this study was answered here at the same moment; ask again \
+                 once its receipt is on chain",
+            )
+        }
+        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
+    }
+}
+
+/// The answer this holder stored for a query of the researcher's, as sent the first time.
+async fn stored_answer(
+    pool: &sqlx::PgPool,
+    study: &str,
+    query_hash: B256,
+    researcher: Address,
+) -> Result<Option<Value>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT answer, signature FROM gk_research_answers
+         WHERE study_id = $1 AND query_hash = $2 AND researcher = $3",
+    )
+    .bind(study)
+    .bind(query_hash.as_slice())
+    .bind(researcher.as_slice())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| {
+        json!({"answer": row.get::<String, _>("answer"),
+               "signature": row.get::<String, _>("signature")})
+    }))
+}
+
+/// Refuses a new query of the study while an answer this holder gave has no receipt on chain;
+/// an answer whose receipt has since appeared is marked as recorded.
+async fn check_unrecorded(
+    pool: &sqlx::PgPool,
+    research: &Research,
+    study_id: U256,
+    study: &str,
+) -> Result<(), Response> {
+    let db = |e: sqlx::Error| err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string());
+    let pending = sqlx::query(
+        "SELECT query_hash, pinned_block FROM gk_research_answers
+         WHERE study_id = $1 AND NOT recorded",
+    )
+    .bind(study)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    for row in pending {
+        let hash = B256::from_slice(&row.get::<Vec<u8>, _>("query_hash"));
+        let pinned: i64 = row.get("pinned_block");
+        let receipt = research
+            .studies
+            .queryOf(study_id, hash)
+            .call()
+            .await
+            .map_err(|e| {
+                err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "chain",
+                    &format!("chain unavailable: {e}"),
+                )
+            })?;
+        if receipt.cost == 0 {
+            return Err(err(
+                StatusCode::CONFLICT,
+                "unrecorded_answer",
+                &format!(
+                    "this holder answered query {hash} (pinned at block {pinned}) and its receipt \
+                     is not on chain yet: ask that query again (--pin {pinned}) to record it"
+                ),
+            ));
+        }
+        sqlx::query(
+            "UPDATE gk_research_answers SET recorded = true WHERE study_id = $1 AND query_hash = $2",
+        )
+        .bind(study)
+        .bind(hash.as_slice())
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -743,7 +743,7 @@ fn call_name(input: &[u8]) -> &'static str {
     let Some(sel) = input.get(..4) else {
         return "transfer";
     };
-    let known: [(&[u8; 4], &'static str); 19] = [
+    let known: [(&[u8; 4], &'static str); 18] = [
         (&ConsentRegistry::grantCall::SELECTOR, "grant"),
         (
             &ConsentRegistry::grantBySigCall::SELECTOR,
@@ -787,12 +787,8 @@ fn call_name(input: &[u8]) -> &'static str {
         ),
         (&StudyRegistry::withdrawCall::SELECTOR, "withdraw"),
         (
-            &StudyRegistry::submitQueryCall::SELECTOR,
-            "pay a research query",
-        ),
-        (
-            &StudyRegistry::recordAnswerCall::SELECTOR,
-            "record a research answer",
+            &StudyRegistry::recordQueryCall::SELECTOR,
+            "record a research query's receipt",
         ),
         (
             &Pr::issueCredentialCall::SELECTOR,

@@ -37,7 +37,8 @@ pub enum StudyCmd {
     Show(IdArg),
     /// Patient: the studies you are opted in to
     Mine,
-    /// Researcher: ask every holder an aggregate question and combine the answers
+    /// Researcher: ask every holder an aggregate question, combine the answers and record the
+    /// query's receipt on chain (one transaction, spending its cost of the budget)
     Query(QueryArgs),
 }
 
@@ -85,6 +86,11 @@ pub struct QueryArgs {
     /// The holders' gatekeeper URLs, comma-separated
     #[arg(long, env = "MEDREC_HOLDERS", value_delimiter = ',', required = true)]
     pub holders: Vec<String>,
+    /// Pin this block instead of the latest. The same code, system, epsilon and block make
+    /// the same query: the holders give back the answers they stored, and its receipt is
+    /// recorded if it is not on chain yet (after an interrupted query)
+    #[arg(long, value_name = "BLOCK")]
+    pub pin: Option<u64>,
 }
 
 fn studies(
@@ -294,18 +300,43 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let d = chain.deployment(settings).await?;
     let s = studies(&chain, &d)?;
     let id = U256::from(a.study);
-    let pinned = chain
+    let latest = chain
         .provider
         .get_block_number()
         .await
         .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+    let pinned = a.pin.unwrap_or(latest);
+    if pinned > latest {
+        return Err(CliError::input(format!(
+            "--pin {pinned} is after the latest block ({latest})"
+        )));
+    }
     let (text, cost) = query_text(&a, pinned)?;
     let hash = keccak256(text.as_bytes());
+    // Before any holder is asked: the receipt this query will need must be recordable (the
+    // study, its researcher, its status, the budget), checked by simulating it; a query asked
+    // again with --pin may already have its receipt.
+    let (study, existing) = tokio::try_join!(
+        async { s.studyOf(id).call().await.map_err(|e| chain.err(e)) },
+        async { s.queryOf(id, hash).call().await.map_err(|e| chain.err(e)) },
+    )?;
+    let recorded = existing.cost != 0;
+    if study.status == 3 && !recorded {
+        return Err(CliError::Refused(format!(
+            "study {} is closed: holders answer no new query",
+            a.study
+        )));
+    }
+    if !recorded {
+        s.recordQuery(id, hash, cost, pinned, B256::repeat_byte(1))
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?;
+    }
     let setup_ms = started.elapsed().as_secs_f64() * 1e3;
-    let submitted = chain::send(&chain, s.submitQuery(id, hash, cost, pinned)).await?;
-    let paid_ms = started.elapsed().as_secs_f64() * 1e3;
     out.progress(&format!(
-        "query {hash} paid ({cost} of the budget), pinned at block {pinned}"
+        "query {hash} ({cost} of the budget), pinned at block {pinned}: asking {} holder(s)",
+        a.holders.len()
     ));
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let client = reqwest::Client::builder()
@@ -337,23 +368,37 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
     let combined = combine(&answers);
     let combined_text = combined.to_string();
+    let answer_hash = keccak256(combined_text.as_bytes());
     let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
-    let receipt = chain::send(
-        &chain,
-        s.recordAnswer(id, hash, keccak256(combined_text.as_bytes())),
-    )
-    .await?;
+    // The receipt, in one transaction: the query, its cost, its pinned block and the hash of
+    // the answer received. Holders answer no other query of this study until it is on chain.
+    let receipt = if recorded {
+        None
+    } else {
+        Some(chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await?)
+    };
+    let record_ms = started.elapsed().as_secs_f64() * 1e3 - setup_ms - holders_ms;
     let mut human = render(&combined, a.study, pinned);
     for (h, _, ms) in &timed {
         human.push_str(&format!("\n  answered by {h} in {ms:.0} ms"));
     }
+    let matches = existing.answerHash == answer_hash;
+    match &receipt {
+        Some(tx) => human.push_str(&format!("\n  receipt recorded (tx {})", tx.tx_hash)),
+        None if matches => human.push_str("\n  receipt already on chain, for this same answer"),
+        None => human.push_str(&format!(
+            "\n  receipt already on chain, for another answer (hash {})",
+            existing.answerHash
+        )),
+    }
     out.result(
         "study query",
         json!({"studyId": a.study, "queryHash": hash, "query": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-               "pinnedBlock": pinned, "cost": cost, "combined": combined,
+               "pinnedBlock": pinned, "cost": cost, "combined": combined, "answerHash": answer_hash,
                "holders": timed.iter().map(|(h, a, ms)| json!({"holder": h, "answer": a, "ms": ms})).collect::<Vec<_>>(),
-               "submitTx": submitted, "receiptTx": receipt,
-               "ms": {"setup": setup_ms, "pay": paid_ms - setup_ms, "holders": holders_ms,
+               "receiptTx": receipt, "alreadyRecorded": recorded,
+               "receiptMatches": if recorded { matches } else { true },
+               "ms": {"setup": setup_ms, "holders": holders_ms, "record": record_ms,
                       "total": started.elapsed().as_secs_f64() * 1e3}}),
         &human,
     );
@@ -428,7 +473,7 @@ async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
     if !status.is_success() {
         let code = body["error"]["code"].as_str().unwrap_or("unknown");
         let msg = body["error"]["message"].as_str().unwrap_or("no message");
-        return Err(if status.as_u16() == 403 {
+        return Err(if matches!(status.as_u16(), 403 | 409) {
             CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
         } else {
             CliError::input(format!(

@@ -2,6 +2,7 @@
 
 use crate::harness::{World, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, keccak256};
+use alloy::providers::Provider;
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolStruct;
@@ -201,7 +202,6 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
             }
         }
     }
-    let _ = registry;
 
     // Query 1: exactly the consenting patients, small cells suppressed per holder.
     let (code, q1) = ask();
@@ -214,14 +214,20 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
             cell("65+", "male", 3, true),      // 3 at A + 1 at B (suppressed)
         ]
     );
-    // The receipt is on chain.
+    // The receipt is on chain, in one transaction: cost, pinned block, the answer's hash.
     let hash: alloy::primitives::B256 = q1["data"]["queryHash"].as_str().unwrap().parse().unwrap();
     let q = StudyRegistry::new(w.studies, w.as_(&w.gov))
         .queryOf(study_id, hash)
         .call()
         .await
         .unwrap();
-    assert!(q.answered);
+    assert_eq!(q.cost, 1);
+    assert_eq!(q.pinnedBlock, q1["data"]["pinnedBlock"].as_u64().unwrap());
+    assert_eq!(
+        q.answerHash,
+        keccak256(q1["data"]["combined"].to_string().as_bytes())
+    );
+    assert_eq!(q1["data"]["answerHash"], json!(q.answerHash));
 
     // A withdrawal counts from the next block on.
     let p = withdrawer.unwrap();
@@ -279,6 +285,33 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     assert_eq!(code, 3, "{e}");
     assert_eq!(e["error"]["revert"]["name"], "StudyBudgetExceeded");
 
+    // Query 1 asked again (its pinned block given): the holders' stored answers, not a new
+    // count (the withdrawal since does not show), no second receipt, nothing spent.
+    let pin = q1["data"]["pinnedBlock"].as_u64().unwrap().to_string();
+    let (code, again) = run_cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &holders,
+            "--pin",
+            &pin,
+        ],
+    );
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["data"]["combined"], q1["data"]["combined"]);
+    assert_eq!(again["data"]["alreadyRecorded"], true);
+    assert_eq!(again["data"]["receiptMatches"], true);
+    assert_eq!(again["data"]["receiptTx"], Value::Null);
+    let spent = registry.studyOf(study_id).call().await.unwrap().spent;
+    assert_eq!(spent, 3);
+
     // A provider is no researcher.
     let (code, e) = run_cli_json(
         &w,
@@ -297,90 +330,99 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     assert_eq!(e["error"]["revert"]["name"], "StudyNotResearcher");
 
     // Forged queries straight to a gatekeeper: another signer, or a query that is not the
-    // one paid for, or a study that was never approved.
+    // one recorded, or a study that was never approved; and a new query once the budget is
+    // spent.
     let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": 1}).to_string();
-    let send = |signer: PrivateKeySigner, researcher: Address, study: U256, query: String, hash| {
-        let w = &w;
+    let stranger = w.account().await;
+    let q1_text = q1["data"]["query"].to_string();
+    let me = researcher.address();
+    let d = |signer, study, query, hash| {
         let url = url_a.clone();
+        let w = &w;
         async move {
-            let t = now();
-            let req = medrec_bindings::eip712::ResearchRequest {
-                researcher,
-                studyId: study,
-                queryHash: hash,
-                audience: w.gk_holder.address(),
-                nonce: U256::from_be_bytes(rand_bytes()),
-                issuedAt: t,
-                expiresAt: t + 60,
-            };
-            let sig = signer
-                .sign_hash(&req.eip712_signing_hash(&w.domain))
+            ask_directly(w, &url, signer, me, study, query, hash)
                 .await
-                .unwrap();
-            let body = json!({"request": req, "query": query, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))});
-            w.http
-                .post(format!("{url}/v1/research/query"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .0
         }
     };
-    let stranger = w.account().await;
-    let paid = q1["data"]["queryHash"].as_str().unwrap().parse().unwrap();
-    let q1_text = q1["data"]["query"].to_string();
+    assert_eq!(d(&stranger, study_id, q1_text.clone(), hash).await, 403);
+    assert_eq!(d(&researcher, study_id, text.clone(), hash).await, 403);
+    let other = keccak256(text.as_bytes());
     assert_eq!(
-        send(
-            stranger.clone(),
-            researcher.address(),
-            study_id,
-            q1_text.clone(),
-            paid
-        )
-        .await,
+        d(&researcher, U256::from(99), text.clone(), other).await,
         403
     );
+    let latest = w.as_(&gov).get_block_number().await.unwrap();
+    let fresh = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": latest}).to_string();
+    let (status, body) = ask_directly(
+        &w,
+        &url_a,
+        &researcher,
+        me,
+        study_id,
+        &fresh,
+        keccak256(fresh.as_bytes()),
+    )
+    .await;
     assert_eq!(
-        send(
-            researcher.clone(),
-            researcher.address(),
-            study_id,
-            text.clone(),
-            paid
-        )
-        .await,
-        403
-    );
-    let unpaid = keccak256(text.as_bytes());
-    assert_eq!(
-        send(
-            researcher.clone(),
-            researcher.address(),
-            U256::from(99),
-            text.clone(),
-            unpaid
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        send(
-            researcher.clone(),
-            researcher.address(),
-            study_id,
-            text,
-            unpaid
-        )
-        .await,
-        403
+        (status, body["error"]["code"].as_str()),
+        (403, Some("budget_exhausted")),
+        "{body}"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn opt_ins_read_before_a_reorg_are_read_again() {
-    use alloy::providers::Provider;
+/// Sends a research query straight to a gatekeeper, signed by `signer` in the name of
+/// `researcher`; returns the HTTP status and body.
+async fn ask_directly(
+    w: &World,
+    url: &str,
+    signer: &PrivateKeySigner,
+    researcher: Address,
+    study: U256,
+    query: impl AsRef<str>,
+    hash: alloy::primitives::B256,
+) -> (u16, Value) {
+    let query = query.as_ref();
+    let health: Value = w
+        .http
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = now();
+    let req = medrec_bindings::eip712::ResearchRequest {
+        researcher,
+        studyId: study,
+        queryHash: hash,
+        audience: health["holder"].as_str().unwrap().parse().unwrap(),
+        nonce: U256::from_be_bytes(rand_bytes()),
+        issuedAt: t,
+        expiresAt: t + 60,
+    };
+    let sig = signer
+        .sign_hash(&req.eip712_signing_hash(&w.domain))
+        .await
+        .unwrap();
+    let body = json!({"request": req, "query": query, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))});
+    let resp = w
+        .http
+        .post(format!("{url}/v1/research/query"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// One holder with a key to sign answers, a credentialed researcher and an approved study
+/// (minimum cell 1, budget `budget`); keys imported as "researcher", "gov" and "holder".
+async fn one_holder_study(
+    budget: &str,
+) -> (World, PrivateKeySigner, PrivateKeySigner, String, U256) {
     let mut w = World::start().await;
     let researcher = w.account().await;
     w.credential_as(researcher.address(), 2).await;
@@ -403,7 +445,7 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
     ])
     .await;
     let protocol = w.dir.path().join("protocol.txt");
-    std::fs::write(&protocol, "reorg").unwrap();
+    std::fs::write(&protocol, "one holder").unwrap();
     let (code, reg) = run_cli_json(
         &w,
         &[
@@ -417,6 +459,8 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
             "conditions,demographics",
             "--min-cell",
             "1",
+            "--budget",
+            budget,
         ],
     );
     assert_eq!(code, 0, "{reg}");
@@ -426,6 +470,13 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
         run_cli_json(&w, &["-a", "gov", "study", "approve", &study]).0,
         0
     );
+    (w, researcher, holder, study, study_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opt_ins_read_before_a_reorg_are_read_again() {
+    let (w, _researcher, holder, study, study_id) = one_holder_study("1000").await;
+    let gov = w.gov.clone();
     // Two patients with the condition: a woman and a man.
     let (woman, man) = (w.account().await, w.account().await);
     let url = w.gk_url.clone();
@@ -476,11 +527,183 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
     while rpc.get_block_number().await.unwrap() <= read_to {
         let _: Value = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
     }
+    // The first answer's receipt went with the abandoned branch: the holder answers nothing
+    // new until the researcher records it again (the same query, its block pinned).
+    let (code, e) = ask();
+    assert_eq!(code, 10, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    let pin = before["data"]["pinnedBlock"].as_u64().unwrap().to_string();
+    assert!(
+        msg.contains("unrecorded_answer") && msg.contains(&format!("--pin {pin}")),
+        "{msg}"
+    );
+    let (code, again) = run_cli_json(
+        &w,
+        &[
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &url,
+            "--pin",
+            &pin,
+        ],
+    );
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["data"]["combined"], before["data"]["combined"]);
+    assert_eq!(again["data"]["alreadyRecorded"], false);
     let (code, after) = ask();
     assert_eq!(code, 0, "{after}");
     assert_eq!(
         cells(&after),
         vec![cell("40-64", "male", 1, false)],
         "the opt-in of the abandoned branch no longer counts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
+    let (w, researcher, holder, study, study_id) = one_holder_study("2000000").await;
+    let url = w.gk_url.clone();
+    for gender in ["female", "female", "male"] {
+        let p = w.account().await;
+        w.upload_to(
+            &holder,
+            &url,
+            p.address(),
+            0,
+            &patient_json(gender, "1970-01-01"),
+        )
+        .await;
+        w.upload_to(&holder, &url, p.address(), 5, &condition_json())
+            .await;
+        StudyRegistry::new(w.studies, w.as_(&p))
+            .optIn(study_id)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+    let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
+    let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
+    let query = |extra: &[&str]| {
+        let mut args = vec![
+            "-a",
+            "researcher",
+            "study",
+            "query",
+            &study,
+            "--condition",
+            DIABETES,
+            "--holders",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        run_cli_json(&w, &args)
+    };
+
+    // A noisy count, then the same query again: the same noisy answer (no fresh noise to
+    // average away), and the budget spent once.
+    let (code, noisy) = query(&["--epsilon", "0.5"]);
+    assert_eq!(code, 0, "{noisy}");
+    assert_eq!(spent().await, 500_000);
+    let pin = noisy["data"]["pinnedBlock"].as_u64().unwrap().to_string();
+    for _ in 0..3 {
+        let (code, again) = query(&["--epsilon", "0.5", "--pin", &pin]);
+        assert_eq!(code, 0, "{again}");
+        assert_eq!(
+            again["data"]["holders"][0]["answer"],
+            noisy["data"]["holders"][0]["answer"]
+        );
+        assert_eq!(again["data"]["receiptMatches"], true);
+    }
+    assert_eq!(spent().await, 500_000);
+
+    // A researcher who takes an answer and never records its receipt (a query sent straight
+    // to the holder): the holder answers no other query of the study until it is recorded.
+    let latest = w.as_(&w.gov).get_block_number().await.unwrap();
+    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 1.0, "pinnedBlock": latest}).to_string();
+    let me = researcher.address();
+    let (status, taken) = ask_directly(
+        &w,
+        &url,
+        &researcher,
+        me,
+        study_id,
+        &text,
+        keccak256(text.as_bytes()),
+    )
+    .await;
+    assert_eq!(status, 200, "{taken}");
+    let (code, e) = query(&[]);
+    assert_eq!(code, 10, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--pin {latest}")),
+        "{e}"
+    );
+    // The same query again, through the CLI: the stored answer, and now its receipt.
+    let (code, recorded) = query(&["--epsilon", "1", "--pin", &latest.to_string()]);
+    assert_eq!(code, 0, "{recorded}");
+    let answer: Value = serde_json::from_str(taken["answer"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        recorded["data"]["holders"][0]["answer"]["result"],
+        answer["result"]
+    );
+    assert_eq!(
+        recorded["data"]["holders"][0]["answer"]["queryHash"],
+        answer["queryHash"]
+    );
+    assert_eq!(recorded["data"]["alreadyRecorded"], false);
+    assert_eq!(spent().await, 1_500_000);
+    let (code, plain) = query(&[]);
+    assert_eq!(code, 0, "{plain}");
+    assert_eq!(spent().await, 1_500_001);
+
+    // The budget left (499,999) cannot pay epsilon 0.5: the CLI stops before asking, and the
+    // holder refuses it too when asked directly.
+    let (code, e) = query(&["--epsilon", "0.5"]);
+    assert_eq!(code, 3, "{e}");
+    assert_eq!(e["error"]["revert"]["name"], "StudyBudgetExceeded");
+    let latest = w.as_(&w.gov).get_block_number().await.unwrap();
+    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 0.5, "pinnedBlock": latest}).to_string();
+    let (status, body) = ask_directly(
+        &w,
+        &url,
+        &researcher,
+        me,
+        study_id,
+        &text,
+        keccak256(text.as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("budget_exhausted")),
+        "{body}"
+    );
+
+    // A new query may not pin an old block (patients who withdrew since would count).
+    let _: Value = w
+        .as_(&w.gov)
+        .raw_request("anvil_mine".into(), (U256::from(70),))
+        .await
+        .unwrap();
+    let (code, e) = query(&["--pin", &latest.to_string()]);
+    assert_eq!(code, 10, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pinned_block"),
+        "{e}"
     );
 }
