@@ -4,7 +4,7 @@
 
 use crate::crypto::{MasterKey, Sealed};
 use crate::error::GkError;
-use alloy::primitives::{Address, B256, Signature, keccak256};
+use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::DynProvider;
 use alloy::sol_types::{Eip712Domain, SolStruct, SolValue};
 use axum::body::{Body, Bytes};
@@ -325,11 +325,35 @@ async fn limited(body: Body, limit: usize) -> Option<Bytes> {
     axum::body::to_bytes(body, limit).await.ok()
 }
 
+/// The signer of an EIP-712 message, from a 65-byte hex signature (r, s, v with v 0, 1, 27 or
+/// 28); `None` when the signature is malformed or recovers nothing.
 pub(crate) fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
     let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
-    let sig = Signature::from_raw(&raw).ok()?;
-    sig.recover_address_from_prehash(&msg.eip712_signing_hash(domain))
-        .ok()
+    recover_prehash(&msg.eip712_signing_hash(domain), &raw)
+}
+
+/// Recovers the address that signed `hash`, with libsecp256k1 (the same answer as alloy's
+/// `Signature::recover_address_from_prehash`, several times faster).
+pub(crate) fn recover_prehash(hash: &B256, raw: &[u8]) -> Option<Address> {
+    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> =
+        std::sync::LazyLock::new(secp256k1::Secp256k1::verification_only);
+    let (rs, v) = match raw {
+        [rs @ .., v] if rs.len() == 64 => (rs, *v),
+        _ => return None,
+    };
+    let parity = match v {
+        0 | 27 => 0,
+        1 | 28 => 1,
+        _ => return None,
+    };
+    let sig = RecoverableSignature::from_compact(rs, RecoveryId::try_from(parity).ok()?).ok()?;
+    let key = SECP
+        .recover_ecdsa(&secp256k1::Message::from_digest(hash.0), &sig)
+        .ok()?;
+    Some(Address::from_raw_public_key(
+        &key.serialize_uncompressed()[1..],
+    ))
 }
 
 /// Checks a signed request's time window; the reason if it fails.
@@ -821,3 +845,45 @@ pub type ReadRequest = RecordRequest;
 
 /// How long a client should wait for a read before giving up.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Signature;
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn recovery_agrees_with_alloy_and_refuses_malformed_signatures() {
+        for i in 0..64u64 {
+            let signer = PrivateKeySigner::random();
+            let hash = keccak256(i.to_be_bytes());
+            let sig = signer.sign_hash_sync(&hash).unwrap();
+            let mut raw = sig.as_bytes().to_vec(); // v is 27 or 28
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            raw[64] -= 27; // v as 0 or 1
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            // Another message recovers another key, exactly as alloy does.
+            let other = keccak256(hash);
+            assert_eq!(
+                recover_prehash(&other, &raw),
+                Signature::from_raw(&raw)
+                    .unwrap()
+                    .recover_address_from_prehash(&other)
+                    .ok()
+            );
+            let mut bad_v = raw.clone();
+            bad_v[64] = 2;
+            assert_eq!(recover_prehash(&hash, &bad_v), None);
+            assert_eq!(recover_prehash(&hash, &raw[..64]), None);
+            let mut long = raw.clone();
+            long.push(0);
+            assert_eq!(recover_prehash(&hash, &long), None);
+        }
+        // r = 0 is no signature.
+        let mut zero = [0u8; 65];
+        zero[64] = 27;
+        assert_eq!(recover_prehash(&B256::ZERO, &zero), None);
+        assert_eq!(recover_prehash(&B256::ZERO, &[]), None);
+    }
+}
