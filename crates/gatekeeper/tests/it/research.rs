@@ -34,20 +34,24 @@ fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
 
 /// The researcher's diabetes count query of `study`, to `holders`.
 fn ask_diabetes(w: &World, study: &str, holders: &str) -> (i32, Value) {
-    run_cli_json(
-        w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            holders,
-        ],
-    )
+    ask_diabetes_with(w, study, holders, &[])
+}
+
+/// As [`ask_diabetes`], with more arguments (`--pin`, `--epsilon`).
+fn ask_diabetes_with(w: &World, study: &str, holders: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "-a",
+        "researcher",
+        "study",
+        "query",
+        study,
+        "--condition",
+        DIABETES,
+        "--holders",
+        holders,
+    ];
+    args.extend_from_slice(extra);
+    run_cli_json(w, &args)
 }
 
 /// (ageBand, sex) -> (count, suppressedAtSomeHolder)
@@ -288,22 +292,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     // Query 1 asked again (its pinned block given): the holders' stored answers, not a new
     // count (the withdrawal since does not show), no second receipt, nothing spent.
     let pin = q1["data"]["pinnedBlock"].as_u64().unwrap().to_string();
-    let (code, again) = run_cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &holders,
-            "--pin",
-            &pin,
-        ],
-    );
+    let (code, again) = ask_diabetes_with(&w, &study, &holders, &["--pin", &pin]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["data"]["combined"], q1["data"]["combined"]);
     assert_eq!(again["data"]["alreadyRecorded"], true);
@@ -537,22 +526,7 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
         msg.contains("unrecorded_answer") && msg.contains(&format!("--pin {pin}")),
         "{msg}"
     );
-    let (code, again) = run_cli_json(
-        &w,
-        &[
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &url,
-            "--pin",
-            &pin,
-        ],
-    );
+    let (code, again) = ask_diabetes_with(&w, &study, &url, &["--pin", &pin]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["data"]["combined"], before["data"]["combined"]);
     assert_eq!(again["data"]["alreadyRecorded"], false);
@@ -592,21 +566,7 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     }
     let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
     let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
-    let query = |extra: &[&str]| {
-        let mut args = vec![
-            "-a",
-            "researcher",
-            "study",
-            "query",
-            &study,
-            "--condition",
-            DIABETES,
-            "--holders",
-            &url,
-        ];
-        args.extend_from_slice(extra);
-        run_cli_json(&w, &args)
-    };
+    let query = |extra: &[&str]| ask_diabetes_with(&w, &study, &url, extra);
 
     // A noisy count, then the same query again: the same noisy answer (no fresh noise to
     // average away), and the budget spent once.
