@@ -198,8 +198,9 @@ interface IStudyRegistry {
     /// holders over the patients opted in as of `pinnedBlock`: spends `cost` of the budget and
     /// keeps `answerHash`, the hash of the answer the researcher received. One transaction per
     /// query; holders count an answer they gave against the budget until its receipt is here.
-    /// Requirements: the study exists; caller is its researcher; the study is Approved, or
-    /// Closed after the holders answered (a receipt can always be left); `cost`, `queryHash` and
+    /// Requirements: the study exists; caller is its researcher; the study is Approved or
+    /// Closed (so that an answer given before the study closed can still get its receipt;
+    /// holders answer only while it is Approved); `cost`, `queryHash` and
     /// `answerHash` non-zero; `pinnedBlock <= block.number`; `queryHash` has no receipt yet in
     /// the study; `spent + cost <= budget`.
     /// Emits {QueryAnswered}.

@@ -4,10 +4,11 @@
 //! suppressed, noise added when asked, and the answer signed and stored.
 //!
 //! The query's receipt (cost, pinned block, answer hash) is recorded on chain by the
-//! researcher in one transaction after the holders answer. Until it is there, this holder
-//! answers no other query of the study (so at most one answer is ever unpaid, and the chain's
-//! check of the budget covers it), and the same query asked again gets the stored answer back,
-//! never a fresh draw of noise.
+//! researcher in one transaction after the holders answer. Until a receipt that pays for it
+//! (at least its cost, the same pinned block) is there, this holder answers no other query of
+//! the study, so at most one of its answers is ever unpaid; the same query asked again gets
+//! the stored answer back, never a fresh draw of noise. A receipt that underpays an answer
+//! cannot be rewritten, so that holder then answers nothing more of the study.
 
 use crate::server::{Gatekeeper, check_window, err, recover};
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -404,41 +405,43 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
     if !credentialed || study.researcher != r.researcher || study.status != 2 {
         return err(StatusCode::FORBIDDEN, "denied", "request denied");
     }
+    // A query this holder has not answered: its pinned block must be recent (an old pin
+    // would count patients who withdrew since), even when a receipt for it is already on
+    // chain, and no earlier answer of this holder may still lack its receipt.
     let pinned = query.pinned_block();
+    if pinned > latest || latest - pinned > research.max_pin_age {
+        return err(
+            StatusCode::CONFLICT,
+            "pinned_block",
+            &format!(
+                "the query pins block {pinned}; this holder answers new queries pinned \
+                 within the last {} blocks (latest {latest})",
+                research.max_pin_age
+            ),
+        );
+    }
+    if let Err(resp) = check_unrecorded(&gk.pool, research, r.studyId, &study_key).await {
+        return resp;
+    }
     let recorded = receipt.cost != 0;
     if recorded {
-        // Its receipt is on chain (this holder was not asked before): the same query only.
+        // Its receipt is on chain already (this holder was not asked before): only the query
+        // that receipt paid for.
         if receipt.pinnedBlock != pinned || receipt.cost < query.cost() {
             return err(StatusCode::FORBIDDEN, "denied", "request denied");
         }
-    } else {
-        if pinned > latest || latest - pinned > research.max_pin_age {
-            return err(
-                StatusCode::CONFLICT,
-                "pinned_block",
-                &format!(
-                    "the query pins block {pinned}; this holder answers new queries pinned \
-                     within the last {} blocks (latest {latest})",
-                    research.max_pin_age
-                ),
-            );
-        }
-        if query.cost() > study.budget.saturating_sub(study.spent) {
-            return err(
-                StatusCode::FORBIDDEN,
-                "budget_exhausted",
-                &format!(
-                    "the study's privacy budget cannot pay this query (spent {} of {}, the \
-                     query costs {})",
-                    study.spent,
-                    study.budget,
-                    query.cost()
-                ),
-            );
-        }
-        if let Err(resp) = check_unrecorded(&gk.pool, research, r.studyId, &study_key).await {
-            return resp;
-        }
+    } else if query.cost() > study.budget.saturating_sub(study.spent) {
+        return err(
+            StatusCode::FORBIDDEN,
+            "budget_exhausted",
+            &format!(
+                "the study's privacy budget cannot pay this query (spent {} of {}, the query \
+                 costs {})",
+                study.spent,
+                study.budget,
+                query.cost()
+            ),
+        );
     }
     let chain_ms = started.elapsed().as_secs_f64() * 1e3;
     let patients = match research
@@ -573,7 +576,8 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
     let stored = sqlx::query(
         "INSERT INTO gk_research_answers
              (study_id, query_hash, researcher, cost, pinned_block, answer, signature, recorded)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (study_id, query_hash) DO NOTHING",
     )
     .bind(&study_key)
     .bind(r.queryHash.as_slice())
@@ -586,12 +590,15 @@ pub async fn query(State(gk): State<Arc<Gatekeeper>>, req: Request) -> Response 
     .execute(&gk.pool)
     .await;
     match stored {
-        Ok(_) => Json(json!({"answer": text, "signature": signature})).into_response(),
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("gk_research_answers_pkey") => {
+        Ok(done) if done.rows_affected() == 1 => {
+            Json(json!({"answer": text, "signature": signature})).into_response()
+        }
+        Ok(_) => {
             // The same query, answered at the same moment: the answer stored first counts.
             match stored_answer(&gk.pool, &study_key, r.queryHash, r.researcher).await {
                 Ok(Some(found)) => Json(found).into_response(),
-                _ => err(StatusCode::FORBIDDEN, "denied", "request denied"),
+                Ok(None) => err(StatusCode::FORBIDDEN, "denied", "request denied"),
+                Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string()),
             }
         }
         Err(sqlx::Error::Database(e))
@@ -640,7 +647,7 @@ async fn check_unrecorded(
 ) -> Result<(), Response> {
     let db = |e: sqlx::Error| err(StatusCode::SERVICE_UNAVAILABLE, "database", &e.to_string());
     let pending = sqlx::query(
-        "SELECT query_hash, pinned_block FROM gk_research_answers
+        "SELECT query_hash, pinned_block, cost FROM gk_research_answers
          WHERE study_id = $1 AND NOT recorded",
     )
     .bind(study)
@@ -650,6 +657,7 @@ async fn check_unrecorded(
     for row in pending {
         let hash = B256::from_slice(&row.get::<Vec<u8>, _>("query_hash"));
         let pinned: i64 = row.get("pinned_block");
+        let cost: i64 = row.get("cost");
         let receipt = research
             .studies
             .queryOf(study_id, hash)
@@ -662,6 +670,22 @@ async fn check_unrecorded(
                     &format!("chain unavailable: {e}"),
                 )
             })?;
+        if receipt.cost != 0
+            && (i64::try_from(receipt.cost).unwrap_or(i64::MAX) < cost
+                || i64::try_from(receipt.pinnedBlock).unwrap_or(i64::MAX) != pinned)
+        {
+            // A receipt cannot be rewritten: an underpaid one stays unpaid here for good.
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                "receipt_mismatch",
+                &format!(
+                    "the receipt of query {hash} on chain (cost {}, pinned block {}) does not \
+                     pay for the answer this holder gave (cost {cost}, pinned block {pinned}): \
+                     this holder answers no further query of the study",
+                    receipt.cost, receipt.pinnedBlock
+                ),
+            ));
+        }
         if receipt.cost == 0 {
             return Err(err(
                 StatusCode::CONFLICT,

@@ -1,7 +1,7 @@
 //! Research: a cohort with exactly known counts over two holders, consenting patients only.
 
 use crate::harness::{World, import_key, now, rand_bytes, run_cli};
-use alloy::primitives::{Address, U256, keccak256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::Provider;
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
@@ -664,6 +664,48 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
             .as_str()
             .unwrap()
             .contains("pinned_block"),
+        "{e}"
+    );
+    // Nor when the researcher records a receipt for that old pin first, without asking.
+    let own = StudyRegistry::new(w.studies, w.as_(&researcher));
+    let old_text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": latest}).to_string();
+    let old_hash = keccak256(old_text.as_bytes());
+    own.recordQuery(study_id, old_hash, 1, latest, B256::repeat_byte(7))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (status, body) =
+        ask_directly(&w, &url, &researcher, me, study_id, &old_text, old_hash).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("pinned_block")),
+        "{body}"
+    );
+
+    // An answer whose receipt underpays it (cost 1 for epsilon 0.1): the receipt cannot be
+    // rewritten, so the holder answers nothing more of the study.
+    let now_block = w.as_(&w.gov).get_block_number().await.unwrap();
+    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 0.1, "pinnedBlock": now_block}).to_string();
+    let hash = keccak256(text.as_bytes());
+    let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, hash).await;
+    assert_eq!(status, 200, "{body}");
+    own.recordQuery(study_id, hash, 1, now_block, B256::repeat_byte(8))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let (code, e) = query(&[]);
+    assert_eq!(code, 10, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("receipt_mismatch"),
         "{e}"
     );
 }
