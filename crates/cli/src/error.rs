@@ -48,6 +48,23 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The same error, its message followed by `note` (for the errors that carry a message).
+    pub fn with_note(self, note: &str) -> Self {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Self::Input(m) => Self::Input(add(m)),
+            Self::RevertUnknown(m) => Self::RevertUnknown(add(m)),
+            Self::Rpc(m) => Self::Rpc(add(m)),
+            Self::Deployment(m) => Self::Deployment(add(m)),
+            Self::Key(m) => Self::Key(add(m)),
+            Self::Funds(m) => Self::Funds(add(m)),
+            Self::Io(m) => Self::Io(add(m)),
+            Self::Integrity(m) => Self::Integrity(add(m)),
+            Self::Refused(m) => Self::Refused(add(m)),
+            other => other,
+        }
+    }
+
     /// The process exit code for this error (2 is clap's code for bad usage).
     pub fn exit_code(&self) -> u8 {
         match self {

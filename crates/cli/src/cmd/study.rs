@@ -359,11 +359,35 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         asks.spawn(async move { (i, ask(q).await) });
     }
     let mut answers = vec![None; a.holders.len()];
+    let mut failed: Option<CliError> = None;
     while let Some(done) = asks.join_next().await {
         let (i, result) = done.map_err(|e| CliError::Rpc(format!("a holder query failed: {e}")))?;
-        answers[i] = Some(result?);
+        match result {
+            Ok(answer) => answers[i] = Some(answer),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
     }
     let timed: Vec<(Address, Value, f64)> = answers.into_iter().flatten().collect();
+    if let Some(e) = failed {
+        // The holders that answered wait for this query's receipt before answering another
+        // one of the study: it is recorded for what was received, then the failure is told.
+        if timed.is_empty() || recorded {
+            return Err(e);
+        }
+        let partial: Vec<(Address, Value)> =
+            timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
+        let hash_of = keccak256(combine(&partial).to_string().as_bytes());
+        let tx = chain::send(&chain, s.recordQuery(id, hash, cost, pinned, hash_of)).await?;
+        return Err(e.with_note(&format!(
+            "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); ask the \
+             others again with --pin {pinned}",
+            timed.len(),
+            a.holders.len(),
+            tx.tx_hash
+        )));
+    }
     let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
     // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
     let combined = combine(&answers);

@@ -628,7 +628,25 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     assert_eq!(code, 0, "{plain}");
     assert_eq!(spent().await, 1_500_001);
 
-    // The budget left (499,999) cannot pay epsilon 0.5: the CLI stops before asking, and the
+    // One holder answers, another cannot be reached: the receipt for what was received is
+    // recorded anyway (else the answering holder would wait for it forever), and the error
+    // says so; asked again with its block, the receipt is already there.
+    let both = format!("{url},http://127.0.0.1:9");
+    let (code, e) = ask_diabetes_with(&w, &study, &both, &[]);
+    assert_eq!(code, 4, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("the receipt for the 1 of 2 holder(s) that answered was recorded"),
+        "{msg}"
+    );
+    assert_eq!(spent().await, 1_500_002);
+    let pin = msg.rsplit("--pin ").next().unwrap().to_string();
+    let (code, again) = query(&["--pin", &pin]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["data"]["alreadyRecorded"], true);
+    assert_eq!(spent().await, 1_500_002);
+
+    // The budget left (499,998) cannot pay epsilon 0.5: the CLI stops before asking, and the
     // holder refuses it too when asked directly.
     let (code, e) = query(&["--epsilon", "0.5"]);
     assert_eq!(code, 3, "{e}");
