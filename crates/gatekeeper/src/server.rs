@@ -214,67 +214,123 @@ struct LogColumns {
 type LogJob = (Access, tokio::sync::oneshot::Sender<Result<(), String>>);
 
 /// Writes the access log: takes what is waiting (up to 512 entries), chains it after the
-/// head, commits it in one INSERT, then answers every waiting request.
+/// head, inserts it in one statement inside a transaction, commits, then answers every
+/// waiting request. Two batches overlap: the next batch's INSERT runs on another connection
+/// while the previous batch commits, and it is committed only after that commit succeeded
+/// (so the log on disk never has a gap, crash or not); if the previous commit failed, the
+/// next batch is rolled back and fails too, and chaining starts again from the committed head.
 async fn log_writer(
     pool: PgPool,
     log: Arc<Mutex<LogHead>>,
     mut rx: tokio::sync::mpsc::Receiver<LogJob>,
 ) {
     let mut batch: Vec<LogJob> = Vec::with_capacity(512);
+    let (mut seq, mut prev) = {
+        let h = log.lock().await;
+        (h.seq, h.head)
+    };
+    // The previous batch's commit: resolves to whether it succeeded.
+    let mut committing: Option<tokio::task::JoinHandle<bool>> = None;
     while rx.recv_many(&mut batch, 512).await > 0 {
-        let mut head = log.lock().await;
-        let (mut seq, mut prev) = (head.seq, head.head);
-        let mut c = LogColumns::default();
-        let at = now_ms();
-        for (a, _) in &batch {
-            seq += 1;
-            let leaf = log::leaf(seq, at, a);
-            let entry = log::chain(prev, leaf);
-            c.seq.push(seq as i64);
-            c.at.push(at as i64);
-            c.requester.push(a.requester.to_vec());
-            c.record.push(a.record_id.to_vec());
-            c.patient.push(a.patient.to_vec());
-            c.allowed.push(a.allowed);
-            c.reason.push(a.reason.clone());
-            c.nonce.push(a.nonce.to_vec());
-            c.expires.push(a.expires_at as i64);
-            c.leaf.push(leaf.to_vec());
-            c.prev.push(prev.to_vec());
-            c.entry.push(entry.to_vec());
-            prev = entry;
-        }
-        let written = sqlx::query(
-            "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
-        )
-        .bind(&c.seq)
-        .bind(&c.at)
-        .bind(&c.requester)
-        .bind(&c.record)
-        .bind(&c.patient)
-        .bind(&c.allowed)
-        .bind(&c.reason)
-        .bind(&c.nonce)
-        .bind(&c.expires)
-        .bind(&c.leaf)
-        .bind(&c.prev)
-        .bind(&c.entry)
-        .execute(&pool)
-        .await;
-        let result = match written {
-            Ok(_) => {
-                head.seq = seq;
-                head.head = prev;
-                Ok(())
-            }
-            Err(e) => Err(format!("cannot write the access log: {e}")),
+        let jobs: Vec<LogJob> = std::mem::take(&mut batch);
+        let (next_seq, next_prev, c) = chain_batch(seq, prev, &jobs);
+        let inserted = insert_batch(&pool, &c).await;
+        let before_ok = match committing.take() {
+            Some(h) => h.await.unwrap_or(false),
+            None => true,
         };
-        drop(head);
-        for (_, done) in batch.drain(..) {
-            let _ = done.send(result.clone());
+        match (before_ok, inserted) {
+            (true, Ok(tx)) => {
+                (seq, prev) = (next_seq, next_prev);
+                let log = log.clone();
+                committing = Some(tokio::spawn(async move {
+                    let result = match tx.commit().await {
+                        Ok(()) => {
+                            let mut h = log.lock().await;
+                            h.seq = next_seq;
+                            h.head = next_prev;
+                            Ok(())
+                        }
+                        Err(e) => Err(format!("cannot write the access log: {e}")),
+                    };
+                    let ok = result.is_ok();
+                    for (_, done) in jobs {
+                        let _ = done.send(result.clone());
+                    }
+                    ok
+                }));
+            }
+            (_, inserted) => {
+                let why = match &inserted {
+                    Err(e) => format!("cannot write the access log: {e}"),
+                    Ok(_) => "cannot write the access log: the batch before failed".to_string(),
+                };
+                if let Ok(tx) = inserted {
+                    let _ = tx.rollback().await;
+                }
+                for (_, done) in jobs {
+                    let _ = done.send(Err(why.clone()));
+                }
+                let h = log.lock().await;
+                (seq, prev) = (h.seq, h.head);
+            }
         }
     }
+    if let Some(h) = committing {
+        let _ = h.await;
+    }
+}
+
+/// Chains `jobs` after (`seq`, `prev`): the new head and the rows to insert.
+fn chain_batch(mut seq: u64, mut prev: B256, jobs: &[LogJob]) -> (u64, B256, LogColumns) {
+    let mut c = LogColumns::default();
+    let at = now_ms();
+    for (a, _) in jobs {
+        seq += 1;
+        let leaf = log::leaf(seq, at, a);
+        let entry = log::chain(prev, leaf);
+        c.seq.push(seq as i64);
+        c.at.push(at as i64);
+        c.requester.push(a.requester.to_vec());
+        c.record.push(a.record_id.to_vec());
+        c.patient.push(a.patient.to_vec());
+        c.allowed.push(a.allowed);
+        c.reason.push(a.reason.clone());
+        c.nonce.push(a.nonce.to_vec());
+        c.expires.push(a.expires_at as i64);
+        c.leaf.push(leaf.to_vec());
+        c.prev.push(prev.to_vec());
+        c.entry.push(entry.to_vec());
+        prev = entry;
+    }
+    (seq, prev, c)
+}
+
+/// Inserts a batch's rows in a new transaction, left open for the caller to commit.
+async fn insert_batch(
+    pool: &PgPool,
+    c: &LogColumns,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
+    )
+    .bind(&c.seq)
+    .bind(&c.at)
+    .bind(&c.requester)
+    .bind(&c.record)
+    .bind(&c.patient)
+    .bind(&c.allowed)
+    .bind(&c.reason)
+    .bind(&c.nonce)
+    .bind(&c.expires)
+    .bind(&c.leaf)
+    .bind(&c.prev)
+    .bind(&c.entry)
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
 }
 
 /// The routes.

@@ -4,7 +4,7 @@ use crate::harness::{World, fhir_example, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const LABS: u64 = 1 << 3;
 const NOTES: u64 = 1 << 8;
@@ -759,4 +759,118 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
     assert_eq!(v["data"]["alreadyAnchored"], 4);
     assert_eq!(v["data"]["uploaded"], 0);
     assert_eq!(stored().await, 4);
+}
+
+/// Eight reads by `who` at once; their statuses.
+async fn eight_reads(
+    w: &World,
+    who: &alloy::signers::local::PrivateKeySigner,
+    id: alloy::primitives::B256,
+) -> Vec<u16> {
+    let r = tokio::join!(
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+        w.read(who, id),
+    );
+    [r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7]
+        .into_iter()
+        .map(|(status, body)| {
+            if status != 200 {
+                assert!(
+                    !String::from_utf8_lossy(&body).contains("resourceType"),
+                    "a refused read served the record"
+                );
+            }
+            status
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_that_cannot_be_logged_is_not_served_and_the_chain_stays_whole() {
+    use sqlx::Connection;
+    let mut w = World::start().await;
+    w.start_gatekeeper(&[]).await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            3,
+            &fhir_example("Observation-example.json"),
+        )
+        .await;
+    for _ in 0..4 {
+        assert_eq!(eight_reads(&w, &reader, id).await, [200; 8]);
+    }
+    // The database refuses every log entry: nothing is served, every read says why.
+    w.sql(
+        "CREATE FUNCTION gk_test_refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+            .into(),
+    )
+    .await;
+    w.sql(
+        "CREATE TRIGGER gk_test_refuse BEFORE INSERT ON gk_access_log
+           FOR EACH ROW EXECUTE FUNCTION gk_test_refuse()"
+            .into(),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(eight_reads(&w, &reader, id).await, [503; 8]);
+    }
+    w.sql("DROP TRIGGER gk_test_refuse ON gk_access_log".into())
+        .await;
+    // Reads go on, and the log is one chain without a gap: each entry's hash follows from the
+    // one before, exactly the entries of the reads that were served.
+    for _ in 0..4 {
+        assert_eq!(eight_reads(&w, &reader, id).await, [200; 8]);
+    }
+    let rows = w.log_rows().await;
+    assert_eq!(rows.len(), 64);
+    let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+    let stored: Vec<(Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT prev_hash, entry_hash FROM gk_access_log ORDER BY seq")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let mut prev = alloy::primitives::B256::ZERO;
+    for (i, ((seq, access, at_ms), (stored_prev, stored_entry))) in
+        rows.iter().zip(&stored).enumerate()
+    {
+        assert_eq!(*seq, i as u64 + 1, "no gap in the sequence");
+        assert!(access.allowed);
+        let entry = medrec_bindings::access_log::chain(
+            prev,
+            medrec_bindings::access_log::leaf(*seq, *at_ms, access),
+        );
+        assert_eq!(
+            stored_prev.as_slice(),
+            prev.as_slice(),
+            "entry {seq} chains to the one before"
+        );
+        assert_eq!(
+            stored_entry.as_slice(),
+            entry.as_slice(),
+            "entry {seq}'s hash"
+        );
+        prev = entry;
+    }
+    let health: Value = w
+        .http
+        .get(format!("{}/health", w.gk_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["logEntries"], 64, "{health}");
+    assert_eq!(health["logHead"], json!(prev), "{health}");
 }
