@@ -72,7 +72,7 @@ pub struct Gatekeeper {
     pub research: std::sync::OnceLock<crate::research::Research>,
     log: Arc<Mutex<LogHead>>,
     log_tx: tokio::sync::mpsc::Sender<(Access, tokio::sync::oneshot::Sender<Result<(), String>>)>,
-    nonces: std::sync::Mutex<HashMap<(Address, B256), u64>>,
+    nonces: std::sync::Mutex<Nonces>,
     buckets: std::sync::Mutex<HashMap<Address, (f64, Instant)>>,
 }
 
@@ -135,7 +135,10 @@ impl Gatekeeper {
             research: std::sync::OnceLock::new(),
             log,
             log_tx,
-            nonces: std::sync::Mutex::new(nonces),
+            nonces: std::sync::Mutex::new(Nonces {
+                seen: nonces,
+                sweep_at: NONCE_SWEEP_MIN,
+            }),
             buckets: std::sync::Mutex::new(HashMap::new()),
         }))
     }
@@ -182,14 +185,32 @@ impl Gatekeeper {
         let Ok(mut n) = self.nonces.lock() else {
             return false;
         };
-        let now = now_secs();
-        if n.len() > 100_000 {
-            n.retain(|_, e| *e > now);
+        n.use_nonce(who, nonce, expires_at, now_secs())
+    }
+}
+
+/// Below this many remembered nonces, expired ones are never swept.
+const NONCE_SWEEP_MIN: usize = 100_000;
+
+/// The nonces seen, each until its request expires. Expired ones are swept when the map has
+/// grown to twice its size after the last sweep, so a sweep costs O(1) per request amortized
+/// however many requests are live.
+pub(crate) struct Nonces {
+    seen: HashMap<(Address, B256), u64>,
+    sweep_at: usize,
+}
+
+impl Nonces {
+    /// Remembers a nonce until `expires_at`; false if it was seen.
+    fn use_nonce(&mut self, who: Address, nonce: B256, expires_at: u64, now: u64) -> bool {
+        if self.seen.len() >= self.sweep_at {
+            self.seen.retain(|_, e| *e > now);
+            self.sweep_at = (self.seen.len() * 2).max(NONCE_SWEEP_MIN);
         }
-        if n.contains_key(&(who, nonce)) {
+        if self.seen.contains_key(&(who, nonce)) {
             return false;
         }
-        n.insert((who, nonce), expires_at);
+        self.seen.insert((who, nonce), expires_at);
         true
     }
 }
@@ -908,6 +929,38 @@ mod tests {
     use alloy::primitives::Signature;
     use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn nonces_refuse_replays_and_sweeps_stay_rare_with_many_live_requests() {
+        let mut n = Nonces {
+            seen: HashMap::new(),
+            sweep_at: NONCE_SWEEP_MIN,
+        };
+        let who = Address::repeat_byte(1);
+        let nonce = |i: u64| B256::from(alloy::primitives::U256::from(i));
+        // Requests that expire at 1,000, then live ones: the first sweep (at the minimum)
+        // drops only the expired ones.
+        for i in 0..NONCE_SWEEP_MIN as u64 / 2 {
+            assert!(n.use_nonce(who, nonce(i), 1_000, 500));
+        }
+        assert!(
+            !n.use_nonce(who, nonce(7), 1_000, 500),
+            "a replay is refused"
+        );
+        for i in NONCE_SWEEP_MIN as u64 / 2..NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.use_nonce(who, nonce(u64::MAX), 5_000, 2_000));
+        assert_eq!(n.seen.len(), NONCE_SWEEP_MIN / 2 + 1);
+        assert_eq!(n.sweep_at, NONCE_SWEEP_MIN);
+        // Many live requests: the map grows to twice its size between sweeps, no sweep per
+        // request.
+        for i in NONCE_SWEEP_MIN as u64..3 * NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.sweep_at > n.seen.len(), "{} {}", n.sweep_at, n.seen.len());
+        assert!(!n.use_nonce(who, nonce(NONCE_SWEEP_MIN as u64 + 3), 5_000, 2_000));
+    }
 
     #[test]
     fn recovery_agrees_with_alloy_and_refuses_malformed_signatures() {
