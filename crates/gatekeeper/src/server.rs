@@ -203,6 +203,10 @@ pub(crate) struct Nonces {
 impl Nonces {
     /// Remembers a nonce until `expires_at`; false if it was seen.
     fn use_nonce(&mut self, who: Address, nonce: B256, expires_at: u64, now: u64) -> bool {
+        // An expired request is refused here too: a sweep may already have forgotten it.
+        if expires_at <= now {
+            return false;
+        }
         if self.seen.len() >= self.sweep_at {
             self.seen.retain(|_, e| *e > now);
             self.sweep_at = (self.seen.len() * 2).max(NONCE_SWEEP_MIN);
@@ -292,13 +296,41 @@ async fn log_writer(
                 for (_, done) in jobs {
                     let _ = done.send(Err(why.clone()));
                 }
-                let h = log.lock().await;
-                (seq, prev) = (h.seq, h.head);
+                // Nothing is in flight now. A commit that failed may still have reached the
+                // disk, so the head is read back from the database, not taken from memory.
+                (seq, prev) = reread_head(&pool, &log).await;
             }
         }
     }
     if let Some(h) = committing {
         let _ = h.await;
+    }
+}
+
+/// The log's head as the database has it, written into `log`; retried until it can be read.
+async fn reread_head(pool: &PgPool, log: &Mutex<LogHead>) -> (u64, B256) {
+    let mut wait = Duration::from_millis(50);
+    loop {
+        let row: Result<Option<(i64, Vec<u8>)>, _> =
+            sqlx::query_as("SELECT seq, entry_hash FROM gk_access_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await;
+        match row {
+            Ok(found) => {
+                let (seq, head) = found
+                    .map(|(seq, h)| (seq as u64, B256::from_slice(&h)))
+                    .unwrap_or((0, B256::ZERO));
+                let mut h = log.lock().await;
+                h.seq = seq;
+                h.head = head;
+                return (seq, head);
+            }
+            Err(e) => {
+                tracing::error!(target: "medrec::gatekeeper", error = %e, "reading the access log's head");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -361,11 +361,13 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let mut answers = vec![None; a.holders.len()];
     let mut failed: Option<CliError> = None;
     while let Some(done) = asks.join_next().await {
-        let (i, result) = done.map_err(|e| CliError::Rpc(format!("a holder query failed: {e}")))?;
-        match result {
-            Ok(answer) => answers[i] = Some(answer),
-            Err(e) => {
+        match done {
+            Ok((i, Ok(answer))) => answers[i] = Some(answer),
+            Ok((_, Err(e))) => {
                 failed.get_or_insert(e);
+            }
+            Err(e) => {
+                failed.get_or_insert(CliError::Rpc(format!("a holder query failed: {e}")));
             }
         }
     }
@@ -379,14 +381,27 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         let partial: Vec<(Address, Value)> =
             timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
         let hash_of = keccak256(combine(&partial).to_string().as_bytes());
-        let tx = chain::send(&chain, s.recordQuery(id, hash, cost, pinned, hash_of)).await?;
-        return Err(e.with_note(&format!(
-            "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); ask the \
-             others again with --pin {pinned}",
-            timed.len(),
-            a.holders.len(),
-            tx.tx_hash
-        )));
+        let again = format!(
+            "ask again with --pin {pinned} (holders take a pinned block only while it is \
+             recent: 64 blocks by default)"
+        );
+        return Err(
+            match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, hash_of)).await {
+                Ok(tx) => e.with_note(&format!(
+                    "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); \
+                     {again} for the others",
+                    timed.len(),
+                    a.holders.len(),
+                    tx.tx_hash
+                )),
+                Err(rec) => e.with_note(&format!(
+                    "recording the receipt for the {} holder(s) that answered failed too \
+                     ({rec}); they answer no other query of the study until it is recorded: \
+                     {again}",
+                    timed.len()
+                )),
+            },
+        );
     }
     let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
     // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.

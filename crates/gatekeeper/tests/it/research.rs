@@ -640,7 +640,12 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
         "{msg}"
     );
     assert_eq!(spent().await, 1_500_002);
-    let pin = msg.rsplit("--pin ").next().unwrap().to_string();
+    let pin = msg
+        .rsplit("--pin ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
     let (code, again) = query(&["--pin", &pin]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["data"]["alreadyRecorded"], true);
