@@ -23,6 +23,40 @@ fn condition_json() -> Vec<u8> {
         .into_bytes()
 }
 
+/// `p` opts in to study `id` with a transaction of their own.
+async fn opt_in_as(w: &World, p: &PrivateKeySigner, id: U256) {
+    StudyRegistry::new(w.studies, w.as_(p))
+        .optIn(id)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+}
+
+/// A diabetes count query's text and hash, as the CLI writes it.
+fn diabetes_query(epsilon: Option<f64>, pinned: u64) -> (String, B256) {
+    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": epsilon, "pinnedBlock": pinned}).to_string();
+    let hash = keccak256(text.as_bytes());
+    (text, hash)
+}
+
+/// Uploads a patient's demographics and a diabetes condition to `holder` at `url`.
+async fn upload_diabetic(
+    w: &World,
+    holder: &PrivateKeySigner,
+    url: &str,
+    patient: Address,
+    gender: &str,
+    birth: &str,
+) {
+    w.upload_to(holder, url, patient, 0, &patient_json(gender, birth))
+        .await;
+    w.upload_to(holder, url, patient, 5, &condition_json())
+        .await;
+}
+
 fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
     let mut a = vec!["--json"];
     a.extend_from_slice(args);
@@ -188,19 +222,9 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         } else {
             (&holder_b, url_b.as_str())
         };
-        w.upload_to(holder, url, p.address(), 0, &patient_json(gender, birth))
-            .await;
-        w.upload_to(holder, url, p.address(), 5, &condition_json())
-            .await;
+        upload_diabetic(&w, holder, url, p.address(), gender, birth).await;
         if *opted {
-            StudyRegistry::new(w.studies, w.as_(&p))
-                .optIn(study_id)
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
+            opt_in_as(&w, &p, study_id).await;
             if *at == 'a' && *birth == "1970-05-01" && withdrawer.is_none() {
                 withdrawer = Some(p.clone());
             }
@@ -321,7 +345,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     // Forged queries straight to a gatekeeper: another signer, or a query that is not the
     // one recorded, or a study that was never approved; and a new query once the budget is
     // spent.
-    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": 1}).to_string();
+    let (text, other) = diabetes_query(None, 1);
     let stranger = w.account().await;
     let q1_text = q1["data"]["query"].to_string();
     let me = researcher.address();
@@ -336,23 +360,14 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     };
     assert_eq!(d(&stranger, study_id, q1_text.clone(), hash).await, 403);
     assert_eq!(d(&researcher, study_id, text.clone(), hash).await, 403);
-    let other = keccak256(text.as_bytes());
     assert_eq!(
         d(&researcher, U256::from(99), text.clone(), other).await,
         403
     );
     let latest = w.as_(&gov).get_block_number().await.unwrap();
-    let fresh = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": latest}).to_string();
-    let (status, body) = ask_directly(
-        &w,
-        &url_a,
-        &researcher,
-        me,
-        study_id,
-        &fresh,
-        keccak256(fresh.as_bytes()),
-    )
-    .await;
+    let (fresh, fresh_hash) = diabetes_query(None, latest);
+    let (status, body) =
+        ask_directly(&w, &url_a, &researcher, me, study_id, &fresh, fresh_hash).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("budget_exhausted")),
@@ -470,36 +485,14 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
     let (woman, man) = (w.account().await, w.account().await);
     let url = w.gk_url.clone();
     for (p, gender) in [(&woman, "female"), (&man, "male")] {
-        w.upload_to(
-            &holder,
-            &url,
-            p.address(),
-            0,
-            &patient_json(gender, "1970-01-01"),
-        )
-        .await;
-        w.upload_to(&holder, &url, p.address(), 5, &condition_json())
-            .await;
+        upload_diabetic(&w, &holder, &url, p.address(), gender, "1970-01-01").await;
     }
     let ask = || ask_diabetes(&w, &study, &url);
-    let opt_in = |p: PrivateKeySigner| {
-        let provider = w.as_(&p);
-        async move {
-            StudyRegistry::new(w.studies, provider)
-                .optIn(study_id)
-                .send()
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
-        }
-    };
     let rpc = w.as_(&gov);
     let snapshot: U256 = rpc.raw_request("evm_snapshot".into(), ()).await.unwrap();
 
     // The woman opts in; the holder reads that block and answers.
-    opt_in(woman.clone()).await;
+    opt_in_as(&w, &woman, study_id).await;
     let (code, before) = ask();
     assert_eq!(code, 0, "{before}");
     assert_eq!(cells(&before), vec![cell("40-64", "female", 1, false)]);
@@ -512,7 +505,7 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
         .await
         .unwrap();
     assert!(reverted);
-    opt_in(man.clone()).await;
+    opt_in_as(&w, &man, study_id).await;
     while rpc.get_block_number().await.unwrap() <= read_to {
         let _: Value = rpc.raw_request("evm_mine".into(), ()).await.unwrap();
     }
@@ -545,24 +538,8 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     let url = w.gk_url.clone();
     for gender in ["female", "female", "male"] {
         let p = w.account().await;
-        w.upload_to(
-            &holder,
-            &url,
-            p.address(),
-            0,
-            &patient_json(gender, "1970-01-01"),
-        )
-        .await;
-        w.upload_to(&holder, &url, p.address(), 5, &condition_json())
-            .await;
-        StudyRegistry::new(w.studies, w.as_(&p))
-            .optIn(study_id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        upload_diabetic(&w, &holder, &url, p.address(), gender, "1970-01-01").await;
+        opt_in_as(&w, &p, study_id).await;
     }
     let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
     let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
@@ -588,18 +565,9 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     // A researcher who takes an answer and never records its receipt (a query sent straight
     // to the holder): the holder answers no other query of the study until it is recorded.
     let latest = w.as_(&w.gov).get_block_number().await.unwrap();
-    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 1.0, "pinnedBlock": latest}).to_string();
+    let (text, text_hash) = diabetes_query(Some(1.0), latest);
     let me = researcher.address();
-    let (status, taken) = ask_directly(
-        &w,
-        &url,
-        &researcher,
-        me,
-        study_id,
-        &text,
-        keccak256(text.as_bytes()),
-    )
-    .await;
+    let (status, taken) = ask_directly(&w, &url, &researcher, me, study_id, &text, text_hash).await;
     assert_eq!(status, 200, "{taken}");
     let (code, e) = query(&[]);
     assert_eq!(code, 10, "{e}");
@@ -657,17 +625,8 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     assert_eq!(code, 3, "{e}");
     assert_eq!(e["error"]["revert"]["name"], "StudyBudgetExceeded");
     let latest = w.as_(&w.gov).get_block_number().await.unwrap();
-    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 0.5, "pinnedBlock": latest}).to_string();
-    let (status, body) = ask_directly(
-        &w,
-        &url,
-        &researcher,
-        me,
-        study_id,
-        &text,
-        keccak256(text.as_bytes()),
-    )
-    .await;
+    let (text, text_hash) = diabetes_query(Some(0.5), latest);
+    let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, text_hash).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (403, Some("budget_exhausted")),
@@ -691,8 +650,7 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     );
     // Nor when the researcher records a receipt for that old pin first, without asking.
     let own = StudyRegistry::new(w.studies, w.as_(&researcher));
-    let old_text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": null, "pinnedBlock": latest}).to_string();
-    let old_hash = keccak256(old_text.as_bytes());
+    let (old_text, old_hash) = diabetes_query(None, latest);
     own.recordQuery(study_id, old_hash, 1, latest, B256::repeat_byte(7))
         .send()
         .await
@@ -711,8 +669,7 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     // An answer whose receipt underpays it (cost 1 for epsilon 0.1): the receipt cannot be
     // rewritten, so the holder answers nothing more of the study.
     let now_block = w.as_(&w.gov).get_block_number().await.unwrap();
-    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": 0.1, "pinnedBlock": now_block}).to_string();
-    let hash = keccak256(text.as_bytes());
+    let (text, hash) = diabetes_query(Some(0.1), now_block);
     let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, hash).await;
     assert_eq!(status, 200, "{body}");
     own.recordQuery(study_id, hash, 1, now_block, B256::repeat_byte(8))
