@@ -57,3 +57,41 @@ pub fn read(dir_or_file: &Path, chain_id: u64) -> Result<Deployment, String> {
     }
     Ok(d)
 }
+
+/// Deploys the four registries from `provider`'s account: `admin` holds the governance role,
+/// `emergency_cap` is the longest break-glass access in seconds. Returns their addresses, with
+/// the chain id and the block before the deployment.
+pub async fn deploy(
+    provider: &alloy::providers::DynProvider,
+    admin: Address,
+    emergency_cap: u64,
+) -> Result<Deployment, alloy::contract::Error> {
+    use crate::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
+    use alloy::primitives::aliases::U40;
+    use alloy::providers::Provider;
+    let chain_id = provider.get_chain_id().await?;
+    let start_block = provider.get_block_number().await?;
+    let p = provider.clone();
+    let participants = *ParticipantRegistry::deploy(p.clone(), admin)
+        .await?
+        .address();
+    let consent =
+        *ConsentRegistry::deploy(p.clone(), admin, participants, U40::from(emergency_cap))
+            .await?
+            .address();
+    let records = *RecordRegistry::deploy(p.clone(), participants, consent)
+        .await?
+        .address();
+    let studies = *StudyRegistry::deploy(p, admin, participants)
+        .await?
+        .address();
+    Ok(Deployment {
+        chain_id,
+        start_block,
+        admin,
+        participant_registry: participants,
+        consent_registry: consent,
+        record_registry: records,
+        study_registry: Some(studies),
+    })
+}

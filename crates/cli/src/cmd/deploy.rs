@@ -1,15 +1,12 @@
-//! `medrec deploy`: deploy the three registries and write the deployments file.
+//! `medrec deploy`: deploy the four registries and write the deployments file.
 
-use crate::chain::{self, Chain, Deployment};
+use crate::chain::{self, Chain};
 use crate::error::{CliError, Result};
 use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
-use alloy::primitives::aliases::U40;
-use alloy::providers::Provider;
 use clap::Args;
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
 use serde_json::json;
 
 /// `deploy`.
@@ -50,36 +47,10 @@ pub async fn run(a: DeployArgs, settings: &Settings, out: Printer) -> Result<()>
     }
 
     let admin = admin_arg.unwrap_or(deployer);
-    let start_block = chain
-        .provider
-        .get_block_number()
-        .await
-        .map_err(|e| crate::error::from_transport(e, &chain.url))?;
-    out.progress("deploying ParticipantRegistry...");
-    let p = ParticipantRegistry::deploy(chain.provider.clone(), admin)
+    out.progress("deploying the participant, consent, record and study registries...");
+    let d = medrec_bindings::deployment::deploy(&chain.provider, admin, cap)
         .await
         .map_err(|e| chain.err(e))?;
-    out.progress("deploying ConsentRegistry...");
-    let c = ConsentRegistry::deploy(chain.provider.clone(), admin, *p.address(), U40::from(cap))
-        .await
-        .map_err(|e| chain.err(e))?;
-    out.progress("deploying RecordRegistry...");
-    let r = RecordRegistry::deploy(chain.provider.clone(), *p.address(), *c.address())
-        .await
-        .map_err(|e| chain.err(e))?;
-    out.progress("deploying StudyRegistry...");
-    let st = StudyRegistry::deploy(chain.provider.clone(), admin, *p.address())
-        .await
-        .map_err(|e| chain.err(e))?;
-    let d = Deployment {
-        chain_id: chain.chain_id,
-        start_block,
-        admin,
-        participant_registry: *p.address(),
-        consent_registry: *c.address(),
-        record_registry: *r.address(),
-        study_registry: Some(*st.address()),
-    };
     let file = chain::write_deployment(&settings.deployments, &d)?;
     out.result(
         "deploy",
@@ -90,7 +61,7 @@ pub async fn run(a: DeployArgs, settings: &Settings, out: Printer) -> Result<()>
             d.participant_registry,
             d.consent_registry,
             d.record_registry,
-            st.address(),
+            d.study_registry.unwrap_or_default(),
             file.display()
         ),
     );

@@ -20,7 +20,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolStruct;
 use clap::Parser;
 use medrec_bindings::eip712::{RecordRequest, Upload};
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -88,27 +88,16 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let participants = *ParticipantRegistry::deploy(p.clone(), gov.address())
-        .await
-        .unwrap()
-        .address();
-    let consent =
-        *ConsentRegistry::deploy(p.clone(), gov.address(), participants, U40::from(86_400u64))
-            .await
-            .unwrap()
-            .address();
-    let records = *RecordRegistry::deploy(p.clone(), participants, consent)
-        .await
-        .unwrap()
-        .address();
     let deployment = dir.join("deployment.json");
-    std::fs::write(
-        &deployment,
-        json!({"chainId": chain_id, "startBlock": 0, "admin": gov.address(), "participantRegistry": participants,
-               "consentRegistry": consent, "recordRegistry": records})
-        .to_string(),
-    )
-    .unwrap();
+    let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
+        .await
+        .unwrap();
+    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
+    let (participants, consent, records) = (
+        d.participant_registry,
+        d.consent_registry,
+        d.record_registry,
+    );
 
     let holder = PrivateKeySigner::random();
     let patient = PrivateKeySigner::random();

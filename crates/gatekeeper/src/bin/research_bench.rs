@@ -29,7 +29,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use clap::Parser;
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
+use medrec_bindings::{ParticipantRegistry, StudyRegistry};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -322,31 +322,16 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let participants = *ParticipantRegistry::deploy(p.clone(), gov.address())
+    let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
         .await
-        .unwrap()
-        .address();
-    let consent =
-        *ConsentRegistry::deploy(p.clone(), gov.address(), participants, U40::from(86_400u64))
-            .await
-            .unwrap()
-            .address();
-    let records = *RecordRegistry::deploy(p.clone(), participants, consent)
-        .await
-        .unwrap()
-        .address();
-    let studies = *StudyRegistry::deploy(p.clone(), gov.address(), participants)
-        .await
-        .unwrap()
-        .address();
+        .unwrap();
     std::fs::write(
         dir.join("deployment.json"),
-        json!({"chainId": chain_id, "startBlock": 0, "admin": gov.address(),
-               "participantRegistry": participants, "consentRegistry": consent,
-               "recordRegistry": records, "studyRegistry": studies})
-        .to_string(),
+        serde_json::to_string(&d).unwrap(),
     )
     .unwrap();
+    let participants = d.participant_registry;
+    let studies = d.study_registry.unwrap();
     let (hospital_a, hospital_b, researcher) = (
         PrivateKeySigner::random(),
         PrivateKeySigner::random(),

@@ -6,7 +6,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct};
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::net::TcpListener;
@@ -115,33 +115,20 @@ impl World {
             assert!(Instant::now() < deadline, "anvil did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let start_block = p.get_block_number().await.unwrap();
-        let participants = *ParticipantRegistry::deploy(p.clone(), gov.address())
+        let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
             .await
-            .unwrap()
-            .address();
-        let consent =
-            *ConsentRegistry::deploy(p.clone(), gov.address(), participants, U40::from(86_400u64))
-                .await
-                .unwrap()
-                .address();
-        let records = *RecordRegistry::deploy(p.clone(), participants, consent)
-            .await
-            .unwrap()
-            .address();
-        let studies =
-            *medrec_bindings::StudyRegistry::deploy(p.clone(), gov.address(), participants)
-                .await
-                .unwrap()
-                .address();
+            .unwrap();
         std::fs::write(
             dir.path().join("deployment.json"),
-            json!({"chainId": chain_id, "startBlock": start_block, "admin": gov.address(),
-                   "participantRegistry": participants, "consentRegistry": consent, "recordRegistry": records,
-                   "studyRegistry": studies})
-            .to_string(),
+            serde_json::to_string(&d).unwrap(),
         )
         .unwrap();
+        let (participants, consent, records) = (
+            d.participant_registry,
+            d.consent_registry,
+            d.record_registry,
+        );
+        let studies = d.study_registry.unwrap();
         let admin_url = std::env::var("DATABASE_URL")
             .expect("DATABASE_URL must point to a PostgreSQL role that may create databases (see script/pg.sh)");
         let db = format!("medrec_gk_it_{}_{port}", std::process::id());
