@@ -3,6 +3,7 @@
 //! allows to read that category of that patient at that moment. Every read and denial goes
 //! into a hash-chained access log that the patient can check.
 
+pub mod cache;
 pub mod crypto;
 pub mod error;
 pub mod facts;

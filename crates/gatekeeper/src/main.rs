@@ -60,6 +60,14 @@ struct ServeArgs {
     /// Burst of reads per requester
     #[arg(long, default_value_t = 400.0)]
     burst: f64,
+    /// Memory for sealed records between reads, in MiB (0: fetch each read from the
+    /// database). Only ciphertext is kept; every read still asks the chain
+    #[arg(long, default_value_t = 64)]
+    record_cache_mb: usize,
+    /// Seconds a record stays in that memory: a record changed or deleted in the database is
+    /// served as it was for at most this long
+    #[arg(long, default_value_t = 60)]
+    record_cache_secs: u64,
     /// The holder's keystore: when given, the log head is anchored on chain from time to time
     /// and research answers are signed (without it, research queries are refused)
     #[arg(
@@ -142,6 +150,8 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
         max_record_bytes: a.max_record_bytes,
         rate_per_sec: a.rate_per_sec,
         burst: a.burst,
+        record_cache_bytes: a.record_cache_mb.saturating_mul(1 << 20),
+        record_cache_ttl: std::time::Duration::from_secs(a.record_cache_secs),
         ..Limits::default()
     };
     let gk = Gatekeeper::new(pool, key, holder, domain, consent, limits).await?;

@@ -2,6 +2,7 @@
 //! (the patient). Denials look the same whether or not the record exists; every read and
 //! every denial is logged before the answer leaves.
 
+use crate::cache::{Cached, RecordCache};
 use crate::crypto::{MasterKey, Sealed};
 use crate::error::GkError;
 use alloy::primitives::{Address, B256, keccak256};
@@ -41,6 +42,11 @@ pub struct Limits {
     pub rate_per_sec: f64,
     /// Burst of requests per requester.
     pub burst: f64,
+    /// Sealed records kept in memory between reads, in bytes (0: none).
+    pub record_cache_bytes: usize,
+    /// How long a record is kept in memory: a record changed or deleted in the database is
+    /// served as it was for at most this long.
+    pub record_cache_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +56,8 @@ impl Default for Limits {
             max_request_bytes: 8 << 10,
             rate_per_sec: 200.0,
             burst: 400.0,
+            record_cache_bytes: 64 << 20,
+            record_cache_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -74,6 +82,7 @@ pub struct Gatekeeper {
     log_tx: tokio::sync::mpsc::Sender<(Access, tokio::sync::oneshot::Sender<Result<(), String>>)>,
     nonces: std::sync::Mutex<Nonces>,
     buckets: std::sync::Mutex<HashMap<Address, (f64, Instant)>>,
+    records: RecordCache,
 }
 
 struct LogHead {
@@ -131,7 +140,6 @@ impl Gatekeeper {
             holder,
             domain,
             consent,
-            limits,
             research: std::sync::OnceLock::new(),
             log,
             log_tx,
@@ -140,6 +148,8 @@ impl Gatekeeper {
                 sweep_at: NONCE_SWEEP_MIN,
             }),
             buckets: std::sync::Mutex::new(HashMap::new()),
+            records: RecordCache::new(limits.record_cache_bytes, limits.record_cache_ttl),
+            limits,
         }))
     }
 
@@ -570,29 +580,29 @@ async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, 
         a.reason = "replayed nonce".into();
         return Err(denied());
     }
-    let row = sqlx::query(
-        "SELECT patient, category, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
-    )
-    .bind(a.record_id.to_vec())
-    .fetch_optional(&gk.pool)
-    .await;
-    let row = match row {
-        Ok(Some(row)) => row,
-        Ok(None) => {
-            a.reason = "unknown record".into();
-            return Err(denied());
-        }
-        Err(e) => {
-            a.reason = format!("database: {e}");
-            return Err(err(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "try again later",
-            ));
-        }
+    let record = match gk.records.get(&a.record_id) {
+        Some(r) => r,
+        None => match fetch_record(&gk.pool, a.record_id).await {
+            Ok(Some(r)) => {
+                let r = Arc::new(r);
+                gk.records.put(a.record_id, r.clone());
+                r
+            }
+            Ok(None) => {
+                a.reason = "unknown record".into();
+                return Err(denied());
+            }
+            Err(e) => {
+                a.reason = format!("database: {e}");
+                return Err(err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "try again later",
+                ));
+            }
+        },
     };
-    let patient = Address::from_slice(&row.get::<Vec<u8>, _>("patient"));
-    let category = row.get::<i16, _>("category") as u8;
+    let (patient, category) = (record.patient, record.category);
     a.patient = patient;
     // Ask the chain itself, now: a cache could miss a revocation.
     match gk
@@ -615,13 +625,7 @@ async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, 
             ));
         }
     }
-    let sealed = Sealed {
-        data_nonce: row.get("data_nonce"),
-        ciphertext: row.get("ciphertext"),
-        key_nonce: row.get("key_nonce"),
-        wrapped_key: row.get("wrapped_key"),
-    };
-    match gk.key.open(a.record_id.as_slice(), &sealed) {
+    match gk.key.open(a.record_id.as_slice(), &record.sealed) {
         Ok(plain) => {
             a.allowed = true;
             a.reason = "allowed".into();
@@ -636,6 +640,26 @@ async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, 
             ))
         }
     }
+}
+
+/// A stored record's patient, category and sealed bytes.
+async fn fetch_record(pool: &PgPool, id: B256) -> Result<Option<Cached>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT patient, category, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
+    )
+    .bind(id.to_vec())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| Cached {
+        patient: Address::from_slice(&row.get::<Vec<u8>, _>("patient")),
+        category: row.get::<i16, _>("category") as u8,
+        sealed: Sealed {
+            data_nonce: row.get("data_nonce"),
+            ciphertext: row.get("ciphertext"),
+            key_nonce: row.get("key_nonce"),
+            wrapped_key: row.get("wrapped_key"),
+        },
+    }))
 }
 
 /// The record id the gatekeeper gives a record: keccak256(holder, patient, content hash),

@@ -190,7 +190,8 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     assert_eq!((s, &b), (403, &denial));
     expected.push("the chain does not allow it");
 
-    // Revoked one block earlier.
+    // Revoked one block earlier. The reader read this record above, so the gatekeeper holds
+    // it in memory: the chain is still asked, and says no.
     w.revoke(&patient, reader.address()).await;
     let (s, b) = w.read(&reader, id).await;
     assert_eq!((s, &b), (403, &denial));
@@ -317,6 +318,8 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
         &password,
         "--anchor-every",
         "1",
+        "--record-cache-secs",
+        "1",
     ])
     .await;
     let cli = |args: &[&str]| run_cli(&w, args);
@@ -382,6 +385,9 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
         alloy::hex::encode(record_id)
     ))
     .await;
+    // The gatekeeper keeps a record it has read in memory for --record-cache-secs (1 here):
+    // after that it reads the swapped bytes.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let tampered_out = dir.join("tampered.json");
     let out = cli(&[
         "-a",
