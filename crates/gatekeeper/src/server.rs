@@ -249,11 +249,10 @@ struct LogColumns {
 type LogJob = (Access, tokio::sync::oneshot::Sender<Result<(), String>>);
 
 /// Writes the access log: takes what is waiting (up to 512 entries), chains it after the
-/// head, inserts it in one statement inside a transaction, commits, then answers every
-/// waiting request. Two batches overlap: the next batch's INSERT runs on another connection
-/// while the previous batch commits, and it is committed only after that commit succeeded
-/// (so the log on disk never has a gap, crash or not); if the previous commit failed, the
-/// next batch is rolled back and fails too, and chaining starts again from the committed head.
+/// head, inserts it in one statement (its own transaction, committed before the statement
+/// returns), then answers every waiting request; requests that arrive meanwhile make the next
+/// batch. One batch at a time, so the log on disk never has a gap, crash or not. After a
+/// failed batch, chaining starts again from the head the database has.
 async fn log_writer(
     pool: PgPool,
     log: Arc<Mutex<LogHead>>,
@@ -264,57 +263,50 @@ async fn log_writer(
         let h = log.lock().await;
         (h.seq, h.head)
     };
-    // The previous batch's commit: resolves to whether it succeeded.
-    let mut committing: Option<tokio::task::JoinHandle<bool>> = None;
     while rx.recv_many(&mut batch, 512).await > 0 {
         let jobs: Vec<LogJob> = std::mem::take(&mut batch);
         let (next_seq, next_prev, c) = chain_batch(seq, prev, &jobs);
-        let inserted = insert_batch(&pool, &c).await;
-        let before_ok = match committing.take() {
-            Some(h) => h.await.unwrap_or(false),
-            None => true,
-        };
-        match (before_ok, inserted) {
-            (true, Ok(tx)) => {
+        let result = match insert_batch(&pool, &c).await {
+            Ok(()) => {
                 (seq, prev) = (next_seq, next_prev);
-                let log = log.clone();
-                committing = Some(tokio::spawn(async move {
-                    let result = match tx.commit().await {
-                        Ok(()) => {
-                            let mut h = log.lock().await;
-                            h.seq = next_seq;
-                            h.head = next_prev;
-                            Ok(())
-                        }
-                        Err(e) => Err(format!("cannot write the access log: {e}")),
-                    };
-                    let ok = result.is_ok();
-                    for (_, done) in jobs {
-                        let _ = done.send(result.clone());
-                    }
-                    ok
-                }));
+                let mut h = log.lock().await;
+                h.seq = next_seq;
+                h.head = next_prev;
+                Ok(())
             }
-            (_, inserted) => {
-                let why = match &inserted {
-                    Err(e) => format!("cannot write the access log: {e}"),
-                    Ok(_) => "cannot write the access log: the batch before failed".to_string(),
-                };
-                if let Ok(tx) = inserted {
-                    let _ = tx.rollback().await;
-                }
-                for (_, done) in jobs {
-                    let _ = done.send(Err(why.clone()));
-                }
-                // Nothing is in flight now. A commit that failed may still have reached the
-                // disk, so the head is read back from the database, not taken from memory.
-                (seq, prev) = reread_head(&pool, &log).await;
-            }
+            Err(e) => Err(format!("cannot write the access log: {e}")),
+        };
+        let failed = result.is_err();
+        for (_, done) in jobs {
+            let _ = done.send(result.clone());
+        }
+        if failed {
+            (seq, prev) = reread_head(&pool, &log).await;
         }
     }
-    if let Some(h) = committing {
-        let _ = h.await;
-    }
+}
+
+/// Inserts a batch's rows in one statement, which is its own transaction: all or none.
+async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
+    )
+    .bind(&c.seq)
+    .bind(&c.at)
+    .bind(&c.requester)
+    .bind(&c.record)
+    .bind(&c.patient)
+    .bind(&c.allowed)
+    .bind(&c.reason)
+    .bind(&c.nonce)
+    .bind(&c.expires)
+    .bind(&c.leaf)
+    .bind(&c.prev)
+    .bind(&c.entry)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The log's head as the database has it, written into `log`; retried until it can be read.
@@ -367,33 +359,6 @@ fn chain_batch(mut seq: u64, mut prev: B256, jobs: &[LogJob]) -> (u64, B256, Log
         prev = entry;
     }
     (seq, prev, c)
-}
-
-/// Inserts a batch's rows in a new transaction, left open for the caller to commit.
-async fn insert_batch(
-    pool: &PgPool,
-    c: &LogColumns,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
-    )
-    .bind(&c.seq)
-    .bind(&c.at)
-    .bind(&c.requester)
-    .bind(&c.record)
-    .bind(&c.patient)
-    .bind(&c.allowed)
-    .bind(&c.reason)
-    .bind(&c.nonce)
-    .bind(&c.expires)
-    .bind(&c.leaf)
-    .bind(&c.prev)
-    .bind(&c.entry)
-    .execute(&mut *tx)
-    .await?;
-    Ok(tx)
 }
 
 /// The routes.
