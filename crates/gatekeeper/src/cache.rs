@@ -1,7 +1,7 @@
-//! Sealed records kept in memory between reads, so that a read does not fetch a record's
-//! ciphertext from the database each time. Only what is stored at rest is kept (ciphertext
-//! and wrapped key, never plaintext), bounded in bytes, each entry for a limited time: a
-//! record deleted or changed in the database is served as it was for at most that long.
+//! Records served, kept in memory so that the next read of one does not fetch its ciphertext
+//! from the database. Only what is stored at rest is kept (patient, category, ciphertext,
+//! wrapped key and nonces; never plaintext), bounded in bytes, each entry for a limited time:
+//! a record deleted or changed in the database is served as it was for at most that long.
 //! Nothing about consent is kept here: every read still asks the chain.
 
 use crate::crypto::Sealed;
@@ -38,8 +38,8 @@ pub struct RecordCache {
 #[derive(Default)]
 struct Inner {
     map: HashMap<B256, (Arc<Cached>, Instant)>,
-    /// Insertion order, oldest first; an id whose map entry is younger than its place here
-    /// was inserted again and is skipped when this place is reached.
+    /// Insertion order, oldest first; an id whose map entry has another time than its place
+    /// here was inserted again and is skipped when this place is reached.
     order: VecDeque<(B256, Instant)>,
     bytes: usize,
 }
@@ -143,10 +143,10 @@ mod tests {
 
     #[test]
     fn forgets_records_after_its_time_limit_and_a_zero_cache_keeps_nothing() {
-        let cache = RecordCache::new(1 << 20, Duration::from_millis(50));
+        let cache = RecordCache::new(1 << 20, Duration::from_millis(500));
         cache.put(id(1), rec(100));
         assert!(cache.get(&id(1)).is_some());
-        std::thread::sleep(Duration::from_millis(80));
+        std::thread::sleep(Duration::from_millis(700));
         assert!(
             cache.get(&id(1)).is_none(),
             "expired entries are not served"

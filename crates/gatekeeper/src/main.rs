@@ -60,12 +60,13 @@ struct ServeArgs {
     /// Burst of reads per requester
     #[arg(long, default_value_t = 400.0)]
     burst: f64,
-    /// Memory for sealed records between reads, in MiB (0: fetch each read from the
-    /// database). Only ciphertext is kept; every read still asks the chain
+    /// Memory for records served, in MiB, so the next read of one need not fetch it from the
+    /// database (0: every read fetches). Records stay encrypted there, as at rest; every read
+    /// still asks the chain
     #[arg(long, default_value_t = 64)]
     record_cache_mb: usize,
     /// Seconds a record stays in that memory: a record changed or deleted in the database is
-    /// served as it was for at most this long
+    /// served as it was for at most this long (0: every read fetches)
     #[arg(long, default_value_t = 60)]
     record_cache_secs: u64,
     /// The holder's keystore: when given, the log head is anchored on chain from time to time
@@ -135,9 +136,15 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
         .await
         .map_err(|e| GkError::Chain(format!("cannot reach {}: {e}", a.rpc_url)))?;
     let d = medrec_bindings::deployment::read(&a.deployments, chain_id).map_err(GkError::Config)?;
+    // Every log entry is flushed to disk before its read is answered, whatever the role's or
+    // database's default says.
+    let options: sqlx::postgres::PgConnectOptions = a
+        .database_url
+        .parse()
+        .map_err(|e| GkError::Config(format!("bad database URL: {e}")))?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
-        .connect(&a.database_url)
+        .connect_with(options.options([("synchronous_commit", "on")]))
         .await
         .map_err(|e| GkError::Config(format!("cannot connect to the database: {e}")))?;
     sqlx::migrate!("./migrations")

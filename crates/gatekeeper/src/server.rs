@@ -545,14 +545,10 @@ async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, 
         a.reason = "replayed nonce".into();
         return Err(denied());
     }
-    let record = match gk.records.get(&a.record_id) {
-        Some(r) => r,
+    let (record, fetched) = match gk.records.get(&a.record_id) {
+        Some(r) => (r, false),
         None => match fetch_record(&gk.pool, a.record_id).await {
-            Ok(Some(r)) => {
-                let r = Arc::new(r);
-                gk.records.put(a.record_id, r.clone());
-                r
-            }
+            Ok(Some(r)) => (Arc::new(r), true),
             Ok(None) => {
                 a.reason = "unknown record".into();
                 return Err(denied());
@@ -592,6 +588,11 @@ async fn decide(gk: &Gatekeeper, a: &mut Access, body: Body) -> Result<Vec<u8>, 
     }
     match gk.key.open(a.record_id.as_slice(), &record.sealed) {
         Ok(plain) => {
+            // Kept only once the chain allowed a read of it: requests that are refused do
+            // not decide what stays in memory.
+            if fetched {
+                gk.records.put(a.record_id, record.clone());
+            }
             a.allowed = true;
             a.reason = "allowed".into();
             Ok(plain)

@@ -251,9 +251,7 @@ async fn main() {
             }
             bodies.push(mine);
         }
-        let disk = DiskWatch::start();
-        let (elapsed, lat) = run(&http, &url, bodies, args.warmup, record.len()).await;
-        let disk = disk.stop();
+        let (elapsed, lat, disk) = run(&http, &url, bodies, args.warmup, record.len()).await;
         let pct = |q: f64| {
             lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1].as_secs_f64()
                 * 1e3
@@ -317,15 +315,15 @@ async fn main() {
 }
 
 /// One run: each requester sends its warm-up requests, all wait for each other, then the
-/// clock runs while each sends the rest one after another. Returns the wall time and every
-/// measured latency, sorted.
+/// clock runs while each sends the rest one after another. Returns the wall time, every
+/// measured latency, sorted, and what the disks did meanwhile.
 async fn run(
     http: &alloy::transports::http::reqwest::Client,
     url: &str,
     bodies: Vec<Vec<String>>,
     warmup: usize,
     expected: usize,
-) -> (Duration, Vec<Duration>) {
+) -> (Duration, Vec<Duration>, String) {
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(bodies.len() + 1));
     let mut tasks = Vec::new();
     for mut mine in bodies {
@@ -359,14 +357,16 @@ async fn run(
         }));
     }
     barrier.wait().await;
+    let disk = DiskWatch::start();
     let started = Instant::now();
     let mut lat: Vec<Duration> = Vec::new();
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed();
+    let disk = disk.stop();
     lat.sort();
-    (elapsed, lat)
+    (elapsed, lat, disk)
 }
 
 /// What the disks did during a run: /proc/diskstats read every 0.1 s on another thread.
@@ -375,29 +375,47 @@ struct DiskWatch {
     thread: std::thread::JoinHandle<(u64, u64, f64)>,
 }
 
-/// Writes and flushes completed and the milliseconds spent on them, summed over the whole
-/// disks (not their partitions, loop or RAM devices).
-fn disk_writes() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/diskstats").ok()?;
-    let mut sum = (0, 0);
+/// Per disk: writes and flushes completed, and the milliseconds spent on them. Whole disks
+/// only: not partitions, loop or RAM devices, nor devices stacked on others (their I/O is
+/// their disks').
+fn disk_writes() -> std::collections::HashMap<String, (u64, u64)> {
+    let mut disks = std::collections::HashMap::new();
+    let Ok(text) = std::fs::read_to_string("/proc/diskstats") else {
+        return disks;
+    };
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let Some(name) = f.get(2) else { continue };
-        if name.starts_with("loop")
-            || name.starts_with("ram")
-            || !Path::new("/sys/block").join(name).exists()
-        {
+        let Some(&name) = f.get(2) else { continue };
+        let sys = Path::new("/sys/block").join(name);
+        let stacked = std::fs::read_dir(sys.join("slaves")).is_ok_and(|mut d| d.next().is_some());
+        if ["loop", "ram", "zram"].iter().any(|p| name.starts_with(p)) || !sys.exists() || stacked {
             continue;
         }
-        sum.0 += f.get(7)?.parse::<u64>().ok()?;
-        sum.1 += f.get(10)?.parse::<u64>().ok()?;
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        let (Some(writes), Some(ms)) = (num(7), num(10)) else {
+            continue;
+        };
         // Flushes (what fdatasync waits for) are counted apart since Linux 5.5.
-        if let (Some(n), Some(ms)) = (f.get(18), f.get(19)) {
-            sum.0 += n.parse::<u64>().ok()?;
-            sum.1 += ms.parse::<u64>().ok()?;
+        let (flushes, flush_ms) = (num(18).unwrap_or(0), num(19).unwrap_or(0));
+        disks.insert(name.to_string(), (writes + flushes, ms + flush_ms));
+    }
+    disks
+}
+
+/// Writes and milliseconds from `a` to `b`, over the disks in both. The kernel keeps the
+/// milliseconds in 32 bits, so they wrap.
+fn disk_delta(
+    a: &std::collections::HashMap<String, (u64, u64)>,
+    b: &std::collections::HashMap<String, (u64, u64)>,
+) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for (name, &(w1, ms1)) in b {
+        if let Some(&(w0, ms0)) = a.get(name) {
+            sum.0 += w1.saturating_sub(w0);
+            sum.1 += u64::from((ms1 as u32).wrapping_sub(ms0 as u32));
         }
     }
-    Some(sum)
+    sum
 }
 
 impl DiskWatch {
@@ -405,23 +423,23 @@ impl DiskWatch {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let first = disk_writes().unwrap_or_default();
-            let (mut prev, mut worst) = (first, 0f64);
+            let (mut prev, mut total, mut worst) = (disk_writes(), (0, 0), 0f64);
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
-                let Some(cur) = disk_writes() else { break };
-                let (w, ms) = (cur.0 - prev.0, cur.1 - prev.1);
+                let cur = disk_writes();
+                let (w, ms) = disk_delta(&prev, &cur);
                 if w > 0 {
                     worst = worst.max(ms as f64 / w as f64);
                 }
+                total = (total.0 + w, total.1 + ms);
                 prev = cur;
             }
-            (prev.0 - first.0, prev.1 - first.1, worst)
+            (total.0, total.1, worst)
         });
         Self { stop, thread }
     }
 
-    /// "0.21 ms, 4.10 ms": the run's mean time per write or flush, and the slowest 0.1 s's.
+    /// "0.21 ms, 4.10 ms": the mean time per write or flush, and the slowest 0.1 s's.
     fn stop(self) -> String {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         match self.thread.join() {

@@ -190,8 +190,14 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     assert_eq!((s, &b), (403, &denial));
     expected.push("the chain does not allow it");
 
-    // Revoked one block earlier. The reader read this record above, so the gatekeeper holds
-    // it in memory: the chain is still asked, and says no.
+    // Revoked one block earlier. The reader was served this record above, so the gatekeeper
+    // holds it in memory (the row is deleted here to be sure the next reads come from there):
+    // the chain is still asked, and says no.
+    w.sql(format!(
+        "DELETE FROM gk_records WHERE record_id = '\\x{}'",
+        alloy::hex::encode(id)
+    ))
+    .await;
     w.revoke(&patient, reader.address()).await;
     let (s, b) = w.read(&reader, id).await;
     assert_eq!((s, &b), (403, &denial));
