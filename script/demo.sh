@@ -303,6 +303,18 @@ sleep 3
 medrec -a patient access-log --holder "$A" --gatekeeper-url $gk_a
 
 step "Research: a study of type 2 diabetes across both hospitals, over the patients who opt in"
+# Each run's two queries spend 2 of the study's budget: once it is spent, a new study.
+if [[ -f $state/study-id ]]; then
+  left=$("$medrec_bin" --json study show "$(cat "$state/study-id")" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)["data"]
+n = lambda v: int(v, 0) if isinstance(v, str) else int(v)
+print(n(d["budget"]) - n(d["spent"]))') || left=0
+  if ((left < 2)); then
+    echo "study $(cat "$state/study-id")'s budget is spent: the researcher registers a new one"
+    rm -f "$state/study-id"
+  fi
+fi
 if [[ ! -f $state/study-id ]]; then
   printf 'Type 2 diabetes by age band and sex; HbA1c distribution. Demo protocol.\n' >"$state/protocol.txt"
   "$medrec_bin" --json -a researcher study register --protocol "$state/protocol.txt" \
