@@ -42,7 +42,7 @@ pub struct Limits {
     pub rate_per_sec: f64,
     /// Burst of requests per requester.
     pub burst: f64,
-    /// Sealed records kept in memory between reads, in bytes (0: none).
+    /// Memory for records served (kept sealed, as at rest), in bytes (0: none).
     pub record_cache_bytes: usize,
     /// How long a record is kept in memory: a record changed or deleted in the database is
     /// served as it was for at most this long.
@@ -281,6 +281,9 @@ async fn log_writer(
             let _ = done.send(result.clone());
         }
         if failed {
+            // A statement that reported an error may still have been committed (the
+            // connection lost after the commit), so the head is read back from the database,
+            // not taken from memory.
             (seq, prev) = reread_head(&pool, &log).await;
         }
     }
