@@ -46,7 +46,7 @@ struct Args {
 }
 
 mod support;
-use support::{Proc, create_db, drop_db, free_port, now};
+use support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -106,12 +106,8 @@ async fn main() {
     let reg = ParticipantRegistry::new(participants, p.clone());
     for a in std::iter::once(holder.address()).chain(requesters.iter().map(|r| r.address())) {
         reg.issueCredential(a, 1, keccak256(b"licence"), U40::from(now() + 86_400 * 30))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+            .mined()
+            .await;
     }
     let _: serde_json::Value = p
         .raw_request(
@@ -130,12 +126,8 @@ async fn main() {
             U40::from(0u64),
             U40::from(now() + 86_400),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     }
 
     // A fresh database and the gatekeeper.

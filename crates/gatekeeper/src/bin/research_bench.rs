@@ -268,7 +268,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 }
 
 mod support;
-use support::{Proc, create_db, drop_db, free_port, now};
+use support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -344,12 +344,8 @@ async fn main() {
         (researcher.address(), 2),
     ] {
         reg.issueCredential(who, role, keccak256(b"licence"), U40::from(now() + 86_400))
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+            .mined()
+            .await;
         rpc(
             &p,
             "anvil_setBalance",
@@ -379,20 +375,9 @@ async fn main() {
             MIN_CELL,
             1_000_000,
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    study
-        .approveStudy(U256::from(1))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
+    study.approveStudy(U256::from(1)).mined().await;
 
     // The population: `patients` consenting plus a tenth who never opt in.
     let t = Instant::now();

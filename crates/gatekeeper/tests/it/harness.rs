@@ -9,10 +9,11 @@ use alloy::sol_types::{Eip712Domain, SolStruct};
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use crate::support::{Mined, Proc, free_port, now};
 
 pub const GOV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
@@ -21,30 +22,6 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A killed-on-drop child process.
-pub struct Proc(pub Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 pub struct World {
@@ -224,6 +201,12 @@ impl World {
         }
     }
 
+    /// The `/health` answer of the gatekeeper at `url`.
+    pub async fn health(&self, url: &str) -> Value {
+        let r = self.http.get(format!("{url}/health")).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+
     pub fn as_(&self, who: &PrivateKeySigner) -> DynProvider {
         provider(&self.rpc, who)
     }
@@ -249,12 +232,8 @@ impl World {
             keccak256(b"licence"),
             U40::from(now() + 365 * 86_400),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     }
 
     /// A funded new account.
@@ -281,25 +260,15 @@ impl World {
                 U40::from(0u64),
                 U40::from(now() + secs),
             )
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+            .mined()
+            .await;
         assert!(r.status());
         r.block_number.unwrap()
     }
 
     pub async fn revoke(&self, patient: &PrivateKeySigner, grantee: Address) {
         let c = ConsentRegistry::new(self.consent, self.as_(patient));
-        c.revoke(patient.address(), grantee)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
+        c.revoke(patient.address(), grantee).mined().await;
     }
 
     /// Creates an empty database for another holder's gatekeeper; returns its URL.

@@ -6,3 +6,5 @@
 mod harness;
 mod reads;
 mod research;
+#[path = "../../src/bin/support/mod.rs"]
+mod support;

@@ -1,6 +1,6 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
-use crate::harness::{World, fhir_example, import_key, now, rand_bytes, run_cli};
+use crate::harness::{Mined, World, fhir_example, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, U256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
@@ -162,12 +162,8 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
             U40::from(0u64),
             U40::from(now() + 86_400),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let g_reader = w.account().await;
     w.credential(g_reader.address()).await;
     let as_guardian = ConsentRegistry::new(w.consent, w.as_(&guardian));
@@ -259,12 +255,8 @@ async fn guardian_grant_and_break_glass_allow() {
             U40::from(0u64),
             U40::from(now() + 86_400),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     ConsentRegistry::new(w.consent, w.as_(&guardian))
         .grant(
             patient.address(),
@@ -274,12 +266,8 @@ async fn guardian_grant_and_break_glass_allow() {
             U40::from(0u64),
             U40::from(now() + 3_600),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let (s, b) = w.read(&reader, id).await;
     assert_eq!((s, b), (200, bytes.clone()));
 
@@ -291,12 +279,8 @@ async fn guardian_grant_and_break_glass_allow() {
             keccak256(b"unconscious"),
             U40::from(3_600u64),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let (s, b) = w.read(&er, id).await;
     assert_eq!((s, b), (200, bytes));
 }
@@ -874,15 +858,7 @@ async fn a_read_that_cannot_be_logged_is_not_served_and_the_chain_stays_whole() 
         );
         prev = entry;
     }
-    let health: Value = w
-        .http
-        .get(format!("{}/health", w.gk_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = w.health(&w.gk_url).await;
     assert_eq!(health["logEntries"], 64, "{health}");
     assert_eq!(health["logHead"], json!(prev), "{health}");
 }

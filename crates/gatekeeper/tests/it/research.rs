@@ -1,6 +1,6 @@
 //! Research: a cohort with exactly known counts over two holders, consenting patients only.
 
-use crate::harness::{World, import_key, now, rand_bytes, run_cli};
+use crate::harness::{Mined, World, import_key, now, rand_bytes, run_cli};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::Provider;
 use alloy::signers::Signer;
@@ -27,12 +27,8 @@ fn condition_json() -> Vec<u8> {
 async fn opt_in_as(w: &World, p: &PrivateKeySigner, id: U256) {
     StudyRegistry::new(w.studies, w.as_(p))
         .optIn(id)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
 }
 
 /// A diabetes count query's text and hash, as the CLI writes it.
@@ -261,12 +257,8 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
     let p = withdrawer.unwrap();
     StudyRegistry::new(w.studies, w.as_(&p))
         .withdraw(study_id)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let (code, q2) = ask();
     assert_eq!(code, 0, "{q2}");
     assert!(
@@ -387,15 +379,7 @@ async fn ask_directly(
     hash: alloy::primitives::B256,
 ) -> (u16, Value) {
     let query = query.as_ref();
-    let health: Value = w
-        .http
-        .get(format!("{url}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = w.health(url).await;
     let t = now();
     let req = medrec_bindings::eip712::ResearchRequest {
         researcher,
@@ -652,12 +636,8 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     let own = StudyRegistry::new(w.studies, w.as_(&researcher));
     let (old_text, old_hash) = diabetes_query(None, latest);
     own.recordQuery(study_id, old_hash, 1, latest, B256::repeat_byte(7))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let (status, body) =
         ask_directly(&w, &url, &researcher, me, study_id, &old_text, old_hash).await;
     assert_eq!(
@@ -673,12 +653,8 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, hash).await;
     assert_eq!(status, 200, "{body}");
     own.recordQuery(study_id, hash, 1, now_block, B256::repeat_byte(8))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     let (code, e) = query(&[]);
     assert_eq!(code, 10, "{e}");
     assert!(

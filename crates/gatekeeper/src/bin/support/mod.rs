@@ -1,9 +1,29 @@
-//! What the gatekeeper's benchmarks share: child processes, free ports, the clock, and
-//! scratch databases.
+//! What the gatekeeper's benchmarks and integration tests share: child processes, free
+//! ports, the clock, contract calls sent and mined, and scratch databases.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::Network;
+use alloy::providers::Provider;
 use std::process::Child;
+
+/// A contract call sent and waited for.
+pub trait Mined<N: Network> {
+    /// Sends the call and waits for its receipt; panics if either fails.
+    fn mined(self) -> impl std::future::Future<Output = N::ReceiptResponse> + Send;
+}
+
+impl<P, D, N> Mined<N> for CallBuilder<P, D, N>
+where
+    P: Provider<N> + Send + Sync,
+    D: CallDecoder + Send + Sync,
+    N: Network,
+{
+    async fn mined(self) -> N::ReceiptResponse {
+        self.send().await.unwrap().get_receipt().await.unwrap()
+    }
+}
 
 /// A child process, killed when dropped.
 pub struct Proc(pub Child);
