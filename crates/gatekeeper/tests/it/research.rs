@@ -528,6 +528,13 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
     let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
     let query = |extra: &[&str]| ask_diabetes_with(&w, &study, &url, extra);
+    // The CLI's query refused by a holder (exit 10), saying `why`.
+    let refused = |extra: &[&str], why: &str| {
+        let (code, e) = query(extra);
+        assert_eq!(code, 10, "{e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{e}");
+    };
 
     // A noisy count, then the same query again: the same noisy answer (no fresh noise to
     // average away), and the budget spent once.
@@ -553,15 +560,7 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     let me = researcher.address();
     let (status, taken) = ask_directly(&w, &url, &researcher, me, study_id, &text, text_hash).await;
     assert_eq!(status, 200, "{taken}");
-    let (code, e) = query(&[]);
-    assert_eq!(code, 10, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("--pin {latest}")),
-        "{e}"
-    );
+    refused(&[], &format!("--pin {latest}"));
     // The same query again, through the CLI: the stored answer, and now its receipt.
     let (code, recorded) = query(&["--epsilon", "1", "--pin", &latest.to_string()]);
     assert_eq!(code, 0, "{recorded}");
@@ -623,15 +622,7 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
         .raw_request("anvil_mine".into(), (U256::from(70),))
         .await
         .unwrap();
-    let (code, e) = query(&["--pin", &latest.to_string()]);
-    assert_eq!(code, 10, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("pinned_block"),
-        "{e}"
-    );
+    refused(&["--pin", &latest.to_string()], "pinned_block");
     // Nor when the researcher records a receipt for that old pin first, without asking.
     let own = StudyRegistry::new(w.studies, w.as_(&researcher));
     let (old_text, old_hash) = diabetes_query(None, latest);
@@ -655,13 +646,5 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     own.recordQuery(study_id, hash, 1, now_block, B256::repeat_byte(8))
         .mined()
         .await;
-    let (code, e) = query(&[]);
-    assert_eq!(code, 10, "{e}");
-    assert!(
-        e["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("receipt_mismatch"),
-        "{e}"
-    );
+    refused(&[], "receipt_mismatch");
 }
