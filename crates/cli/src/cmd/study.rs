@@ -372,21 +372,23 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         }
     }
     let timed: Vec<(Address, Value, f64)> = answers.into_iter().flatten().collect();
+    let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
+    let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
+    // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
+    let combined = combine(&answers);
+    let answer_hash = keccak256(combined.to_string().as_bytes());
     if let Some(e) = failed {
         // The holders that answered wait for this query's receipt before answering another
         // one of the study: it is recorded for what was received, then the failure is told.
         if timed.is_empty() || recorded {
             return Err(e);
         }
-        let partial: Vec<(Address, Value)> =
-            timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
-        let hash_of = keccak256(combine(&partial).to_string().as_bytes());
         let again = format!(
             "ask again with --pin {pinned} (holders take a pinned block only while it is \
              recent: 64 blocks by default)"
         );
         return Err(
-            match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, hash_of)).await {
+            match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await {
                 Ok(tx) => e.with_note(&format!(
                     "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); \
                      {again} for the others",
@@ -403,12 +405,6 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
             },
         );
     }
-    let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
-    // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
-    let combined = combine(&answers);
-    let combined_text = combined.to_string();
-    let answer_hash = keccak256(combined_text.as_bytes());
-    let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
     // The receipt, in one transaction: the query, its cost, its pinned block and the hash of
     // the answer received. Holders answer no other query of this study until it is on chain.
     let receipt = if recorded {
