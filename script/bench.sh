@@ -27,7 +27,7 @@ needs_release=0
 for n in "${names[@]}"; do [[ $n != gas ]] && needs_release=1; done
 if ((needs_release)); then
   echo "bench: building the release binaries" >&2
-  cargo build --locked --release -q -p medrec-cli -p medrec-indexer -p medrec-gatekeeper --bins ||
+  cargo build --locked --release -q -p medrec-cli -p medrec-indexer -p medrec-gatekeeper -p medrec-bench --bins ||
     { echo "bench: cargo build failed" >&2; exit 1; }
 fi
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub const WRITER_LOCK: i64 = 0x6d65_6472_6563;
 
 /// Embedded migrations from `migrations/`.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/indexer");
 
 /// Opens a pool to `url`.
 pub async fn pool(url: &str, max: u32) -> Result<PgPool> {

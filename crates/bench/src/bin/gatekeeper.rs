@@ -45,8 +45,7 @@ struct Args {
     record_bytes: usize,
 }
 
-mod support;
-use support::{Mined, Proc, create_db, drop_db, free_port, now};
+use medrec_test_support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -1,7 +1,7 @@
-//! What the gatekeeper's benchmarks and integration tests share: child processes, free
+//! What medrec's benchmarks and integration tests share: child processes, free
 //! ports, the clock, contract calls sent and mined, and scratch databases.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::Network;

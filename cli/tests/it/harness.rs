@@ -13,7 +13,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .canonicalize()
         .unwrap()
 }

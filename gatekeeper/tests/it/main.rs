@@ -6,5 +6,3 @@
 mod harness;
 mod reads;
 mod research;
-#[path = "../../src/bin/support/mod.rs"]
-mod support;

@@ -147,7 +147,7 @@ async fn serve(a: ServeArgs) -> Result<(), GkError> {
         .connect_with(options.options([("synchronous_commit", "on")]))
         .await
         .map_err(|e| GkError::Config(format!("cannot connect to the database: {e}")))?;
-    sqlx::migrate!("./migrations")
+    sqlx::migrate!("../migrations/gatekeeper")
         .run(&pool)
         .await
         .map_err(|e| GkError::Config(format!("migrations: {e}")))?;

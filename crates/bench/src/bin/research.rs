@@ -267,8 +267,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-mod support;
-use support::{Mined, Proc, create_db, drop_db, free_port, now};
+use medrec_test_support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -1,0 +1,1 @@
+//! The indexer's read API: responses of `GET /v1/...`.
