@@ -9,7 +9,7 @@
 //!   (how long a signed request is valid), [`error`] (error codes and the error body),
 //!   [`records`] (upload, read, the record-id formula), [`access_log`], [`health`] and
 //!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
-//! - [`study`]: the study registry's enums with names.
+//! - [`study`] and [`participant`]: the registries' enums with names.
 
 pub mod access_log;
 pub mod clock;
@@ -18,6 +18,7 @@ pub mod error;
 pub mod health;
 pub mod indexer;
 pub mod mask;
+pub mod participant;
 pub mod records;
 pub mod research;
 pub mod study;

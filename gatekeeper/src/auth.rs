@@ -1,0 +1,295 @@
+//! Signed requests: who signed one (EIP-712 signature recovery with libsecp256k1), and the
+//! checks every read, access-log request and research query passes, in this order: the
+//! signature recovers the address the request names, the requester's rate (reads only), the
+//! audience is this holder, the time window, and the nonce is new. Uploads are checked
+//! against the holder's own key.
+
+use alloy::primitives::{Address, B256};
+use alloy::sol_types::{Eip712Domain, SolStruct};
+use medrec_protocol::clock::{self, WindowError};
+use medrec_protocol::{Signed, SignedRequest, Upload};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Why a signed request is refused. The texts are what the access log records; the
+/// requester only ever hears `denied` (or `rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The signature is malformed or recovers no address.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The signature recovers another address than the request names.
+    #[error("signer is not the requester")]
+    WrongSigner,
+    /// The requester has used up their allowance for now.
+    #[error("rate limited")]
+    RateLimited,
+    /// The request is addressed to another holder.
+    #[error("addressed to another holder")]
+    WrongAudience,
+    /// The request's time window is refused.
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    /// The nonce was used before.
+    #[error("replayed nonce")]
+    Replayed,
+}
+
+/// Why an upload is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    /// Not signed by this gatekeeper's holder, or for another holder.
+    #[error("uploads must be signed by this gatekeeper's holder")]
+    NotTheHolder,
+    /// Signed too long ago, or in the future.
+    #[error("the upload signature is not fresh")]
+    NotFresh,
+}
+
+/// Checks signed requests addressed to one holder, and remembers their nonces.
+pub struct Verifier {
+    /// The EIP-712 domain requests are signed under.
+    pub domain: Eip712Domain,
+    /// The holder requests must be addressed to.
+    pub holder: Address,
+    nonces: Mutex<Nonces>,
+}
+
+impl Verifier {
+    /// A verifier that already knows `nonces` (requester, nonce, expiry) of live requests.
+    pub fn new(
+        domain: Eip712Domain,
+        holder: Address,
+        nonces: impl IntoIterator<Item = ((Address, B256), u64)>,
+    ) -> Self {
+        Self {
+            domain,
+            holder,
+            nonces: Mutex::new(Nonces {
+                seen: nonces.into_iter().collect(),
+                sweep_at: NONCE_SWEEP_MIN,
+            }),
+        }
+    }
+
+    /// Runs every check of a signed request; `rate` is asked once the signer is known.
+    pub fn verify<T: SignedRequest>(
+        &self,
+        signed: &Signed<T>,
+        rate: Option<&RateLimiter>,
+    ) -> Result<(), Refusal> {
+        let r = &signed.request;
+        match recover(r, &self.domain, &signed.signature) {
+            Some(signer) if signer == r.signer() => {}
+            Some(_) => return Err(Refusal::WrongSigner),
+            None => return Err(Refusal::InvalidSignature),
+        }
+        if let Some(rate) = rate
+            && !rate.take(r.signer())
+        {
+            return Err(Refusal::RateLimited);
+        }
+        if r.audience() != self.holder {
+            return Err(Refusal::WrongAudience);
+        }
+        clock::check_window(r.issued_at(), r.expires_at(), clock::now_secs())?;
+        if !self.use_nonce(r.signer(), r.nonce_word(), r.expires_at()) {
+            return Err(Refusal::Replayed);
+        }
+        Ok(())
+    }
+
+    /// Checks that an upload is the holder's own and fresh (its nonce is kept in the
+    /// database, for good, by the caller).
+    pub fn verify_upload(&self, upload: &Upload, signature: &str) -> Result<(), UploadRefusal> {
+        if recover(upload, &self.domain, signature) != Some(self.holder)
+            || upload.holder != self.holder
+        {
+            return Err(UploadRefusal::NotTheHolder);
+        }
+        if !clock::upload_is_fresh(upload.issuedAt, clock::now_secs()) {
+            return Err(UploadRefusal::NotFresh);
+        }
+        Ok(())
+    }
+
+    /// Remembers a nonce until its request expires; false if it was seen.
+    fn use_nonce(&self, who: Address, nonce: B256, expires_at: u64) -> bool {
+        let Ok(mut n) = self.nonces.lock() else {
+            return false;
+        };
+        n.use_nonce(who, nonce, expires_at, clock::now_secs())
+    }
+}
+
+/// Below this many remembered nonces, expired ones are never swept.
+const NONCE_SWEEP_MIN: usize = 100_000;
+
+/// The nonces seen, each until its request expires. Expired ones are swept when the map has
+/// grown to twice its size after the last sweep, so a sweep costs O(1) per request amortized
+/// however many requests are live.
+struct Nonces {
+    seen: HashMap<(Address, B256), u64>,
+    sweep_at: usize,
+}
+
+impl Nonces {
+    /// Remembers a nonce until `expires_at`; false if it was seen.
+    fn use_nonce(&mut self, who: Address, nonce: B256, expires_at: u64, now: u64) -> bool {
+        // An expired request is refused here too: a sweep may already have forgotten it.
+        if expires_at <= now {
+            return false;
+        }
+        if self.seen.len() >= self.sweep_at {
+            self.seen.retain(|_, e| *e > now);
+            self.sweep_at = (self.seen.len() * 2).max(NONCE_SWEEP_MIN);
+        }
+        if self.seen.contains_key(&(who, nonce)) {
+            return false;
+        }
+        self.seen.insert((who, nonce), expires_at);
+        true
+    }
+}
+
+/// A token bucket per requester: `burst` requests at once, refilled at `rate_per_sec`.
+pub struct RateLimiter {
+    rate_per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Address, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `burst` requests at once and `rate_per_sec` sustained, per requester.
+    pub fn new(rate_per_sec: f64, burst: f64) -> Self {
+        Self {
+            rate_per_sec,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token of `who`'s bucket; false when it is empty.
+    pub fn take(&self, who: Address) -> bool {
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let (tokens, last) = b.entry(who).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate_per_sec).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The signer of an EIP-712 message, from a 65-byte hex signature (r, s, v with v 0, 1, 27 or
+/// 28); `None` when the signature is malformed or recovers nothing.
+pub fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
+    let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
+    recover_prehash(&msg.eip712_signing_hash(domain), &raw)
+}
+
+/// Recovers the address that signed `hash`, with libsecp256k1 (the same answer as alloy's
+/// `Signature::recover_address_from_prehash`, several times faster).
+pub fn recover_prehash(hash: &B256, raw: &[u8]) -> Option<Address> {
+    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> =
+        std::sync::LazyLock::new(secp256k1::Secp256k1::verification_only);
+    let (rs, v) = match raw {
+        [rs @ .., v] if rs.len() == 64 => (rs, *v),
+        _ => return None,
+    };
+    let parity = match v {
+        0 | 27 => 0,
+        1 | 28 => 1,
+        _ => return None,
+    };
+    let sig = RecoverableSignature::from_compact(rs, RecoveryId::try_from(parity).ok()?).ok()?;
+    let key = SECP
+        .recover_ecdsa(&secp256k1::Message::from_digest(hash.0), &sig)
+        .ok()?;
+    Some(Address::from_raw_public_key(
+        &key.serialize_uncompressed()[1..],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Signature, keccak256};
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn nonces_refuse_replays_and_sweeps_stay_rare_with_many_live_requests() {
+        let mut n = Nonces {
+            seen: HashMap::new(),
+            sweep_at: NONCE_SWEEP_MIN,
+        };
+        let who = Address::repeat_byte(1);
+        let nonce = |i: u64| B256::from(alloy::primitives::U256::from(i));
+        // Requests that expire at 1,000, then live ones: the first sweep (at the minimum)
+        // drops only the expired ones.
+        for i in 0..NONCE_SWEEP_MIN as u64 / 2 {
+            assert!(n.use_nonce(who, nonce(i), 1_000, 500));
+        }
+        assert!(
+            !n.use_nonce(who, nonce(7), 1_000, 500),
+            "a replay is refused"
+        );
+        for i in NONCE_SWEEP_MIN as u64 / 2..NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.use_nonce(who, nonce(u64::MAX), 5_000, 2_000));
+        assert_eq!(n.seen.len(), NONCE_SWEEP_MIN / 2 + 1);
+        assert_eq!(n.sweep_at, NONCE_SWEEP_MIN);
+        // Many live requests: the map grows to twice its size between sweeps, no sweep per
+        // request.
+        for i in NONCE_SWEEP_MIN as u64..3 * NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.sweep_at > n.seen.len(), "{} {}", n.sweep_at, n.seen.len());
+        assert!(!n.use_nonce(who, nonce(NONCE_SWEEP_MIN as u64 + 3), 5_000, 2_000));
+    }
+
+    #[test]
+    fn recovery_agrees_with_alloy_and_refuses_malformed_signatures() {
+        for i in 0..64u64 {
+            let signer = PrivateKeySigner::random();
+            let hash = keccak256(i.to_be_bytes());
+            let sig = signer.sign_hash_sync(&hash).unwrap();
+            let mut raw = sig.as_bytes().to_vec(); // v is 27 or 28
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            raw[64] -= 27; // v as 0 or 1
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            // Another message recovers another key, exactly as alloy does.
+            let other = keccak256(hash);
+            assert_eq!(
+                recover_prehash(&other, &raw),
+                Signature::from_raw(&raw)
+                    .unwrap()
+                    .recover_address_from_prehash(&other)
+                    .ok()
+            );
+            let mut bad_v = raw.clone();
+            bad_v[64] = 2;
+            assert_eq!(recover_prehash(&hash, &bad_v), None);
+            assert_eq!(recover_prehash(&hash, &raw[..64]), None);
+            let mut long = raw.clone();
+            long.push(0);
+            assert_eq!(recover_prehash(&hash, &long), None);
+        }
+        // r = 0 is no signature.
+        let mut zero = [0u8; 65];
+        zero[64] = 27;
+        assert_eq!(recover_prehash(&B256::ZERO, &zero), None);
+        assert_eq!(recover_prehash(&B256::ZERO, &[]), None);
+    }
+}
