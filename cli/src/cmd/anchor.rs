@@ -6,12 +6,13 @@ use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
-use alloy::primitives::{Address, B256, keccak256};
+use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
-use alloy::sol_types::{SolEvent, SolValue};
+use alloy::sol_types::SolEvent;
 use clap::{Args, Subcommand};
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
+use medrec_protocol::records as wire;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -120,11 +121,6 @@ fn check_locator(l: &str) -> Result<()> {
     Ok(())
 }
 
-/// The default record id: keccak256 of (holder, patient, content hash).
-pub fn default_record_id(holder: Address, patient: Address, content_hash: B256) -> B256 {
-    keccak256((holder, patient, content_hash).abi_encode())
-}
-
 /// A pointer as anchored, read back from its event.
 #[derive(Debug, Clone)]
 pub struct Anchored {
@@ -186,7 +182,7 @@ pub async fn run_anchor(a: AnchorArgs, settings: &Settings, out: Printer) -> Res
     let content_hash = sha256_file(&a.file)?;
     let signer = keys::load(settings)?;
     let holder = signer.address();
-    let record_id = explicit_id.unwrap_or_else(|| default_record_id(holder, patient, content_hash));
+    let record_id = explicit_id.unwrap_or_else(|| wire::record_id(holder, patient, content_hash));
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let superseded_hash = match supersedes {
@@ -244,7 +240,7 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
         let content_hash = sha256_file(&path)?;
         let record_id = match &e.id {
             Some(id) => units::record_id(id).map_err(at)?,
-            None => default_record_id(holder, patient, content_hash),
+            None => wire::record_id(holder, patient, content_hash),
         };
         pointers.push(IRecordRegistry::Pointer {
             recordId: record_id,
