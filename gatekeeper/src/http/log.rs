@@ -1,7 +1,8 @@
 //! `POST /v1/log`: a patient's signed request for the access log, answered with every entry
 //! (in full for their records, leaf hashes for others').
 
-use super::{ApiError, ENVELOPE, json_body};
+use super::body::{ENVELOPE, json_body};
+use super::error::ApiError;
 use crate::access_log;
 use crate::app::App;
 use axum::Json;

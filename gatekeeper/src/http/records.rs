@@ -2,7 +2,8 @@
 //! requester reads one). A read is logged, allowed or not, before its answer leaves; every
 //! refused read gets the same `denied`, whether or not the record exists.
 
-use super::{ApiError, ENVELOPE, limited};
+use super::body::{ENVELOPE, limited};
+use super::error::ApiError;
 use crate::app::App;
 use crate::auth::Refusal;
 use crate::store::{self, facts};

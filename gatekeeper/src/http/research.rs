@@ -1,7 +1,8 @@
 //! `POST /v1/research/query`: a researcher's signed query, checked like every signed request
 //! and against its hash, then answered by [`crate::research`].
 
-use super::{ApiError, json_body};
+use super::body::json_body;
+use super::error::ApiError;
 use crate::app::App;
 use axum::Json;
 use axum::extract::{Request, State};
