@@ -57,6 +57,9 @@ impl App {
             .holder
             .parse()
             .map_err(|_| config(format!("bad holder address {:?}", a.holder)))?;
+        let limits = Limits::from(a);
+        let rate = RateLimiter::new(limits.rate_per_sec, limits.burst)
+            .ok_or_else(|| config("--rate-per-sec must be above 0 and --burst at least 1"))?;
         let key = MasterKey::load(&a.master_key_file)?;
         let url: alloy::transports::http::reqwest::Url = a
             .rpc_url
@@ -72,7 +75,6 @@ impl App {
         let log = Arc::new(AccessLog::start(pool.clone()).await?);
         let nonces = access_log::live_nonces(&pool, clock::now_secs()).await?;
         let domain = medrec_bindings::gatekeeper_domain(chain_id, d.record_registry);
-        let limits = Limits::from(a);
         let mut research = None;
         if let Some(keystore) = &a.anchor_keystore {
             let signer = holder_key(a, keystore, holder)?;
@@ -92,7 +94,7 @@ impl App {
         Ok(Arc::new(Self {
             consent: medrec_bindings::ConsentRegistry::new(d.consent_registry, provider),
             auth: Verifier::new(domain, holder, nonces),
-            rate: RateLimiter::new(limits.rate_per_sec, limits.burst),
+            rate,
             records: RecordCache::new(limits.record_cache_bytes, limits.record_cache_ttl),
             pool,
             key,

@@ -9,8 +9,9 @@ use alloy::sol_types::{Eip712Domain, SolStruct};
 use medrec_protocol::clock::{self, WindowError};
 use medrec_protocol::{Signed, SignedRequest, Upload};
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
 /// Why a signed request is refused. The texts are what the access log records; the
 /// requester only ever hears `denied` (or `rate_limited`).
@@ -153,39 +154,23 @@ impl Nonces {
     }
 }
 
-/// A token bucket per requester: `burst` requests at once, refilled at `rate_per_sec`.
-pub struct RateLimiter {
-    rate_per_sec: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<Address, (f64, Instant)>>,
-}
+/// Reads per requester: `burst` at once, `rate_per_sec` sustained (governor's keyed GCRA,
+/// which behaves as a token bucket per requester).
+pub struct RateLimiter(governor::DefaultKeyedRateLimiter<Address>);
 
 impl RateLimiter {
-    /// A limiter allowing `burst` requests at once and `rate_per_sec` sustained, per requester.
-    pub fn new(rate_per_sec: f64, burst: f64) -> Self {
-        Self {
-            rate_per_sec,
-            burst,
-            buckets: Mutex::new(HashMap::new()),
-        }
+    /// A limiter allowing `burst` requests at once and `rate_per_sec` sustained, per requester;
+    /// `None` unless the rate is above zero and the burst at least 1.
+    pub fn new(rate_per_sec: f64, burst: f64) -> Option<Self> {
+        let period = Duration::try_from_secs_f64(1.0 / rate_per_sec).ok()?;
+        let burst = NonZeroU32::new(burst.round().clamp(0.0, u32::MAX as f64) as u32)?;
+        let quota = governor::Quota::with_period(period)?.allow_burst(burst);
+        Some(Self(governor::RateLimiter::keyed(quota)))
     }
 
-    /// Takes one token of `who`'s bucket; false when it is empty.
+    /// Takes one request of `who`'s allowance; false when it is used up.
     pub fn take(&self, who: Address) -> bool {
-        let Ok(mut b) = self.buckets.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        let (tokens, last) = b.entry(who).or_insert((self.burst, now));
-        *tokens =
-            (*tokens + now.duration_since(*last).as_secs_f64() * self.rate_per_sec).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.0.check_key(&who).is_ok()
     }
 }
 
@@ -257,6 +242,25 @@ mod tests {
         }
         assert!(n.sweep_at > n.seen.len(), "{} {}", n.sweep_at, n.seen.len());
         assert!(!n.use_nonce(who, nonce(NONCE_SWEEP_MIN as u64 + 3), 5_000, 2_000));
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_a_burst_per_requester_and_refuses_bad_settings() {
+        let rate = RateLimiter::new(0.5, 2.0).unwrap();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        assert!(rate.take(a));
+        assert!(rate.take(a));
+        assert!(!rate.take(a), "the burst is used up");
+        assert!(rate.take(b), "another requester has its own allowance");
+        for (r, burst) in [
+            (0.0, 2.0),
+            (-1.0, 2.0),
+            (f64::NAN, 2.0),
+            (1.0, 0.0),
+            (1.0, 0.4),
+        ] {
+            assert!(RateLimiter::new(r, burst).is_none(), "{r} {burst}");
+        }
     }
 
     #[test]
