@@ -187,10 +187,9 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
-            let status = StudyStatus::from(st.status);
-            if status == StudyStatus::None {
+            let Some(status) = StudyStatus::from_solidity(st.status) else {
                 return Err(CliError::input(format!("unknown study {}", a.study)));
-            }
+            };
             let cats = medrec_bindings::category_names(st.categories);
             out.result(
                 "study show",
@@ -317,7 +316,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         async { s.queryOf(id, hash).call().await.map_err(|e| chain.err(e)) },
     )?;
     let recorded = existing.cost != 0;
-    if StudyStatus::from(study.status) == StudyStatus::Closed && !recorded {
+    if StudyStatus::from_solidity(study.status) == Some(StudyStatus::Closed) && !recorded {
         return Err(CliError::Refused(format!(
             "study {} is closed: holders answer no new query",
             a.study

@@ -1,5 +1,5 @@
-//! The gatekeeper's error codes and error body: every refusal is
-//! `{"error":{"code":"...","message":"..."}}` with the HTTP status its code names.
+//! Error codes and the error body of the gatekeeper and the indexer's read API: every error
+//! answer is `{"error":{"code":"...","message":"..."}}` with the HTTP status its code names.
 //!
 //! A refused read always says `denied` (403), whether or not the record exists, and never
 //! why: the reason goes into the holder's access log only.
@@ -50,6 +50,12 @@ pub enum ErrorCode {
     UnrecordedAnswer,
     /// The receipt on chain does not pay for this holder's answer: 403.
     ReceiptMismatch,
+    /// The indexer: a query parameter is malformed: 400.
+    BadRequest,
+    /// The indexer: the block asked for is not indexed yet: 503.
+    NotIndexedYet,
+    /// The indexer: the node failed: 502.
+    Rpc,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -57,7 +63,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -77,6 +83,9 @@ impl ErrorCode {
         Self::BudgetExhausted,
         Self::UnrecordedAnswer,
         Self::ReceiptMismatch,
+        Self::BadRequest,
+        Self::NotIndexedYet,
+        Self::Rpc,
     ];
 
     /// The code as it is written in JSON.
@@ -101,6 +110,9 @@ impl ErrorCode {
             Self::BudgetExhausted => "budget_exhausted",
             Self::UnrecordedAnswer => "unrecorded_answer",
             Self::ReceiptMismatch => "receipt_mismatch",
+            Self::BadRequest => "bad_request",
+            Self::NotIndexedYet => "not_indexed_yet",
+            Self::Rpc => "rpc",
             Self::Unknown => "unknown",
         }
     }
@@ -112,14 +124,20 @@ impl ErrorCode {
             | Self::HashMismatch
             | Self::NotFhir
             | Self::BadCategory
-            | Self::BadQuery => 400,
+            | Self::BadQuery
+            | Self::BadRequest => 400,
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
             Self::NotFound => 404,
             Self::PinnedBlock | Self::UnrecordedAnswer => 409,
             Self::TooLarge => 413,
             Self::RateLimited => 429,
             Self::Internal | Self::Integrity | Self::Unknown => 500,
-            Self::Unavailable | Self::NoResearch | Self::Database | Self::Chain => 503,
+            Self::Rpc => 502,
+            Self::Unavailable
+            | Self::NoResearch
+            | Self::Database
+            | Self::Chain
+            | Self::NotIndexedYet => 503,
         }
     }
 }
@@ -208,6 +226,9 @@ mod tests {
             (ErrorCode::BudgetExhausted, 403),
             (ErrorCode::UnrecordedAnswer, 409),
             (ErrorCode::ReceiptMismatch, 403),
+            (ErrorCode::BadRequest, 400),
+            (ErrorCode::NotIndexedYet, 503),
+            (ErrorCode::Rpc, 502),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

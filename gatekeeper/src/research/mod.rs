@@ -82,7 +82,7 @@ impl ChainFacts {
     ) -> Result<(), ErrorBody> {
         if !self.credentialed
             || self.study.researcher != r.researcher
-            || StudyStatus::from(self.study.status) != StudyStatus::Approved
+            || StudyStatus::from_solidity(self.study.status) != Some(StudyStatus::Approved)
         {
             return Err(ErrorBody::denied());
         }
