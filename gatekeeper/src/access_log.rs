@@ -5,6 +5,7 @@
 use crate::error::GkError;
 use alloy::primitives::{Address, B256};
 use alloy::providers::DynProvider;
+use backon::{ExponentialBuilder, Retryable};
 use medrec_bindings::RecordRegistry::RecordRegistryInstance;
 use medrec_protocol::access_log::{self as log, Access, Detail, Shown};
 use sqlx::{PgPool, Row};
@@ -172,24 +173,30 @@ async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// The log's head as the database has it, written into `log`; retried until it can be read.
+/// The log's head as the database has it, written into `log`; retried until it can be read
+/// (every 50 ms at first, then at most every 5 s): the writer must not chain on a guess.
 async fn reread_head(pool: &PgPool, log: &Mutex<LogHead>) -> (u64, B256) {
-    let mut wait = Duration::from_millis(50);
-    loop {
-        match read_head(pool).await {
-            Ok((seq, head)) => {
-                let mut h = log.lock().await;
-                h.seq = seq;
-                h.head = head;
-                return (seq, head);
-            }
-            Err(e) => {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    // Without a limit on retries the read ends only once it succeeds; the loop states that
+    // the writer never goes on without the head.
+    let (seq, head) = loop {
+        let read = (|| read_head(pool))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .notify(|e, _| {
                 tracing::error!(target: "medrec::gatekeeper", error = %e, "reading the access log's head");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
+            });
+        if let Ok(found) = read.await {
+            break found;
         }
-    }
+    };
+    let mut h = log.lock().await;
+    h.seq = seq;
+    h.head = head;
+    (seq, head)
 }
 
 /// Chains `jobs` after (`seq`, `prev`): the new head and the rows to insert.
