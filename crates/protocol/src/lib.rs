@@ -11,6 +11,9 @@
 //!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
 //! - [`study`] and [`participant`]: the registries' enums with names.
 
+#[macro_use]
+mod solidity_enum;
+
 pub mod access_log;
 pub mod clock;
 pub mod envelope;

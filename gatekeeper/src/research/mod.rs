@@ -193,7 +193,7 @@ impl Research {
         let (credentialed, study, receipt, latest) = tokio::try_join!(
             async {
                 self.participants
-                    .isCredentialed(r.researcher, Role::Researcher.into())
+                    .isCredentialed(r.researcher, Role::Researcher.to_solidity())
                     .call()
                     .await
                     .map_err(|e| e.to_string())
