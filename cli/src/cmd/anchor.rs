@@ -8,7 +8,7 @@ use crate::output::Printer;
 use crate::units;
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
-use alloy::rpc::types::Filter;
+use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use clap::{Args, Subcommand};
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
@@ -140,18 +140,41 @@ pub struct Anchored {
     pub block: u64,
 }
 
-/// Finds the `PointerAnchored` event of `id`.
+/// Blocks per `eth_getLogs` call when the CLI reads history from the node: nodes cap a call's
+/// range or the size of its answer, so a chain of any length is read in bounded ranges.
+const LOG_RANGE: u64 = 10_000;
+
+/// The logs matching `filter` from block `from` to the latest, read in ranges of
+/// [`LOG_RANGE`] blocks; with `first_only`, stops after the first range that has any.
+pub(crate) async fn scan_logs(
+    chain: &Chain,
+    filter: &Filter,
+    from: u64,
+    first_only: bool,
+) -> Result<Vec<Log>> {
+    let node = |e| crate::error::from_transport(e, &chain.url);
+    let latest = chain.provider.get_block_number().await.map_err(node)?;
+    let mut found = vec![];
+    let mut start = from;
+    while start <= latest {
+        let end = latest.min(start.saturating_add(LOG_RANGE - 1));
+        let range = filter.clone().from_block(start).to_block(end);
+        found.extend(chain.provider.get_logs(&range).await.map_err(node)?);
+        if first_only && !found.is_empty() {
+            break;
+        }
+        start = end + 1;
+    }
+    Ok(found)
+}
+
+/// Finds the `PointerAnchored` event of `id`, reading from the deployment's block on.
 pub async fn find_pointer(chain: &Chain, d: &Deployment, id: B256) -> Result<Anchored> {
     let filter = Filter::new()
         .address(d.record_registry)
         .event_signature(RecordRegistry::PointerAnchored::SIGNATURE_HASH)
-        .topic1(id)
-        .from_block(d.start_block);
-    let logs = chain
-        .provider
-        .get_logs(&filter)
-        .await
-        .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+        .topic1(id);
+    let logs = scan_logs(chain, &filter, d.start_block, true).await?;
     let log = logs.first().ok_or_else(|| {
         CliError::input(format!(
             "unknown record {id}: no pointer anchored with this id"

@@ -216,13 +216,8 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             let filter = Filter::new()
                 .address(*s.address())
                 .event_signature(StudyRegistry::OptedIn::SIGNATURE_HASH)
-                .topic2(me.into_word())
-                .from_block(d.start_block);
-            let logs = chain
-                .provider
-                .get_logs(&filter)
-                .await
-                .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+                .topic2(me.into_word());
+            let logs = super::anchor::scan_logs(&chain, &filter, d.start_block, false).await?;
             let mut ids: Vec<U256> = logs
                 .iter()
                 .filter_map(|l| l.topics().get(1).map(|t| U256::from_be_bytes(t.0)))
