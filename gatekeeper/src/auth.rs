@@ -297,3 +297,143 @@ mod tests {
         assert_eq!(recover_prehash(&B256::ZERO, &[]), None);
     }
 }
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::*;
+    use alloy::primitives::U256;
+    use alloy::signers::local::PrivateKeySigner;
+    use medrec_protocol::RecordRequest;
+    use medrec_protocol::clock::{MAX_VALIDITY_SECS, SKEW_SECS, now_secs};
+
+    const HOLDER: Address = Address::repeat_byte(0x42);
+
+    fn verifier() -> Verifier {
+        let domain = medrec_bindings::gatekeeper_domain(31337, Address::repeat_byte(9));
+        Verifier::new(domain, HOLDER, [])
+    }
+
+    fn request(who: &PrivateKeySigner, nonce: u64, issued: u64, expires: u64) -> RecordRequest {
+        RecordRequest {
+            requester: who.address(),
+            recordId: B256::repeat_byte(1),
+            audience: HOLDER,
+            nonce: U256::from(nonce),
+            issuedAt: issued,
+            expiresAt: expires,
+        }
+    }
+
+    async fn signed(
+        v: &Verifier,
+        by: &PrivateKeySigner,
+        r: RecordRequest,
+    ) -> Signed<RecordRequest> {
+        Signed::sign(r, by, &v.domain).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_check_refuses_for_its_own_reason() {
+        let v = verifier();
+        let (me, other) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let now = now_secs();
+        let ok = signed(&v, &me, request(&me, 1, now, now + 60)).await;
+        assert_eq!(v.verify(&ok, None), Ok(()));
+        assert_eq!(v.verify(&ok, None), Err(Refusal::Replayed));
+
+        let mut bad = signed(&v, &me, request(&me, 2, now, now + 60)).await;
+        bad.signature = "0x1234".into();
+        assert_eq!(v.verify(&bad, None), Err(Refusal::InvalidSignature));
+        let forged = signed(&v, &other, request(&me, 3, now, now + 60)).await;
+        assert_eq!(v.verify(&forged, None), Err(Refusal::WrongSigner));
+        let mut elsewhere = request(&me, 4, now, now + 60);
+        elsewhere.audience = Address::repeat_byte(0x43);
+        let elsewhere = signed(&v, &me, elsewhere).await;
+        assert_eq!(v.verify(&elsewhere, None), Err(Refusal::WrongAudience));
+        for (nonce, issued, expires, why) in [
+            (
+                5,
+                now + SKEW_SECS + 5,
+                now + 90,
+                WindowError::IssuedInFuture,
+            ),
+            (6, now - 120, now - 60, WindowError::Expired),
+            (7, now, now + MAX_VALIDITY_SECS + 1, WindowError::BadWindow),
+        ] {
+            let late = signed(&v, &me, request(&me, nonce, issued, expires)).await;
+            assert_eq!(v.verify(&late, None), Err(Refusal::Window(why)));
+        }
+        assert_eq!(
+            Refusal::WrongAudience.to_string(),
+            "addressed to another holder"
+        );
+        assert_eq!(Refusal::Window(WindowError::Expired).to_string(), "expired");
+    }
+
+    #[tokio::test]
+    async fn the_rate_is_asked_once_the_signer_is_known_and_before_the_nonce_is_spent() {
+        let v = verifier();
+        let rate = RateLimiter::new(0.001, 1.0).unwrap();
+        let me = PrivateKeySigner::random();
+        let now = now_secs();
+        let first = signed(&v, &me, request(&me, 1, now, now + 60)).await;
+        assert_eq!(v.verify(&first, Some(&rate)), Ok(()));
+        let second = signed(&v, &me, request(&me, 2, now, now + 60)).await;
+        assert_eq!(v.verify(&second, Some(&rate)), Err(Refusal::RateLimited));
+        // The refused request's nonce was not spent: without the limit it passes.
+        assert_eq!(v.verify(&second, None), Ok(()));
+        // A forged request does not use up the requester's allowance.
+        let rate = RateLimiter::new(0.001, 1.0).unwrap();
+        let forged = signed(
+            &v,
+            &PrivateKeySigner::random(),
+            request(&me, 3, now, now + 60),
+        )
+        .await;
+        assert_eq!(v.verify(&forged, Some(&rate)), Err(Refusal::WrongSigner));
+        let mine = signed(&v, &me, request(&me, 4, now, now + 60)).await;
+        assert_eq!(v.verify(&mine, Some(&rate)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn uploads_must_be_the_holders_own_and_fresh() {
+        let holder = PrivateKeySigner::random();
+        let domain = medrec_bindings::gatekeeper_domain(31337, Address::repeat_byte(9));
+        let v = Verifier::new(domain.clone(), holder.address(), []);
+        let upload = |by: Address, issued: u64| Upload {
+            holder: by,
+            patient: Address::repeat_byte(5),
+            category: 3,
+            contentHash: B256::repeat_byte(6),
+            nonce: U256::from(1),
+            issuedAt: issued,
+        };
+        let sign = |u: &Upload, s: &PrivateKeySigner| {
+            let s = s.clone();
+            let (u, d) = (u.clone(), domain.clone());
+            async move {
+                medrec_protocol::envelope::sign_hex(&s, &u, &d)
+                    .await
+                    .unwrap()
+            }
+        };
+        let now = now_secs();
+        let mine = upload(holder.address(), now);
+        assert_eq!(v.verify_upload(&mine, &sign(&mine, &holder).await), Ok(()));
+        let other = PrivateKeySigner::random();
+        assert_eq!(
+            v.verify_upload(&mine, &sign(&mine, &other).await),
+            Err(UploadRefusal::NotTheHolder)
+        );
+        let theirs = upload(other.address(), now);
+        assert_eq!(
+            v.verify_upload(&theirs, &sign(&theirs, &holder).await),
+            Err(UploadRefusal::NotTheHolder)
+        );
+        let stale = upload(holder.address(), now - MAX_VALIDITY_SECS - 10);
+        assert_eq!(
+            v.verify_upload(&stale, &sign(&stale, &holder).await),
+            Err(UploadRefusal::NotFresh)
+        );
+    }
+}

@@ -370,3 +370,106 @@ pub async fn check_unrecorded(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medrec_protocol::research::SNOMED;
+
+    fn request(researcher: Address) -> ResearchRequest {
+        ResearchRequest {
+            researcher,
+            studyId: U256::from(1),
+            queryHash: B256::repeat_byte(7),
+            audience: Address::repeat_byte(9),
+            nonce: U256::from(1),
+            issuedAt: 0,
+            expiresAt: 60,
+        }
+    }
+
+    fn facts(researcher: Address, status: u8, spent: u64, receipt: (u64, u64)) -> ChainFacts {
+        ChainFacts {
+            credentialed: true,
+            study: IStudyRegistry::Study {
+                researcher,
+                status,
+                categories: 1 << 5,
+                minCellSize: 10,
+                budget: 1_000_000,
+                spent,
+                registeredAt: Default::default(),
+                protocolHash: B256::ZERO,
+            },
+            receipt: IStudyRegistry::Query {
+                cost: receipt.0,
+                pinnedBlock: receipt.1,
+                answerHash: B256::ZERO,
+            },
+            latest: 100,
+        }
+    }
+
+    fn query(epsilon: Option<f64>, pinned: u64) -> Query {
+        Query::ConditionCount {
+            system: SNOMED.into(),
+            code: "44054006".into(),
+            epsilon,
+            pinned_block: pinned,
+        }
+    }
+
+    fn code(r: Result<impl Sized, ErrorBody>) -> Option<ErrorCode> {
+        r.err().map(|e| e.error.code)
+    }
+
+    #[test]
+    fn only_a_live_researchers_approved_study_with_a_recent_pin_is_answered() {
+        let me = Address::repeat_byte(1);
+        let r = request(me);
+        assert_eq!(code(facts(me, 2, 0, (0, 0)).check(&r, 90, 64)), None);
+        assert_eq!(code(facts(me, 2, 0, (0, 0)).check(&r, 36, 64)), None);
+        let mut uncredentialed = facts(me, 2, 0, (0, 0));
+        uncredentialed.credentialed = false;
+        for refused in [
+            uncredentialed,
+            facts(Address::repeat_byte(2), 2, 0, (0, 0)),
+            facts(me, 1, 0, (0, 0)),
+            facts(me, 3, 0, (0, 0)),
+            facts(me, 0, 0, (0, 0)),
+        ] {
+            assert_eq!(code(refused.check(&r, 90, 64)), Some(ErrorCode::Denied));
+        }
+        for pinned in [35, 101] {
+            assert_eq!(
+                code(facts(me, 2, 0, (0, 0)).check(&r, pinned, 64)),
+                Some(ErrorCode::PinnedBlock),
+                "{pinned}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_query_is_paid_by_the_budget_left_or_by_its_own_receipt() {
+        let me = Address::repeat_byte(1);
+        // No receipt yet: the budget left must pay the cost.
+        let f = facts(me, 2, 900_000, (0, 0));
+        assert_eq!(f.check_payment(&query(Some(0.1), 90)).ok(), Some(false));
+        assert_eq!(
+            code(f.check_payment(&query(Some(0.100_001), 90))),
+            Some(ErrorCode::BudgetExhausted)
+        );
+        // Its receipt is on chain: only the query it paid for, at its pinned block.
+        let f = facts(me, 2, 1_000_000, (100_000, 90));
+        assert_eq!(f.check_payment(&query(Some(0.1), 90)).ok(), Some(true));
+        assert_eq!(f.check_payment(&query(None, 90)).ok(), Some(true));
+        assert_eq!(
+            code(f.check_payment(&query(Some(0.2), 90))),
+            Some(ErrorCode::Denied)
+        );
+        assert_eq!(
+            code(f.check_payment(&query(Some(0.1), 91))),
+            Some(ErrorCode::Denied)
+        );
+    }
+}
