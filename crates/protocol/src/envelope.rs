@@ -128,6 +128,22 @@ mod tests {
         assert_eq!(signed.request.signer(), Address::repeat_byte(0x11));
     }
 
+    #[test]
+    fn every_envelope_round_trips_byte_for_byte() {
+        let log = r#"{"request":{"patient":"0x1111111111111111111111111111111111111111","audience":"0x3333333333333333333333333333333333333333","nonce":"0x1","issuedAt":10,"expiresAt":70},"signature":"0x00"}"#;
+        let signed: Signed<LogRequest> = serde_json::from_str(log).unwrap();
+        assert_eq!(serde_json::to_string(&signed).unwrap(), log);
+        assert_eq!(signed.request.signer(), Address::repeat_byte(0x11));
+        let query = r#"{"request":{"researcher":"0x1111111111111111111111111111111111111111","studyId":"0x2","queryHash":"0x2222222222222222222222222222222222222222222222222222222222222222","audience":"0x3333333333333333333333333333333333333333","nonce":"0x3","issuedAt":10,"expiresAt":130},"query":"{}","signature":"0x00"}"#;
+        let signed: crate::research::SignedQuery = serde_json::from_str(query).unwrap();
+        assert_eq!(serde_json::to_string(&signed).unwrap(), query);
+        assert_eq!(signed.request.signer(), Address::repeat_byte(0x11));
+        // An upload's message travels in the `x-medrec-upload` header.
+        let upload = r#"{"holder":"0x1111111111111111111111111111111111111111","patient":"0x2222222222222222222222222222222222222222","category":3,"contentHash":"0x3333333333333333333333333333333333333333333333333333333333333333","nonce":"0x4","issuedAt":10}"#;
+        let u: Upload = serde_json::from_str(upload).unwrap();
+        assert_eq!(serde_json::to_string(&u).unwrap(), upload);
+    }
+
     #[tokio::test]
     async fn a_signed_request_recovers_its_signer() {
         let signer = PrivateKeySigner::random();
