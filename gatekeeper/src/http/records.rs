@@ -6,6 +6,7 @@ use super::body::{ENVELOPE, limited};
 use super::error::ApiError;
 use crate::app::App;
 use crate::auth::Refusal;
+use crate::store::cache::Cached;
 use crate::store::{self, facts};
 use alloy::primitives::{Address, B256};
 use axum::Json;
@@ -16,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use medrec_protocol::access_log::Access;
 use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER};
 use medrec_protocol::records::{FHIR_JSON, Uploaded, is_fhir, record_id};
-use medrec_protocol::{ErrorCode, RecordRequest, Signed, Upload};
+use medrec_protocol::{ErrorCode, RecordRequest, Signed, SignedRequest, Upload};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -136,7 +137,7 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
     };
     let r = &signed.request;
     a.requester = r.requester;
-    a.nonce = B256::from(r.nonce.to_be_bytes::<32>());
+    a.nonce = r.nonce_word();
     a.expires_at = r.expiresAt;
     if r.recordId != a.record_id {
         a.reason = "record id differs from the path".into();
@@ -149,38 +150,9 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
             _ => ApiError::denied(),
         });
     }
-    let (record, fetched) = match app.records.get(&a.record_id) {
-        Some(r) => (r, false),
-        None => match store::fetch_record(&app.pool, a.record_id).await {
-            Ok(Some(r)) => (Arc::new(r), true),
-            Ok(None) => {
-                a.reason = "unknown record".into();
-                return Err(ApiError::denied());
-            }
-            Err(e) => {
-                a.reason = format!("database: {e}");
-                return Err(ApiError::unavailable("try again later"));
-            }
-        },
-    };
+    let (record, fetched) = load(app, a).await?;
     a.patient = record.patient;
-    // Ask the chain itself, now: a cache could miss a revocation.
-    match app
-        .consent
-        .canRead(r.requester, record.patient, record.category)
-        .call()
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            a.reason = "the chain does not allow it".into();
-            return Err(ApiError::denied());
-        }
-        Err(e) => {
-            a.reason = format!("chain unavailable: {e}");
-            return Err(ApiError::unavailable("try again later"));
-        }
-    }
+    chain_allows(app, a, &record).await?;
     match app.key.open(a.record_id.as_slice(), &record.sealed) {
         Ok(plain) => {
             // Kept only once the chain allowed a read of it: requests that are refused do
@@ -198,6 +170,45 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
                 ErrorCode::Integrity,
                 "the stored record is damaged",
             ))
+        }
+    }
+}
+
+/// The record `a` names, from memory or else from the database (then `true`: not kept yet).
+async fn load(app: &App, a: &mut Access) -> Result<(Arc<Cached>, bool), ApiError> {
+    if let Some(r) = app.records.get(&a.record_id) {
+        return Ok((r, false));
+    }
+    match store::fetch_record(&app.pool, a.record_id).await {
+        Ok(Some(r)) => Ok((Arc::new(r), true)),
+        Ok(None) => {
+            a.reason = "unknown record".into();
+            Err(ApiError::denied())
+        }
+        Err(e) => {
+            a.reason = format!("database: {e}");
+            Err(ApiError::unavailable("try again later"))
+        }
+    }
+}
+
+/// Asks the chain itself, now, whether the requester may read the record's category of its
+/// patient: a cache could miss a revocation.
+async fn chain_allows(app: &App, a: &mut Access, record: &Cached) -> Result<(), ApiError> {
+    match app
+        .consent
+        .canRead(a.requester, record.patient, record.category)
+        .call()
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            a.reason = "the chain does not allow it".into();
+            Err(ApiError::denied())
+        }
+        Err(e) => {
+            a.reason = format!("chain unavailable: {e}");
+            Err(ApiError::unavailable("try again later"))
         }
     }
 }
