@@ -28,6 +28,8 @@ pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 pub const DB_CONNECTIONS: u32 = 16;
 
 /// `medrec-gatekeeper serve`.
+// The field docs are the `--help` text, where `<chain-id>` is meant literally.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// The holder's address: uploads must be signed by it, requests addressed to it
