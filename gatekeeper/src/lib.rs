@@ -2,10 +2,32 @@
 //! serves one only to a requester whose signed request passes every check and whom the chain
 //! allows to read that category of that patient at that moment. Every read and denial goes
 //! into a hash-chained access log that the patient can check.
+//!
+//! Modules by concern, each importing only those below it: [`config`] (settings and their
+//! defaults), [`app`] (state built once), [`http`] (one module per route group), [`auth`]
+//! (signed requests), [`access_log`], [`store`] (record SQL, encryption at rest, the record
+//! cache), [`research`] (aggregate queries and the opt-in follower), [`error`]. The wire
+//! types are `medrec_protocol`'s.
 
-pub mod cache;
-pub mod crypto;
+pub mod access_log;
+pub mod app;
+pub mod auth;
+pub mod config;
 pub mod error;
-pub mod facts;
+pub mod http;
 pub mod research;
-pub mod server;
+pub mod store;
+
+use error::GkError;
+
+/// Builds the service from `args` and serves it until it stops.
+pub async fn serve(args: config::ServeArgs) -> Result<(), GkError> {
+    let app = app::App::build(&args).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| GkError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
+    tracing::info!(target: "medrec::gatekeeper", listen = %args.listen, holder = %app.holder, "serving");
+    axum::serve(listener, http::router(app))
+        .await
+        .map_err(|e| GkError::Internal(format!("server stopped: {e}")))
+}

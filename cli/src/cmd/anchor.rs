@@ -6,12 +6,13 @@ use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
-use alloy::primitives::{Address, B256, keccak256};
+use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
-use alloy::rpc::types::Filter;
-use alloy::sol_types::{SolEvent, SolValue};
+use alloy::rpc::types::{Filter, Log};
+use alloy::sol_types::SolEvent;
 use clap::{Args, Subcommand};
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
+use medrec_protocol::records as wire;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -120,11 +121,6 @@ fn check_locator(l: &str) -> Result<()> {
     Ok(())
 }
 
-/// The default record id: keccak256 of (holder, patient, content hash).
-pub fn default_record_id(holder: Address, patient: Address, content_hash: B256) -> B256 {
-    keccak256((holder, patient, content_hash).abi_encode())
-}
-
 /// A pointer as anchored, read back from its event.
 #[derive(Debug, Clone)]
 pub struct Anchored {
@@ -144,18 +140,41 @@ pub struct Anchored {
     pub block: u64,
 }
 
-/// Finds the `PointerAnchored` event of `id`.
+/// Blocks per `eth_getLogs` call when the CLI reads history from the node: nodes cap a call's
+/// range or the size of its answer, so a chain of any length is read in bounded ranges.
+const LOG_RANGE: u64 = 10_000;
+
+/// The logs matching `filter` from block `from` to the latest, read in ranges of
+/// [`LOG_RANGE`] blocks; with `first_only`, stops after the first range that has any.
+pub(crate) async fn scan_logs(
+    chain: &Chain,
+    filter: &Filter,
+    from: u64,
+    first_only: bool,
+) -> Result<Vec<Log>> {
+    let node = |e| crate::error::from_transport(e, &chain.url);
+    let latest = chain.provider.get_block_number().await.map_err(node)?;
+    let mut found = vec![];
+    let mut start = from;
+    while start <= latest {
+        let end = latest.min(start.saturating_add(LOG_RANGE - 1));
+        let range = filter.clone().from_block(start).to_block(end);
+        found.extend(chain.provider.get_logs(&range).await.map_err(node)?);
+        if first_only && !found.is_empty() {
+            break;
+        }
+        start = end + 1;
+    }
+    Ok(found)
+}
+
+/// Finds the `PointerAnchored` event of `id`, reading from the deployment's block on.
 pub async fn find_pointer(chain: &Chain, d: &Deployment, id: B256) -> Result<Anchored> {
     let filter = Filter::new()
         .address(d.record_registry)
         .event_signature(RecordRegistry::PointerAnchored::SIGNATURE_HASH)
-        .topic1(id)
-        .from_block(d.start_block);
-    let logs = chain
-        .provider
-        .get_logs(&filter)
-        .await
-        .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+        .topic1(id);
+    let logs = scan_logs(chain, &filter, d.start_block, true).await?;
     let log = logs.first().ok_or_else(|| {
         CliError::input(format!(
             "unknown record {id}: no pointer anchored with this id"
@@ -186,7 +205,7 @@ pub async fn run_anchor(a: AnchorArgs, settings: &Settings, out: Printer) -> Res
     let content_hash = sha256_file(&a.file)?;
     let signer = keys::load(settings)?;
     let holder = signer.address();
-    let record_id = explicit_id.unwrap_or_else(|| default_record_id(holder, patient, content_hash));
+    let record_id = explicit_id.unwrap_or_else(|| wire::record_id(holder, patient, content_hash));
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let superseded_hash = match supersedes {
@@ -244,7 +263,7 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
         let content_hash = sha256_file(&path)?;
         let record_id = match &e.id {
             Some(id) => units::record_id(id).map_err(at)?,
-            None => default_record_id(holder, patient, content_hash),
+            None => wire::record_id(holder, patient, content_hash),
         };
         pointers.push(IRecordRegistry::Pointer {
             recordId: record_id,

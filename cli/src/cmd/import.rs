@@ -3,7 +3,7 @@
 //! skipped, uploads are idempotent (the gatekeeper keeps one copy per record id).
 
 use crate::chain::{self, Chain};
-use crate::cmd::anchor::{default_record_id, read_manifest};
+use crate::cmd::anchor::read_manifest;
 use crate::cmd::records::{client, upload};
 use crate::error::{CliError, Result};
 use crate::keys;
@@ -13,8 +13,9 @@ use crate::units;
 use alloy::primitives::{Address, B256};
 use clap::Args;
 use medrec_bindings::record_registry::IRecordRegistry;
+use medrec_protocol::records::{self as wire, record_id};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,10 +85,7 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         };
         let bytes = std::fs::read(&path)
             .map_err(|err| CliError::Io(format!("cannot read {}: {err}", path.display())))?;
-        let is_fhir = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .is_some_and(|v| v.get("resourceType").is_some_and(Value::is_string));
-        if !is_fhir {
+        if !wire::is_fhir(&bytes) {
             return Err(at(CliError::input(format!(
                 "{} is not a FHIR R4 JSON resource",
                 path.display()
@@ -95,7 +93,7 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         }
         let hash = B256::from_slice(&Sha256::digest(&bytes));
         records.push(Record {
-            id: default_record_id(holder, patient, hash),
+            id: record_id(holder, patient, hash),
             path,
             patient,
             category,
@@ -205,7 +203,7 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
                 patient: r.patient,
                 category: r.category,
                 contentHash: r.hash,
-                locator: format!("{gk}/v1/records/{}", r.id),
+                locator: wire::locator(&gk, r.id),
                 supersedes: B256::ZERO,
             }
         })

@@ -6,20 +6,22 @@ use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
-use alloy::primitives::{B256, U256};
-use alloy::signers::Signer;
+use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{Eip712Domain, SolStruct};
+use alloy::sol_types::Eip712Domain;
 use alloy::transports::http::reqwest;
 use clap::Args;
-use medrec_bindings::access_log::{self, Shown};
-use medrec_bindings::eip712::{LogRequest, RecordRequest, Upload};
 use medrec_bindings::record_registry::IRecordRegistry;
+use medrec_protocol::access_log::{self, LOG_PATH, LogAnswer, Shown};
+use medrec_protocol::clock::{CLIENT_TIMEOUT, READ_VALIDITY_SECS, now_secs};
+use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER, random_nonce, sign_hex};
+use medrec_protocol::records::{self as wire, FHIR_JSON, UPLOAD_PATH, Uploaded};
+use medrec_protocol::{ErrorBody, LogRequest, RecordRequest, Signed, SignedRequest, Upload};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// `put`.
 #[derive(Debug, Args)]
@@ -68,35 +70,41 @@ pub struct AccessLogArgs {
 
 pub(crate) fn client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(CLIENT_TIMEOUT)
         .build()
         .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))
 }
 
-pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-pub(crate) fn random_nonce() -> U256 {
-    use rand::RngCore;
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    U256::from_be_bytes(b)
-}
-
-pub(crate) async fn sign<T: SolStruct>(
+/// Signs a gatekeeper request under `domain`.
+pub(crate) async fn sign<T: SignedRequest>(
     signer: &PrivateKeySigner,
-    msg: &T,
+    request: T,
     domain: &Eip712Domain,
-) -> Result<String> {
-    let sig = signer
-        .sign_hash(&msg.eip712_signing_hash(domain))
+) -> Result<Signed<T>> {
+    Signed::sign(request, signer, domain)
         .await
-        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
-    Ok(format!("0x{}", alloy::hex::encode(sig.as_bytes())))
+        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))
+}
+
+/// The typed answer in a gatekeeper's response; a malformed one is a one-line error naming
+/// `from`.
+pub(crate) async fn answer<T: DeserializeOwned>(resp: reqwest::Response, from: &str) -> Result<T> {
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| CliError::Rpc(format!("{from} broke off: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CliError::Rpc(format!("malformed answer from {from}: {e}")))
+}
+
+/// A gatekeeper's error answer: its code and message (`unknown` and `no message` when the
+/// body is not the protocol's error body).
+pub(crate) async fn error_body(resp: reqwest::Response) -> (String, String) {
+    let bytes = resp.bytes().await.unwrap_or_default();
+    match ErrorBody::parse(&bytes) {
+        Some(b) => (b.error.code.to_string(), b.error.message),
+        None => ("unknown".into(), "no message".into()),
+    }
 }
 
 /// Uploads one record, signed by its holder; the record id the gatekeeper stored it under.
@@ -114,17 +122,19 @@ pub(crate) async fn upload(
         category,
         contentHash: hash,
         nonce: random_nonce(),
-        issuedAt: now(),
+        issuedAt: now_secs(),
     };
-    let sig = sign(signer, &upload, domain).await?;
+    let sig = sign_hex(signer, &upload, domain)
+        .await
+        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
     let resp = http
-        .post(format!("{base}/v1/records"))
+        .post(format!("{base}{UPLOAD_PATH}"))
         .header(
-            "x-medrec-upload",
+            UPLOAD_HEADER,
             serde_json::to_string(&upload).map_err(|e| CliError::Io(e.to_string()))?,
         )
-        .header("x-medrec-signature", sig)
-        .header("content-type", "application/fhir+json")
+        .header(SIGNATURE_HEADER, sig)
+        .header("content-type", FHIR_JSON)
         .body(bytes)
         .send()
         .await
@@ -132,22 +142,14 @@ pub(crate) async fn upload(
     if !resp.status().is_success() {
         return Err(refusal("upload", resp).await);
     }
-    let stored: Value = resp
-        .json()
-        .await
-        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
-    stored["recordId"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CliError::Rpc("the gatekeeper answered without a record id".into()))
+    let stored: Uploaded = answer(resp, &format!("the gatekeeper at {base}")).await?;
+    Ok(stored.record_id)
 }
 
 /// The gatekeeper's error as one line.
 pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    let code = body["error"]["code"].as_str().unwrap_or("unknown");
-    let msg = body["error"]["message"].as_str().unwrap_or("no message");
+    let (code, msg) = error_body(resp).await;
     if status.as_u16() == 403 {
         CliError::Refused(format!("{what}: the gatekeeper refused ({code}): {msg}"))
     } else if status.is_server_error() {
@@ -167,10 +169,7 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     let category = units::category(&a.category)?;
     let bytes = std::fs::read(&a.file)
         .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.file.display())))?;
-    let is_fhir = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .is_some_and(|v| v.get("resourceType").is_some_and(Value::is_string));
-    if !is_fhir {
+    if !wire::is_fhir(&bytes) {
         return Err(CliError::input(format!(
             "{} is not a FHIR R4 JSON resource",
             a.file.display()
@@ -195,7 +194,7 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     out.progress(&format!(
         "stored at the gatekeeper as {record_id}; anchoring..."
     ));
-    let locator = format!("{base}/v1/records/{record_id}");
+    let locator = wire::locator(base, record_id);
     let p = IRecordRegistry::Pointer {
         recordId: record_id,
         patient,
@@ -248,20 +247,20 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
     let d = chain.deployment(settings).await?;
     let p = super::anchor::find_pointer(&chain, &d, id).await?;
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let issued = now();
+    let issued = now_secs();
     let req = RecordRequest {
         requester: me,
         recordId: id,
         audience: p.holder,
         nonce: random_nonce(),
         issuedAt: issued,
-        expiresAt: issued + 60,
+        expiresAt: issued + READ_VALIDITY_SECS,
     };
-    let sig = sign(&signer, &req, &domain).await?;
-    let url = format!("{}/read", p.locator.trim_end_matches('/'));
+    let signed = sign(&signer, req, &domain).await?;
+    let url = wire::read_url(&p.locator);
     let resp = client()?
         .post(&url)
-        .json(&json!({"request": req, "signature": sig}))
+        .json(&signed)
         .send()
         .await
         .map_err(|e| {
@@ -328,31 +327,26 @@ pub async fn run_access_log(a: AccessLogArgs, settings: &Settings, out: Printer)
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let issued = now();
+    let issued = now_secs();
     let req = LogRequest {
         patient: me,
         audience: holder,
         nonce: random_nonce(),
         issuedAt: issued,
-        expiresAt: issued + 60,
+        expiresAt: issued + READ_VALIDITY_SECS,
     };
-    let sig = sign(&signer, &req, &domain).await?;
+    let signed = sign(&signer, req, &domain).await?;
     let base = a.gatekeeper_url.trim_end_matches('/');
     let resp = client()?
-        .post(format!("{base}/v1/log"))
-        .json(&json!({"request": req, "signature": sig}))
+        .post(format!("{base}{LOG_PATH}"))
+        .json(&signed)
         .send()
         .await
         .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
     if !resp.status().is_success() {
         return Err(refusal("access log", resp).await);
     }
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|e| CliError::Rpc(format!("bad answer from the gatekeeper: {e}")))?;
-    let entries: Vec<Shown> = serde_json::from_value(body["entries"].clone())
-        .map_err(|e| CliError::Rpc(format!("bad log from the gatekeeper: {e}")))?;
+    let LogAnswer { entries, .. } = answer(resp, &format!("the gatekeeper at {base}")).await?;
     let head = access_log::verify(&entries)
         .map_err(|e| CliError::Integrity(format!("the access log does not verify: {e}")))?;
     // The holder's anchor on chain pins the log: a rewrite of any entry before it shows.

@@ -1,6 +1,7 @@
 //! `medrec study`: research studies. Researchers register and query; the operator approves and
 //! closes; patients opt in, withdraw and list their studies.
 
+use super::records::{answer, client, error_body, sign};
 use crate::chain::{self, Chain, Deployment};
 use crate::error::{CliError, Result};
 use crate::keys;
@@ -10,15 +11,19 @@ use crate::units;
 use alloy::primitives::{Address, B256, Signature, U256, keccak256};
 use alloy::providers::Provider;
 use alloy::rpc::types::Filter;
-use alloy::signers::Signer;
-use alloy::sol_types::{SolEvent, SolStruct};
+use alloy::sol_types::SolEvent;
 use alloy::transports::http::reqwest;
 use clap::{Args, Subcommand};
 use medrec_bindings::StudyRegistry;
-use medrec_bindings::eip712::ResearchRequest;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::time::Duration;
+use medrec_protocol::ResearchRequest;
+use medrec_protocol::clock::{RESEARCH_VALIDITY_SECS, now_secs};
+use medrec_protocol::envelope::random_nonce;
+use medrec_protocol::health::{HEALTH_PATH, Health};
+use medrec_protocol::research::{
+    self as wire, Answer, Combined, LOINC, QUERY_PATH, Query, QueryError, SignedAnswer, SignedQuery,
+};
+use medrec_protocol::study::StudyStatus;
+use serde_json::json;
 
 /// Study subcommands.
 #[derive(Debug, Subcommand)]
@@ -105,49 +110,39 @@ fn studies(
     Ok(StudyRegistry::new(a, chain.provider.clone()))
 }
 
-fn status_name(s: u8) -> &'static str {
-    match s {
-        1 => "registered",
-        2 => "approved",
-        3 => "closed",
-        _ => "none",
-    }
-}
-
-/// The query's canonical JSON text (what its hash commits to).
-fn query_text(a: &QueryArgs, pinned: u64) -> Result<(String, u64)> {
-    let eps = a.epsilon;
-    if let Some(e) = eps
-        && !(e.is_finite() && e > 0.0 && e <= 10.0)
-    {
-        return Err(CliError::input("--epsilon must be in (0, 10]"));
-    }
+/// The query the flags ask for, pinned at `pinned`, checked as the holders check it.
+fn build_query(a: &QueryArgs, pinned: u64) -> Result<Query> {
     let q = match (&a.condition, &a.observation) {
-        (Some(code), None) => {
-            let system = match a.system.as_str() {
-                "snomed" => "http://snomed.info/sct",
-                "icd10" => "http://hl7.org/fhir/sid/icd-10",
-                "icd10-cm" => "http://hl7.org/fhir/sid/icd-10-cm",
-                other => {
-                    return Err(CliError::input(format!(
-                        "unknown code system {other:?}: use snomed, icd10 or icd10-cm"
-                    )));
-                }
-            };
-            json!({"kind": "condition-count", "system": system, "code": code, "epsilon": eps, "pinnedBlock": pinned})
-        }
-        (None, Some(code)) => {
-            json!({"kind": "observation-stats", "system": "http://loinc.org", "code": code,
-                   "epsilon": eps, "pinnedBlock": pinned})
-        }
+        (Some(code), None) => Query::ConditionCount {
+            system: wire::condition_system(&a.system)
+                .ok_or_else(|| {
+                    CliError::input(format!(
+                        "unknown code system {:?}: use snomed, icd10 or icd10-cm",
+                        a.system
+                    ))
+                })?
+                .to_string(),
+            code: code.clone(),
+            epsilon: a.epsilon,
+            pinned_block: pinned,
+        },
+        (None, Some(code)) => Query::ObservationStats {
+            system: LOINC.to_string(),
+            code: code.clone(),
+            epsilon: a.epsilon,
+            pinned_block: pinned,
+        },
         _ => {
             return Err(CliError::input(
                 "give --condition CODE or --observation LOINC-CODE",
             ));
         }
     };
-    let cost = eps.map(|e| (e * 1e6).ceil() as u64).unwrap_or(1).max(1);
-    Ok((q.to_string(), cost))
+    q.check().map_err(|e| match e {
+        QueryError::Epsilon => CliError::input("--epsilon must be in (0, 10]"),
+        other => CliError::input(other.to_string()),
+    })?;
+    Ok(q)
 }
 
 /// Runs a study subcommand.
@@ -192,19 +187,19 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
-            if st.status == 0 {
+            let Some(status) = StudyStatus::from_solidity(st.status) else {
                 return Err(CliError::input(format!("unknown study {}", a.study)));
-            }
+            };
             let cats = medrec_bindings::category_names(st.categories);
             out.result(
                 "study show",
-                json!({"studyId": a.study, "researcher": st.researcher, "status": status_name(st.status),
+                json!({"studyId": a.study, "researcher": st.researcher, "status": status,
                        "categories": cats, "minCellSize": st.minCellSize, "budget": st.budget, "spent": st.spent,
                        "protocolHash": st.protocolHash}),
                 &format!(
                     "study {}: {} by {}\n  categories {}\n  min cell   {}\n  budget     {} spent of {}",
                     a.study,
-                    status_name(st.status),
+                    status,
                     st.researcher,
                     cats.join(","),
                     st.minCellSize,
@@ -221,13 +216,8 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             let filter = Filter::new()
                 .address(*s.address())
                 .event_signature(StudyRegistry::OptedIn::SIGNATURE_HASH)
-                .topic2(me.into_word())
-                .from_block(d.start_block);
-            let logs = chain
-                .provider
-                .get_logs(&filter)
-                .await
-                .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+                .topic2(me.into_word());
+            let logs = super::anchor::scan_logs(&chain, &filter, d.start_block, false).await?;
             let mut ids: Vec<U256> = logs
                 .iter()
                 .filter_map(|l| l.topics().get(1).map(|t| U256::from_be_bytes(t.0)))
@@ -294,7 +284,7 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
 
 async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let started = std::time::Instant::now();
-    query_text(&a, 0)?; // bad input fails before a key, a node or any gas is involved
+    build_query(&a, 0)?; // bad input fails before a key, a node or any gas is involved
     let signer = keys::load(settings)?;
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
@@ -311,8 +301,8 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
             "--pin {pinned} is after the latest block ({latest})"
         )));
     }
-    let (text, cost) = query_text(&a, pinned)?;
-    let hash = keccak256(text.as_bytes());
+    let q = build_query(&a, pinned)?;
+    let (text, hash, cost) = (q.text(), q.hash(), q.cost());
     // Before any holder is asked: the receipt this query will need must be recordable (the
     // study, its researcher, its status, the budget), checked by simulating it; a query asked
     // again with --pin may already have its receipt.
@@ -321,7 +311,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         async { s.queryOf(id, hash).call().await.map_err(|e| chain.err(e)) },
     )?;
     let recorded = existing.cost != 0;
-    if study.status == 3 && !recorded {
+    if StudyStatus::from_solidity(study.status) == Some(StudyStatus::Closed) && !recorded {
         return Err(CliError::Refused(format!(
             "study {} is closed: holders answer no new query",
             a.study
@@ -339,10 +329,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         a.holders.len()
     ));
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))?;
+    let client = client()?;
     // Every holder is asked at once; the slowest sets the pace.
     let asked = std::time::Instant::now();
     let mut asks = tokio::task::JoinSet::new();
@@ -371,12 +358,11 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
             }
         }
     }
-    let timed: Vec<(Address, Value, f64)> = answers.into_iter().flatten().collect();
+    let timed: Vec<(Address, Answer, f64)> = answers.into_iter().flatten().collect();
     let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
-    let answers: Vec<(Address, Value)> = timed.iter().map(|(h, a, _)| (*h, a.clone())).collect();
     // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
-    let combined = combine(&answers);
-    let answer_hash = keccak256(combined.to_string().as_bytes());
+    let combined = wire::combine(timed.iter().map(|(_, a, _)| &a.result));
+    let answer_hash = combined.hash();
     if let Some(e) = failed {
         // The holders that answered wait for this query's receipt before answering another
         // one of the study: it is recorded for what was received, then the failure is told.
@@ -428,7 +414,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     }
     out.result(
         "study query",
-        json!({"studyId": a.study, "queryHash": hash, "query": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        json!({"studyId": a.study, "queryHash": hash, "query": q,
                "pinnedBlock": pinned, "cost": cost, "combined": combined, "answerHash": answer_hash,
                "holders": timed.iter().map(|(h, a, ms)| json!({"holder": h, "answer": a, "ms": ms})).collect::<Vec<_>>(),
                "receiptTx": receipt, "alreadyRecorded": recorded,
@@ -453,7 +439,7 @@ struct Ask {
 
 /// Signs the query for one holder, sends it and checks the signed answer; returns the holder,
 /// its answer and the milliseconds it took.
-async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
+async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
     let started = std::time::Instant::now();
     let Ask {
         client,
@@ -465,49 +451,43 @@ async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
         base,
     } = q;
     let base = base.as_str();
-    let me = signer.address();
-    let health: Value = client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?
-        .json()
-        .await
-        .map_err(|e| CliError::Rpc(format!("bad answer from {base}: {e}")))?;
-    let holder: Address = health["holder"]
-        .as_str()
-        .and_then(|h| h.parse().ok())
-        .ok_or_else(|| CliError::Rpc(format!("{base} did not say which holder it serves")))?;
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let mut nonce = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    let unreachable =
+        |e: reqwest::Error| CliError::Rpc(format!("cannot reach the holder at {base}: {e}"));
+    let health: Health = answer(
+        client
+            .get(format!("{base}{HEALTH_PATH}"))
+            .send()
+            .await
+            .map_err(unreachable)?,
+        base,
+    )
+    .await?;
+    let holder = health.holder;
+    let t = now_secs();
     let req = ResearchRequest {
-        researcher: me,
+        researcher: signer.address(),
         studyId: id,
         queryHash: hash,
         audience: holder,
-        nonce: U256::from_be_bytes(nonce),
+        nonce: random_nonce(),
         issuedAt: t,
-        expiresAt: t + 120,
+        expiresAt: t + RESEARCH_VALIDITY_SECS,
     };
-    let sig = signer
-        .sign_hash(&req.eip712_signing_hash(&domain))
-        .await
-        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
+    let signed = sign(&signer, req, &domain).await?;
+    let body = SignedQuery {
+        request: signed.request,
+        query: text,
+        signature: signed.signature,
+    };
     let resp = client
-        .post(format!("{base}/v1/research/query"))
-        .json(&json!({"request": req, "query": text, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}))
+        .post(format!("{base}{QUERY_PATH}"))
+        .json(&body)
         .send()
         .await
-        .map_err(|e| CliError::Rpc(format!("cannot reach the holder at {base}: {e}")))?;
+        .map_err(unreachable)?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        let (code, msg) = error_body(resp).await;
         return Err(if matches!(status.as_u16(), 403 | 409) {
             CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
         } else {
@@ -516,13 +496,12 @@ async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
             ))
         });
     }
-    let answer_text = body["answer"].as_str().unwrap_or_default().to_string();
-    let sig_hex = body["signature"].as_str().unwrap_or_default();
-    let signed_by = alloy::hex::decode(sig_hex.trim_start_matches("0x"))
+    let signed: SignedAnswer = answer(resp, base).await?;
+    let signed_by = alloy::hex::decode(signed.signature.trim_start_matches("0x"))
         .ok()
         .and_then(|raw| Signature::from_raw(&raw).ok())
         .and_then(|sig| {
-            sig.recover_address_from_prehash(&keccak256(answer_text.as_bytes()))
+            sig.recover_address_from_prehash(&keccak256(signed.answer.as_bytes()))
                 .ok()
         });
     if signed_by != Some(holder) {
@@ -530,13 +509,12 @@ async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
             "the answer of {base} is not signed by its holder {holder}"
         )));
     }
-    let answer: Value = serde_json::from_str(&answer_text)
-        .map_err(|_| CliError::Integrity(format!("{base} answered something that is not JSON")))?;
-    if answer["queryHash"]
-        .as_str()
-        .and_then(|h| h.parse::<B256>().ok())
-        != Some(hash)
-    {
+    let answer: Answer = serde_json::from_str(&signed.answer).map_err(|e| {
+        CliError::Integrity(format!(
+            "{base} answered something that is not an answer: {e}"
+        ))
+    })?;
+    if answer.query_hash != hash {
         return Err(CliError::Integrity(format!(
             "{base} answered another query"
         )));
@@ -544,86 +522,34 @@ async fn ask(q: Ask) -> Result<(Address, Value, f64)> {
     Ok((holder, answer, started.elapsed().as_secs_f64() * 1e3))
 }
 
-fn combine(answers: &[(Address, Value)]) -> Value {
-    let first = answers
-        .first()
-        .map(|(_, a)| &a["result"])
-        .cloned()
-        .unwrap_or(Value::Null);
-    if first.get("cells").is_some() {
-        let mut cells: BTreeMap<(String, String), (i64, bool)> = BTreeMap::new();
-        for (_, a) in answers {
-            for c in a["result"]["cells"].as_array().into_iter().flatten() {
-                let key = (
-                    c["ageBand"].as_str().unwrap_or("").to_string(),
-                    c["sex"].as_str().unwrap_or("").to_string(),
-                );
-                let e = cells.entry(key).or_insert((0, false));
-                match c["count"].as_i64() {
-                    Some(n) => e.0 += n,
-                    None => e.1 = true,
-                }
-            }
-        }
-        let cells: Vec<Value> = cells
-            .into_iter()
-            .map(|((band, sex), (n, suppressed))| {
-                json!({"ageBand": band, "sex": sex, "count": n, "suppressedAtSomeHolder": suppressed})
-            })
-            .collect();
-        json!({"cells": cells})
-    } else {
-        // Observation statistics: counts add up; means weighted by count; quartiles per holder.
-        let mut n = 0i64;
-        let mut sum = 0f64;
-        let mut suppressed = 0;
-        for (_, a) in answers {
-            let r = &a["result"];
-            match (r["count"].as_i64(), r["mean"].as_f64()) {
-                (Some(c), Some(m)) => {
-                    n += c;
-                    sum += m * c as f64;
-                }
-                _ => suppressed += 1,
-            }
-        }
-        json!({"count": n, "mean": if n > 0 { Some(sum / n as f64) } else { None }, "holdersSuppressed": suppressed})
-    }
-}
-
-fn render(combined: &Value, study: u64, pinned: u64) -> String {
+/// The combined answer for people.
+fn render(combined: &Combined, study: u64, pinned: u64) -> String {
     let mut lines = vec![format!(
         "study {study}, consenting patients as of block {pinned}"
     )];
-    if let Some(cells) = combined["cells"].as_array() {
-        lines.push(format!("  {:<8} {:<8} {:>7}", "age", "sex", "count"));
-        for c in cells {
-            let suppressed = c["suppressedAtSomeHolder"] == true;
-            let count = match (c["count"].as_i64(), suppressed) {
-                (Some(0), true) => "suppressed".to_string(),
-                (Some(n), true) => format!("{n}  (+ cells under the minimum at some holder)"),
-                (Some(n), false) => n.to_string(),
-                (None, _) => "-".to_string(),
-            };
-            lines.push(format!(
-                "  {:<8} {:<8} {count:>7}",
-                c["ageBand"].as_str().unwrap_or(""),
-                c["sex"].as_str().unwrap_or(""),
-            ));
+    match combined {
+        Combined::Cells { cells } => {
+            lines.push(format!("  {:<8} {:<8} {:>7}", "age", "sex", "count"));
+            for c in cells {
+                let count = match (c.count, c.suppressed_at_some_holder) {
+                    (0, true) => "suppressed".to_string(),
+                    (n, true) => format!("{n}  (+ cells under the minimum at some holder)"),
+                    (n, false) => n.to_string(),
+                };
+                lines.push(format!("  {:<8} {:<8} {count:>7}", c.age_band, c.sex));
+            }
+            if cells.is_empty() {
+                lines.push("  no patient".into());
+            }
         }
-        if cells.is_empty() {
-            lines.push("  no patient".into());
-        }
-    } else {
-        lines.push(format!(
-            "  count {}  mean {}  ({} holders suppressed their cell)",
-            combined["count"],
-            combined["mean"]
-                .as_f64()
-                .map(|m| format!("{m:.2}"))
-                .unwrap_or("-".into()),
-            combined["holdersSuppressed"]
-        ));
+        Combined::Stats {
+            count,
+            mean,
+            holders_suppressed,
+        } => lines.push(format!(
+            "  count {count}  mean {}  ({holders_suppressed} holders suppressed their cell)",
+            mean.map(|m| format!("{m:.2}")).unwrap_or("-".into()),
+        )),
     }
     lines.join("\n")
 }

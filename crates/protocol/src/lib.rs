@@ -5,6 +5,26 @@
 //! - [`mask`]: category masks in JSON (numbers up to 2^53 - 1, strings above, so that
 //!   JavaScript clients never round them).
 //! - [`indexer`]: the indexer's read API.
+//! - The gatekeeper's HTTP API: [`envelope`] (a signed request as sent over HTTP), [`clock`]
+//!   (how long a signed request is valid), [`error`] (error codes and the error body),
+//!   [`records`] (upload, read, the record-id formula), [`access_log`], [`health`] and
+//!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
+//! - [`study`] and [`participant`]: the registries' enums with names.
 
+#[macro_use]
+mod solidity_enum;
+
+pub mod access_log;
+pub mod clock;
+pub mod envelope;
+pub mod error;
+pub mod health;
 pub mod indexer;
 pub mod mask;
+pub mod participant;
+pub mod records;
+pub mod research;
+pub mod study;
+
+pub use envelope::{LogRequest, RecordRequest, ResearchRequest, Signed, SignedRequest, Upload};
+pub use error::{ErrorBody, ErrorCode};

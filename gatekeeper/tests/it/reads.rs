@@ -360,7 +360,7 @@ async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     // Someone with the master key swaps the bytes at rest: the gatekeeper serves them, the
     // client's hash check against the chain refuses them, and nothing is written.
     let record_id: alloy::primitives::B256 = id.parse().unwrap();
-    let sealed = medrec_gatekeeper::crypto::MasterKey::from_bytes(&[42u8; 32])
+    let sealed = medrec_gatekeeper::store::crypto::MasterKey::from_bytes(&[42u8; 32])
         .seal(
             record_id.as_slice(),
             b"{\"resourceType\":\"Observation\",\"valueQuantity\":{\"value\":99}}",
@@ -670,7 +670,7 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
             .push(serde_json::json!({"file": name, "patient": who.address(), "category": "labs"}));
         let hash =
             alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        ids.push(medrec_gatekeeper::server::record_id(
+        ids.push(medrec_protocol::records::record_id(
             w.gk_holder.address(),
             who.address(),
             hash,

@@ -4,7 +4,7 @@
 //! a record deleted or changed in the database is served as it was for at most that long.
 //! Nothing about consent is kept here: every read still asks the chain.
 
-use crate::crypto::Sealed;
+use super::crypto::Sealed;
 use alloy::primitives::{Address, B256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,439 @@
+//! Signed requests: who signed one (EIP-712 signature recovery with libsecp256k1), and the
+//! checks every read, access-log request and research query passes, in this order: the
+//! signature recovers the address the request names, the requester's rate (reads only), the
+//! audience is this holder, the time window, and the nonce is new. Uploads are checked
+//! against the holder's own key.
+
+use alloy::primitives::{Address, B256};
+use alloy::sol_types::{Eip712Domain, SolStruct};
+use medrec_protocol::clock::{self, WindowError};
+use medrec_protocol::{Signed, SignedRequest, Upload};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Why a signed request is refused. The texts are what the access log records; the
+/// requester only ever hears `denied` (or `rate_limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The signature is malformed or recovers no address.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The signature recovers another address than the request names.
+    #[error("signer is not the requester")]
+    WrongSigner,
+    /// The requester has used up their allowance for now.
+    #[error("rate limited")]
+    RateLimited,
+    /// The request is addressed to another holder.
+    #[error("addressed to another holder")]
+    WrongAudience,
+    /// The request's time window is refused.
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    /// The nonce was used before.
+    #[error("replayed nonce")]
+    Replayed,
+}
+
+/// Why an upload is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadRefusal {
+    /// Not signed by this gatekeeper's holder, or for another holder.
+    #[error("uploads must be signed by this gatekeeper's holder")]
+    NotTheHolder,
+    /// Signed too long ago, or in the future.
+    #[error("the upload signature is not fresh")]
+    NotFresh,
+}
+
+/// Checks signed requests addressed to one holder, and remembers their nonces.
+pub struct Verifier {
+    /// The EIP-712 domain requests are signed under.
+    pub domain: Eip712Domain,
+    /// The holder requests must be addressed to.
+    pub holder: Address,
+    nonces: Mutex<Nonces>,
+}
+
+impl Verifier {
+    /// A verifier that already knows `nonces` (requester, nonce, expiry) of live requests.
+    pub fn new(
+        domain: Eip712Domain,
+        holder: Address,
+        nonces: impl IntoIterator<Item = ((Address, B256), u64)>,
+    ) -> Self {
+        Self {
+            domain,
+            holder,
+            nonces: Mutex::new(Nonces {
+                seen: nonces.into_iter().collect(),
+                sweep_at: NONCE_SWEEP_MIN,
+            }),
+        }
+    }
+
+    /// Runs every check of a signed request; `rate` is asked once the signer is known.
+    pub fn verify<T: SignedRequest>(
+        &self,
+        signed: &Signed<T>,
+        rate: Option<&RateLimiter>,
+    ) -> Result<(), Refusal> {
+        let r = &signed.request;
+        match recover(r, &self.domain, &signed.signature) {
+            Some(signer) if signer == r.signer() => {}
+            Some(_) => return Err(Refusal::WrongSigner),
+            None => return Err(Refusal::InvalidSignature),
+        }
+        if let Some(rate) = rate
+            && !rate.take(r.signer())
+        {
+            return Err(Refusal::RateLimited);
+        }
+        if r.audience() != self.holder {
+            return Err(Refusal::WrongAudience);
+        }
+        clock::check_window(r.issued_at(), r.expires_at(), clock::now_secs())?;
+        if !self.use_nonce(r.signer(), r.nonce_word(), r.expires_at()) {
+            return Err(Refusal::Replayed);
+        }
+        Ok(())
+    }
+
+    /// Checks that an upload is the holder's own and fresh (its nonce is kept in the
+    /// database, for good, by the caller).
+    pub fn verify_upload(&self, upload: &Upload, signature: &str) -> Result<(), UploadRefusal> {
+        if recover(upload, &self.domain, signature) != Some(self.holder)
+            || upload.holder != self.holder
+        {
+            return Err(UploadRefusal::NotTheHolder);
+        }
+        if !clock::upload_is_fresh(upload.issuedAt, clock::now_secs()) {
+            return Err(UploadRefusal::NotFresh);
+        }
+        Ok(())
+    }
+
+    /// Remembers a nonce until its request expires; false if it was seen.
+    fn use_nonce(&self, who: Address, nonce: B256, expires_at: u64) -> bool {
+        let Ok(mut n) = self.nonces.lock() else {
+            return false;
+        };
+        n.use_nonce(who, nonce, expires_at, clock::now_secs())
+    }
+}
+
+/// Below this many remembered nonces, expired ones are never swept.
+const NONCE_SWEEP_MIN: usize = 100_000;
+
+/// The nonces seen, each until its request expires. Expired ones are swept when the map has
+/// grown to twice its size after the last sweep, so a sweep costs O(1) per request amortized
+/// however many requests are live.
+struct Nonces {
+    seen: HashMap<(Address, B256), u64>,
+    sweep_at: usize,
+}
+
+impl Nonces {
+    /// Remembers a nonce until `expires_at`; false if it was seen.
+    fn use_nonce(&mut self, who: Address, nonce: B256, expires_at: u64, now: u64) -> bool {
+        // An expired request is refused here too: a sweep may already have forgotten it.
+        if expires_at <= now {
+            return false;
+        }
+        if self.seen.len() >= self.sweep_at {
+            self.seen.retain(|_, e| *e > now);
+            self.sweep_at = (self.seen.len() * 2).max(NONCE_SWEEP_MIN);
+        }
+        if self.seen.contains_key(&(who, nonce)) {
+            return false;
+        }
+        self.seen.insert((who, nonce), expires_at);
+        true
+    }
+}
+
+/// Reads per requester: `burst` at once, `rate_per_sec` sustained (governor's keyed GCRA,
+/// which behaves as a token bucket per requester).
+pub struct RateLimiter(governor::DefaultKeyedRateLimiter<Address>);
+
+impl RateLimiter {
+    /// A limiter allowing `burst` requests at once and `rate_per_sec` sustained, per requester;
+    /// `None` unless the rate is above zero and the burst at least 1.
+    pub fn new(rate_per_sec: f64, burst: f64) -> Option<Self> {
+        let period = Duration::try_from_secs_f64(1.0 / rate_per_sec).ok()?;
+        let burst = NonZeroU32::new(burst.round().clamp(0.0, u32::MAX as f64) as u32)?;
+        let quota = governor::Quota::with_period(period)?.allow_burst(burst);
+        Some(Self(governor::RateLimiter::keyed(quota)))
+    }
+
+    /// Takes one request of `who`'s allowance; false when it is used up.
+    pub fn take(&self, who: Address) -> bool {
+        self.0.check_key(&who).is_ok()
+    }
+}
+
+/// The signer of an EIP-712 message, from a 65-byte hex signature (r, s, v with v 0, 1, 27 or
+/// 28); `None` when the signature is malformed or recovers nothing.
+pub fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
+    let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
+    recover_prehash(&msg.eip712_signing_hash(domain), &raw)
+}
+
+/// Recovers the address that signed `hash`, with libsecp256k1 (the same answer as alloy's
+/// `Signature::recover_address_from_prehash`, several times faster).
+pub fn recover_prehash(hash: &B256, raw: &[u8]) -> Option<Address> {
+    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> =
+        std::sync::LazyLock::new(secp256k1::Secp256k1::verification_only);
+    let (rs, v) = match raw {
+        [rs @ .., v] if rs.len() == 64 => (rs, *v),
+        _ => return None,
+    };
+    let parity = match v {
+        0 | 27 => 0,
+        1 | 28 => 1,
+        _ => return None,
+    };
+    let sig = RecoverableSignature::from_compact(rs, RecoveryId::try_from(parity).ok()?).ok()?;
+    let key = SECP
+        .recover_ecdsa(&secp256k1::Message::from_digest(hash.0), &sig)
+        .ok()?;
+    Some(Address::from_raw_public_key(
+        &key.serialize_uncompressed()[1..],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Signature, keccak256};
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    #[test]
+    fn nonces_refuse_replays_and_sweeps_stay_rare_with_many_live_requests() {
+        let mut n = Nonces {
+            seen: HashMap::new(),
+            sweep_at: NONCE_SWEEP_MIN,
+        };
+        let who = Address::repeat_byte(1);
+        let nonce = |i: u64| B256::from(alloy::primitives::U256::from(i));
+        // Requests that expire at 1,000, then live ones: the first sweep (at the minimum)
+        // drops only the expired ones.
+        for i in 0..NONCE_SWEEP_MIN as u64 / 2 {
+            assert!(n.use_nonce(who, nonce(i), 1_000, 500));
+        }
+        assert!(
+            !n.use_nonce(who, nonce(7), 1_000, 500),
+            "a replay is refused"
+        );
+        for i in NONCE_SWEEP_MIN as u64 / 2..NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.use_nonce(who, nonce(u64::MAX), 5_000, 2_000));
+        assert_eq!(n.seen.len(), NONCE_SWEEP_MIN / 2 + 1);
+        assert_eq!(n.sweep_at, NONCE_SWEEP_MIN);
+        // Many live requests: the map grows to twice its size between sweeps, no sweep per
+        // request.
+        for i in NONCE_SWEEP_MIN as u64..3 * NONCE_SWEEP_MIN as u64 {
+            assert!(n.use_nonce(who, nonce(i), 5_000, 2_000));
+        }
+        assert!(n.sweep_at > n.seen.len(), "{} {}", n.sweep_at, n.seen.len());
+        assert!(!n.use_nonce(who, nonce(NONCE_SWEEP_MIN as u64 + 3), 5_000, 2_000));
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_a_burst_per_requester_and_refuses_bad_settings() {
+        let rate = RateLimiter::new(0.5, 2.0).unwrap();
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        assert!(rate.take(a));
+        assert!(rate.take(a));
+        assert!(!rate.take(a), "the burst is used up");
+        assert!(rate.take(b), "another requester has its own allowance");
+        for (r, burst) in [
+            (0.0, 2.0),
+            (-1.0, 2.0),
+            (f64::NAN, 2.0),
+            (1.0, 0.0),
+            (1.0, 0.4),
+        ] {
+            assert!(RateLimiter::new(r, burst).is_none(), "{r} {burst}");
+        }
+    }
+
+    #[test]
+    fn recovery_agrees_with_alloy_and_refuses_malformed_signatures() {
+        for i in 0..64u64 {
+            let signer = PrivateKeySigner::random();
+            let hash = keccak256(i.to_be_bytes());
+            let sig = signer.sign_hash_sync(&hash).unwrap();
+            let mut raw = sig.as_bytes().to_vec(); // v is 27 or 28
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            raw[64] -= 27; // v as 0 or 1
+            assert_eq!(recover_prehash(&hash, &raw), Some(signer.address()));
+            // Another message recovers another key, exactly as alloy does.
+            let other = keccak256(hash);
+            assert_eq!(
+                recover_prehash(&other, &raw),
+                Signature::from_raw(&raw)
+                    .unwrap()
+                    .recover_address_from_prehash(&other)
+                    .ok()
+            );
+            let mut bad_v = raw.clone();
+            bad_v[64] = 2;
+            assert_eq!(recover_prehash(&hash, &bad_v), None);
+            assert_eq!(recover_prehash(&hash, &raw[..64]), None);
+            let mut long = raw.clone();
+            long.push(0);
+            assert_eq!(recover_prehash(&hash, &long), None);
+        }
+        // r = 0 is no signature.
+        let mut zero = [0u8; 65];
+        zero[64] = 27;
+        assert_eq!(recover_prehash(&B256::ZERO, &zero), None);
+        assert_eq!(recover_prehash(&B256::ZERO, &[]), None);
+    }
+}
+
+#[cfg(test)]
+mod verifier_tests {
+    use super::*;
+    use alloy::primitives::U256;
+    use alloy::signers::local::PrivateKeySigner;
+    use medrec_protocol::RecordRequest;
+    use medrec_protocol::clock::{MAX_VALIDITY_SECS, SKEW_SECS, now_secs};
+
+    const HOLDER: Address = Address::repeat_byte(0x42);
+
+    fn verifier() -> Verifier {
+        let domain = medrec_bindings::gatekeeper_domain(31337, Address::repeat_byte(9));
+        Verifier::new(domain, HOLDER, [])
+    }
+
+    fn request(who: &PrivateKeySigner, nonce: u64, issued: u64, expires: u64) -> RecordRequest {
+        RecordRequest {
+            requester: who.address(),
+            recordId: B256::repeat_byte(1),
+            audience: HOLDER,
+            nonce: U256::from(nonce),
+            issuedAt: issued,
+            expiresAt: expires,
+        }
+    }
+
+    async fn signed(
+        v: &Verifier,
+        by: &PrivateKeySigner,
+        r: RecordRequest,
+    ) -> Signed<RecordRequest> {
+        Signed::sign(r, by, &v.domain).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_check_refuses_for_its_own_reason() {
+        let v = verifier();
+        let (me, other) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let now = now_secs();
+        let ok = signed(&v, &me, request(&me, 1, now, now + 60)).await;
+        assert_eq!(v.verify(&ok, None), Ok(()));
+        assert_eq!(v.verify(&ok, None), Err(Refusal::Replayed));
+
+        let mut bad = signed(&v, &me, request(&me, 2, now, now + 60)).await;
+        bad.signature = "0x1234".into();
+        assert_eq!(v.verify(&bad, None), Err(Refusal::InvalidSignature));
+        let forged = signed(&v, &other, request(&me, 3, now, now + 60)).await;
+        assert_eq!(v.verify(&forged, None), Err(Refusal::WrongSigner));
+        let mut elsewhere = request(&me, 4, now, now + 60);
+        elsewhere.audience = Address::repeat_byte(0x43);
+        let elsewhere = signed(&v, &me, elsewhere).await;
+        assert_eq!(v.verify(&elsewhere, None), Err(Refusal::WrongAudience));
+        for (nonce, issued, expires, why) in [
+            (
+                5,
+                now + SKEW_SECS + 5,
+                now + 90,
+                WindowError::IssuedInFuture,
+            ),
+            (6, now - 120, now - 60, WindowError::Expired),
+            (7, now, now + MAX_VALIDITY_SECS + 1, WindowError::BadWindow),
+        ] {
+            let late = signed(&v, &me, request(&me, nonce, issued, expires)).await;
+            assert_eq!(v.verify(&late, None), Err(Refusal::Window(why)));
+        }
+        assert_eq!(
+            Refusal::WrongAudience.to_string(),
+            "addressed to another holder"
+        );
+        assert_eq!(Refusal::Window(WindowError::Expired).to_string(), "expired");
+    }
+
+    #[tokio::test]
+    async fn the_rate_is_asked_once_the_signer_is_known_and_before_the_nonce_is_spent() {
+        let v = verifier();
+        let rate = RateLimiter::new(0.001, 1.0).unwrap();
+        let me = PrivateKeySigner::random();
+        let now = now_secs();
+        let first = signed(&v, &me, request(&me, 1, now, now + 60)).await;
+        assert_eq!(v.verify(&first, Some(&rate)), Ok(()));
+        let second = signed(&v, &me, request(&me, 2, now, now + 60)).await;
+        assert_eq!(v.verify(&second, Some(&rate)), Err(Refusal::RateLimited));
+        // The refused request's nonce was not spent: without the limit it passes.
+        assert_eq!(v.verify(&second, None), Ok(()));
+        // A forged request does not use up the requester's allowance.
+        let rate = RateLimiter::new(0.001, 1.0).unwrap();
+        let forged = signed(
+            &v,
+            &PrivateKeySigner::random(),
+            request(&me, 3, now, now + 60),
+        )
+        .await;
+        assert_eq!(v.verify(&forged, Some(&rate)), Err(Refusal::WrongSigner));
+        let mine = signed(&v, &me, request(&me, 4, now, now + 60)).await;
+        assert_eq!(v.verify(&mine, Some(&rate)), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn uploads_must_be_the_holders_own_and_fresh() {
+        let holder = PrivateKeySigner::random();
+        let domain = medrec_bindings::gatekeeper_domain(31337, Address::repeat_byte(9));
+        let v = Verifier::new(domain.clone(), holder.address(), []);
+        let upload = |by: Address, issued: u64| Upload {
+            holder: by,
+            patient: Address::repeat_byte(5),
+            category: 3,
+            contentHash: B256::repeat_byte(6),
+            nonce: U256::from(1),
+            issuedAt: issued,
+        };
+        let sign = |u: &Upload, s: &PrivateKeySigner| {
+            let s = s.clone();
+            let (u, d) = (u.clone(), domain.clone());
+            async move {
+                medrec_protocol::envelope::sign_hex(&s, &u, &d)
+                    .await
+                    .unwrap()
+            }
+        };
+        let now = now_secs();
+        let mine = upload(holder.address(), now);
+        assert_eq!(v.verify_upload(&mine, &sign(&mine, &holder).await), Ok(()));
+        let other = PrivateKeySigner::random();
+        assert_eq!(
+            v.verify_upload(&mine, &sign(&mine, &other).await),
+            Err(UploadRefusal::NotTheHolder)
+        );
+        let theirs = upload(other.address(), now);
+        assert_eq!(
+            v.verify_upload(&theirs, &sign(&theirs, &holder).await),
+            Err(UploadRefusal::NotTheHolder)
+        );
+        let stale = upload(holder.address(), now - MAX_VALIDITY_SECS - 10);
+        assert_eq!(
+            v.verify_upload(&stale, &sign(&stale, &holder).await),
+            Err(UploadRefusal::NotFresh)
+        );
+    }
+}

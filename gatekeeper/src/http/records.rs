@@ -1,0 +1,214 @@
+//! `POST /v1/records` (the holder uploads a record) and `POST /v1/records/{id}/read` (a
+//! requester reads one). A read is logged, allowed or not, before its answer leaves; every
+//! refused read gets the same `denied`, whether or not the record exists.
+
+use super::body::{ENVELOPE, limited};
+use super::error::ApiError;
+use crate::app::App;
+use crate::auth::Refusal;
+use crate::store::cache::Cached;
+use crate::store::{self, facts};
+use alloy::primitives::{Address, B256};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use medrec_protocol::access_log::Access;
+use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER};
+use medrec_protocol::records::{FHIR_JSON, Uploaded, is_fhir, record_id};
+use medrec_protocol::{ErrorCode, RecordRequest, Signed, SignedRequest, Upload};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// `POST /v1/records`: stores a FHIR record its holder signed for, sealed; 201 when stored
+/// now, 200 when it was there already.
+pub async fn upload(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let upload: Upload = header(UPLOAD_HEADER)
+        .and_then(|v| serde_json::from_str(v).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Malformed,
+                "missing or bad x-medrec-upload header",
+            )
+        })?;
+    let signature = header(SIGNATURE_HEADER)
+        .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "missing x-medrec-signature header"))?;
+    app.auth
+        .verify_upload(&upload, signature)
+        .map_err(|why| ApiError::new(ErrorCode::Denied, why.to_string()))?;
+    let bytes = limited(req.into_body(), app.limits.max_record_bytes)
+        .await
+        .ok_or_else(|| ApiError::new(ErrorCode::TooLarge, "record too large"))?;
+    let hash = B256::from_slice(&Sha256::digest(&bytes));
+    if hash != upload.contentHash {
+        return Err(ApiError::new(
+            ErrorCode::HashMismatch,
+            "the body does not hash to contentHash",
+        ));
+    }
+    if !is_fhir(&bytes) {
+        return Err(ApiError::new(
+            ErrorCode::NotFhir,
+            "a record must be a FHIR R4 JSON resource",
+        ));
+    }
+    if upload.category > 63 {
+        return Err(ApiError::new(
+            ErrorCode::BadCategory,
+            "category must be 0 to 63",
+        ));
+    }
+    let nonce = B256::from(upload.nonce.to_be_bytes::<32>());
+    match store::use_upload_nonce(&app.pool, nonce).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ApiError::new(
+                ErrorCode::Denied,
+                "upload nonce already used",
+            ));
+        }
+        Err(_) => return Err(ApiError::unavailable("try again later")),
+    }
+    let id = record_id(app.holder, upload.patient, hash);
+    let sealed = app
+        .key
+        .seal(id.as_slice(), &bytes)
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "encryption failed"))?;
+    let facts = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map(|v| facts::extract(&v))
+        .unwrap_or_default();
+    let stored = store::insert_record(&app.pool, id, &upload, bytes.len(), &sealed, &facts)
+        .await
+        .map_err(|_| ApiError::unavailable("try again later"))?;
+    Ok((
+        if stored {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(Uploaded {
+            record_id: id,
+            content_hash: hash,
+            size: bytes.len() as u64,
+            stored,
+        }),
+    ))
+}
+
+/// `POST /v1/records/{id}/read`: the exact stored bytes, when every check passes and the
+/// chain allows the requester to read the record's category of its patient now.
+pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
+    let mut access = Access {
+        requester: Address::ZERO,
+        record_id: id.parse().unwrap_or_default(),
+        patient: Address::ZERO,
+        allowed: false,
+        reason: String::new(),
+        nonce: B256::ZERO,
+        expires_at: 0,
+    };
+    let outcome = decide(&app, &mut access, req.into_body()).await;
+    // Log first: an answer that cannot be logged is not given.
+    if let Err(e) = app.log.append(&access).await {
+        tracing::error!(target: "medrec::gatekeeper", error = %e, "cannot write the access log");
+        return ApiError::unavailable("the access log is unavailable").into_response();
+    }
+    match outcome {
+        Ok(bytes) => ([(header::CONTENT_TYPE, FHIR_JSON)], bytes).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs every check of a read; fills `a` with what the log must say.
+async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiError> {
+    let Some(bytes) = limited(body, app.limits.max_request_bytes).await else {
+        a.reason = "oversized request".into();
+        return Err(ApiError::new(ErrorCode::TooLarge, "request body too large"));
+    };
+    let Ok(signed) = serde_json::from_slice::<Signed<RecordRequest>>(&bytes) else {
+        a.reason = "malformed request".into();
+        return Err(ApiError::new(ErrorCode::Malformed, ENVELOPE));
+    };
+    let r = &signed.request;
+    a.requester = r.requester;
+    a.nonce = r.nonce_word();
+    a.expires_at = r.expiresAt;
+    if r.recordId != a.record_id {
+        a.reason = "record id differs from the path".into();
+        return Err(ApiError::denied());
+    }
+    if let Err(why) = app.auth.verify(&signed, Some(&app.rate)) {
+        a.reason = why.to_string();
+        return Err(match why {
+            Refusal::RateLimited => ApiError::new(ErrorCode::RateLimited, "too many requests"),
+            _ => ApiError::denied(),
+        });
+    }
+    let (record, fetched) = load(app, a).await?;
+    a.patient = record.patient;
+    chain_allows(app, a, &record).await?;
+    match app.key.open(a.record_id.as_slice(), &record.sealed) {
+        Ok(plain) => {
+            // Kept only once the chain allowed a read of it: requests that are refused do
+            // not decide what stays in memory.
+            if fetched {
+                app.records.put(a.record_id, record.clone());
+            }
+            a.allowed = true;
+            a.reason = "allowed".into();
+            Ok(plain)
+        }
+        Err(e) => {
+            a.reason = e.to_string();
+            Err(ApiError::new(
+                ErrorCode::Integrity,
+                "the stored record is damaged",
+            ))
+        }
+    }
+}
+
+/// The record `a` names, from memory or else from the database (then `true`: not kept yet).
+async fn load(app: &App, a: &mut Access) -> Result<(Arc<Cached>, bool), ApiError> {
+    if let Some(r) = app.records.get(&a.record_id) {
+        return Ok((r, false));
+    }
+    match store::fetch_record(&app.pool, a.record_id).await {
+        Ok(Some(r)) => Ok((Arc::new(r), true)),
+        Ok(None) => {
+            a.reason = "unknown record".into();
+            Err(ApiError::denied())
+        }
+        Err(e) => {
+            a.reason = format!("database: {e}");
+            Err(ApiError::unavailable("try again later"))
+        }
+    }
+}
+
+/// Asks the chain itself, now, whether the requester may read the record's category of its
+/// patient: a cache could miss a revocation.
+async fn chain_allows(app: &App, a: &mut Access, record: &Cached) -> Result<(), ApiError> {
+    match app
+        .consent
+        .canRead(a.requester, record.patient, record.category)
+        .call()
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            a.reason = "the chain does not allow it".into();
+            Err(ApiError::denied())
+        }
+        Err(e) => {
+            a.reason = format!("chain unavailable: {e}");
+            Err(ApiError::unavailable("try again later"))
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! `POST /v1/research/query`: a researcher's signed query, checked like every signed request
+//! and against its hash, then answered by [`crate::research`].
+
+use super::body::json_body;
+use super::error::ApiError;
+use crate::app::App;
+use axum::Json;
+use axum::extract::{Request, State};
+use medrec_protocol::research::{SignedAnswer, SignedQuery};
+use medrec_protocol::{ErrorCode, Signed};
+use std::sync::Arc;
+
+/// `POST /v1/research/query`.
+pub async fn query(
+    State(app): State<Arc<App>>,
+    req: Request,
+) -> Result<Json<SignedAnswer>, ApiError> {
+    let Some(research) = &app.research else {
+        return Err(ApiError::new(
+            ErrorCode::NoResearch,
+            "this gatekeeper has no holder key to sign answers",
+        ));
+    };
+    let SignedQuery {
+        request,
+        query,
+        signature,
+    } = json_body(
+        req.into_body(),
+        app.limits.max_query_bytes,
+        "expected {\"request\", \"query\", \"signature\"}",
+    )
+    .await?;
+    let signed = Signed { request, signature };
+    app.auth
+        .verify(&signed, None)
+        .map_err(|_| ApiError::denied())?;
+    if alloy::primitives::keccak256(query.as_bytes()) != signed.request.queryHash {
+        return Err(ApiError::denied());
+    }
+    Ok(Json(
+        research.answer(&app.pool, &signed.request, &query).await?,
+    ))
+}

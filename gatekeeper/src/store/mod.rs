@@ -1,0 +1,108 @@
+//! Record storage: records sealed at rest ([`crypto`]), the coded facts research reads
+//! ([`facts`]), the SQL that stores and fetches them, and the records served kept in memory
+//! ([`cache`]).
+
+pub mod cache;
+pub mod crypto;
+pub mod facts;
+
+use alloy::primitives::{Address, B256};
+use cache::Cached;
+use crypto::Sealed;
+use medrec_protocol::Upload;
+use sqlx::{PgPool, Row};
+
+/// A stored record's patient, category and sealed bytes.
+pub async fn fetch_record(pool: &PgPool, id: B256) -> Result<Option<Cached>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT patient, category, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
+    )
+    .bind(id.to_vec())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| Cached {
+        patient: Address::from_slice(&row.get::<Vec<u8>, _>("patient")),
+        category: row.get::<i16, _>("category") as u8,
+        sealed: Sealed {
+            data_nonce: row.get("data_nonce"),
+            ciphertext: row.get("ciphertext"),
+            key_nonce: row.get("key_nonce"),
+            wrapped_key: row.get("wrapped_key"),
+        },
+    }))
+}
+
+/// Records an upload's nonce; false when it was used before (uploads have no expiry, so
+/// their nonces are kept for good).
+pub async fn use_upload_nonce(pool: &PgPool, nonce: B256) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("INSERT INTO gk_upload_nonces (nonce) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(nonce.to_vec())
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Stores a sealed record and its facts in one transaction; false if it existed.
+pub async fn insert_record(
+    pool: &PgPool,
+    id: B256,
+    upload: &Upload,
+    size: usize,
+    sealed: &Sealed,
+    facts: &facts::Facts,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let res = sqlx::query(
+        "INSERT INTO gk_records (record_id, patient, category, content_hash, size, data_nonce, ciphertext, key_nonce, wrapped_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (record_id) DO NOTHING",
+    )
+    .bind(id.to_vec())
+    .bind(upload.patient.to_vec())
+    .bind(upload.category as i16)
+    .bind(upload.contentHash.to_vec())
+    .bind(size as i32)
+    .bind(&sealed.data_nonce)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.key_nonce)
+    .bind(&sealed.wrapped_key)
+    .execute(&mut *tx)
+    .await?;
+    let stored = res.rows_affected() == 1;
+    if stored {
+        if let Some((gender, birth)) = &facts.demographics {
+            sqlx::query(
+                "INSERT INTO gk_patients (patient, gender, birth_date) VALUES ($1, $2, $3::date)
+                 ON CONFLICT (patient) DO UPDATE SET gender = EXCLUDED.gender, birth_date = EXCLUDED.birth_date",
+            )
+            .bind(upload.patient.to_vec())
+            .bind(gender)
+            .bind(birth)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !facts.codes.is_empty() {
+            let (mut kinds, mut systems, mut codes, mut values) = (vec![], vec![], vec![], vec![]);
+            for (kind, system, code, value) in &facts.codes {
+                kinds.push(*kind);
+                systems.push(system.as_str());
+                codes.push(code.as_str());
+                values.push(*value);
+            }
+            sqlx::query(
+                "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
+                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id.to_vec())
+            .bind(upload.patient.to_vec())
+            .bind(&kinds)
+            .bind(&systems)
+            .bind(&codes)
+            .bind(&values)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
