@@ -159,11 +159,21 @@ impl Nonces {
 pub struct RateLimiter(governor::DefaultKeyedRateLimiter<Address>);
 
 impl RateLimiter {
-    /// A limiter allowing `burst` requests at once and `rate_per_sec` sustained, per requester;
-    /// `None` unless the rate is above zero and the burst at least 1.
+    /// A limiter allowing `burst` requests at once (its whole part, as a bucket of that size
+    /// holds) and `rate_per_sec` sustained, per requester; `None` unless the rate is above zero
+    /// and the burst at least 1. Rates above 10^9/s are one request per nanosecond.
     pub fn new(rate_per_sec: f64, burst: f64) -> Option<Self> {
-        let period = Duration::try_from_secs_f64(1.0 / rate_per_sec).ok()?;
-        let burst = NonZeroU32::new(burst.round().clamp(0.0, u32::MAX as f64) as u32)?;
+        if rate_per_sec.is_nan() || rate_per_sec <= 0.0 {
+            return None;
+        }
+        let period = Duration::try_from_secs_f64(1.0 / rate_per_sec)
+            .ok()?
+            .max(Duration::from_nanos(1));
+        let burst = burst.floor();
+        if burst.is_nan() || burst < 1.0 {
+            return None;
+        }
+        let burst = NonZeroU32::new(burst.min(u32::MAX as f64) as u32)?;
         let quota = governor::Quota::with_period(period)?.allow_burst(burst);
         Some(Self(governor::RateLimiter::keyed(quota)))
     }
@@ -252,12 +262,23 @@ mod tests {
         assert!(rate.take(a));
         assert!(!rate.take(a), "the burst is used up");
         assert!(rate.take(b), "another requester has its own allowance");
+        // A burst's whole part is what a bucket of that size allows at once.
+        let rate = RateLimiter::new(0.001, 1.5).unwrap();
+        assert!(rate.take(a));
+        assert!(!rate.take(a), "a burst of 1.5 allows one read at once");
+        assert!(
+            RateLimiter::new(3e9, 1.0).is_some(),
+            "a very high rate is accepted"
+        );
+        assert!(RateLimiter::new(f64::INFINITY, 1.0).is_some());
         for (r, burst) in [
             (0.0, 2.0),
             (-1.0, 2.0),
             (f64::NAN, 2.0),
             (1.0, 0.0),
             (1.0, 0.4),
+            (1.0, 0.6),
+            (1.0, f64::NAN),
         ] {
             assert!(RateLimiter::new(r, burst).is_none(), "{r} {burst}");
         }

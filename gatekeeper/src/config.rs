@@ -21,7 +21,7 @@ pub const RECORD_CACHE_SECS: u64 = 60;
 /// Default seconds between anchors of the access log head.
 pub const ANCHOR_EVERY_SECS: u64 = 300;
 /// Default age in blocks a new research query's pinned block may have.
-pub const RESEARCH_MAX_PIN_AGE: u64 = 64;
+pub const RESEARCH_MAX_PIN_AGE: u64 = medrec_protocol::research::DEFAULT_MAX_PIN_AGE;
 /// How often the opt-in follower looks for new blocks.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// Connections to the holder's database.
@@ -51,7 +51,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "MEDREC_GATEKEEPER_LISTEN",
-        default_value = "127.0.0.1:8701"
+        default_value = medrec_protocol::records::DEFAULT_LISTEN
     )]
     pub listen: String,
     /// Largest record accepted, in bytes
@@ -112,6 +112,11 @@ pub struct Limits {
     pub record_cache_ttl: Duration,
 }
 
+/// `n` MiB in bytes (at most `usize::MAX`).
+fn mib(n: usize) -> usize {
+    n.saturating_mul(1 << 20)
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -120,7 +125,7 @@ impl Default for Limits {
             max_query_bytes: MAX_QUERY_BYTES,
             rate_per_sec: RATE_PER_SEC,
             burst: BURST,
-            record_cache_bytes: RECORD_CACHE_MB << 20,
+            record_cache_bytes: mib(RECORD_CACHE_MB),
             record_cache_ttl: Duration::from_secs(RECORD_CACHE_SECS),
         }
     }
@@ -132,7 +137,7 @@ impl From<&ServeArgs> for Limits {
             max_record_bytes: a.max_record_bytes,
             rate_per_sec: a.rate_per_sec,
             burst: a.burst,
-            record_cache_bytes: a.record_cache_mb.saturating_mul(1 << 20),
+            record_cache_bytes: mib(a.record_cache_mb),
             record_cache_ttl: Duration::from_secs(a.record_cache_secs),
             ..Self::default()
         }

@@ -3,7 +3,7 @@
 //! allows to read that category of that patient at that moment. Every read and denial goes
 //! into a hash-chained access log that the patient can check.
 //!
-//! Modules by concern, each importing only those below it: [`config`] (settings and their
+//! Modules by concern; no module imports its caller: [`config`] (settings and their
 //! defaults), [`app`] (state built once), [`http`] (one module per route group), [`auth`]
 //! (signed requests), [`access_log`], [`store`] (record SQL, encryption at rest, the record
 //! cache), [`research`] (aggregate queries and the opt-in follower), [`error`]. The wire

@@ -30,7 +30,7 @@ pub struct ImportArgs {
     #[arg(
         long,
         env = "MEDREC_GATEKEEPER_URL",
-        default_value = "http://127.0.0.1:8701"
+        default_value = medrec_protocol::records::DEFAULT_URL
     )]
     pub gatekeeper_url: String,
     /// Pointers per anchoring transaction (1-200)

@@ -38,7 +38,7 @@ pub struct PutArgs {
     #[arg(
         long,
         env = "MEDREC_GATEKEEPER_URL",
-        default_value = "http://127.0.0.1:8701"
+        default_value = medrec_protocol::records::DEFAULT_URL
     )]
     pub gatekeeper_url: String,
 }
@@ -63,7 +63,7 @@ pub struct AccessLogArgs {
     #[arg(
         long,
         env = "MEDREC_GATEKEEPER_URL",
-        default_value = "http://127.0.0.1:8701"
+        default_value = medrec_protocol::records::DEFAULT_URL
     )]
     pub gatekeeper_url: String,
 }
@@ -89,22 +89,23 @@ pub(crate) async fn sign<T: SignedRequest>(
 /// The typed answer in a gatekeeper's response; a malformed one is a one-line error naming
 /// `from`.
 pub(crate) async fn answer<T: DeserializeOwned>(resp: reqwest::Response, from: &str) -> Result<T> {
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| CliError::Rpc(format!("{from} broke off: {e}")))?;
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(&body(resp, from).await?)
         .map_err(|e| CliError::Rpc(format!("malformed answer from {from}: {e}")))
 }
 
-/// A gatekeeper's error answer: its code and message (`unknown` and `no message` when the
-/// body is not the protocol's error body).
+/// The whole body of a gatekeeper's response; a broken-off one is a one-line error naming
+/// `from`.
+pub(crate) async fn body(resp: reqwest::Response, from: &str) -> Result<Vec<u8>> {
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| CliError::Rpc(format!("{from} broke off: {e}")))
+}
+
+/// A gatekeeper's error answer: its code as the gatekeeper wrote it and its message
+/// (`unknown` and `no message` for what the body does not hold).
 pub(crate) async fn error_body(resp: reqwest::Response) -> (String, String) {
-    let bytes = resp.bytes().await.unwrap_or_default();
-    match ErrorBody::parse(&bytes) {
-        Some(b) => (b.error.code.to_string(), b.error.message),
-        None => ("unknown".into(), "no message".into()),
-    }
+    ErrorBody::describe(&resp.bytes().await.unwrap_or_default())
 }
 
 /// Uploads one record, signed by its holder; the record id the gatekeeper stored it under.

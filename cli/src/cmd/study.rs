@@ -1,7 +1,7 @@
 //! `medrec study`: research studies. Researchers register and query; the operator approves and
 //! closes; patients opt in, withdraw and list their studies.
 
-use super::records::{answer, client, error_body, sign};
+use super::records::{self, answer, client, error_body, sign};
 use crate::chain::{self, Chain, Deployment};
 use crate::error::{CliError, Result};
 use crate::keys;
@@ -20,7 +20,8 @@ use medrec_protocol::clock::{RESEARCH_VALIDITY_SECS, now_secs};
 use medrec_protocol::envelope::random_nonce;
 use medrec_protocol::health::{HEALTH_PATH, Health};
 use medrec_protocol::research::{
-    self as wire, Answer, Combined, LOINC, QUERY_PATH, Query, QueryError, SignedAnswer, SignedQuery,
+    self as wire, Answer, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_EPSILON, QUERY_PATH, Query,
+    QueryError, SignedAnswer, SignedQuery,
 };
 use medrec_protocol::study::StudyStatus;
 use serde_json::json;
@@ -139,7 +140,7 @@ fn build_query(a: &QueryArgs, pinned: u64) -> Result<Query> {
         }
     };
     q.check().map_err(|e| match e {
-        QueryError::Epsilon => CliError::input("--epsilon must be in (0, 10]"),
+        QueryError::Epsilon => CliError::input(format!("--epsilon must be in (0, {MAX_EPSILON}]")),
         other => CliError::input(other.to_string()),
     })?;
     Ok(q)
@@ -371,7 +372,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         }
         let again = format!(
             "ask again with --pin {pinned} (holders take a pinned block only while it is \
-             recent: 64 blocks by default)"
+             recent: {DEFAULT_MAX_PIN_AGE} blocks by default)"
         );
         return Err(
             match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await {
@@ -496,7 +497,14 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
             ))
         });
     }
-    let signed: SignedAnswer = answer(resp, base).await?;
+    // A body that is not a signed answer is the holder's fault, not the network's: it is
+    // refused as an integrity error, like an answer with a bad signature.
+    let signed: SignedAnswer =
+        serde_json::from_slice(&records::body(resp, base).await?).map_err(|e| {
+            CliError::Integrity(format!(
+                "{base} answered something that is not a signed answer: {e}"
+            ))
+        })?;
     let signed_by = alloy::hex::decode(signed.signature.trim_start_matches("0x"))
         .ok()
         .and_then(|raw| Signature::from_raw(&raw).ok())

@@ -184,6 +184,27 @@ impl ErrorBody {
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         serde_json::from_slice(bytes).ok()
     }
+
+    /// The code and message of an error answer, for a person: the code as the server wrote it
+    /// (also one this version does not know), `unknown` and `no message` for what is missing.
+    pub fn describe(bytes: &[u8]) -> (String, String) {
+        #[derive(Deserialize)]
+        struct Raw {
+            error: RawDetail,
+        }
+        #[derive(Deserialize)]
+        struct RawDetail {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        match serde_json::from_slice::<Raw>(bytes) {
+            Ok(Raw { error }) => (
+                error.code.unwrap_or_else(|| "unknown".into()),
+                error.message.unwrap_or_else(|| "no message".into()),
+            ),
+            Err(_) => ("unknown".into(), "no message".into()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +223,32 @@ mod tests {
             serde_json::from_str::<ErrorCode>("\"a_newer_code\"").unwrap(),
             ErrorCode::Unknown
         );
+    }
+
+    #[test]
+    fn an_error_answer_is_described_with_the_code_the_server_wrote() {
+        let cases: [(&[u8], (&str, &str)); 5] = [
+            (
+                br#"{"error":{"code":"denied","message":"request denied"}}"#,
+                ("denied", "request denied"),
+            ),
+            (
+                br#"{"error":{"code":"a_newer_code","message":"m"}}"#,
+                ("a_newer_code", "m"),
+            ),
+            (
+                br#"{"error":{"code":"rate_limited"}}"#,
+                ("rate_limited", "no message"),
+            ),
+            (br#"{"error":{}}"#, ("unknown", "no message")),
+            (b"<html>bad gateway</html>", ("unknown", "no message")),
+        ];
+        for (bytes, (code, message)) in cases {
+            assert_eq!(
+                ErrorBody::describe(bytes),
+                (code.to_string(), message.to_string())
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Where a holder uploads records.
 pub const UPLOAD_PATH: &str = "/v1/records";
 
+/// The read route, as the gatekeeper's router writes it: [`locator`] then [`read_url`] give
+/// this path under the gatekeeper's base URL.
+pub const READ_ROUTE: &str = "/v1/records/{record_id}/read";
+
 /// The content type of a record, as uploaded and as served.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
@@ -49,6 +53,11 @@ pub struct Uploaded {
     pub stored: bool,
 }
 
+/// The address a gatekeeper listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8701";
+/// The gatekeeper URL a client uses unless told otherwise: a gatekeeper on its defaults.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8701";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +90,14 @@ mod tests {
     #[test]
     fn locators_and_read_urls() {
         let id = B256::repeat_byte(1);
+        assert_eq!(DEFAULT_URL, format!("http://{DEFAULT_LISTEN}"));
+        assert_eq!(
+            read_url(&locator("http://h", id)),
+            format!(
+                "http://h{}",
+                READ_ROUTE.replace("{record_id}", &id.to_string())
+            )
+        );
         let l = locator("http://127.0.0.1:8701/", id);
         assert_eq!(l, format!("http://127.0.0.1:8701/v1/records/{id}"));
         assert_eq!(read_url(&l), format!("{l}/read"));

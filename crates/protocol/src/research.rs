@@ -39,6 +39,10 @@ pub fn condition_system(short: &str) -> Option<&'static str> {
 /// The largest epsilon a query may ask for.
 pub const MAX_EPSILON: f64 = 10.0;
 
+/// How many blocks old a new query's pinned block may be at a holder on its defaults
+/// (`--research-max-pin-age`): older pins would count patients who have since withdrawn.
+pub const DEFAULT_MAX_PIN_AGE: u64 = 64;
+
 /// `value` as canonical JSON: keys sorted, no whitespace. What is hashed is this text.
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
     // serde_json's `Value` keeps object keys sorted: going through it sorts every level.
@@ -62,7 +66,7 @@ pub enum QueryError {
     #[error("malformed code {0:?}")]
     Code(String),
     /// Epsilon is not in (0, [`MAX_EPSILON`]].
-    #[error("epsilon must be in (0, 10]")]
+    #[error("epsilon must be in (0, {}]", MAX_EPSILON)]
     Epsilon,
 }
 

@@ -18,7 +18,7 @@ use error::ApiError;
 use medrec_protocol::ErrorCode;
 use medrec_protocol::access_log::LOG_PATH;
 use medrec_protocol::health::HEALTH_PATH;
-use medrec_protocol::records::UPLOAD_PATH;
+use medrec_protocol::records::{READ_ROUTE, UPLOAD_PATH};
 use medrec_protocol::research::QUERY_PATH;
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(records::upload).layer(DefaultBodyLimit::disable()),
         )
         .route(
-            "/v1/records/{record_id}/read",
+            READ_ROUTE,
             post(records::read).layer(DefaultBodyLimit::disable()),
         )
         .route(
