@@ -3,6 +3,8 @@
 #  - deploys with script/Deploy.s.sol and reads the gatekeeper's domain with cast (example 1);
 #  - check.mjs (viem): the domains through ERC-5267, a grant signed by a patient with no ether
 #    and relayed, canRead (example 2);
+#  - sign-only.mjs (viem) writes a --sign-only file that the medrec CLI (target/debug/medrec,
+#    or $MEDREC_CLI) relays;
 #  - when DATABASE_URL is set (a role that may create databases): starts a gatekeeper
 #    (target/debug/medrec-gatekeeper, or $MEDREC_GATEKEEPER) on a scratch database and runs
 #    read.mjs (viem): an upload, a read checked against the chain, refusals, the access log
@@ -21,8 +23,10 @@ gatekeeper=${MEDREC_GATEKEEPER:-target/debug/medrec-gatekeeper}
 # demo-smoke's (31338).
 chain_id=31339
 deployment=deployments/$chain_id.json
-# anvil's first account deploys and governs; its third is the gatekeeper's holder.
+# anvil's first account deploys and governs, its second relays, its third is the gatekeeper's
+# holder.
 deployer_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+relayer_key=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 holder=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
 
 if [[ ! -d interop/node_modules/viem ]]; then
@@ -82,6 +86,31 @@ if [[ $domain != "$expected" ]]; then
 fi
 
 node interop/check.mjs "$rpc" "$deployment"
+
+# The --sign-only file, written by viem, relayed by the medrec CLI (when built).
+medrec=${MEDREC_CLI:-target/debug/medrec}
+if [[ -x $medrec ]]; then
+  node interop/sign-only.mjs "$rpc" "$deployment" "$tmp/grant.json"
+  echo relayer >"$tmp/password"
+  echo "${relayer_key#0x}" >"$tmp/relayer.key"
+  export MEDREC_KEYSTORE_DIR=$tmp/keystores MEDREC_PASSWORD_FILE=$tmp/password \
+    MEDREC_RPC_URL=$rpc MEDREC_DEPLOYMENTS=$deployment
+  "$medrec" -q account import relayer --private-key-file "$tmp/relayer.key"
+  "$medrec" relay "$tmp/grant.json" -a relayer
+  read -r grantee patient < <(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["message"]; print(m["grantee"], m["patient"])' "$tmp/grant.json")
+  consent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["consentRegistry"])' "$deployment")
+  for category in 3:true 8:true 4:false; do
+    got=$("$cast" call --rpc-url "$rpc" "$consent" "canRead(address,address,uint8)(bool)" \
+      "$grantee" "$patient" "${category%:*}")
+    if [[ $got != "${category#*:}" ]]; then
+      echo "interop: after medrec relay, canRead(category ${category%:*}) is $got" >&2
+      exit 1
+    fi
+  done
+  echo "interop: medrec relay sent the file viem wrote; canRead follows"
+else
+  echo "interop: no $medrec (cargo build -p medrec-cli): the --sign-only file was not relayed"
+fi
 
 if [[ -z ${DATABASE_URL:-} ]]; then
   echo "interop: DATABASE_URL is not set: the gatekeeper example (read.mjs) was not run"
