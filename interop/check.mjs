@@ -11,7 +11,7 @@
 // (run.sh starts anvil, deploys with script/Deploy.s.sol and calls this.)
 import { hashDomain, hashTypedData, keccak256, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { checker, connect } from "./lib.mjs";
+import { RECORD_REQUEST_TYPES, checker, connect } from "./lib.mjs";
 
 const [rpcUrl, deploymentFile] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile) {
@@ -60,16 +60,7 @@ eq(
       chainId: 31337,
       verifyingContract: "0x00000000000000000000000000000000000e5267",
     },
-    types: {
-      RecordRequest: [
-        { name: "requester", type: "address" },
-        { name: "recordId", type: "bytes32" },
-        { name: "audience", type: "address" },
-        { name: "nonce", type: "uint256" },
-        { name: "issuedAt", type: "uint64" },
-        { name: "expiresAt", type: "uint64" },
-      ],
-    },
+    types: RECORD_REQUEST_TYPES,
     primaryType: "RecordRequest",
     message: {
       requester: "0x00000000000000000000000000000000000a11ce",

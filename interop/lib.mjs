@@ -36,6 +36,18 @@ export const GRANT_TYPES = {
   ],
 };
 
+/** The gatekeeper's request for one record (domain medrec.Gatekeeper). */
+export const RECORD_REQUEST_TYPES = {
+  RecordRequest: [
+    { name: "requester", type: "address" },
+    { name: "recordId", type: "bytes32" },
+    { name: "audience", type: "address" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "expiresAt", type: "uint64" },
+  ],
+};
+
 /** Counts failed checks; `done` exits with their verdict. */
 export function checker() {
   let failures = 0;

@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { concat, encodeAbiParameters, keccak256, sha256, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { anvilAccounts, checker, connect } from "./lib.mjs";
+import { RECORD_REQUEST_TYPES, anvilAccounts, checker, connect } from "./lib.mjs";
 
 const [rpcUrl, deploymentFile, gatekeeperUrl] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile || !gatekeeperUrl) {
@@ -115,16 +115,7 @@ async function signedRead(account) {
   };
   const signature = await account.signTypedData({
     domain: gatekeeperDomain,
-    types: {
-      RecordRequest: [
-        { name: "requester", type: "address" },
-        { name: "recordId", type: "bytes32" },
-        { name: "audience", type: "address" },
-        { name: "nonce", type: "uint256" },
-        { name: "issuedAt", type: "uint64" },
-        { name: "expiresAt", type: "uint64" },
-      ],
-    },
+    types: RECORD_REQUEST_TYPES,
     primaryType: "RecordRequest",
     message: request,
   });
