@@ -55,7 +55,7 @@ cleanup() {
   if [[ -n $database ]]; then
     psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
   fi
-  rm -rf "$tmp" "$deployment"
+  rm -rf "$tmp" "$deployment" "broadcast/Deploy.s.sol/$chain_id" "cache/Deploy.s.sol/$chain_id"
 }
 trap cleanup EXIT
 
