@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IRecordRegistry} from "./interfaces/IRecordRegistry.sol";
 
 /// @title RecordRegistry
 /// @notice Record pointers anchored by their holders. See {IRecordRegistry}.
-contract RecordRegistry is IRecordRegistry {
+/// @dev OpenZeppelin's {EIP712} holds the gatekeeper's domain (name and version in immutables,
+/// the separator cached and rebuilt after a chain split) and answers ERC-5267; the registry
+/// verifies no signature itself.
+contract RecordRegistry is IRecordRegistry, EIP712 {
     /// @notice Longest locator accepted, in bytes.
     uint256 public constant MAX_LOCATOR_LENGTH = 256;
     /// @notice Most pointers in one {anchorBatch}.
@@ -22,7 +26,9 @@ contract RecordRegistry is IRecordRegistry {
     mapping(bytes32 recordId => bytes32 newRecordId) private _supersededBy;
     mapping(address holder => LogAnchor) private _logAnchors;
 
-    constructor(IParticipantRegistry participants_, IConsentRegistry consent_) {
+    constructor(IParticipantRegistry participants_, IConsentRegistry consent_)
+        EIP712("medrec.Gatekeeper", "1")
+    {
         participants = participants_;
         consent = consent_;
     }
@@ -109,6 +115,30 @@ contract RecordRegistry is IRecordRegistry {
         returns (bytes32)
     {
         return _commitment(patient, holder, category, contentHash);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function eip712Domain()
+        public
+        view
+        override(IRecordRegistry, EIP712)
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        return super.eip712Domain();
+    }
+
+    /// @notice The EIP-712 domain separator of gatekeeper messages on this chain.
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() external view returns (bytes32) {
+        return _domainSeparatorV4();
     }
 
     /// @dev Checks `p` and emits its event; returns the commitment for the caller to store.

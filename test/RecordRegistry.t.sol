@@ -4,6 +4,7 @@ pragma solidity ^0.8.30;
 import {Vm} from "forge-std/Vm.sol";
 import {Base} from "./Base.t.sol";
 import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+import {RecordRegistry} from "../contracts/RecordRegistry.sol";
 
 contract RecordRegistryTest is Base {
     address internal patient2 = makeAddr("patient2");
@@ -157,6 +158,102 @@ contract RecordRegistryTest is Base {
         assertEq(address(records.consent()), address(consent));
         assertEq(records.MAX_LOCATOR_LENGTH(), 256);
         assertEq(records.MAX_BATCH(), 200);
+    }
+
+    // ------------------------------------------- gatekeeper domain (ERC-5267)
+
+    // The gatekeeper's domain for a registry at GK_REGISTRY on chain 31337, and the digest of one
+    // RecordRequest under it, computed once with cast (keccak256 and abi-encode by hand) and
+    // checked against `medrec_bindings::gatekeeper_domain(31337, GK_REGISTRY).separator()` and
+    // `RecordRequest::eip712_signing_hash`: what a gatekeeper verifies is what this returns.
+    address internal constant GK_REGISTRY = address(0xE5267);
+    bytes32 internal constant GK_SEPARATOR =
+        0x9c5c813a18f60135f3579cffd0493595c020137638dc4504936b99cc7371f4be;
+    bytes32 internal constant GK_REQUEST_DIGEST =
+        0xf113258eb891795fe67f254d52198bc3352cbedd3828f847493e688156445f9c;
+    bytes32 internal constant EIP712_DOMAIN_TYPEHASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    );
+    bytes32 internal constant RECORD_REQUEST_TYPEHASH = keccak256(
+        "RecordRequest(address requester,bytes32 recordId,address audience,uint256 nonce,uint64 issuedAt,uint64 expiresAt)"
+    );
+
+    /// @dev The separator a client builds from what {eip712Domain} returns.
+    function separatorOfDomain(IRecordRegistry r) internal view returns (bytes32) {
+        (, string memory name, string memory version, uint256 chainId, address verifying,,) =
+            r.eip712Domain();
+        return keccak256(
+            abi.encode(
+                EIP712_DOMAIN_TYPEHASH,
+                keccak256(bytes(name)),
+                keccak256(bytes(version)),
+                chainId,
+                verifying
+            )
+        );
+    }
+
+    function test_eip712Domain_isTheGatekeepersDomain() public view {
+        (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        ) = records.eip712Domain();
+        assertEq(fields, hex"0f");
+        assertEq(name, "medrec.Gatekeeper");
+        assertEq(version, "1");
+        assertEq(chainId, block.chainid);
+        assertEq(verifyingContract, address(records));
+        assertEq(salt, bytes32(0));
+        assertEq(extensions.length, 0);
+        assertEq(separatorOfDomain(records), records.DOMAIN_SEPARATOR());
+    }
+
+    function test_eip712Domain_separatorMatchesRustBindings() public {
+        vm.chainId(31337);
+        deployCodeTo(
+            "RecordRegistry.sol:RecordRegistry", abi.encode(participants, consent), GK_REGISTRY
+        );
+        IRecordRegistry r = IRecordRegistry(GK_REGISTRY);
+        assertEq(separatorOfDomain(r), GK_SEPARATOR);
+        assertEq(RecordRegistry(GK_REGISTRY).DOMAIN_SEPARATOR(), GK_SEPARATOR);
+    }
+
+    function test_eip712Domain_recordRequestDigestMatchesRustBindings() public {
+        vm.chainId(31337);
+        deployCodeTo(
+            "RecordRegistry.sol:RecordRegistry", abi.encode(participants, consent), GK_REGISTRY
+        );
+        bytes32 structHash = keccak256(
+            abi.encode(
+                RECORD_REQUEST_TYPEHASH,
+                address(0xA11CE),
+                ID1,
+                address(0xB0B),
+                uint256(7),
+                uint64(1_800_000_000),
+                uint64(1_800_000_300)
+            )
+        );
+        bytes32 digest_ = keccak256(
+            abi.encodePacked(
+                "\x19\x01", separatorOfDomain(IRecordRegistry(GK_REGISTRY)), structHash
+            )
+        );
+        assertEq(digest_, GK_REQUEST_DIGEST);
+    }
+
+    function test_eip712Domain_followsTheChainId() public {
+        bytes32 before = records.DOMAIN_SEPARATOR();
+        vm.chainId(block.chainid + 1);
+        (,,, uint256 chainId,,,) = records.eip712Domain();
+        assertEq(chainId, block.chainid);
+        assertNotEq(records.DOMAIN_SEPARATOR(), before);
+        assertEq(separatorOfDomain(records), records.DOMAIN_SEPARATOR());
     }
 
     // --------------------------------------------------- views (pure-ish)

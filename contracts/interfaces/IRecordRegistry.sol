@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
+
 /// @title IRecordRegistry
 /// @notice Pointers to records that stay with their holders: where a record lives and what it
 /// hashes to. No health information goes on chain: the locator is opaque to this contract.
@@ -9,7 +11,11 @@ pragma solidity ^0.8.30;
 /// locator) is in the {PointerAnchored} event. A verifier takes the fields from the event (or
 /// the indexer) and checks them with {verifyPointer}. Nothing is deleted: an amendment anchors a
 /// new pointer that supersedes an earlier one of the same holder, patient and category.
-interface IRecordRegistry {
+///
+/// The registry also names the EIP-712 domain of the messages that holders' gatekeepers verify
+/// off chain (uploads, record, research and access-log requests): it verifies none of them
+/// itself, but {eip712Domain} (ERC-5267) lets any client discover that domain from the chain.
+interface IRecordRegistry is IERC5267 {
     /// @notice A pointer to anchor.
     /// @param recordId the holder-chosen, globally unique record id (non-zero)
     /// @param patient whose record it is
@@ -122,4 +128,24 @@ interface IRecordRegistry {
         external
         pure
         returns (bytes32);
+
+    /// @notice The EIP-712 domain of gatekeeper messages for this deployment (ERC-5267):
+    /// `fields` is `0x0f` (name, version, chainId, verifyingContract), `name` is
+    /// "medrec.Gatekeeper", `version` is "1", `chainId` is the current chain's id and
+    /// `verifyingContract` is this registry; `salt` is zero and `extensions` empty.
+    /// A gatekeeper checks every signed request against this domain, so a client that signs
+    /// with it needs no other configuration than this contract's address.
+    function eip712Domain()
+        external
+        view
+        override
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        );
 }

@@ -1,0 +1,168 @@
+// What the interop checks share: clients for a node, the committed ABIs, anvil's funded
+// accounts, ERC-5267 domain discovery, a consent grant signed by a patient and relayed, and a
+// tally of checks.
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createPublicClient, createWalletClient, http, keccak256, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** A contract's ABI as `make abi` wrote it for the Rust bindings. */
+export const abi = (name) =>
+  JSON.parse(readFileSync(join(root, "crates/bindings/abi", `${name}.json`), "utf8")).abi;
+
+/** anvil's well-known funded accounts 0-2: governance (the deployer), a relayer, a holder. */
+export const anvilAccounts = [
+  "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+  "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+  "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+].map((key) => privateKeyToAccount(key));
+
+export const PROVIDER_ROLE = 1; // IParticipantRegistry.Role.Provider
+
+export const GRANT_TYPES = {
+  Grant: [
+    { name: "patient", type: "address" },
+    { name: "grantee", type: "address" },
+    { name: "categories", type: "uint64" },
+    { name: "purpose", type: "uint8" },
+    { name: "notBefore", type: "uint40" },
+    { name: "expiresAt", type: "uint40" },
+    { name: "signer", type: "address" },
+    { name: "nonce", type: "uint256" },
+    { name: "deadline", type: "uint256" },
+  ],
+};
+
+/** The gatekeeper's request for one record (domain medrec.Gatekeeper). */
+export const RECORD_REQUEST_TYPES = {
+  RecordRequest: [
+    { name: "requester", type: "address" },
+    { name: "recordId", type: "bytes32" },
+    { name: "audience", type: "address" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "expiresAt", type: "uint64" },
+  ],
+};
+
+/** Counts failed checks; `done` exits with their verdict. */
+export function checker() {
+  let failures = 0;
+  const check = (what, ok, detail = "") => {
+    console.log(`${ok ? "ok  " : "FAIL"} ${what}${detail ? `: ${detail}` : ""}`);
+    if (!ok) failures += 1;
+  };
+  const eq = (what, got, want) =>
+    check(what, got === want, got === want ? "" : `got ${got}, want ${want}`);
+  const done = (success) => {
+    if (failures > 0) {
+      console.error(`interop: ${failures} check(s) failed`);
+      process.exit(1);
+    }
+    console.log(`interop: ${success}`);
+  };
+  return { check, eq, done };
+}
+
+/** Clients for the node at `rpcUrl` and the deployment in `deploymentFile`. */
+export async function connect(rpcUrl, deploymentFile, { check, eq }) {
+  const deployment = JSON.parse(readFileSync(deploymentFile, "utf8"));
+  const client = createPublicClient({ transport: http(rpcUrl) });
+  const chainId = await client.getChainId();
+  const chain = {
+    id: chainId,
+    name: "medrec",
+    nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+  };
+  const abis = {
+    participants: abi("ParticipantRegistry"),
+    consent: abi("ConsentRegistry"),
+    records: abi("RecordRegistry"),
+  };
+
+  /** Sends a contract call from `account` and checks that it was mined without a revert. */
+  async function send(account, address, contractAbi, functionName, args) {
+    const wallet = createWalletClient({ account, chain, transport: http(rpcUrl) });
+    const hash = await wallet.writeContract({ address, abi: contractAbi, functionName, args });
+    const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    check(`${functionName} mined`, receipt.status === "success", hash);
+  }
+
+  /** ERC-5267: the contract's EIP-712 domain, as viem's signTypedData takes it. */
+  async function domainOf(address) {
+    const [fields, name, version, domainChainId, verifyingContract, salt, extensions] =
+      await client.readContract({ address, abi: abis.records, functionName: "eip712Domain" });
+    eq(`${name}: fields`, fields, "0x0f");
+    eq(`${name}: salt`, salt, toHex(0n, { size: 32 }));
+    eq(`${name}: extensions`, extensions.length, 0);
+    return { name, version, chainId: Number(domainChainId), verifyingContract };
+  }
+
+  const now = async () => BigInt((await client.getBlock()).timestamp);
+
+  /** Governance credentials `address` as a provider for a year. */
+  async function credentialProvider(address) {
+    await send(anvilAccounts[0], deployment.participantRegistry, abis.participants, "issueCredential", [
+      address,
+      PROVIDER_ROLE,
+      keccak256(toHex(`licence of ${address}`)),
+      Number((await now()) + 365n * 86400n),
+    ]);
+  }
+
+  /** `patient` signs a treatment grant of `categories` to `grantee` for 90 days, over the domain
+   * read from the chain; anvil's relayer sends it. Returns the message and signature. */
+  async function grantBySig(patient, grantee, categories) {
+    const t = await now();
+    const message = {
+      patient: patient.address,
+      grantee,
+      categories,
+      purpose: 1, // treatment
+      notBefore: 0,
+      expiresAt: Number(t + 90n * 86400n),
+      signer: patient.address,
+      nonce: await client.readContract({
+        address: deployment.consentRegistry,
+        abi: abis.consent,
+        functionName: "nonces",
+        args: [patient.address],
+      }),
+      deadline: t + 3600n,
+    };
+    const signature = await patient.signTypedData({
+      domain: await domainOf(deployment.consentRegistry),
+      types: GRANT_TYPES,
+      primaryType: "Grant",
+      message,
+    });
+    const m = message;
+    await send(anvilAccounts[1], deployment.consentRegistry, abis.consent, "grantBySig", [
+      m.patient,
+      m.grantee,
+      m.categories,
+      m.purpose,
+      m.notBefore,
+      m.expiresAt,
+      m.signer,
+      m.nonce,
+      m.deadline,
+      signature,
+    ]);
+    return { message, signature };
+  }
+
+  const canRead = (grantee, patient, category) =>
+    client.readContract({
+      address: deployment.consentRegistry,
+      abi: abis.consent,
+      functionName: "canRead",
+      args: [grantee, patient, category],
+    });
+
+  return { deployment, client, chainId, abis, send, domainOf, now, credentialProvider, grantBySig, canRead };
+}

@@ -1,0 +1,228 @@
+// docs/protocol.md's worked example 3 against a running gatekeeper: a holder uploads a record
+// (an Upload signed with viem) and anchors its pointer; a provider the patient granted reads it
+// with a RecordRequest signed over the domain read from RecordRegistry.eip712Domain() and checks
+// the bytes against the chain; a replay and a stranger get the same 403; the patient reads the
+// access log and recomputes its hash chain as the document says.
+//
+// Usage: node read.mjs <rpc-url> <deployments/<chainId>.json> <gatekeeper-url>
+// The gatekeeper must serve for anvil's account 2 (--holder); run.sh starts one when
+// DATABASE_URL is set.
+import { randomBytes } from "node:crypto";
+import { concat, encodeAbiParameters, keccak256, sha256, toHex } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { RECORD_REQUEST_TYPES, anvilAccounts, checker, connect } from "./lib.mjs";
+
+const [rpcUrl, deploymentFile, gatekeeperUrl] = process.argv.slice(2);
+if (!rpcUrl || !deploymentFile || !gatekeeperUrl) {
+  console.error("usage: node read.mjs <rpc-url> <deployments/<chainId>.json> <gatekeeper-url>");
+  process.exit(2);
+}
+const { check, eq, done } = checker();
+const chain = await connect(rpcUrl, deploymentFile, { check, eq });
+const { deployment, client, abis } = chain;
+const gatekeeperDomain = await chain.domainOf(deployment.recordRegistry);
+
+const holder = anvilAccounts[2];
+const requester = privateKeyToAccount(generatePrivateKey());
+const stranger = privateKeyToAccount(generatePrivateKey());
+const patient = privateKeyToAccount(generatePrivateKey());
+const LABS = 3;
+await chain.credentialProvider(holder.address);
+await chain.credentialProvider(requester.address);
+await chain.grantBySig(patient, holder.address, 1n << BigInt(LABS));
+await chain.grantBySig(patient, requester.address, 1n << BigInt(LABS));
+
+const randomNonce = () => BigInt(toHex(randomBytes(32)));
+const seconds = () => Math.floor(Date.now() / 1000);
+
+// ---- The holder stores a record at its gatekeeper and anchors its pointer.
+const record = new TextEncoder().encode(
+  JSON.stringify({
+    resourceType: "Observation",
+    status: "final",
+    code: { coding: [{ system: "http://loinc.org", code: "4548-4" }] },
+    valueQuantity: { value: 6.1, unit: "%" },
+  }),
+);
+const contentHash = sha256(record);
+const upload = {
+  holder: holder.address,
+  patient: patient.address,
+  category: LABS,
+  contentHash,
+  nonce: randomNonce(),
+  issuedAt: seconds(),
+};
+const uploadSignature = await holder.signTypedData({
+  domain: gatekeeperDomain,
+  types: {
+    Upload: [
+      { name: "holder", type: "address" },
+      { name: "patient", type: "address" },
+      { name: "category", type: "uint8" },
+      { name: "contentHash", type: "bytes32" },
+      { name: "nonce", type: "uint256" },
+      { name: "issuedAt", type: "uint64" },
+    ],
+  },
+  primaryType: "Upload",
+  message: upload,
+});
+const stored = await fetch(`${gatekeeperUrl}/v1/records`, {
+  method: "POST",
+  headers: {
+    "content-type": "application/fhir+json",
+    "x-medrec-upload": JSON.stringify({ ...upload, nonce: toHex(upload.nonce) }),
+    "x-medrec-signature": uploadSignature,
+  },
+  body: record,
+});
+eq("upload: 201 Created", stored.status, 201);
+const { recordId } = await stored.json();
+eq(
+  "the record id is keccak256(abi.encode(holder, patient, contentHash))",
+  recordId,
+  keccak256(
+    encodeAbiParameters(
+      [{ type: "address" }, { type: "address" }, { type: "bytes32" }],
+      [holder.address, patient.address, contentHash],
+    ),
+  ),
+);
+await chain.send(holder, deployment.recordRegistry, abis.records, "anchor", [
+  {
+    recordId,
+    patient: patient.address,
+    category: LABS,
+    contentHash,
+    locator: `${gatekeeperUrl}/v1/records/${recordId}`,
+    supersedes: toHex(0n, { size: 32 }),
+  },
+  toHex(0n, { size: 32 }),
+]);
+
+// ---- Example 3: the requester reads it, as docs/protocol.md shows.
+async function signedRead(account) {
+  const { holder: audience } = await (await fetch(`${gatekeeperUrl}/health`)).json();
+  const issuedAt = seconds();
+  const request = {
+    requester: account.address,
+    recordId,
+    audience,
+    nonce: randomNonce(),
+    issuedAt,
+    expiresAt: issuedAt + 60,
+  };
+  const signature = await account.signTypedData({
+    domain: gatekeeperDomain,
+    types: RECORD_REQUEST_TYPES,
+    primaryType: "RecordRequest",
+    message: request,
+  });
+  return JSON.stringify({ request: { ...request, nonce: toHex(request.nonce) }, signature });
+}
+const read = (body) =>
+  fetch(`${gatekeeperUrl}/v1/records/${recordId}/read`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+const body = await signedRead(requester);
+const answer = await read(body);
+eq("read: 200", answer.status, 200);
+eq("read: content-type", answer.headers.get("content-type"), "application/fhir+json");
+const bytes = new Uint8Array(await answer.arrayBuffer());
+eq("read: sha256 of the bytes is the anchored content hash", sha256(bytes), contentHash);
+eq(
+  "read: RecordRegistry.verifyPointer",
+  await client.readContract({
+    address: deployment.recordRegistry,
+    abi: abis.records,
+    functionName: "verifyPointer",
+    args: [recordId, patient.address, holder.address, LABS, sha256(bytes)],
+  }),
+  true,
+);
+const refusal = async (what, resp) => {
+  eq(`${what}: 403`, resp.status, 403);
+  eq(`${what}: code denied`, (await resp.json()).error.code, "denied");
+};
+await refusal("a replayed request", await read(body));
+await refusal("a stranger's request", await read(await signedRead(stranger)));
+
+// ---- The patient reads the access log and recomputes its chain.
+const issuedAt = seconds();
+const logRequest = {
+  patient: patient.address,
+  audience: holder.address,
+  nonce: randomNonce(),
+  issuedAt,
+  expiresAt: issuedAt + 60,
+};
+const logSignature = await patient.signTypedData({
+  domain: gatekeeperDomain,
+  types: {
+    LogRequest: [
+      { name: "patient", type: "address" },
+      { name: "audience", type: "address" },
+      { name: "nonce", type: "uint256" },
+      { name: "issuedAt", type: "uint64" },
+      { name: "expiresAt", type: "uint64" },
+    ],
+  },
+  primaryType: "LogRequest",
+  message: logRequest,
+});
+const logAnswer = await fetch(`${gatekeeperUrl}/v1/log`, {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({
+    request: { ...logRequest, nonce: toHex(logRequest.nonce) },
+    signature: logSignature,
+  }),
+});
+eq("access log: 200", logAnswer.status, 200);
+const log = await logAnswer.json();
+const entryType = [
+  {
+    type: "tuple",
+    components: [
+      { name: "seq", type: "uint64" },
+      { name: "atMs", type: "uint64" },
+      { name: "requester", type: "address" },
+      { name: "recordId", type: "bytes32" },
+      { name: "patient", type: "address" },
+      { name: "allowed", type: "bool" },
+      { name: "reason", type: "string" },
+      { name: "nonce", type: "bytes32" },
+    ],
+  },
+];
+let head = toHex(0n, { size: 32 });
+let leavesMatch = true;
+for (const e of log.entries) {
+  if (e.detail) {
+    const d = e.detail;
+    const leaf = keccak256(
+      encodeAbiParameters(entryType, [
+        [BigInt(e.seq), BigInt(d.atMs), d.requester, d.recordId, d.patient, d.allowed, d.reason, d.nonce],
+      ]),
+    );
+    leavesMatch &&= leaf === e.leaf;
+  }
+  head = keccak256(concat([head, e.leaf]));
+  leavesMatch &&= head === e.entryHash;
+}
+check("access log: every leaf and entry hash recomputes", leavesMatch);
+eq("access log: the head is the last entry hash", log.head, head);
+eq("access log: three entries (one allowed read, two refused)", log.count, 3);
+// A replay is refused before the record is looked up, so its entry names no patient: the
+// patient sees the details of the allowed read and of the stranger's refused one.
+const mine = log.entries.filter((e) => e.detail);
+eq(
+  "access log: the patient's entries",
+  mine.map((e) => `${e.detail.requester.toLowerCase()}:${e.detail.allowed}`).join(","),
+  `${requester.address.toLowerCase()}:true,${stranger.address.toLowerCase()}:false`,
+);
+
+done("viem uploads, reads a record and checks the access log at a running gatekeeper");

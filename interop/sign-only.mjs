@@ -1,0 +1,68 @@
+// docs/protocol.md's `--sign-only` file written by viem: a patient with no ether signs a grant
+// over the domain read from the chain and writes it in the file format `medrec relay` reads
+// (numbers that JavaScript cannot hold exactly go as decimal strings). run.sh relays the file
+// with the medrec CLI and checks canRead.
+//
+// Usage: node sign-only.mjs <rpc-url> <deployments/<chainId>.json> <out-file>
+import { writeFileSync } from "node:fs";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { GRANT_TYPES, checker, connect } from "./lib.mjs";
+
+const [rpcUrl, deploymentFile, outFile] = process.argv.slice(2);
+if (!rpcUrl || !deploymentFile || !outFile) {
+  console.error("usage: node sign-only.mjs <rpc-url> <deployments/<chainId>.json> <out-file>");
+  process.exit(2);
+}
+const { check, eq, done } = checker();
+const chain = await connect(rpcUrl, deploymentFile, { check, eq });
+const provider = privateKeyToAccount(generatePrivateKey()).address;
+await chain.credentialProvider(provider);
+
+const patient = privateKeyToAccount(generatePrivateKey());
+const domain = await chain.domainOf(chain.deployment.consentRegistry);
+const now = await chain.now();
+const message = {
+  patient: patient.address,
+  grantee: provider,
+  categories: (1n << 3n) | (1n << 8n), // labs, notes
+  purpose: 1,
+  notBefore: 0,
+  expiresAt: Number(now + 90n * 86400n),
+  signer: patient.address,
+  nonce: await chain.client.readContract({
+    address: chain.deployment.consentRegistry,
+    abi: chain.abis.consent,
+    functionName: "nonces",
+    args: [patient.address],
+  }),
+  deadline: now + 3600n,
+};
+const signature = await patient.signTypedData({
+  domain,
+  types: GRANT_TYPES,
+  primaryType: "Grant",
+  message,
+});
+// A mask is a JSON number while JavaScript holds it exactly, a decimal string above; other
+// 256-bit numbers go as decimal strings.
+const json = (k, v) =>
+  k === "categories" && v <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(v)
+    : typeof v === "bigint"
+      ? v.toString()
+      : v;
+writeFileSync(
+  outFile,
+  `${JSON.stringify(
+    {
+      type: "grant",
+      chainId: domain.chainId,
+      contract: domain.verifyingContract,
+      message: Object.fromEntries(Object.entries(message).map(([k, v]) => [k, json(k, v)])),
+      signature,
+    },
+    null,
+    2,
+  )}\n`,
+);
+done(`a grant signed by ${patient.address} for ${provider}, written to ${outFile}`);
