@@ -10,11 +10,14 @@ use medrec_chain::{
 };
 use std::sync::Mutex;
 
+/// A change to the chain, made while a read is under way.
+type Edit = Box<dyn FnOnce(&mut Vec<Header>) + Send>;
+
 /// A chain of blocks, each with one log; block `n` of branch `b` has hash (b, n).
 struct Chain {
     blocks: Mutex<Vec<Header>>,
     /// Called once, inside the next logs() call: changes the chain under a read.
-    during_logs: Mutex<Option<Box<dyn FnOnce(&mut Vec<Header>) + Send>>>,
+    during_logs: Mutex<Option<Edit>>,
 }
 
 fn hash(branch: u8, n: u64) -> B256 {
@@ -24,7 +27,7 @@ fn hash(branch: u8, n: u64) -> B256 {
     B256::from(h)
 }
 
-/// Blocks 0..=len of `branch`, on top of `base` (blocks below `base.len()` kept).
+/// Extends the chain with `branch`'s blocks up to block `to`.
 fn grow(blocks: &mut Vec<Header>, branch: u8, to: u64) {
     while blocks.len() as u64 <= to {
         let n = blocks.len() as u64;
