@@ -7,8 +7,10 @@
 //! holder of a PostgreSQL advisory lock writes. [`api`] answers from the same database.
 
 pub mod api;
+pub mod columns;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod metrics;
 pub mod pipeline;

@@ -9,7 +9,7 @@
 
 use crate::db::{self, BlockRef, Cursor};
 use crate::error::{IndexerError, Result};
-use crate::events::{self, LogEvent};
+use crate::events::{self, Batch};
 use crate::metrics::Metrics;
 use alloy::primitives::Address;
 use medrec_chain::{Backoff, ChainError, LogFilter, Rpc, Source};
@@ -200,7 +200,7 @@ struct Fetched {
     range: medrec_chain::Range,
     target: u64,
     head: u64,
-    events: Vec<LogEvent>,
+    events: Batch,
 }
 
 impl Fetched {
@@ -274,14 +274,7 @@ async fn fetch_range(
     head: u64,
 ) -> Result<Fetched> {
     let range = medrec_chain::read_range(node, filter, from, to).await?;
-    let mut events: Vec<LogEvent> = Vec::with_capacity(range.logs.len());
-    for log in &range.logs {
-        match events::decode(log) {
-            Ok(Some(e)) => events.push(e),
-            Ok(None) => {}
-            Err(msg) => return Err(IndexerError::Integrity(msg)),
-        }
-    }
+    let events = Batch::decode(&range.logs).map_err(IndexerError::Integrity)?;
     Ok(Fetched {
         range,
         target,
@@ -339,7 +332,7 @@ async fn step(ctx: &Ctx<'_>, st: &mut State) -> Result<Step> {
     st.range = medrec_chain::next_range(
         st.range,
         f.range.blocks(),
-        f.events.len() as u64,
+        f.events.len(),
         f.range.elapsed,
         ctx.cfg.max_range,
     );
