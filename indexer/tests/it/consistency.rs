@@ -367,7 +367,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             .as_array()
             .unwrap()
             .iter()
-            .any(|g| g["categoryMask"] == (bit(4) | bit(63)).to_string()),
+            .any(|g| g["categoryMask"] == Value::String((bit(4) | bit(63)).to_string())),
         "{v}"
     );
 
