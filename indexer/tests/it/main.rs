@@ -20,3 +20,4 @@ mod outage;
 mod race;
 mod reorg;
 mod studies;
+mod write_paths;
