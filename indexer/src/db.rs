@@ -93,6 +93,18 @@ pub async fn read_cursor(
         return Ok(None);
     };
     let ours: Vec<Vec<u8>> = contracts.iter().map(|a| a.to_vec()).collect();
+    if db_chain as u64 == chain_id
+        && ours.len() > db_contracts.len()
+        && ours.starts_with(&db_contracts)
+    {
+        // The same deployment, now with a registry more to follow (the study registry, indexed
+        // since the database was filled): its events from the start are not in the database.
+        return Err(IndexerError::WrongDeployment(format!(
+            "the database was indexed from {} of the deployment's {} registries; re-index from scratch (drop the database) to index the others from the start",
+            db_contracts.len(),
+            ours.len()
+        )));
+    }
     if db_chain as u64 != chain_id || db_contracts != ours {
         return Err(IndexerError::WrongDeployment(format!(
             "indexed chain {db_chain} with other contracts; this is chain {chain_id}"

@@ -12,9 +12,10 @@ use crate::error::{IndexerError, Result};
 use crate::events::{self, Batch};
 use crate::metrics::Metrics;
 use alloy::primitives::Address;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use medrec_chain::{Backoff, ChainError, LogFilter, Rpc, Source};
 use sqlx::PgPool;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -468,57 +469,58 @@ where
     .await
 }
 
-/// A one-line progress bar on a terminal during backfill.
+/// A one-line progress bar on a terminal during backfill (indicatif, redrawn at most 5 times a
+/// second).
 struct Progress {
-    enabled: bool,
+    bar: Option<ProgressBar>,
     start_block: u64,
     started: Instant,
     events: u64,
-    last_draw: Instant,
     drawn: bool,
 }
 
 impl Progress {
     fn new(enabled: bool, start_block: u64) -> Self {
+        let bar = enabled.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr_with_hz(5));
+            bar.set_style(
+                ProgressStyle::with_template("[{bar:30}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("#."),
+            );
+            bar
+        });
         Self {
-            enabled,
+            bar,
             start_block,
             started: Instant::now(),
             events: 0,
-            last_draw: Instant::now(),
             drawn: false,
         }
     }
 
     fn update(&mut self, block: u64, head: u64, events: u64) {
         self.events += events;
-        if !self.enabled || self.last_draw.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last_draw = Instant::now();
+        let Some(bar) = &self.bar else { return };
         let total = head.saturating_sub(self.start_block).max(1);
-        let done = block.saturating_sub(self.start_block).min(total);
-        let width = 30;
-        let filled = (done * width / total) as usize;
+        bar.set_length(total);
+        bar.set_position(block.saturating_sub(self.start_block).min(total));
         let rate = self.events as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        let mut err = std::io::stderr();
-        let _ = write!(
-            err,
-            "\r[{}{}] block {block}/{head}  {} events  {:.0} events/s ",
-            "#".repeat(filled),
-            ".".repeat(width as usize - filled),
-            self.events,
-            rate
-        );
-        let _ = err.flush();
+        bar.set_message(format!(
+            "block {block}/{head}  {} events  {rate:.0} events/s",
+            self.events
+        ));
         self.drawn = true;
     }
 
+    /// Leaves the bar as it stands (if it was drawn) and stops drawing it.
     fn finish(&mut self) {
-        if self.drawn {
-            let _ = writeln!(std::io::stderr());
-            self.drawn = false;
+        if let Some(bar) = self.bar.take() {
+            if self.drawn {
+                bar.finish();
+            } else {
+                bar.finish_and_clear();
+            }
         }
-        self.enabled = false;
     }
 }
