@@ -56,6 +56,45 @@ pub enum Advance {
 }
 
 /// Follows the logs that match a filter, in memory.
+///
+/// A follower that folds logs into its own state (the gatekeeper's opt-ins, say) keeps, with
+/// each thing it derived, the block it came from, and on [`Advance::Reorged`] drops what came
+/// from above the fork:
+///
+/// ```no_run
+/// # async fn opt_ins(rpc: medrec_chain::Rpc, registry: alloy::primitives::Address) -> medrec_chain::Result<()> {
+/// use medrec_chain::{Advance, Follower, FollowerOpts, LogFilter};
+/// use medrec_bindings::StudyRegistry;
+/// use alloy::sol_types::SolEvent;
+///
+/// let filter = LogFilter {
+///     addresses: vec![registry],
+///     topics: vec![StudyRegistry::OptedIn::SIGNATURE_HASH, StudyRegistry::Withdrew::SIGNATURE_HASH],
+/// };
+/// let mut follower = Follower::new(rpc, filter, FollowerOpts::default());
+/// // (block, log index, opted in) per change, in chain order.
+/// let mut changes: Vec<(u64, u64, bool)> = vec![];
+/// let pinned = 1_000;
+/// loop {
+///     match follower.advance(Some(pinned)).await {
+///         Ok(Advance::Range(range)) => {
+///             for log in &range.logs {
+///                 let opted = log.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH);
+///                 changes.push((log.block_number.unwrap_or_default(), log.log_index.unwrap_or_default(), opted));
+///             }
+///         }
+///         Ok(Advance::Reorged { fork }) => changes.retain(|c| c.0 <= fork),
+///         Ok(Advance::CaughtUp { .. }) => break,
+///         Err(medrec_chain::ChainError::DeepReorg { .. }) => {
+///             follower.restart();
+///             changes.clear();
+///         }
+///         Err(e) if e.is_retryable() => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Follower<S> {
     src: S,

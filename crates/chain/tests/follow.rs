@@ -203,3 +203,40 @@ async fn a_reorg_deeper_than_the_window_is_not_retryable() {
     f.restart();
     assert_eq!(catch_up(&mut f).await, (1..=21).collect::<Vec<_>>());
 }
+
+/// The way an in-memory follower folds logs into state (the gatekeeper's opt-ins): what came
+/// from blocks above a fork is dropped, and the state equals a fold of the new chain.
+#[tokio::test]
+async fn state_folded_from_ranges_survives_reorgs() {
+    async fn fold(f: &mut Follower<Chain>, seen: &mut Vec<(u64, B256)>) {
+        loop {
+            match f.advance(None).await.unwrap() {
+                Advance::Range(r) => seen.extend(
+                    r.logs
+                        .iter()
+                        .map(|l| (l.block_number.unwrap(), l.topics()[0])),
+                ),
+                Advance::Reorged { fork } => seen.retain(|(n, _)| *n <= fork),
+                Advance::CaughtUp { .. } => return,
+            }
+        }
+    }
+    let mut f = Follower::new(Chain::new(30), LogFilter::default(), opts(64));
+    let mut seen = vec![];
+    fold(&mut f, &mut seen).await;
+    for (i, fork) in [25u64, 12, 28, 3].into_iter().enumerate() {
+        let branch = 10 + i as u8;
+        f.source().edit(|b| reorg(b, fork, branch, 31 + i as u64));
+        fold(&mut f, &mut seen).await;
+        let want: Vec<(u64, B256)> = f
+            .source()
+            .blocks
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|b| (b.number, b.hash))
+            .collect();
+        assert_eq!(seen, want, "after a reorg at {fork}");
+    }
+}
