@@ -344,3 +344,26 @@ async fn reorgs_roll_the_study_tables_back_exactly() {
     }
     assert!(idx.metric("medrec_indexer_reorgs_total").await >= 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_filled_before_the_study_registry_was_added_says_to_reindex() {
+    let w = World::deploy().await;
+    let db = TestDb::create("study_added").await;
+    let once = Opts {
+        api: false,
+        exit_at_head: true,
+        ..Opts::default()
+    };
+    let mut idx = Indexer::start(&w, &db, &once).await;
+    let st = idx.wait_exit(std::time::Duration::from_secs(30)).await;
+    assert!(st.success(), "{}", idx.stderr());
+    Registry::deploy(&w).await;
+    let mut again = Indexer::start(&w, &db, &once).await;
+    let st = again.wait_exit(std::time::Duration::from_secs(30)).await;
+    let log = again.stderr();
+    assert_eq!(st.code(), Some(2), "{log}");
+    assert!(
+        log.contains("indexed from 3 of the deployment's 4 registries; re-index from scratch"),
+        "{log}"
+    );
+}
