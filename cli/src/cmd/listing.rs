@@ -68,9 +68,10 @@ pub struct TimelineArgs {
     pub opts: ListingOpts,
 }
 
-/// GETs `path` from the indexer and reads the answer as `T` (an error answer as the protocol's
-/// error body).
-async fn get<T: DeserializeOwned>(
+/// GETs `path` from the indexer and reads the answer as `T`, one of
+/// `medrec_protocol::indexer`'s types (an error answer as the protocol's error body). Every
+/// command that reads chain history from the indexer goes through here.
+pub(crate) async fn get<T: DeserializeOwned>(
     settings: &Settings,
     path: &str,
     min_block: Option<u64>,
