@@ -285,9 +285,7 @@ async fn insert_events(tx: &mut Transaction<'_, Postgres>, batch: &Batch) -> Res
     for (e, rows) in EVENTS.iter().zip(&batch.rows) {
         insert_rows(conn, e.table(), &e.columns(), rows).await?;
     }
-    let superseded = batch.rows_of::<RecordRegistry::PointerSuperseded>();
-    // Columns: block_number, log_index, tx_hash, old_record_id, new_record_id.
-    let old = match superseded.columns.get(3) {
+    let old = match batch.column_of::<RecordRegistry::PointerSuperseded>("old_record_id") {
         Some(Column::Bytea(old)) => old,
         _ => {
             return Err(IndexerError::Integrity(

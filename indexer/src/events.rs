@@ -5,7 +5,7 @@
 //! A new event is one `impl Indexed` here, one line in [`EVENTS`], and its table in a
 //! migration; decoding, inserting (UNNEST or binary COPY), history and rollback follow.
 
-use crate::columns::{ColumnDef, RowWriter, Rows, Sql, Val};
+use crate::columns::{Column, ColumnDef, RowWriter, Rows, Sql, Val};
 use crate::history::{self, Change, Fold, HISTORIES, HistoryTable};
 use alloy::primitives::{B256, U256};
 use alloy::rpc::types::Log;
@@ -174,13 +174,19 @@ impl Batch {
         self.events == 0
     }
 
-    /// The rows of the event `E`.
-    pub fn rows_of<E: Indexed>(&self) -> &Rows {
-        let i = EVENTS
+    /// The rows of the event `E` (`None` if `E` is not in [`EVENTS`]).
+    pub fn rows_of<E: Indexed>(&self) -> Option<&Rows> {
+        let i = EVENTS.iter().position(|e| e.topic() == E::SIGNATURE_HASH)?;
+        self.rows.get(i)
+    }
+
+    /// Column `name` of the event `E`'s rows.
+    pub fn column_of<E: Indexed>(&self, name: &str) -> Option<&Column> {
+        let i = POSITION
             .iter()
-            .position(|e| e.topic() == E::SIGNATURE_HASH)
-            .unwrap_or_default();
-        &self.rows[i]
+            .chain(E::COLUMNS)
+            .position(|(n, _)| *n == name)?;
+        self.rows_of::<E>()?.columns.get(i)
     }
 }
 
