@@ -30,7 +30,7 @@ where
 }
 
 /// The waits of a loop that retries by itself (one that does other work between tries):
-/// [`Backoff::next`] after a failure, [`Backoff::reset`] after a success.
+/// [`Backoff::next_wait`] after a failure, [`Backoff::reset`] after a success.
 #[derive(Debug)]
 pub struct Backoff {
     waits: ExponentialBackoff,
