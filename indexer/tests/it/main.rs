@@ -19,5 +19,6 @@ mod lock;
 mod outage;
 mod race;
 mod reorg;
+mod schema;
 mod studies;
 mod write_paths;
