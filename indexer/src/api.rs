@@ -31,7 +31,7 @@ pub struct ApiState {
     /// The indexer's counters.
     pub metrics: Arc<Metrics>,
     /// The node, for the time of a block whose hash is no longer stored.
-    pub node: alloy::providers::DynProvider,
+    pub node: medrec_chain::Rpc,
 }
 
 /// The routes.
@@ -509,16 +509,16 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
     let ts = match stored {
         Some((t,)) => t,
         None => {
-            use alloy::providers::Provider;
-            let block = s
+            use medrec_chain::Source;
+            let header = s
                 .node
-                .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(at))
+                .header(at)
                 .await
                 .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "rpc", format!("node: {e}")))?
                 .ok_or_else(|| {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no block {at}"))
                 })?;
-            block.header.timestamp as i64
+            header.timestamp as i64
         }
     };
     let bit = 1i64.wrapping_shl(category as u32);

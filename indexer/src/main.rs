@@ -158,7 +158,7 @@ async fn run(args: Args) -> Result<(), IndexerError> {
         let state = ApiState {
             pool: pool.clone(),
             metrics: metrics.clone(),
-            node: node.provider().clone(),
+            node: node.clone(),
         };
         tracing::info!(target: "medrec::api", listen = %args.listen, "serving the read API");
         tokio::spawn(async move {
