@@ -8,8 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use medrec_protocol::{ErrorBody, ErrorCode};
+use medrec_protocol::indexer::{
+    Access, GrantTerms, GranteePatient, GranteePatients, Health, LogAnchor, LogAnchors,
+    Participant, PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy,
+    Pointer, PointerAnswer, QueryReceipt, Studies, Study, StudyAnswer, StudyStatus, Timeline,
+    TimelineData, TimelineEvent,
+};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,7 +32,7 @@ pub struct ApiState {
     /// The indexer's counters.
     pub metrics: Arc<Metrics>,
     /// The node, for the time of a block whose hash is no longer stored.
-    pub node: alloy::providers::DynProvider,
+    pub node: medrec_chain::Rpc,
 }
 
 /// The routes.
@@ -41,53 +47,46 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/pointers/{record_id}", get(pointer))
         .route("/v1/holders/{holder}/access-log-anchors", get(log_anchors))
         .route("/v1/access", get(access))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-        })
+        .route("/v1/studies", get(studies))
+        .route("/v1/studies/{study}", get(study))
+        .route("/v1/patients/{patient}/studies", get(patient_studies))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .with_state(state)
 }
 
 /// An error answer: `{"error":{"code","message"}}`.
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
         }
     }
     fn bad(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::BadRequest, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(ErrorBody::new(self.code, self.message))).into_response()
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database",
-            format!("database: {e}"),
-        )
+        Self::new(ErrorCode::Database, format!("database: {e}"))
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 #[derive(Debug, Deserialize)]
 struct Wait {
@@ -99,16 +98,19 @@ fn address(s: &str, what: &str) -> Result<Address, ApiError> {
         .map_err(|_| ApiError::bad(format!("bad {what} address {s:?}")))
 }
 
-fn hex(b: &[u8]) -> String {
-    format!("0x{}", alloy::hex::encode(b))
+/// A stored address (BYTEA of 20 bytes).
+fn addr(r: &sqlx::postgres::PgRow, column: &str) -> Address {
+    Address::from_slice(&r.get::<Vec<u8>, _>(column))
 }
 
-fn checksum(b: &[u8]) -> String {
-    Address::from_slice(b).to_checksum(None)
+/// A stored hash (BYTEA of 32 bytes).
+fn word(r: &sqlx::postgres::PgRow, column: &str) -> B256 {
+    B256::from_slice(&r.get::<Vec<u8>, _>(column))
 }
 
-fn unmask(m: i64) -> u64 {
-    u64::from_ne_bytes(m.to_ne_bytes())
+/// A stored uint64 (BIGINT with the same bits).
+fn uint(r: &sqlx::postgres::PgRow, column: &str) -> u64 {
+    r.get::<i64, _>(column) as u64
 }
 
 /// Waits for `min_block`, then opens a snapshot and reads the cursor in it.
@@ -134,8 +136,7 @@ async fn snapshot(
                 drop(tx);
                 if started.elapsed() >= MAX_WAIT {
                     return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not_indexed_yet",
+                        ErrorCode::NotIndexedYet,
                         format!("block {min} is not indexed yet (indexed: {block})"),
                     ));
                 }
@@ -149,14 +150,14 @@ async fn snapshot(
 async fn health(State(s): State<ApiState>) -> Response {
     let m = &s.metrics;
     let db_ok = sqlx::query("SELECT 1").execute(&s.pool).await.is_ok();
-    let body = json!({
-        "status": if db_ok { "ok" } else { "degraded" },
-        "database": db_ok,
-        "indexedBlock": m.indexed_block.load(Ordering::Relaxed),
-        "headBlock": m.head_block.load(Ordering::Relaxed),
-        "lagBlocks": m.lag(),
-        "writer": m.writer.load(Ordering::Relaxed) == 1,
-    });
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" }.into(),
+        database: db_ok,
+        indexed_block: m.indexed_block.load(Ordering::Relaxed),
+        head_block: m.head_block.load(Ordering::Relaxed),
+        lag_blocks: m.lag(),
+        writer: m.writer.load(Ordering::Relaxed) == 1,
+    };
     let status = if db_ok {
         StatusCode::OK
     } else {
@@ -176,28 +177,27 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-fn grant_json(r: &sqlx::postgres::PgRow, now: u64, who: &str) -> Value {
-    let cats = unmask(r.get::<i64, _>("categories"));
-    let nb = r.get::<i64, _>("not_before") as u64;
-    let exp = r.get::<i64, _>("expires_at") as u64;
-    json!({
-        who: checksum(r.get::<Vec<u8>, _>(who).as_slice()),
-        "by": checksum(r.get::<Vec<u8>, _>("by_account").as_slice()),
-        "categories": medrec_bindings::category_names(cats),
-        "categoryMask": cats,
-        "purpose": medrec_bindings::purpose_name(r.get::<i16, _>("purpose") as u8),
-        "notBefore": nb,
-        "expiresAt": exp,
-        "live": now >= nb && now < exp,
-        "sinceBlock": r.get::<i64, _>("block_number"),
-    })
+fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
+    let cats = uint(r, "categories");
+    let not_before = uint(r, "not_before");
+    let expires_at = uint(r, "expires_at");
+    GrantTerms {
+        by: addr(r, "by_account"),
+        categories: medrec_bindings::category_names(cats),
+        category_mask: cats,
+        purpose: medrec_bindings::purpose_name(r.get::<i16, _>("purpose") as u8),
+        not_before,
+        expires_at,
+        live: now >= not_before && now < expires_at,
+        since_block: uint(r, "block_number"),
+    }
 }
 
 async fn patient_grants(
     State(s): State<ApiState>,
     Path(p): Path<String>,
     Query(w): Query<Wait>,
-) -> ApiResult {
+) -> ApiResult<PatientGrants> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let rows = sqlx::query(
@@ -207,17 +207,25 @@ async fn patient_grants(
     .bind(patient.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let grants: Vec<Value> = rows.iter().map(|r| grant_json(r, now, "grantee")).collect();
-    Ok(Json(
-        json!({"block": block, "patient": patient.to_checksum(None), "grants": grants}),
-    ))
+    let grants = rows
+        .iter()
+        .map(|r| PatientGrant {
+            grantee: addr(r, "grantee"),
+            terms: grant_terms(r, now),
+        })
+        .collect();
+    Ok(Json(PatientGrants {
+        block,
+        patient,
+        grants,
+    }))
 }
 
 async fn grantee_patients(
     State(s): State<ApiState>,
     Path(g): Path<String>,
     Query(w): Query<Wait>,
-) -> ApiResult {
+) -> ApiResult<GranteePatients> {
     let grantee = address(&g, "grantee")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let rows = sqlx::query(
@@ -227,31 +235,39 @@ async fn grantee_patients(
     .bind(grantee.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let patients: Vec<Value> = rows.iter().map(|r| grant_json(r, now, "patient")).collect();
-    Ok(Json(
-        json!({"block": block, "grantee": grantee.to_checksum(None), "patients": patients}),
-    ))
+    let patients = rows
+        .iter()
+        .map(|r| GranteePatient {
+            patient: addr(r, "patient"),
+            terms: grant_terms(r, now),
+        })
+        .collect();
+    Ok(Json(GranteePatients {
+        block,
+        grantee,
+        patients,
+    }))
 }
 
-fn pointer_json(r: &sqlx::postgres::PgRow) -> Value {
+fn pointer_of(r: &sqlx::postgres::PgRow) -> Pointer {
     let superseded: Option<Vec<u8>> = r.get("superseded_by");
-    json!({
-        "recordId": hex(&r.get::<Vec<u8>, _>("record_id")),
-        "patient": checksum(&r.get::<Vec<u8>, _>("patient")),
-        "holder": checksum(&r.get::<Vec<u8>, _>("holder")),
-        "category": medrec_bindings::category_name(r.get::<i16, _>("category") as u8),
-        "contentHash": hex(&r.get::<Vec<u8>, _>("content_hash")),
-        "locator": r.get::<String, _>("locator"),
-        "anchoredBlock": r.get::<i64, _>("anchored_block"),
-        "supersededBy": superseded.map(|s| hex(&s)),
-    })
+    Pointer {
+        record_id: word(r, "record_id"),
+        patient: addr(r, "patient"),
+        holder: addr(r, "holder"),
+        category: medrec_bindings::category_name(r.get::<i16, _>("category") as u8),
+        content_hash: word(r, "content_hash"),
+        locator: r.get("locator"),
+        anchored_block: uint(r, "anchored_block"),
+        superseded_by: superseded.map(|s| B256::from_slice(&s)),
+    }
 }
 
 async fn patient_pointers(
     State(s): State<ApiState>,
     Path(p): Path<String>,
     Query(w): Query<Wait>,
-) -> ApiResult {
+) -> ApiResult<PatientPointers> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
     let rows = sqlx::query(
@@ -261,17 +277,19 @@ async fn patient_pointers(
     .bind(patient.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let pointers: Vec<Value> = rows.iter().map(pointer_json).collect();
-    Ok(Json(
-        json!({"block": block, "patient": patient.to_checksum(None), "pointers": pointers}),
-    ))
+    let pointers = rows.iter().map(pointer_of).collect();
+    Ok(Json(PatientPointers {
+        block,
+        patient,
+        pointers,
+    }))
 }
 
 async fn pointer(
     State(s): State<ApiState>,
     Path(id): Path<String>,
     Query(w): Query<Wait>,
-) -> ApiResult {
+) -> ApiResult<PointerAnswer> {
     let record_id: B256 = id
         .parse()
         .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
@@ -283,21 +301,19 @@ async fn pointer(
     .bind(record_id.to_vec())
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("unknown record {record_id}"),
-        )
-    })?;
-    Ok(Json(json!({"block": block, "pointer": pointer_json(&row)})))
+    let row = row
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("unknown record {record_id}")))?;
+    Ok(Json(PointerAnswer {
+        block,
+        pointer: pointer_of(&row),
+    }))
 }
 
 async fn log_anchors(
     State(s): State<ApiState>,
     Path(h): Path<String>,
     Query(w): Query<Wait>,
-) -> ApiResult {
+) -> ApiResult<LogAnchors> {
     let holder = address(&h, "holder")?;
     let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
     let rows = sqlx::query(
@@ -307,21 +323,21 @@ async fn log_anchors(
     .bind(holder.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let anchors: Vec<Value> = rows
+    let anchors = rows
         .iter()
-        .map(|r| {
-            json!({
-                "block": r.get::<i64, _>("block_number"),
-                "txHash": hex(&r.get::<Vec<u8>, _>("tx_hash")),
-                "head": hex(&r.get::<Vec<u8>, _>("head")),
-                "entries": r.get::<i64, _>("entries"),
-                "anchoredAt": r.get::<i64, _>("anchored_at"),
-            })
+        .map(|r| LogAnchor {
+            block: uint(r, "block_number"),
+            tx_hash: word(r, "tx_hash"),
+            head: word(r, "head"),
+            entries: uint(r, "entries"),
+            anchored_at: uint(r, "anchored_at"),
         })
         .collect();
-    Ok(Json(
-        json!({"block": block, "holder": holder.to_checksum(None), "anchors": anchors}),
-    ))
+    Ok(Json(LogAnchors {
+        block,
+        holder,
+        anchors,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,13 +386,21 @@ SELECT * FROM (
     json_build_object('oldRecordId', '0x' || encode(s.old_record_id, 'hex'),
       'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
   FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'opted-in',
+    json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
+  FROM ev_opted_in WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'withdrew',
+    json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
+  FROM ev_withdrew WHERE patient = $1
 ) t WHERE block_number >= $2 ORDER BY block_number, log_index LIMIT $3";
 
 async fn timeline(
     State(s): State<ApiState>,
     Path(p): Path<String>,
     Query(q): Query<TimelineQuery>,
-) -> ApiResult {
+) -> ApiResult<Timeline> {
     let patient = address(&p, "patient")?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
@@ -395,24 +419,34 @@ async fn timeline(
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    let events: Vec<Value> = rows
+    let events = rows
         .iter()
         .map(|r| {
-            let mut data: Value =
-                serde_json::from_str(&r.get::<String, _>("data")).unwrap_or(Value::Null);
-            medrec_bindings::checksum_addresses(&mut data);
-            json!({
-                "block": r.get::<i64, _>("block_number"),
-                "logIndex": r.get::<i32, _>("log_index"),
-                "txHash": hex(&r.get::<Vec<u8>, _>("tx_hash")),
+            // The SQL writes each kind's data as the protocol's TimelineData reads it.
+            let what: TimelineData = serde_json::from_value(serde_json::json!({
                 "type": r.get::<String, _>("kind"),
-                "data": data,
+                "data": serde_json::from_str::<serde_json::Value>(&r.get::<String, _>("data"))
+                    .unwrap_or_default(),
+            }))
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Integrity,
+                    format!("a timeline event does not read back: {e}"),
+                )
+            })?;
+            Ok(TimelineEvent {
+                block: uint(r, "block_number"),
+                log_index: r.get::<i32, _>("log_index") as u32,
+                tx_hash: word(r, "tx_hash"),
+                what,
             })
         })
-        .collect();
-    Ok(Json(
-        json!({"block": block, "patient": patient.to_checksum(None), "events": events}),
-    ))
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(Timeline {
+        block,
+        patient,
+        events,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,7 +459,7 @@ struct AccessQuery {
 }
 
 /// Was `grantee` allowed to read `category` of `patient` at the end of `block`?
-async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiResult {
+async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiResult<Access> {
     let grantee = address(&q.grantee, "grantee")?;
     let patient = address(&q.patient, "patient")?;
     let category = medrec_bindings::category_index(&q.category)
@@ -440,8 +474,7 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
     let at = q.block.unwrap_or(indexed);
     if at > indexed {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_indexed_yet",
+            ErrorCode::NotIndexedYet,
             format!("block {at} is not indexed yet"),
         ));
     }
@@ -454,16 +487,14 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
     let ts = match stored {
         Some((t,)) => t,
         None => {
-            use alloy::providers::Provider;
-            let block = s
+            use medrec_chain::Source;
+            let header = s
                 .node
-                .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(at))
+                .header(at)
                 .await
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "rpc", format!("node: {e}")))?
-                .ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no block {at}"))
-                })?;
-            block.header.timestamp as i64
+                .map_err(|e| ApiError::new(ErrorCode::Rpc, format!("node: {e}")))?
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no block {at}")))?;
+            header.timestamp as i64
         }
     };
     let bit = 1i64.wrapping_shl(category as u32);
@@ -494,8 +525,159 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
     } else {
         None
     };
-    Ok(Json(json!({
-        "block": at, "indexedBlock": indexed, "grantee": grantee.to_checksum(None), "patient": patient.to_checksum(None),
-        "category": medrec_bindings::category_name(category), "allowed": via.is_some(), "via": via,
-    })))
+    Ok(Json(Access {
+        block: at,
+        indexed_block: indexed,
+        grantee,
+        patient,
+        category: medrec_bindings::category_name(category),
+        allowed: via.is_some(),
+        via: via.map(Into::into),
+    }))
+}
+
+const STUDY_COLUMNS: &str = "study_id, researcher, protocol_hash, categories, min_cell_size,
+    budget::text AS budget, spent::text AS spent, queries, registered_at, registered_block,
+    status, status_since, status_block";
+
+/// A stored study status (the Solidity enum's value).
+fn status_of(r: &sqlx::postgres::PgRow) -> Result<StudyStatus, ApiError> {
+    StudyStatus::from_solidity(r.get::<i16, _>("status") as u8).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Integrity,
+            "a study's status is not one of the registry's",
+        )
+    })
+}
+
+fn study_of(r: &sqlx::postgres::PgRow) -> Result<Study, ApiError> {
+    let cats = uint(r, "categories");
+    // NUMERIC amounts read as text: sqlx reads NUMERIC only with a decimal crate.
+    let amount = |c: &str| -> Result<u64, ApiError> {
+        r.get::<String, _>(c).parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::Integrity,
+                format!("a study's {c} is not a uint64"),
+            )
+        })
+    };
+    let status = status_of(r)?;
+    Ok(Study {
+        study_id: uint(r, "study_id"),
+        researcher: addr(r, "researcher"),
+        protocol_hash: word(r, "protocol_hash"),
+        categories: medrec_bindings::category_names(cats),
+        category_mask: cats,
+        min_cell_size: uint(r, "min_cell_size") as u32,
+        budget: amount("budget")?,
+        spent: amount("spent")?,
+        queries: uint(r, "queries"),
+        registered_at: uint(r, "registered_at"),
+        registered_block: uint(r, "registered_block"),
+        status,
+        status_since: uint(r, "status_since"),
+        status_block: uint(r, "status_block"),
+    })
+}
+
+async fn studies(State(s): State<ApiState>, Query(w): Query<Wait>) -> ApiResult<Studies> {
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let sql = format!("SELECT {STUDY_COLUMNS} FROM studies ORDER BY study_id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *tx)
+        .await?;
+    let studies = rows.iter().map(study_of).collect::<Result<_, _>>()?;
+    Ok(Json(Studies { block, studies }))
+}
+
+async fn study(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult<StudyAnswer> {
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad(format!("bad study id {id:?}")))?;
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let sql = format!("SELECT {STUDY_COLUMNS} FROM studies WHERE study_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("unknown study {id}")))?;
+    let study = study_of(&row)?;
+    let participants = sqlx::query(
+        "SELECT patient, by_account, block_number FROM study_opt_ins WHERE study_id = $1
+         ORDER BY patient",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| Participant {
+        patient: addr(r, "patient"),
+        by: addr(r, "by_account"),
+        since_block: uint(r, "block_number"),
+    })
+    .collect();
+    let queries = sqlx::query(
+        "SELECT query_hash, cost, pinned_block, answer_hash, block_number, tx_hash
+         FROM ev_query_answered WHERE study_id = $1 ORDER BY block_number, log_index",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| QueryReceipt {
+        query_hash: word(r, "query_hash"),
+        cost: uint(r, "cost"),
+        pinned_block: uint(r, "pinned_block"),
+        answer_hash: word(r, "answer_hash"),
+        block: uint(r, "block_number"),
+        tx_hash: word(r, "tx_hash"),
+    })
+    .collect();
+    Ok(Json(StudyAnswer {
+        block,
+        study,
+        participants,
+        queries,
+    }))
+}
+
+async fn patient_studies(
+    State(s): State<ApiState>,
+    Path(p): Path<String>,
+    Query(w): Query<Wait>,
+) -> ApiResult<PatientStudies> {
+    let patient = address(&p, "patient")?;
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let rows = sqlx::query(
+        "SELECT o.study_id, o.by_account, o.block_number, s.status
+         FROM study_opt_ins o JOIN studies s ON s.study_id = o.study_id
+         WHERE o.patient = $1 ORDER BY o.study_id",
+    )
+    .bind(patient.to_vec())
+    .fetch_all(&mut *tx)
+    .await?;
+    let studies = rows
+        .iter()
+        .map(|r| {
+            let status = status_of(r)?;
+            Ok(PatientStudy {
+                study_id: uint(r, "study_id"),
+                by: addr(r, "by_account"),
+                since_block: uint(r, "block_number"),
+                status,
+                live: status == StudyStatus::Approved,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(PatientStudies {
+        block,
+        patient,
+        studies,
+    }))
 }

@@ -3,28 +3,17 @@
 /// What can stop or delay the indexer.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexerError {
-    /// The node failed or could not be reached; retried with backoff.
-    #[error("rpc: {0}")]
-    Rpc(String),
-    /// The node refused a log range as too large or too slow; the range shrinks.
-    #[error("log range too large: {0}")]
-    RangeTooLarge(String),
+    /// Following the chain failed: retried with backoff if the chain follower says it is
+    /// worth it (the node, a range too large, a chain that moved under a read), else it stops
+    /// the indexer (a reorg deeper than the window, a malformed answer).
+    #[error(transparent)]
+    Chain(#[from] medrec_chain::ChainError),
     /// The database could not be reached or dropped the connection; retried with backoff.
     #[error("database unavailable: {0}")]
     DbUnavailable(String),
     /// The database refused a write that must succeed (constraint, schema): stops the indexer.
     #[error("database integrity: {0}")]
     Integrity(String),
-    /// The chain reorganised deeper than the configured window: stops the indexer.
-    #[error(
-        "reorg deeper than the window of {window} blocks below block {cursor}: no stored block hash matches the chain; re-index from scratch (drop the database) after checking the node"
-    )]
-    DeepReorg {
-        /// The indexed block where the mismatch was seen.
-        cursor: u64,
-        /// The configured window.
-        window: u64,
-    },
     /// The database was indexed for another chain or deployment.
     #[error("the database holds another deployment: {0}")]
     WrongDeployment(String),
@@ -36,10 +25,17 @@ pub enum IndexerError {
 impl IndexerError {
     /// Whether waiting and trying again can fix it.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Rpc(_) | Self::DbUnavailable(_) | Self::RangeTooLarge(_)
-        )
+        match self {
+            Self::Chain(e) => e.is_retryable(),
+            Self::DbUnavailable(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl medrec_chain::Retryable for IndexerError {
+    fn is_retryable(&self) -> bool {
+        IndexerError::is_retryable(self)
     }
 }
 

@@ -1,299 +1,593 @@
-//! Decoding the registries' logs into typed events.
+//! The registries' events as the indexer stores them: one description per event ([`Indexed`]:
+//! its table, its columns, how each decoded field binds, what it does to a history table),
+//! decoded with the contracts' ABI bindings.
+//!
+//! A new event is one `impl Indexed` here, one line in [`EVENTS`], and its table in a
+//! migration; decoding, inserting (UNNEST or binary COPY), history and rollback follow.
 
-use alloy::primitives::{Address, B256};
+use crate::columns::{Column, ColumnDef, RowWriter, Rows, Sql, Val};
+use crate::history::{self, Change, Fold, HISTORIES, HistoryTable};
+use alloy::primitives::{B256, U256};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry, StudyRegistry};
+use std::marker::PhantomData;
 
-/// A decoded event of one of the registries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Event {
-    CredentialIssued {
-        account: Address,
-        role: u8,
-        reference: B256,
-        issued_at: u64,
-        expires_at: u64,
-    },
-    CredentialRevoked {
-        account: Address,
-        role: u8,
-        revoked_at: u64,
-    },
-    Granted {
-        patient: Address,
-        grantee: Address,
-        by: Address,
-        categories: u64,
-        purpose: u8,
-        not_before: u64,
-        expires_at: u64,
-    },
-    Revoked {
-        patient: Address,
-        grantee: Address,
-        by: Address,
-    },
-    GuardianSet {
-        patient: Address,
-        guardian: Address,
-        scope: u64,
-        not_before: u64,
-        expires_at: u64,
-    },
-    GuardianRemoved {
-        patient: Address,
-        guardian: Address,
-    },
-    EmergencyOpened {
-        patient: Address,
-        provider: Address,
-        reason_hash: B256,
-        opened_at: u64,
-        expires_at: u64,
-    },
-    EmergencyClosed {
-        patient: Address,
-        provider: Address,
-        by: Address,
-    },
-    EmergencyCapSet {
-        cap: u64,
-    },
-    PointerAnchored {
-        record_id: B256,
-        patient: Address,
-        holder: Address,
-        category: u8,
-        content_hash: B256,
-        locator: String,
-    },
-    PointerSuperseded {
-        old_record_id: B256,
-        new_record_id: B256,
-    },
-    AccessLogAnchored {
-        holder: Address,
-        head: B256,
-        entries: u64,
-        anchored_at: u64,
-    },
+/// How one contract event is indexed.
+pub trait Indexed: SolEvent + Sized {
+    /// Its table (`ev_*`).
+    const TABLE: &'static str;
+    /// The table's columns after `block_number`, `log_index` and `tx_hash`, in order.
+    const COLUMNS: &'static [ColumnDef];
+    /// Writes the decoded fields, one per column of [`Indexed::COLUMNS`], in order.
+    fn bind(&self, row: &mut RowWriter<'_>);
+    /// What the event does to a history table, if anything.
+    fn change(&self) -> Result<Option<Change>, String> {
+        Ok(None)
+    }
 }
 
-/// An event with its position on the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEvent {
-    /// Block number.
-    pub block_number: u64,
-    /// The block's hash, as the log reported it.
-    pub block_hash: B256,
-    /// Index of the log in its block.
-    pub log_index: u32,
-    /// The transaction's hash.
-    pub tx_hash: B256,
-    /// The event.
-    pub event: Event,
+/// The columns every event table starts with: where the log is on the chain.
+pub const POSITION: &[ColumnDef] = &[
+    ("block_number", Sql::BigInt),
+    ("log_index", Sql::Int),
+    ("tx_hash", Sql::Bytea),
+];
+
+/// An event's description, seen without its type: what the batch and the database need.
+pub trait EventTable: Sync {
+    /// The event's signature hash (topic 0).
+    fn topic(&self) -> B256;
+    /// Its table.
+    fn table(&self) -> &'static str;
+    /// The table's columns, [`POSITION`] first.
+    fn columns(&self) -> Vec<ColumnDef>;
+    /// Decodes `log` into the table's rows; returns its history change.
+    fn decode(&self, log: &Log, rows: &mut Rows) -> Result<Option<Change>, String>;
 }
 
-/// The topics the indexer asks for (events of the registries that carry domain state).
+/// [`EventTable`] for an [`Indexed`] event.
+pub struct Table<E>(PhantomData<fn() -> E>);
+
+impl<E: Indexed> EventTable for Table<E> {
+    fn topic(&self) -> B256 {
+        E::SIGNATURE_HASH
+    }
+
+    fn table(&self) -> &'static str {
+        E::TABLE
+    }
+
+    fn columns(&self) -> Vec<ColumnDef> {
+        POSITION.iter().chain(E::COLUMNS).copied().collect()
+    }
+
+    fn decode(&self, log: &Log, rows: &mut Rows) -> Result<Option<Change>, String> {
+        let (Some(block), Some(index), Some(tx)) =
+            (log.block_number, log.log_index, log.transaction_hash)
+        else {
+            return Err("log without block, index or transaction (pending?)".into());
+        };
+        let e = log
+            .log_decode::<E>()
+            .map_err(|e| format!("cannot decode log {block}/{index}: {e}"))?
+            .inner
+            .data;
+        let index = i32::try_from(index).map_err(|_| "log index out of range".to_string())?;
+        let mut w = RowWriter::new(&mut rows.columns);
+        w.uint(block);
+        // The log index and the tx hash through the same writer as the fields.
+        w.index(index).word(tx);
+        e.bind(&mut w);
+        w.finish().map_err(|m| format!("{}: {m}", E::TABLE))?;
+        e.change()
+    }
+}
+
+/// Every indexed event (all four registries).
+pub static EVENTS: &[&dyn EventTable] = &[
+    &Table::<ParticipantRegistry::CredentialIssued>(PhantomData),
+    &Table::<ParticipantRegistry::CredentialRevoked>(PhantomData),
+    &Table::<ConsentRegistry::Granted>(PhantomData),
+    &Table::<ConsentRegistry::Revoked>(PhantomData),
+    &Table::<ConsentRegistry::GuardianSet>(PhantomData),
+    &Table::<ConsentRegistry::GuardianRemoved>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyAccessOpened>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyAccessClosed>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyCapSet>(PhantomData),
+    &Table::<RecordRegistry::PointerAnchored>(PhantomData),
+    &Table::<RecordRegistry::PointerSuperseded>(PhantomData),
+    &Table::<RecordRegistry::AccessLogAnchored>(PhantomData),
+    &Table::<StudyRegistry::StudyRegistered>(PhantomData),
+    &Table::<StudyRegistry::StudyApproved>(PhantomData),
+    &Table::<StudyRegistry::StudyClosed>(PhantomData),
+    &Table::<StudyRegistry::OptedIn>(PhantomData),
+    &Table::<StudyRegistry::Withdrew>(PhantomData),
+    &Table::<StudyRegistry::QueryAnswered>(PhantomData),
+];
+
+/// The topics the indexer asks for.
 pub fn topics() -> Vec<B256> {
-    vec![
-        ParticipantRegistry::CredentialIssued::SIGNATURE_HASH,
-        ParticipantRegistry::CredentialRevoked::SIGNATURE_HASH,
-        ConsentRegistry::Granted::SIGNATURE_HASH,
-        ConsentRegistry::Revoked::SIGNATURE_HASH,
-        ConsentRegistry::GuardianSet::SIGNATURE_HASH,
-        ConsentRegistry::GuardianRemoved::SIGNATURE_HASH,
-        ConsentRegistry::EmergencyAccessOpened::SIGNATURE_HASH,
-        ConsentRegistry::EmergencyAccessClosed::SIGNATURE_HASH,
-        ConsentRegistry::EmergencyCapSet::SIGNATURE_HASH,
-        RecordRegistry::PointerAnchored::SIGNATURE_HASH,
-        RecordRegistry::PointerSuperseded::SIGNATURE_HASH,
-        RecordRegistry::AccessLogAnchored::SIGNATURE_HASH,
-    ]
+    EVENTS.iter().map(|e| e.topic()).collect()
 }
 
-fn u(v: alloy::primitives::aliases::U40) -> u64 {
+/// The event tables, for rollback and counting.
+pub fn tables() -> impl Iterator<Item = &'static str> {
+    EVENTS.iter().map(|e| e.table())
+}
+
+/// A range's events, decoded: the rows of each event table and what they do to each history
+/// table.
+#[derive(Debug)]
+pub struct Batch {
+    /// Per event of [`EVENTS`], its rows.
+    pub rows: Vec<Rows>,
+    /// Per table of [`HISTORIES`], the batch's changes.
+    pub history: Vec<Fold>,
+    events: u64,
+}
+
+impl Batch {
+    /// Decodes `logs` (in chain order); logs of other events are skipped. An error is a log
+    /// that does not decode as its event says: an integrity error.
+    pub fn decode(logs: &[Log]) -> Result<Self, String> {
+        let mut rows: Vec<Rows> = EVENTS
+            .iter()
+            .map(|e| Rows::new(e.columns().into_iter().map(|(_, t)| t)))
+            .collect();
+        let mut history: Vec<Fold> = HISTORIES.iter().map(|t| Fold::new(t)).collect();
+        let mut events = 0;
+        for log in logs {
+            let Some(topic) = log.topic0() else { continue };
+            let Some(i) = EVENTS.iter().position(|e| e.topic() == *topic) else {
+                continue;
+            };
+            events += 1;
+            if let Some(change) = EVENTS[i].decode(log, &mut rows[i])? {
+                let t = change.table();
+                let h = HISTORIES
+                    .iter()
+                    .position(|x| std::ptr::eq(*x, t))
+                    .ok_or_else(|| format!("{} is not in HISTORIES", t.name))?;
+                // Both were checked by decode().
+                let (block, index) = (
+                    log.block_number.unwrap_or_default(),
+                    log.log_index.unwrap_or_default() as u32,
+                );
+                history[h].apply(change, block, index);
+            }
+        }
+        Ok(Self {
+            rows,
+            history,
+            events,
+        })
+    }
+
+    /// How many events.
+    pub fn len(&self) -> u64 {
+        self.events
+    }
+
+    /// Whether the batch has no events.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// The rows of the event `E` (`None` if `E` is not in [`EVENTS`]).
+    pub fn rows_of<E: Indexed>(&self) -> Option<&Rows> {
+        let i = EVENTS.iter().position(|e| e.topic() == E::SIGNATURE_HASH)?;
+        self.rows.get(i)
+    }
+
+    /// Column `name` of the event `E`'s rows.
+    pub fn column_of<E: Indexed>(&self, name: &str) -> Option<&Column> {
+        let i = POSITION
+            .iter()
+            .chain(E::COLUMNS)
+            .position(|(n, _)| *n == name)?;
+        self.rows_of::<E>()?.columns.get(i)
+    }
+}
+
+/// A uint40 time (`BIGINT`).
+fn t(v: alloy::primitives::aliases::U40) -> u64 {
     v.to()
 }
 
-/// Decodes one log; `Ok(None)` for a log that is not one of the indexed events.
-pub fn decode(log: &Log) -> Result<Option<LogEvent>, String> {
-    let (Some(block_number), Some(block_hash), Some(log_index), Some(tx_hash)) = (
-        log.block_number,
-        log.block_hash,
-        log.log_index,
-        log.transaction_hash,
-    ) else {
-        return Err("log without block, index or transaction (pending?)".into());
+/// A study id: sequential from 1 in the contract, so far below 2^63; stored as `BIGINT`.
+fn study_id(id: U256) -> Result<i64, String> {
+    i64::try_from(id).map_err(|_| format!("study id {id} does not fit in BIGINT"))
+}
+
+fn study_key(id: U256) -> Result<Val, String> {
+    study_id(id).map(Val::BigInt)
+}
+
+/// Binds a study id, or fails the row.
+fn bind_study(w: &mut RowWriter<'_>, id: U256) {
+    match study_id(id) {
+        Ok(v) => w.uint(v as u64),
+        Err(m) => w.fail(m),
     };
-    let Some(topic0) = log.topic0().copied() else {
-        return Ok(None);
-    };
-    let err =
-        |e: alloy::sol_types::Error| format!("cannot decode log {block_number}/{log_index}: {e}");
-    let event = match topic0 {
-        t if t == ParticipantRegistry::CredentialIssued::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ParticipantRegistry::CredentialIssued>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::CredentialIssued {
-                account: e.account,
-                role: e.role,
-                reference: e.r#ref,
-                issued_at: u(e.issuedAt),
-                expires_at: u(e.expiresAt),
-            }
-        }
-        t if t == ParticipantRegistry::CredentialRevoked::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ParticipantRegistry::CredentialRevoked>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::CredentialRevoked {
-                account: e.account,
-                role: e.role,
-                revoked_at: u(e.revokedAt),
-            }
-        }
-        t if t == ConsentRegistry::Granted::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::Granted>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::Granted {
-                patient: e.patient,
-                grantee: e.grantee,
-                by: e.by,
-                categories: e.categories,
-                purpose: e.purpose,
-                not_before: u(e.notBefore),
-                expires_at: u(e.expiresAt),
-            }
-        }
-        t if t == ConsentRegistry::Revoked::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::Revoked>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::Revoked {
-                patient: e.patient,
-                grantee: e.grantee,
-                by: e.by,
-            }
-        }
-        t if t == ConsentRegistry::GuardianSet::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::GuardianSet>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::GuardianSet {
-                patient: e.patient,
-                guardian: e.guardian,
-                scope: e.scope,
-                not_before: u(e.notBefore),
-                expires_at: u(e.expiresAt),
-            }
-        }
-        t if t == ConsentRegistry::GuardianRemoved::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::GuardianRemoved>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::GuardianRemoved {
-                patient: e.patient,
-                guardian: e.guardian,
-            }
-        }
-        t if t == ConsentRegistry::EmergencyAccessOpened::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::EmergencyAccessOpened>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::EmergencyOpened {
-                patient: e.patient,
-                provider: e.provider,
-                reason_hash: e.reasonHash,
-                opened_at: u(e.openedAt),
-                expires_at: u(e.expiresAt),
-            }
-        }
-        t if t == ConsentRegistry::EmergencyAccessClosed::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::EmergencyAccessClosed>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::EmergencyClosed {
-                patient: e.patient,
-                provider: e.provider,
-                by: e.by,
-            }
-        }
-        t if t == ConsentRegistry::EmergencyCapSet::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<ConsentRegistry::EmergencyCapSet>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::EmergencyCapSet { cap: u(e.cap) }
-        }
-        t if t == RecordRegistry::PointerAnchored::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<RecordRegistry::PointerAnchored>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::PointerAnchored {
-                record_id: e.recordId,
-                patient: e.patient,
-                holder: e.holder,
-                category: e.category,
-                content_hash: e.contentHash,
-                locator: e.locator,
-            }
-        }
-        t if t == RecordRegistry::PointerSuperseded::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<RecordRegistry::PointerSuperseded>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::PointerSuperseded {
-                old_record_id: e.oldRecordId,
-                new_record_id: e.newRecordId,
-            }
-        }
-        t if t == RecordRegistry::AccessLogAnchored::SIGNATURE_HASH => {
-            let e = log
-                .log_decode::<RecordRegistry::AccessLogAnchored>()
-                .map_err(err)?
-                .inner
-                .data;
-            Event::AccessLogAnchored {
-                holder: e.holder,
-                head: e.head,
-                entries: e.entries,
-                anchored_at: u(e.anchoredAt),
-            }
-        }
-        _ => return Ok(None),
-    };
-    let log_index = u32::try_from(log_index).map_err(|_| "log index out of range".to_string())?;
-    Ok(Some(LogEvent {
-        block_number,
-        block_hash,
-        log_index,
-        tx_hash,
-        event,
-    }))
+}
+
+fn open(table: &'static HistoryTable, key: Vec<Val>, state: Vec<Val>) -> Option<Change> {
+    Some(Change::Open { table, key, state })
+}
+
+fn close(table: &'static HistoryTable, key: Vec<Val>, reason: &'static str) -> Option<Change> {
+    Some(Change::Close { table, key, reason })
+}
+
+use Sql::{BigInt, Bytea, SmallInt, Text};
+
+impl Indexed for ParticipantRegistry::CredentialIssued {
+    const TABLE: &'static str = "ev_credential_issued";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("account", Bytea),
+        ("role", SmallInt),
+        ("ref", Bytea),
+        ("issued_at", BigInt),
+        ("expires_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.account)
+            .code(self.role)
+            .word(self.r#ref)
+            .uint(t(self.issuedAt))
+            .uint(t(self.expiresAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let state = vec![
+            self.role.into(),
+            self.r#ref.into(),
+            t(self.issuedAt).into(),
+            t(self.expiresAt).into(),
+        ];
+        Ok(open(
+            &history::CREDENTIALS,
+            vec![self.account.into()],
+            state,
+        ))
+    }
+}
+
+impl Indexed for ParticipantRegistry::CredentialRevoked {
+    const TABLE: &'static str = "ev_credential_revoked";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("account", Bytea),
+        ("role", SmallInt),
+        ("revoked_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.account)
+            .code(self.role)
+            .uint(t(self.revokedAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        Ok(close(
+            &history::CREDENTIALS,
+            vec![self.account.into()],
+            "revoked",
+        ))
+    }
+}
+
+impl Indexed for ConsentRegistry::Granted {
+    const TABLE: &'static str = "ev_granted";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("grantee", Bytea),
+        ("by_account", Bytea),
+        ("categories", BigInt),
+        ("purpose", SmallInt),
+        ("not_before", BigInt),
+        ("expires_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.grantee)
+            .address(self.by)
+            .uint(self.categories)
+            .code(self.purpose)
+            .uint(t(self.notBefore))
+            .uint(t(self.expiresAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let state = vec![
+            self.by.into(),
+            self.categories.into(),
+            self.purpose.into(),
+            t(self.notBefore).into(),
+            t(self.expiresAt).into(),
+        ];
+        let key = vec![self.patient.into(), self.grantee.into()];
+        Ok(open(&history::GRANTS, key, state))
+    }
+}
+
+impl Indexed for ConsentRegistry::Revoked {
+    const TABLE: &'static str = "ev_revoked";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("grantee", Bytea),
+        ("by_account", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.grantee)
+            .address(self.by);
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let key = vec![self.patient.into(), self.grantee.into()];
+        Ok(close(&history::GRANTS, key, "revoked"))
+    }
+}
+
+impl Indexed for ConsentRegistry::GuardianSet {
+    const TABLE: &'static str = "ev_guardian_set";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("guardian", Bytea),
+        ("scope", BigInt),
+        ("not_before", BigInt),
+        ("expires_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.guardian)
+            .uint(self.scope)
+            .uint(t(self.notBefore))
+            .uint(t(self.expiresAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let state = vec![
+            self.scope.into(),
+            t(self.notBefore).into(),
+            t(self.expiresAt).into(),
+        ];
+        let key = vec![self.patient.into(), self.guardian.into()];
+        Ok(open(&history::GUARDIANS, key, state))
+    }
+}
+
+impl Indexed for ConsentRegistry::GuardianRemoved {
+    const TABLE: &'static str = "ev_guardian_removed";
+    const COLUMNS: &'static [ColumnDef] = &[("patient", Bytea), ("guardian", Bytea)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient).address(self.guardian);
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let key = vec![self.patient.into(), self.guardian.into()];
+        Ok(close(&history::GUARDIANS, key, "removed"))
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyAccessOpened {
+    const TABLE: &'static str = "ev_emergency_opened";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("provider", Bytea),
+        ("reason_hash", Bytea),
+        ("opened_at", BigInt),
+        ("expires_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.provider)
+            .word(self.reasonHash)
+            .uint(t(self.openedAt))
+            .uint(t(self.expiresAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let state = vec![
+            self.reasonHash.into(),
+            t(self.openedAt).into(),
+            t(self.expiresAt).into(),
+        ];
+        let key = vec![self.patient.into(), self.provider.into()];
+        Ok(open(&history::EMERGENCIES, key, state))
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyAccessClosed {
+    const TABLE: &'static str = "ev_emergency_closed";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("provider", Bytea),
+        ("by_account", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.provider)
+            .address(self.by);
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let key = vec![self.patient.into(), self.provider.into()];
+        Ok(close(&history::EMERGENCIES, key, "closed"))
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyCapSet {
+    const TABLE: &'static str = "ev_emergency_cap_set";
+    const COLUMNS: &'static [ColumnDef] = &[("cap", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.uint(t(self.cap));
+    }
+}
+
+impl Indexed for RecordRegistry::PointerAnchored {
+    const TABLE: &'static str = "ev_pointer_anchored";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("record_id", Bytea),
+        ("patient", Bytea),
+        ("holder", Bytea),
+        ("category", SmallInt),
+        ("content_hash", Bytea),
+        ("locator", Text),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.word(self.recordId)
+            .address(self.patient)
+            .address(self.holder)
+            .code(self.category)
+            .word(self.contentHash)
+            .text(&self.locator);
+    }
+}
+
+impl Indexed for RecordRegistry::PointerSuperseded {
+    const TABLE: &'static str = "ev_pointer_superseded";
+    const COLUMNS: &'static [ColumnDef] = &[("old_record_id", Bytea), ("new_record_id", Bytea)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.word(self.oldRecordId).word(self.newRecordId);
+    }
+}
+
+impl Indexed for RecordRegistry::AccessLogAnchored {
+    const TABLE: &'static str = "ev_access_log_anchored";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("holder", Bytea),
+        ("head", Bytea),
+        ("entries", BigInt),
+        ("anchored_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.holder)
+            .word(self.head)
+            .uint(self.entries)
+            .uint(t(self.anchoredAt));
+    }
+}
+
+/// The Solidity `IStudyRegistry.Status` values a study's status history holds.
+const REGISTERED: u8 = 1;
+const APPROVED: u8 = 2;
+const CLOSED: u8 = 3;
+
+fn study_status(id: U256, status: u8, since: u64) -> Result<Option<Change>, String> {
+    Ok(open(
+        &history::STUDY_STATUS,
+        vec![study_key(id)?],
+        vec![status.into(), since.into()],
+    ))
+}
+
+impl Indexed for StudyRegistry::StudyRegistered {
+    const TABLE: &'static str = "ev_study_registered";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("study_id", BigInt),
+        ("researcher", Bytea),
+        ("protocol_hash", Bytea),
+        ("categories", BigInt),
+        ("min_cell_size", BigInt),
+        ("budget", BigInt),
+        ("registered_at", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.address(self.researcher)
+            .word(self.protocolHash)
+            .uint(self.categories)
+            .uint(self.minCellSize)
+            .uint(self.budget)
+            .uint(t(self.registeredAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        study_status(self.studyId, REGISTERED, t(self.registeredAt))
+    }
+}
+
+impl Indexed for StudyRegistry::StudyApproved {
+    const TABLE: &'static str = "ev_study_approved";
+    const COLUMNS: &'static [ColumnDef] = &[("study_id", BigInt), ("approved_at", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.uint(t(self.approvedAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        study_status(self.studyId, APPROVED, t(self.approvedAt))
+    }
+}
+
+impl Indexed for StudyRegistry::StudyClosed {
+    const TABLE: &'static str = "ev_study_closed";
+    const COLUMNS: &'static [ColumnDef] = &[("study_id", BigInt), ("closed_at", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.uint(t(self.closedAt));
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        study_status(self.studyId, CLOSED, t(self.closedAt))
+    }
+}
+
+impl Indexed for StudyRegistry::OptedIn {
+    const TABLE: &'static str = "ev_opted_in";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("study_id", BigInt),
+        ("patient", Bytea),
+        ("by_account", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.address(self.patient).address(self.by);
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let key = vec![study_key(self.studyId)?, self.patient.into()];
+        Ok(open(&history::OPT_INS, key, vec![self.by.into()]))
+    }
+}
+
+impl Indexed for StudyRegistry::Withdrew {
+    const TABLE: &'static str = "ev_withdrew";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("study_id", BigInt),
+        ("patient", Bytea),
+        ("by_account", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.address(self.patient).address(self.by);
+    }
+    fn change(&self) -> Result<Option<Change>, String> {
+        let key = vec![study_key(self.studyId)?, self.patient.into()];
+        Ok(close(&history::OPT_INS, key, "withdrew"))
+    }
+}
+
+impl Indexed for StudyRegistry::QueryAnswered {
+    const TABLE: &'static str = "ev_query_answered";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("study_id", BigInt),
+        ("query_hash", Bytea),
+        ("cost", BigInt),
+        ("pinned_block", BigInt),
+        ("answer_hash", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.word(self.queryHash)
+            .uint(self.cost)
+            .uint(self.pinnedBlock)
+            .word(self.answerHash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_has_its_own_topic_and_table() {
+        let mut topics = topics();
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), EVENTS.len());
+        let mut tables: Vec<_> = tables().collect();
+        tables.sort();
+        tables.dedup();
+        assert_eq!(tables.len(), EVENTS.len());
+    }
 }

@@ -1,6 +1,7 @@
 //! `medrec-indexer`: parse, set up logging, run the pipeline and the API, map errors to exit codes.
 
 use clap::Parser;
+use medrec_chain::{ChainError, Rpc};
 use medrec_indexer::api::{self, ApiState};
 use medrec_indexer::error::IndexerError;
 use medrec_indexer::metrics::Metrics;
@@ -96,58 +97,50 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(target: "medrec::indexer", "stopped: {e}");
             ExitCode::from(match e {
-                IndexerError::Config(_) | IndexerError::WrongDeployment(_) => 2,
-                IndexerError::DeepReorg { .. } => 3,
-                IndexerError::Integrity(_) => 4,
+                IndexerError::Config(_)
+                | IndexerError::WrongDeployment(_)
+                | IndexerError::Chain(ChainError::Config(_)) => 2,
+                IndexerError::Chain(ChainError::DeepReorg { .. }) => 3,
+                IndexerError::Integrity(_) | IndexerError::Chain(ChainError::Integrity(_)) => 4,
                 _ => 1,
             })
         }
     }
 }
 
-async fn chain_id_of(url: &str) -> Result<u64, IndexerError> {
-    use alloy::providers::{Provider, ProviderBuilder};
-    let url = url
-        .parse()
-        .map_err(|_| IndexerError::Config(format!("bad RPC URL {url:?}")))?;
-    let p = ProviderBuilder::new().connect_http(url);
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match p.get_chain_id().await {
-            Ok(id) => return Ok(id),
-            Err(e) => {
-                tracing::warn!(target: "medrec::indexer", error = %e, "node unreachable; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+/// Retries `f` with backoff while its error is retryable (the node or the database not there
+/// yet at start-up).
+async fn retry<T, F, Fut>(what: &'static str, f: F) -> Result<T, IndexerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, IndexerError>>,
+{
+    medrec_chain::retry(f, |e: &IndexerError, _| {
+        tracing::warn!(target: "medrec::indexer", error = %e, "{what} unavailable; retrying");
+    })
+    .await
 }
 
 async fn run(args: Args) -> Result<(), IndexerError> {
-    let chain_id = chain_id_of(&args.rpc_url).await?;
+    let node = Rpc::connect_http(&args.rpc_url)?;
+    let chain_id = retry("node", || async { Ok(node.chain_id().await?) }).await?;
     let d = medrec_bindings::deployment::read(&args.deployments, chain_id)
         .map_err(IndexerError::Config)?;
-    let pool = loop {
-        match db::pool(&args.database_url, 8).await {
-            Ok(p) => break p,
-            Err(e) if e.is_retryable() => {
-                tracing::warn!(target: "medrec::indexer", error = %e, "database unavailable; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let pool = retry("database", || db::pool(&args.database_url, 8)).await?;
     db::migrate(&pool).await?;
     let metrics = Arc::new(Metrics::default());
     let cfg = pipeline::Config {
         rpc_url: args.rpc_url.clone(),
         database_url: args.database_url.clone(),
-        contracts: vec![
+        // The study registry's events too, where the deployment has one.
+        contracts: [
             d.participant_registry,
             d.consent_registry,
             d.record_registry,
-        ],
+        ]
+        .into_iter()
+        .chain(d.study_registry)
+        .collect(),
         start_block: d.start_block,
         confirmations: args.confirmations,
         reorg_window: args.reorg_window,
@@ -162,15 +155,10 @@ async fn run(args: Args) -> Result<(), IndexerError> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| IndexerError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
-        let url = args
-            .rpc_url
-            .parse()
-            .map_err(|_| IndexerError::Config("bad RPC URL".into()))?;
-        let node = alloy::providers::ProviderBuilder::new().connect_http(url);
         let state = ApiState {
             pool: pool.clone(),
             metrics: metrics.clone(),
-            node: alloy::providers::Provider::erased(node),
+            node: node.clone(),
         };
         tracing::info!(target: "medrec::api", listen = %args.listen, "serving the read API");
         tokio::spawn(async move {

@@ -6,7 +6,11 @@ use crate::output::Printer;
 use crate::units;
 use alloy::transports::http::reqwest;
 use clap::Args;
-use serde_json::Value;
+use medrec_protocol::indexer::{
+    ErrorBody, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 /// Options shared by the listings.
@@ -64,7 +68,14 @@ pub struct TimelineArgs {
     pub opts: ListingOpts,
 }
 
-async fn get(settings: &Settings, path: &str, min_block: Option<u64>) -> Result<Value> {
+/// GETs `path` from the indexer and reads the answer as `T`, one of
+/// `medrec_protocol::indexer`'s types (an error answer as the protocol's error body). Every
+/// command that reads chain history from the indexer goes through here.
+pub(crate) async fn get<T: DeserializeOwned>(
+    settings: &Settings,
+    path: &str,
+    min_block: Option<u64>,
+) -> Result<T> {
     let base = settings.indexer_url.trim_end_matches('/');
     let mut url = format!("{base}{path}");
     if let Some(b) = min_block {
@@ -88,83 +99,72 @@ async fn get(settings: &Settings, path: &str, min_block: Option<u64>) -> Result<
             first_line(&e)
         ))
     })?;
-    let body: Value = serde_json::from_str(&text).map_err(|_| {
-        CliError::Rpc(format!(
-            "the indexer at {base} answered {status} with something that is not JSON"
-        ))
-    })?;
     if !status.is_success() {
-        let msg = body["error"]["message"].as_str().unwrap_or("no message");
+        let msg = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error.message)
+            .map_err(|_| {
+                CliError::Rpc(format!(
+                    "the indexer at {base} answered {status} with something that is not JSON"
+                ))
+            })?;
         return Err(CliError::Rpc(format!(
             "the indexer at {base} answered {status}: {msg}"
         )));
     }
-    Ok(body)
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::Rpc(format!(
+            "the indexer at {base} answered {status} with something this medrec cannot read: {e}"
+        ))
+    })
 }
 
 fn first_line(e: &dyn std::fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+/// Prints `body` as the command's result: the answer itself under `--json`, else `lines`.
+fn print<T: Serialize>(out: Printer, command: &str, body: &T, mut lines: Vec<String>, none: &str) {
+    if lines.len() == 1 {
+        lines.push(format!("  {none}"));
     }
+    let data = serde_json::to_value(body).unwrap_or_default();
+    out.result(command, data, &lines.join("\n"));
 }
 
-fn names(v: &Value) -> String {
-    v.as_array()
-        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
-}
-
-fn time(v: &Value) -> String {
-    v.as_u64()
-        .map(units::format_time)
-        .unwrap_or_else(|| "-".into())
+fn live(live: bool) -> &'static str {
+    if live { "live" } else { "not live" }
 }
 
 /// Runs `grants`.
 pub async fn run_grants(a: GrantsArgs, settings: &Settings, out: Printer) -> Result<()> {
     let patient = super::address_or_own(a.patient.as_deref(), "patient", settings)?;
-    let body = get(
+    let body: PatientGrants = get(
         settings,
         &format!("/v1/patients/{patient}/grants"),
         a.opts.min_block,
     )
     .await?;
-    let mut lines = vec![format!(
-        "grants of {patient} (as of block {})",
-        s(&body["block"])
-    )];
-    for g in body["grants"].as_array().into_iter().flatten() {
+    let mut lines = vec![format!("grants of {patient} (as of block {})", body.block)];
+    for g in &body.grants {
+        let t = &g.terms;
         lines.push(format!(
             "  {}  {}  {}  {} .. {}  {}",
-            s(&g["grantee"]),
-            names(&g["categories"]),
-            s(&g["purpose"]),
-            time(&g["notBefore"]),
-            time(&g["expiresAt"]),
-            if g["live"] == true {
-                "live"
-            } else {
-                "not live"
-            }
+            g.grantee,
+            t.categories.join(","),
+            t.purpose,
+            units::format_time(t.not_before),
+            units::format_time(t.expires_at),
+            live(t.live)
         ));
     }
-    if lines.len() == 1 {
-        lines.push("  none".into());
-    }
-    out.result("grants", body, &lines.join("\n"));
+    print(out, "grants", &body, lines, "none");
     Ok(())
 }
 
 /// Runs `patients`.
 pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) -> Result<()> {
     let grantee = super::address_or_own(a.grantee.as_deref(), "grantee", settings)?;
-    let body = get(
+    let body: GranteePatients = get(
         settings,
         &format!("/v1/grantees/{grantee}/patients"),
         a.opts.min_block,
@@ -172,59 +172,89 @@ pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) ->
     .await?;
     let mut lines = vec![format!(
         "patients who granted {grantee} access (as of block {})",
-        s(&body["block"])
+        body.block
     )];
-    for g in body["patients"].as_array().into_iter().flatten() {
+    for g in &body.patients {
+        let t = &g.terms;
         lines.push(format!(
             "  {}  {}  until {}  {}",
-            s(&g["patient"]),
-            names(&g["categories"]),
-            time(&g["expiresAt"]),
-            if g["live"] == true {
-                "live"
-            } else {
-                "not live"
-            }
+            g.patient,
+            t.categories.join(","),
+            units::format_time(t.expires_at),
+            live(t.live)
         ));
     }
-    if lines.len() == 1 {
-        lines.push("  none".into());
-    }
-    out.result("patients", body, &lines.join("\n"));
+    print(out, "patients", &body, lines, "none");
     Ok(())
 }
 
 /// Runs `records`.
 pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> Result<()> {
     let patient = super::address_or_own(a.patient.as_deref(), "patient", settings)?;
-    let body = get(
+    let body: PatientPointers = get(
         settings,
         &format!("/v1/patients/{patient}/pointers"),
         a.opts.min_block,
     )
     .await?;
-    let mut lines = vec![format!(
-        "records of {patient} (as of block {})",
-        s(&body["block"])
-    )];
-    for p in body["pointers"].as_array().into_iter().flatten() {
-        let superseded = match &p["supersededBy"] {
-            Value::Null => String::new(),
-            v => format!("  superseded by {}", s(v)),
+    let mut lines = vec![format!("records of {patient} (as of block {})", body.block)];
+    for p in &body.pointers {
+        let superseded = match &p.superseded_by {
+            None => String::new(),
+            Some(id) => format!("  superseded by {id}"),
         };
         lines.push(format!(
             "  {}  {}  held by {}  at {}{superseded}",
-            s(&p["recordId"]),
-            s(&p["category"]),
-            s(&p["holder"]),
-            s(&p["locator"])
+            p.record_id, p.category, p.holder, p.locator
         ));
     }
-    if lines.len() == 1 {
-        lines.push("  none".into());
-    }
-    out.result("records", body, &lines.join("\n"));
+    print(out, "records", &body, lines, "none");
     Ok(())
+}
+
+/// One timeline event in words.
+fn describe(what: &TimelineData) -> String {
+    match what {
+        TimelineData::Granted {
+            grantee,
+            category_mask,
+            expires_at,
+            ..
+        } => format!(
+            "granted {grantee} {} until {}",
+            medrec_bindings::category_names(*category_mask).join(","),
+            units::format_time(*expires_at)
+        ),
+        TimelineData::Revoked { grantee, .. } => format!("revoked {grantee}"),
+        TimelineData::GuardianSet { guardian, .. } => format!("named guardian {guardian}"),
+        TimelineData::GuardianRemoved { guardian } => format!("removed guardian {guardian}"),
+        TimelineData::BreakGlassOpened {
+            provider,
+            expires_at,
+            ..
+        } => format!(
+            "BREAK-GLASS by {provider} until {}",
+            units::format_time(*expires_at)
+        ),
+        TimelineData::BreakGlassClosed { provider, .. } => {
+            format!("break-glass of {provider} closed")
+        }
+        TimelineData::PointerAnchored {
+            record_id,
+            holder,
+            category,
+            ..
+        } => format!(
+            "record {record_id} ({}) anchored by {holder}",
+            medrec_bindings::category_name(*category)
+        ),
+        TimelineData::PointerSuperseded {
+            old_record_id,
+            new_record_id,
+        } => format!("record {old_record_id} superseded by {new_record_id}"),
+        TimelineData::OptedIn { study_id, .. } => format!("opted in to study {study_id}"),
+        TimelineData::Withdrew { study_id, .. } => format!("withdrew from study {study_id}"),
+    }
 }
 
 /// Runs `timeline`.
@@ -234,54 +264,14 @@ pub async fn run_timeline(a: TimelineArgs, settings: &Settings, out: Printer) ->
     if let Some(b) = a.from_block {
         path.push_str(&format!("?from_block={b}"));
     }
-    let body = get(settings, &path, a.opts.min_block).await?;
+    let body: Timeline = get(settings, &path, a.opts.min_block).await?;
     let mut lines = vec![format!(
         "what happened to {patient}'s records (as of block {})",
-        s(&body["block"])
+        body.block
     )];
-    for e in body["events"].as_array().into_iter().flatten() {
-        let d = &e["data"];
-        let what = match e["type"].as_str().unwrap_or_default() {
-            "granted" => format!(
-                "granted {} {} until {}",
-                s(&d["grantee"]),
-                names(&serde_json::json!(medrec_bindings::category_names(
-                    d["categoryMask"].as_u64().unwrap_or(0)
-                ))),
-                time(&d["expiresAt"])
-            ),
-            "revoked" => format!("revoked {}", s(&d["grantee"])),
-            "guardian-set" => format!("named guardian {}", s(&d["guardian"])),
-            "guardian-removed" => format!("removed guardian {}", s(&d["guardian"])),
-            "break-glass-opened" => {
-                format!(
-                    "BREAK-GLASS by {} until {}",
-                    s(&d["provider"]),
-                    time(&d["expiresAt"])
-                )
-            }
-            "break-glass-closed" => format!("break-glass of {} closed", s(&d["provider"])),
-            "pointer-anchored" => format!(
-                "record {} ({}) anchored by {}",
-                s(&d["recordId"]),
-                d["category"]
-                    .as_u64()
-                    .map(|c| medrec_bindings::category_name(c as u8))
-                    .unwrap_or_default(),
-                s(&d["holder"])
-            ),
-            "pointer-superseded" => format!(
-                "record {} superseded by {}",
-                s(&d["oldRecordId"]),
-                s(&d["newRecordId"])
-            ),
-            other => other.to_string(),
-        };
-        lines.push(format!("  block {:>6}  {what}", s(&e["block"])));
+    for e in &body.events {
+        lines.push(format!("  block {:>6}  {}", e.block, describe(&e.what)));
     }
-    if lines.len() == 1 {
-        lines.push("  nothing yet".into());
-    }
-    out.result("timeline", body, &lines.join("\n"));
+    print(out, "timeline", &body, lines, "nothing yet");
     Ok(())
 }

@@ -11,6 +11,7 @@ use alloy::sol_types::SolEventInterface;
 use medrec_bindings::consent_registry::ConsentRegistry::ConsentRegistryEvents as CE;
 use medrec_bindings::participant_registry::ParticipantRegistry::ParticipantRegistryEvents as PE;
 use medrec_bindings::record_registry::RecordRegistry::RecordRegistryEvents as RE;
+use medrec_bindings::study_registry::StudyRegistry::StudyRegistryEvents as SE;
 use sqlx::{Column, Row, TypeInfo};
 use std::collections::{BTreeMap, HashMap};
 
@@ -77,6 +78,40 @@ pub enum Ev {
         content_hash: B256,
         locator: String,
     },
+    StudyRegistered {
+        study: u64,
+        researcher: Address,
+        protocol: B256,
+        categories: u64,
+        min_cell: u32,
+        budget: u64,
+        registered_at: u64,
+    },
+    StudyApproved {
+        study: u64,
+        at: u64,
+    },
+    StudyClosed {
+        study: u64,
+        at: u64,
+    },
+    OptedIn {
+        study: u64,
+        patient: Address,
+        by: Address,
+    },
+    Withdrew {
+        study: u64,
+        patient: Address,
+        by: Address,
+    },
+    QueryAnswered {
+        study: u64,
+        query: B256,
+        cost: u64,
+        pinned: u64,
+        answer: B256,
+    },
     LogAnchored {
         holder: Address,
         head: B256,
@@ -102,10 +137,31 @@ fn t(v: U40) -> u64 {
     v.to::<u64>()
 }
 
+/// The study registry named in the world's deployments file, if any (the tests that index
+/// studies deploy one and add it there).
+pub fn study_registry(w: &World) -> Option<Address> {
+    medrec_bindings::deployment::read(&w.deployments, 31337)
+        .unwrap()
+        .study_registry
+}
+
+/// The contracts the indexer follows, in the cursor's order.
+pub fn contracts(w: &World) -> Vec<Address> {
+    [w.participants, w.consent, w.records]
+        .into_iter()
+        .chain(study_registry(w))
+        .collect()
+}
+
+fn id(v: alloy::primitives::U256) -> u64 {
+    v.to::<u64>()
+}
+
 /// Every event of the deployment's registries up to block `to`, in chain order.
 pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
+    let studies = study_registry(w);
     let filter = Filter::new()
-        .address(vec![w.participants, w.consent, w.records])
+        .address(contracts(w))
         .from_block(w.start_block)
         .to_block(to);
     let logs = w.p.get_logs(&filter).await.unwrap();
@@ -190,6 +246,46 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     entries: e.entries,
                     anchored_at: t(e.anchoredAt),
                 },
+                // ERC-5267's event: never emitted, the gatekeeper's domain is fixed.
+                RE::EIP712DomainChanged(_) => continue,
+            }
+        } else if Some(log.address()) == studies {
+            match SE::decode_log(&log.inner).unwrap().data {
+                SE::StudyRegistered(e) => Ev::StudyRegistered {
+                    study: id(e.studyId),
+                    researcher: e.researcher,
+                    protocol: e.protocolHash,
+                    categories: e.categories,
+                    min_cell: e.minCellSize,
+                    budget: e.budget,
+                    registered_at: t(e.registeredAt),
+                },
+                SE::StudyApproved(e) => Ev::StudyApproved {
+                    study: id(e.studyId),
+                    at: t(e.approvedAt),
+                },
+                SE::StudyClosed(e) => Ev::StudyClosed {
+                    study: id(e.studyId),
+                    at: t(e.closedAt),
+                },
+                SE::OptedIn(e) => Ev::OptedIn {
+                    study: id(e.studyId),
+                    patient: e.patient,
+                    by: e.by,
+                },
+                SE::Withdrew(e) => Ev::Withdrew {
+                    study: id(e.studyId),
+                    patient: e.patient,
+                    by: e.by,
+                },
+                SE::QueryAnswered(e) => Ev::QueryAnswered {
+                    study: id(e.studyId),
+                    query: e.queryHash,
+                    cost: e.cost,
+                    pinned: e.pinnedBlock,
+                    answer: e.answerHash,
+                },
+                _ => continue,
             }
         } else {
             panic!("log of an unexpected contract {}", log.address());
@@ -218,6 +314,11 @@ impl Canon for u64 {
     }
 }
 impl Canon for i64 {
+    fn canon(&self) -> String {
+        self.to_string()
+    }
+}
+impl Canon for u32 {
     fn canon(&self) -> String {
         self.to_string()
     }
@@ -325,6 +426,10 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
     let mut guardians: Hist<(Address, Address)> = Hist::new();
     let mut creds: Hist<Address> = Hist::new();
     let mut emerg: Hist<(Address, Address)> = Hist::new();
+    let mut statuses: Hist<u64> = Hist::new();
+    let mut opt_ins: Hist<(u64, Address)> = Hist::new();
+    // study id -> (registration row prefix, budget, spent, queries)
+    let mut studies: BTreeMap<u64, (String, u64, u128, u64)> = BTreeMap::new();
     // record id -> (row prefix, superseded_by, superseded_block), in anchoring order
     let mut pointers: Vec<(B256, String, Option<B256>, Option<u64>)> = vec![];
     let mut push = |t: &'static str, r: String| out.get_mut(t).unwrap().push(r);
@@ -497,6 +602,83 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 );
                 pointers.push((*record_id, prefix, None, None));
             }
+            Ev::StudyRegistered {
+                study,
+                researcher,
+                protocol,
+                categories,
+                min_cell,
+                budget,
+                registered_at,
+            } => {
+                let (m, b) = (mask(*categories), mask(*budget));
+                push(
+                    "ev_study_registered",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *study,
+                        *researcher,
+                        *protocol,
+                        m,
+                        *min_cell,
+                        b,
+                        *registered_at
+                    ),
+                );
+                let prefix = row!(*study, *researcher, *protocol, m, *min_cell);
+                let suffix = row!(*registered_at, bn);
+                assert!(
+                    studies
+                        .insert(*study, (format!("{prefix}|{suffix}"), *budget, 0, 0))
+                        .is_none(),
+                    "the chain registered study {study} twice"
+                );
+                statuses.open(*study, row!(*study, 1u8, *registered_at), bn, li);
+            }
+            Ev::StudyApproved { study, at } => {
+                push("ev_study_approved", row!(bn, li, tx, *study, *at));
+                statuses.open(*study, row!(*study, 2u8, *at), bn, li);
+            }
+            Ev::StudyClosed { study, at } => {
+                push("ev_study_closed", row!(bn, li, tx, *study, *at));
+                statuses.open(*study, row!(*study, 3u8, *at), bn, li);
+            }
+            Ev::OptedIn { study, patient, by } => {
+                push("ev_opted_in", row!(bn, li, tx, *study, *patient, *by));
+                opt_ins.open((*study, *patient), row!(*study, *patient, *by), bn, li);
+            }
+            Ev::Withdrew { study, patient, by } => {
+                push("ev_withdrew", row!(bn, li, tx, *study, *patient, *by));
+                opt_ins.close(&(*study, *patient), bn, "withdrew", true);
+            }
+            Ev::QueryAnswered {
+                study,
+                query,
+                cost,
+                pinned,
+                answer,
+            } => {
+                push(
+                    "ev_query_answered",
+                    row!(
+                        bn,
+                        li,
+                        tx,
+                        *study,
+                        *query,
+                        mask(*cost),
+                        mask(*pinned),
+                        *answer
+                    ),
+                );
+                let s = studies
+                    .get_mut(study)
+                    .expect("the chain answered a query of an unknown study");
+                s.2 += u128::from(*cost);
+                s.3 += 1;
+            }
             Ev::LogAnchored {
                 holder,
                 head,
@@ -522,6 +704,32 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
     out.insert("guardian_history", guardians.history());
     out.insert("credential_history", creds.history());
     out.insert("emergency_history", emerg.history());
+    out.insert("study_status_history", statuses.history());
+    out.insert("opt_in_history", opt_ins.history());
+    out.insert("study_opt_ins", opt_ins.current());
+    // The studies view: registration, budget and spent as unsigned numbers (text), the
+    // current status.
+    let current: HashMap<u64, (String, u64)> = statuses
+        .open
+        .iter()
+        .map(|(k, &i)| {
+            let (payload, from, ..) = &statuses.rows[i];
+            // payload: study|status|since
+            let rest = payload.split_once('|').unwrap().1.to_string();
+            (*k, (rest, *from))
+        })
+        .collect();
+    out.insert(
+        "studies",
+        studies
+            .iter()
+            .map(|(id, (reg, budget, spent, queries))| {
+                let (status, from) = &current[id];
+                let amounts = row!(budget.to_string(), spent.to_string(), *queries);
+                format!("{reg}|{amounts}|{status}|{from}")
+            })
+            .collect(),
+    );
     out.insert("grants", grants.current());
     out.insert("guardians", guardians.current());
     out.insert("credentials", creds.current());
@@ -585,6 +793,46 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "ev_access_log_anchored",
         "SELECT block_number, log_index, tx_hash, holder, head, entries, anchored_at FROM ev_access_log_anchored",
+    ),
+    (
+        "ev_study_registered",
+        "SELECT block_number, log_index, tx_hash, study_id, researcher, protocol_hash, categories, min_cell_size, budget, registered_at FROM ev_study_registered",
+    ),
+    (
+        "ev_study_approved",
+        "SELECT block_number, log_index, tx_hash, study_id, approved_at FROM ev_study_approved",
+    ),
+    (
+        "ev_study_closed",
+        "SELECT block_number, log_index, tx_hash, study_id, closed_at FROM ev_study_closed",
+    ),
+    (
+        "ev_opted_in",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account FROM ev_opted_in",
+    ),
+    (
+        "ev_withdrew",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account FROM ev_withdrew",
+    ),
+    (
+        "ev_query_answered",
+        "SELECT block_number, log_index, tx_hash, study_id, query_hash, cost, pinned_block, answer_hash FROM ev_query_answered",
+    ),
+    (
+        "study_status_history",
+        "SELECT study_id, status, since, from_block, from_log, to_block, end_reason FROM study_status_history",
+    ),
+    (
+        "opt_in_history",
+        "SELECT study_id, patient, by_account, from_block, from_log, to_block, end_reason FROM opt_in_history",
+    ),
+    (
+        "study_opt_ins",
+        "SELECT study_id, patient, by_account, block_number FROM study_opt_ins",
+    ),
+    (
+        "studies",
+        "SELECT study_id, researcher, protocol_hash, categories, min_cell_size, registered_at, registered_block, budget::text, spent::text, queries, status, status_since, status_block FROM studies",
     ),
     (
         "grant_history",
@@ -694,7 +942,7 @@ pub async fn assert_db_matches_chain(w: &World, db: &TestDb, head: u64) -> Vec<L
     let want = expected(&evs);
     let mut problems = compare_tables(db, &want).await;
     // The cursor: this chain, these contracts, the head with its hash.
-    let (chain_id, contracts, n, h): (i64, Vec<Vec<u8>>, i64, Vec<u8>) = sqlx::query_as(
+    let (chain_id, stored, n, h): (i64, Vec<Vec<u8>>, i64, Vec<u8>) = sqlx::query_as(
         "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1",
     )
     .fetch_one(&db.pool)
@@ -704,11 +952,8 @@ pub async fn assert_db_matches_chain(w: &World, db: &TestDb, head: u64) -> Vec<L
     if chain_id != 31337 {
         problems.push(format!("cursor chain id {chain_id}"));
     }
-    let ours: Vec<Vec<u8>> = [w.participants, w.consent, w.records]
-        .iter()
-        .map(|a| a.to_vec())
-        .collect();
-    if contracts != ours {
+    let ours: Vec<Vec<u8>> = contracts(w).iter().map(|a| a.to_vec()).collect();
+    if stored != ours {
         problems.push("cursor contracts differ from the deployment".into());
     }
     if n as u64 != head || B256::from_slice(&h) != head_hash {
@@ -763,6 +1008,12 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::Anchored { .. } => "anchored",
             Ev::Superseded { .. } => "superseded",
             Ev::LogAnchored { .. } => "log_anchored",
+            Ev::StudyRegistered { .. } => "study_registered",
+            Ev::StudyApproved { .. } => "study_approved",
+            Ev::StudyClosed { .. } => "study_closed",
+            Ev::OptedIn { .. } => "opted_in",
+            Ev::Withdrew { .. } => "withdrew",
+            Ev::QueryAnswered { .. } => "query_answered",
         };
         *m.entry(k).or_insert(0) += 1;
     }

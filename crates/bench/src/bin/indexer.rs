@@ -841,7 +841,7 @@ async fn raw_get_logs(w: &World, head: u64, chunk: u64) -> Result<Raw> {
 async fn count_rows(db_url: &str) -> Result<u64> {
     let mut conn = PgConnection::connect(db_url).await?;
     let mut total = 0i64;
-    for t in db::EVENT_TABLES {
+    for t in events::tables() {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
             .fetch_one(&mut conn)
             .await?;
@@ -932,13 +932,9 @@ impl Replayer {
         let _ = Self::header(w, to).await?;
         s.head_and_headers += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut evs = Vec::with_capacity(logs.len());
-        for log in &logs {
-            if let Some(e) = events::decode(log).map_err(fail)? {
-                evs.push(e);
-            }
-        }
-        evs.sort_by_key(|e| (e.block_number, e.log_index));
+        let mut logs = logs;
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        let evs = events::Batch::decode(&logs).map_err(fail)?;
         s.decode = t.elapsed().as_secs_f64();
         let mut blocks = vec![BlockRef {
             number: to,

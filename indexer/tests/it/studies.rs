@@ -1,0 +1,369 @@
+//! The StudyRegistry indexed: studies, opt-ins and withdrawals, query receipts, compared with
+//! the test's own decoding of the chain (every table and view) and with the registry's own
+//! view functions (the API), before and after reorgs.
+
+use crate::harness::*;
+use crate::model;
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::DynProvider;
+use medrec_bindings::StudyRegistry::{self, StudyRegistryInstance};
+use serde_json::Value;
+
+/// A study registry deployed on a world and named in its deployments file (so an indexer
+/// started afterwards follows it), with the world's researcher credentialed.
+pub struct Registry {
+    pub address: Address,
+}
+
+impl Registry {
+    pub async fn deploy(w: &World) -> Self {
+        let admin = w.a(ADMIN);
+        let pending = StudyRegistry::deploy_builder(&w.p, admin, w.participants)
+            .from(admin)
+            .gas(12_000_000)
+            .send()
+            .await
+            .expect("deploy the study registry");
+        let r = w.receipt(*pending.tx_hash()).await;
+        assert!(r.status(), "deploying the study registry reverted");
+        let address = r.contract_address.expect("no contract address");
+        let exp = w.now().await + YEAR;
+        w.issue(w.a(RESEARCHER), 2, "researcher", exp).await;
+        let mut d: Value =
+            serde_json::from_str(&std::fs::read_to_string(&w.deployments).unwrap()).unwrap();
+        d["studyRegistry"] = Value::String(address.to_string());
+        std::fs::write(&w.deployments, serde_json::to_string_pretty(&d).unwrap()).unwrap();
+        Self { address }
+    }
+
+    fn c(&self, w: &World) -> StudyRegistryInstance<DynProvider> {
+        StudyRegistry::new(self.address, w.p.clone())
+    }
+
+    /// Registers a study as the researcher; returns its id (with automine on).
+    pub async fn register(&self, w: &World, categories: u64, min_cell: u32, budget: u64) -> u64 {
+        let c = self.c(w);
+        let protocol = keccak256(format!("protocol {categories} {min_cell} {budget}"));
+        w.send(
+            "registerStudy",
+            w.a(RESEARCHER),
+            c.registerStudy(protocol, categories, min_cell, budget),
+        )
+        .await;
+        c.studyCount().call().await.unwrap().to::<u64>()
+    }
+
+    pub async fn approve(&self, w: &World, study: u64) {
+        let c = self.c(w);
+        w.send(
+            "approveStudy",
+            w.a(ADMIN),
+            c.approveStudy(U256::from(study)),
+        )
+        .await;
+    }
+
+    pub async fn close(&self, w: &World, study: u64) {
+        let c = self.c(w);
+        w.send("closeStudy", w.a(ADMIN), c.closeStudy(U256::from(study)))
+            .await;
+    }
+
+    pub async fn opt_in(&self, w: &World, patient: Address, study: u64) {
+        let c = self.c(w);
+        w.send("optIn", patient, c.optIn(U256::from(study))).await;
+    }
+
+    pub async fn withdraw(&self, w: &World, patient: Address, study: u64) {
+        let c = self.c(w);
+        w.send("withdraw", patient, c.withdraw(U256::from(study)))
+            .await;
+    }
+
+    /// Records the receipt of query `tag` at the head, spending `cost`.
+    pub async fn record(&self, w: &World, study: u64, tag: &str, cost: u64) {
+        let c = self.c(w);
+        let pinned = w.head().await;
+        w.send(
+            "recordQuery",
+            w.a(RESEARCHER),
+            c.recordQuery(
+                U256::from(study),
+                keccak256(format!("query {tag}")),
+                cost,
+                pinned,
+                keccak256(format!("answer {tag}")),
+            ),
+        )
+        .await;
+    }
+
+    /// Whether `patient` is opted in to `study`, whatever the study's status (the registry's
+    /// `isOptedIn` also asks that the study be approved; the API shows that as `live`).
+    pub async fn is_opted_in(&self, w: &World, study: u64, patient: Address) -> bool {
+        self.c(w)
+            .participationOf(U256::from(study), patient)
+            .call()
+            .await
+            .unwrap()
+            .optedIn
+    }
+
+    /// Checks the API's studies, participants and patients' studies against the registry's
+    /// own view functions at `head`.
+    pub async fn assert_api_matches_registry(&self, w: &World, idx: &Indexer, head: u64) {
+        let c = self.c(w);
+        let count = c.studyCount().call().await.unwrap().to::<u64>();
+        let all = idx.get_ok(&format!("/v1/studies?min_block={head}")).await;
+        let listed = all["studies"].as_array().unwrap();
+        assert_eq!(listed.len() as u64, count, "{all}");
+        let patients = [P1, P2, P3, P4, P5].map(|i| w.a(i));
+        let mut opted: Vec<(Address, u64)> = vec![];
+        for (i, got) in listed.iter().enumerate() {
+            let id = i as u64 + 1;
+            let s = c.studyOf(U256::from(id)).call().await.unwrap();
+            assert_eq!(got["studyId"], id, "{got}");
+            assert_eq!(got["researcher"], s.researcher.to_string(), "{got}");
+            assert_eq!(got["protocolHash"], s.protocolHash.to_string(), "{got}");
+            assert_eq!(
+                got["categoryMask"],
+                medrec_protocol::mask::to_json(s.categories),
+                "{got}"
+            );
+            assert_eq!(
+                got["categories"],
+                serde_json::json!(medrec_bindings::category_names(s.categories))
+            );
+            assert_eq!(got["minCellSize"], s.minCellSize, "{got}");
+            assert_eq!(
+                got["budget"],
+                medrec_protocol::mask::to_json(s.budget),
+                "{got}"
+            );
+            assert_eq!(
+                got["spent"],
+                medrec_protocol::mask::to_json(s.spent),
+                "{got}"
+            );
+            assert_eq!(got["registeredAt"], s.registeredAt.to::<u64>(), "{got}");
+            let status = ["none", "registered", "approved", "closed"][s.status as usize];
+            assert_eq!(got["status"], status, "{got}");
+
+            let one = idx.get_ok(&format!("/v1/studies/{id}")).await;
+            assert_eq!(&one["study"], got);
+            let mut want: Vec<String> = vec![];
+            for p in patients {
+                if self.is_opted_in(w, id, p).await {
+                    want.push(p.to_string());
+                    opted.push((p, id));
+                }
+            }
+            let mut got_patients: Vec<String> = one["participants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["patient"].as_str().unwrap().to_string())
+                .collect();
+            got_patients.sort();
+            want.sort();
+            assert_eq!(got_patients, want, "participants of study {id}: {one}");
+            let queries = one["queries"].as_array().unwrap();
+            assert_eq!(queries.len() as u64, got["queries"].as_u64().unwrap());
+            for q in queries {
+                let hash: B256 = q["queryHash"].as_str().unwrap().parse().unwrap();
+                let r = c.queryOf(U256::from(id), hash).call().await.unwrap();
+                assert_eq!(q["cost"], medrec_protocol::mask::to_json(r.cost), "{q}");
+                assert_eq!(q["pinnedBlock"], r.pinnedBlock, "{q}");
+                assert_eq!(q["answerHash"], r.answerHash.to_string(), "{q}");
+            }
+        }
+        for p in patients {
+            let v = idx.get_ok(&format!("/v1/patients/{p}/studies")).await;
+            let got: Vec<u64> = v["studies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    let approved = x["status"] == "approved";
+                    assert_eq!(x["live"], approved, "{x}");
+                    x["studyId"].as_u64().unwrap()
+                })
+                .collect();
+            let want: Vec<u64> = opted
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, id)| *id)
+                .collect();
+            assert_eq!(got, want, "studies of {p}: {v}");
+        }
+    }
+}
+
+const LABS: u64 = 1 << 3;
+const NOTES: u64 = 1 << 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
+    let w = World::deploy().await;
+    let reg = Registry::deploy(&w).await;
+    let db = TestDb::create("studies").await;
+    let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
+    let (p1, p2, p3, p4) = (w.a(P1), w.a(P2), w.a(P3), w.a(P4));
+
+    let s1 = reg.register(&w, LABS | NOTES, 5, 1_000).await;
+    // Bit 63 and the largest budget: both above 2^53, strings in JSON.
+    let s2 = reg.register(&w, NOTES | (1 << 63), 10, u64::MAX).await;
+    let s3 = reg.register(&w, 1, 3, 50).await;
+    reg.approve(&w, s1).await;
+    reg.approve(&w, s2).await;
+    for p in [p1, p2, p3] {
+        reg.opt_in(&w, p, s1).await;
+    }
+    reg.opt_in(&w, p1, s2).await;
+    reg.opt_in(&w, p4, s2).await;
+    // A withdrawal and a new opt-in in one block (one batch), and one across blocks.
+    w.begin_block().await;
+    reg.withdraw(&w, p2, s1).await;
+    reg.opt_in(&w, p2, s1).await;
+    reg.withdraw(&w, p3, s1).await;
+    w.end_block().await;
+    reg.record(&w, s1, "a", 7).await;
+    reg.record(&w, s1, "b", 11).await;
+    reg.record(&w, s2, "c", 1 << 60).await;
+    reg.close(&w, s2).await;
+    assert_eq!(s3, 3);
+
+    let head = wait_indexed(&w, &db, &mut idx).await;
+    let evs = model::assert_db_matches_chain(&w, &db, head).await;
+    let kinds = model::kinds(&evs);
+    for k in [
+        "study_registered",
+        "study_approved",
+        "study_closed",
+        "opted_in",
+        "withdrew",
+        "query_answered",
+    ] {
+        assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k}: {kinds:?}");
+    }
+    reg.assert_api_matches_registry(&w, &idx, head).await;
+
+    // The patient's timeline names the opt-ins and the withdrawal.
+    let v = idx.get_ok(&format!("/v1/patients/{p2}/timeline")).await;
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["opted-in", "withdrew", "opted-in"], "{v}");
+    // Unknown and malformed study ids.
+    let (status, body) = idx.get("/v1/studies/99").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = idx.get("/v1/studies/first").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+/// One study transaction of kind `kind`, valid whatever the registry's state (it reads it).
+async fn action(w: &World, reg: &Registry, kind: usize, tag: &str) {
+    let c = reg.c(w);
+    let count = c.studyCount().call().await.unwrap().to::<u64>();
+    let patients = [P1, P2, P3, P4].map(|i| w.a(i));
+    let p = patients[kind % patients.len()];
+    match kind % 5 {
+        0 | 1 => {
+            // Toggle the patient's opt-in to the first approved study.
+            let mut approved = None;
+            for id in 1..=count {
+                if c.studyOf(U256::from(id)).call().await.unwrap().status as u8 == 2 {
+                    approved = Some(id);
+                    break;
+                }
+            }
+            let s = approved.expect("an approved study");
+            if reg.is_opted_in(w, s, p).await {
+                reg.withdraw(w, p, s).await;
+            } else {
+                reg.opt_in(w, p, s).await;
+            }
+        }
+        2 => {
+            reg.register(w, LABS, 2, 100 + kind as u64).await;
+        }
+        3 => {
+            // Approve the newest registered study, or register one.
+            let newest = c.studyOf(U256::from(count)).call().await.unwrap();
+            if newest.status as u8 == 1 {
+                reg.approve(w, count).await;
+            } else {
+                reg.register(w, NOTES, 4, 500).await;
+            }
+        }
+        _ => reg.record(w, 1, tag, 1).await,
+    }
+}
+
+/// Mines `blocks` blocks of study transactions (automine: one per block).
+async fn branch(w: &World, reg: &Registry, blocks: usize, offset: usize, tag: &str) {
+    for k in 0..blocks {
+        action(w, reg, k + offset, &format!("{tag}-{k}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reorgs_roll_the_study_tables_back_exactly() {
+    let w = World::deploy().await;
+    let reg = Registry::deploy(&w).await;
+    let s1 = reg.register(&w, LABS, 5, 1_000_000).await;
+    reg.approve(&w, s1).await;
+    reg.opt_in(&w, w.a(P1), s1).await;
+    let db = TestDb::create("study_reorg").await;
+    let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
+    let head = wait_indexed(&w, &db, &mut idx).await;
+    model::assert_db_matches_chain(&w, &db, head).await;
+
+    for depth in 1..=4usize {
+        let snap = w.snapshot().await;
+        let fork = w.head().await;
+        branch(&w, &reg, depth * 2, 0, &format!("orphan-{depth}")).await;
+        let orphan_head = wait_indexed(&w, &db, &mut idx).await;
+        let (orphan_hash, _) = w.block(orphan_head).await;
+        w.revert(snap).await;
+        assert_eq!(
+            w.head().await,
+            fork,
+            "evm_revert did not go back to the fork"
+        );
+        branch(&w, &reg, depth * 2 + 1, 3, &format!("canonical-{depth}")).await;
+        let head = wait_indexed(&w, &db, &mut idx).await;
+        let (canonical, _) = w.block(orphan_head).await;
+        assert_ne!(canonical, orphan_hash, "the branches should differ");
+        model::assert_db_matches_chain(&w, &db, head).await;
+        reg.assert_api_matches_registry(&w, &idx, head).await;
+    }
+    assert!(idx.metric("medrec_indexer_reorgs_total").await >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_filled_before_the_study_registry_was_added_says_to_reindex() {
+    let w = World::deploy().await;
+    let db = TestDb::create("study_added").await;
+    let once = Opts {
+        api: false,
+        exit_at_head: true,
+        ..Opts::default()
+    };
+    let mut idx = Indexer::start(&w, &db, &once).await;
+    let st = idx.wait_exit(std::time::Duration::from_secs(30)).await;
+    assert!(st.success(), "{}", idx.stderr());
+    Registry::deploy(&w).await;
+    let mut again = Indexer::start(&w, &db, &once).await;
+    let st = again.wait_exit(std::time::Duration::from_secs(30)).await;
+    let log = again.stderr();
+    assert_eq!(st.code(), Some(2), "{log}");
+    assert!(
+        log.contains("indexed from 3 of the deployment's 4 registries; re-index from scratch"),
+        "{log}"
+    );
+}
