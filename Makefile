@@ -90,8 +90,13 @@ test-rust: node_modules/.installed ## Rust tests against a real anvil and Postgr
 	  cargo test --workspace --locked --no-fail-fast; \
 	fi
 
+.PHONY: interop
+interop: node_modules/.installed ## docs/protocol.md's worked examples, run with viem and cast against a fresh anvil and gatekeeper
+	@DATABASE_URL=$${DATABASE_URL:-$$(script/pg.sh)} && export DATABASE_URL && \
+	cargo build --workspace --locked -q --bins && interop/run.sh
+
 .PHONY: test
-test: install lint abi-check test-sol gas-check slither test-rust demo-smoke ## Run every check and test (what CI runs)
+test: install lint abi-check test-sol gas-check slither test-rust interop demo-smoke ## Run every check and test (what CI runs)
 
 .PHONY: bench
 bench: node_modules/.installed ## Run every benchmark; rewrites their figures in BENCHMARKS.md
