@@ -23,18 +23,23 @@
 )]
 
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::{Address, U256, aliases::U40, keccak256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::{Address, U256, keccak256};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use clap::Parser;
-use medrec_bindings::{ParticipantRegistry, StudyRegistry};
+use medrec_bench::{cores, cpu_model, quantile as pct};
+use medrec_bindings::StudyRegistry;
+use medrec_test_support::{
+    Anvil, Gatekeeper, Mined, PROVIDER, Proc, RESEARCHER, ScratchDb, credential, database_url,
+    fund, medrec_command, now, wallet_provider,
+};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Research aggregate benchmark.
@@ -125,13 +130,8 @@ fn simulate(i: usize, rng: &mut rand::rngs::StdRng) -> Patient {
 }
 
 fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(bin.join("medrec"))
+    let out = medrec_command(&bin.join("medrec"), dir, rpc, &dir.join("deployment.json"))
         .args(args)
-        .env("HOME", dir)
-        .env("MEDREC_RPC_URL", rpc)
-        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
-        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
-        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
         .output()
         .unwrap();
     let json = serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)["data"].take();
@@ -140,25 +140,6 @@ fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String
         json,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn import(bin: &Path, dir: &Path, rpc: &str, name: &str, key: &PrivateKeySigner) {
-    let f = dir.join(format!("{name}.key"));
-    std::fs::write(&f, alloy::hex::encode(key.to_bytes())).unwrap();
-    let (ok, _, err) = cli(
-        bin,
-        dir,
-        rpc,
-        &[
-            "account",
-            "import",
-            name,
-            "--private-key-file",
-            f.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "import {name}: {err}");
-    std::fs::remove_file(f).unwrap();
 }
 
 async fn rpc(p: &DynProvider, method: &'static str, params: Value) {
@@ -229,50 +210,41 @@ async fn load_facts(db_url: &str, patients: &[&Patient]) {
     pool.close().await;
 }
 
-fn gatekeeper(
+/// Starts holder `name`'s gatekeeper (anchoring once a day: never during the run) and waits
+/// for it to serve.
+async fn gatekeeper(
     bin: &Path,
     dir: &Path,
     holder: Address,
     name: &str,
     db_url: &str,
     rpc: &str,
-    port: u16,
-) -> Proc {
-    Proc(
-        Command::new(bin.join("medrec-gatekeeper"))
-            .args(["serve", "--holder", &holder.to_string()])
-            .args(["--database-url", db_url, "--rpc-url", rpc])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--master-key-file")
-            .arg(dir.join("master.key"))
-            .arg("--deployments")
-            .arg(dir.join("deployment.json"))
-            .arg("--anchor-keystore")
-            .arg(dir.join("keystores").join(name))
-            .arg("--anchor-password-file")
-            .arg(dir.join("password"))
-            .args(["--anchor-every", "86400"])
-            .env(
-                "MEDREC_LOG",
-                std::env::var("MEDREC_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
+) -> (Proc, String) {
+    let (mut cmd, url) = Gatekeeper {
+        bin: &bin.join("medrec-gatekeeper"),
+        holder,
+        database_url: db_url,
+        rpc_url: rpc,
+        master_key: &dir.join("master.key"),
+        deployments: &dir.join("deployment.json"),
+    }
+    .command();
+    cmd.arg("--anchor-keystore")
+        .arg(dir.join("keystores").join(name))
+        .arg("--anchor-password-file")
+        .arg(dir.join("password"))
+        .args(["--anchor-every", "86400"])
+        .env(
+            "MEDREC_LOG",
+            std::env::var("MEDREC_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stderr(Stdio::inherit());
+    (Gatekeeper::serve(cmd, &url).await, url)
 }
-
-fn pct(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-use medrec_test_support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin: PathBuf = std::env::current_exe()
         .unwrap()
         .parent()
@@ -285,7 +257,7 @@ async fn main() {
             bin.join(b).display()
         );
     }
-    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (see script/pg.sh)");
+    let admin_url = database_url();
     let dir = std::env::temp_dir().join(format!("medrec-research-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("password"), "bench\n").unwrap();
@@ -294,79 +266,41 @@ async fn main() {
 
     // A chain whose blocks hold many opt-ins and whose gas costs nothing, so that patients
     // need no funding.
-    let port = free_port();
-    let _anvil = Proc(
-        Command::new(root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
-            .args(["--port", &port.to_string(), "--gas-limit", "1000000000"])
-            .args(["--block-base-fee-per-gas", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let rpc_url = format!("http://127.0.0.1:{port}");
-    let gov: PrivateKeySigner = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-        .parse()
-        .unwrap();
-    let p = {
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(gov.clone()))
-            .connect_http(rpc_url.parse().unwrap());
-        p.client().set_poll_interval(Duration::from_millis(10));
-        p.erased()
-    };
-    let chain_id = loop {
-        if let Ok(id) = p.get_chain_id().await {
-            break id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
-        .await
-        .unwrap();
-    std::fs::write(
-        dir.join("deployment.json"),
-        serde_json::to_string(&d).unwrap(),
-    )
-    .unwrap();
-    let participants = d.participant_registry;
+    let anvil = Anvil::start(&["--gas-limit", "1000000000", "--block-base-fee-per-gas", "0"]);
+    let rpc_url = anvil.url();
+    let gov = medrec_test_support::gov();
+    let p = wallet_provider(&rpc_url, &gov, Duration::from_millis(10));
+    let d = medrec_test_support::deploy(&p, gov.address(), &dir.join("deployment.json")).await;
+    let chain_id = d.chain_id;
     let studies = d.study_registry.unwrap();
     let (hospital_a, hospital_b, researcher) = (
         PrivateKeySigner::random(),
         PrivateKeySigner::random(),
         PrivateKeySigner::random(),
     );
-    let reg = ParticipantRegistry::new(participants, p.clone());
     for (who, role) in [
-        (hospital_a.address(), 1u8),
-        (hospital_b.address(), 1),
-        (researcher.address(), 2),
+        (hospital_a.address(), PROVIDER),
+        (hospital_b.address(), PROVIDER),
+        (researcher.address(), RESEARCHER),
     ] {
-        reg.issueCredential(who, role, keccak256(b"licence"), U40::from(now() + 86_400))
-            .mined()
-            .await;
-        rpc(
-            &p,
-            "anvil_setBalance",
-            json!([who, U256::from(10u128.pow(20))]),
-        )
-        .await;
+        credential(&p, d.participant_registry, who, role, now() + 86_400).await;
+        fund(&p, who).await;
     }
     for (name, key) in [
         ("hospital-a", &hospital_a),
         ("hospital-b", &hospital_b),
         ("researcher", &researcher),
     ] {
-        import(&bin, &dir, &rpc_url, name, key);
+        let medrec = medrec_command(
+            &bin.join("medrec"),
+            &dir,
+            &rpc_url,
+            &dir.join("deployment.json"),
+        );
+        medrec_test_support::import_key(medrec, &dir, name, key);
     }
     let study = StudyRegistry::new(studies, p.clone());
-    let as_researcher = {
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(researcher.clone()))
-            .connect_http(rpc_url.parse().unwrap());
-        p.client().set_poll_interval(Duration::from_millis(10));
-        p.erased()
-    };
+    let as_researcher = wallet_provider(&rpc_url, &researcher, Duration::from_millis(10));
     StudyRegistry::new(studies, as_researcher)
         .registerStudy(
             keccak256(b"bench protocol"),
@@ -483,45 +417,38 @@ async fn main() {
 
     // Two holders: even patients at A, odd at B.
     let pid = std::process::id();
-    let (db_a, db_b) = (
+    let (name_a, name_b) = (
         format!("medrec_research_bench_a_{pid}"),
         format!("medrec_research_bench_b_{pid}"),
     );
-    let (url_a, url_b) = (
-        create_db(&admin_url, &db_a).await,
-        create_db(&admin_url, &db_b).await,
+    let (db_a, db_b) = (
+        ScratchDb::try_create_named(&admin_url, &name_a)
+            .await
+            .unwrap(),
+        ScratchDb::try_create_named(&admin_url, &name_b)
+            .await
+            .unwrap(),
     );
-    let (port_a, port_b) = (free_port(), free_port());
-    let _gk_a = gatekeeper(
+    let (url_a, url_b) = (db_a.url.clone(), db_b.url.clone());
+    let (gk_a, holder_a) = gatekeeper(
         &bin,
         &dir,
         hospital_a.address(),
         "hospital-a",
         &url_a,
         &rpc_url,
-        port_a,
-    );
-    let _gk_b = gatekeeper(
+    )
+    .await;
+    let (gk_b, holder_b) = gatekeeper(
         &bin,
         &dir,
         hospital_b.address(),
         "hospital-b",
         &url_b,
         &rpc_url,
-        port_b,
-    );
-    let http = alloy::transports::http::reqwest::Client::new();
-    let holders = format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}");
-    for port in [port_a, port_b] {
-        while http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    )
+    .await;
+    let holders = format!("{holder_a},{holder_b}");
     let t = Instant::now();
     let at_a: Vec<&Patient> = population.iter().step_by(2).collect();
     let at_b: Vec<&Patient> = population.iter().skip(1).step_by(2).collect();
@@ -594,14 +521,7 @@ async fn main() {
     per_holder.sort_by(f64::total_cmp);
     setup.sort_by(f64::total_cmp);
     record.sort_by(f64::total_cmp);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model().unwrap_or_default();
     println!();
     println!(
         "| research aggregate ({} consenting of {} patients, two holders) | figure |",
@@ -640,12 +560,7 @@ async fn main() {
         mine_ms[2]
     );
     println!("| opt-in transactions sent and mined | {opt_in_secs:.1} s |");
-    println!(
-        "| machine | {} cores, {cpu} |",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("| machine | {} cores, {cpu} |", cores());
     println!("total {:.0} s", total.elapsed().as_secs_f64());
     if let Some(secs) = args.hold {
         println!(
@@ -655,10 +570,9 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    drop(_gk_a);
-    drop(_gk_b);
-    drop_db(&admin_url, &db_a).await;
-    drop_db(&admin_url, &db_b).await;
+    drop((gk_a, gk_b));
+    drop((db_a, db_b));
+    drop(anvil);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
