@@ -1,6 +1,11 @@
 //! The test world: a private anvil with the registries deployed, a fresh PostgreSQL database,
 //! the `medrec-indexer` binary as a child process, and helpers to send transactions, wait for
-//! the indexer and talk to its API.
+//! the indexer and talk to its API: what only the indexer's tests need on top of
+//! `medrec-test-support`.
+//!
+//! The world deploys the three registries the indexer follows itself, from anvil's unlocked
+//! accounts, rather than through `medrec_bindings::deployment::deploy`: the scenarios count
+//! blocks from a fresh anvil, and decoy sets of the same three are deployed again.
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::primitives::aliases::U40;
@@ -13,123 +18,41 @@ use medrec_bindings::participant_registry::ParticipantRegistry::ParticipantRegis
 use medrec_bindings::record_registry::IRecordRegistry::Pointer;
 use medrec_bindings::record_registry::RecordRegistry::RecordRegistryInstance;
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
+use medrec_test_support::{Anvil, ScratchDb, free_port, unique};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
-use std::future::Future;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+pub use medrec_test_support::wait_for;
 
 pub const DAY: u64 = 86_400;
 pub const YEAR: u64 = 365 * DAY;
 /// Gas given to every transaction (blocks hold 1e9, so dozens of them fit in one block).
 const TX_GAS: u64 = 12_000_000;
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The PostgreSQL URL every test needs (a role that may CREATE DATABASE).
-pub fn database_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => panic!(
-            "DATABASE_URL is not set: the indexer's integration tests need PostgreSQL. \
-             Run `export DATABASE_URL=$(bash script/pg.sh)` from the repository root first."
-        ),
-    }
-}
-
-/// A process-wide counter for unique names.
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-pub fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{tag}_{}_{}_{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        nanos % 1_000_000
-    )
-}
-
-/// Polls `f` every 25 ms until it gives `Some`, or panics after `timeout` with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-// ---------------------------------------------------------------------------------- database
-
 /// A fresh database for one test, dropped (best effort) at the end.
 pub struct TestDb {
-    pub name: String,
     pub url: String,
-    admin_url: String,
     pub pool: PgPool,
+    _db: ScratchDb,
 }
 
 impl TestDb {
     pub async fn create(tag: &str) -> Self {
-        let admin_url = database_url();
-        let name = unique(&format!("medrec_it_{tag}")).to_ascii_lowercase();
-        let mut conn = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL {admin_url}: {e}"));
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let _ = conn.close().await;
-        let (base, query) = match admin_url.split_once('?') {
-            Some((b, q)) => (b, format!("?{q}")),
-            None => (admin_url.as_str(), String::new()),
-        };
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .expect("DATABASE_URL has no database path");
-        let url = format!("{prefix}/{name}{query}");
+        let db = ScratchDb::create(&format!("medrec_it_{tag}")).await;
         let pool = PgPoolOptions::new()
             .max_connections(2)
-            .connect(&url)
+            .connect(&db.url)
             .await
-            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", db.url));
         Self {
-            name,
-            url,
-            admin_url,
+            url: db.url.clone(),
             pool,
+            _db: db,
         }
     }
 
@@ -173,103 +96,6 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                // A few tries: FORCE cannot end every session at once (e.g. autovacuum's).
-                for _ in 0..10 {
-                    if let Ok(mut c) = PgConnection::connect(&admin).await {
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        let done = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut c).await;
-                        let _ = c.close().await;
-                        if done.is_ok() {
-                            return;
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-// ------------------------------------------------------------------------------------- anvil
-
-pub struct Anvil {
-    child: Child,
-    pub port: u16,
-}
-
-impl Anvil {
-    pub async fn start() -> Self {
-        let bin = repo_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `npm ci` (or `make test`) first",
-            bin.display()
-        );
-        let http = reqwest::Client::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(&bin)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--chain-id",
-                    "31337",
-                    "--accounts",
-                    "20",
-                    "--gas-limit",
-                    "1000000000",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn anvil");
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(15) {
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                let ok = http
-                    .post(format!("http://127.0.0.1:{port}"))
-                    .json(&json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if ok {
-                    return Self { child, port };
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("anvil did not start");
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ------------------------------------------------------------------------------------- world
 
 /// anvil's dev accounts by role.
@@ -303,7 +129,7 @@ pub struct World {
 
 impl World {
     pub async fn deploy() -> Self {
-        let anvil = Anvil::start().await;
+        let anvil = Anvil::start(&["--accounts", "20", "--gas-limit", "1000000000"]);
         let p = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_http(anvil.url().parse().unwrap())
