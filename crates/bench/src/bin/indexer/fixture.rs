@@ -5,7 +5,7 @@ use crate::{Args, Error, Result, fail};
 use alloy::primitives::aliases::U40;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::Filter;
+use alloy::rpc::types::{Filter, TransactionRequest};
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
 use medrec_indexer::events;
@@ -139,6 +139,19 @@ impl World {
             locator: format!("https://hospital-a.example/fhir/DocumentReference/{i:010}"),
             supersedes: B256::ZERO,
         }
+    }
+
+    /// The hospital's `anchor` of one new pointer, with an explicit nonce, gas and fees.
+    pub fn anchor_one(&mut self, nonce: u64) -> TransactionRequest {
+        let pointer = self.pointer();
+        self.records()
+            .anchor(pointer, B256::ZERO)
+            .from(self.hospital)
+            .nonce(nonce)
+            .gas(400_000)
+            .max_fee_per_gas(MAX_FEE)
+            .max_priority_fee_per_gas(TIP)
+            .into_transaction_request()
     }
 
     pub fn records(&self) -> RecordRegistry::RecordRegistryInstance<DynProvider> {

@@ -29,7 +29,7 @@ use alloy::primitives::B256;
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::Log;
 use clap::Parser;
-use fixture::{MAX_FEE, TIP, World, check_receipt, fill, mine};
+use fixture::{World, check_receipt, fill, mine};
 use logs::{Batch, Indexer, batches, msg, print_slow, print_warnings, slow_statements, warnings};
 use medrec_indexer::db::{self, BlockRef, Cursor};
 use medrec_indexer::events;
@@ -376,15 +376,7 @@ async fn replay_live(r: &mut Replayer, w: &mut World, n: usize) -> Result<Vec<St
     let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let req = w
-            .records()
-            .anchor(w.pointer(), B256::ZERO)
-            .from(w.hospital)
-            .nonce(nonce)
-            .gas(400_000)
-            .max_fee_per_gas(MAX_FEE)
-            .max_priority_fee_per_gas(TIP)
-            .into_transaction_request();
+        let req = w.anchor_one(nonce);
         nonce += 1;
         let _pending = w.provider.send_transaction(req).await?;
         mine(&w.provider).await?;
@@ -439,15 +431,7 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
             0
         };
         tokio::time::sleep(Duration::from_micros(pause)).await;
-        let req = w
-            .records()
-            .anchor(w.pointer(), B256::ZERO)
-            .from(w.hospital)
-            .nonce(nonce)
-            .gas(400_000)
-            .max_fee_per_gas(MAX_FEE)
-            .max_priority_fee_per_gas(TIP)
-            .into_transaction_request();
+        let req = w.anchor_one(nonce);
         nonce += 1;
         let tx = *w.provider.send_transaction(req).await?.tx_hash();
         // Watch eth_blockNumber during mining: when the block is first visible on the node.
