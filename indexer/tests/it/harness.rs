@@ -18,12 +18,12 @@ use medrec_bindings::participant_registry::ParticipantRegistry::ParticipantRegis
 use medrec_bindings::record_registry::IRecordRegistry::Pointer;
 use medrec_bindings::record_registry::RecordRegistry::RecordRegistryInstance;
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
-use medrec_test_support::{Anvil, ScratchDb, free_port, unique};
+use medrec_test_support::{Anvil, Proc, ScratchDb, free_port, unique};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -517,9 +517,9 @@ impl Default for Opts {
     }
 }
 
-/// A running `medrec-indexer`, killed (SIGKILL) when dropped.
+/// A running `medrec-indexer`, killed (SIGKILL, as [`Proc`] does) when dropped.
 pub struct Indexer {
-    child: Child,
+    child: Proc,
     /// Base URL of its API, if it serves one.
     pub api: Option<String>,
     pub log: PathBuf,
@@ -610,7 +610,7 @@ impl Indexer {
             .spawn()
             .expect("spawn medrec-indexer");
         Self {
-            child,
+            child: Proc(child),
             api,
             log,
             http: reqwest::Client::builder()
@@ -625,7 +625,7 @@ impl Indexer {
     }
 
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().unwrap()
+        self.child.0.try_wait().unwrap()
     }
 
     pub fn assert_alive(&mut self) {
@@ -651,8 +651,8 @@ impl Indexer {
 
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
     }
 
     async fn try_get(&self, path: &str) -> Option<(u16, String)> {
@@ -718,12 +718,6 @@ pub fn metric_value(text: &str, name: &str) -> u64 {
             (n == name).then(|| v.trim().parse().unwrap())
         })
         .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
-}
-
-impl Drop for Indexer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Waits until the indexer's cursor is the chain's head (number and hash); returns the head.
