@@ -73,8 +73,13 @@ pub async fn deploy(p: &DynProvider, admin: Address, file: &Path) -> Deployment 
     let d = medrec_bindings::deployment::deploy(p, admin, 86_400)
         .await
         .unwrap_or_else(|e| panic!("deploying the registries: {e}"));
-    std::fs::write(file, serde_json::to_string(&d).unwrap()).unwrap();
+    write_deployment(file, &d);
     d
+}
+
+/// Writes deployment `d` to `file` (the format `medrec_bindings::deployment::read` reads).
+pub fn write_deployment(file: &Path, d: &Deployment) {
+    std::fs::write(file, serde_json::to_string_pretty(d).unwrap()).unwrap();
 }
 
 /// Gives `who` 100 ETH (anvil_setBalance).

@@ -19,6 +19,7 @@ mod wait;
 
 pub use chain::{
     Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, wallet_provider,
+    write_deployment,
 };
 pub use db::{ScratchDb, database_url, with_database};
 pub use gatekeeper::{Gatekeeper, signed_read, upload};

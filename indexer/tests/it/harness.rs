@@ -14,11 +14,12 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::transports::http::reqwest;
 use medrec_bindings::consent_registry::ConsentRegistry::ConsentRegistryInstance;
+use medrec_bindings::deployment::Deployment;
 use medrec_bindings::participant_registry::ParticipantRegistry::ParticipantRegistryInstance;
 use medrec_bindings::record_registry::IRecordRegistry::Pointer;
 use medrec_bindings::record_registry::RecordRegistry::RecordRegistryInstance;
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
-use medrec_test_support::{Anvil, Proc, ScratchDb, free_port, unique};
+use medrec_test_support::{Anvil, Proc, ScratchDb, free_port, unique, write_deployment};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -154,15 +155,16 @@ impl World {
         w.participants = pr;
         w.consent = cr;
         w.records = rr;
-        let d = json!({
-            "chainId": 31337,
-            "startBlock": start_block,
-            "admin": w.accts[ADMIN],
-            "participantRegistry": pr,
-            "consentRegistry": cr,
-            "recordRegistry": rr,
-        });
-        std::fs::write(&w.deployments, serde_json::to_string_pretty(&d).unwrap()).unwrap();
+        let d = Deployment {
+            chain_id: 31337,
+            start_block,
+            admin: w.accts[ADMIN],
+            participant_registry: pr,
+            consent_registry: cr,
+            record_registry: rr,
+            study_registry: None,
+        };
+        write_deployment(&w.deployments, &d);
         w
     }
 

@@ -6,6 +6,7 @@ use alloy::primitives::aliases::U40;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionRequest};
+use medrec_bindings::deployment::Deployment;
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
 use medrec_indexer::events;
@@ -170,17 +171,18 @@ impl World {
             .to_block(to)
     }
 
-    pub fn write_deployments(&self, path: &Path) -> Result<()> {
-        let d = serde_json::json!({
-            "chainId": self.chain_id,
-            "startBlock": self.start_block,
-            "admin": self.admin,
-            "participantRegistry": self.participants,
-            "consentRegistry": self.consent,
-            "recordRegistry": self.records,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&d)?)?;
-        Ok(())
+    /// The deployments file of the three registries the indexer follows.
+    pub fn write_deployments(&self, path: &Path) {
+        let d = Deployment {
+            chain_id: self.chain_id,
+            start_block: self.start_block,
+            admin: self.admin,
+            participant_registry: self.participants,
+            consent_registry: self.consent,
+            record_registry: self.records,
+            study_registry: None,
+        };
+        medrec_test_support::write_deployment(path, &d);
     }
 }
 

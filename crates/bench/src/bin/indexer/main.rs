@@ -606,7 +606,7 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
     let db_name = format!("medrec_bench_{pid}");
     let db_url = cleanup.create_database(&db_name).await?;
     let deployments = cleanup.dir.join("31337.json");
-    w.write_deployments(&deployments)?;
+    w.write_deployments(&deployments);
     let pressure = Pressure::now();
     let mut idx = Indexer::spawn(
         &indexer_bin,
