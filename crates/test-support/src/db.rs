@@ -29,6 +29,22 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{host_part}/{name}{query}")
 }
 
+/// Why a scratch database could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScratchDbError {
+    /// The admin URL did not take a connection.
+    #[error("cannot connect to DATABASE_URL: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A statement failed (most often: the role may not create databases).
+    #[error("{sql} (the role needs CREATEDB): {source}")]
+    Statement {
+        /// The statement.
+        sql: String,
+        /// The server's answer.
+        source: sqlx::Error,
+    },
+}
+
 /// A database of its own for one test or benchmark run, dropped (with a few tries) when this
 /// is dropped, unless [`ScratchDb::keep`] was called.
 pub struct ScratchDb {
@@ -51,10 +67,10 @@ impl ScratchDb {
 
     /// Database `name` through `admin_url`, dropped first if it exists (a run killed before
     /// its cleanup leaves one behind). `name` must be a plain identifier of the caller's.
-    pub async fn try_create_named(admin_url: &str, name: &str) -> Result<Self, String> {
+    pub async fn try_create_named(admin_url: &str, name: &str) -> Result<Self, ScratchDbError> {
         let mut conn = PgConnection::connect(admin_url)
             .await
-            .map_err(|e| format!("cannot connect to DATABASE_URL: {e}"))?;
+            .map_err(ScratchDbError::Connect)?;
         for sql in [
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             format!("CREATE DATABASE {name}"),
@@ -62,7 +78,7 @@ impl ScratchDb {
             sqlx::raw_sql(AssertSqlSafe(sql.clone()))
                 .execute(&mut conn)
                 .await
-                .map_err(|e| format!("{sql} (the role needs CREATEDB): {e}"))?;
+                .map_err(|source| ScratchDbError::Statement { sql, source })?;
         }
         let _ = conn.close().await;
         Ok(Self {

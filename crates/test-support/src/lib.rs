@@ -21,7 +21,7 @@ pub use chain::{
     Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, wallet_provider,
     write_deployment,
 };
-pub use db::{ScratchDb, database_url, with_database};
+pub use db::{ScratchDb, ScratchDbError, database_url, with_database};
 pub use gatekeeper::{Gatekeeper, signed_read, upload};
 pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};

@@ -164,7 +164,7 @@ impl Cleanup {
     async fn create_database(&mut self, name: &str) -> Result<String> {
         let db = ScratchDb::try_create_named(&self.admin_url, name)
             .await
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
         let url = db.url.clone();
         self.databases.push(db);
         Ok(url)
