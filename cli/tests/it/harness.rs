@@ -1,86 +1,47 @@
-//! A private anvil per test and helpers to run `medrec` against it.
+//! A private anvil per test and helpers to run `medrec` against it: what only the CLI's
+//! tests need on top of `medrec-test-support`.
 
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use medrec_test_support::Anvil;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-/// anvil's first development key: the deployer and governance account.
-pub const GOV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub use medrec_test_support::{free_port, repo_root};
+
 pub const PASSWORD: &str = "correct horse battery staple";
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn foundry_bin(tool: &str) -> PathBuf {
-    let p = repo_root().join(format!(
-        "node_modules/@foundry-rs/{tool}-linux-amd64/bin/{tool}"
-    ));
-    assert!(
-        p.exists(),
-        "{} missing: run `make install` first",
-        p.display()
-    );
-    p
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A test's world: an anvil, a temporary home with keystores, a deployments folder.
 pub struct Env {
-    anvil: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = self.anvil.kill();
-        let _ = self.anvil.wait();
-    }
+    /// Raw JSON-RPC calls to the anvil (the tests themselves are synchronous).
+    rt: tokio::runtime::Runtime,
+    node: DynProvider,
+    _anvil: Anvil,
 }
 
 impl Env {
     /// Starts anvil and imports the governance account as `gov`.
     pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut anvil = Command::new(foundry_bin("anvil"))
-                .args(["--port", &port.to_string(), "--chain-id", "31337"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            if wait_ready(&mut anvil, port) {
-                let env = Self { anvil, port, dir };
-                std::fs::write(env.path("password"), format!("{PASSWORD}\n")).unwrap();
-                std::fs::write(env.path("gov.key"), GOV_KEY).unwrap();
-                env.ok(&[
-                    "account",
-                    "import",
-                    "gov",
-                    "--private-key-file",
-                    &env.path_str("gov.key"),
-                ]);
-                return env;
-            }
-            let _ = anvil.kill();
-            let _ = anvil.wait();
-        }
-        panic!("anvil did not start");
+        let anvil = Anvil::start(&[]);
+        let env = Self {
+            port: anvil.port,
+            dir: tempfile::tempdir().unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            node: ProviderBuilder::new()
+                .disable_recommended_fillers()
+                .connect_http(anvil.url().parse().unwrap())
+                .erased(),
+            _anvil: anvil,
+        };
+        std::fs::write(env.path("password"), format!("{PASSWORD}\n")).unwrap();
+        let gov = medrec_test_support::gov();
+        medrec_test_support::import_key(env.cmd(&[]), env.dir.path(), "gov", &gov);
+        env
     }
 
     /// Starts anvil, deploys, and credentials `hospital-a` and `hospital-b` as providers;
@@ -130,19 +91,15 @@ impl Env {
 
     /// A `medrec` command with this world's settings in the environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_medrec"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("MEDREC_RPC_URL", self.rpc_url())
-            .env("MEDREC_KEYSTORE_DIR", self.path("keystores"))
-            .env("MEDREC_PASSWORD_FILE", self.path("password"))
-            .env("MEDREC_DEPLOYMENTS", self.path("deployments"))
-            .env_remove("MEDREC_ACCOUNT")
-            .env_remove("MEDREC_CHAIN_ID")
-            .env_remove("MEDREC_CONFIG")
-            .env_remove("MEDREC_LOG")
-            .stdin(Stdio::null());
+        let bin = Path::new(env!("CARGO_BIN_EXE_medrec"));
+        let home = self.dir.path();
+        let mut c = medrec_test_support::medrec_command(
+            bin,
+            home,
+            &self.rpc_url(),
+            &self.path("deployments"),
+        );
+        c.args(args);
         c
     }
 
@@ -229,14 +186,15 @@ impl Env {
         self.ok(&["account", "address", name]).trim().to_string()
     }
 
-    fn try_rpc(&self, method: &str, params: &str) -> Option<Value> {
-        rpc_call(self.port, method, params)
-    }
-
-    /// A raw JSON-RPC call to this anvil.
+    /// A raw JSON-RPC call to this anvil (`params` a JSON array).
     pub fn rpc(&self, method: &str, params: &str) -> Value {
-        self.try_rpc(method, params)
-            .unwrap_or_else(|| panic!("rpc {method} failed"))
+        let params: Value = serde_json::from_str(params).unwrap();
+        self.rt
+            .block_on(
+                self.node
+                    .raw_request::<Value, Value>(method.to_string().into(), params),
+            )
+            .unwrap_or_else(|e| panic!("rpc {method} failed: {e}"))
     }
 
     /// Moves the chain's clock forward and mines a block.
@@ -253,34 +211,4 @@ impl Env {
         std::fs::write(&p, content).unwrap();
         p.to_string_lossy().to_string()
     }
-}
-
-fn rpc_call(port: u16, method: &str, params: &str) -> Option<Value> {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let json = resp.split("\r\n\r\n").nth(1)?;
-    let v: Value = serde_json::from_str(json).ok()?;
-    Some(v["result"].clone())
-}
-
-fn wait_ready(anvil: &mut Child, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if rpc_call(port, "eth_chainId", "[]").is_some() {
-            return true;
-        }
-        if let Ok(Some(_)) = anvil.try_wait() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }

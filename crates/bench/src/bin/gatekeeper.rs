@@ -12,19 +12,19 @@
     clippy::expect_used
 )]
 
-use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, B256, U256, aliases::U40, keccak256};
-use alloy::providers::{Provider, ProviderBuilder};
-use alloy::signers::Signer;
+use alloy::primitives::{U256, aliases::U40};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolStruct;
 use clap::Parser;
-use medrec_bindings::eip712::{RecordRequest, Upload};
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
+use medrec_bench::{cores, cpu_model, quantile};
+use medrec_bindings::ConsentRegistry;
+use medrec_bindings::eip712::RecordRequest;
+use medrec_test_support::{
+    Anvil, Gatekeeper, Mined, PROVIDER, ScratchDb, credential, database_url, fund, now,
+    signed_read, upload, wallet_provider,
+};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Resolve benchmark for the gatekeeper.
@@ -45,77 +45,36 @@ struct Args {
     record_bytes: usize,
 }
 
-use medrec_test_support::{Mined, Proc, create_db, drop_db, free_port, now};
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin_dir = std::env::current_exe()
         .unwrap()
         .parent()
         .unwrap()
         .to_path_buf();
-    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (see script/pg.sh)");
+    let admin_url = database_url();
     let dir = std::env::temp_dir().join(format!("medrec-gk-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let port = free_port();
-    let _anvil = Proc(
-        Command::new(root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let rpc = format!("http://127.0.0.1:{port}");
-    let gov: PrivateKeySigner = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-        .parse()
-        .unwrap();
-    let wallet = |s: &PrivateKeySigner| {
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(s.clone()))
-            .connect_http(rpc.parse().unwrap());
-        p.client().set_poll_interval(Duration::from_millis(10));
-        p.erased()
-    };
+    let anvil = Anvil::start(&[]);
+    let rpc = anvil.url();
+    let gov = medrec_test_support::gov();
+    let wallet = |s: &PrivateKeySigner| wallet_provider(&rpc, s, Duration::from_millis(10));
     let p = wallet(&gov);
-    let chain_id = loop {
-        if let Ok(id) = p.get_chain_id().await {
-            break id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     let deployment = dir.join("deployment.json");
-    let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
-        .await
-        .unwrap();
-    std::fs::write(&deployment, serde_json::to_string(&d).unwrap()).unwrap();
-    let (participants, consent, records) = (
-        d.participant_registry,
-        d.consent_registry,
-        d.record_registry,
-    );
+    let d = medrec_test_support::deploy(&p, gov.address(), &deployment).await;
 
     let holder = PrivateKeySigner::random();
     let patient = PrivateKeySigner::random();
     let most = args.concurrency.iter().copied().max().unwrap_or(1).max(1);
     let requesters: Vec<PrivateKeySigner> = (0..most).map(|_| PrivateKeySigner::random()).collect();
-    let reg = ParticipantRegistry::new(participants, p.clone());
+    let expires = now() + 86_400 * 30;
     for a in std::iter::once(holder.address()).chain(requesters.iter().map(|r| r.address())) {
-        reg.issueCredential(a, 1, keccak256(b"licence"), U40::from(now() + 86_400 * 30))
-            .mined()
-            .await;
+        credential(&p, d.participant_registry, a, PROVIDER, expires).await;
     }
-    let _: serde_json::Value = p
-        .raw_request(
-            "anvil_setBalance".into(),
-            (patient.address(), U256::from(10u128.pow(20))),
-        )
-        .await
-        .unwrap();
-    let c = ConsentRegistry::new(consent, wallet(&patient));
+    fund(&p, patient.address()).await;
+    let c = ConsentRegistry::new(d.consent_registry, wallet(&patient));
     for r in &requesters {
         c.grant(
             patient.address(),
@@ -130,44 +89,30 @@ async fn main() {
     }
 
     // A fresh database and the gatekeeper.
-    let db = format!("medrec_gk_bench_{}", std::process::id());
-    let db_url = create_db(&admin_url, &db).await;
+    let db = ScratchDb::try_create_named(
+        &admin_url,
+        &format!("medrec_gk_bench_{}", std::process::id()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("master.key"), alloy::hex::encode([9u8; 32])).unwrap();
-    let gk_port = free_port();
-    let gk_url = format!("http://127.0.0.1:{gk_port}");
-    let _gk = Proc(
-        Command::new(bin_dir.join("medrec-gatekeeper"))
-            .args([
-                "serve",
-                "--holder",
-                &holder.address().to_string(),
-                "--database-url",
-                &db_url,
-            ])
-            .args([
-                "--rpc-url",
-                &rpc,
-                "--listen",
-                &format!("127.0.0.1:{gk_port}"),
-            ])
-            .arg("--master-key-file")
-            .arg(dir.join("master.key"))
-            .arg("--deployments")
-            .arg(&deployment)
-            .args(["--rate-per-sec", "1000000", "--burst", "1000000"])
-            .env("MEDREC_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut cmd, gk_url) = Gatekeeper {
+        bin: &bin_dir.join("medrec-gatekeeper"),
+        holder: holder.address(),
+        database_url: &db.url,
+        rpc_url: &rpc,
+        master_key: &dir.join("master.key"),
+        deployments: &deployment,
+    }
+    .command();
+    cmd.args(["--rate-per-sec", "1000000", "--burst", "1000000"])
+        .env("MEDREC_LOG", "warn")
+        .stderr(Stdio::inherit());
+    let gk = Gatekeeper::serve(cmd, &gk_url).await;
     let http = alloy::transports::http::reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
-    while http.get(format!("{gk_url}/health")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // A FHIR Observation padded to the record size.
     let base = json!({"resourceType": "Observation", "status": "final",
@@ -176,41 +121,18 @@ async fn main() {
     let mut rec = base;
     rec["note"][0]["text"] = json!("x".repeat(pad));
     let record = rec.to_string().into_bytes();
-    let domain = medrec_bindings::gatekeeper_domain(chain_id, records);
-    let hash = B256::from_slice(&Sha256::digest(&record));
-    let up = Upload {
-        holder: holder.address(),
-        patient: patient.address(),
-        category: 3,
-        contentHash: hash,
-        nonce: U256::from(1),
-        issuedAt: now(),
-    };
-    let sig = holder
-        .sign_hash(&up.eip712_signing_hash(&domain))
-        .await
-        .unwrap();
-    let resp = http
-        .post(format!("{gk_url}/v1/records"))
-        .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
-        .header(
-            "x-medrec-signature",
-            format!("0x{}", alloy::hex::encode(sig.as_bytes())),
-        )
-        .body(record.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "upload failed: {}",
-        resp.status()
-    );
-    let id: B256 = resp.json::<serde_json::Value>().await.unwrap()["recordId"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let domain = medrec_bindings::gatekeeper_domain(d.chain_id, d.record_registry);
+    let (id, _) = upload(
+        &http,
+        &gk_url,
+        &domain,
+        &holder,
+        patient.address(),
+        3,
+        &record,
+        U256::from(1),
+    )
+    .await;
 
     let url = format!("{gk_url}/v1/records/{id}/read");
     let mut rows = Vec::new();
@@ -234,19 +156,13 @@ async fn main() {
                     expiresAt: t + 300,
                 };
                 next_nonce += 1;
-                let sig = r
-                    .sign_hash(&req.eip712_signing_hash(&domain))
-                    .await
-                    .unwrap();
-                mine.push(json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))}).to_string());
+                mine.push(signed_read(r, &req, &domain).await);
             }
             bodies.push(mine);
         }
         let (elapsed, lat, disk) = run(&http, &url, bodies, args.warmup, record.len()).await;
-        let pct = |q: f64| {
-            lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1].as_secs_f64()
-                * 1e3
-        };
+        let ms: Vec<f64> = lat.iter().map(|l| l.as_secs_f64() * 1e3).collect();
+        let pct = |q: f64| quantile(&ms, q);
         let rps = lat.len() as f64 / elapsed.as_secs_f64();
         let (p50, p99, max) = (pct(0.5), pct(0.99), pct(1.0));
         eprintln!("{n} requesters: {rps:.0} resolves/s, p50 {p50:.2} ms, p99 {p99:.2} ms");
@@ -261,14 +177,7 @@ async fn main() {
             disk,
         ));
     }
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model().unwrap_or_default();
     println!(
         "| concurrent requesters | resolves | wall time | resolves/s | p50 | p99 | max | ≥ 2,000/s and p99 < 20 ms | disk writes and flushes: mean, slowest 0.1 s |"
     );
@@ -294,15 +203,11 @@ async fn main() {
     println!(
         "| disk writes and flushes | the machine's disks during the run (/proc/diskstats, read every 0.1 s): mean time per write or flush, and that mean in the slowest 0.1 s; each batch of the access log waits for one |"
     );
-    println!(
-        "| machine | {} cores, {cpu} |",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
-    drop_db(&admin_url, &db).await;
+    println!("| machine | {} cores, {cpu} |", cores());
+    drop(gk);
+    drop(db);
+    drop(anvil);
     let _ = std::fs::remove_dir_all(&dir);
-    let _: Option<Address> = None;
 }
 
 /// One run: each requester sends its warm-up requests, all wait for each other, then the

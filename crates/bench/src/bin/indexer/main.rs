@@ -20,22 +20,25 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod fixture;
+mod logs;
+mod report;
+
 use alloy::eips::BlockNumberOrTag;
-use alloy::primitives::aliases::U40;
-use alloy::primitives::{Address, B256, U256, keccak256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::{Filter, Log};
+use alloy::primitives::B256;
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::Log;
 use clap::Parser;
-use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
-use medrec_bindings::{ConsentRegistry, ParticipantRegistry};
+use fixture::{World, check_receipt, fill, mine};
+use logs::{Batch, Indexer, batches, msg, print_slow, print_warnings, slow_statements, warnings};
 use medrec_indexer::db::{self, BlockRef, Cursor};
 use medrec_indexer::events;
+use medrec_test_support::{Anvil, ScratchDb, now};
+use report::{Pressure, anvil_version, cpu_model, loadavg, mem_total, pct, pg_version, rate, sep};
 use sqlx::{Connection, PgConnection};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, Error>;
@@ -125,47 +128,13 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes, databases, cleanup
+// Cleanup
 
-/// A child process killed when dropped (on success, error or panic alike).
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-impl Proc {
-    /// SIGTERM first (anvil then removes its state files from ~/.foundry/anvil/tmp), SIGKILL
-    /// after 3 s.
-    fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let termed = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while termed && Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// What `run` leaves behind: databases to drop and the work folder.
+/// What `run` leaves behind: databases (dropped with this, unless `--keep`) and the work
+/// folder.
 struct Cleanup {
     admin_url: String,
-    databases: Vec<String>,
+    databases: Vec<ScratchDb>,
     dir: PathBuf,
     keep: bool,
 }
@@ -182,622 +151,23 @@ impl Cleanup {
 
     async fn run(&mut self) {
         if self.keep {
-            for d in &self.databases {
-                eprintln!("bench: kept database {d}");
+            for d in &mut self.databases {
+                eprintln!("bench: kept database {}", d.keep());
             }
             return;
         }
-        // A few tries: a busy shared server may refuse a connection or a drop for a moment.
-        for attempt in 1..=5 {
-            if self.databases.is_empty() {
-                break;
-            }
-            if attempt > 1 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            let mut conn = match PgConnection::connect(&self.admin_url).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("bench: cannot connect to drop the databases (try {attempt}): {e}");
-                    continue;
-                }
-            };
-            let mut left = Vec::new();
-            for d in self.databases.drain(..) {
-                let sql = format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)");
-                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                {
-                    eprintln!("bench: cannot drop database {d} (try {attempt}): {e}");
-                    left.push(d);
-                }
-            }
-            self.databases = left;
-            let _ = conn.close().await;
-        }
+        self.databases.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
-    /// Creates database `name` (registered for dropping first) and returns its URL.
+    /// Creates database `name` (dropped with this) and returns its URL.
     async fn create_database(&mut self, name: &str) -> Result<String> {
-        self.databases.push(name.to_string());
-        let mut conn = PgConnection::connect(&self.admin_url)
+        let db = ScratchDb::try_create_named(&self.admin_url, name)
             .await
-            .map_err(|e| fail(format!("cannot connect to DATABASE_URL: {e}")))?;
-        // `name` is ours (medrec_bench_<pid>), never user input.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .map_err(|e| {
-                fail(format!(
-                    "cannot create database {name} (the role needs CREATEDB): {e}"
-                ))
-            })?;
-        conn.close().await?;
-        with_database(&self.admin_url, name)
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> Result<String> {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    Ok(match query {
-        Some(q) => format!("{host_part}/{name}?{q}"),
-        None => format!("{host_part}/{name}"),
-    })
-}
-
-fn repo_root() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    p.canonicalize().unwrap_or(p)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Starts anvil on a free port with a large block gas limit.
-async fn start_anvil(accounts: usize, extra: &[String]) -> Result<(Proc, String, DynProvider)> {
-    let bin = repo_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    if !bin.exists() {
-        return Err(fail(format!(
-            "{} missing: run `make install` (npm ci) first",
-            bin.display()
-        )));
-    }
-    for _ in 0..5 {
-        let port = free_port()?;
-        let child = Command::new(&bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--chain-id",
-                "31337",
-                "--gas-limit",
-                "1000000000",
-                "--quiet",
-                "--accounts",
-                &accounts.max(10).to_string(),
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut proc = Proc {
-            name: "anvil",
-            child,
-        };
-        let url = format!("http://127.0.0.1:{port}");
-        let provider = ProviderBuilder::new().connect_http(url.parse()?).erased();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = proc.child.try_wait() {
-                break;
-            }
-            if provider.get_chain_id().await.is_ok() {
-                return Ok((proc, url, provider));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        proc.kill();
-    }
-    Err(fail("anvil did not start"))
-}
-
-/// A `medrec-indexer` run with its stderr (JSON log lines) captured with arrival times.
-struct Indexer {
-    proc: Proc,
-    lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    started: Instant,
-}
-
-impl Indexer {
-    fn spawn(
-        bin: &Path,
-        rpc_url: &str,
-        db_url: &str,
-        deployments: &Path,
-        exit_at_head: bool,
-        extra: &[String],
-        log: PathBuf,
-    ) -> Result<Self> {
-        let mut cmd = Command::new(bin);
-        cmd.args(["--rpc-url", rpc_url, "--database-url", db_url])
-            .arg("--deployments")
-            .arg(deployments)
-            .args(["--no-api", "--no-progress", "--log-json"]);
-        if exit_at_head {
-            cmd.arg("--exit-at-head");
-        }
-        cmd.args(extra)
-            .env_remove("MEDREC_CONFIRMATIONS")
-            .env_remove("MEDREC_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| fail(format!("cannot start {}: {e}", bin.display())))?;
-        let stderr = child.stderr.take().ok_or_else(|| fail("no stderr pipe"))?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let mut file = std::fs::File::create(&log)?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let at = Instant::now();
-                let _ = writeln!(file, "{line}");
-                sink.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((at, line));
-            }
-        });
-        Ok(Self {
-            proc: Proc {
-                name: "medrec-indexer",
-                child,
-            },
-            lines,
-            started,
-        })
-    }
-
-    fn lines(&self) -> Vec<(Instant, serde_json::Value)> {
-        self.lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter_map(|(t, l)| serde_json::from_str(l).ok().map(|v| (*t, v)))
-            .collect()
-    }
-
-    fn last_lines(&self, n: usize) -> String {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let start = lines.len().saturating_sub(n);
-        lines[start..]
-            .iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Waits for the process to exit; returns the instant it was seen gone.
-    async fn wait(&mut self, timeout: Duration) -> Result<Instant> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.proc.child.try_wait()? {
-                let at = Instant::now();
-                if !status.success() {
-                    return Err(fail(format!(
-                        "{} exited with {status}; last log lines:\n{}",
-                        self.proc.name,
-                        self.last_lines(10)
-                    )));
-                }
-                return Ok(at);
-            }
-            if Instant::now() > deadline {
-                return Err(fail(format!("{} did not finish in time", self.proc.name)));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// Waits until a log line with this message appears.
-    async fn wait_for(&mut self, message: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.lines().iter().any(|(_, v)| msg(v) == Some(message)) {
-                return Ok(());
-            }
-            if let Some(status) = self.proc.child.try_wait()? {
-                return Err(fail(format!(
-                    "medrec-indexer exited ({status}) before {message:?}:\n{}",
-                    self.last_lines(10)
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(fail(format!(
-                    "medrec-indexer did not log {message:?} in time"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// sqlx's "slow statement" warnings (over 1 s) in the indexer's log: (statement, seconds).
-fn slow_statements(lines: &[(Instant, serde_json::Value)]) -> Vec<(String, f64)> {
-    lines
-        .iter()
-        .filter(|(_, v)| msg(v).is_some_and(|m| m.starts_with("slow statement")))
-        .filter_map(|(_, v)| {
-            let f = v.get("fields")?;
-            let summary = f.get("summary")?.as_str()?.to_string();
-            Some((summary, f.get("elapsed_secs")?.as_f64()?))
-        })
-        .collect()
-}
-
-/// The indexer's warnings and errors other than slow statements (retries, reorgs), counted
-/// by message and error text.
-fn warnings(lines: &[(Instant, serde_json::Value)]) -> Vec<(String, usize)> {
-    let mut out: Vec<(String, usize)> = Vec::new();
-    for (_, v) in lines {
-        let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("");
-        if level != "WARN" && level != "ERROR" {
-            continue;
-        }
-        let m = msg(v).unwrap_or("");
-        if m.starts_with("slow statement") {
-            continue;
-        }
-        let f = v.get("fields");
-        let detail = ["error", "msg", "what"]
-            .iter()
-            .filter_map(|k| f.and_then(|f| f.get(*k)).map(|x| x.to_string()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let key = format!("{level} {m} {detail}");
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n += 1,
-            None => out.push((key, 1)),
-        }
-    }
-    out
-}
-
-fn print_warnings(phase: &str, w: &[(String, usize)]) {
-    for (m, n) in w {
-        println!("  {phase}: indexer logged {n}x: {m}");
-    }
-}
-
-fn print_slow(phase: &str, slow: &[(String, f64)]) {
-    for (stmt, secs) in slow {
-        println!("  {phase}: slow statement reported by sqlx: {stmt} {secs:.2} s");
-    }
-}
-
-fn msg(v: &serde_json::Value) -> Option<&str> {
-    v.get("fields")?.get("message")?.as_str()
-}
-
-/// One `indexed` line of the indexer: a written batch.
-#[derive(Debug, Clone, Copy)]
-struct Batch {
-    at: Instant,
-    from: u64,
-    to: u64,
-    events: u64,
-}
-
-fn batches(lines: &[(Instant, serde_json::Value)]) -> Vec<Batch> {
-    lines
-        .iter()
-        .filter(|(_, v)| msg(v) == Some("indexed"))
-        .filter_map(|(t, v)| {
-            let f = v.get("fields")?;
-            Some(Batch {
-                at: *t,
-                from: f.get("from")?.as_u64()?,
-                to: f.get("to")?.as_u64()?,
-                events: f.get("events")?.as_u64()?,
-            })
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The chain
-
-async fn rpc(
-    provider: &DynProvider,
-    method: &'static str,
-    params: serde_json::Value,
-) -> Result<()> {
-    provider
-        .raw_request::<_, serde_json::Value>(method.into(), params)
-        .await
-        .map_err(|e| fail(format!("{method}: {e}")))?;
-    Ok(())
-}
-
-async fn mine(provider: &DynProvider) -> Result<()> {
-    rpc(provider, "evm_mine", serde_json::json!([])).await
-}
-
-const GWEI: u128 = 1_000_000_000;
-const MAX_FEE: u128 = 50 * GWEI;
-const TIP: u128 = GWEI;
-const GRANTED: [u8; 2] = [3, 8]; // labs, notes
-
-struct World {
-    provider: DynProvider,
-    chain_id: u64,
-    start_block: u64,
-    admin: Address,
-    hospital: Address,
-    patients: Vec<Address>,
-    participants: Address,
-    consent: Address,
-    records: Address,
-    next_id: u64,
-}
-
-impl World {
-    /// Deploys, credentials the hospital, has each patient grant it (automine on).
-    async fn deploy(provider: DynProvider, n_patients: usize) -> Result<Self> {
-        let accounts = provider.get_accounts().await?;
-        if accounts.len() < 2 + n_patients.max(1) {
-            return Err(fail(format!(
-                "anvil has {} dev accounts; --patients needs {}",
-                accounts.len(),
-                2 + n_patients
-            )));
-        }
-        let (admin, hospital) = (accounts[0], accounts[1]);
-        let patients = accounts[2..2 + n_patients.max(1)].to_vec();
-        let chain_id = provider.get_chain_id().await?;
-        let start_block = provider.get_block_number().await?;
-        let participants = ParticipantRegistry::deploy_builder(provider.clone(), admin)
-            .from(admin)
-            .deploy()
-            .await?;
-        let consent = ConsentRegistry::deploy_builder(
-            provider.clone(),
-            admin,
-            participants,
-            U40::from(86_400),
-        )
-        .from(admin)
-        .deploy()
-        .await?;
-        let records = RecordRegistry::deploy_builder(provider.clone(), participants, consent)
-            .from(admin)
-            .deploy()
-            .await?;
-        let far = U40::from(now_secs() + 10 * 365 * 86_400);
-        let r = ParticipantRegistry::new(participants, provider.clone())
-            .issueCredential(hospital, 1u8, keccak256(b"bench hospital"), far)
-            .from(admin)
-            .send()
-            .await?
-            .get_receipt()
-            .await?;
-        if !r.status() {
-            return Err(fail("issueCredential reverted"));
-        }
-        let mask: u64 = GRANTED.iter().map(|c| 1u64 << c).sum();
-        let c = ConsentRegistry::new(consent, provider.clone());
-        // All grants in one block: automine off from here on.
-        rpc(&provider, "evm_setAutomine", serde_json::json!([false])).await?;
-        let mut grants = Vec::with_capacity(patients.len());
-        for p in &patients {
-            let req = c
-                .grant(*p, hospital, mask, 1u8, U40::ZERO, far)
-                .from(*p)
-                .nonce(provider.get_transaction_count(*p).await?)
-                .gas(200_000)
-                .max_fee_per_gas(MAX_FEE)
-                .max_priority_fee_per_gas(TIP)
-                .into_transaction_request();
-            grants.push(*provider.send_transaction(req).await?.tx_hash());
-        }
-        mine(&provider).await?;
-        for h in grants {
-            check_receipt(&provider, h).await?;
-        }
-        Ok(Self {
-            provider,
-            chain_id,
-            start_block,
-            admin,
-            hospital,
-            patients,
-            participants,
-            consent,
-            records,
-            next_id: 0,
-        })
-    }
-
-    fn pointer(&mut self) -> IRecordRegistry::Pointer {
-        self.next_id += 1;
-        let i = self.next_id;
-        IRecordRegistry::Pointer {
-            // Hash-like ids, as `medrec anchor` derives them: random B-tree inserts, as in use.
-            recordId: keccak256(U256::from(i).to_be_bytes::<32>()),
-            patient: self.patients[(i as usize) % self.patients.len()],
-            category: GRANTED[(i as usize / self.patients.len()) % GRANTED.len()],
-            contentHash: keccak256(i.to_le_bytes()),
-            locator: format!("https://hospital-a.example/fhir/DocumentReference/{i:010}"),
-            supersedes: B256::ZERO,
-        }
-    }
-
-    fn records(&self) -> RecordRegistry::RecordRegistryInstance<DynProvider> {
-        RecordRegistry::new(self.records, self.provider.clone())
-    }
-
-    fn contracts(&self) -> Vec<Address> {
-        vec![self.participants, self.consent, self.records]
-    }
-
-    fn filter(&self, from: u64, to: u64) -> Filter {
-        Filter::new()
-            .address(self.contracts())
-            .event_signature(events::topics())
-            .from_block(from)
-            .to_block(to)
-    }
-
-    fn write_deployments(&self, path: &Path) -> Result<()> {
-        let d = serde_json::json!({
-            "chainId": self.chain_id,
-            "startBlock": self.start_block,
-            "admin": self.admin,
-            "participantRegistry": self.participants,
-            "consentRegistry": self.consent,
-            "recordRegistry": self.records,
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&d)?)?;
-        Ok(())
-    }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-struct Fill {
-    /// The first block of the fill.
-    first_block: u64,
-    txs: u64,
-    events: u64,
-    blocks: u64,
-    head: u64,
-    secs: f64,
-    gas_per_tx: u64,
-}
-
-/// Fills the chain: `txs_per_block` anchorBatch transactions per block, sent concurrently
-/// with explicit nonces and gas, then one evm_mine per block; receipts checked once at the end.
-async fn fill(w: &mut World, args: &Args) -> Result<Fill> {
-    let batch = args.batch.clamp(1, 200);
-    let txs = args.events.div_ceil(batch);
-    let per_block = args.txs_per_block.max(1);
-    // Gas from one estimate (nothing pending, so against the latest state), with headroom.
-    let sample: Vec<_> = (0..batch).map(|_| w.pointer()).collect();
-    let est = w
-        .records()
-        .anchorBatch(sample)
-        .from(w.hospital)
-        .estimate_gas()
-        .await?;
-    w.next_id -= batch; // the estimate anchored nothing
-    let gas = est + est / 4;
-    let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
-    let first_block = w.provider.get_block_number().await? + 1;
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut blocks = 0u64;
-    let mut hashes: Vec<B256> = Vec::with_capacity(txs as usize);
-    let mut last_report = Instant::now();
-    while sent < txs {
-        let k = per_block.min(txs - sent);
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..k {
-            let ps: Vec<_> = (0..batch).map(|_| w.pointer()).collect();
-            let req = w
-                .records()
-                .anchorBatch(ps)
-                .from(w.hospital)
-                .nonce(nonce)
-                .gas(gas)
-                .max_fee_per_gas(MAX_FEE)
-                .max_priority_fee_per_gas(TIP)
-                .into_transaction_request();
-            let p = w.provider.clone();
-            set.spawn(async move { p.send_transaction(req).await.map(|t| *t.tx_hash()) });
-            nonce += 1;
-        }
-        while let Some(r) = set.join_next().await {
-            hashes.push(r??);
-        }
-        mine(&w.provider).await?;
-        sent += k;
-        blocks += 1;
-        if blocks == 1 {
-            // Fail early if the batches revert.
-            for h in &hashes {
-                check_receipt(&w.provider, *h).await?;
-            }
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "bench: fill {}/{} events, {:.0} s",
-                sent * batch,
-                txs * batch,
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    // Wait once: every receipt, concurrently (all mined already).
-    let mut set = tokio::task::JoinSet::new();
-    for chunk in hashes.chunks(hashes.len().div_ceil(8).max(1)) {
-        let p = w.provider.clone();
-        let chunk = chunk.to_vec();
-        set.spawn(async move {
-            for h in chunk {
-                check_receipt(&p, h).await?;
-            }
-            Ok::<_, Error>(())
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r??;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let head = w.provider.get_block_number().await?;
-    Ok(Fill {
-        first_block,
-        txs,
-        events: txs * batch,
-        blocks,
-        head,
-        secs,
-        gas_per_tx: est,
-    })
-}
-
-async fn check_receipt(p: &DynProvider, h: B256) -> Result<()> {
-    match p.get_transaction_receipt(h).await? {
-        Some(r) if r.status() => Ok(()),
-        Some(_) => Err(fail(format!("transaction {h} reverted"))),
-        None => Err(fail(format!("transaction {h} was not mined"))),
+            .map_err(|e| fail(e.to_string()))?;
+        let url = db.url.clone();
+        self.databases.push(db);
+        Ok(url)
     }
 }
 
@@ -1002,15 +372,7 @@ async fn replay_live(r: &mut Replayer, w: &mut World, n: usize) -> Result<Vec<St
     let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let req = w
-            .records()
-            .anchor(w.pointer(), B256::ZERO)
-            .from(w.hospital)
-            .nonce(nonce)
-            .gas(400_000)
-            .max_fee_per_gas(MAX_FEE)
-            .max_priority_fee_per_gas(TIP)
-            .into_transaction_request();
+        let req = w.anchor_one(nonce);
         nonce += 1;
         let _pending = w.provider.send_transaction(req).await?;
         mine(&w.provider).await?;
@@ -1046,7 +408,7 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
     let mut conn = PgConnection::connect(db_url).await?;
     let mut nonce = w.provider.get_transaction_count(w.hospital).await?;
     let mut block = w.provider.get_block_number().await?;
-    let mut rng = now_secs() ^ 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
+    let mut rng = now() ^ 0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id());
     let mut lags_ms = Vec::with_capacity(args.live);
     let mut mine_ms = Vec::with_capacity(args.live);
     let mut lags_call_ms = Vec::with_capacity(args.live);
@@ -1065,15 +427,7 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
             0
         };
         tokio::time::sleep(Duration::from_micros(pause)).await;
-        let req = w
-            .records()
-            .anchor(w.pointer(), B256::ZERO)
-            .from(w.hospital)
-            .nonce(nonce)
-            .gas(400_000)
-            .max_fee_per_gas(MAX_FEE)
-            .max_priority_fee_per_gas(TIP)
-            .into_transaction_request();
+        let req = w.anchor_one(nonce);
         nonce += 1;
         let tx = *w.provider.send_transaction(req).await?.tx_hash();
         // Watch eth_blockNumber during mining: when the block is first visible on the node.
@@ -1144,143 +498,6 @@ async fn live(w: &mut World, args: &Args, db_url: &str, idx: &Indexer) -> Result
 }
 
 // ---------------------------------------------------------------------------------------------
-// Report helpers
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sep(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn rate(x: f64) -> String {
-    sep(x.round() as u64)
-}
-
-/// Pressure-stall totals (µs) from /proc/pressure/<kind>: (some, full).
-fn psi(kind: &str) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/pressure/{kind}")).ok()?;
-    let total = |prefix: &str| {
-        text.lines()
-            .find(|l| l.starts_with(prefix))?
-            .split_whitespace()
-            .find_map(|f| f.strip_prefix("total="))?
-            .parse::<u64>()
-            .ok()
-    };
-    Some((total("some")?, total("full").unwrap_or(0)))
-}
-
-/// How much of a phase other work stalled this machine (Linux PSI), for reading tails.
-struct Pressure {
-    at: Instant,
-    cpu: Option<(u64, u64)>,
-    io: Option<(u64, u64)>,
-}
-
-impl Pressure {
-    fn now() -> Self {
-        Self {
-            at: Instant::now(),
-            cpu: psi("cpu"),
-            io: psi("io"),
-        }
-    }
-
-    fn since(&self) -> String {
-        let us = self.at.elapsed().as_micros().max(1) as f64;
-        let pctg = |a: Option<(u64, u64)>, b: Option<(u64, u64)>, full: bool| match (a, b) {
-            (Some(a), Some(b)) => {
-                let d = if full { b.1 - a.1 } else { b.0 - a.0 };
-                format!("{:.0}%", 100.0 * d as f64 / us)
-            }
-            _ => "n/a".into(),
-        };
-        let (cpu, io) = (psi("cpu"), psi("io"));
-        format!(
-            "CPU some {}, IO some {} / full {}",
-            pctg(self.cpu, cpu, false),
-            pctg(self.io, io, false),
-            pctg(self.io, io, true)
-        )
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map(|kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn anvil_version() -> String {
-    let bin = repo_root().join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-    Command::new(bin)
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-async fn pg_version(url: &str) -> String {
-    async {
-        let mut c = PgConnection::connect(url).await?;
-        let v: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut c)
-            .await?;
-        c.close().await?;
-        Ok::<_, Error>(v)
-    }
-    .await
-    .unwrap_or_else(|_| "unknown".into())
-}
-
-// ---------------------------------------------------------------------------------------------
 // The run
 
 async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
@@ -1322,7 +539,14 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let (_anvil, rpc_url, provider) = start_anvil(args.patients.max(1) + 2, &anvil_extra).await?;
+    let accounts = (args.patients.max(1) + 2).max(10).to_string();
+    let mut anvil_args = vec!["--gas-limit", "1000000000", "--accounts", &accounts];
+    anvil_args.extend(anvil_extra.iter().map(String::as_str));
+    let anvil = Anvil::start(&anvil_args);
+    let rpc_url = anvil.url();
+    let provider = ProviderBuilder::new()
+        .connect_http(rpc_url.parse()?)
+        .erased();
     let mut w = World::deploy(provider, args.patients).await?;
     let setup_secs = t.elapsed().as_secs_f64();
     println!(
@@ -1378,7 +602,7 @@ async fn run(args: &Args, cleanup: &mut Cleanup) -> Result<()> {
     let db_name = format!("medrec_bench_{pid}");
     let db_url = cleanup.create_database(&db_name).await?;
     let deployments = cleanup.dir.join("31337.json");
-    w.write_deployments(&deployments)?;
+    w.write_deployments(&deployments);
     let pressure = Pressure::now();
     let mut idx = Indexer::spawn(
         &indexer_bin,

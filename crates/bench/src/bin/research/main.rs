@@ -22,19 +22,26 @@
     clippy::expect_used
 )]
 
+mod population;
+
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
-use alloy::primitives::{Address, U256, aliases::U40, keccak256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::primitives::{Address, U256, keccak256};
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
 use clap::Parser;
-use medrec_bindings::{ParticipantRegistry, StudyRegistry};
-use rand::{Rng, SeedableRng};
+use medrec_bench::{cores, cpu_model, quantile as pct};
+use medrec_bindings::StudyRegistry;
+use medrec_test_support::{
+    Anvil, Gatekeeper, Mined, PROVIDER, Proc, RESEARCHER, ScratchDb, credential, database_url,
+    fund, medrec_command, now, wallet_provider,
+};
+use population::{CONDITIONS, MIN_CELL, OBSERVATIONS, Patient, check, load_facts, simulate};
+use rand::SeedableRng;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Research aggregate benchmark.
@@ -55,83 +62,9 @@ struct Args {
     hold: Option<u64>,
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The age band the gatekeeper reports for a birth date on a day.
-fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
-    let age = on.0 - birth.0 - i64::from((on.1, on.2) < (birth.1, birth.2));
-    match age {
-        ..18 => "0-17",
-        18..40 => "18-39",
-        40..65 => "40-64",
-        _ => "65+",
-    }
-}
-
-/// The study's smallest reported cell.
-const MIN_CELL: u32 = 10;
-const SNOMED: &str = "http://snomed.info/sct";
-const LOINC: &str = "http://loinc.org";
-/// Type 2 diabetes, essential hypertension.
-const CONDITIONS: [(&str, f64); 2] = [("44054006", 0.15), ("59621000", 0.30)];
-/// Haemoglobin A1c, haemoglobin.
-const OBSERVATIONS: [(&str, f64, f64); 2] = [("4548-4", 5.9, 0.9), ("718-7", 13.8, 1.4)];
-
-/// One simulated patient's facts.
-struct Patient {
-    address: Address,
-    female: bool,
-    birth: (i64, u32, u32),
-    conditions: Vec<&'static str>,
-    observations: Vec<(&'static str, f64)>,
-}
-
-fn simulate(i: usize, rng: &mut rand::rngs::StdRng) -> Patient {
-    let key = keccak256(format!("medrec research bench patient {i}"));
-    let address = PrivateKeySigner::from_bytes(&key).unwrap().address();
-    let year = rng.gen_range(1930..2020);
-    let birth = (year, rng.gen_range(1..=12), rng.gen_range(1..=28));
-    let conditions = CONDITIONS
-        .iter()
-        .filter(|(_, p)| rng.gen_bool(*p))
-        .map(|(c, _)| *c)
-        .collect();
-    let observations = OBSERVATIONS
-        .iter()
-        .map(|(c, mean, sd)| {
-            // A sum of uniforms: close enough to normal for a benchmark.
-            let z: f64 = (0..12).map(|_| rng.r#gen::<f64>()).sum::<f64>() - 6.0;
-            (*c, ((mean + sd * z) * 10.0).round() / 10.0)
-        })
-        .collect();
-    Patient {
-        address,
-        female: rng.gen_bool(0.5),
-        birth,
-        conditions,
-        observations,
-    }
-}
-
 fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(bin.join("medrec"))
+    let out = medrec_command(&bin.join("medrec"), dir, rpc, &dir.join("deployment.json"))
         .args(args)
-        .env("HOME", dir)
-        .env("MEDREC_RPC_URL", rpc)
-        .env("MEDREC_KEYSTORE_DIR", dir.join("keystores"))
-        .env("MEDREC_PASSWORD_FILE", dir.join("password"))
-        .env("MEDREC_DEPLOYMENTS", dir.join("deployment.json"))
         .output()
         .unwrap();
     let json = serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null)["data"].take();
@@ -142,137 +75,45 @@ fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String
     )
 }
 
-fn import(bin: &Path, dir: &Path, rpc: &str, name: &str, key: &PrivateKeySigner) {
-    let f = dir.join(format!("{name}.key"));
-    std::fs::write(&f, alloy::hex::encode(key.to_bytes())).unwrap();
-    let (ok, _, err) = cli(
-        bin,
-        dir,
-        rpc,
-        &[
-            "account",
-            "import",
-            name,
-            "--private-key-file",
-            f.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "import {name}: {err}");
-    std::fs::remove_file(f).unwrap();
-}
-
 async fn rpc(p: &DynProvider, method: &'static str, params: Value) {
     let _: Value = p.raw_request(method.into(), params).await.unwrap();
 }
 
-/// Writes the facts a record upload would write, in chunks.
-async fn load_facts(db_url: &str, patients: &[&Patient]) {
-    let pool = sqlx::PgPool::connect(db_url).await.unwrap();
-    // The gatekeeper has migrated its database before this is called.
-    for chunk in patients.chunks(10_000) {
-        let addrs: Vec<Vec<u8>> = chunk.iter().map(|p| p.address.to_vec()).collect();
-        let genders: Vec<&str> = chunk
-            .iter()
-            .map(|p| if p.female { "female" } else { "male" })
-            .collect();
-        let births: Vec<String> = chunk
-            .iter()
-            .map(|p| format!("{:04}-{:02}-{:02}", p.birth.0, p.birth.1, p.birth.2))
-            .collect();
-        sqlx::query(
-            "INSERT INTO gk_patients (patient, gender, birth_date)
-             SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]::date[])",
-        )
-        .bind(&addrs)
-        .bind(&genders)
-        .bind(&births)
-        .execute(&pool)
-        .await
-        .unwrap();
-        let (mut rid, mut who, mut kind, mut system, mut code, mut value) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        for p in chunk {
-            let facts = p
-                .conditions
-                .iter()
-                .map(|c| ("condition", SNOMED, *c, None))
-                .chain(
-                    p.observations
-                        .iter()
-                        .map(|(c, v)| ("observation", LOINC, *c, Some(*v))),
-                );
-            for (k, s, c, v) in facts {
-                rid.push(keccak256(format!("{}{c}", p.address)).to_vec());
-                who.push(p.address.to_vec());
-                kind.push(k);
-                system.push(s);
-                code.push(c);
-                value.push(v);
-            }
-        }
-        sqlx::query(
-            "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
-             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[],
-                                  $6::float8[])",
-        )
-        .bind(&rid)
-        .bind(&who)
-        .bind(&kind)
-        .bind(&system)
-        .bind(&code)
-        .bind(&value)
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
-    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
-    pool.close().await;
-}
-
-fn gatekeeper(
+/// Starts holder `name`'s gatekeeper (anchoring once a day: never during the run) and waits
+/// for it to serve.
+async fn gatekeeper(
     bin: &Path,
     dir: &Path,
     holder: Address,
     name: &str,
     db_url: &str,
     rpc: &str,
-    port: u16,
-) -> Proc {
-    Proc(
-        Command::new(bin.join("medrec-gatekeeper"))
-            .args(["serve", "--holder", &holder.to_string()])
-            .args(["--database-url", db_url, "--rpc-url", rpc])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--master-key-file")
-            .arg(dir.join("master.key"))
-            .arg("--deployments")
-            .arg(dir.join("deployment.json"))
-            .arg("--anchor-keystore")
-            .arg(dir.join("keystores").join(name))
-            .arg("--anchor-password-file")
-            .arg(dir.join("password"))
-            .args(["--anchor-every", "86400"])
-            .env(
-                "MEDREC_LOG",
-                std::env::var("MEDREC_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
+) -> (Proc, String) {
+    let (mut cmd, url) = Gatekeeper {
+        bin: &bin.join("medrec-gatekeeper"),
+        holder,
+        database_url: db_url,
+        rpc_url: rpc,
+        master_key: &dir.join("master.key"),
+        deployments: &dir.join("deployment.json"),
+    }
+    .command();
+    cmd.arg("--anchor-keystore")
+        .arg(dir.join("keystores").join(name))
+        .arg("--anchor-password-file")
+        .arg(dir.join("password"))
+        .args(["--anchor-every", "86400"])
+        .env(
+            "MEDREC_LOG",
+            std::env::var("MEDREC_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stderr(Stdio::inherit());
+    (Gatekeeper::serve(cmd, &url).await, url)
 }
-
-fn pct(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-use medrec_test_support::{Mined, Proc, create_db, drop_db, free_port, now};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin: PathBuf = std::env::current_exe()
         .unwrap()
         .parent()
@@ -285,7 +126,7 @@ async fn main() {
             bin.join(b).display()
         );
     }
-    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (see script/pg.sh)");
+    let admin_url = database_url();
     let dir = std::env::temp_dir().join(format!("medrec-research-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("password"), "bench\n").unwrap();
@@ -294,79 +135,41 @@ async fn main() {
 
     // A chain whose blocks hold many opt-ins and whose gas costs nothing, so that patients
     // need no funding.
-    let port = free_port();
-    let _anvil = Proc(
-        Command::new(root.join("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"))
-            .args(["--port", &port.to_string(), "--gas-limit", "1000000000"])
-            .args(["--block-base-fee-per-gas", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let rpc_url = format!("http://127.0.0.1:{port}");
-    let gov: PrivateKeySigner = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-        .parse()
-        .unwrap();
-    let p = {
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(gov.clone()))
-            .connect_http(rpc_url.parse().unwrap());
-        p.client().set_poll_interval(Duration::from_millis(10));
-        p.erased()
-    };
-    let chain_id = loop {
-        if let Ok(id) = p.get_chain_id().await {
-            break id;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let d = medrec_bindings::deployment::deploy(&p, gov.address(), 86_400)
-        .await
-        .unwrap();
-    std::fs::write(
-        dir.join("deployment.json"),
-        serde_json::to_string(&d).unwrap(),
-    )
-    .unwrap();
-    let participants = d.participant_registry;
+    let anvil = Anvil::start(&["--gas-limit", "1000000000", "--block-base-fee-per-gas", "0"]);
+    let rpc_url = anvil.url();
+    let gov = medrec_test_support::gov();
+    let p = wallet_provider(&rpc_url, &gov, Duration::from_millis(10));
+    let d = medrec_test_support::deploy(&p, gov.address(), &dir.join("deployment.json")).await;
+    let chain_id = d.chain_id;
     let studies = d.study_registry.unwrap();
     let (hospital_a, hospital_b, researcher) = (
         PrivateKeySigner::random(),
         PrivateKeySigner::random(),
         PrivateKeySigner::random(),
     );
-    let reg = ParticipantRegistry::new(participants, p.clone());
     for (who, role) in [
-        (hospital_a.address(), 1u8),
-        (hospital_b.address(), 1),
-        (researcher.address(), 2),
+        (hospital_a.address(), PROVIDER),
+        (hospital_b.address(), PROVIDER),
+        (researcher.address(), RESEARCHER),
     ] {
-        reg.issueCredential(who, role, keccak256(b"licence"), U40::from(now() + 86_400))
-            .mined()
-            .await;
-        rpc(
-            &p,
-            "anvil_setBalance",
-            json!([who, U256::from(10u128.pow(20))]),
-        )
-        .await;
+        credential(&p, d.participant_registry, who, role, now() + 86_400).await;
+        fund(&p, who).await;
     }
     for (name, key) in [
         ("hospital-a", &hospital_a),
         ("hospital-b", &hospital_b),
         ("researcher", &researcher),
     ] {
-        import(&bin, &dir, &rpc_url, name, key);
+        let medrec = medrec_command(
+            &bin.join("medrec"),
+            &dir,
+            &rpc_url,
+            &dir.join("deployment.json"),
+        );
+        medrec_test_support::import_key(medrec, &dir, name, key);
     }
     let study = StudyRegistry::new(studies, p.clone());
-    let as_researcher = {
-        let p = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(researcher.clone()))
-            .connect_http(rpc_url.parse().unwrap());
-        p.client().set_poll_interval(Duration::from_millis(10));
-        p.erased()
-    };
+    let as_researcher = wallet_provider(&rpc_url, &researcher, Duration::from_millis(10));
     StudyRegistry::new(studies, as_researcher)
         .registerStudy(
             keccak256(b"bench protocol"),
@@ -483,45 +286,38 @@ async fn main() {
 
     // Two holders: even patients at A, odd at B.
     let pid = std::process::id();
-    let (db_a, db_b) = (
+    let (name_a, name_b) = (
         format!("medrec_research_bench_a_{pid}"),
         format!("medrec_research_bench_b_{pid}"),
     );
-    let (url_a, url_b) = (
-        create_db(&admin_url, &db_a).await,
-        create_db(&admin_url, &db_b).await,
+    let (db_a, db_b) = (
+        ScratchDb::try_create_named(&admin_url, &name_a)
+            .await
+            .unwrap(),
+        ScratchDb::try_create_named(&admin_url, &name_b)
+            .await
+            .unwrap(),
     );
-    let (port_a, port_b) = (free_port(), free_port());
-    let _gk_a = gatekeeper(
+    let (url_a, url_b) = (db_a.url.clone(), db_b.url.clone());
+    let (gk_a, holder_a) = gatekeeper(
         &bin,
         &dir,
         hospital_a.address(),
         "hospital-a",
         &url_a,
         &rpc_url,
-        port_a,
-    );
-    let _gk_b = gatekeeper(
+    )
+    .await;
+    let (gk_b, holder_b) = gatekeeper(
         &bin,
         &dir,
         hospital_b.address(),
         "hospital-b",
         &url_b,
         &rpc_url,
-        port_b,
-    );
-    let http = alloy::transports::http::reqwest::Client::new();
-    let holders = format!("http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}");
-    for port in [port_a, port_b] {
-        while http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    )
+    .await;
+    let holders = format!("{holder_a},{holder_b}");
     let t = Instant::now();
     let at_a: Vec<&Patient> = population.iter().step_by(2).collect();
     let at_b: Vec<&Patient> = population.iter().skip(1).step_by(2).collect();
@@ -594,14 +390,7 @@ async fn main() {
     per_holder.sort_by(f64::total_cmp);
     setup.sort_by(f64::total_cmp);
     record.sort_by(f64::total_cmp);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model().unwrap_or_default();
     println!();
     println!(
         "| research aggregate ({} consenting of {} patients, two holders) | figure |",
@@ -640,12 +429,7 @@ async fn main() {
         mine_ms[2]
     );
     println!("| opt-in transactions sent and mined | {opt_in_secs:.1} s |");
-    println!(
-        "| machine | {} cores, {cpu} |",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    println!("| machine | {} cores, {cpu} |", cores());
     println!("total {:.0} s", total.elapsed().as_secs_f64());
     if let Some(secs) = args.hold {
         println!(
@@ -655,69 +439,10 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    drop(_gk_a);
-    drop(_gk_b);
-    drop_db(&admin_url, &db_a).await;
-    drop_db(&admin_url, &db_b).await;
+    drop((gk_a, gk_b));
+    drop((db_a, db_b));
+    drop(anvil);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Checks a combined answer against the consenting patients' facts.
-fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
-    if flag == "--condition" {
-        let today = civil((ts / 86_400) as i64);
-        // Each holder suppresses its cells under the study's minimum: they add nothing.
-        let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
-        for (i, p) in consenting.iter().enumerate() {
-            if p.conditions.contains(&code) {
-                let sex = if p.female { "female" } else { "male" };
-                *per_holder[i % 2]
-                    .entry((band(p.birth, today).to_string(), sex.to_string()))
-                    .or_default() += 1;
-            }
-        }
-        let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for cells in per_holder {
-            for (k, n) in cells {
-                *want.entry(k).or_default() += if n < i64::from(MIN_CELL) { 0 } else { n };
-            }
-        }
-        let got: BTreeMap<(String, String), i64> = combined["cells"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    (
-                        c["ageBand"].as_str().unwrap().to_string(),
-                        c["sex"].as_str().unwrap().to_string(),
-                    ),
-                    c["count"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            got, want,
-            "condition {code}: the answer is not the known count"
-        );
-    } else {
-        let values: Vec<f64> = consenting
-            .iter()
-            .flat_map(|p| p.observations.iter().filter(|(c, _)| *c == code))
-            .map(|(_, v)| *v)
-            .collect();
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        assert_eq!(
-            combined["count"].as_i64().unwrap(),
-            values.len() as i64,
-            "observation {code}: the count is not the known count"
-        );
-        assert!(
-            (combined["mean"].as_f64().unwrap() - mean).abs() < 1e-6,
-            "observation {code}: mean {} is not {mean}",
-            combined["mean"]
-        );
-    }
 }
 
 /// Runs a future that never waits on I/O (local signing) to completion on this blocking thread.

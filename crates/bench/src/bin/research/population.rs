@@ -1,0 +1,199 @@
+//! The simulated population: patients' facts drawn from a seed, written into a holder's
+//! database as a record upload would write them, and the answers they must give.
+
+use alloy::primitives::{Address, keccak256};
+use alloy::signers::local::PrivateKeySigner;
+use rand::Rng;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The age band the gatekeeper reports for a birth date on a day.
+pub fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
+    let age = on.0 - birth.0 - i64::from((on.1, on.2) < (birth.1, birth.2));
+    match age {
+        ..18 => "0-17",
+        18..40 => "18-39",
+        40..65 => "40-64",
+        _ => "65+",
+    }
+}
+
+/// The study's smallest reported cell.
+pub const MIN_CELL: u32 = 10;
+pub const SNOMED: &str = "http://snomed.info/sct";
+pub const LOINC: &str = "http://loinc.org";
+/// Type 2 diabetes, essential hypertension.
+pub const CONDITIONS: [(&str, f64); 2] = [("44054006", 0.15), ("59621000", 0.30)];
+/// Haemoglobin A1c, haemoglobin.
+pub const OBSERVATIONS: [(&str, f64, f64); 2] = [("4548-4", 5.9, 0.9), ("718-7", 13.8, 1.4)];
+
+/// One simulated patient's facts.
+pub struct Patient {
+    pub address: Address,
+    pub female: bool,
+    pub birth: (i64, u32, u32),
+    pub conditions: Vec<&'static str>,
+    pub observations: Vec<(&'static str, f64)>,
+}
+
+pub fn simulate(i: usize, rng: &mut rand::rngs::StdRng) -> Patient {
+    let key = keccak256(format!("medrec research bench patient {i}"));
+    let address = PrivateKeySigner::from_bytes(&key).unwrap().address();
+    let year = rng.gen_range(1930..2020);
+    let birth = (year, rng.gen_range(1..=12), rng.gen_range(1..=28));
+    let conditions = CONDITIONS
+        .iter()
+        .filter(|(_, p)| rng.gen_bool(*p))
+        .map(|(c, _)| *c)
+        .collect();
+    let observations = OBSERVATIONS
+        .iter()
+        .map(|(c, mean, sd)| {
+            // A sum of uniforms: close enough to normal for a benchmark.
+            let z: f64 = (0..12).map(|_| rng.r#gen::<f64>()).sum::<f64>() - 6.0;
+            (*c, ((mean + sd * z) * 10.0).round() / 10.0)
+        })
+        .collect();
+    Patient {
+        address,
+        female: rng.gen_bool(0.5),
+        birth,
+        conditions,
+        observations,
+    }
+}
+
+/// Writes the facts a record upload would write, in chunks.
+pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
+    let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+    // The gatekeeper has migrated its database before this is called.
+    for chunk in patients.chunks(10_000) {
+        let addrs: Vec<Vec<u8>> = chunk.iter().map(|p| p.address.to_vec()).collect();
+        let genders: Vec<&str> = chunk
+            .iter()
+            .map(|p| if p.female { "female" } else { "male" })
+            .collect();
+        let births: Vec<String> = chunk
+            .iter()
+            .map(|p| format!("{:04}-{:02}-{:02}", p.birth.0, p.birth.1, p.birth.2))
+            .collect();
+        sqlx::query(
+            "INSERT INTO gk_patients (patient, gender, birth_date)
+             SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]::date[])",
+        )
+        .bind(&addrs)
+        .bind(&genders)
+        .bind(&births)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (mut rid, mut who, mut kind, mut system, mut code, mut value) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for p in chunk {
+            let facts = p
+                .conditions
+                .iter()
+                .map(|c| ("condition", SNOMED, *c, None))
+                .chain(
+                    p.observations
+                        .iter()
+                        .map(|(c, v)| ("observation", LOINC, *c, Some(*v))),
+                );
+            for (k, s, c, v) in facts {
+                rid.push(keccak256(format!("{}{c}", p.address)).to_vec());
+                who.push(p.address.to_vec());
+                kind.push(k);
+                system.push(s);
+                code.push(c);
+                value.push(v);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
+             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[],
+                                  $6::float8[])",
+        )
+        .bind(&rid)
+        .bind(&who)
+        .bind(&kind)
+        .bind(&system)
+        .bind(&code)
+        .bind(&value)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+/// Checks a combined answer against the consenting patients' facts.
+pub fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
+    if flag == "--condition" {
+        let today = civil((ts / 86_400) as i64);
+        // Each holder suppresses its cells under the study's minimum: they add nothing.
+        let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
+        for (i, p) in consenting.iter().enumerate() {
+            if p.conditions.contains(&code) {
+                let sex = if p.female { "female" } else { "male" };
+                *per_holder[i % 2]
+                    .entry((band(p.birth, today).to_string(), sex.to_string()))
+                    .or_default() += 1;
+            }
+        }
+        let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for cells in per_holder {
+            for (k, n) in cells {
+                *want.entry(k).or_default() += if n < i64::from(MIN_CELL) { 0 } else { n };
+            }
+        }
+        let got: BTreeMap<(String, String), i64> = combined["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    (
+                        c["ageBand"].as_str().unwrap().to_string(),
+                        c["sex"].as_str().unwrap().to_string(),
+                    ),
+                    c["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got, want,
+            "condition {code}: the answer is not the known count"
+        );
+    } else {
+        let values: Vec<f64> = consenting
+            .iter()
+            .flat_map(|p| p.observations.iter().filter(|(c, _)| *c == code))
+            .map(|(_, v)| *v)
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert_eq!(
+            combined["count"].as_i64().unwrap(),
+            values.len() as i64,
+            "observation {code}: the count is not the known count"
+        );
+        assert!(
+            (combined["mean"].as_f64().unwrap() - mean).abs() < 1e-6,
+            "observation {code}: mean {} is not {mean}",
+            combined["mean"]
+        );
+    }
+}
