@@ -8,7 +8,8 @@
 #  - when DATABASE_URL is set (a role that may create databases): starts a gatekeeper
 #    (target/debug/medrec-gatekeeper, or $MEDREC_GATEKEEPER) on a scratch database and runs
 #    read.mjs (viem): an upload, a read checked against the chain, refusals, the access log
-#    (example 3).
+#    (example 3); then research.mjs (viem): a study, signed opt-ins, a research query and its
+#    signed answer, the receipt on chain.
 # Leaves nothing behind: anvil and the gatekeeper stopped, the deployment file and the scratch
 # database removed. viem is pinned in interop/package-lock.json and installed on first run.
 # Usage: interop/run.sh
@@ -28,6 +29,7 @@ deployment=deployments/$chain_id.json
 deployer_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 relayer_key=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 holder=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+holder_key=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
 
 if [[ ! -d interop/node_modules/viem ]]; then
   npm ci --prefix interop --no-audit --no-fund >/dev/null
@@ -123,9 +125,14 @@ fi
 database=medrec_interop_$port
 psql "$DATABASE_URL" -qc "CREATE DATABASE $database" >/dev/null
 "$gatekeeper" init-key "$tmp/master.key" >/dev/null 2>&1
+# The holder's key in a keystore as cast writes it: the gatekeeper signs research answers with it.
+echo holder >"$tmp/holder.password"
+"$cast" wallet import holder --private-key "$holder_key" --keystore-dir "$tmp/holder" \
+  --unsafe-password holder >/dev/null
 gk_port=$(free_port)
 "$gatekeeper" serve --holder "$holder" --master-key-file "$tmp/master.key" \
   --database-url "${DATABASE_URL%/*}/$database" --rpc-url "$rpc" --deployments "$deployment" \
+  --anchor-keystore "$tmp/holder/holder" --anchor-password-file "$tmp/holder.password" \
   --listen "127.0.0.1:$gk_port" >"$tmp/gatekeeper.log" 2>&1 &
 gatekeeper_pid=$!
 for _ in $(seq 200); do
@@ -136,3 +143,4 @@ done
 curl -sf "http://127.0.0.1:$gk_port/health" >/dev/null ||
   { cat "$tmp/gatekeeper.log" >&2; echo "interop: the gatekeeper did not start" >&2; exit 1; }
 node interop/read.mjs "$rpc" "$deployment" "http://127.0.0.1:$gk_port"
+node interop/research.mjs "$rpc" "$deployment" "http://127.0.0.1:$gk_port"

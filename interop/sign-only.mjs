@@ -6,7 +6,7 @@
 // Usage: node sign-only.mjs <rpc-url> <deployments/<chainId>.json> <out-file>
 import { writeFileSync } from "node:fs";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { GRANT_TYPES, checker, connect } from "./lib.mjs";
+import { GRANT_TYPES, ROLE, checker, connect } from "./lib.mjs";
 
 const [rpcUrl, deploymentFile, outFile] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile || !outFile) {
@@ -16,7 +16,7 @@ if (!rpcUrl || !deploymentFile || !outFile) {
 const { check, eq, done } = checker();
 const chain = await connect(rpcUrl, deploymentFile, { check, eq });
 const provider = privateKeyToAccount(generatePrivateKey()).address;
-await chain.credentialProvider(provider);
+await chain.credential(provider, ROLE.provider);
 
 const patient = privateKeyToAccount(generatePrivateKey());
 const domain = await chain.domainOf(chain.deployment.consentRegistry);
