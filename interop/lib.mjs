@@ -151,12 +151,14 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
     studies: abi("StudyRegistry"),
   };
 
-  /** Sends a contract call from `account` and checks that it was mined without a revert. */
+  /** Sends a contract call from `account`, checks that it was mined without a revert and
+   * returns its receipt. */
   async function send(account, address, contractAbi, functionName, args) {
     const wallet = createWalletClient({ account, chain, transport: http(rpcUrl) });
     const hash = await wallet.writeContract({ address, abi: contractAbi, functionName, args });
     const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
     check(`${functionName} mined`, receipt.status === "success", hash);
+    return receipt;
   }
 
   /** ERC-5267: the contract's EIP-712 domain, as viem's signTypedData takes it. */
@@ -182,7 +184,7 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
   }
 
   /** `patient` signs a treatment grant of `categories` to `grantee` for 90 days, over the domain
-   * read from the chain; anvil's relayer sends it. Returns the message and signature. */
+   * read from the chain; anvil's relayer sends it. Returns the message, signature and receipt. */
   async function grantBySig(patient, grantee, categories) {
     const t = await now();
     const message = {
@@ -208,7 +210,7 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       message,
     });
     const m = message;
-    await send(anvilAccounts[1], deployment.consentRegistry, abis.consent, "grantBySig", [
+    const receipt = await send(anvilAccounts[1], deployment.consentRegistry, abis.consent, "grantBySig", [
       m.patient,
       m.grantee,
       m.categories,
@@ -220,7 +222,7 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       m.deadline,
       signature,
     ]);
-    return { message, signature };
+    return { message, signature, receipt };
   }
 
   const canRead = (grantee, patient, category) =>

@@ -116,7 +116,8 @@ for (const p of patients.slice(0, 3)) {
     signature,
   ]);
 }
-const pinnedBlock = Number(await client.getBlockNumber());
+// Uncached: viem keeps eth_blockNumber for its polling interval, which may predate the opt-ins.
+const pinnedBlock = Number(await client.getBlockNumber({ cacheTime: 0 }));
 
 // ---- A query, signed as a ResearchRequest addressed to the holder.
 async function ask(query) {
