@@ -11,7 +11,7 @@
 // (run.sh starts anvil, deploys with script/Deploy.s.sol and calls this.)
 import { hashDomain, hashTypedData, keccak256, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { RECORD_REQUEST_TYPES, checker, connect } from "./lib.mjs";
+import { GATEKEEPER_TYPES, ROLE, checker, connect } from "./lib.mjs";
 
 const [rpcUrl, deploymentFile] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile) {
@@ -60,7 +60,7 @@ eq(
       chainId: 31337,
       verifyingContract: "0x00000000000000000000000000000000000e5267",
     },
-    types: RECORD_REQUEST_TYPES,
+    types: GATEKEEPER_TYPES,
     primaryType: "RecordRequest",
     message: {
       requester: "0x00000000000000000000000000000000000a11ce",
@@ -81,7 +81,7 @@ eq(
   "medrec.ConsentRegistry",
 );
 const provider = privateKeyToAccount(generatePrivateKey()).address;
-await chain.credentialProvider(provider);
+await chain.credential(provider, ROLE.provider);
 const patient = privateKeyToAccount(generatePrivateKey());
 const LABS = 3;
 const BIT_60 = 60; // an unnamed category: the mask is above 2^53

@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createPublicClient, createWalletClient, http, keccak256, toHex } from "viem";
+import { randomBytes } from "node:crypto";
+import { createPublicClient, createWalletClient, http, keccak256, sha256, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -13,14 +14,17 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const abi = (name) =>
   JSON.parse(readFileSync(join(root, "crates/bindings/abi", `${name}.json`), "utf8")).abi;
 
-/** anvil's well-known funded accounts 0-2: governance (the deployer), a relayer, a holder. */
+/** anvil's well-known funded accounts 0-3: governance (the deployer), a relayer, a holder, a
+ * researcher. */
 export const anvilAccounts = [
   "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
   "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
   "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+  "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
 ].map((key) => privateKeyToAccount(key));
 
-export const PROVIDER_ROLE = 1; // IParticipantRegistry.Role.Provider
+/** IParticipantRegistry.Role */
+export const ROLE = { provider: 1, researcher: 2 };
 
 export const GRANT_TYPES = {
   Grant: [
@@ -36,8 +40,17 @@ export const GRANT_TYPES = {
   ],
 };
 
-/** The gatekeeper's request for one record (domain medrec.Gatekeeper). */
-export const RECORD_REQUEST_TYPES = {
+/** The gatekeeper's messages (domain medrec.Gatekeeper); signTypedData takes the one its
+ * primaryType names. */
+export const GATEKEEPER_TYPES = {
+  Upload: [
+    { name: "holder", type: "address" },
+    { name: "patient", type: "address" },
+    { name: "category", type: "uint8" },
+    { name: "contentHash", type: "bytes32" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+  ],
   RecordRequest: [
     { name: "requester", type: "address" },
     { name: "recordId", type: "bytes32" },
@@ -46,7 +59,60 @@ export const RECORD_REQUEST_TYPES = {
     { name: "issuedAt", type: "uint64" },
     { name: "expiresAt", type: "uint64" },
   ],
+  ResearchRequest: [
+    { name: "researcher", type: "address" },
+    { name: "studyId", type: "uint256" },
+    { name: "queryHash", type: "bytes32" },
+    { name: "audience", type: "address" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "expiresAt", type: "uint64" },
+  ],
+  LogRequest: [
+    { name: "patient", type: "address" },
+    { name: "audience", type: "address" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "expiresAt", type: "uint64" },
+  ],
 };
+
+/** A random 256-bit nonce, for gatekeeper messages. */
+export const randomNonce = () => BigInt(toHex(randomBytes(32)));
+
+/** Now, in unix seconds, by this machine's clock (the gatekeeper checks windows by its own). */
+export const seconds = () => Math.floor(Date.now() / 1000);
+
+/** The holder stores `bytes` at its gatekeeper for `patient` under `category`: an `Upload`
+ * signed over the gatekeeper's domain, in the x-medrec-upload and x-medrec-signature headers.
+ * Returns the HTTP answer and the content hash. */
+export async function upload(gatekeeperUrl, domain, holder, patient, category, bytes) {
+  const contentHash = sha256(bytes);
+  const message = {
+    holder: holder.address,
+    patient,
+    category,
+    contentHash,
+    nonce: randomNonce(),
+    issuedAt: seconds(),
+  };
+  const signature = await holder.signTypedData({
+    domain,
+    types: GATEKEEPER_TYPES,
+    primaryType: "Upload",
+    message,
+  });
+  const response = await fetch(`${gatekeeperUrl}/v1/records`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/fhir+json",
+      "x-medrec-upload": JSON.stringify({ ...message, nonce: toHex(message.nonce) }),
+      "x-medrec-signature": signature,
+    },
+    body: bytes,
+  });
+  return { response, contentHash };
+}
 
 /** Counts failed checks; `done` exits with their verdict. */
 export function checker() {
@@ -82,14 +148,17 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
     participants: abi("ParticipantRegistry"),
     consent: abi("ConsentRegistry"),
     records: abi("RecordRegistry"),
+    studies: abi("StudyRegistry"),
   };
 
-  /** Sends a contract call from `account` and checks that it was mined without a revert. */
+  /** Sends a contract call from `account`, checks that it was mined without a revert and
+   * returns its receipt. */
   async function send(account, address, contractAbi, functionName, args) {
     const wallet = createWalletClient({ account, chain, transport: http(rpcUrl) });
     const hash = await wallet.writeContract({ address, abi: contractAbi, functionName, args });
     const receipt = await client.waitForTransactionReceipt({ hash, pollingInterval: 50 });
     check(`${functionName} mined`, receipt.status === "success", hash);
+    return receipt;
   }
 
   /** ERC-5267: the contract's EIP-712 domain, as viem's signTypedData takes it. */
@@ -104,18 +173,18 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
 
   const now = async () => BigInt((await client.getBlock()).timestamp);
 
-  /** Governance credentials `address` as a provider for a year. */
-  async function credentialProvider(address) {
+  /** Governance credentials `address` in `role` for a year. */
+  async function credential(address, role) {
     await send(anvilAccounts[0], deployment.participantRegistry, abis.participants, "issueCredential", [
       address,
-      PROVIDER_ROLE,
+      role,
       keccak256(toHex(`licence of ${address}`)),
       Number((await now()) + 365n * 86400n),
     ]);
   }
 
   /** `patient` signs a treatment grant of `categories` to `grantee` for 90 days, over the domain
-   * read from the chain; anvil's relayer sends it. Returns the message and signature. */
+   * read from the chain; anvil's relayer sends it. Returns the message, signature and receipt. */
   async function grantBySig(patient, grantee, categories) {
     const t = await now();
     const message = {
@@ -141,7 +210,7 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       message,
     });
     const m = message;
-    await send(anvilAccounts[1], deployment.consentRegistry, abis.consent, "grantBySig", [
+    const receipt = await send(anvilAccounts[1], deployment.consentRegistry, abis.consent, "grantBySig", [
       m.patient,
       m.grantee,
       m.categories,
@@ -153,7 +222,7 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       m.deadline,
       signature,
     ]);
-    return { message, signature };
+    return { message, signature, receipt };
   }
 
   const canRead = (grantee, patient, category) =>
@@ -164,5 +233,5 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       args: [grantee, patient, category],
     });
 
-  return { deployment, client, chainId, abis, send, domainOf, now, credentialProvider, grantBySig, canRead };
+  return { deployment, client, chainId, abis, send, domainOf, now, credential, grantBySig, canRead };
 }

@@ -7,10 +7,18 @@
 // Usage: node read.mjs <rpc-url> <deployments/<chainId>.json> <gatekeeper-url>
 // The gatekeeper must serve for anvil's account 2 (--holder); run.sh starts one when
 // DATABASE_URL is set.
-import { randomBytes } from "node:crypto";
 import { concat, encodeAbiParameters, keccak256, sha256, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { RECORD_REQUEST_TYPES, anvilAccounts, checker, connect } from "./lib.mjs";
+import {
+  GATEKEEPER_TYPES,
+  ROLE,
+  anvilAccounts,
+  checker,
+  connect,
+  randomNonce,
+  seconds,
+  upload,
+} from "./lib.mjs";
 
 const [rpcUrl, deploymentFile, gatekeeperUrl] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile || !gatekeeperUrl) {
@@ -27,13 +35,10 @@ const requester = privateKeyToAccount(generatePrivateKey());
 const stranger = privateKeyToAccount(generatePrivateKey());
 const patient = privateKeyToAccount(generatePrivateKey());
 const LABS = 3;
-await chain.credentialProvider(holder.address);
-await chain.credentialProvider(requester.address);
+await chain.credential(holder.address, ROLE.provider);
+await chain.credential(requester.address, ROLE.provider);
 await chain.grantBySig(patient, holder.address, 1n << BigInt(LABS));
 await chain.grantBySig(patient, requester.address, 1n << BigInt(LABS));
-
-const randomNonce = () => BigInt(toHex(randomBytes(32)));
-const seconds = () => Math.floor(Date.now() / 1000);
 
 // ---- The holder stores a record at its gatekeeper and anchors its pointer.
 const record = new TextEncoder().encode(
@@ -44,39 +49,14 @@ const record = new TextEncoder().encode(
     valueQuantity: { value: 6.1, unit: "%" },
   }),
 );
-const contentHash = sha256(record);
-const upload = {
-  holder: holder.address,
-  patient: patient.address,
-  category: LABS,
-  contentHash,
-  nonce: randomNonce(),
-  issuedAt: seconds(),
-};
-const uploadSignature = await holder.signTypedData({
-  domain: gatekeeperDomain,
-  types: {
-    Upload: [
-      { name: "holder", type: "address" },
-      { name: "patient", type: "address" },
-      { name: "category", type: "uint8" },
-      { name: "contentHash", type: "bytes32" },
-      { name: "nonce", type: "uint256" },
-      { name: "issuedAt", type: "uint64" },
-    ],
-  },
-  primaryType: "Upload",
-  message: upload,
-});
-const stored = await fetch(`${gatekeeperUrl}/v1/records`, {
-  method: "POST",
-  headers: {
-    "content-type": "application/fhir+json",
-    "x-medrec-upload": JSON.stringify({ ...upload, nonce: toHex(upload.nonce) }),
-    "x-medrec-signature": uploadSignature,
-  },
-  body: record,
-});
+const { response: stored, contentHash } = await upload(
+  gatekeeperUrl,
+  gatekeeperDomain,
+  holder,
+  patient.address,
+  LABS,
+  record,
+);
 eq("upload: 201 Created", stored.status, 201);
 const { recordId } = await stored.json();
 eq(
@@ -115,7 +95,7 @@ async function signedRead(account) {
   };
   const signature = await account.signTypedData({
     domain: gatekeeperDomain,
-    types: RECORD_REQUEST_TYPES,
+    types: GATEKEEPER_TYPES,
     primaryType: "RecordRequest",
     message: request,
   });
@@ -161,15 +141,7 @@ const logRequest = {
 };
 const logSignature = await patient.signTypedData({
   domain: gatekeeperDomain,
-  types: {
-    LogRequest: [
-      { name: "patient", type: "address" },
-      { name: "audience", type: "address" },
-      { name: "nonce", type: "uint256" },
-      { name: "issuedAt", type: "uint64" },
-      { name: "expiresAt", type: "uint64" },
-    ],
-  },
+  types: GATEKEEPER_TYPES,
   primaryType: "LogRequest",
   message: logRequest,
 });

@@ -8,7 +8,10 @@
 #  - when DATABASE_URL is set (a role that may create databases): starts a gatekeeper
 #    (target/debug/medrec-gatekeeper, or $MEDREC_GATEKEEPER) on a scratch database and runs
 #    read.mjs (viem): an upload, a read checked against the chain, refusals, the access log
-#    (example 3).
+#    (example 3); then research.mjs (viem): a study, signed opt-ins, a research query and its
+#    signed answer, the receipt on chain; then starts the indexer (target/debug/medrec-indexer,
+#    or $MEDREC_INDEXER) and runs indexer.mjs: its answers as JavaScript reads them, masks and
+#    amounts above 2^53 exact.
 # Leaves nothing behind: anvil and the gatekeeper stopped, the deployment file and the scratch
 # database removed. viem is pinned in interop/package-lock.json and installed on first run.
 # Usage: interop/run.sh
@@ -19,6 +22,7 @@ forge=${FORGE:-$bin/forge-linux-amd64/bin/forge}
 anvil=${ANVIL:-$bin/anvil-linux-amd64/bin/anvil}
 cast=${CAST:-$bin/cast-linux-amd64/bin/cast}
 gatekeeper=${MEDREC_GATEKEEPER:-target/debug/medrec-gatekeeper}
+indexer=${MEDREC_INDEXER:-target/debug/medrec-indexer}
 # A chain id of its own, so that the deployment file never replaces the dev chain's (31337) or
 # demo-smoke's (31338).
 chain_id=31339
@@ -28,6 +32,7 @@ deployment=deployments/$chain_id.json
 deployer_key=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 relayer_key=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 holder=0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+holder_key=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
 
 if [[ ! -d interop/node_modules/viem ]]; then
   npm ci --prefix interop --no-audit --no-fund >/dev/null
@@ -46,15 +51,28 @@ wait_for_line() {
   exit 1
 }
 
+# Waits until the service `$1` (process `$2`) answers GET /health on port `$3`.
+wait_for_health() {
+  for _ in $(seq 200); do
+    curl -sf "http://127.0.0.1:$3/health" >/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.05
+  done
+  cat "$tmp/$1.log" >&2
+  echo "interop: the $1 did not start" >&2
+  exit 1
+}
+
 tmp=$(mktemp -d)
-anvil_pid='' gatekeeper_pid='' database=''
+anvil_pid='' gatekeeper_pid='' indexer_pid='' databases=()
 cleanup() {
   set +e # clean up everything, whatever fails
   if [[ -n $gatekeeper_pid ]]; then kill "$gatekeeper_pid" 2>/dev/null; wait "$gatekeeper_pid" 2>/dev/null; fi
   if [[ -n $anvil_pid ]]; then kill "$anvil_pid" 2>/dev/null; fi
-  if [[ -n $database ]]; then
-    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
-  fi
+  if [[ -n $indexer_pid ]]; then kill "$indexer_pid" 2>/dev/null; wait "$indexer_pid" 2>/dev/null; fi
+  for db in "${databases[@]}"; do
+    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
   rm -rf "$tmp" "$deployment" "broadcast/Deploy.s.sol/$chain_id" "cache/Deploy.s.sol/$chain_id"
 }
 trap cleanup EXIT
@@ -113,26 +131,36 @@ else
 fi
 
 if [[ -z ${DATABASE_URL:-} ]]; then
-  echo "interop: DATABASE_URL is not set: the gatekeeper example (read.mjs) was not run"
+  echo "interop: DATABASE_URL is not set: the gatekeeper and indexer checks were not run"
   exit 0
 fi
-if [[ ! -x $gatekeeper ]]; then
-  echo "interop: no $gatekeeper (cargo build -p medrec-gatekeeper, or set MEDREC_GATEKEEPER)" >&2
-  exit 1
-fi
+for b in "$gatekeeper" "$indexer"; do
+  if [[ ! -x $b ]]; then
+    echo "interop: no $b (cargo build -p medrec-gatekeeper -p medrec-indexer)" >&2
+    exit 1
+  fi
+done
 database=medrec_interop_$port
-psql "$DATABASE_URL" -qc "CREATE DATABASE $database" >/dev/null
+databases=("$database" "${database}_indexer")
+for db in "${databases[@]}"; do psql "$DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null; done
 "$gatekeeper" init-key "$tmp/master.key" >/dev/null 2>&1
+# The holder's key in a keystore as cast writes it: the gatekeeper signs research answers with it.
+echo holder >"$tmp/holder.password"
+"$cast" wallet import holder --private-key "$holder_key" --keystore-dir "$tmp/holder" \
+  --unsafe-password holder >/dev/null
 gk_port=$(free_port)
 "$gatekeeper" serve --holder "$holder" --master-key-file "$tmp/master.key" \
   --database-url "${DATABASE_URL%/*}/$database" --rpc-url "$rpc" --deployments "$deployment" \
+  --anchor-keystore "$tmp/holder/holder" --anchor-password-file "$tmp/holder.password" \
   --listen "127.0.0.1:$gk_port" >"$tmp/gatekeeper.log" 2>&1 &
 gatekeeper_pid=$!
-for _ in $(seq 200); do
-  curl -sf "http://127.0.0.1:$gk_port/health" >/dev/null && break
-  kill -0 "$gatekeeper_pid" 2>/dev/null || break
-  sleep 0.05
-done
-curl -sf "http://127.0.0.1:$gk_port/health" >/dev/null ||
-  { cat "$tmp/gatekeeper.log" >&2; echo "interop: the gatekeeper did not start" >&2; exit 1; }
+wait_for_health gatekeeper "$gatekeeper_pid" "$gk_port"
 node interop/read.mjs "$rpc" "$deployment" "http://127.0.0.1:$gk_port"
+node interop/research.mjs "$rpc" "$deployment" "http://127.0.0.1:$gk_port"
+
+ix_port=$(free_port)
+"$indexer" --rpc-url "$rpc" --database-url "${DATABASE_URL%/*}/${database}_indexer" \
+  --deployments "$deployment" --listen "127.0.0.1:$ix_port" >"$tmp/indexer.log" 2>&1 &
+indexer_pid=$!
+wait_for_health indexer "$indexer_pid" "$ix_port"
+node interop/indexer.mjs "$rpc" "$deployment" "http://127.0.0.1:$ix_port"

@@ -1,12 +1,12 @@
 // docs/protocol.md's `--sign-only` file written by viem: a patient with no ether signs a grant
 // over the domain read from the chain and writes it in the file format `medrec relay` reads
-// (numbers that JavaScript cannot hold exactly go as decimal strings). run.sh relays the file
-// with the medrec CLI and checks canRead.
+// (format 2: numbers wider than 32 bits as decimal strings). run.sh relays the file with the
+// medrec CLI and checks canRead.
 //
 // Usage: node sign-only.mjs <rpc-url> <deployments/<chainId>.json> <out-file>
 import { writeFileSync } from "node:fs";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { GRANT_TYPES, checker, connect } from "./lib.mjs";
+import { GRANT_TYPES, ROLE, checker, connect } from "./lib.mjs";
 
 const [rpcUrl, deploymentFile, outFile] = process.argv.slice(2);
 if (!rpcUrl || !deploymentFile || !outFile) {
@@ -16,7 +16,7 @@ if (!rpcUrl || !deploymentFile || !outFile) {
 const { check, eq, done } = checker();
 const chain = await connect(rpcUrl, deploymentFile, { check, eq });
 const provider = privateKeyToAccount(generatePrivateKey()).address;
-await chain.credentialProvider(provider);
+await chain.credential(provider, ROLE.provider);
 
 const patient = privateKeyToAccount(generatePrivateKey());
 const domain = await chain.domainOf(chain.deployment.consentRegistry);
@@ -43,22 +43,23 @@ const signature = await patient.signTypedData({
   primaryType: "Grant",
   message,
 });
-// A mask is a JSON number while JavaScript holds it exactly, a decimal string above; other
-// 256-bit numbers go as decimal strings.
-const json = (k, v) =>
-  k === "categories" && v <= BigInt(Number.MAX_SAFE_INTEGER)
-    ? Number(v)
-    : typeof v === "bigint"
-      ? v.toString()
-      : v;
+// The file's format 2: a mask is a JSON number while JavaScript holds it exactly and a decimal
+// string above; the other numbers wider than 32 bits (the uint40 times, the uint256 nonce and
+// deadline) are decimal strings; purpose and chain id are numbers.
+const field = (k, v) => {
+  if (k === "categories") return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (["notBefore", "expiresAt", "nonce", "deadline"].includes(k)) return v.toString();
+  return v;
+};
 writeFileSync(
   outFile,
   `${JSON.stringify(
     {
       type: "grant",
+      version: 2,
       chainId: domain.chainId,
       contract: domain.verifyingContract,
-      message: Object.fromEntries(Object.entries(message).map(([k, v]) => [k, json(k, v)])),
+      message: Object.fromEntries(Object.entries(message).map(([k, v]) => [k, field(k, v)])),
       signature,
     },
     null,
