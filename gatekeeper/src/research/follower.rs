@@ -10,7 +10,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::DynProvider;
 use alloy::sol_types::SolEvent;
 use medrec_bindings::StudyRegistry;
-use medrec_chain::{Advance, Backoff, ChainError, Follower, FollowerOpts, LogFilter, Rpc};
+use medrec_chain::{Advance, Backoff, ChainError, Follower, FollowerOpts, LogFilter, Rpc, Source};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,19 +24,35 @@ const QUERY_RETRIES: u32 = 5;
 
 /// The opt-ins and withdrawals of one study registry read so far.
 pub struct OptIns {
-    state: tokio::sync::Mutex<OptInState>,
+    state: tokio::sync::Mutex<OptInState<Rpc>>,
 }
 
-struct OptInState {
+struct OptInState<S> {
     /// Where the registry's logs have been read to.
-    follower: Follower<Rpc>,
+    follower: Follower<S>,
     /// Per study, its changes in chain order.
     changes: HashMap<U256, Vec<Change>>,
 }
 
-impl OptInState {
+impl<S: Source> OptInState<S> {
+    /// Nothing read yet of the study registry at `registry`.
+    fn new(src: S, registry: Address, opts: FollowerOpts) -> Self {
+        let filter = LogFilter {
+            addresses: vec![registry],
+            topics: vec![
+                StudyRegistry::OptedIn::SIGNATURE_HASH,
+                StudyRegistry::Withdrew::SIGNATURE_HASH,
+            ],
+        };
+        Self {
+            follower: Follower::new(src, filter, opts),
+            changes: HashMap::new(),
+        }
+    }
+
     /// Reads the registry's changes up to block `to` (`None`: the head). A chain error worth
-    /// retrying is retried `retries` times, each logged; any other is returned at once.
+    /// retrying is retried `retries` times, each retry logged; any other is logged and returned
+    /// at once.
     async fn catch_up(&mut self, to: Option<u64>, retries: u32) -> Result<(), ChainError> {
         let mut backoff = Backoff::default();
         let mut left = retries;
@@ -101,33 +117,11 @@ impl OptInState {
                 .push((block, index, Address::from_word(*patient), opted_in));
         }
     }
-}
 
-impl OptIns {
-    /// Nothing read yet of the study registry at `registry`.
-    pub fn new(provider: DynProvider, registry: Address) -> Self {
-        let filter = LogFilter {
-            addresses: vec![registry],
-            topics: vec![
-                StudyRegistry::OptedIn::SIGNATURE_HASH,
-                StudyRegistry::Withdrew::SIGNATURE_HASH,
-            ],
-        };
-        let follower = Follower::new(Rpc::new(provider), filter, FollowerOpts::default());
-        Self {
-            state: tokio::sync::Mutex::new(OptInState {
-                follower,
-                changes: HashMap::new(),
-            }),
-        }
-    }
-
-    /// The patients opted in to `study` at the end of block `at`.
-    pub async fn consenting(&self, study: U256, at: u64) -> Result<HashSet<Address>, ChainError> {
-        let mut st = self.state.lock().await;
-        st.catch_up(Some(at), QUERY_RETRIES).await?;
-        let mut set: HashSet<Address> = HashSet::new();
-        for &(block, _, patient, opted_in) in st.changes.get(&study).into_iter().flatten() {
+    /// The patients opted in to `study` at the end of block `at`, of the changes read.
+    fn live_at(&self, study: U256, at: u64) -> HashSet<Address> {
+        let mut set = HashSet::new();
+        for &(block, _, patient, opted_in) in self.changes.get(&study).into_iter().flatten() {
             if block > at {
                 break;
             }
@@ -137,7 +131,24 @@ impl OptIns {
                 set.remove(&patient);
             }
         }
-        Ok(set)
+        set
+    }
+}
+
+impl OptIns {
+    /// Nothing read yet of the study registry at `registry`.
+    pub fn new(provider: DynProvider, registry: Address) -> Self {
+        let st = OptInState::new(Rpc::new(provider), registry, FollowerOpts::default());
+        Self {
+            state: tokio::sync::Mutex::new(st),
+        }
+    }
+
+    /// The patients opted in to `study` at the end of block `at`.
+    pub async fn consenting(&self, study: U256, at: u64) -> Result<HashSet<Address>, ChainError> {
+        let mut st = self.state.lock().await;
+        st.catch_up(Some(at), QUERY_RETRIES).await?;
+        Ok(st.live_at(study, at))
     }
 }
 
@@ -162,5 +173,170 @@ pub async fn follow(opt_ins: Arc<OptIns>, every: Duration) {
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{B256, LogData};
+    use alloy::rpc::types::Log;
+    use medrec_chain::Header;
+    use std::sync::Mutex;
+
+    const REGISTRY: Address = Address::repeat_byte(0xee);
+
+    /// An opt-in (or withdrawal) of `patient` to `study`.
+    type Event = (u64, u8, bool);
+
+    /// A scripted chain: per block, its header and the opt-in events it holds.
+    #[derive(Default)]
+    struct Chain(Mutex<Vec<(Header, Vec<Event>)>>);
+
+    impl Chain {
+        /// Replaces the blocks above `fork` by `branch`'s, with `events` per new block.
+        fn build(&self, fork: Option<u64>, branch: u8, events: &[Vec<Event>]) {
+            let mut blocks = self.0.lock().unwrap();
+            blocks.truncate(fork.map_or(0, |f| f as usize + 1));
+            for ev in events {
+                let number = blocks.len() as u64;
+                let parent_hash = blocks.last().map_or(B256::ZERO, |b| b.0.hash);
+                let mut hash = B256::repeat_byte(branch);
+                hash.0[24..].copy_from_slice(&number.to_be_bytes());
+                let header = Header {
+                    number,
+                    hash,
+                    parent_hash,
+                    timestamp: number,
+                };
+                blocks.push((header, ev.clone()));
+            }
+        }
+    }
+
+    fn log(h: &Header, index: u64, &(study, patient, opted_in): &Event) -> Log {
+        let topic0 = if opted_in {
+            StudyRegistry::OptedIn::SIGNATURE_HASH
+        } else {
+            StudyRegistry::Withdrew::SIGNATURE_HASH
+        };
+        let topics = vec![
+            topic0,
+            U256::from(study).into(),
+            Address::repeat_byte(patient).into_word(),
+        ];
+        Log {
+            inner: alloy::primitives::Log {
+                address: REGISTRY,
+                data: LogData::new_unchecked(topics, Default::default()),
+            },
+            block_hash: Some(h.hash),
+            block_number: Some(h.number),
+            log_index: Some(index),
+            transaction_hash: Some(B256::ZERO),
+            ..Default::default()
+        }
+    }
+
+    impl Source for &Chain {
+        async fn head(&self) -> medrec_chain::Result<u64> {
+            Ok(self.0.lock().unwrap().len() as u64 - 1)
+        }
+
+        async fn header(&self, n: u64) -> medrec_chain::Result<Option<Header>> {
+            Ok(self.0.lock().unwrap().get(n as usize).map(|b| b.0))
+        }
+
+        async fn logs(&self, _: &LogFilter, from: u64, to: u64) -> medrec_chain::Result<Vec<Log>> {
+            let blocks = self.0.lock().unwrap();
+            Ok(blocks[from as usize..=to as usize]
+                .iter()
+                .flat_map(|(h, evs)| evs.iter().zip(0..).map(|(e, i)| log(h, i, e)))
+                .collect())
+        }
+    }
+
+    fn patients(ps: &[u8]) -> HashSet<Address> {
+        ps.iter().map(|&p| Address::repeat_byte(p)).collect()
+    }
+
+    fn opts(window: u64) -> FollowerOpts {
+        FollowerOpts {
+            reorg_window: window,
+            initial_range: 2,
+            max_range: 2,
+            ..FollowerOpts::default()
+        }
+    }
+
+    /// Blocks 0..=6: patients 1 and 2 opt in to study 7 (blocks 2, 3), patient 3 to study 8
+    /// (block 3), patient 1 withdraws (block 5).
+    fn chain() -> Chain {
+        let c = Chain::default();
+        let (a, b, none) = ((7, 1, true), (7, 2, true), vec![]);
+        c.build(
+            None,
+            1,
+            &[
+                none.clone(),
+                none.clone(),
+                vec![a],
+                vec![b, (8, 3, true)],
+                none.clone(),
+                vec![(7, 1, false)],
+                none,
+            ],
+        );
+        c
+    }
+
+    #[tokio::test]
+    async fn the_patients_opted_in_at_the_pinned_block_count() {
+        let c = chain();
+        let mut st = OptInState::new(&c, REGISTRY, opts(64));
+        st.catch_up(Some(4), 0).await.unwrap();
+        assert_eq!(st.live_at(U256::from(7), 1), patients(&[]));
+        assert_eq!(st.live_at(U256::from(7), 2), patients(&[1]));
+        assert_eq!(st.live_at(U256::from(7), 4), patients(&[1, 2]));
+        assert_eq!(st.live_at(U256::from(8), 4), patients(&[3]));
+        // Read on to the head: the withdrawal counts from its block on, not before.
+        st.catch_up(None, 0).await.unwrap();
+        assert_eq!(st.live_at(U256::from(7), 4), patients(&[1, 2]));
+        assert_eq!(st.live_at(U256::from(7), 6), patients(&[2]));
+        // A block the node's chain does not reach yet is not answered from what was read.
+        assert_eq!(
+            st.catch_up(Some(9), 0).await,
+            Err(ChainError::MissingBlock(9))
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_read_before_a_reorg_are_dropped_above_the_fork_and_read_again() {
+        for window in [64, 1] {
+            let c = chain();
+            let mut st = OptInState::new(&c, REGISTRY, opts(window));
+            st.catch_up(None, 0).await.unwrap();
+            // Above block 2 a new branch: patient 4 opts in (block 4), nobody withdraws.
+            c.build(Some(2), 2, &[vec![], vec![(7, 4, true)], vec![], vec![]]);
+            st.catch_up(Some(6), 0).await.unwrap();
+            assert_eq!(
+                st.live_at(U256::from(7), 6),
+                patients(&[1, 4]),
+                "window {window}"
+            );
+            assert_eq!(
+                st.live_at(U256::from(8), 6),
+                patients(&[]),
+                "window {window}"
+            );
+            // A shorter branch that no longer reaches the block read before.
+            c.build(Some(3), 3, &[vec![(7, 5, true)]]);
+            st.catch_up(None, 0).await.unwrap();
+            assert_eq!(
+                st.live_at(U256::from(7), 9),
+                patients(&[1, 5]),
+                "window {window}"
+            );
+        }
     }
 }
