@@ -12,6 +12,7 @@ use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use clap::{Args, Subcommand};
 use medrec_bindings::record_registry::{IRecordRegistry, RecordRegistry};
+use medrec_chain::MAX_LOG_RANGE;
 use medrec_protocol::records as wire;
 use serde::Deserialize;
 use serde_json::json;
@@ -140,12 +141,10 @@ pub struct Anchored {
     pub block: u64,
 }
 
-/// Blocks per `eth_getLogs` call when the CLI reads history from the node: nodes cap a call's
-/// range or the size of its answer, so a chain of any length is read in bounded ranges.
-const LOG_RANGE: u64 = 10_000;
-
 /// The logs matching `filter` from block `from` to the latest, read in ranges of
-/// [`LOG_RANGE`] blocks; with `first_only`, stops after the first range that has any.
+/// [`MAX_LOG_RANGE`] blocks (nodes cap a call's range or the size of its answer, so a chain of
+/// any length is read in bounded ranges); with `first_only`, stops after the first range that
+/// has any.
 pub(crate) async fn scan_logs(
     chain: &Chain,
     filter: &Filter,
@@ -157,7 +156,7 @@ pub(crate) async fn scan_logs(
     let mut found = vec![];
     let mut start = from;
     while start <= latest {
-        let end = latest.min(start.saturating_add(LOG_RANGE - 1));
+        let end = latest.min(start.saturating_add(MAX_LOG_RANGE - 1));
         let range = filter.clone().from_block(start).to_block(end);
         found.extend(chain.provider.get_logs(&range).await.map_err(node)?);
         if first_only && !found.is_empty() {

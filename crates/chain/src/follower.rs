@@ -5,7 +5,7 @@
 //! [`read_range`], [`find_fork`] and [`next_range`] itself.
 
 use crate::error::{ChainError, Result};
-use crate::range::{Range, next_range, read_range};
+use crate::range::{MAX_LOG_RANGE, Range, next_range, read_range};
 use crate::reorg::{RecentBlocks, find_fork};
 use crate::source::{LogFilter, Source};
 use alloy::primitives::B256;
@@ -21,7 +21,7 @@ pub struct FollowerOpts {
     pub reorg_window: u64,
     /// First log range, in blocks.
     pub initial_range: u64,
-    /// Largest log range, in blocks.
+    /// Largest log range, in blocks ([`MAX_LOG_RANGE`] by default).
     pub max_range: u64,
 }
 
@@ -32,7 +32,7 @@ impl Default for FollowerOpts {
             confirmations: 0,
             reorg_window: 64,
             initial_range: 1_000,
-            max_range: 50_000,
+            max_range: MAX_LOG_RANGE,
         }
     }
 }

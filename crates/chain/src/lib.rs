@@ -20,7 +20,7 @@ mod source;
 
 pub use error::{ChainError, Result, Retryable};
 pub use follower::{Advance, Follower, FollowerOpts};
-pub use range::{Range, TARGET_EVENTS, next_range, read_range};
+pub use range::{MAX_LOG_RANGE, Range, TARGET_EVENTS, next_range, read_range};
 pub use reorg::{RecentBlocks, find_fork};
 pub use retry::{Backoff, backoff, retry};
 pub use source::{Header, LogFilter, Rpc, Source};

@@ -107,6 +107,11 @@ async fn end_headers<S: Source>(src: &S, from: u64, to: u64) -> Result<(Header, 
     }
 }
 
+/// The largest log range, in blocks, a medrec program asks of a node in one eth_getLogs call
+/// unless configured otherwise: many nodes and providers refuse larger ranges, and a follower
+/// that adapts its ranges ([`next_range`]) grows up to it.
+pub const MAX_LOG_RANGE: u64 = 10_000;
+
 /// Events per range aimed at when a range falls outside 5,000-20,000: small enough that reading
 /// the next range overlaps handling this one from the first range on, large enough to amortise
 /// a call (and, in the indexer, a transaction).

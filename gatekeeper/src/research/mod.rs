@@ -156,7 +156,7 @@ impl Research {
             .opt_ins
             .consenting(r.studyId, pinned)
             .await
-            .map_err(|e| ErrorBody::new(ErrorCode::Chain, e))?;
+            .map_err(|e| ErrorBody::new(ErrorCode::Chain, e.to_string()))?;
         let consent_ms = started.elapsed().as_secs_f64() * 1e3 - chain_ms;
         let timestamp = match self.provider.get_block_by_number(pinned.into()).await {
             Ok(Some(b)) => b.header.timestamp as i64,
