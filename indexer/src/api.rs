@@ -8,13 +8,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use medrec_protocol::{ErrorBody, ErrorCode};
 use medrec_protocol::indexer::{
     Access, GrantTerms, GranteePatient, GranteePatients, Health, LogAnchor, LogAnchors,
     Participant, PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy,
     Pointer, PointerAnswer, QueryReceipt, Studies, Study, StudyAnswer, StudyStatus, Timeline,
     TimelineData, TimelineEvent,
 };
+use medrec_protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::sync::Arc;

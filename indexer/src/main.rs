@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     initial_range: u64,
     /// Largest eth_getLogs range in blocks
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = medrec_chain::MAX_LOG_RANGE)]
     max_range: u64,
     /// A backfill of at least this many events (estimated from its first range) drops the
     /// pointer indexes and builds them once at the head, if fewer anchors are stored than it
