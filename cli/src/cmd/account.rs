@@ -1,7 +1,7 @@
 //! `medrec account`: keystore accounts.
 
 use crate::error::Result;
-use crate::keys;
+use crate::keys::{self, KeystoreAddress};
 use crate::opts::Settings;
 use crate::output::Printer;
 use clap::{Args, Subcommand};
@@ -17,7 +17,8 @@ pub enum AccountCmd {
     Import(ImportArgs),
     /// List the accounts in the keystore folder
     List,
-    /// Print the address of an account (no password needed)
+    /// Print the address of an account (no password needed, except once for a keystore
+    /// without an address field, as cast writes them)
     Address(AddressArgs),
 }
 
@@ -73,16 +74,25 @@ pub fn run(cmd: AccountCmd, settings: &Settings, out: Printer) -> Result<()> {
             );
         }
         AccountCmd::List => {
-            let accounts = keys::list(&settings.keystore_dir)?;
+            let accounts = keys::list(settings)?;
             let rows: Vec<_> = accounts
                 .iter()
-                .map(|(n, a)| json!({"name": n, "address": a}))
+                .map(|(n, a)| match a {
+                    KeystoreAddress::Known(a) => json!({"name": n, "address": a}),
+                    KeystoreAddress::Locked => {
+                        json!({"name": n, "address": null, "locked": true})
+                    }
+                    KeystoreAddress::NotKeystore => json!({"name": n, "address": null}),
+                })
                 .collect();
             let human: Vec<String> = accounts
                 .iter()
                 .map(|(n, a)| match a {
-                    Some(a) => format!("{n}\t{a}"),
-                    None => format!("{n}\t(not a keystore)"),
+                    KeystoreAddress::Known(a) => format!("{n}\t{a}"),
+                    KeystoreAddress::Locked => format!(
+                        "{n}\t(address not known yet: 'medrec account address {n}' asks the password once)"
+                    ),
+                    KeystoreAddress::NotKeystore => format!("{n}\t(not a keystore)"),
                 })
                 .collect();
             let human = if human.is_empty() {
