@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::keys::{self, KeystoreAddress};
 use crate::opts::Settings;
-use crate::output::Printer;
+use crate::output::{self, Printer};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -85,20 +85,22 @@ pub fn run(cmd: AccountCmd, settings: &Settings, out: Printer) -> Result<()> {
                     KeystoreAddress::NotKeystore => json!({"name": n, "address": null}),
                 })
                 .collect();
-            let human: Vec<String> = accounts
-                .iter()
-                .map(|(n, a)| match a {
-                    KeystoreAddress::Known(a) => format!("{n}\t{a}"),
-                    KeystoreAddress::Locked => format!(
-                        "{n}\t(address not known yet: 'medrec account address {n}' asks the password once)"
-                    ),
-                    KeystoreAddress::NotKeystore => format!("{n}\t(not a keystore)"),
-                })
-                .collect();
-            let human = if human.is_empty() {
+            let human = if accounts.is_empty() {
                 format!("no accounts in {}", settings.keystore_dir.display())
             } else {
-                human.join("\n")
+                output::table(
+                    &["NAME", "ADDRESS"],
+                    accounts.iter().map(|(n, a)| {
+                        let address = match a {
+                            KeystoreAddress::Known(a) => a.to_string(),
+                            KeystoreAddress::Locked => format!(
+                                "(not known yet: 'medrec account address {n}' asks the password once)"
+                            ),
+                            KeystoreAddress::NotKeystore => "(not a keystore)".to_string(),
+                        };
+                        vec![n.clone(), address]
+                    }),
+                )
             };
             out.result(
                 "account list",
