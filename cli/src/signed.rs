@@ -29,8 +29,13 @@
 //!
 //! - `type` is `"grant"` or `"revoke"`; `message` holds the fields of the EIP-712 struct of
 //!   that name (`Grant` or `Revoke`, names as in Solidity), signed under the domain
-//!   `{name: "MedRec Consent", version: "1", chainId, verifyingContract: contract}`.
-//!   A revocation's message has `patient`, `grantee`, `signer`, `nonce` and `deadline`.
+//!   `{name: "medrec.ConsentRegistry", version: "1", chainId, verifyingContract: contract}`
+//!   ([`medrec_bindings::consent_domain`]), with the types
+//!   `Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)`
+//!   and `Revoke(address patient,address grantee,address signer,uint256 nonce,uint256 deadline)`.
+//!   A revocation's message has those five fields. A viem user signs the same message with
+//!   `signTypedData({domain, types, primaryType: "Grant", message})`, passing the decimal
+//!   strings as `BigInt(...)`, and writes the file with the signature it returns.
 //! - One rule for numbers: a value whose Solidity type is wider than 32 bits (`uint40`
 //!   times, `uint256` nonce and deadline) is a decimal string, since JavaScript reads JSON
 //!   numbers exactly only up to 2^53 − 1; small ones (`uint8` purpose, and the chain id, a
