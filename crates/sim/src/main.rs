@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use medrec_bindings::eip712::{Grant, OptIn};
 use medrec_bindings::{ConsentRegistry, StudyRegistry};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -258,9 +259,12 @@ fn relayer(args: &Args, name: &str) -> Result<PrivateKeySigner> {
         .password_file
         .as_ref()
         .ok_or_else(|| input("give --password-file (or MEDREC_PASSWORD_FILE)"))?;
-    let pw = std::fs::read_to_string(pw_file)
-        .map_err(|e| io(format!("cannot read {}: {e}", pw_file.display())))?;
-    PrivateKeySigner::decrypt_keystore(dir.join(name), pw.lines().next().unwrap_or_default())
+    let pw = SecretString::from(
+        std::fs::read_to_string(pw_file)
+            .map_err(|e| io(format!("cannot read {}: {e}", pw_file.display())))?,
+    );
+    let pw = pw.expose_secret().lines().next().unwrap_or_default();
+    PrivateKeySigner::decrypt_keystore(dir.join(name), pw)
         .map_err(|e| Fail(6, format!("cannot open the keystore {name}: {e}")))
 }
 
