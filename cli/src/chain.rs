@@ -7,6 +7,7 @@ use alloy::primitives::B256;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
+use backon::{ExponentialBuilder, Retryable};
 use medrec_bindings::{ConsentRegistry, ParticipantRegistry, RecordRegistry};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -194,31 +195,47 @@ where
     Ok((outcome, receipt))
 }
 
-/// Waits for a transaction's receipt: asked of the node at once and then every tenth of the
-/// time waited so far (10 ms to 1 s), so that a local chain answers in milliseconds, the
-/// receipt is seen at most about 10% after it exists, and a public chain is not flooded;
-/// gives up after ten minutes.
+/// How long to wait for a sent transaction's receipt.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Waits for a transaction's receipt: asked of the node at once, then after 10 ms and 10%
+/// longer each time (up to 1 s apart), so that each wait is about a tenth of the time waited
+/// so far: a local chain answers in milliseconds, the receipt is seen at most about 10% after
+/// it exists, and a public chain is not flooded; gives up after ten minutes.
+///
+/// Not alloy's pending-transaction watcher: it polls at one fixed interval (the client's
+/// `poll_interval`), which is either slow on a local chain or a flood on a public one; the
+/// growing schedule is backon's.
 async fn wait_receipt(chain: &Chain, hash: B256) -> Result<TransactionReceipt> {
-    let started = std::time::Instant::now();
-    loop {
-        match chain.provider.get_transaction_receipt(hash).await {
-            Ok(Some(r)) => return Ok(r),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(CliError::Rpc(format!(
-                    "waiting for the receipt of {hash} failed: {e}"
-                )));
-            }
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            return Err(CliError::Rpc(format!(
-                "transaction {hash} was sent but not mined within ten minutes"
-            )));
-        }
-        let every =
-            (started.elapsed() / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        tokio::time::sleep(every).await;
+    enum Wait {
+        NotYet,
+        Failed(CliError),
     }
+    let schedule = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(10))
+        .with_factor(1.1)
+        .with_max_delay(Duration::from_secs(1))
+        .without_max_times()
+        .with_total_delay(Some(RECEIPT_TIMEOUT));
+    let ask = || async {
+        match chain.provider.get_transaction_receipt(hash).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Wait::NotYet),
+            Err(e) => Err(Wait::Failed(CliError::Rpc(format!(
+                "waiting for the receipt of {hash} failed: {e}"
+            )))),
+        }
+    };
+    ask.retry(schedule)
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, Wait::NotYet))
+        .await
+        .map_err(|e| match e {
+            Wait::NotYet => CliError::Rpc(format!(
+                "transaction {hash} was sent but not mined within ten minutes"
+            )),
+            Wait::Failed(e) => e,
+        })
 }
 
 fn parse_url(s: &str) -> Result<reqwest_url::Url> {

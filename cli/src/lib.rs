@@ -9,6 +9,7 @@ pub mod error;
 pub mod keys;
 pub mod opts;
 pub mod output;
+pub mod signed;
 pub mod units;
 
 use clap::{Parser, Subcommand};

@@ -131,6 +131,11 @@ pub struct Settings {
     pub password_file: Option<PathBuf>,
     /// The indexer's read API.
     pub indexer_url: String,
+    /// medrec's address book: the addresses of keystores that hold none (as cast writes
+    /// them), learnt when medrec first decrypted them (`~/.medrec/addresses.json`).
+    pub address_book: PathBuf,
+    /// Whether notes for humans may go to stderr (not under `--json` or `-q`).
+    pub notes: bool,
 }
 
 fn home() -> PathBuf {
@@ -171,6 +176,8 @@ impl GlobalOpts {
                 .clone()
                 .or(file.indexer_url)
                 .unwrap_or_else(|| DEFAULT_INDEXER_URL.to_string()),
+            address_book: home().join(".medrec/addresses.json"),
+            notes: !self.json && !self.quiet,
         })
     }
 }

@@ -51,27 +51,46 @@ pub fn record_id(s: &str) -> Result<B256> {
     Ok(keccak256(t.as_bytes()))
 }
 
-/// Parses a duration such as `90d`, `12h`, `30m`, `45s`, `2w` or `1y` (365 days) into seconds.
+/// Parses a duration such as `90d`, `12h`, `30m`, `45s`, `2w` or `1y` into seconds; units
+/// may be combined (`1y6w`, `1d 12h`). Parsed by jiff; every unit has a fixed length, as the
+/// contracts count time in seconds: a day is 24 hours and a year 365 days (months, whose
+/// length varies, are refused).
 pub fn duration(s: &str) -> Result<u64> {
-    let t = s.trim();
     let bad = || {
         CliError::input(format!(
             "bad duration {s:?}: expected a number and a unit, e.g. 90d, 12h, 30m, 2w, 1y"
         ))
     };
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
-    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    let t = s.trim();
+    // jiff also reads a bare sign or fraction; the accepted forms are whole units.
+    if !t.starts_with(|c: char| c.is_ascii_digit()) || t.contains(['.', ',']) {
+        return Err(bad());
+    }
+    let span: jiff::Span = t.parse().map_err(|_| bad())?;
+    if span.get_months() != 0 {
+        return Err(CliError::input(format!(
+            "bad duration {s:?}: a month has no fixed length; give days or weeks"
+        )));
+    }
+    if span.get_milliseconds() != 0 || span.get_microseconds() != 0 || span.get_nanoseconds() != 0 {
+        return Err(bad());
+    }
+    let parts = [
+        (i64::from(span.get_years()), 365 * 86_400),
+        (i64::from(span.get_weeks()), 7 * 86_400),
+        (i64::from(span.get_days()), 86_400),
+        (i64::from(span.get_hours()), 3_600),
+        (span.get_minutes(), 60),
+        (span.get_seconds(), 1),
+    ];
+    let mut secs = 0u64;
+    for (n, unit) in parts {
+        let n = u64::try_from(n).map_err(|_| bad())?;
+        secs = n
+            .checked_mul(unit)
+            .and_then(|x| secs.checked_add(x))
+            .ok_or_else(bad)?;
+    }
     if secs == 0 {
         return Err(CliError::input(format!(
             "bad duration {s:?}: must be more than zero"
@@ -80,7 +99,8 @@ pub fn duration(s: &str) -> Result<u64> {
     Ok(secs)
 }
 
-/// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` into unix seconds.
+/// Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ` into unix seconds (jiff's
+/// ISO 8601 parser; dates before 1970 are refused).
 pub fn date(s: &str) -> Result<u64> {
     let t = s.trim();
     let bad = || {
@@ -88,76 +108,34 @@ pub fn date(s: &str) -> Result<u64> {
             "bad date {s:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
         ))
     };
-    let (d, time) = match t.split_once('T') {
-        Some((d, rest)) => (d, Some(rest.strip_suffix('Z').ok_or_else(bad)?)),
-        None => (t, None),
+    let secs = if t.len() == 10 {
+        let d: jiff::civil::Date = t.parse().map_err(|_| bad())?;
+        d.to_zoned(jiff::tz::TimeZone::UTC)
+            .map_err(|_| bad())?
+            .timestamp()
+            .as_second()
+    } else {
+        // Only UTC with whole seconds, as the help says: no offsets, no fractions.
+        let shape = t.len() == 20 && t.as_bytes()[10] == b'T' && t.ends_with('Z');
+        if !shape {
+            return Err(bad());
+        }
+        let ts: jiff::Timestamp = t.parse().map_err(|_| bad())?;
+        ts.as_second()
     };
-    let parts: Vec<&str> = d.split('-').collect();
-    if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
-        return Err(bad());
-    }
-    let y: i64 = parts[0].parse().map_err(|_| bad())?;
-    let m: u32 = parts[1].parse().map_err(|_| bad())?;
-    let day: u32 = parts[2].parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&m) || day == 0 || day > days_in_month(y, m) || y < 1970 {
-        return Err(bad());
-    }
-    let mut secs = days_from_civil(y, m, day) * 86_400;
-    if let Some(time) = time {
-        let hms: Vec<&str> = time.split(':').collect();
-        if hms.len() != 3 {
-            return Err(bad());
-        }
-        let h: i64 = hms[0].parse().map_err(|_| bad())?;
-        let mi: i64 = hms[1].parse().map_err(|_| bad())?;
-        let se: i64 = hms[2].parse().map_err(|_| bad())?;
-        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&se) {
-            return Err(bad());
-        }
-        secs += h * 3600 + mi * 60 + se;
-    }
     u64::try_from(secs).map_err(|_| bad())
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// Formats unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (beyond the year 9999, which jiff does not
+/// reach, as the plain number of seconds).
 pub fn format_time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(
+            || format!("{secs} s after 1970"),
+            |ts| ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 /// Parses a comma-separated list of category names (or numbers 0..=63) into a mask.
@@ -215,6 +193,10 @@ mod tests {
         assert_eq!(duration("90d").ok(), Some(90 * 86_400));
         assert_eq!(duration("12h").ok(), Some(43_200));
         assert_eq!(duration("1y").ok(), Some(365 * 86_400));
+        assert_eq!(duration("5y").ok(), Some(5 * 365 * 86_400));
+        assert_eq!(duration("2w").ok(), Some(14 * 86_400));
+        assert_eq!(duration("30m").ok(), Some(1_800));
+        assert_eq!(duration("1d12h").ok(), Some(86_400 + 43_200));
         for bad in [
             "",
             "d",
@@ -224,6 +206,8 @@ mod tests {
             "-1d",
             "1.5d",
             "99999999999999999999y",
+            "1mo",
+            "P1D",
         ] {
             assert!(duration(bad).is_err(), "{bad}");
         }
@@ -234,6 +218,7 @@ mod tests {
         assert_eq!(date("1970-01-01").ok(), Some(0));
         assert_eq!(date("2026-11-22").ok(), Some(1_795_305_600));
         assert_eq!(format_time(1_795_305_600), "2026-11-22T00:00:00Z");
+        assert_eq!(date("2027-01-01T00:00:00Z").ok(), date("2027-01-01").ok());
         assert_eq!(
             date("2024-02-29T12:30:00Z")
                 .map(format_time)
@@ -246,6 +231,8 @@ mod tests {
             "2026-13-01",
             "26-01-01",
             "2026-01-01T25:00:00Z",
+            "2026-01-01T10:00:00+01:00",
+            "1969-12-31",
             "tomorrow",
         ] {
             assert!(date(bad).is_err(), "{bad}");

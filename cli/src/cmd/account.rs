@@ -1,9 +1,9 @@
 //! `medrec account`: keystore accounts.
 
 use crate::error::Result;
-use crate::keys;
+use crate::keys::{self, KeystoreAddress};
 use crate::opts::Settings;
-use crate::output::Printer;
+use crate::output::{self, Printer};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -17,7 +17,8 @@ pub enum AccountCmd {
     Import(ImportArgs),
     /// List the accounts in the keystore folder
     List,
-    /// Print the address of an account (no password needed)
+    /// Print the address of an account (no password needed, except once for a keystore
+    /// without an address field, as cast writes them)
     Address(AddressArgs),
 }
 
@@ -73,22 +74,33 @@ pub fn run(cmd: AccountCmd, settings: &Settings, out: Printer) -> Result<()> {
             );
         }
         AccountCmd::List => {
-            let accounts = keys::list(&settings.keystore_dir)?;
+            let accounts = keys::list(settings)?;
             let rows: Vec<_> = accounts
                 .iter()
-                .map(|(n, a)| json!({"name": n, "address": a}))
-                .collect();
-            let human: Vec<String> = accounts
-                .iter()
                 .map(|(n, a)| match a {
-                    Some(a) => format!("{n}\t{a}"),
-                    None => format!("{n}\t(not a keystore)"),
+                    KeystoreAddress::Known(a) => json!({"name": n, "address": a}),
+                    KeystoreAddress::Locked => {
+                        json!({"name": n, "address": null, "locked": true})
+                    }
+                    KeystoreAddress::NotKeystore => json!({"name": n, "address": null}),
                 })
                 .collect();
-            let human = if human.is_empty() {
+            let human = if accounts.is_empty() {
                 format!("no accounts in {}", settings.keystore_dir.display())
             } else {
-                human.join("\n")
+                output::table(
+                    &["NAME", "ADDRESS"],
+                    accounts.iter().map(|(n, a)| {
+                        let address = match a {
+                            KeystoreAddress::Known(a) => a.to_string(),
+                            KeystoreAddress::Locked => format!(
+                                "(not known yet: 'medrec account address {n}' asks the password once)"
+                            ),
+                            KeystoreAddress::NotKeystore => "(not a keystore)".to_string(),
+                        };
+                        vec![n.clone(), address]
+                    }),
+                )
             };
             out.result(
                 "account list",

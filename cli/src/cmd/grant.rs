@@ -5,13 +5,10 @@ use crate::error::{CliError, Result};
 use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
+use crate::signed::{GrantMessage, RevokeMessage};
 use crate::units;
-use alloy::primitives::{Address, Bytes, U256};
-use alloy::signers::Signer;
-use alloy::sol_types::SolStruct;
+use alloy::primitives::{Address, U256};
 use clap::Args;
-use medrec_bindings::eip712;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -106,35 +103,7 @@ pub struct CheckArgs {
     pub patient: String,
 }
 
-/// A signed grant or revocation, as printed by `--sign-only` and read by `relay`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
-pub enum SignedMessage {
-    /// A signed grant.
-    #[serde(rename_all = "camelCase")]
-    Grant {
-        /// Chain id of the domain.
-        chain_id: u64,
-        /// The consent registry of the domain.
-        contract: Address,
-        /// The message.
-        message: eip712::Grant,
-        /// 65-byte signature.
-        signature: Bytes,
-    },
-    /// A signed revocation.
-    #[serde(rename_all = "camelCase")]
-    Revoke {
-        /// Chain id of the domain.
-        chain_id: u64,
-        /// The consent registry of the domain.
-        contract: Address,
-        /// The message.
-        message: eip712::Revoke,
-        /// 65-byte signature.
-        signature: Bytes,
-    },
-}
+pub use crate::signed::SignedMessage;
 
 /// The chain id and deployment for signing: offline when `--nonce` and `--chain-id` are given.
 async fn signing_context(
@@ -171,9 +140,7 @@ fn emit_signed(
     file: Option<&PathBuf>,
     what: &str,
 ) -> Result<()> {
-    let mut value = serde_json::to_value(msg).map_err(|e| CliError::Io(e.to_string()))?;
-    medrec_bindings::checksum_addresses(&mut value);
-    let text = serde_json::to_string_pretty(&value).map_err(|e| CliError::Io(e.to_string()))?;
+    let text = msg.to_text()?;
     match file {
         Some(path) => {
             let tmp = path.with_extension("tmp");
@@ -216,31 +183,21 @@ pub async fn run_grant(a: GrantArgs, settings: &Settings, out: Printer) -> Resul
         let (chain_id, d, nonce, now) = signing_context(settings, me, a.sign.nonce).await?;
         let start = from.unwrap_or(now);
         let end = super::window_end(a.for_.as_deref(), a.until.as_deref(), start)?;
-        let message = eip712::Grant {
+        // The same range checks as a sent grant.
+        units::to_u40(from.unwrap_or(0), "--from")?;
+        units::to_u40(end, "--until")?;
+        let message = GrantMessage {
             patient,
             grantee,
             categories,
             purpose,
-            notBefore: units::to_u40(from.unwrap_or(0), "--from")?,
-            expiresAt: units::to_u40(end, "--until")?,
+            not_before: from.unwrap_or(0),
+            expires_at: end,
             signer: me,
             nonce,
             deadline: U256::from(now + deadline_in),
         };
-        let hash = message.eip712_signing_hash(&medrec_bindings::consent_domain(
-            chain_id,
-            d.consent_registry,
-        ));
-        let sig = signer
-            .sign_hash(&hash)
-            .await
-            .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
-        let msg = SignedMessage::Grant {
-            chain_id,
-            contract: d.consent_registry,
-            message,
-            signature: Bytes::from(sig.as_bytes().to_vec()),
-        };
+        let msg = SignedMessage::grant(&signer, chain_id, d.consent_registry, message).await?;
         return emit_signed(out, &msg, a.sign.out.as_ref(), "grant");
     }
 
@@ -292,27 +249,14 @@ pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Res
     if a.sign.sign_only {
         let deadline_in = units::duration(&a.sign.deadline)?;
         let (chain_id, d, nonce, now) = signing_context(settings, me, a.sign.nonce).await?;
-        let message = eip712::Revoke {
+        let message = RevokeMessage {
             patient,
             grantee,
             signer: me,
             nonce,
             deadline: U256::from(now + deadline_in),
         };
-        let hash = message.eip712_signing_hash(&medrec_bindings::consent_domain(
-            chain_id,
-            d.consent_registry,
-        ));
-        let sig = signer
-            .sign_hash(&hash)
-            .await
-            .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?;
-        let msg = SignedMessage::Revoke {
-            chain_id,
-            contract: d.consent_registry,
-            message,
-            signature: Bytes::from(sig.as_bytes().to_vec()),
-        };
+        let msg = SignedMessage::revoke(&signer, chain_id, d.consent_registry, message).await?;
         return emit_signed(out, &msg, a.sign.out.as_ref(), "revoke");
     }
 
@@ -339,19 +283,11 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
         std::fs::read_to_string(&a.file)
             .map_err(|e| CliError::Io(format!("cannot read {}: {e}", a.file.display())))?
     };
-    let msg: SignedMessage = serde_json::from_str(&text)
-        .map_err(|e| CliError::input(format!("not a signed medrec message: {e}")))?;
+    let msg = SignedMessage::parse(&text)?;
     let signer = keys::load(settings)?;
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
-    let (chain_id, contract) = match &msg {
-        SignedMessage::Grant {
-            chain_id, contract, ..
-        }
-        | SignedMessage::Revoke {
-            chain_id, contract, ..
-        } => (*chain_id, *contract),
-    };
+    let (chain_id, contract) = msg.domain();
     if chain_id != chain.chain_id || contract != d.consent_registry {
         return Err(CliError::input(format!(
             "the message was signed for chain {chain_id}, contract {contract}; this is chain {}, contract {}",
@@ -360,11 +296,8 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
     }
     let consent = chain.consent(&d);
     match msg {
-        SignedMessage::Grant {
-            message: m,
-            signature,
-            ..
-        } => {
+        SignedMessage::Grant(s) => {
+            let (m, signature) = (s.message.to_eip712()?, s.signature);
             let call = consent.grantBySig(
                 m.patient,
                 m.grantee,
@@ -387,11 +320,8 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
                 ),
             );
         }
-        SignedMessage::Revoke {
-            message: m,
-            signature,
-            ..
-        } => {
+        SignedMessage::Revoke(s) => {
+            let (m, signature) = (s.message.to_eip712(), s.signature);
             let call = consent.revokeBySig(
                 m.patient, m.grantee, m.signer, m.nonce, m.deadline, signature,
             );

@@ -18,11 +18,10 @@ use crate::opts::Settings;
 use crate::units;
 use alloy::primitives::Address;
 
-/// The address of the account in the settings, read from its keystore without a password.
+/// The address of the account in the settings: without a password when its keystore or
+/// medrec's address book holds it, else the keystore is decrypted once ([`keys::address`]).
 pub fn own_address(settings: &Settings) -> Result<Address> {
-    let path = keys::account_path(settings)?;
-    keys::keystore_address(&path)
-        .ok_or_else(|| CliError::Key(format!("keystore {} holds no address", path.display())))
+    keys::address(settings)
 }
 
 /// `explicit` if given, else the settings' own account.

@@ -478,3 +478,60 @@ fn operator_credentials_and_revokes_participants() {
     );
     assert!(e.contains("AccessControlUnauthorizedAccount"), "{e}");
 }
+
+#[test]
+fn signed_files_of_format_2_and_format_1_are_relayed() {
+    let env = Env::deployed();
+    let h = env.addr("hospital-a");
+    let p = env.new_account("offline-patient", false);
+    env.ok(&[
+        "-a",
+        "offline-patient",
+        "grant",
+        &h,
+        "-c",
+        "labs,notes",
+        "--until",
+        "2099-01-01",
+        "--sign-only",
+        "--out",
+        "v2.json",
+    ]);
+    let v2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("v2.json")).unwrap()).unwrap();
+    // One rule: wide numbers (uint40, uint256) as decimal strings, the mask as medrec's masks.
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["chainId"], 31337);
+    let m = &v2["message"];
+    assert_eq!(m["categories"], (1 << 3) | (1 << 8));
+    assert_eq!(m["purpose"], 1);
+    assert_eq!(m["notBefore"], "0");
+    assert_eq!(m["expiresAt"], "4070908800");
+    assert_eq!(m["nonce"], "0");
+    let deadline: u64 = m["deadline"].as_str().unwrap().parse().unwrap();
+
+    // The same message as medrec wrote it before: no version, 0x hex for wide numbers.
+    let mut v1 = v2.clone();
+    v1.as_object_mut().unwrap().remove("version");
+    v1["message"]["notBefore"] = "0x0".into();
+    v1["message"]["expiresAt"] = format!("{:#x}", 4_070_908_800u64).into();
+    v1["message"]["nonce"] = "0x0".into();
+    v1["message"]["deadline"] = format!("{deadline:#x}").into();
+    env.write("v1.json", &v1.to_string());
+    let r = env.json(&["-a", "stranger", "relay", "v1.json"]);
+    assert_eq!(r["type"], "grant");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "notes", "--patient", &p])["allowed"],
+        true
+    );
+    // ...and the format 2 file is the same signature: its nonce is now spent.
+    let e = env.fail(3, &["-a", "stranger", "relay", "v2.json"]);
+    assert!(e.contains("InvalidAccountNonce"), "{e}");
+
+    // A format this medrec does not know is refused before anything is sent.
+    let mut v3 = v2.clone();
+    v3["version"] = 3.into();
+    env.write("v3.json", &v3.to_string());
+    let e = env.fail(2, &["-a", "stranger", "relay", "v3.json"]);
+    assert!(e.contains("format 3"), "{e}");
+}

@@ -14,11 +14,12 @@ use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolStruct;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use medrec_bindings::eip712::{Grant, OptIn};
 use medrec_bindings::{ConsentRegistry, StudyRegistry};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -258,9 +259,12 @@ fn relayer(args: &Args, name: &str) -> Result<PrivateKeySigner> {
         .password_file
         .as_ref()
         .ok_or_else(|| input("give --password-file (or MEDREC_PASSWORD_FILE)"))?;
-    let pw = std::fs::read_to_string(pw_file)
-        .map_err(|e| io(format!("cannot read {}: {e}", pw_file.display())))?;
-    PrivateKeySigner::decrypt_keystore(dir.join(name), pw.lines().next().unwrap_or_default())
+    let pw = SecretString::from(
+        std::fs::read_to_string(pw_file)
+            .map_err(|e| io(format!("cannot read {}: {e}", pw_file.display())))?,
+    );
+    let pw = pw.expose_secret().lines().next().unwrap_or_default();
+    PrivateKeySigner::decrypt_keystore(dir.join(name), pw)
         .map_err(|e| Fail(6, format!("cannot open the keystore {name}: {e}")))
 }
 
@@ -275,32 +279,33 @@ async fn deployment(
     medrec_bindings::deployment::read(&args.deployments, id).map_err(|e| Fail(5, e))
 }
 
-/// Progress on one line at a terminal, every tenth otherwise.
+/// Progress: an indicatif bar at a terminal; elsewhere (the demo's logs) a line every tenth.
 struct Progress {
     what: &'static str,
-    total: usize,
-    tty: bool,
-    last: usize,
+    bar: ProgressBar,
+    last: u64,
 }
 
 impl Progress {
     fn new(what: &'static str, total: usize) -> Self {
-        Self {
-            what,
-            total,
-            tty: std::io::stderr().is_terminal(),
-            last: 0,
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        // The template is a constant: it parses, and the default style is as good otherwise.
+        if let Ok(style) = ProgressStyle::with_template("  {msg} {pos}/{len} {wide_bar} {eta}") {
+            bar.set_style(style);
         }
+        bar.set_message(what);
+        Self { what, bar, last: 0 }
     }
+
     fn at(&mut self, n: usize) {
-        let step = (self.total / 10).max(1);
-        if self.tty {
-            eprint!("\r  {} {n}/{}", self.what, self.total);
-            if n == self.total {
-                eprintln!();
-            }
-        } else if n == self.total || n >= self.last + step {
-            eprintln!("  {} {n}/{}", self.what, self.total);
+        let (n, total) = (n as u64, self.bar.length().unwrap_or_default());
+        self.bar.set_position(n);
+        if n == total {
+            self.bar.finish();
+        }
+        // indicatif draws nothing when stderr is not a terminal.
+        if self.bar.is_hidden() && (n == total || n >= self.last + (total / 10).max(1)) {
+            eprintln!("  {} {n}/{total}", self.what);
             self.last = n;
         }
     }
