@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use medrec_protocol::indexer::{
     Access, GrantTerms, GranteePatient, GranteePatients, Health, LogAnchor, LogAnchors,
-    Participant, PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy,
-    Pointer, PointerAnswer, QueryReceipt, Studies, Study, StudyAnswer, StudyStatus, Timeline,
-    TimelineData, TimelineEvent,
+    PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy, Pointer,
+    PointerAnswer, QueryReceipt, Studies, Study, StudyAnswer, StudyStatus, Timeline, TimelineData,
+    TimelineEvent,
 };
 use medrec_protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
@@ -608,20 +608,6 @@ async fn study(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("unknown study {id}")))?;
     let study = study_of(&row)?;
-    let participants = sqlx::query(
-        "SELECT patient, by_account, block_number FROM study_opt_ins WHERE study_id = $1
-         ORDER BY patient",
-    )
-    .bind(id)
-    .fetch_all(&mut *tx)
-    .await?
-    .iter()
-    .map(|r| Participant {
-        patient: addr(r, "patient"),
-        by: addr(r, "by_account"),
-        since_block: uint(r, "block_number"),
-    })
-    .collect();
     let queries = sqlx::query(
         "SELECT query_hash, cost, pinned_block, answer_hash, block_number, tx_hash
          FROM ev_query_answered WHERE study_id = $1 ORDER BY block_number, log_index",
@@ -642,7 +628,6 @@ async fn study(
     Ok(Json(StudyAnswer {
         block,
         study,
-        participants,
         queries,
     }))
 }

@@ -420,7 +420,10 @@ pub struct Studies {
     pub studies: Vec<Study>,
 }
 
-/// `GET /v1/studies/{id}`: a study, its participants and its recorded queries.
+/// `GET /v1/studies/{id}`: a study and its recorded queries. Not who takes part: a list of a
+/// study's participants would hand a researcher the exact set of patients that joined between
+/// two pinned blocks (differencing around the answers' noise) and tell anyone who is in, say,
+/// a study of a sensitive condition. A patient's own studies are `/v1/patients/{p}/studies`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StudyAnswer {
@@ -428,24 +431,8 @@ pub struct StudyAnswer {
     pub block: u64,
     /// The study.
     pub study: Study,
-    /// The patients opted in now, by patient (they count only while the study is approved).
-    pub participants: Vec<Participant>,
     /// The recorded queries, in chain order.
     pub queries: Vec<QueryReceipt>,
-}
-
-/// A patient opted in to a study.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Participant {
-    /// The patient.
-    #[serde(with = "checksummed")]
-    pub patient: Address,
-    /// The patient, or whoever relayed the patient's signature.
-    #[serde(with = "checksummed")]
-    pub by: Address,
-    /// The block of the opt-in.
-    pub since_block: u64,
 }
 
 /// The receipt of an answered query.
