@@ -193,6 +193,43 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
     }
 }
 
+/// The grants of one party, by the other: `(grantee, terms)` for a patient (`side` is
+/// `patient`), `(patient, terms)` for a grantee (`side` is `grantee`), ordered by the other.
+async fn grants_of(
+    tx: &mut Transaction<'_, Postgres>,
+    side: Side,
+    key: Address,
+    now: u64,
+) -> Result<Vec<(Address, GrantTerms)>, ApiError> {
+    let (sql, other) = match side {
+        Side::Patient => (
+            "SELECT grantee, by_account, categories, purpose, not_before, expires_at, block_number
+             FROM grants WHERE patient = $1 ORDER BY grantee",
+            "grantee",
+        ),
+        Side::Grantee => (
+            "SELECT patient, by_account, categories, purpose, not_before, expires_at, block_number
+             FROM grants WHERE grantee = $1 ORDER BY patient",
+            "patient",
+        ),
+    };
+    let rows = sqlx::query(sql)
+        .bind(key.to_vec())
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (addr(r, other), grant_terms(r, now)))
+        .collect())
+}
+
+/// Which party of a grant a listing is for.
+#[derive(Clone, Copy)]
+enum Side {
+    Patient,
+    Grantee,
+}
+
 async fn patient_grants(
     State(s): State<ApiState>,
     Path(p): Path<String>,
@@ -200,19 +237,10 @@ async fn patient_grants(
 ) -> ApiResult<PatientGrants> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    let rows = sqlx::query(
-        "SELECT grantee, by_account, categories, purpose, not_before, expires_at, block_number
-         FROM grants WHERE patient = $1 ORDER BY grantee",
-    )
-    .bind(patient.to_vec())
-    .fetch_all(&mut *tx)
-    .await?;
-    let grants = rows
-        .iter()
-        .map(|r| PatientGrant {
-            grantee: addr(r, "grantee"),
-            terms: grant_terms(r, now),
-        })
+    let grants = grants_of(&mut tx, Side::Patient, patient, now)
+        .await?
+        .into_iter()
+        .map(|(grantee, terms)| PatientGrant { grantee, terms })
         .collect();
     Ok(Json(PatientGrants {
         block,
@@ -228,19 +256,10 @@ async fn grantee_patients(
 ) -> ApiResult<GranteePatients> {
     let grantee = address(&g, "grantee")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    let rows = sqlx::query(
-        "SELECT patient, by_account, categories, purpose, not_before, expires_at, block_number
-         FROM grants WHERE grantee = $1 ORDER BY patient",
-    )
-    .bind(grantee.to_vec())
-    .fetch_all(&mut *tx)
-    .await?;
-    let patients = rows
-        .iter()
-        .map(|r| GranteePatient {
-            patient: addr(r, "patient"),
-            terms: grant_terms(r, now),
-        })
+    let patients = grants_of(&mut tx, Side::Grantee, grantee, now)
+        .await?
+        .into_iter()
+        .map(|(patient, terms)| GranteePatient { patient, terms })
         .collect();
     Ok(Json(GranteePatients {
         block,
