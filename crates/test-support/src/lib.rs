@@ -22,7 +22,7 @@ pub use chain::{
     write_deployment,
 };
 pub use db::{ScratchDb, ScratchDbError, database_url, with_database};
-pub use gatekeeper::{Gatekeeper, signed_read, upload};
+pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload};
 pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};
 pub use process::{Proc, free_port};
