@@ -3,7 +3,9 @@
 //! (through alloy's node bindings), child processes killed on drop, free ports, polling until
 //! a condition holds, scratch PostgreSQL databases dropped on drop, the registries deployed
 //! and accounts funded and credentialed, contract calls sent and mined, and the `medrec` and
-//! `medrec-gatekeeper` programs run against such a world.
+//! `medrec-gatekeeper` programs run against such a world. Requests to a gatekeeper are built
+//! from `medrec-protocol` (its messages, envelope, headers, paths and clock), as a client
+//! builds them: a test never keeps a copy of the wire format.
 //!
 //! Everything here panics on failure with a message saying what failed: it is test code.
 
