@@ -15,7 +15,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Env {
     pub port: u16,
     pub dir: tempfile::TempDir,
-    /// Raw JSON-RPC calls to the anvil (the tests themselves are synchronous).
+    /// Raw JSON-RPC calls to the anvil and other async helpers (the tests themselves are
+    /// synchronous).
     rt: tokio::runtime::Runtime,
     node: DynProvider,
     _anvil: Anvil,
@@ -75,6 +76,11 @@ impl Env {
             ]);
         }
         env
+    }
+
+    /// Runs `f` to completion on this world's runtime (the tests themselves are synchronous).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -1,66 +1,21 @@
 //! Listings read from the indexer: a real indexer process on a fresh PostgreSQL database.
 
 use crate::harness::{Env, free_port};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use alloy::transports::http::reqwest;
+use medrec_test_support::{Proc, ScratchDb, wait_http};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A fresh database and an indexer process reading this test's chain.
+/// An indexer process reading this test's chain into a fresh database of its own.
 struct Indexer {
-    child: Child,
     url: String,
-    admin_url: String,
-    db: String,
-}
-
-impl Drop for Indexer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (admin, db) = (self.admin_url.clone(), self.db.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                }
-            })
-        })
-        .join();
-    }
+    // Dropped in this order: the indexer before its database.
+    _proc: Proc,
+    _db: ScratchDb,
 }
 
 fn start_indexer(env: &Env) -> Indexer {
-    let admin_url = std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must point to a PostgreSQL role that may create databases (see script/pg.sh)",
-    );
-    let db = format!("medrec_cli_it_{}_{}", std::process::id(), env.port);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .expect("connect to DATABASE_URL");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await
-        .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-    });
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let db_url = format!("{base}/{db}");
+    let db = env.block_on(ScratchDb::create("medrec_cli_it"));
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_medrec")).with_file_name("medrec-indexer");
     assert!(
         bin.exists(),
@@ -73,7 +28,7 @@ fn start_indexer(env: &Env) -> Indexer {
             "--rpc-url",
             &env.rpc_url(),
             "--database-url",
-            &db_url,
+            &db.url,
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])
@@ -85,16 +40,15 @@ fn start_indexer(env: &Env) -> Indexer {
         .spawn()
         .unwrap();
     let idx = Indexer {
-        child,
         url: format!("http://127.0.0.1:{port}"),
-        admin_url,
-        db,
+        _proc: Proc(child),
+        _db: db,
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the indexer did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    env.block_on(wait_http(
+        &reqwest::Client::new(),
+        &idx.url,
+        Duration::from_secs(30),
+    ));
     idx
 }
 

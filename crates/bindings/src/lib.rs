@@ -388,6 +388,34 @@ mod tests {
         );
     }
 
+    /// The gatekeeper's domain is the record registry's ERC-5267 domain: the separator and
+    /// one request's digest are the constants `test/RecordRegistry.t.sol` checks the deployed
+    /// contract against (`GK_SEPARATOR`, `GK_REQUEST_DIGEST`, for a registry at `GK_REGISTRY`
+    /// on chain 31337), so a change on either side fails one of the two tests.
+    #[test]
+    fn the_gatekeeper_domain_is_the_record_registrys() {
+        use alloy::primitives::{address, b256};
+        use alloy::sol_types::SolStruct;
+        let registry = address!("0x00000000000000000000000000000000000e5267");
+        let domain = gatekeeper_domain(31337, registry);
+        assert_eq!(
+            domain.separator(),
+            b256!("0x9c5c813a18f60135f3579cffd0493595c020137638dc4504936b99cc7371f4be")
+        );
+        let request = eip712::RecordRequest {
+            requester: address!("0x00000000000000000000000000000000000a11ce"),
+            recordId: keccak256("record 1"),
+            audience: address!("0x0000000000000000000000000000000000000b0b"),
+            nonce: U256::from(7),
+            issuedAt: 1_800_000_000,
+            expiresAt: 1_800_000_300,
+        };
+        assert_eq!(
+            request.eip712_signing_hash(&domain),
+            b256!("0xf113258eb891795fe67f254d52198bc3352cbedd3828f847493e688156445f9c")
+        );
+    }
+
     #[test]
     fn decodes_a_consent_error_with_its_arguments() {
         let err = consent_registry::ConsentRegistry::ConsentGrantNotFound {

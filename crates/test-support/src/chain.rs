@@ -9,16 +9,17 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use medrec_bindings::ParticipantRegistry;
 use medrec_bindings::deployment::Deployment;
+use medrec_protocol::participant::Role;
 use std::path::Path;
 use std::time::Duration;
 
 /// anvil's first development key (hex, no `0x`): the deployer and governance account.
 pub const GOV_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
-/// The ParticipantRegistry's role of a provider (record holder or requester).
-pub const PROVIDER: u8 = 1;
-/// The ParticipantRegistry's role of a researcher.
-pub const RESEARCHER: u8 = 2;
+/// The ParticipantRegistry's role of a provider (record holder or requester), as a number.
+pub const PROVIDER: u8 = Role::Provider.to_solidity();
+/// The ParticipantRegistry's role of a researcher, as a number.
+pub const RESEARCHER: u8 = Role::Researcher.to_solidity();
 
 /// The governance account's signer.
 pub fn gov() -> PrivateKeySigner {

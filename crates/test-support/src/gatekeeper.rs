@@ -2,12 +2,15 @@
 
 use crate::{Proc, free_port, wait_http};
 use alloy::primitives::{Address, B256, U256};
-use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{Eip712Domain, SolStruct};
 use alloy::transports::http::reqwest;
-use medrec_bindings::eip712::{RecordRequest, Upload};
-use serde_json::{Value, json};
+use medrec_protocol::ResearchRequest;
+use medrec_protocol::envelope::{SIGNATURE_HEADER, Signed, UPLOAD_HEADER, Upload, sign_hex};
+use medrec_protocol::health::HEALTH_PATH;
+use medrec_protocol::records::{UPLOAD_PATH, Uploaded};
+use medrec_protocol::research::SignedQuery;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -57,7 +60,12 @@ impl Gatekeeper<'_> {
     pub async fn serve(mut command: Command, url: &str) -> Proc {
         let child = Proc(command.spawn().expect("spawn medrec-gatekeeper"));
         let http = reqwest::Client::new();
-        wait_http(&http, &format!("{url}/health"), Duration::from_secs(20)).await;
+        wait_http(
+            &http,
+            &format!("{url}{HEALTH_PATH}"),
+            Duration::from_secs(20),
+        )
+        .await;
         child
     }
 
@@ -69,8 +77,29 @@ impl Gatekeeper<'_> {
     }
 }
 
+/// Sends `bytes` with upload message `up` signed by `signer` (who need not be `up.holder`)
+/// to the gatekeeper at `url`, as a client does: the message and its signature in the upload
+/// headers; the answer, whatever it is.
+pub async fn send_upload(
+    http: &reqwest::Client,
+    url: &str,
+    domain: &Eip712Domain,
+    signer: &PrivateKeySigner,
+    up: &Upload,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let signature = sign_hex(signer, up, domain).await.unwrap();
+    http.post(format!("{url}{UPLOAD_PATH}"))
+        .header(UPLOAD_HEADER, serde_json::to_string(up).unwrap())
+        .header(SIGNATURE_HEADER, signature)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Uploads `bytes` for `patient` in `category`, signed by `holder`, to the gatekeeper at
-/// `url`; panics unless it is stored. Returns the record id and the whole answer.
+/// `url`; panics unless it is stored. Returns the gatekeeper's answer.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     http: &reqwest::Client,
@@ -81,7 +110,7 @@ pub async fn upload(
     category: u8,
     bytes: &[u8],
     nonce: U256,
-) -> (B256, Value) {
+) -> Uploaded {
     let up = Upload {
         holder: holder.address(),
         patient,
@@ -90,37 +119,33 @@ pub async fn upload(
         nonce,
         issuedAt: crate::now(),
     };
-    let sig = holder
-        .sign_hash(&up.eip712_signing_hash(domain))
-        .await
-        .unwrap();
-    let resp = http
-        .post(format!("{url}/v1/records"))
-        .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
-        .header(
-            "x-medrec-signature",
-            format!("0x{}", alloy::hex::encode(sig.as_bytes())),
-        )
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = send_upload(http, url, domain, holder, &up, bytes.to_vec()).await;
     assert!(resp.status().is_success(), "upload: {}", resp.status());
-    let v: Value = resp.json().await.unwrap();
-    let id = v["recordId"].as_str().unwrap().parse().unwrap();
-    (id, v)
+    resp.json().await.unwrap()
 }
 
-/// The body of a read request `req` signed by `signer`.
-pub async fn signed_read(
+/// The body of request `req` (a read, an access-log request) signed by `signer`.
+pub async fn signed_body<T: SolStruct + Serialize>(
     signer: &PrivateKeySigner,
-    req: &RecordRequest,
+    req: T,
     domain: &Eip712Domain,
 ) -> String {
-    let sig = signer
-        .sign_hash(&req.eip712_signing_hash(domain))
-        .await
-        .unwrap();
-    json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))})
-        .to_string()
+    let signed = Signed::sign(req, signer, domain).await.unwrap();
+    serde_json::to_string(&signed).unwrap()
+}
+
+/// The body of a research query `query` under request `req`, signed by `signer`.
+pub async fn signed_query(
+    signer: &PrivateKeySigner,
+    req: ResearchRequest,
+    query: &str,
+    domain: &Eip712Domain,
+) -> String {
+    let signature = sign_hex(signer, &req, domain).await.unwrap();
+    let signed = SignedQuery {
+        request: req,
+        query: query.to_string(),
+        signature,
+    };
+    serde_json::to_string(&signed).unwrap()
 }

@@ -3,7 +3,9 @@
 //! (through alloy's node bindings), child processes killed on drop, free ports, polling until
 //! a condition holds, scratch PostgreSQL databases dropped on drop, the registries deployed
 //! and accounts funded and credentialed, contract calls sent and mined, and the `medrec` and
-//! `medrec-gatekeeper` programs run against such a world.
+//! `medrec-gatekeeper` programs run against such a world. Requests to a gatekeeper are built
+//! from `medrec-protocol` (its messages, envelope, headers, paths and clock), as a client
+//! builds them: a test never keeps a copy of the wire format.
 //!
 //! Everything here panics on failure with a message saying what failed: it is test code.
 
@@ -22,7 +24,7 @@ pub use chain::{
     write_deployment,
 };
 pub use db::{ScratchDb, ScratchDbError, database_url, with_database};
-pub use gatekeeper::{Gatekeeper, signed_read, upload};
+pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload};
 pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};
 pub use process::{Proc, free_port};

@@ -31,12 +31,9 @@ pub async fn wait_http(http: &reqwest::Client, url: &str, timeout: Duration) {
     .await;
 }
 
-/// Seconds since the epoch.
+/// Seconds since the epoch, by the clock the gatekeeper checks requests with.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    medrec_protocol::clock::now_secs()
 }
 
 /// A process-wide counter for unique names.

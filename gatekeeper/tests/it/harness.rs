@@ -6,12 +6,16 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use medrec_bindings::ConsentRegistry;
-use medrec_test_support::{Anvil, Gatekeeper, PROVIDER, ScratchDb, signed_read};
-use serde_json::Value;
+use medrec_protocol::RecordRequest;
+use medrec_protocol::clock::READ_VALIDITY_SECS;
+use medrec_protocol::health::{HEALTH_PATH, Health};
+use medrec_protocol::records::{locator, read_url, record_id};
+use medrec_test_support::{Anvil, Gatekeeper, PROVIDER, ScratchDb, signed_body};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+pub use medrec_protocol::envelope::random_nonce;
 pub use medrec_test_support::{Mined, Proc, now};
 
 pub struct World {
@@ -105,9 +109,14 @@ impl World {
         }
     }
 
-    /// The `/health` answer of the gatekeeper at `url`.
-    pub async fn health(&self, url: &str) -> Value {
-        let r = self.http.get(format!("{url}/health")).send().await.unwrap();
+    /// The health of the gatekeeper at `url`.
+    pub async fn health(&self, url: &str) -> Health {
+        let r = self
+            .http
+            .get(format!("{url}{HEALTH_PATH}"))
+            .send()
+            .await
+            .unwrap();
         r.json().await.unwrap()
     }
 
@@ -194,7 +203,6 @@ impl World {
         category: u8,
         bytes: &[u8],
     ) -> B256 {
-        let nonce = U256::from_be_bytes(rand_bytes());
         let up = medrec_test_support::upload(
             &self.http,
             url,
@@ -203,12 +211,13 @@ impl World {
             patient,
             category,
             bytes,
-            nonce,
+            random_nonce(),
         );
-        let (id, v) = up.await;
+        let stored = up.await;
         let hash = B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(bytes));
-        assert_eq!(v["contentHash"], format!("{hash}"));
-        id
+        assert_eq!(stored.content_hash, hash);
+        assert_eq!(stored.record_id, record_id(holder.address(), patient, hash));
+        stored.record_id
     }
 
     /// Uploads `bytes` for `patient` as the holder; returns the record id.
@@ -229,7 +238,7 @@ impl World {
         expires: u64,
         nonce: U256,
     ) -> (u16, Vec<u8>) {
-        let req = medrec_bindings::eip712::RecordRequest {
+        let req = RecordRequest {
             requester,
             recordId: id,
             audience,
@@ -237,9 +246,8 @@ impl World {
             issuedAt: issued,
             expiresAt: expires,
         };
-        let body = signed_read(signer, &req, &self.domain).await;
-        self.post_raw(&format!("/v1/records/{id}/read"), body.into_bytes())
-            .await
+        let body = signed_body(signer, req, &self.domain).await;
+        self.post(&self.read_url(id), body.into_bytes()).await
     }
 
     /// A fresh, well-formed read by `who`.
@@ -251,20 +259,20 @@ impl World {
             id,
             self.gk_holder.address(),
             t,
-            t + 60,
-            U256::from_be_bytes(rand_bytes()),
+            t + READ_VALIDITY_SECS,
+            random_nonce(),
         )
         .await
     }
 
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.gk_url))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+    /// Where the world's gatekeeper serves reads of record `id`.
+    pub fn read_url(&self, id: B256) -> String {
+        read_url(&locator(&self.gk_url, id))
+    }
+
+    /// POSTs `body` as it is to `url`; the status and the answer's bytes.
+    pub async fn post(&self, url: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let r = self.http.post(url).body(body).send().await.unwrap();
         (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
     }
 
@@ -323,13 +331,6 @@ impl World {
             .await
             .unwrap();
     }
-}
-
-pub fn rand_bytes() -> [u8; 32] {
-    use rand::RngCore;
-    let mut b = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut b);
-    b
 }
 
 pub fn provider(rpc: &str, who: &PrivateKeySigner) -> DynProvider {

@@ -1,10 +1,10 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
-use crate::harness::{Mined, World, fhir_example, import_key, now, rand_bytes, run_cli};
-use alloy::primitives::{Address, U256, aliases::U40, keccak256};
+use crate::harness::{Mined, World, fhir_example, import_key, now, random_nonce, run_cli};
+use alloy::primitives::{Address, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const LABS: u64 = 1 << 3;
 const NOTES: u64 = 1 << 8;
@@ -48,10 +48,10 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     w.grant(&patient, reader.address(), LABS, 3_600).await;
     let mut expected: Vec<&str> = vec![];
     let t = now();
-    let n = || U256::from_be_bytes(rand_bytes());
+    let n = random_nonce;
 
     // Forged signature: 65 random bytes.
-    let req = medrec_bindings::eip712::RecordRequest {
+    let req = medrec_protocol::RecordRequest {
         requester: reader.address(),
         recordId: id,
         audience: holder,
@@ -63,12 +63,7 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     let mut junk = vec![0u8; 64];
     junk.push(27);
     let body = serde_json::json!({"request": req, "signature": format!("0x{}", alloy::hex::encode(&junk))});
-    let (s, denial) = w
-        .post_raw(
-            &format!("/v1/records/{id}/read"),
-            body.to_string().into_bytes(),
-        )
-        .await;
+    let (s, denial) = w.post(&w.read_url(id), body.to_string().into_bytes()).await;
     assert_eq!(s, 403);
     expected.push("invalid signature");
     let denial_body: Value = serde_json::from_slice(&denial).unwrap();
@@ -217,14 +212,10 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     expected.push("the chain does not allow it");
 
     // Oversized and malformed bodies.
-    let (s, _) = w
-        .post_raw(&format!("/v1/records/{id}/read"), vec![b'x'; 64 * 1024])
-        .await;
+    let (s, _) = w.post(&w.read_url(id), vec![b'x'; 64 * 1024]).await;
     assert_eq!(s, 413);
     expected.push("oversized request");
-    let (s, b) = w
-        .post_raw(&format!("/v1/records/{id}/read"), b"{not json".to_vec())
-        .await;
+    let (s, b) = w.post(&w.read_url(id), b"{not json".to_vec()).await;
     assert_eq!(s, 400);
     assert!(!String::from_utf8_lossy(&b).contains("resourceType"));
     expected.push("malformed request");
@@ -502,32 +493,16 @@ async fn upload_as(
     hash: alloy::primitives::B256,
     body: Vec<u8>,
 ) -> (u16, String) {
-    use alloy::signers::Signer;
-    use alloy::sol_types::SolStruct;
-    let up = medrec_bindings::eip712::Upload {
+    let up = medrec_protocol::Upload {
         holder,
         patient,
         category: 3,
         contentHash: hash,
-        nonce: U256::from_be_bytes(rand_bytes()),
+        nonce: random_nonce(),
         issuedAt: now(),
     };
-    let sig = signer
-        .sign_hash(&up.eip712_signing_hash(&w.domain))
-        .await
-        .unwrap();
-    let r = w
-        .http
-        .post(format!("{}/v1/records", w.gk_url))
-        .header("x-medrec-upload", serde_json::to_string(&up).unwrap())
-        .header(
-            "x-medrec-signature",
-            format!("0x{}", alloy::hex::encode(sig.as_bytes())),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r =
+        medrec_test_support::send_upload(&w.http, &w.gk_url, &w.domain, signer, &up, body).await;
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
     (
@@ -859,6 +834,6 @@ async fn a_read_that_cannot_be_logged_is_not_served_and_the_chain_stays_whole() 
         prev = entry;
     }
     let health = w.health(&w.gk_url).await;
-    assert_eq!(health["logEntries"], 64, "{health}");
-    assert_eq!(health["logHead"], json!(prev), "{health}");
+    assert_eq!(health.log_entries, 64, "{health:?}");
+    assert_eq!(health.log_head, prev, "{health:?}");
 }

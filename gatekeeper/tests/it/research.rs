@@ -1,12 +1,13 @@
 //! Research: a cohort with exactly known counts over two holders, consenting patients only.
 
-use crate::harness::{Mined, World, import_key, now, rand_bytes, run_cli};
+use crate::harness::{Mined, World, import_key, now, random_nonce, run_cli};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::Provider;
-use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolStruct;
 use medrec_bindings::StudyRegistry;
+use medrec_protocol::ResearchRequest;
+use medrec_protocol::clock::RESEARCH_VALIDITY_SECS;
+use medrec_protocol::research::{QUERY_PATH, Query, SNOMED};
 use serde_json::{Value, json};
 
 const DIABETES: &str = "44054006";
@@ -18,7 +19,7 @@ fn patient_json(gender: &str, birth: &str) -> Vec<u8> {
 }
 
 fn condition_json() -> Vec<u8> {
-    json!({"resourceType": "Condition", "code": {"coding": [{"system": "http://snomed.info/sct", "code": DIABETES}]}})
+    json!({"resourceType": "Condition", "code": {"coding": [{"system": SNOMED, "code": DIABETES}]}})
         .to_string()
         .into_bytes()
 }
@@ -33,9 +34,13 @@ async fn opt_in_as(w: &World, p: &PrivateKeySigner, id: U256) {
 
 /// A diabetes count query's text and hash, as the CLI writes it.
 fn diabetes_query(epsilon: Option<f64>, pinned: u64) -> (String, B256) {
-    let text = json!({"kind": "condition-count", "system": "http://snomed.info/sct", "code": DIABETES, "epsilon": epsilon, "pinnedBlock": pinned}).to_string();
-    let hash = keccak256(text.as_bytes());
-    (text, hash)
+    let query = Query::ConditionCount {
+        system: SNOMED.into(),
+        code: DIABETES.into(),
+        epsilon,
+        pinned_block: pinned,
+    };
+    (query.text(), query.hash())
 }
 
 /// Uploads a patient's demographics and a diabetes condition to `holder` at `url`.
@@ -378,27 +383,23 @@ async fn ask_directly(
     query: impl AsRef<str>,
     hash: alloy::primitives::B256,
 ) -> (u16, Value) {
-    let query = query.as_ref();
     let health = w.health(url).await;
     let t = now();
-    let req = medrec_bindings::eip712::ResearchRequest {
+    let req = ResearchRequest {
         researcher,
         studyId: study,
         queryHash: hash,
-        audience: health["holder"].as_str().unwrap().parse().unwrap(),
-        nonce: U256::from_be_bytes(rand_bytes()),
+        audience: health.holder,
+        nonce: random_nonce(),
         issuedAt: t,
-        expiresAt: t + 60,
+        expiresAt: t + RESEARCH_VALIDITY_SECS,
     };
-    let sig = signer
-        .sign_hash(&req.eip712_signing_hash(&w.domain))
-        .await
-        .unwrap();
-    let body = json!({"request": req, "query": query, "signature": format!("0x{}", alloy::hex::encode(sig.as_bytes()))});
+    let body = medrec_test_support::signed_query(signer, req, query.as_ref(), &w.domain).await;
     let resp = w
         .http
-        .post(format!("{url}/v1/research/query"))
-        .json(&body)
+        .post(format!("{url}{QUERY_PATH}"))
+        .header("content-type", "application/json")
+        .body(body)
         .send()
         .await
         .unwrap();

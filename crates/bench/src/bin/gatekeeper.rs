@@ -17,10 +17,13 @@ use alloy::signers::local::PrivateKeySigner;
 use clap::Parser;
 use medrec_bench::{cores, cpu_model, quantile};
 use medrec_bindings::ConsentRegistry;
-use medrec_bindings::eip712::RecordRequest;
+use medrec_protocol::RecordRequest;
+use medrec_protocol::clock::MAX_VALIDITY_SECS;
+use medrec_protocol::envelope::gatekeeper_domain;
+use medrec_protocol::records::{locator, read_url};
 use medrec_test_support::{
     Anvil, Gatekeeper, Mined, PROVIDER, ScratchDb, credential, database_url, fund, now,
-    signed_read, upload, wallet_provider,
+    signed_body, upload, wallet_provider,
 };
 use serde_json::json;
 use std::path::Path;
@@ -121,8 +124,8 @@ async fn main() {
     let mut rec = base;
     rec["note"][0]["text"] = json!("x".repeat(pad));
     let record = rec.to_string().into_bytes();
-    let domain = medrec_bindings::gatekeeper_domain(d.chain_id, d.record_registry);
-    let (id, _) = upload(
+    let domain = gatekeeper_domain(d.chain_id, d.record_registry);
+    let id = upload(
         &http,
         &gk_url,
         &domain,
@@ -132,9 +135,10 @@ async fn main() {
         &record,
         U256::from(1),
     )
-    .await;
+    .await
+    .record_id;
 
-    let url = format!("{gk_url}/v1/records/{id}/read");
+    let url = read_url(&locator(&gk_url, id));
     let mut rows = Vec::new();
     let mut next_nonce = 1u64;
     for &n in &args.concurrency {
@@ -153,10 +157,10 @@ async fn main() {
                     audience: holder.address(),
                     nonce: U256::from(next_nonce),
                     issuedAt: t,
-                    expiresAt: t + 300,
+                    expiresAt: t + MAX_VALIDITY_SECS,
                 };
                 next_nonce += 1;
-                mine.push(signed_read(r, &req, &domain).await);
+                mine.push(signed_body(r, req, &domain).await);
             }
             bodies.push(mine);
         }

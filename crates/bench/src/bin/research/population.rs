@@ -3,6 +3,7 @@
 
 use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::PrivateKeySigner;
+use medrec_protocol::research::{LOINC, SNOMED};
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -33,8 +34,6 @@ pub fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
 
 /// The study's smallest reported cell.
 pub const MIN_CELL: u32 = 10;
-pub const SNOMED: &str = "http://snomed.info/sct";
-pub const LOINC: &str = "http://loinc.org";
 /// Type 2 diabetes, essential hypertension.
 pub const CONDITIONS: [(&str, f64); 2] = [("44054006", 0.15), ("59621000", 0.30)];
 /// Haemoglobin A1c, haemoglobin.
