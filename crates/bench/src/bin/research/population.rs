@@ -3,33 +3,30 @@
 
 use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::PrivateKeySigner;
+use jiff::civil::Date;
 use medrec_protocol::research::{LOINC, SNOMED};
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// The age band the gatekeeper reports for a birth date on a day.
-pub fn band(birth: (i64, u32, u32), on: (i64, u32, u32)) -> &'static str {
-    let age = on.0 - birth.0 - i64::from((on.1, on.2) < (birth.1, birth.2));
+pub fn band(birth: Date, on: Date) -> &'static str {
+    let before_birthday = (on.month(), on.day()) < (birth.month(), birth.day());
+    let age = i32::from(on.year()) - i32::from(birth.year()) - i32::from(before_birthday);
     match age {
         ..18 => "0-17",
         18..40 => "18-39",
         40..65 => "40-64",
         _ => "65+",
     }
+}
+
+/// The day (UTC) of a unix time.
+pub fn day_of(unix_secs: u64) -> Date {
+    jiff::Timestamp::from_second(unix_secs as i64)
+        .expect("a block time within jiff's range")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
 }
 
 /// The study's smallest reported cell.
@@ -43,7 +40,7 @@ pub const OBSERVATIONS: [(&str, f64, f64); 2] = [("4548-4", 5.9, 0.9), ("718-7",
 pub struct Patient {
     pub address: Address,
     pub female: bool,
-    pub birth: (i64, u32, u32),
+    pub birth: Date,
     pub conditions: Vec<&'static str>,
     pub observations: Vec<(&'static str, f64)>,
 }
@@ -51,8 +48,11 @@ pub struct Patient {
 pub fn simulate(i: usize, rng: &mut rand::rngs::StdRng) -> Patient {
     let key = keccak256(format!("medrec research bench patient {i}"));
     let address = PrivateKeySigner::from_bytes(&key).unwrap().address();
-    let year = rng.gen_range(1930..2020);
-    let birth = (year, rng.gen_range(1..=12), rng.gen_range(1..=28));
+    // Drawn as before (i64, u32, u32), so a seed gives the same population.
+    let year: i64 = rng.gen_range(1930..2020);
+    let month: u32 = rng.gen_range(1..=12);
+    let day: u32 = rng.gen_range(1..=28);
+    let birth = jiff::civil::date(year as i16, month as i8, day as i8);
     let conditions = CONDITIONS
         .iter()
         .filter(|(_, p)| rng.gen_bool(*p))
@@ -85,10 +85,7 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
             .iter()
             .map(|p| if p.female { "female" } else { "male" })
             .collect();
-        let births: Vec<String> = chunk
-            .iter()
-            .map(|p| format!("{:04}-{:02}-{:02}", p.birth.0, p.birth.1, p.birth.2))
-            .collect();
+        let births: Vec<String> = chunk.iter().map(|p| p.birth.to_string()).collect();
         sqlx::query(
             "INSERT INTO gk_patients (patient, gender, birth_date)
              SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]::date[])",
@@ -142,7 +139,7 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
 /// Checks a combined answer against the consenting patients' facts.
 pub fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
     if flag == "--condition" {
-        let today = civil((ts / 86_400) as i64);
+        let today = day_of(ts);
         // Each holder suppresses its cells under the study's minimum: they add nothing.
         let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
         for (i, p) in consenting.iter().enumerate() {
