@@ -37,6 +37,28 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     })
 }
 
+/// Refuses a database indexed from another deployment, or from fewer of this deployment's
+/// registries, before anything is written to it: migrations included, so that a refused
+/// database stays as it was and the binary that filled it still opens it.
+pub async fn check_deployment(pool: &PgPool, chain_id: u64, contracts: &[Address]) -> Result<()> {
+    let indexed: bool = sqlx::query_scalar("SELECT to_regclass('indexer_cursor') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if indexed {
+        // A plain read: a dead writer's last transaction may still hold the row (the writer
+        // lock's takeover waits for it later, not here).
+        let row: Option<CursorRow> = sqlx::query_as(
+            "SELECT chain_id, contracts, block_number, block_hash FROM indexer_cursor WHERE id = 1",
+        )
+        .fetch_optional(pool)
+        .await?;
+        if let Some(row) = row {
+            same_deployment(row, chain_id, contracts)?;
+        }
+    }
+    Ok(())
+}
+
 /// The writer lock, held on a dedicated connection for as long as it lives.
 pub struct WriterLock {
     conn: PgConnection,
@@ -89,9 +111,14 @@ pub async fn read_cursor(
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    let Some((db_chain, db_contracts, n, h)) = row else {
-        return Ok(None);
-    };
+    row.map(|row| same_deployment(row, chain_id, contracts))
+        .transpose()
+}
+
+/// The cursor of a database indexed from this deployment (chain and registries); an error
+/// naming the way out for any other.
+fn same_deployment(row: CursorRow, chain_id: u64, contracts: &[Address]) -> Result<Cursor> {
+    let (db_chain, db_contracts, n, h) = row;
     let ours: Vec<Vec<u8>> = contracts.iter().map(|a| a.to_vec()).collect();
     if db_chain as u64 == chain_id
         && ours.len() > db_contracts.len()
@@ -110,10 +137,10 @@ pub async fn read_cursor(
             "indexed chain {db_chain} with other contracts; this is chain {chain_id}"
         )));
     }
-    Ok(Some(Cursor {
+    Ok(Cursor {
         block_number: n as u64,
         block_hash: B256::from_slice(&h),
-    }))
+    })
 }
 
 /// Sets the starting cursor of an empty database (keeping one a dead writer's last transaction

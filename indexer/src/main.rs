@@ -126,21 +126,23 @@ async fn run(args: Args) -> Result<(), IndexerError> {
     let chain_id = retry("node", || async { Ok(node.chain_id().await?) }).await?;
     let d = medrec_bindings::deployment::read(&args.deployments, chain_id)
         .map_err(IndexerError::Config)?;
+    // The study registry's events too, where the deployment has one.
+    let contracts: Vec<_> = [
+        d.participant_registry,
+        d.consent_registry,
+        d.record_registry,
+    ]
+    .into_iter()
+    .chain(d.study_registry)
+    .collect();
     let pool = retry("database", || db::pool(&args.database_url, 8)).await?;
+    db::check_deployment(&pool, chain_id, &contracts).await?;
     db::migrate(&pool).await?;
     let metrics = Arc::new(Metrics::default());
     let cfg = pipeline::Config {
         rpc_url: args.rpc_url.clone(),
         database_url: args.database_url.clone(),
-        // The study registry's events too, where the deployment has one.
-        contracts: [
-            d.participant_registry,
-            d.consent_registry,
-            d.record_registry,
-        ]
-        .into_iter()
-        .chain(d.study_registry)
-        .collect(),
+        contracts,
         start_block: d.start_block,
         confirmations: args.confirmations,
         reorg_window: args.reorg_window,

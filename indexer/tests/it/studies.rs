@@ -357,6 +357,21 @@ async fn a_database_filled_before_the_study_registry_was_added_says_to_reindex()
     let mut idx = Indexer::start(&w, &db, &once).await;
     let st = idx.wait_exit(std::time::Duration::from_secs(30)).await;
     assert!(st.success(), "{}", idx.stderr());
+    // As a database filled before the study tables existed: their migration not applied.
+    let migrations = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20261129000001")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let before = migrations(&db).await;
     Registry::deploy(&w).await;
     let mut again = Indexer::start(&w, &db, &once).await;
     let st = again.wait_exit(std::time::Duration::from_secs(30)).await;
@@ -365,5 +380,11 @@ async fn a_database_filled_before_the_study_registry_was_added_says_to_reindex()
     assert!(
         log.contains("indexed from 3 of the deployment's 4 registries; re-index from scratch"),
         "{log}"
+    );
+    // Refused before anything was written: the binary that filled it still opens it.
+    assert_eq!(
+        migrations(&db).await,
+        before,
+        "the refused database was migrated"
     );
 }
