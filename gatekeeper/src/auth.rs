@@ -1,7 +1,8 @@
 //! Signed requests: who signed one (EIP-712 signature recovery with libsecp256k1), and the
 //! checks every read, access-log request and research query passes, in this order: the
-//! signature recovers the address the request names, the requester's rate (reads only), the
-//! audience is this holder, the time window, and the nonce is new. Uploads are checked
+//! signature recovers the address the request names, the audience is this holder, the time
+//! window, the nonce is new, and last the requester's rate (reads only), so that only a
+//! request that passed everything else spends its requester's allowance. Uploads are checked
 //! against the holder's own key.
 
 use alloy::primitives::{Address, B256};
@@ -74,7 +75,10 @@ impl Verifier {
         }
     }
 
-    /// Runs every check of a signed request; `rate` is asked once the signer is known.
+    /// Runs every check of a signed request; `rate` is charged last, only for a request that
+    /// passed all the others: a captured request replayed, expired or meant for another
+    /// holder must not spend its requester's allowance (else anyone holding one signature
+    /// could lock the requester out).
     pub fn verify<T: SignedRequest>(
         &self,
         signed: &Signed<T>,
@@ -86,17 +90,17 @@ impl Verifier {
             Some(_) => return Err(Refusal::WrongSigner),
             None => return Err(Refusal::InvalidSignature),
         }
-        if let Some(rate) = rate
-            && !rate.take(r.signer())
-        {
-            return Err(Refusal::RateLimited);
-        }
         if r.audience() != self.holder {
             return Err(Refusal::WrongAudience);
         }
         clock::check_window(r.issued_at(), r.expires_at(), clock::now_secs())?;
         if !self.use_nonce(r.signer(), r.nonce_word(), r.expires_at()) {
             return Err(Refusal::Replayed);
+        }
+        if let Some(rate) = rate
+            && !rate.take(r.signer())
+        {
+            return Err(Refusal::RateLimited);
         }
         Ok(())
     }
@@ -392,17 +396,35 @@ mod verifier_tests {
     }
 
     #[tokio::test]
-    async fn the_rate_is_asked_once_the_signer_is_known_and_before_the_nonce_is_spent() {
+    async fn the_rate_is_charged_only_for_requests_that_pass_every_other_check() {
         let v = verifier();
-        let rate = RateLimiter::new(0.001, 1.0).unwrap();
+        let rate = RateLimiter::new(0.001, 2.0).unwrap();
         let me = PrivateKeySigner::random();
         let now = now_secs();
         let first = signed(&v, &me, request(&me, 1, now, now + 60)).await;
         assert_eq!(v.verify(&first, Some(&rate)), Ok(()));
+        // Replayed, expired or addressed elsewhere: refused for that, and free.
+        let expired = signed(&v, &me, request(&me, 8, now - 120, now - 60)).await;
+        let mut elsewhere = request(&me, 9, now, now + 60);
+        elsewhere.audience = Address::repeat_byte(0x43);
+        let elsewhere = signed(&v, &me, elsewhere).await;
+        for _ in 0..5 {
+            assert_eq!(v.verify(&first, Some(&rate)), Err(Refusal::Replayed));
+            assert!(matches!(
+                v.verify(&expired, Some(&rate)),
+                Err(Refusal::Window(_))
+            ));
+            assert_eq!(
+                v.verify(&elsewhere, Some(&rate)),
+                Err(Refusal::WrongAudience)
+            );
+        }
         let second = signed(&v, &me, request(&me, 2, now, now + 60)).await;
-        assert_eq!(v.verify(&second, Some(&rate)), Err(Refusal::RateLimited));
-        // The refused request's nonce was not spent: without the limit it passes.
-        assert_eq!(v.verify(&second, None), Ok(()));
+        assert_eq!(v.verify(&second, Some(&rate)), Ok(()), "the burst is 2");
+        let third = signed(&v, &me, request(&me, 10, now, now + 60)).await;
+        assert_eq!(v.verify(&third, Some(&rate)), Err(Refusal::RateLimited));
+        // A request refused for the rate has spent its nonce: the requester signs a new one.
+        assert_eq!(v.verify(&third, None), Err(Refusal::Replayed));
         // A forged request does not use up the requester's allowance.
         let rate = RateLimiter::new(0.001, 1.0).unwrap();
         let forged = signed(

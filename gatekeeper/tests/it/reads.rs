@@ -4,6 +4,9 @@ use crate::harness::{Mined, World, fhir_example, import_key, now, random_nonce, 
 use alloy::primitives::{Address, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
+use medrec_protocol::RecordRequest;
+use medrec_protocol::clock::READ_VALIDITY_SECS;
+use medrec_test_support::signed_body;
 use serde_json::Value;
 
 const LABS: u64 = 1 << 3;
@@ -569,6 +572,77 @@ async fn requests_are_rate_limited_per_requester() {
     assert_eq!(w.read(&other, id).await.0, 200);
     let reasons: Vec<String> = w.log().await.into_iter().map(|(_, _, why)| why).collect();
     assert_eq!(reasons, ["allowed", "allowed", "rate limited", "allowed"]);
+}
+
+/// Attack: an outsider who captured one of a requester's signed reads (a proxy log, a shared
+/// terminal) replays it. It is refused as a replay, or as expired once its window has passed,
+/// or sent to another holder; none of that may spend the victim's read allowance, or the
+/// attacker locks the victim out with 429s without ever being able to read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_request_replayed_does_not_spend_the_requesters_allowance() {
+    let mut w = World::start().await;
+    w.start_gatekeeper(&["--rate-per-sec", "0.05", "--burst", "3"])
+        .await;
+    let (patient, victim) = (w.account().await, w.account().await);
+    w.credential(victim.address()).await;
+    w.grant(&patient, victim.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            3,
+            &fhir_example("Observation-example.json"),
+        )
+        .await;
+    let t = now();
+    let holder = w.gk_holder.address();
+    // What the attacker holds: one used request, one that has expired, one for another holder.
+    let captured = RecordRequest {
+        requester: victim.address(),
+        recordId: id,
+        audience: holder,
+        nonce: random_nonce(),
+        issuedAt: t,
+        expiresAt: t + READ_VALIDITY_SECS,
+    };
+    let used = signed_body(&victim, captured.clone(), &w.domain).await;
+    let expired = signed_body(
+        &victim,
+        RecordRequest {
+            nonce: random_nonce(),
+            issuedAt: t - 600,
+            expiresAt: t - 400,
+            ..captured.clone()
+        },
+        &w.domain,
+    )
+    .await;
+    let elsewhere = signed_body(
+        &victim,
+        RecordRequest {
+            nonce: random_nonce(),
+            audience: Address::repeat_byte(0x77),
+            ..captured.clone()
+        },
+        &w.domain,
+    )
+    .await;
+    let url = w.read_url(id);
+    assert_eq!(w.post(&url, used.clone().into_bytes()).await.0, 200);
+    for _ in 0..10 {
+        for body in [&used, &expired, &elsewhere] {
+            let (status, answer) = w.post(&url, body.clone().into_bytes()).await;
+            assert_eq!(status, 403, "{}", String::from_utf8_lossy(&answer));
+        }
+    }
+    // The victim's own reads: the two left of the burst are served.
+    assert_eq!(w.read(&victim, id).await.0, 200);
+    assert_eq!(w.read(&victim, id).await.0, 200);
+    assert_eq!(w.read(&victim, id).await.0, 429, "the burst is 3");
+    let reasons: Vec<String> = w.log().await.into_iter().map(|(_, _, why)| why).collect();
+    assert!(
+        !reasons[1..31].iter().any(|r| r == "rate limited"),
+        "replays were charged to the victim: {reasons:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
