@@ -21,9 +21,9 @@ pub enum Refusal {
     /// The signature is malformed or recovers no address.
     #[error("invalid signature")]
     InvalidSignature,
-    /// The signature recovers another address than the request names.
+    /// The signature recovers another address (this one) than the request names.
     #[error("signer is not the requester")]
-    WrongSigner,
+    WrongSigner(Address),
     /// The requester has used up their allowance for now.
     #[error("rate limited")]
     RateLimited,
@@ -87,7 +87,7 @@ impl Verifier {
         let r = &signed.request;
         match recover(r, &self.domain, &signed.signature) {
             Some(signer) if signer == r.signer() => {}
-            Some(_) => return Err(Refusal::WrongSigner),
+            Some(signer) => return Err(Refusal::WrongSigner(signer)),
             None => return Err(Refusal::InvalidSignature),
         }
         if r.audience() != self.holder {
@@ -103,6 +103,11 @@ impl Verifier {
             return Err(Refusal::RateLimited);
         }
         Ok(())
+    }
+
+    /// The address that signed `signed`, if its signature recovers one (checks nothing else).
+    pub fn signer_of<T: SignedRequest>(&self, signed: &Signed<T>) -> Option<Address> {
+        recover(&signed.request, &self.domain, &signed.signature)
     }
 
     /// Checks that an upload is the holder's own and fresh (its nonce is kept in the
@@ -370,7 +375,10 @@ mod verifier_tests {
         bad.signature = "0x1234".into();
         assert_eq!(v.verify(&bad, None), Err(Refusal::InvalidSignature));
         let forged = signed(&v, &other, request(&me, 3, now, now + 60)).await;
-        assert_eq!(v.verify(&forged, None), Err(Refusal::WrongSigner));
+        assert_eq!(
+            v.verify(&forged, None),
+            Err(Refusal::WrongSigner(other.address()))
+        );
         let mut elsewhere = request(&me, 4, now, now + 60);
         elsewhere.audience = Address::repeat_byte(0x43);
         let elsewhere = signed(&v, &me, elsewhere).await;
@@ -427,13 +435,12 @@ mod verifier_tests {
         assert_eq!(v.verify(&third, None), Err(Refusal::Replayed));
         // A forged request does not use up the requester's allowance.
         let rate = RateLimiter::new(0.001, 1.0).unwrap();
-        let forged = signed(
-            &v,
-            &PrivateKeySigner::random(),
-            request(&me, 3, now, now + 60),
-        )
-        .await;
-        assert_eq!(v.verify(&forged, Some(&rate)), Err(Refusal::WrongSigner));
+        let forger = PrivateKeySigner::random();
+        let forged = signed(&v, &forger, request(&me, 3, now, now + 60)).await;
+        assert_eq!(
+            v.verify(&forged, Some(&rate)),
+            Err(Refusal::WrongSigner(forger.address()))
+        );
         let mine = signed(&v, &me, request(&me, 4, now, now + 60)).await;
         assert_eq!(v.verify(&mine, Some(&rate)), Ok(()));
     }

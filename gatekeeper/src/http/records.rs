@@ -140,11 +140,20 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
     a.nonce = r.nonce_word();
     a.expires_at = r.expiresAt;
     if r.recordId != a.record_id {
+        // Logged under whoever signed it (nobody, for a signature that recovers no one).
+        a.requester = app.auth.signer_of(&signed).unwrap_or(Address::ZERO);
         a.reason = "record id differs from the path".into();
         return Err(ApiError::denied());
     }
     if let Err(why) = app.auth.verify(&signed, Some(&app.rate)) {
         a.reason = why.to_string();
+        // The entry goes under the key that signed the request, never under the requester it
+        // merely names: no one can put a refused read in another's name in the log.
+        match why {
+            Refusal::WrongSigner(signer) => a.requester = signer,
+            Refusal::InvalidSignature => a.requester = Address::ZERO,
+            _ => {}
+        }
         return Err(match why {
             Refusal::RateLimited => ApiError::new(ErrorCode::RateLimited, "too many requests"),
             _ => ApiError::denied(),

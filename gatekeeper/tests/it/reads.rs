@@ -223,10 +223,52 @@ async fn adversarial_requests_disclose_nothing_and_are_logged() {
     assert!(!String::from_utf8_lossy(&b).contains("resourceType"));
     expected.push("malformed request");
 
+    // A stranger's request naming the reader, for another record than the path's.
+    let (s, b) = w
+        .read_as(&stranger, reader.address(), other, holder, t, t + 60, n())
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    let (s, b) = w
+        .post(
+            &w.read_url(id),
+            signed_body(
+                &stranger,
+                RecordRequest {
+                    requester: reader.address(),
+                    recordId: other,
+                    audience: holder,
+                    nonce: n(),
+                    issuedAt: t,
+                    expiresAt: t + 60,
+                },
+                &w.domain,
+            )
+            .await
+            .into_bytes(),
+        )
+        .await;
+    assert_eq!((s, &b), (403, &denial));
+    expected.extend([
+        "signer is not the requester",
+        "record id differs from the path",
+    ]);
+
     let log = w.log().await;
     let reasons: Vec<&str> = log.iter().map(|(_, _, why)| why.as_str()).collect();
     assert_eq!(reasons, expected, "every request is logged, in order");
     assert_eq!(log.iter().filter(|(_, allowed, _)| *allowed).count(), 2);
+    // No one puts a refused read in another's name: an entry is under the key that signed
+    // it (none for a signature that recovers nobody), not under the requester it claims, so
+    // a patient reading their log never sees the reader blamed for a stranger's attempt.
+    assert_eq!(log[0].0, Address::ZERO, "an unsigned request is nobody's");
+    for i in [1, log.len() - 2, log.len() - 1] {
+        assert_eq!(
+            log[i].0,
+            stranger.address(),
+            "logged under its signer, not the requester it names: {:?}",
+            log[i]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
