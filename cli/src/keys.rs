@@ -374,6 +374,10 @@ pub fn load(settings: &Settings) -> Result<PrivateKeySigner> {
 /// Decrypts the keystore at `path`; the address of a keystore without an `address` field is
 /// remembered in the address book, so that it is not asked for again.
 fn decrypt(settings: &Settings, path: &Path) -> Result<PrivateKeySigner> {
+    // What address-only commands showed for this account, read before decrypting: a file
+    // changed on disk (its `address` field, or the parts its MAC does not cover) must not
+    // sign as another key than the one the user saw.
+    let shown = known_address(settings, path);
     let pw = password(
         settings,
         &format!("Password for {}: ", path.display()),
@@ -387,7 +391,16 @@ fn decrypt(settings: &Settings, path: &Path) -> Result<PrivateKeySigner> {
             CliError::Key(format!("cannot decrypt {}: {msg}", path.display()))
         }
     })?;
-    if let Inspected::Fingerprint(f) = inspect(path) {
+    if let KeystoreAddress::Known(a) = shown
+        && a != signer.address()
+    {
+        return Err(CliError::Key(format!(
+            "{} says it holds {a} but decrypts to {}: the file was changed; not using it",
+            path.display(),
+            signer.address()
+        )));
+    }
+    if let (KeystoreAddress::Locked, Inspected::Fingerprint(f)) = (shown, inspect(path)) {
         remember(settings, f, signer.address());
     }
     Ok(signer)

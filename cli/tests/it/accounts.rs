@@ -31,6 +31,41 @@ fn new_import_list_and_address() {
     );
 }
 
+/// Attack: someone who may write the keystore folder but knows no password edits a keystore's
+/// `address` field to another account (the gov's here). Address-only commands show that
+/// address; a signing command must not then sign with the key the file really holds.
+#[test]
+fn a_keystore_that_decrypts_to_another_address_than_it_shows_is_refused() {
+    let env = Env::deployed();
+    let alice = env.json(&["account", "new", "alice"])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = env.path("keystores/alice");
+    let mut keystore: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let gov = "f39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+    keystore["address"] = gov.into();
+    std::fs::write(&file, keystore.to_string()).unwrap();
+    assert_eq!(env.addr("alice").to_lowercase(), format!("0x{gov}"));
+    let e = env.fail(
+        6,
+        &[
+            "-a",
+            "alice",
+            "revoke",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--sign-only",
+            "--nonce",
+            "1",
+            "--chain-id",
+            "31337",
+        ],
+    );
+    assert!(e.contains("the file was changed"), "{e}");
+    assert!(e.contains(&alice), "names the key it really holds: {e}");
+}
+
 #[test]
 fn keystore_is_readable_by_cast_wallet() {
     let env = Env::start();
