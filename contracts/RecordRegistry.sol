@@ -25,6 +25,9 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     mapping(bytes32 recordId => bytes32 commitment) private _commitments;
     mapping(bytes32 recordId => bytes32 newRecordId) private _supersededBy;
     mapping(address holder => LogAnchor) private _logAnchors;
+    mapping(address holder => Gatekeeper) private _gatekeepers;
+    // Written only for pointers anchored under break-glass, so ordinary anchors pay nothing.
+    mapping(bytes32 recordId => bool) private _breakGlass;
 
     constructor(IParticipantRegistry participants_, IConsentRegistry consent_)
         EIP712("medrec.Gatekeeper", "1")
@@ -34,9 +37,28 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     }
 
     /// @inheritdoc IRecordRegistry
+    function registerHolder(string calldata endpoint, address serviceKey) external {
+        _requireProvider();
+        uint256 len = bytes(endpoint).length;
+        if (len == 0 || len > MAX_LOCATOR_LENGTH) revert RecordInvalidEndpoint(len);
+        if (serviceKey == address(0)) revert RecordZeroServiceKey();
+        _gatekeepers[msg.sender] = Gatekeeper({endpoint: endpoint, serviceKey: serviceKey});
+        emit HolderRegistered(msg.sender, endpoint, serviceKey);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function gatekeeperOf(address holder) external view returns (Gatekeeper memory) {
+        return _gatekeepers[holder];
+    }
+
+    /// @inheritdoc IRecordRegistry
     function anchor(Pointer calldata p, bytes32 supersededHash) external {
         _requireProvider();
-        bytes32 commitment = _anchor(p, _relationship(p.patient, p.category));
+        uint64 granted = consent.grantedCategories(msg.sender, p.patient);
+        uint64 readable = _covers(granted, p.category)
+            ? granted
+            : consent.readableCategories(msg.sender, p.patient);
+        bytes32 commitment = _anchor(p, granted, readable);
         if (p.supersedes != bytes32(0)) {
             bytes32 old = p.supersedes;
             if (
@@ -55,31 +77,42 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         uint256 n = ps.length;
         if (n == 0 || n > MAX_BATCH) revert RecordInvalidBatch(n);
         _requireProvider();
-        // Records of a batch usually belong to few patients: ask the consent registry once per
-        // run of the same patient, and again only when a category is not covered yet.
+        // Records of a batch usually belong to few patients: ask the consent registry for the
+        // grant once per run of the same patient, and for break-glass only when the grant does
+        // not cover a category.
         address lastPatient = address(0);
+        uint64 granted = 0;
         uint64 readable = 0;
         for (uint256 i; i < n; ++i) {
             Pointer calldata p = ps[i];
             if (p.supersedes != bytes32(0)) revert RecordInvalidSupersede(p.supersedes);
-            if (i == 0 || p.patient != lastPatient || !_covers(readable, p.category)) {
+            if (i == 0 || p.patient != lastPatient) {
                 lastPatient = p.patient;
-                readable = _relationship(p.patient, p.category);
+                granted = consent.grantedCategories(msg.sender, p.patient);
+                readable = granted;
             }
-            _commitments[p.recordId] = _anchor(p, readable);
+            if (!_covers(readable, p.category)) {
+                readable = consent.readableCategories(msg.sender, p.patient);
+            }
+            _commitments[p.recordId] = _anchor(p, granted, readable);
         }
     }
 
     /// @inheritdoc IRecordRegistry
-    function anchorAccessLog(bytes32 head, uint64 entries) external {
-        _requireProvider();
-        uint64 previous = _logAnchors[msg.sender].entries;
+    function anchorAccessLog(address holder, bytes32 head, uint64 entries) external {
+        if (!participants.isCredentialed(holder, IParticipantRegistry.Role.Provider)) {
+            revert RecordNotProvider(holder);
+        }
+        if (msg.sender != holder && msg.sender != _gatekeepers[holder].serviceKey) {
+            revert RecordNotHolderKey(msg.sender, holder);
+        }
+        uint64 previous = _logAnchors[holder].entries;
         if (head == bytes32(0) || entries <= previous) {
             revert RecordInvalidLogAnchor(entries, previous);
         }
         uint40 nowTs = uint40(block.timestamp);
-        _logAnchors[msg.sender] = LogAnchor({head: head, entries: entries, anchoredAt: nowTs});
-        emit AccessLogAnchored(msg.sender, head, entries, nowTs);
+        _logAnchors[holder] = LogAnchor({head: head, entries: entries, anchoredAt: nowTs});
+        emit AccessLogAnchored(holder, head, entries, nowTs);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -94,6 +127,20 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         returns (bytes32 commitment, bytes32 supersededBy)
     {
         return (_commitments[recordId], _supersededBy[recordId]);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function anchoredUnderBreakGlass(bytes32 recordId) external view returns (bool) {
+        return _breakGlass[recordId];
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function recordIdOf(address holder, address patient, bytes32 contentHash)
+        external
+        pure
+        returns (bytes32)
+    {
+        return _recordId(holder, patient, contentHash);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -141,8 +188,13 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         return _domainSeparatorV4();
     }
 
-    /// @dev Checks `p` and emits its event; returns the commitment for the caller to store.
-    function _anchor(Pointer calldata p, uint64 readable) private returns (bytes32) {
+    /// @dev Checks `p` against the caller's `granted` categories of its patient and those it
+    /// may `readable` now (grant or break-glass), marks a break-glass anchor and emits its
+    /// event; returns the commitment for the caller to store.
+    function _anchor(Pointer calldata p, uint64 granted, uint64 readable)
+        private
+        returns (bytes32)
+    {
         if (p.recordId == bytes32(0)) revert RecordZeroId();
         if (p.patient == address(0)) revert RecordZeroPatient();
         if (p.contentHash == bytes32(0)) revert RecordZeroHash();
@@ -152,18 +204,27 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         if (!_covers(readable, p.category)) {
             revert RecordNoRelationship(msg.sender, p.patient, p.category);
         }
+        // Checked before existence: another holder's id is refused as not bound to the caller,
+        // so the attempt names what is wrong rather than the victim's record.
+        bytes32 expected = _recordId(msg.sender, p.patient, p.contentHash);
+        if (p.recordId != expected) revert RecordIdNotBound(p.recordId, expected);
         if (_commitments[p.recordId] != bytes32(0)) revert RecordExists(p.recordId);
         emit PointerAnchored(
             p.recordId, p.patient, msg.sender, p.category, p.contentHash, p.locator
         );
+        if (!_covers(granted, p.category)) {
+            _breakGlass[p.recordId] = true;
+            emit PointerAnchoredUnderBreakGlass(p.recordId, p.patient, msg.sender);
+        }
         return _commitment(p.patient, msg.sender, p.category, p.contentHash);
     }
 
-    /// @dev The categories of `patient` the caller (a checked provider) may read now: its live
-    /// grant, or everything under break-glass when the grant does not cover `category`.
-    function _relationship(address patient, uint8 category) private view returns (uint64 mask) {
-        mask = consent.grantedCategories(msg.sender, patient);
-        if (!_covers(mask, category)) mask = consent.readableCategories(msg.sender, patient);
+    function _recordId(address holder, address patient, bytes32 contentHash)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(holder, patient, contentHash));
     }
 
     function _covers(uint64 mask, uint8 category) private pure returns (bool) {

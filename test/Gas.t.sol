@@ -84,8 +84,12 @@ contract GasTest is Base {
 
     function test_gas_anchorOne() public {
         grantAs(patient, hospitalA, LABS);
-        IRecordRegistry.Pointer memory p =
-            pointer(keccak256("r1"), patient, LABS_CAT, keccak256("x"));
+        IRecordRegistry.Pointer memory p = pointer(
+            keccak256(abi.encode(hospitalA, patient, keccak256("x"))),
+            patient,
+            LABS_CAT,
+            keccak256("x")
+        );
         cool();
         vm.prank(hospitalA);
         records.anchor(p, bytes32(0));
@@ -97,8 +101,12 @@ contract GasTest is Base {
         grantAs(patient, hospitalA, LABS);
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](50);
         for (uint256 i; i < 50; ++i) {
-            ps[i] =
-                pointer(keccak256(abi.encode("r", i)), patient, LABS_CAT, keccak256(abi.encode(i)));
+            ps[i] = pointer(
+                keccak256(abi.encode(hospitalA, patient, keccak256(abi.encode(i)))),
+                patient,
+                LABS_CAT,
+                keccak256(abi.encode(i))
+            );
         }
         cool();
         vm.prank(hospitalA);
@@ -113,7 +121,12 @@ contract GasTest is Base {
         for (uint256 i; i < 50; ++i) {
             address p = address(uint160(0x1000 + i));
             grantAs(p, hospitalA, LABS);
-            ps[i] = pointer(keccak256(abi.encode("r", i)), p, LABS_CAT, keccak256(abi.encode(i)));
+            ps[i] = pointer(
+                keccak256(abi.encode(hospitalA, p, keccak256(abi.encode(i)))),
+                p,
+                LABS_CAT,
+                keccak256(abi.encode(i))
+            );
         }
         cool();
         vm.prank(hospitalA);
@@ -121,14 +134,15 @@ contract GasTest is Base {
         uint256 used = vm.snapshotGasLastCall("anchorBatch 50, 50 patients (total)");
         vm.snapshotValue("anchorBatch 50, 50 patients (per pointer)", used / 50);
         // One cold grant lookup per patient on top of the one-patient batch: over the target
-        // (see BENCHMARKS.md); this bound only catches a regression.
-        assertLe(used / 50, 33_000);
+        // (see BENCHMARKS.md); this bound only catches a regression. About 700 more per pointer
+        // since record ids are checked against their holder (issue 14).
+        assertLe(used / 50, 34_000);
     }
 
     function test_gas_anchorAccessLog() public {
         cool();
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("head"), 100);
+        records.anchorAccessLog(hospitalA, keccak256("head"), 100);
         vm.snapshotGasLastCall("anchorAccessLog");
     }
 

@@ -10,17 +10,23 @@ contract RecordRegistryTest is Base {
     address internal patient2 = makeAddr("patient2");
     address internal patient3 = makeAddr("patient3");
 
-    bytes32 internal constant ID1 = keccak256("record 1");
-    bytes32 internal constant ID2 = keccak256("record 2");
-    bytes32 internal constant ID3 = keccak256("record 3");
     // Immutable, not constant: a constant sha256 is re-evaluated (a precompile call) at each
     // use, which would consume a pending vm.expectRevert.
     bytes32 internal immutable HASH1 = sha256("lab result v1");
     bytes32 internal immutable HASH2 = sha256("lab result v2");
     bytes32 internal immutable HASH3 = sha256("clinical note");
 
+    // Record ids are bound to holder, patient and content: these are hospitalA's records of
+    // `patient` with HASH1..3; a test anchoring other fields takes its id from {idOf}.
+    bytes32 internal ID1;
+    bytes32 internal ID2;
+    bytes32 internal ID3;
+
     function setUp() public override {
         super.setUp();
+        ID1 = idOf(hospitalA, patient, HASH1);
+        ID2 = idOf(hospitalA, patient, HASH2);
+        ID3 = idOf(hospitalA, patient, HASH3);
         // patient: hospitalA may read labs and notes. patient2: hospitalA labs only.
         // patient3: hospitalA everything. hospitalB has no relationship with anyone.
         grantAs(patient, hospitalA, LABS | NOTES);
@@ -29,6 +35,10 @@ contract RecordRegistryTest is Base {
     }
 
     // ------------------------------------------------------------ helpers
+
+    function idOf(address holder, address p, bytes32 hash) internal pure returns (bytes32) {
+        return keccak256(abi.encode(holder, p, hash));
+    }
 
     function anchorAs(address holder, IRecordRegistry.Pointer memory p, bytes32 supersededHash)
         internal
@@ -56,10 +66,21 @@ contract RecordRegistryTest is Base {
     }
 
     function expectAnchored(IRecordRegistry.Pointer memory p, address holder) internal {
+        expectAnchored(p, holder, false);
+    }
+
+    /// @dev `breakGlass`: the holder's grant does not cover the pointer's category.
+    function expectAnchored(IRecordRegistry.Pointer memory p, address holder, bool breakGlass)
+        internal
+    {
         vm.expectEmit(true, true, true, true, address(records));
         emit IRecordRegistry.PointerAnchored(
             p.recordId, p.patient, holder, p.category, p.contentHash, p.locator
         );
+        if (breakGlass) {
+            vm.expectEmit(true, true, true, true, address(records));
+            emit IRecordRegistry.PointerAnchoredUnderBreakGlass(p.recordId, p.patient, holder);
+        }
     }
 
     function expectSuperseded(bytes32 oldId, bytes32 newId) internal {
@@ -232,7 +253,7 @@ contract RecordRegistryTest is Base {
             abi.encode(
                 RECORD_REQUEST_TYPEHASH,
                 address(0xA11CE),
-                ID1,
+                keccak256("record 1"),
                 address(0xB0B),
                 uint256(7),
                 uint64(1_800_000_000),
@@ -318,23 +339,28 @@ contract RecordRegistryTest is Base {
 
     function test_anchor_severalRecordsSamePatient() public {
         anchorAs(hospitalA, pointer(ID1, patient, LABS_CAT, HASH1));
-        anchorAs(hospitalA, pointer(ID2, patient, NOTES_CAT, HASH3));
-        // Same content under another id is fine: ids are what must be unique.
-        anchorAs(hospitalA, pointer(ID3, patient, LABS_CAT, HASH1));
+        anchorAs(hospitalA, pointer(ID3, patient, NOTES_CAT, HASH3));
+        anchorAs(hospitalA, pointer(ID2, patient, LABS_CAT, HASH2));
         assertStored(pointer(ID1, patient, LABS_CAT, HASH1), hospitalA);
-        assertStored(pointer(ID2, patient, NOTES_CAT, HASH3), hospitalA);
-        assertStored(pointer(ID3, patient, LABS_CAT, HASH1), hospitalA);
+        assertStored(pointer(ID3, patient, NOTES_CAT, HASH3), hospitalA);
+        assertStored(pointer(ID2, patient, LABS_CAT, HASH2), hospitalA);
+        // The same content again is the same record (its id is bound to holder, patient and
+        // content), whatever its category.
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, ID1));
+        anchorAs(hospitalA, pointer(ID1, patient, NOTES_CAT, HASH1));
     }
 
     function test_anchor_category63() public {
-        IRecordRegistry.Pointer memory p = pointer(ID1, patient3, 63, HASH1);
+        IRecordRegistry.Pointer memory p =
+            pointer(idOf(hospitalA, patient3, HASH1), patient3, 63, HASH1);
         expectAnchored(p, hospitalA);
         anchorAs(hospitalA, p);
         assertStored(p, hospitalA);
     }
 
     function test_anchor_category0() public {
-        IRecordRegistry.Pointer memory p = pointer(ID1, patient3, 0, HASH1);
+        IRecordRegistry.Pointer memory p =
+            pointer(idOf(hospitalA, patient3, HASH1), patient3, 0, HASH1);
         anchorAs(hospitalA, p);
         assertStored(p, hospitalA);
     }
@@ -415,17 +441,24 @@ contract RecordRegistryTest is Base {
         anchorAs(hospitalA, pointer(ID1, patient, LABS_CAT, HASH1));
 
         vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, ID1));
-        anchorAs(hospitalA, pointer(ID1, patient, NOTES_CAT, HASH2));
+        anchorAs(hospitalA, pointer(ID1, patient, NOTES_CAT, HASH1));
 
         assertEq(commitment(ID1), before);
     }
 
-    function test_anchor_revertsExistsForAnotherHolder() public {
+    function test_anchor_revertsIdOfAnotherHolder() public {
+        // Ids are bound to their holder: another holder's id is refused as not bound to the
+        // caller (before, it reverted only because the id existed; see HolderEndpoints.t.sol
+        // for the id taken first).
         anchorAs(hospitalA, pointer(ID1, patient, LABS_CAT, HASH1));
         bytes32 before = commitment(ID1);
         grantAs(patient, hospitalB, LABS);
 
-        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, ID1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRecordRegistry.RecordIdNotBound.selector, ID1, idOf(hospitalB, patient, HASH2)
+            )
+        );
         anchorAs(hospitalB, pointer(ID1, patient, LABS_CAT, HASH2));
 
         assertEq(commitment(ID1), before);
@@ -496,8 +529,8 @@ contract RecordRegistryTest is Base {
         consent.grant(patient, hospitalB, LABS, TREATMENT, 0, expiresAt);
 
         vm.warp(expiresAt - 1);
-        anchorAs(hospitalB, pointer(ID1, patient, LABS_CAT, HASH1));
-        assertStored(pointer(ID1, patient, LABS_CAT, HASH1), hospitalB);
+        anchorAs(hospitalB, pointer(idOf(hospitalB, patient, HASH1), patient, LABS_CAT, HASH1));
+        assertStored(pointer(idOf(hospitalB, patient, HASH1), patient, LABS_CAT, HASH1), hospitalB);
 
         vm.warp(expiresAt);
         vm.expectRevert(noRelationship(hospitalB, patient, LABS_CAT));
@@ -518,14 +551,15 @@ contract RecordRegistryTest is Base {
         vm.prank(patient);
         consent.grant(patient, hospitalB, LABS, TREATMENT, notBefore, notBefore + 1 days);
 
+        bytes32 idB1 = idOf(hospitalB, patient, HASH1);
         vm.warp(notBefore - 1);
         vm.expectRevert(noRelationship(hospitalB, patient, LABS_CAT));
-        anchorAs(hospitalB, pointer(ID1, patient, LABS_CAT, HASH1));
-        assertNotStored(ID1);
+        anchorAs(hospitalB, pointer(idB1, patient, LABS_CAT, HASH1));
+        assertNotStored(idB1);
 
         vm.warp(notBefore);
-        anchorAs(hospitalB, pointer(ID1, patient, LABS_CAT, HASH1));
-        assertStored(pointer(ID1, patient, LABS_CAT, HASH1), hospitalB);
+        anchorAs(hospitalB, pointer(idB1, patient, LABS_CAT, HASH1));
+        assertStored(pointer(idB1, patient, LABS_CAT, HASH1), hospitalB);
     }
 
     function test_anchor_revertsNoRelationshipGrantToAnotherProvider() public {
@@ -539,8 +573,9 @@ contract RecordRegistryTest is Base {
         consent.openEmergencyAccess(patient, keccak256("unconscious in ER"), CAP);
 
         // Any category, not just the ones the patient granted to someone.
-        IRecordRegistry.Pointer memory p = pointer(ID1, patient, 42, HASH1);
-        expectAnchored(p, hospitalB);
+        IRecordRegistry.Pointer memory p =
+            pointer(idOf(hospitalB, patient, HASH1), patient, 42, HASH1);
+        expectAnchored(p, hospitalB, true);
         anchorAs(hospitalB, p);
         assertStored(p, hospitalB);
 
@@ -560,13 +595,15 @@ contract RecordRegistryTest is Base {
         vm.prank(hospitalA);
         consent.openEmergencyAccess(patient, keccak256("seizure"), CAP);
         IRecordRegistry.Pointer memory p = pointer(ID1, patient, 42, HASH1);
-        expectAnchored(p, hospitalA);
+        expectAnchored(p, hospitalA, true);
         anchorAs(hospitalA, p);
         assertStored(p, hospitalA);
+        assertTrue(records.anchoredUnderBreakGlass(ID1), "marked");
 
         // After the window, the grant still covers labs but no longer category 42.
         vm.warp(block.timestamp + CAP);
         anchorAs(hospitalA, pointer(ID2, patient, LABS_CAT, HASH2));
+        assertFalse(records.anchoredUnderBreakGlass(ID2), "granted: not marked");
         vm.expectRevert(noRelationship(hospitalA, patient, 42));
         anchorAs(hospitalA, pointer(ID3, patient, 42, HASH3));
     }
@@ -634,16 +671,16 @@ contract RecordRegistryTest is Base {
         assertTrue(records.verifyPointer(ID3, patient, hospitalA, LABS_CAT, HASH3));
     }
 
-    function test_anchor_amendmentWithSameContent() public {
-        // An amendment may keep the content (e.g. only the locator moved).
+    function test_anchor_amendmentWithSameContentReverts() public {
+        // The same content of the same patient at the same holder has one id: an amendment
+        // must change the content.
         anchorAs(hospitalA, pointer(ID1, patient, LABS_CAT, HASH1));
-        IRecordRegistry.Pointer memory newP = amendment(ID2, patient, LABS_CAT, HASH1, ID1);
+        IRecordRegistry.Pointer memory newP = amendment(ID1, patient, LABS_CAT, HASH1, ID1);
         newP.locator = "https://hospital-a.example/records/moved";
-        expectAnchored(newP, hospitalA);
-        expectSuperseded(ID1, ID2);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, ID1));
         anchorAs(hospitalA, newP, HASH1);
-        assertEq(supersededBy(ID1), ID2);
-        assertStored(newP, hospitalA);
+        assertEq(supersededBy(ID1), bytes32(0));
+        assertStored(pointer(ID1, patient, LABS_CAT, HASH1), hospitalA);
     }
 
     function test_anchor_revertsSupersedeUnknown() public {
@@ -656,21 +693,23 @@ contract RecordRegistryTest is Base {
 
     function test_anchor_revertsSupersedeOtherHolder() public {
         grantAs(patient, hospitalB, LABS);
-        anchorAs(hospitalB, pointer(ID1, patient, LABS_CAT, HASH1));
+        bytes32 idB1 = idOf(hospitalB, patient, HASH1);
+        anchorAs(hospitalB, pointer(idB1, patient, LABS_CAT, HASH1));
 
-        vm.expectRevert(invalidSupersede(ID1));
-        anchorAs(hospitalA, amendment(ID2, patient, LABS_CAT, HASH2, ID1), HASH1);
+        vm.expectRevert(invalidSupersede(idB1));
+        anchorAs(hospitalA, amendment(ID2, patient, LABS_CAT, HASH2, idB1), HASH1);
         assertNotStored(ID2);
-        assertEq(supersededBy(ID1), bytes32(0));
+        assertEq(supersededBy(idB1), bytes32(0));
     }
 
     function test_anchor_revertsSupersedeOtherPatient() public {
-        anchorAs(hospitalA, pointer(ID1, patient2, LABS_CAT, HASH1));
+        bytes32 id21 = idOf(hospitalA, patient2, HASH1);
+        anchorAs(hospitalA, pointer(id21, patient2, LABS_CAT, HASH1));
 
-        vm.expectRevert(invalidSupersede(ID1));
-        anchorAs(hospitalA, amendment(ID2, patient, LABS_CAT, HASH2, ID1), HASH1);
+        vm.expectRevert(invalidSupersede(id21));
+        anchorAs(hospitalA, amendment(ID2, patient, LABS_CAT, HASH2, id21), HASH1);
         assertNotStored(ID2);
-        assertEq(supersededBy(ID1), bytes32(0));
+        assertEq(supersededBy(id21), bytes32(0));
     }
 
     function test_anchor_revertsSupersedeOtherCategory() public {
@@ -733,11 +772,11 @@ contract RecordRegistryTest is Base {
 
     function test_anchorBatch_interleavedPatients() public {
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](5);
-        ps[0] = pointer(keccak256("b0"), patient, LABS_CAT, sha256("c0"));
-        ps[1] = pointer(keccak256("b1"), patient2, LABS_CAT, sha256("c1"));
-        ps[2] = pointer(keccak256("b2"), patient, NOTES_CAT, sha256("c2"));
-        ps[3] = pointer(keccak256("b3"), patient3, 63, sha256("c3"));
-        ps[4] = pointer(keccak256("b4"), patient3, 0, sha256("c4"));
+        ps[0] = pointer(idOf(hospitalA, patient, sha256("c0")), patient, LABS_CAT, sha256("c0"));
+        ps[1] = pointer(idOf(hospitalA, patient2, sha256("c1")), patient2, LABS_CAT, sha256("c1"));
+        ps[2] = pointer(idOf(hospitalA, patient, sha256("c2")), patient, NOTES_CAT, sha256("c2"));
+        ps[3] = pointer(idOf(hospitalA, patient3, sha256("c3")), patient3, 63, sha256("c3"));
+        ps[4] = pointer(idOf(hospitalA, patient3, sha256("c4")), patient3, 0, sha256("c4"));
         ps[4].locator = "ipfs://x";
 
         vm.recordLogs();
@@ -769,12 +808,9 @@ contract RecordRegistryTest is Base {
         uint256 n = records.MAX_BATCH();
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](n);
         for (uint256 i; i < n; ++i) {
-            ps[i] = pointer(
-                keccak256(abi.encode("max", i)),
-                i % 2 == 0 ? patient : patient3,
-                LABS_CAT,
-                keccak256(abi.encode(i))
-            );
+            address p = i % 2 == 0 ? patient : patient3;
+            bytes32 h = keccak256(abi.encode(i));
+            ps[i] = pointer(idOf(hospitalA, p, h), p, LABS_CAT, h);
         }
         batchAs(hospitalA, ps);
         assertStored(ps[0], hospitalA);
@@ -814,12 +850,12 @@ contract RecordRegistryTest is Base {
             hospitalA,
             batchOf(
                 pointer(ID1, patient, LABS_CAT, HASH1),
-                pointer(ID2, patient2, LABS_CAT, HASH2),
+                pointer(idOf(hospitalA, patient2, HASH2), patient2, LABS_CAT, HASH2),
                 pointer(ID3, patient2, NOTES_CAT, HASH3)
             )
         );
         assertNotStored(ID1);
-        assertNotStored(ID2);
+        assertNotStored(idOf(hospitalA, patient2, HASH2));
         assertNotStored(ID3);
     }
 
@@ -838,7 +874,7 @@ contract RecordRegistryTest is Base {
         vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, ID2));
         batchAs(
             hospitalA,
-            batchOf(pointer(ID1, patient, LABS_CAT, HASH1), pointer(ID2, patient2, LABS_CAT, HASH3))
+            batchOf(pointer(ID1, patient, LABS_CAT, HASH1), pointer(ID2, patient, LABS_CAT, HASH2))
         );
         assertNotStored(ID1);
         assertEq(commitment(ID2), before);
@@ -942,12 +978,12 @@ contract RecordRegistryTest is Base {
             hospitalA,
             batchOf(
                 pointer(ID1, patient, LABS_CAT, HASH1),
-                pointer(ID2, patient2, LABS_CAT, HASH2),
+                pointer(idOf(hospitalA, patient2, HASH2), patient2, LABS_CAT, HASH2),
                 pointer(ID3, stranger, LABS_CAT, HASH3)
             )
         );
         assertNotStored(ID1);
-        assertNotStored(ID2);
+        assertNotStored(idOf(hospitalA, patient2, HASH2));
     }
 
     function test_anchorBatch_revertsNoRelationshipUngrantedCategorySamePatient() public {
@@ -955,10 +991,11 @@ contract RecordRegistryTest is Base {
         batchAs(
             hospitalA,
             batchOf(
-                pointer(ID1, patient2, LABS_CAT, HASH1), pointer(ID2, patient2, NOTES_CAT, HASH2)
+                pointer(idOf(hospitalA, patient2, HASH1), patient2, LABS_CAT, HASH1),
+                pointer(ID2, patient2, NOTES_CAT, HASH2)
             )
         );
-        assertNotStored(ID1);
+        assertNotStored(idOf(hospitalA, patient2, HASH1));
     }
 
     function test_anchorBatch_revertsNoRelationshipRevokedGrant() public {
@@ -985,13 +1022,17 @@ contract RecordRegistryTest is Base {
     function test_anchorBatch_breakGlass() public {
         vm.prank(hospitalB);
         consent.openEmergencyAccess(patient2, keccak256("stroke"), CAP);
-        IRecordRegistry.Pointer[] memory ps =
-            batchOf(pointer(ID1, patient2, NOTES_CAT, HASH1), pointer(ID2, patient2, 63, HASH2));
-        expectAnchored(ps[0], hospitalB);
-        expectAnchored(ps[1], hospitalB);
+        IRecordRegistry.Pointer[] memory ps = batchOf(
+            pointer(idOf(hospitalB, patient2, HASH1), patient2, NOTES_CAT, HASH1),
+            pointer(idOf(hospitalB, patient2, HASH2), patient2, 63, HASH2)
+        );
+        expectAnchored(ps[0], hospitalB, true);
+        expectAnchored(ps[1], hospitalB, true);
         batchAs(hospitalB, ps);
         assertStored(ps[0], hospitalB);
         assertStored(ps[1], hospitalB);
+        assertTrue(records.anchoredUnderBreakGlass(ps[0].recordId), "marked");
+        assertTrue(records.anchoredUnderBreakGlass(ps[1].recordId), "marked");
     }
 
     function test_anchorBatch_grantThenBreakGlassSamePatient() public {
@@ -1000,16 +1041,17 @@ contract RecordRegistryTest is Base {
         vm.prank(hospitalA);
         consent.openEmergencyAccess(patient2, keccak256("stroke"), CAP);
         IRecordRegistry.Pointer[] memory ps = batchOf(
-            pointer(ID1, patient2, LABS_CAT, HASH1),
-            pointer(ID2, patient2, NOTES_CAT, HASH2),
-            pointer(ID3, patient2, LABS_CAT, HASH3)
+            pointer(idOf(hospitalA, patient2, HASH1), patient2, LABS_CAT, HASH1),
+            pointer(idOf(hospitalA, patient2, HASH2), patient2, NOTES_CAT, HASH2),
+            pointer(idOf(hospitalA, patient2, HASH3), patient2, LABS_CAT, HASH3)
         );
         for (uint256 i; i < ps.length; ++i) {
-            expectAnchored(ps[i], hospitalA);
+            expectAnchored(ps[i], hospitalA, i == 1);
         }
         batchAs(hospitalA, ps);
         for (uint256 i; i < ps.length; ++i) {
             assertStored(ps[i], hospitalA);
+            assertEq(records.anchoredUnderBreakGlass(ps[i].recordId), i == 1, "mark");
         }
     }
 
@@ -1046,13 +1088,13 @@ contract RecordRegistryTest is Base {
 
     function test_anchorBatch_thenSingleAmendment() public {
         IRecordRegistry.Pointer[] memory ps = batchOf(
-            pointer(ID1, patient, LABS_CAT, HASH1), pointer(ID2, patient, NOTES_CAT, HASH3)
+            pointer(ID1, patient, LABS_CAT, HASH1), pointer(ID3, patient, NOTES_CAT, HASH3)
         );
         batchAs(hospitalA, ps);
         // Batch-anchored records can be amended with {anchor}.
-        expectSuperseded(ID1, ID3);
-        anchorAs(hospitalA, amendment(ID3, patient, LABS_CAT, HASH2, ID1), HASH1);
-        assertEq(supersededBy(ID1), ID3);
+        expectSuperseded(ID1, ID2);
+        anchorAs(hospitalA, amendment(ID2, patient, LABS_CAT, HASH2, ID1), HASH1);
+        assertEq(supersededBy(ID1), ID2);
         assertTrue(records.verifyPointer(ID1, patient, hospitalA, LABS_CAT, HASH1));
     }
 
@@ -1073,7 +1115,8 @@ contract RecordRegistryTest is Base {
         Query memory q,
         uint8 mutate
     ) public {
-        vm.assume(id != bytes32(0) && hash != bytes32(0));
+        vm.assume(hash != bytes32(0));
+        id = idOf(hospitalA, patient3, hash);
         category = uint8(bound(category, 0, 63));
         IRecordRegistry.Pointer memory p = pointer(id, patient3, category, hash);
         expectAnchored(p, hospitalA);
@@ -1102,18 +1145,15 @@ contract RecordRegistryTest is Base {
         category = uint8(bound(category, 0, 63));
         grantAs(who, hospitalA, uint64(1) << category);
 
-        IRecordRegistry.Pointer memory p = pointer(ID1, who, category, hash);
+        bytes32 id = idOf(hospitalA, who, hash);
+        IRecordRegistry.Pointer memory p = pointer(id, who, category, hash);
         expectAnchored(p, hospitalA);
         anchorAs(hospitalA, p);
-        assertTrue(records.verifyPointer(ID1, who, hospitalA, category, hash));
-        assertFalse(records.verifyPointer(ID1, who, hospitalB, category, hash));
-        assertFalse(
-            records.verifyPointer(ID1, who, hospitalA, category, bytes32(uint256(hash) ^ 1))
-        );
-        assertFalse(records.verifyPointer(ID1, who, hospitalA, category ^ 1, hash));
-        assertFalse(
-            records.verifyPointer(ID1, address(uint160(who) ^ 1), hospitalA, category, hash)
-        );
+        assertTrue(records.verifyPointer(id, who, hospitalA, category, hash));
+        assertFalse(records.verifyPointer(id, who, hospitalB, category, hash));
+        assertFalse(records.verifyPointer(id, who, hospitalA, category, bytes32(uint256(hash) ^ 1)));
+        assertFalse(records.verifyPointer(id, who, hospitalA, category ^ 1, hash));
+        assertFalse(records.verifyPointer(id, address(uint160(who) ^ 1), hospitalA, category, hash));
     }
 
     struct Second {
@@ -1130,7 +1170,8 @@ contract RecordRegistryTest is Base {
         bytes32 hash,
         Second memory second
     ) public {
-        vm.assume(id != bytes32(0) && hash != bytes32(0) && second.hash != bytes32(0));
+        vm.assume(hash != bytes32(0) && second.hash != bytes32(0));
+        id = idOf(hospitalA, patient3, hash);
         category = uint8(bound(category, 0, 63));
         // Both providers may anchor any category of patient and patient3.
         grantAs(patient3, hospitalB, type(uint64).max);
@@ -1152,12 +1193,18 @@ contract RecordRegistryTest is Base {
         );
         p2.locator = stringOfLength(bound(second.locatorLen, 1, 256));
 
-        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, id));
+        // The same holder, patient and content: the id exists; anything else: the id is not
+        // the caller's to take.
+        bytes32 expected = idOf(holder, p2.patient, p2.contentHash);
+        bytes memory err = expected == id
+            ? abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, id)
+            : abi.encodeWithSelector(IRecordRegistry.RecordIdNotBound.selector, id, expected);
+        vm.expectRevert(err);
         anchorAs(holder, p2);
 
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](1);
         ps[0] = p2;
-        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, id));
+        vm.expectRevert(err);
         batchAs(holder, ps);
 
         assertEq(commitment(id), before);
@@ -1207,7 +1254,8 @@ contract RecordRegistryTest is Base {
         n = bound(n, 0, 260);
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](n);
         for (uint256 i; i < n; ++i) {
-            ps[i] = pointer(keccak256(abi.encode("fz", i)), patient, LABS_CAT, HASH1);
+            bytes32 h = keccak256(abi.encode("fz", i));
+            ps[i] = pointer(idOf(hospitalA, patient, h), patient, LABS_CAT, h);
         }
         if (n == 0 || n > records.MAX_BATCH()) {
             vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordInvalidBatch.selector, n));
@@ -1225,30 +1273,30 @@ contract AccessLogAnchorTest is Base {
         vm.expectEmit(true, false, false, true, address(records));
         emit IRecordRegistry.AccessLogAnchored(hospitalA, keccak256("h1"), 3, now40());
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h1"), 3);
+        records.anchorAccessLog(hospitalA, keccak256("h1"), 3);
         IRecordRegistry.LogAnchor memory a = records.accessLogOf(hospitalA);
         assertEq(a.head, keccak256("h1"));
         assertEq(a.entries, 3);
         assertEq(a.anchoredAt, now40());
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h2"), 4);
+        records.anchorAccessLog(hospitalA, keccak256("h2"), 4);
         assertEq(records.accessLogOf(hospitalA).head, keccak256("h2"));
         assertEq(records.accessLogOf(hospitalB).entries, 0, "per holder");
     }
 
     function test_anchorAccessLog_revertsWhenNotGrowing() public {
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h1"), 3);
+        records.anchorAccessLog(hospitalA, keccak256("h1"), 3);
         vm.expectRevert(
             abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 3, 3)
         );
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h2"), 3);
+        records.anchorAccessLog(hospitalA, keccak256("h2"), 3);
         vm.expectRevert(
             abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 2, 3)
         );
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h2"), 2);
+        records.anchorAccessLog(hospitalA, keccak256("h2"), 2);
     }
 
     function test_anchorAccessLog_revertsOnZeroHeadOrEntries() public {
@@ -1256,12 +1304,12 @@ contract AccessLogAnchorTest is Base {
             abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 1, 0)
         );
         vm.prank(hospitalA);
-        records.anchorAccessLog(bytes32(0), 1);
+        records.anchorAccessLog(hospitalA, bytes32(0), 1);
         vm.expectRevert(
             abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, 0, 0)
         );
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("h"), 0);
+        records.anchorAccessLog(hospitalA, keccak256("h"), 0);
     }
 
     function test_anchorAccessLog_revertsForNonProvider() public {
@@ -1269,20 +1317,20 @@ contract AccessLogAnchorTest is Base {
             abi.encodeWithSelector(IRecordRegistry.RecordNotProvider.selector, stranger)
         );
         vm.prank(stranger);
-        records.anchorAccessLog(keccak256("h"), 1);
+        records.anchorAccessLog(stranger, keccak256("h"), 1);
     }
 
     function testFuzz_anchorAccessLog_neverShrinks(uint64 a, uint64 b) public {
         a = uint64(bound(a, 1, type(uint64).max - 1));
         vm.prank(hospitalA);
-        records.anchorAccessLog(keccak256("a"), a);
+        records.anchorAccessLog(hospitalA, keccak256("a"), a);
         vm.prank(hospitalA);
         if (b <= a) {
             vm.expectRevert(
                 abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, b, a)
             );
         }
-        records.anchorAccessLog(keccak256("b"), b);
+        records.anchorAccessLog(hospitalA, keccak256("b"), b);
         assertEq(records.accessLogOf(hospitalA).entries, b <= a ? a : b);
     }
 }

@@ -12,16 +12,27 @@ import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 /// the indexer) and checks them with {verifyPointer}. Nothing is deleted: an amendment anchors a
 /// new pointer that supersedes an earlier one of the same holder, patient and category.
 ///
+/// A record id is bound to its holder: it must be `keccak256(abi.encode(holder, patient,
+/// contentHash))`, so no provider can take the id of another holder's record first. A pointer
+/// anchored by a holder whose grant does not cover its category (break-glass) is marked so in
+/// its event and in {anchoredUnderBreakGlass}, for the patient to review.
+///
+/// Each holder registers here the endpoint of its gatekeeper and the gatekeeper's own service
+/// key ({registerHolder}): requesters read records only at the registered endpoint, never at a
+/// URL taken from a locator, and the service key anchors the holder's access log without
+/// sharing the holder's nonces.
+///
 /// The registry also names the EIP-712 domain of the messages that holders' gatekeepers verify
 /// off chain (uploads, record, research and access-log requests): it verifies none of them
 /// itself, but {eip712Domain} (ERC-5267) lets any client discover that domain from the chain.
 interface IRecordRegistry is IERC5267 {
     /// @notice A pointer to anchor.
-    /// @param recordId the holder-chosen, globally unique record id (non-zero)
+    /// @param recordId `keccak256(abi.encode(holder, patient, contentHash))`
     /// @param patient whose record it is
     /// @param category the record's category, 0..63 (bit of the consent mask)
     /// @param contentHash SHA-256 of the record's exact bytes
-    /// @param locator opaque address of the record at its holder (e.g. a URL)
+    /// @param locator the holder's own opaque reference to the record; clients never
+    /// dereference it (they read at the holder's registered endpoint)
     /// @param supersedes id of the record this one amends, or zero
     struct Pointer {
         bytes32 recordId;
@@ -32,8 +43,8 @@ interface IRecordRegistry is IERC5267 {
         bytes32 supersedes;
     }
 
-    /// @notice Emitted for every anchored pointer; with {PointerSuperseded} for amendments, it
-    /// holds everything needed to rebuild the registry.
+    /// @notice Emitted for every anchored pointer; with {PointerSuperseded} for amendments and
+    /// {PointerAnchoredUnderBreakGlass}, it holds everything needed to rebuild the registry.
     event PointerAnchored(
         bytes32 indexed recordId,
         address indexed patient,
@@ -41,6 +52,14 @@ interface IRecordRegistry is IERC5267 {
         uint8 category,
         bytes32 contentHash,
         string locator
+    );
+
+    /// @notice Emitted right after the {PointerAnchored} of `recordId` when its holder's grant
+    /// did not cover the record's category and only break-glass let it anchor: the patient
+    /// should review such a pointer. A separate event so that ordinary anchors pay nothing
+    /// for the mark.
+    event PointerAnchoredUnderBreakGlass(
+        bytes32 indexed recordId, address indexed patient, address indexed holder
     );
 
     /// @notice Emitted, after the new record's {PointerAnchored}, when it amends `oldRecordId`.
@@ -51,6 +70,18 @@ interface IRecordRegistry is IERC5267 {
     event AccessLogAnchored(
         address indexed holder, bytes32 head, uint64 entries, uint40 anchoredAt
     );
+
+    /// @notice Emitted when `holder` registers (or changes) its gatekeeper's endpoint and
+    /// service key.
+    event HolderRegistered(address indexed holder, string endpoint, address indexed serviceKey);
+
+    /// @notice A holder's gatekeeper, as the holder registered it.
+    /// @param endpoint the base URL requesters read the holder's records at
+    /// @param serviceKey the gatekeeper's own key, allowed to anchor the holder's access log
+    struct Gatekeeper {
+        string endpoint;
+        address serviceKey;
+    }
 
     /// @notice The latest access-log head a holder anchored.
     struct LogAnchor {
@@ -69,6 +100,15 @@ interface IRecordRegistry is IERC5267 {
     error RecordInvalidLocator(uint256 length);
     /// @notice The category is above 63.
     error RecordInvalidCategory(uint8 category);
+    /// @notice `recordId` is not `keccak256(abi.encode(holder, patient, contentHash))`, the id
+    /// `expected` for the caller as holder.
+    error RecordIdNotBound(bytes32 recordId, bytes32 expected);
+    /// @notice The endpoint is empty or longer than `MAX_LOCATOR_LENGTH`.
+    error RecordInvalidEndpoint(uint256 length);
+    /// @notice The service key is the zero address.
+    error RecordZeroServiceKey();
+    /// @notice `sender` is neither `holder` nor the service key `holder` registered.
+    error RecordNotHolderKey(address sender, address holder);
     /// @notice `recordId` is already anchored.
     error RecordExists(bytes32 recordId);
     /// @notice The caller is not a credentialed provider.
@@ -83,26 +123,40 @@ interface IRecordRegistry is IERC5267 {
     /// @notice An access-log anchor that is empty or shorter than the holder's last one.
     error RecordInvalidLogAnchor(uint64 entries, uint64 previous);
 
+    /// @notice Registers the caller's gatekeeper: the endpoint requesters read its records at
+    /// and the service key that may anchor its access log. A later call replaces both.
+    /// Requirements: caller is a credentialed provider; endpoint of 1..MAX_LOCATOR_LENGTH
+    /// bytes; non-zero service key.
+    /// Emits {HolderRegistered}.
+    function registerHolder(string calldata endpoint, address serviceKey) external;
+
+    /// @notice The gatekeeper `holder` registered (empty endpoint and zero key if none).
+    function gatekeeperOf(address holder) external view returns (Gatekeeper memory);
+
     /// @notice Anchors one pointer with the caller as holder.
     /// Requirements: caller is a credentialed provider who may read `p.category` of `p.patient`
-    /// now (a grant or break-glass); non-zero id, patient and hash; category <= 63; locator of
+    /// now (a grant or break-glass); non-zero patient and hash; `p.recordId` is
+    /// `keccak256(abi.encode(caller, p.patient, p.contentHash))`; category <= 63; locator of
     /// 1..MAX_LOCATOR_LENGTH bytes; id not anchored; if `p.supersedes` is non-zero, it names a
     /// record of the caller, same patient and category, not yet superseded, and
     /// `supersededHash` is its content hash.
-    /// Emits {PointerAnchored}, and {PointerSuperseded} for an amendment.
+    /// Emits {PointerAnchored}, then {PointerAnchoredUnderBreakGlass} when no grant covered the
+    /// category, and {PointerSuperseded} for an amendment.
     function anchor(Pointer calldata p, bytes32 supersededHash) external;
 
     /// @notice Anchors up to `MAX_BATCH` pointers (none superseding) with the caller as holder,
     /// all or none.
     /// Requirements: as {anchor} for each pointer, with `supersedes` zero.
-    /// Emits {PointerAnchored} for each.
+    /// Emits {PointerAnchored} for each, each followed by {PointerAnchoredUnderBreakGlass} when
+    /// no grant covered its category.
     function anchorBatch(Pointer[] calldata ps) external;
 
-    /// @notice Anchors the head of the caller's access log; a log only grows.
-    /// Requirements: caller is a credentialed provider; `head` non-zero; `entries` greater than
-    /// the caller's last anchored count.
+    /// @notice Anchors the head of `holder`'s access log; a log only grows. The log stays the
+    /// holder's whoever of its keys sends it.
+    /// Requirements: `holder` is a credentialed provider; caller is `holder` or the service key
+    /// it registered; `head` non-zero; `entries` greater than the holder's last anchored count.
     /// Emits {AccessLogAnchored}.
-    function anchorAccessLog(bytes32 head, uint64 entries) external;
+    function anchorAccessLog(address holder, bytes32 head, uint64 entries) external;
 
     /// @notice The latest access-log head `holder` anchored (zero if none).
     function accessLogOf(address holder) external view returns (LogAnchor memory);
@@ -113,6 +167,17 @@ interface IRecordRegistry is IERC5267 {
         external
         view
         returns (bytes32 commitment, bytes32 supersededBy);
+
+    /// @notice Whether `recordId` was anchored under break-glass (its holder's grant did not
+    /// cover its category then).
+    function anchoredUnderBreakGlass(bytes32 recordId) external view returns (bool);
+
+    /// @notice The id a record of `patient` with `contentHash` has at `holder`:
+    /// `keccak256(abi.encode(holder, patient, contentHash))`.
+    function recordIdOf(address holder, address patient, bytes32 contentHash)
+        external
+        pure
+        returns (bytes32);
 
     /// @notice Whether `recordId` is anchored with exactly these fields.
     function verifyPointer(

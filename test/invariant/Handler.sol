@@ -209,7 +209,7 @@ contract Handler is Test {
         // Reuse an existing id half of the time: it must never be overwritten.
         bytes32 id = recordIds.length > 0 && idSeed % 2 == 0
             ? recordIds[idSeed % recordIds.length]
-            : keccak256(abi.encode(idSeed, block.timestamp, recordIds.length));
+            : keccak256(abi.encode(holder, patient, contentHash));
         IRecordRegistry.Pointer memory p = IRecordRegistry.Pointer({
             recordId: id,
             patient: patient,
