@@ -111,7 +111,8 @@ if [[ ! -f $state/keystores/operator ]]; then
   "$medrec_bin" account import operator --private-key-file "$state/operator.key" >/dev/null
   rm -f "$state/operator.key"
 fi
-for name in hospital-a hospital-b patient guardian minor researcher; do
+# service-a and service-b: the gatekeepers' own keys (they anchor the access logs).
+for name in hospital-a hospital-b service-a service-b patient guardian minor researcher; do
   [[ -f $state/keystores/$name ]] || "$medrec_bin" account new "$name" >/dev/null
   addr=$("$medrec_bin" account address "$name")
   "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$addr" 0x56bc75e2d63100000 >/dev/null
@@ -153,7 +154,7 @@ else
   echo "indexer at $indexer_url (log: $state/indexer.log)"
 fi
 
-step "Starting the hospitals' gatekeepers (A at $gk_a, B at $gk_b)"
+# The hospitals' gatekeepers (A at $gk_a, B at $gk_b) start once their holders registered them.
 start_gatekeeper() { # name, port, holder
   local name=$1 gport=$2 holder=$3
   if [[ -n ${fresh:-} ]] || ! as_postgres psql -qtAc "SELECT 1 FROM pg_database WHERE datname='${db}_$name'" | grep -q 1; then
@@ -171,6 +172,7 @@ start_gatekeeper() { # name, port, holder
     --database-url "${base_url%/*}/${db}_$name" --rpc-url "$rpc" --deployments "$root/deployments" \
     --master-key-file "$state/gatekeeper-$name.key" --listen "127.0.0.1:$gport" \
     --anchor-keystore "$state/keystores/hospital-$name" --anchor-password-file "$state/password" \
+    --service-keystore "$state/keystores/service-$name" --service-password-file "$state/password" \
     --anchor-every 2 >"$state/gatekeeper-$name.log" 2>&1 &
   echo $! >"$state/gatekeeper-$name.pid"
   for _ in $(seq 1 100); do
@@ -180,12 +182,16 @@ start_gatekeeper() { # name, port, holder
   curl -fs "http://127.0.0.1:$gport/health" >/dev/null 2>&1 || die "gatekeeper $name did not start; see $state/gatekeeper-$name.log"
   echo "gatekeeper $name at http://127.0.0.1:$gport (log: $state/gatekeeper-$name.log)"
 }
-start_gatekeeper a "${gk_a##*:}" "$A"
-start_gatekeeper b "${gk_b##*:}" "$B"
 
 step "Operator: credential two hospitals as providers"
 medrec -a operator participant add "$A" --role provider --ref "Hospital A licence" --for 365d
 medrec -a operator participant add "$B" --role provider --ref "Hospital B licence" --for 365d
+
+step "Hospitals: register their gatekeepers on chain (requesters read only there) and their service keys"
+medrec -a hospital-a holder register --endpoint "$gk_a" --service-key "$("$medrec_bin" account address service-a)"
+medrec -a hospital-b holder register --endpoint "$gk_b" --service-key "$("$medrec_bin" account address service-b)"
+start_gatekeeper a "${gk_a##*:}" "$A"
+start_gatekeeper b "${gk_b##*:}" "$B"
 R=$("$medrec_bin" account address researcher)
 medrec -a operator participant add "$R" --role researcher --ref "IRB approval 2026-17" --for 365d
 

@@ -14,7 +14,7 @@ contract HolderEndpointsTest is Base {
     string internal constant ENDPOINT_A = "https://gatekeeper.hospital-a.example";
     string internal constant ENDPOINT_B = "https://gatekeeper.hospital-b.example";
     string internal constant ATTACKER_URL = "http://127.0.0.1:48999/steal";
-    uint8 internal constant SEXUAL_HEALTH = 12;
+    uint8 internal constant SEXUAL_HEALTH = 11;
 
     bytes32 internal immutable CONTENT = sha256("hospital A's lab result");
 

@@ -69,6 +69,9 @@ pub enum Command {
     /// Show or verify an anchored pointer
     #[command(subcommand)]
     Pointer(cmd::anchor::PointerCmd),
+    /// Holder: register your gatekeeper's endpoint and service key on chain; show a holder's
+    #[command(subcommand)]
+    Holder(cmd::holder::HolderCmd),
     /// Holder: store a FHIR record at your gatekeeper and anchor its pointer, in one step
     Put(cmd::records::PutArgs),
     /// Holder: store many FHIR records (a JSON manifest) at your gatekeeper and anchor them in
@@ -108,6 +111,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Anchor(a) => cmd::anchor::run_anchor(a, &settings, out).await,
         Command::AnchorBatch(a) => cmd::anchor::run_batch(a, &settings, out).await,
         Command::Pointer(c) => cmd::anchor::run_pointer(c, &settings, out).await,
+        Command::Holder(c) => cmd::holder::run(c, &settings, out).await,
         Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
         Command::Import(a) => cmd::import::run(a, &settings, out).await,
         Command::Get(a) => cmd::records::run_get(a, &settings, out).await,

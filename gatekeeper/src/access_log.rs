@@ -278,7 +278,7 @@ pub async fn anchor_loop(
         }
         let sent = async {
             registry
-                .anchorAccessLog(head, entries)
+                .anchorAccessLog(holder, head, entries)
                 .send()
                 .await?
                 .get_receipt()

@@ -76,13 +76,27 @@ impl App {
         let nonces = access_log::live_nonces(&pool, clock::now_secs()).await?;
         let domain = medrec_bindings::gatekeeper_domain(chain_id, d.record_registry);
         let mut research = None;
+        let mut anchor_key = None;
         if let Some(keystore) = &a.anchor_keystore {
             let signer = holder_key(a, keystore, holder)?;
             let wallet = ProviderBuilder::new()
                 .wallet(alloy::network::EthereumWallet::from(signer.clone()))
+                .connect_http(url.clone())
+                .erased();
+            research = start_research(&d, &wallet, signer.clone(), holder, a.research_max_pin_age);
+            anchor_key = Some(signer);
+        }
+        if let Some(keystore) = &a.service_keystore {
+            let signer = service_key(a, keystore, &provider, &d, holder).await?;
+            anchor_key = Some(signer);
+        } else if anchor_key.is_some() {
+            tracing::warn!(target: "medrec::gatekeeper", "anchoring the access log from the holder's own key: give the service its own with --service-keystore");
+        }
+        if let Some(signer) = anchor_key {
+            let wallet = ProviderBuilder::new()
+                .wallet(alloy::network::EthereumWallet::from(signer))
                 .connect_http(url)
                 .erased();
-            research = start_research(&d, &wallet, signer, holder, a.research_max_pin_age);
             let registry = medrec_bindings::RecordRegistry::new(d.record_registry, wallet);
             tokio::spawn(access_log::anchor_loop(
                 log.clone(),
@@ -143,6 +157,43 @@ fn holder_key(
         return Err(config(format!(
             "the anchor keystore holds {}, not the holder {holder}",
             signer.address()
+        )));
+    }
+    Ok(signer)
+}
+
+/// The service's own key from its keystore; the holder must have registered it on chain
+/// (`RecordRegistry.gatekeeperOf`), or the anchors it sends would revert.
+async fn service_key(
+    a: &ServeArgs,
+    keystore: &std::path::Path,
+    provider: &DynProvider,
+    d: &Deployment,
+    holder: Address,
+) -> Result<PrivateKeySigner, GkError> {
+    let password_file = a
+        .service_password_file
+        .as_ref()
+        .ok_or_else(|| config("--service-password-file is required"))?;
+    let password = std::fs::read_to_string(password_file)
+        .map_err(|e| config(format!("cannot read {}: {e}", password_file.display())))?;
+    let signer =
+        PrivateKeySigner::decrypt_keystore(keystore, password.lines().next().unwrap_or_default())
+            .map_err(|e| config(format!("cannot decrypt {}: {e}", keystore.display())))?;
+    let me = signer.address();
+    let registered = medrec_bindings::RecordRegistry::new(d.record_registry, provider)
+        .gatekeeperOf(holder)
+        .call()
+        .await
+        .map_err(|e| GkError::Chain(format!("cannot read the holder's registration: {e}")))?;
+    if registered.serviceKey != me {
+        return Err(config(format!(
+            "the service key {me} is not registered for the holder {holder} (registered: {}); the holder runs: medrec holder register --endpoint <this service's URL> --service-key {me}",
+            if registered.serviceKey.is_zero() {
+                "none".to_string()
+            } else {
+                registered.serviceKey.to_string()
+            }
         )));
     }
     Ok(signer)

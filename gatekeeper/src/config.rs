@@ -72,8 +72,9 @@ pub struct ServeArgs {
     /// served as it was for at most this long (0: every read fetches)
     #[arg(long, default_value_t = RECORD_CACHE_SECS)]
     pub record_cache_secs: u64,
-    /// The holder's keystore: when given, the log head is anchored on chain from time to time
-    /// and research answers are signed (without it, research queries are refused)
+    /// The holder's keystore: when given, research answers are signed with it (without it,
+    /// research queries are refused); without --service-keystore the log head is also anchored
+    /// from it, sharing the holder's nonces with its own transactions
     #[arg(
         long,
         env = "MEDREC_ANCHOR_KEYSTORE",
@@ -83,6 +84,19 @@ pub struct ServeArgs {
     /// File whose first line is that keystore's password
     #[arg(long, env = "MEDREC_ANCHOR_PASSWORD_FILE")]
     pub anchor_password_file: Option<PathBuf>,
+    /// The gatekeeper's own key (a keystore): the log head is anchored on chain from it, so the
+    /// service never races the holder's transactions for nonces. The holder registers it first
+    /// (`medrec holder register --endpoint URL --service-key ADDRESS`); the service checks
+    /// that at start
+    #[arg(
+        long,
+        env = "MEDREC_SERVICE_KEYSTORE",
+        requires = "service_password_file"
+    )]
+    pub service_keystore: Option<PathBuf>,
+    /// File whose first line is that keystore's password
+    #[arg(long, env = "MEDREC_SERVICE_PASSWORD_FILE")]
+    pub service_password_file: Option<PathBuf>,
     /// Seconds between anchors of the log head (only when it grew)
     #[arg(long, default_value_t = ANCHOR_EVERY_SECS)]
     pub anchor_every: u64,

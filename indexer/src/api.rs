@@ -279,6 +279,7 @@ fn pointer_of(r: &sqlx::postgres::PgRow) -> Pointer {
         locator: r.get("locator"),
         anchored_block: uint(r, "anchored_block"),
         superseded_by: superseded.map(|s| B256::from_slice(&s)),
+        break_glass: r.get("break_glass"),
     }
 }
 
@@ -290,7 +291,7 @@ async fn patient_pointers(
     let patient = address(&p, "patient")?;
     let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
     let rows = sqlx::query(
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by
+        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
          FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
     )
     .bind(patient.to_vec())
@@ -314,7 +315,7 @@ async fn pointer(
         .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
     let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
     let row = sqlx::query(
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by
+        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
          FROM pointers WHERE record_id = $1",
     )
     .bind(record_id.to_vec())
@@ -400,6 +401,10 @@ SELECT * FROM (
     json_build_object('recordId', '0x' || encode(record_id, 'hex'), 'holder', '0x' || encode(holder, 'hex'),
       'category', category, 'contentHash', '0x' || encode(content_hash, 'hex'), 'locator', locator)::text
   FROM ev_pointer_anchored WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'pointer-anchored-under-break-glass',
+    json_build_object('recordId', '0x' || encode(record_id, 'hex'), 'holder', '0x' || encode(holder, 'hex'))::text
+  FROM ev_pointer_break_glass WHERE patient = $1
   UNION ALL
   SELECT s.block_number, s.log_index, s.tx_hash, 'pointer-superseded',
     json_build_object('oldRecordId', '0x' || encode(s.old_record_id, 'hex'),

@@ -98,6 +98,8 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<RecordRegistry::PointerAnchored>(PhantomData),
     &Table::<RecordRegistry::PointerSuperseded>(PhantomData),
     &Table::<RecordRegistry::AccessLogAnchored>(PhantomData),
+    &Table::<RecordRegistry::PointerAnchoredUnderBreakGlass>(PhantomData),
+    &Table::<RecordRegistry::HolderRegistered>(PhantomData),
     &Table::<StudyRegistry::StudyRegistered>(PhantomData),
     &Table::<StudyRegistry::StudyApproved>(PhantomData),
     &Table::<StudyRegistry::StudyClosed>(PhantomData),
@@ -458,6 +460,34 @@ impl Indexed for RecordRegistry::AccessLogAnchored {
             .word(self.head)
             .uint(self.entries)
             .uint(t(self.anchoredAt));
+    }
+}
+
+// Issue 14, hole 6: the break-glass mark of a pointer (the `pointers` view joins it) and the
+// holders' registered gatekeepers.
+
+impl Indexed for RecordRegistry::PointerAnchoredUnderBreakGlass {
+    const TABLE: &'static str = "ev_pointer_break_glass";
+    const COLUMNS: &'static [ColumnDef] =
+        &[("record_id", Bytea), ("patient", Bytea), ("holder", Bytea)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.word(self.recordId)
+            .address(self.patient)
+            .address(self.holder);
+    }
+}
+
+impl Indexed for RecordRegistry::HolderRegistered {
+    const TABLE: &'static str = "ev_holder_registered";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("holder", Bytea),
+        ("endpoint", Text),
+        ("service_key", Bytea),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.holder)
+            .text(&self.endpoint)
+            .address(self.serviceKey);
     }
 }
 

@@ -35,10 +35,12 @@ pub struct AnchorArgs {
     /// The record's category
     #[arg(long, short = 'c')]
     pub category: String,
-    /// Where requesters fetch it (e.g. your gatekeeper's URL for it)
+    /// Your own reference for the record (opaque: requesters read at the endpoint you
+    /// registered with `medrec holder register`, never at a locator)
     #[arg(long)]
     pub locator: String,
-    /// Record id: 0x + 64 hex, or any text (hashed) [default: derived from holder, patient, hash]
+    /// Record id, if you give it: it must be the one the registry derives, keccak256 of
+    /// (holder, patient, SHA-256) [default: that id]
     #[arg(long)]
     pub id: Option<String>,
     /// Id of an earlier record of yours (same patient and category) that this one amends
@@ -110,6 +112,23 @@ fn sha256_file(path: &Path) -> Result<B256> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::Io(format!("cannot read {}: {e}", path.display())))?;
     Ok(B256::from_slice(&Sha256::digest(&bytes)))
+}
+
+/// The record's id: the registry's (holder, patient, content hash) formula; an explicit id
+/// must be that one (the registry refuses any other with RecordIdNotBound).
+fn bound_id(
+    explicit: Option<B256>,
+    holder: Address,
+    patient: Address,
+    content_hash: B256,
+) -> Result<B256> {
+    let id = wire::record_id(holder, patient, content_hash);
+    match explicit {
+        Some(given) if given != id => Err(CliError::input(format!(
+            "record id {given} is not this record's id {id}: an id is keccak256(holder, patient, sha256)"
+        ))),
+        _ => Ok(id),
+    }
 }
 
 fn check_locator(l: &str) -> Result<()> {
@@ -204,7 +223,7 @@ pub async fn run_anchor(a: AnchorArgs, settings: &Settings, out: Printer) -> Res
     let content_hash = sha256_file(&a.file)?;
     let signer = keys::load(settings)?;
     let holder = signer.address();
-    let record_id = explicit_id.unwrap_or_else(|| wire::record_id(holder, patient, content_hash));
+    let record_id = bound_id(explicit_id, holder, patient, content_hash)?;
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let superseded_hash = match supersedes {
@@ -260,10 +279,12 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
             base.join(&e.file)
         };
         let content_hash = sha256_file(&path)?;
-        let record_id = match &e.id {
-            Some(id) => units::record_id(id).map_err(at)?,
-            None => wire::record_id(holder, patient, content_hash),
-        };
+        let explicit =
+            e.id.as_deref()
+                .map(units::record_id)
+                .transpose()
+                .map_err(at)?;
+        let record_id = bound_id(explicit, holder, patient, content_hash).map_err(at)?;
         pointers.push(IRecordRegistry::Pointer {
             recordId: record_id,
             patient,
@@ -330,6 +351,12 @@ pub async fn run_pointer(cmd: PointerCmd, settings: &Settings, out: Printer) -> 
                 .await
                 .map_err(|e| chain.err(e))?;
             let superseded = (state.supersededBy != B256::ZERO).then_some(state.supersededBy);
+            let break_glass = chain
+                .records(&d)
+                .anchoredUnderBreakGlass(id)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
             let mut human = format!(
                 "record {id}\n  patient  {}\n  holder   {}\n  category {}\n  sha256   {}\n  locator  {}\n  anchored in block {}",
                 p.patient,
@@ -342,11 +369,15 @@ pub async fn run_pointer(cmd: PointerCmd, settings: &Settings, out: Printer) -> 
             if let Some(s) = superseded {
                 human.push_str(&format!("\n  superseded by {s}"));
             }
+            if break_glass {
+                human.push_str("\n  ANCHORED UNDER BREAK-GLASS: the holder had no grant covering this category");
+            }
             out.result(
                 "pointer show",
                 json!({"recordId": id, "patient": p.patient, "holder": p.holder,
                        "category": medrec_bindings::category_name(p.category), "contentHash": p.content_hash,
-                       "locator": p.locator, "block": p.block, "supersededBy": superseded}),
+                       "locator": p.locator, "block": p.block, "supersededBy": superseded,
+                       "breakGlass": break_glass}),
                 &human,
             );
         }

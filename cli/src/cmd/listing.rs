@@ -203,8 +203,14 @@ pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> R
             None => String::new(),
             Some(id) => format!("  superseded by {id}"),
         };
+        // A pointer anchored without a grant is the patient's to question: say so first.
+        let mark = if p.break_glass {
+            "  ANCHORED UNDER BREAK-GLASS (no grant covered it)"
+        } else {
+            ""
+        };
         lines.push(format!(
-            "  {}  {}  held by {}  at {}{superseded}",
+            "  {}  {}  held by {}  at {}{superseded}{mark}",
             p.record_id, p.category, p.holder, p.locator
         ));
     }
@@ -247,6 +253,9 @@ fn describe(what: &TimelineData) -> String {
         } => format!(
             "record {record_id} ({}) anchored by {holder}",
             medrec_bindings::category_name(*category)
+        ),
+        TimelineData::PointerAnchoredUnderBreakGlass { record_id, holder } => format!(
+            "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a grant covering it"
         ),
         TimelineData::PointerSuperseded {
             old_record_id,

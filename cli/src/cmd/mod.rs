@@ -6,6 +6,7 @@ pub mod break_glass;
 pub mod deploy;
 pub mod grant;
 pub mod guardian;
+pub mod holder;
 pub mod import;
 pub mod listing;
 pub mod participant;

@@ -258,7 +258,11 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
         expiresAt: issued + READ_VALIDITY_SECS,
     };
     let signed = sign(&signer, req, &domain).await?;
-    let url = wire::read_url(&p.locator);
+    // Only the endpoint the holder registered on chain, never a URL from the locator: a
+    // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
+    // a stranger.
+    let gatekeeper = super::holder::registered(&chain, &d, p.holder).await?;
+    let url = wire::read_url(&gatekeeper.endpoint, id);
     let resp = client()?
         .post(&url)
         .json(&signed)
@@ -289,6 +293,18 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
             p.content_hash
         )));
     }
+    let break_glass = chain
+        .records(&d)
+        .anchoredUnderBreakGlass(id)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    if break_glass {
+        out.progress(&format!(
+            "note: {} anchored this record under break-glass, without a grant covering it",
+            p.holder
+        ));
+    }
     match &a.out {
         Some(path) => {
             let tmp = path.with_extension("medrec-tmp");
@@ -297,7 +313,8 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
                 .map_err(|e| CliError::Io(format!("cannot write {}: {e}", path.display())))?;
             out.result(
                 "get",
-                json!({"recordId": id, "contentHash": actual, "verified": true, "file": path, "size": bytes.len()}),
+                json!({"recordId": id, "contentHash": actual, "verified": true, "file": path, "size": bytes.len(),
+                       "breakGlass": break_glass}),
                 &format!("verified against the chain ({actual}); written to {}", path.display()),
             );
         }
@@ -305,7 +322,8 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
             let content: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             out.result(
                 "get",
-                json!({"recordId": id, "contentHash": actual, "verified": true, "record": content}),
+                json!({"recordId": id, "contentHash": actual, "verified": true, "record": content,
+                       "breakGlass": break_glass}),
                 "",
             );
         }

@@ -11,5 +11,6 @@ mod accounts;
 mod cast_keystores;
 mod consent;
 mod errors;
+mod holders;
 mod listings;
 mod pointers;

@@ -209,21 +209,38 @@ fn batch_anchoring_from_a_manifest() {
         "{e}"
     );
 
-    // A batch the contract refuses reverts whole, named.
+    // A batch the contract refuses reverts whole, named: the same content twice for one
+    // patient is one record id (ids are bound to holder, patient and content).
     let mut dup = vec![];
     for i in 0..2 {
-        env.write(&format!("new/n{i}.json"), &format!("{{\"id\":\"new{i}\"}}"));
+        env.write(&format!("new/n{i}.json"), "{\"id\":\"same content\"}");
         dup.push(
             serde_json::json!({"file": format!("new/n{i}.json"), "patient": p, "category": "notes",
-            "locator": "https://a.example/x", "id": "same-id"}),
+            "locator": "https://a.example/x"}),
         );
     }
     env.write("dup.json", &serde_json::Value::Array(dup).to_string());
     let e = env.fail(3, &["-a", "hospital-a", "anchor-batch", "dup.json"]);
     assert!(e.contains("RecordExists"), "{e}");
-    let e = env.fail(2, &["pointer", "show", "same-id"]);
+    let dup_id = {
+        use sha2::Digest;
+        let sha = alloy::primitives::B256::from_slice(&sha2::Sha256::digest(
+            b"{\"id\":\"same content\"}",
+        ));
+        medrec_protocol::records::record_id(h.parse().unwrap(), p.parse().unwrap(), sha).to_string()
+    };
+    let e = env.fail(2, &["pointer", "show", &dup_id]);
     assert!(
         e.contains("unknown record"),
         "nothing of the failed batch stored: {e}"
+    );
+    // An id that is not the registry's is refused before anything is sent.
+    let mut chosen = entries[..1].to_vec();
+    chosen[0]["id"] = serde_json::json!("my-own-id");
+    env.write("chosen.json", &serde_json::Value::Array(chosen).to_string());
+    let e = env.fail(2, &["-a", "hospital-a", "anchor-batch", "chosen.json"]);
+    assert!(
+        e.contains("manifest entry 1") && e.contains("is not this record's id"),
+        "{e}"
     );
 }

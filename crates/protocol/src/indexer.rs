@@ -147,6 +147,10 @@ pub struct Pointer {
     pub anchored_block: u64,
     /// The record that amends it, if any.
     pub superseded_by: Option<B256>,
+    /// Anchored under break-glass: the holder had no grant covering the category then. The
+    /// patient should check such a record with the holder (and may report it).
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 /// `GET /v1/patients/{patient}/pointers`: a patient's records, in anchor order.
@@ -320,6 +324,16 @@ pub enum TimelineData {
         content_hash: B256,
         /// Where the holder keeps it.
         locator: String,
+    },
+    /// The record just anchored was anchored under break-glass (no grant covered its
+    /// category).
+    #[serde(rename_all = "camelCase")]
+    PointerAnchoredUnderBreakGlass {
+        /// The record.
+        record_id: B256,
+        /// Its holder.
+        #[serde(with = "checksummed")]
+        holder: Address,
     },
     /// A record amended by another.
     #[serde(rename_all = "camelCase")]

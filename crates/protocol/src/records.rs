@@ -8,21 +8,28 @@ use serde::{Deserialize, Serialize};
 /// Where a holder uploads records.
 pub const UPLOAD_PATH: &str = "/v1/records";
 
-/// The read route, as the gatekeeper's router writes it: [`locator`] then [`read_url`] give
-/// this path under the gatekeeper's base URL.
+/// The read route, as the gatekeeper's router writes it: [`read_url`] gives this path under
+/// the gatekeeper's base URL.
 pub const READ_ROUTE: &str = "/v1/records/{record_id}/read";
 
 /// The content type of a record, as uploaded and as served.
 pub const FHIR_JSON: &str = "application/fhir+json";
 
-/// The locator a holder anchors for a record its gatekeeper at `base` keeps.
+/// The locator a holder anchors for a record its gatekeeper at `base` keeps: the holder's own
+/// reference, for people. No client dereferences a locator (anyone who anchors writes what
+/// they like there); a record is read at [`read_url`] under the endpoint its holder
+/// registered on chain (`RecordRegistry.gatekeeperOf`).
 pub fn locator(base: &str, record_id: B256) -> String {
     format!("{}/v1/records/{record_id}", base.trim_end_matches('/'))
 }
 
-/// Where a record is read, given its anchored locator.
-pub fn read_url(locator: &str) -> String {
-    format!("{}/read", locator.trim_end_matches('/'))
+/// Where a record is read: under the endpoint its holder registered on chain.
+pub fn read_url(endpoint: &str, record_id: B256) -> String {
+    format!(
+        "{}{}",
+        endpoint.trim_end_matches('/'),
+        READ_ROUTE.replace("{record_id}", &record_id.to_string())
+    )
 }
 
 /// The record id the gatekeeper gives a record, and `medrec anchor`'s default:
@@ -92,7 +99,7 @@ mod tests {
         let id = B256::repeat_byte(1);
         assert_eq!(DEFAULT_URL, format!("http://{DEFAULT_LISTEN}"));
         assert_eq!(
-            read_url(&locator("http://h", id)),
+            read_url("http://h/", id),
             format!(
                 "http://h{}",
                 READ_ROUTE.replace("{record_id}", &id.to_string())
@@ -100,7 +107,7 @@ mod tests {
         );
         let l = locator("http://127.0.0.1:8701/", id);
         assert_eq!(l, format!("http://127.0.0.1:8701/v1/records/{id}"));
-        assert_eq!(read_url(&l), format!("{l}/read"));
+        assert_eq!(read_url("http://127.0.0.1:8701", id), format!("{l}/read"));
     }
 
     #[test]

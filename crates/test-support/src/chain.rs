@@ -106,6 +106,25 @@ pub async fn credential(
         .await;
 }
 
+/// Registers `holder`'s gatekeeper (`RecordRegistry.registerHolder`): requesters read its
+/// records at `endpoint`; `service_key` may anchor its access log. `holder` is a provider
+/// signing as the holder.
+pub async fn register_holder(
+    holder: &DynProvider,
+    records: Address,
+    endpoint: &str,
+    service_key: Address,
+) {
+    let r = medrec_bindings::RecordRegistry::new(records, holder.clone())
+        .registerHolder(endpoint.to_string(), service_key)
+        .mined()
+        .await;
+    assert!(
+        alloy::network::ReceiptResponse::status(&r),
+        "registerHolder reverted"
+    );
+}
+
 /// A contract call sent and waited for.
 pub trait Mined<N: Network> {
     /// Sends the call and waits for its receipt; panics if either fails.

@@ -20,8 +20,8 @@ mod process;
 mod wait;
 
 pub use chain::{
-    Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, wallet_provider,
-    write_deployment,
+    Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, register_holder,
+    wallet_provider, write_deployment,
 };
 pub use db::{ScratchDb, ScratchDbError, database_url, with_database};
 pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload};

@@ -9,7 +9,7 @@ use medrec_bindings::ConsentRegistry;
 use medrec_protocol::RecordRequest;
 use medrec_protocol::clock::READ_VALIDITY_SECS;
 use medrec_protocol::health::{HEALTH_PATH, Health};
-use medrec_protocol::records::{locator, read_url, record_id};
+use medrec_protocol::records::{read_url, record_id};
 use medrec_test_support::{Anvil, Gatekeeper, PROVIDER, ScratchDb, signed_body};
 use std::path::PathBuf;
 use std::process::Command;
@@ -90,6 +90,14 @@ impl World {
             .start(extra)
             .await;
         self._gk = Some(gk);
+        // Requesters read only at the endpoint the holder registered on chain.
+        medrec_test_support::register_holder(
+            &self.as_(&self.gk_holder),
+            self.records,
+            &url,
+            self.gk_holder.address(),
+        )
+        .await;
         self.gk_url = url;
     }
 
@@ -267,7 +275,7 @@ impl World {
 
     /// Where the world's gatekeeper serves reads of record `id`.
     pub fn read_url(&self, id: B256) -> String {
-        read_url(&locator(&self.gk_url, id))
+        read_url(&self.gk_url, id)
     }
 
     /// POSTs `body` as it is to `url`; the status and the answer's bytes.

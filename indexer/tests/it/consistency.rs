@@ -117,7 +117,14 @@ async fn history(w: &World) -> Marks {
     w.send(
         "anchorAccessLog",
         h1,
-        records.anchorAccessLog(alloy::primitives::keccak256("log head"), 3),
+        records.anchorAccessLog(h1, alloy::primitives::keccak256("log head"), 3),
+    )
+    .await;
+    // It registers its gatekeeper's endpoint and service key.
+    w.send(
+        "registerHolder",
+        h1,
+        records.registerHolder("https://gatekeeper.h1.example".into(), g),
     )
     .await;
 
@@ -201,6 +208,8 @@ async fn backfill_then_live_matches_the_chain_and_the_api_answers() {
         "anchored",
         "superseded",
         "log_anchored",
+        "break_glass_marked",
+        "holder_registered",
     ] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k} event");
     }
@@ -374,6 +383,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     // Pointers of each patient, one by one, and the amendment chain.
     let mut pointers: Vec<(B256, Address, Address, u8, B256, String, u64)> = vec![];
     let mut superseded: std::collections::HashMap<B256, B256> = Default::default();
+    let mut break_glass: std::collections::HashSet<B256> = Default::default();
     for l in evs {
         match &l.ev {
             Ev::Anchored {
@@ -395,6 +405,9 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             Ev::Superseded { old, new } => {
                 superseded.insert(*old, *new);
             }
+            Ev::BreakGlassMarked { record_id, .. } => {
+                break_glass.insert(*record_id);
+            }
             _ => {}
         }
     }
@@ -408,6 +421,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             "locator": p.5,
             "anchoredBlock": p.6,
             "supersededBy": superseded.get(&p.0).map(|n| hex(*n)),
+            "breakGlass": break_glass.contains(&p.0),
         })
     };
     for p in patients {
@@ -423,18 +437,28 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         let v = idx.get_ok(&format!("/v1/pointers/{}", hex(x.0))).await;
         assert_eq!(v["pointer"], pointer_json(x));
     }
+    let (h1, p1) = (w.a(H1), w.a(P1));
     let v = idx
-        .get_ok(&format!("/v1/pointers/{}", hex(record_id("p1-0"))))
+        .get_ok(&format!("/v1/pointers/{}", hex(record_id(h1, p1, "p1-0"))))
         .await;
-    assert_eq!(v["pointer"]["supersededBy"], hex(record_id("p1-0-v2")));
+    assert_eq!(
+        v["pointer"]["supersededBy"],
+        hex(record_id(h1, p1, "p1-0-v2"))
+    );
     let v = idx
-        .get_ok(&format!("/v1/pointers/{}", hex(record_id("p1-0-v2"))))
+        .get_ok(&format!(
+            "/v1/pointers/{}",
+            hex(record_id(h1, p1, "p1-0-v2"))
+        ))
         .await;
-    assert_eq!(v["pointer"]["supersededBy"], hex(record_id("p1-0-v3")));
+    assert_eq!(
+        v["pointer"]["supersededBy"],
+        hex(record_id(h1, p1, "p1-0-v3"))
+    );
     let (status, v) = idx
         .get(&format!(
             "/v1/pointers/{}",
-            hex(record_id("never anchored"))
+            hex(record_id(h1, p1, "never anchored"))
         ))
         .await;
     assert_eq!(status, 404, "{v}");
@@ -605,6 +629,9 @@ fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
             }
             Ev::Superseded { old, .. } if patient_of.get(old) == Some(&p) => {
                 Some("pointer-superseded")
+            }
+            Ev::BreakGlassMarked { patient, .. } if *patient == p => {
+                Some("pointer-anchored-under-break-glass")
             }
             _ => None,
         };

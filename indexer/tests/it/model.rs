@@ -122,6 +122,16 @@ pub enum Ev {
         old: B256,
         new: B256,
     },
+    BreakGlassMarked {
+        record_id: B256,
+        patient: Address,
+        holder: Address,
+    },
+    HolderRegistered {
+        holder: Address,
+        endpoint: String,
+        service_key: Address,
+    },
 }
 
 /// An event with its place on the chain.
@@ -239,6 +249,16 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                 RE::PointerSuperseded(e) => Ev::Superseded {
                     old: e.oldRecordId,
                     new: e.newRecordId,
+                },
+                RE::PointerAnchoredUnderBreakGlass(e) => Ev::BreakGlassMarked {
+                    record_id: e.recordId,
+                    patient: e.patient,
+                    holder: e.holder,
+                },
+                RE::HolderRegistered(e) => Ev::HolderRegistered {
+                    holder: e.holder,
+                    endpoint: e.endpoint,
+                    service_key: e.serviceKey,
                 },
                 RE::AccessLogAnchored(e) => Ev::LogAnchored {
                     holder: e.holder,
@@ -688,6 +708,22 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 "ev_access_log_anchored",
                 row!(bn, li, tx, *holder, *head, *entries, *anchored_at),
             ),
+            Ev::BreakGlassMarked {
+                record_id,
+                patient,
+                holder,
+            } => push(
+                "ev_pointer_break_glass",
+                row!(bn, li, tx, *record_id, *patient, *holder),
+            ),
+            Ev::HolderRegistered {
+                holder,
+                endpoint,
+                service_key,
+            } => push(
+                "ev_holder_registered",
+                row!(bn, li, tx, *holder, endpoint.clone(), *service_key),
+            ),
             Ev::Superseded { old, new } => {
                 push("ev_pointer_superseded", row!(bn, li, tx, *old, *new));
                 let p = pointers
@@ -793,6 +829,14 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "ev_access_log_anchored",
         "SELECT block_number, log_index, tx_hash, holder, head, entries, anchored_at FROM ev_access_log_anchored",
+    ),
+    (
+        "ev_pointer_break_glass",
+        "SELECT block_number, log_index, tx_hash, record_id, patient, holder FROM ev_pointer_break_glass",
+    ),
+    (
+        "ev_holder_registered",
+        "SELECT block_number, log_index, tx_hash, holder, endpoint, service_key FROM ev_holder_registered",
     ),
     (
         "ev_study_registered",
@@ -1008,6 +1052,8 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::Anchored { .. } => "anchored",
             Ev::Superseded { .. } => "superseded",
             Ev::LogAnchored { .. } => "log_anchored",
+            Ev::BreakGlassMarked { .. } => "break_glass_marked",
+            Ev::HolderRegistered { .. } => "holder_registered",
             Ev::StudyRegistered { .. } => "study_registered",
             Ev::StudyApproved { .. } => "study_approved",
             Ev::StudyClosed { .. } => "study_closed",

@@ -53,7 +53,11 @@ async fn action(w: &World, kind: usize, tag: &str) {
             let records = w.records_c();
             for i in 0..BASE_POINTERS {
                 let old = format!("base-{i}");
-                let cur = records.pointerOf(record_id(&old)).call().await.unwrap();
+                let cur = records
+                    .pointerOf(record_id(h1, p1, &old))
+                    .call()
+                    .await
+                    .unwrap();
                 if cur.supersededBy.is_zero() {
                     w.amend(h1, pointer(&format!("{tag}-amend"), p1, LABS), &old)
                         .await;

@@ -20,7 +20,7 @@ use medrec_bindings::ConsentRegistry;
 use medrec_protocol::RecordRequest;
 use medrec_protocol::clock::MAX_VALIDITY_SECS;
 use medrec_protocol::envelope::gatekeeper_domain;
-use medrec_protocol::records::{locator, read_url};
+use medrec_protocol::records::read_url;
 use medrec_test_support::{
     Anvil, Gatekeeper, Mined, PROVIDER, ScratchDb, credential, database_url, fund, now,
     signed_body, upload, wallet_provider,
@@ -138,7 +138,7 @@ async fn main() {
     .await
     .record_id;
 
-    let url = read_url(&locator(&gk_url, id));
+    let url = read_url(&gk_url, id);
     let mut rows = Vec::new();
     let mut next_nonce = 1u64;
     for &n in &args.concurrency {

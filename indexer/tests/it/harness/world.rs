@@ -375,23 +375,30 @@ impl World {
         .await
     }
 
-    pub async fn anchor_batch(&self, holder: Address, ps: Vec<Pointer>) -> B256 {
+    /// Anchors `ps` as `holder`, each under its id at that holder ([`record_id`]).
+    pub async fn anchor_batch(&self, holder: Address, mut ps: Vec<Pointer>) -> B256 {
+        for p in &mut ps {
+            p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.contentHash);
+        }
         let c = self.records_c();
         self.send("anchorBatch", holder, c.anchorBatch(ps)).await
     }
 
-    /// Anchors `p` as an amendment of record `old_seed` (whose content hash is derived from it).
+    /// Anchors `p` as an amendment of `holder`'s record `old_seed` of the same patient (whose
+    /// content hash is derived from it).
     pub async fn amend(&self, holder: Address, mut p: Pointer, old_seed: &str) -> B256 {
-        p.supersedes = record_id(old_seed);
+        p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.contentHash);
+        p.supersedes = record_id(holder, p.patient, old_seed);
         let c = self.records_c();
         self.send("anchor", holder, c.anchor(p, content_hash(old_seed)))
             .await
     }
 }
 
-/// The record id of pointer `seed`.
-pub fn record_id(seed: &str) -> B256 {
-    keccak256(format!("record:{seed}"))
+/// The record id of pointer `seed` of `patient` at `holder` (ids are bound to their holder,
+/// patient and content).
+pub fn record_id(holder: Address, patient: Address, seed: &str) -> B256 {
+    medrec_protocol::records::record_id(holder, patient, content_hash(seed))
 }
 
 /// The content hash of pointer `seed`.
@@ -399,10 +406,11 @@ pub fn content_hash(seed: &str) -> B256 {
     keccak256(format!("content:{seed}"))
 }
 
-/// A pointer to anchor, with id and hash derived from `seed`.
+/// A pointer to anchor, with its hash derived from `seed`; its id is set when a holder
+/// anchors it ([`World::anchor_batch`], [`World::amend`]).
 pub fn pointer(seed: &str, patient: Address, category: u8) -> Pointer {
     Pointer {
-        recordId: record_id(seed),
+        recordId: B256::ZERO,
         patient,
         category,
         contentHash: content_hash(seed),

@@ -3,7 +3,7 @@
 
 use crate::{Args, Error, Result, fail};
 use alloy::primitives::aliases::U40;
-use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use medrec_bindings::deployment::Deployment;
@@ -131,12 +131,14 @@ impl World {
     pub fn pointer(&mut self) -> IRecordRegistry::Pointer {
         self.next_id += 1;
         let i = self.next_id;
+        let patient = self.patients[(i as usize) % self.patients.len()];
+        let content_hash = keccak256(i.to_le_bytes());
         IRecordRegistry::Pointer {
-            // Hash-like ids, as `medrec anchor` derives them: random B-tree inserts, as in use.
-            recordId: keccak256(U256::from(i).to_be_bytes::<32>()),
-            patient: self.patients[(i as usize) % self.patients.len()],
+            // The registry's ids, bound to holder, patient and content: random B-tree inserts.
+            recordId: medrec_protocol::records::record_id(self.hospital, patient, content_hash),
+            patient,
             category: GRANTED[(i as usize / self.patients.len()) % GRANTED.len()],
-            contentHash: keccak256(i.to_le_bytes()),
+            contentHash: content_hash,
             locator: format!("https://hospital-a.example/fhir/DocumentReference/{i:010}"),
             supersedes: B256::ZERO,
         }
