@@ -37,6 +37,8 @@ row() { printf '| %-44s | %9s |\n' "$1" "$2"; }
 far=$(( $(date +%s) + 400 * 86400 ))
 lab=3
 h() { "$cast" keccak "$1"; }
+# A record's id: keccak256(abi.encode(holder, patient, content hash)), as the registry checks.
+rid() { "$cast" keccak "$("$cast" abi-encode 'f(address,address,bytes32)' "$hospital" "$1" "$2")"; }
 
 echo "| transaction (whole, on anvil)                | gas used  |"
 echo "|----------------------------------------------|-----------|"
@@ -46,10 +48,10 @@ row "revoke" "$(send $patient "$consent" "revoke(address,address)" $patient $hos
 send $patient "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" $patient $hospital 8 1 0 $far >/dev/null
 loc='"https://hospital-a.example/records/1"'
 zero=0x0000000000000000000000000000000000000000000000000000000000000000
-p1="($(h r-one),$patient,$lab,$(h content-one),$loc,$zero)"
+p1="($(rid $patient "$(h content-one)"),$patient,$lab,$(h content-one),$loc,$zero)"
 row "anchor (one pointer)" "$(send $hospital "$records" "anchor((bytes32,address,uint8,bytes32,string,bytes32),bytes32)" "$p1" $zero)"
 batch=""
-for i in $(seq 1 50); do batch+="($(h "b-$i"),$patient,$lab,$(h "c-$i"),$loc,$zero),"; done
+for i in $(seq 1 50); do batch+="($(rid $patient "$(h "c-$i")"),$patient,$lab,$(h "c-$i"),$loc,$zero),"; done
 g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
 row "anchorBatch 50, one patient (total)" "$g"
 row "anchorBatch 50, one patient (per pointer)" "$((g / 50))"
@@ -58,7 +60,7 @@ for i in $(seq 1 50); do
   p=$(printf '0x%040x' $((0x5000 + i)))
   "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$p" 0xde0b6b3a7640000 >/dev/null
   send "$p" "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" "$p" $hospital 8 1 0 $far >/dev/null
-  batch+="($(h "d-$i"),$p,$lab,$(h "e-$i"),$loc,$zero),"
+  batch+="($(rid "$p" "$(h "e-$i")"),$p,$lab,$(h "e-$i"),$loc,$zero),"
 done
 g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
 row "anchorBatch 50, 50 patients (total)" "$g"
