@@ -158,8 +158,57 @@ fn get_never_contacts_a_url_from_a_break_glass_pointers_locator() {
         &thief.url,
     ]);
     let fake_id = anchored["recordId"].as_str().unwrap().to_string();
-    // The chain marks it: anchored under break-glass.
+    // The chain marks it: anchored under break-glass; the patient's listings say so.
     assert_eq!(env.json(&["pointer", "show", &fake_id])["breakGlass"], true);
+    let idx = crate::listings::start_indexer(&env);
+    let rb = anchored["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    let listed = env.json(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "patient",
+        "records",
+        "--min-block",
+        &rb,
+    ]);
+    let pointers = listed["pointers"].as_array().unwrap();
+    let marked: Vec<bool> = pointers
+        .iter()
+        .map(|x| x["breakGlass"].as_bool().unwrap())
+        .collect();
+    assert_eq!(pointers.len(), 2, "{listed}");
+    assert_eq!(
+        pointers
+            .iter()
+            .find(|x| x["recordId"] == fake_id.as_str())
+            .unwrap()["breakGlass"],
+        true
+    );
+    assert_eq!(
+        marked.iter().filter(|m| **m).count(),
+        1,
+        "only B's is marked"
+    );
+    let human = env.ok(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "patient",
+        "records",
+        "--min-block",
+        &rb,
+    ]);
+    assert!(human.contains("ANCHORED UNDER BREAK-GLASS"), "{human}");
+    let timeline = env.ok(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "patient",
+        "timeline",
+        "--min-block",
+        &rb,
+    ]);
+    assert!(timeline.contains("UNDER BREAK-GLASS"), "{timeline}");
 
     // B cannot take A's id for it either (ids are bound to their holder).
     let e = env.fail(

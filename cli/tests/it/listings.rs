@@ -7,14 +7,14 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// An indexer process reading this test's chain into a fresh database of its own.
-struct Indexer {
-    url: String,
+pub(crate) struct Indexer {
+    pub(crate) url: String,
     // Dropped in this order: the indexer before its database.
     _proc: Proc,
     _db: ScratchDb,
 }
 
-fn start_indexer(env: &Env) -> Indexer {
+pub(crate) fn start_indexer(env: &Env) -> Indexer {
     let db = env.block_on(ScratchDb::create("medrec_cli_it"));
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_medrec")).with_file_name("medrec-indexer");
     assert!(
