@@ -290,7 +290,7 @@ pub async fn run(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<
     });
     if !old_form.is_empty() {
         lines.push(format!(
-            "  {} earlier anchors are heads of the log's old hash chain (the first {legacy} entries), not checked",
+            "  {} earlier anchor(s): heads of the log's old hash chain (its first {legacy} entries), not checked",
             old_form.len()
         ));
     }

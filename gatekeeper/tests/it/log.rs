@@ -375,3 +375,111 @@ async fn a_holder_that_erases_entries_and_anchors_again_is_caught_by_its_earlier
         &page.consistency[0].proof
     ));
 }
+
+/// A log written in the old hash-chain form, its head anchored on chain: the migration gives
+/// its entries tree leaves, the CLI reports the old anchor (a chain head, which no root
+/// matches) without checking it, and checks every anchor of the tree made since.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_of_the_old_hash_chain_form_becomes_a_tree_and_its_old_anchor_is_reported() {
+    use alloy::primitives::{U256, keccak256};
+    use alloy::sol_types::SolValue;
+    let mut w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    for (name, key) in [("holder", &w.gk_holder.clone()), ("patient", &patient)] {
+        import_key(&w, name, key);
+    }
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            3,
+            &fhir_example("Observation-example.json"),
+        )
+        .await;
+    w.stop_gatekeeper();
+    // The schema as it was before the tree, and three entries of the old form.
+    for sql in [
+        "DROP TABLE gk_log_tree",
+        "DROP INDEX gk_access_log_patient_seq",
+        "DROP INDEX gk_records_patient",
+        "CREATE INDEX gk_access_log_patient ON gk_access_log (patient)",
+        "ALTER TABLE gk_access_log DROP COLUMN tree_leaf",
+        "DELETE FROM _sqlx_migrations WHERE version = 20261129000001",
+    ] {
+        w.sql(sql.into()).await;
+    }
+    let mut head = B256::ZERO;
+    for seq in 1..=3u64 {
+        let at_ms = 1_700_000_000_000 + seq;
+        let nonce = B256::from(U256::from(seq));
+        let leaf = keccak256(
+            (
+                seq,
+                at_ms,
+                reader.address(),
+                id,
+                patient.address(),
+                true,
+                "allowed".to_string(),
+                nonce,
+            )
+                .abi_encode(),
+        );
+        let entry = keccak256([head.as_slice(), leaf.as_slice()].concat());
+        w.sql(format!(
+            "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
+             VALUES ({seq}, {at_ms}, '\\x{}', '\\x{}', '\\x{}', true, 'allowed', '\\x{}', 0, '\\x{}', '\\x{}', '\\x{}')",
+            alloy::hex::encode(reader.address()),
+            alloy::hex::encode(id),
+            alloy::hex::encode(patient.address()),
+            alloy::hex::encode(nonce),
+            alloy::hex::encode(leaf),
+            alloy::hex::encode(head),
+            alloy::hex::encode(entry),
+        ))
+        .await;
+        head = entry;
+    }
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gk_holder));
+    assert!(registry.anchorAccessLog(head, 3).mined().await.status());
+
+    // The gatekeeper migrates and goes on as a tree; the next anchor is a root.
+    let dir = w.dir.path().to_path_buf();
+    let keystore = dir.join("keystores/holder").to_string_lossy().to_string();
+    let password = dir.join("password").to_string_lossy().to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+        "--anchor-every",
+        "1",
+    ])
+    .await;
+    assert_eq!(w.health(&w.gk_url).await.log_entries, 3);
+    assert_eq!(w.read(&reader, id).await.0, 200);
+    assert_eq!(w.read(&reader, id).await.0, 200);
+    assert_eq!(anchored_beyond(&w, 3).await, 5);
+    let holder = w.gk_holder.address().to_string();
+    let out = run_cli(
+        &w,
+        &["--json", "-a", "patient", "access-log", "--holder", &holder],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log["data"]["legacyEntries"], 3);
+    assert_eq!(log["data"]["oldFormAnchors"], 1);
+    assert_eq!(log["data"]["anchors"], 1);
+    assert_eq!(log["data"]["mine"].as_array().unwrap().len(), 5);
+    let out = run_cli(&w, &["-a", "patient", "access-log", "--holder", &holder]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("1 earlier anchor(s): heads of the log's old hash chain"),
+        "{text}"
+    );
+}
