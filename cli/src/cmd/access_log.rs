@@ -250,10 +250,13 @@ pub async fn run(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<
                 }
             }
         }
-        mine.extend(page.entries.into_iter().map(|mut e| {
-            e.proof.clear();
-            e
-        }));
+        // The holder's entries are only hashed: its whole log is never held here at once.
+        if !as_holder {
+            mine.extend(page.entries.into_iter().map(|mut e| {
+                e.proof.clear();
+                e
+            }));
+        }
         match page.next {
             Some(from) if from < size => {
                 page = reader.page(Some(size), from, a.page_size, vec![]).await?;
@@ -270,15 +273,16 @@ pub async fn run(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<
     }
 
     let latest = checked.last();
-    let mut lines = vec![format!(
-        "access log of {holder}: {size} entries, {} {}; the tree's root is {root}",
-        mine.len(),
-        if as_holder {
-            "shown (all)"
-        } else {
-            "about your records, each proved in the tree"
-        }
-    )];
+    let mut lines = vec![if as_holder {
+        format!(
+            "access log of {holder}: {size} entries, all read and hashed to the tree's root {root}"
+        )
+    } else {
+        format!(
+            "access log of {holder}: {size} entries, {} about your records, each proved in the tree (root {root})",
+            mine.len()
+        )
+    }];
     lines.push(match latest {
         Some(l) => format!(
             "  consistent with all {} anchors on chain (the latest of {} entries in block {})",

@@ -476,6 +476,27 @@ async fn a_log_of_the_old_hash_chain_form_becomes_a_tree_and_its_old_anchor_is_r
     assert_eq!(log["data"]["oldFormAnchors"], 1);
     assert_eq!(log["data"]["anchors"], 1);
     assert_eq!(log["data"]["mine"].as_array().unwrap().len(), 5);
+    // The holder reads it all, two entries a page, and recomputes the root.
+    let out = run_cli(
+        &w,
+        &[
+            "--json",
+            "-a",
+            "holder",
+            "access-log",
+            "--holder",
+            &holder,
+            "--page-size",
+            "2",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log["data"]["count"], 5);
     let out = run_cli(&w, &["-a", "patient", "access-log", "--holder", &holder]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
