@@ -79,8 +79,9 @@ pub enum Command {
     Import(cmd::import::ImportArgs),
     /// Requester: fetch a record from its holder and verify it against the chain
     Get(cmd::records::GetArgs),
-    /// Patient: read and verify a holder's access log of your records
-    AccessLog(cmd::records::AccessLogArgs),
+    /// Patient: read a holder's access log of your records; holder: all of it. Checked against
+    /// every root the holder anchored on chain
+    AccessLog(cmd::access_log::AccessLogArgs),
     /// Research studies: register, approve, opt in, withdraw, query
     #[command(subcommand)]
     Study(cmd::study::StudyCmd),
@@ -115,7 +116,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
         Command::Import(a) => cmd::import::run(a, &settings, out).await,
         Command::Get(a) => cmd::records::run_get(a, &settings, out).await,
-        Command::AccessLog(a) => cmd::records::run_access_log(a, &settings, out).await,
+        Command::AccessLog(a) => cmd::access_log::run(a, &settings, out).await,
         Command::Study(c) => cmd::study::run(c, &settings, out).await,
         Command::Grants(a) => cmd::listing::run_grants(a, &settings, out).await,
         Command::Patients(a) => cmd::listing::run_patients(a, &settings, out).await,

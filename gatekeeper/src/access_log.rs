@@ -1,47 +1,107 @@
-//! The hash-chained access log: every read and refusal is appended (group commit, one batch
-//! at a time) before its answer leaves; the patient's view of it; and the loop that anchors
-//! its head on chain.
+//! The access log: every read and refusal of a request signed for this holder is appended
+//! (group commit, one batch at a time) before its answer leaves, as a leaf of a Merkle tree
+//! (RFC 6962, `medrec_protocol::merkle`) kept whole in memory; the pages and proofs of
+//! `POST /v1/log`; the counters of requests refused without an entry; and the loop that
+//! anchors the tree's root on chain.
 
+use crate::auth::RateLimiter;
 use crate::error::GkError;
 use alloy::primitives::{Address, B256};
 use alloy::providers::DynProvider;
 use backon::{ExponentialBuilder, Retryable};
 use medrec_bindings::RecordRegistry::RecordRegistryInstance;
-use medrec_protocol::access_log::{self as log, Access, Detail, Shown};
+use medrec_protocol::access_log::{self as log, Access, Consistency, Entry};
+use medrec_protocol::merkle::Tree;
 use sqlx::{PgPool, Row};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-/// Most entries chained and inserted in one batch.
+/// Most entries inserted in one batch.
 const BATCH: usize = 512;
+
+/// Rows read at a time when the tree is loaded at start.
+const LOAD_BATCH: i64 = 50_000;
+
+/// Sustained log requests per second per requester (each a page).
+pub const LOG_RATE_PER_SEC: f64 = 10.0;
+
+/// Burst of log requests per requester.
+pub const LOG_BURST: f64 = 40.0;
 
 type LogJob = (Access, oneshot::Sender<Result<(), String>>);
 
-/// The log's length and head.
-struct LogHead {
-    seq: u64,
-    head: B256,
+/// Why a read request was refused without an entry in the log: it is not a request signed
+/// for this holder, so it concerns no one here and must not fill the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlogged {
+    /// The body was larger than a request may be.
+    Oversized,
+    /// The body is not a signed request.
+    Malformed,
+    /// The signature recovers no one.
+    Unsigned,
+    /// Signed for another holder.
+    WrongAudience,
 }
 
-/// The access log: its head in memory and the writer task's queue.
+impl Unlogged {
+    const ALL: [Unlogged; 4] = [
+        Unlogged::Oversized,
+        Unlogged::Malformed,
+        Unlogged::Unsigned,
+        Unlogged::WrongAudience,
+    ];
+
+    /// The label of its metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unlogged::Oversized => "oversized",
+            Unlogged::Malformed => "malformed",
+            Unlogged::Unsigned => "unsigned",
+            Unlogged::WrongAudience => "wrong_audience",
+        }
+    }
+}
+
+/// The access log: the tree in memory, the writer task's queue, the limiter of log requests
+/// and the counters of refusals that were not logged.
 pub struct AccessLog {
-    head: Arc<Mutex<LogHead>>,
+    tree: Arc<RwLock<Tree>>,
     tx: mpsc::Sender<LogJob>,
+    /// Entries written before the log became a tree.
+    pub legacy_entries: u64,
+    /// Log requests per requester.
+    pub rate: RateLimiter,
+    unlogged: [AtomicU64; 4],
 }
 
 impl AccessLog {
-    /// Loads the head from the database and starts the writer.
+    /// Computes the tree leaves of entries written before the log became a tree, loads the
+    /// tree from the database and starts the writer.
     pub async fn start(pool: PgPool) -> Result<Self, GkError> {
-        let (seq, head) = read_head(&pool).await?;
-        let head = Arc::new(Mutex::new(LogHead { seq, head }));
+        backfill_leaves(&pool).await?;
+        let tree = load_tree(&pool).await?;
+        let legacy_entries: i64 = sqlx::query_scalar("SELECT legacy_entries FROM gk_log_tree")
+            .fetch_optional(&pool)
+            .await?
+            .unwrap_or(0);
+        let tree = Arc::new(RwLock::new(tree));
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer(pool, head.clone(), rx));
-        Ok(Self { head, tx })
+        tokio::spawn(writer(pool, tree.clone(), rx));
+        Ok(Self {
+            tree,
+            tx,
+            legacy_entries: legacy_entries as u64,
+            rate: RateLimiter::new(LOG_RATE_PER_SEC, LOG_BURST)
+                .ok_or_else(|| GkError::Internal("bad log rate".into()))?,
+            unlogged: Default::default(),
+        })
     }
 
-    /// Appends one entry to the chained log and returns once it is committed. Entries that
-    /// arrive together are chained in arrival order and committed in one transaction.
+    /// Appends one entry and returns once it is committed. Entries that arrive together are
+    /// committed in one transaction, in arrival order.
     pub async fn append(&self, a: &Access) -> Result<(), GkError> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -53,10 +113,65 @@ impl AccessLog {
             .map_err(GkError::Internal)
     }
 
-    /// The log's length and head.
+    /// The log's size and root.
     pub async fn head(&self) -> (u64, B256) {
-        let h = self.head.lock().await;
-        (h.seq, h.head)
+        let t = self.read_tree();
+        let n = t.len();
+        (n, t.root(n).unwrap_or_default())
+    }
+
+    /// Counts a request refused without an entry.
+    pub fn count_unlogged(&self, why: Unlogged) {
+        self.unlogged[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The refusals not logged, by reason.
+    pub fn unlogged(&self) -> Vec<(&'static str, u64)> {
+        Unlogged::ALL
+            .iter()
+            .map(|u| {
+                (
+                    u.label(),
+                    self.unlogged[*u as usize].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// The tree, for reading; a writer that panicked left it whole (it pushes after commit).
+    fn read_tree(&self) -> std::sync::RwLockReadGuard<'_, Tree> {
+        self.tree.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The root at `size`, inclusion proofs of `entries` and the `consistency` proofs asked
+    /// for, all against the tree as it is; `None` when a size is beyond it.
+    pub fn prove(
+        &self,
+        size: u64,
+        entries: &mut [Entry],
+        consistency: &[[u64; 2]],
+    ) -> Option<(B256, Vec<Consistency>)> {
+        let t = self.read_tree();
+        let root = t.root(size)?;
+        for e in entries.iter_mut() {
+            e.proof = t.inclusion(e.index, size)?;
+        }
+        let proofs = consistency
+            .iter()
+            .map(|&[old, new]| {
+                Some(Consistency {
+                    old,
+                    new,
+                    proof: t.consistency(old, new)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((root, proofs))
+    }
+
+    /// The log's size now.
+    pub fn size(&self) -> u64 {
+        self.read_tree().len()
     }
 }
 
@@ -67,15 +182,89 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// The log's length and head as the database has them.
-async fn read_head(pool: &PgPool) -> Result<(u64, B256), sqlx::Error> {
-    let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, entry_hash FROM gk_access_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
-    Ok(head
-        .map(|(s, h)| (s as u64, B256::from_slice(&h)))
-        .unwrap_or((0, B256::ZERO)))
+/// One row of the log as stored.
+type LogRow = (i64, i64, Vec<u8>, Vec<u8>, Vec<u8>, bool, String, Vec<u8>);
+
+const ROW_COLUMNS: &str = "seq, at_ms, requester, record_id, patient, allowed, reason, nonce";
+
+fn entry_of(row: LogRow) -> Entry {
+    let (seq, at, requester, record, patient, allowed, reason, nonce) = row;
+    Entry {
+        index: seq as u64 - 1,
+        at_ms: at as u64,
+        requester: Address::from_slice(&requester),
+        record_id: B256::from_slice(&record),
+        patient: Address::from_slice(&patient),
+        allowed,
+        reason,
+        nonce: B256::from_slice(&nonce),
+        proof: vec![],
+    }
+}
+
+/// Computes `tree_leaf` for the entries written before the log became a tree, a batch at a
+/// time.
+async fn backfill_leaves(pool: &PgPool) -> Result<(), sqlx::Error> {
+    loop {
+        let rows: Vec<LogRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM gk_access_log WHERE tree_leaf IS NULL ORDER BY seq LIMIT {LOAD_BATCH}"
+        )))
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (seqs, leaves): (Vec<i64>, Vec<Vec<u8>>) = rows
+            .into_iter()
+            .map(|r| {
+                let e = entry_of(r);
+                (e.index as i64 + 1, e.leaf().to_vec())
+            })
+            .unzip();
+        sqlx::query(
+            "UPDATE gk_access_log l SET tree_leaf = u.leaf
+             FROM UNNEST($1::bigint[], $2::bytea[]) AS u(seq, leaf) WHERE l.seq = u.seq",
+        )
+        .bind(&seqs)
+        .bind(&leaves)
+        .execute(pool)
+        .await?;
+        tracing::info!(target: "medrec::gatekeeper", entries = seqs.len(), "computed the tree leaves of entries of the old hash-chain log");
+    }
+}
+
+/// The tree from the stored leaves, in order; the log must have no gap.
+async fn load_tree(pool: &PgPool) -> Result<Tree, GkError> {
+    let mut tree = Tree::new();
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, tree_leaf FROM gk_access_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(tree.len() as i64)
+        .bind(LOAD_BATCH)
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(tree);
+        }
+        for (seq, leaf) in rows {
+            if seq as u64 != tree.len() + 1 || leaf.len() != 32 {
+                return Err(GkError::Internal(format!(
+                    "the access log is damaged at entry {}",
+                    tree.len() + 1
+                )));
+            }
+            tree.push(B256::from_slice(&leaf));
+        }
+    }
+}
+
+/// The log's size as the database has it.
+async fn stored_size(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT max(seq) FROM gk_access_log")
+        .fetch_one(pool)
+        .await?;
+    Ok(n.unwrap_or(0) as u64)
 }
 
 /// The (requester, nonce) of every logged request still valid at `now`, with its expiry: a
@@ -109,30 +298,28 @@ struct LogColumns {
     nonce: Vec<Vec<u8>>,
     expires: Vec<i64>,
     leaf: Vec<Vec<u8>>,
-    prev: Vec<Vec<u8>>,
-    entry: Vec<Vec<u8>>,
+    leaves: Vec<B256>,
 }
 
-/// Writes the access log: takes what is waiting (up to [`BATCH`] entries), chains it after
-/// the head, inserts it in one statement (its own transaction, committed before the statement
-/// returns), then answers every waiting request; requests that arrive meanwhile make the next
-/// batch. One batch at a time, so the log on disk never has a gap, crash or not. After a
-/// failed batch, chaining starts again from the head the database has.
-async fn writer(pool: PgPool, log: Arc<Mutex<LogHead>>, mut rx: mpsc::Receiver<LogJob>) {
+/// Writes the access log: takes what is waiting (up to [`BATCH`] entries), numbers it after
+/// the last entry, inserts it in one statement (its own transaction, committed before the
+/// statement returns), adds its leaves to the tree, then answers every waiting request;
+/// requests that arrive meanwhile make the next batch. One batch at a time, so the log on
+/// disk never has a gap, crash or not. After a failed batch, numbering starts again from the
+/// size the database has (and a batch committed despite the error is reloaded into the tree).
+async fn writer(pool: PgPool, tree: Arc<RwLock<Tree>>, mut rx: mpsc::Receiver<LogJob>) {
     let mut batch: Vec<LogJob> = Vec::with_capacity(BATCH);
-    let (mut seq, mut prev) = {
-        let h = log.lock().await;
-        (h.seq, h.head)
-    };
+    let mut size = tree.read().map(|t| t.len()).unwrap_or_default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let jobs: Vec<LogJob> = std::mem::take(&mut batch);
-        let (next_seq, next_prev, c) = chain_batch(seq, prev, &jobs);
+        let c = number_batch(size, &jobs);
         let result = match insert_batch(&pool, &c).await {
             Ok(()) => {
-                (seq, prev) = (next_seq, next_prev);
-                let mut h = log.lock().await;
-                h.seq = next_seq;
-                h.head = next_prev;
+                let mut t = tree.write().unwrap_or_else(|p| p.into_inner());
+                for l in &c.leaves {
+                    t.push(*l);
+                }
+                size = t.len();
                 Ok(())
             }
             Err(e) => Err(format!("cannot write the access log: {e}")),
@@ -143,9 +330,9 @@ async fn writer(pool: PgPool, log: Arc<Mutex<LogHead>>, mut rx: mpsc::Receiver<L
         }
         if failed {
             // A statement that reported an error may still have been committed (the
-            // connection lost after the commit), so the head is read back from the database,
+            // connection lost after the commit), so the size is read back from the database,
             // not taken from memory.
-            (seq, prev) = reread_head(&pool, &log).await;
+            size = resync(&pool, &tree).await;
         }
     }
 }
@@ -153,8 +340,8 @@ async fn writer(pool: PgPool, log: Arc<Mutex<LogHead>>, mut rx: mpsc::Receiver<L
 /// Inserts a batch's rows in one statement, which is its own transaction: all or none.
 async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, leaf, prev_hash, entry_hash)
-         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[], $11::bytea[], $12::bytea[])",
+        "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, tree_leaf)
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[])",
     )
     .bind(&c.seq)
     .bind(&c.at)
@@ -166,48 +353,58 @@ async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> 
     .bind(&c.nonce)
     .bind(&c.expires)
     .bind(&c.leaf)
-    .bind(&c.prev)
-    .bind(&c.entry)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// The log's head as the database has it, written into `log`; retried until it can be read
-/// (every 50 ms at first, then at most every 5 s): the writer must not chain on a guess.
-async fn reread_head(pool: &PgPool, log: &Mutex<LogHead>) -> (u64, B256) {
+/// The log's size as the database has it, with the tree brought up to it; retried until it
+/// can be read (every 50 ms at first, then at most every 5 s): the writer must not number
+/// entries on a guess.
+async fn resync(pool: &PgPool, tree: &RwLock<Tree>) -> u64 {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(50))
         .with_max_delay(Duration::from_secs(5))
         .without_max_times();
-    // Without a limit on retries the read ends only once it succeeds; the loop states that
-    // the writer never goes on without the head.
-    let (seq, head) = loop {
-        let read = (|| read_head(pool))
-            .retry(backoff)
-            .sleep(tokio::time::sleep)
-            .notify(|e, _| {
-                tracing::error!(target: "medrec::gatekeeper", error = %e, "reading the access log's head");
-            });
-        if let Ok(found) = read.await {
-            break found;
+    loop {
+        let read = (|| async {
+            let stored = stored_size(pool).await?;
+            let have = tree.read().map(|t| t.len()).unwrap_or_default();
+            let missing: Vec<Vec<u8>> = if stored > have {
+                sqlx::query_scalar(
+                    "SELECT tree_leaf FROM gk_access_log WHERE seq > $1 ORDER BY seq",
+                )
+                .bind(have as i64)
+                .fetch_all(pool)
+                .await?
+            } else {
+                vec![]
+            };
+            Ok::<_, sqlx::Error>(missing)
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|e, _| {
+            tracing::error!(target: "medrec::gatekeeper", error = %e, "reading the access log's size");
+        });
+        if let Ok(missing) = read.await {
+            let mut t = tree.write().unwrap_or_else(|p| p.into_inner());
+            for l in missing {
+                t.push(B256::from_slice(&l));
+            }
+            return t.len();
         }
-    };
-    let mut h = log.lock().await;
-    h.seq = seq;
-    h.head = head;
-    (seq, head)
+    }
 }
 
-/// Chains `jobs` after (`seq`, `prev`): the new head and the rows to insert.
-fn chain_batch(mut seq: u64, mut prev: B256, jobs: &[LogJob]) -> (u64, B256, LogColumns) {
+/// Numbers `jobs` after the first `size` entries: the rows to insert and their leaves.
+fn number_batch(size: u64, jobs: &[LogJob]) -> LogColumns {
     let mut c = LogColumns::default();
     let at = now_ms();
-    for (a, _) in jobs {
-        seq += 1;
-        let leaf = log::leaf(seq, at, a);
-        let entry = log::chain(prev, leaf);
-        c.seq.push(seq as i64);
+    for (i, (a, _)) in jobs.iter().enumerate() {
+        let index = size + i as u64;
+        let leaf = log::leaf(index, at, a);
+        c.seq.push(index as i64 + 1);
         c.at.push(at as i64);
         c.requester.push(a.requester.to_vec());
         c.record.push(a.record_id.to_vec());
@@ -217,45 +414,49 @@ fn chain_batch(mut seq: u64, mut prev: B256, jobs: &[LogJob]) -> (u64, B256, Log
         c.nonce.push(a.nonce.to_vec());
         c.expires.push(a.expires_at as i64);
         c.leaf.push(leaf.to_vec());
-        c.prev.push(prev.to_vec());
-        c.entry.push(entry.to_vec());
-        prev = entry;
+        c.leaves.push(leaf);
     }
-    (seq, prev, c)
+    c
 }
 
-/// Every entry of the log as `patient` may see it: in full for their records, the leaf hash
-/// for others'.
-pub async fn entries_for(pool: &PgPool, patient: Address) -> Result<Vec<Shown>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT seq, at_ms, requester, record_id, patient, allowed, reason, nonce, leaf, entry_hash
-         FROM gk_access_log ORDER BY seq",
-    )
+/// Up to `limit` entries with index in `[from, size)`, in order: every one, or only those of
+/// `patient`'s records. One bounded query: a page never holds more than `limit` rows.
+pub async fn page(
+    pool: &PgPool,
+    patient: Option<Address>,
+    from: u64,
+    size: u64,
+    limit: u32,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows: Vec<LogRow> = match patient {
+        Some(p) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM gk_access_log WHERE patient = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        )))
+        .bind(p.to_vec()),
+        None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM gk_access_log WHERE $1::bytea IS NULL AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+        )))
+        .bind(None::<Vec<u8>>),
+    }
+    .bind(from as i64)
+    .bind(size as i64)
+    .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let whose = Address::from_slice(&row.get::<Vec<u8>, _>("patient"));
-            Shown {
-                seq: row.get::<i64, _>("seq") as u64,
-                leaf: B256::from_slice(&row.get::<Vec<u8>, _>("leaf")),
-                entry_hash: B256::from_slice(&row.get::<Vec<u8>, _>("entry_hash")),
-                detail: (whose == patient).then(|| Detail {
-                    at_ms: row.get::<i64, _>("at_ms") as u64,
-                    requester: Address::from_slice(&row.get::<Vec<u8>, _>("requester")),
-                    record_id: B256::from_slice(&row.get::<Vec<u8>, _>("record_id")),
-                    patient: whose,
-                    allowed: row.get("allowed"),
-                    reason: row.get("reason"),
-                    nonce: B256::from_slice(&row.get::<Vec<u8>, _>("nonce")),
-                }),
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(entry_of).collect())
 }
 
-/// Anchors the log head on chain every `every`, when the log grew since the last anchor.
+/// Whether `who` is the patient of a record stored here.
+pub async fn is_patient(pool: &PgPool, who: Address) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM gk_records WHERE patient = $1) AS here")
+        .bind(who.to_vec())
+        .fetch_one(pool)
+        .await?;
+    Ok(row.get("here"))
+}
+
+/// Anchors the tree's root at its size on chain every `every`, when the log grew since the
+/// last anchor.
 /// Failures are logged and retried at the next tick: reads never wait for the chain.
 pub async fn anchor_loop(
     log: Arc<AccessLog>,
@@ -288,13 +489,13 @@ pub async fn anchor_loop(
         match sent.await {
             Ok(r) if r.status() => {
                 anchored = entries;
-                tracing::info!(target: "medrec::gatekeeper", entries, %head, "anchored the access log head");
+                tracing::info!(target: "medrec::gatekeeper", entries, %head, "anchored the access log root");
             }
             Ok(r) => {
                 tracing::warn!(target: "medrec::gatekeeper", tx = %r.transaction_hash, "anchoring reverted")
             }
             Err(e) => {
-                tracing::warn!(target: "medrec::gatekeeper", error = %e, "cannot anchor the access log head; will retry")
+                tracing::warn!(target: "medrec::gatekeeper", error = %e, "cannot anchor the access log root; will retry")
             }
         }
     }

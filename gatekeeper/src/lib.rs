@@ -1,7 +1,8 @@
 //! The medrec gatekeeper: run by each record holder, it keeps records encrypted at rest and
 //! serves one only to a requester whose signed request passes every check and whom the chain
-//! allows to read that category of that patient at that moment. Every read and denial goes
-//! into a hash-chained access log that the patient can check.
+//! allows to read that category of that patient at that moment. Every read and denial of a
+//! request signed for it goes into an access log, a Merkle tree whose root it anchors on chain,
+//! which the patient checks.
 //!
 //! Modules by concern; no module imports its caller: [`config`] (settings and their
 //! defaults), [`app`] (state built once), [`http`] (one module per route group), [`auth`]

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod access_log;
 pub mod account;
 pub mod anchor;
 pub mod break_glass;

@@ -1,4 +1,4 @@
-//! `medrec put`, `get`, `access-log`: records through the holders' gatekeepers.
+//! `medrec put`, `get`: records through the holders' gatekeepers.
 
 use crate::chain::{self, Chain};
 use crate::error::{CliError, Result};
@@ -12,11 +12,10 @@ use alloy::sol_types::Eip712Domain;
 use alloy::transports::http::reqwest;
 use clap::Args;
 use medrec_bindings::record_registry::IRecordRegistry;
-use medrec_protocol::access_log::{self, LOG_PATH, LogAnswer, Shown};
 use medrec_protocol::clock::{CLIENT_TIMEOUT, READ_VALIDITY_SECS, now_secs};
 use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER, random_nonce, sign_hex};
 use medrec_protocol::records::{self as wire, FHIR_JSON, UPLOAD_PATH, Uploaded};
-use medrec_protocol::{ErrorBody, LogRequest, RecordRequest, Signed, SignedRequest, Upload};
+use medrec_protocol::{ErrorBody, RecordRequest, Signed, SignedRequest, Upload};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -51,21 +50,6 @@ pub struct GetArgs {
     /// Write the record here (default: stdout)
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
-}
-
-/// `access-log`.
-#[derive(Debug, Args)]
-pub struct AccessLogArgs {
-    /// The holder whose gatekeeper to ask
-    #[arg(long)]
-    pub holder: String,
-    /// That holder's gatekeeper URL
-    #[arg(
-        long,
-        env = "MEDREC_GATEKEEPER_URL",
-        default_value = medrec_protocol::records::DEFAULT_URL
-    )]
-    pub gatekeeper_url: String,
 }
 
 pub(crate) fn client() -> Result<reqwest::Client> {
@@ -335,93 +319,5 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
                 .map_err(|e| CliError::Io(format!("cannot write to stdout: {e}")))?;
         }
     }
-    Ok(())
-}
-
-/// Runs `access-log`.
-pub async fn run_access_log(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<()> {
-    let holder = units::address(&a.holder, "holder")?;
-    let signer = keys::load(settings)?;
-    let me = signer.address();
-    let chain = Chain::connect(settings).await?;
-    let d = chain.deployment(settings).await?;
-    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let issued = now_secs();
-    let req = LogRequest {
-        patient: me,
-        audience: holder,
-        nonce: random_nonce(),
-        issuedAt: issued,
-        expiresAt: issued + READ_VALIDITY_SECS,
-    };
-    let signed = sign(&signer, req, &domain).await?;
-    let base = a.gatekeeper_url.trim_end_matches('/');
-    let resp = client()?
-        .post(format!("{base}{LOG_PATH}"))
-        .json(&signed)
-        .send()
-        .await
-        .map_err(|e| CliError::Rpc(format!("cannot reach the gatekeeper at {base}: {e}")))?;
-    if !resp.status().is_success() {
-        return Err(refusal("access log", resp).await);
-    }
-    let LogAnswer { entries, .. } = answer(resp, &format!("the gatekeeper at {base}")).await?;
-    let head = access_log::verify(&entries)
-        .map_err(|e| CliError::Integrity(format!("the access log does not verify: {e}")))?;
-    // The holder's anchor on chain pins the log: a rewrite of any entry before it shows.
-    let anchor = chain
-        .records(&d)
-        .accessLogOf(holder)
-        .call()
-        .await
-        .map_err(|e| chain.err(e))?;
-    let anchored = anchor.entries;
-    if anchored > 0 {
-        let at = entries.get(anchored as usize - 1).ok_or_else(|| {
-            CliError::Integrity(format!(
-                "the access log was cut: the chain anchors {anchored} entries, the gatekeeper shows {}",
-                entries.len()
-            ))
-        })?;
-        if at.entry_hash != anchor.head {
-            return Err(CliError::Integrity(format!(
-                "the access log was rewritten: entry {anchored} hashes to {}, the chain anchored {}",
-                at.entry_hash, anchor.head
-            )));
-        }
-    }
-    let mine: Vec<&Shown> = entries.iter().filter(|e| e.detail.is_some()).collect();
-    let mut lines = vec![format!(
-        "access log of {holder}: {} entries, {} about your records; the chain of hashes verifies (head {head})",
-        entries.len(),
-        mine.len()
-    )];
-    lines.push(if anchored > 0 {
-        format!(
-            "  the first {anchored} entries match the head the holder anchored on chain at {}",
-            units::format_time(anchor.anchoredAt.to::<u64>())
-        )
-    } else {
-        "  the holder has not anchored its log on chain yet".to_string()
-    });
-    for e in &mine {
-        if let Some(d) = &e.detail {
-            lines.push(format!(
-                "  #{:<5} {}  {}  {}  record {}  ({})",
-                e.seq,
-                units::format_time(d.at_ms / 1000),
-                if d.allowed { "READ  " } else { "DENIED" },
-                d.requester,
-                d.record_id,
-                d.reason
-            ));
-        }
-    }
-    out.result(
-        "access-log",
-        json!({"holder": holder, "count": entries.len(), "head": head, "verified": true, "anchoredEntries": anchored,
-               "mine": mine.iter().map(|e| json!(e)).collect::<Vec<_>>()}),
-        &lines.join("\n"),
-    );
     Ok(())
 }

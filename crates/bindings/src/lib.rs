@@ -6,7 +6,6 @@
 //! verify, the category and purpose vocabularies, and the decoding of revert data into the
 //! contracts' custom error names.
 
-pub mod access_log;
 pub mod deployment;
 
 use alloy::dyn_abi::{DynSolValue, JsonAbiExt};

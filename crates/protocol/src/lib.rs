@@ -7,7 +7,8 @@
 //! - [`indexer`]: the indexer's read API.
 //! - The gatekeeper's HTTP API: [`envelope`] (a signed request as sent over HTTP), [`clock`]
 //!   (how long a signed request is valid), [`error`] (error codes and the error body),
-//!   [`records`] (upload, read, the record-id formula), [`access_log`], [`health`] and
+//!   [`records`] (upload, read, the record-id formula), [`access_log`] (its Merkle tree in
+//!   [`merkle`]), [`health`] and
 //!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
 //! - [`study`] and [`participant`]: the registries' enums with names.
 
@@ -21,6 +22,7 @@ pub mod error;
 pub mod health;
 pub mod indexer;
 pub mod mask;
+pub mod merkle;
 pub mod participant;
 pub mod records;
 pub mod research;

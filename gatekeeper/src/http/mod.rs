@@ -1,5 +1,5 @@
 //! The HTTP API, one module per route group: [`records`] (upload, read), [`log`] (the
-//! patient's access log), [`research`] (aggregate queries) and [`health`]. Every error is an
+//! access log, paged), [`research`] (aggregate queries), [`health`] and [`metrics`]. Every error is an
 //! [`error::ApiError`]: the protocol's error body with the status its code names. Bodies are
 //! read up to a limit by [`body`].
 
@@ -7,6 +7,7 @@ pub mod body;
 pub mod error;
 pub mod health;
 pub mod log;
+pub mod metrics;
 pub mod records;
 pub mod research;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(health::health))
+        .route(metrics::METRICS_PATH, get(metrics::metrics))
         .route(
             UPLOAD_PATH,
             post(records::upload).layer(DefaultBodyLimit::disable()),

@@ -1,9 +1,11 @@
 //! `POST /v1/records` (the holder uploads a record) and `POST /v1/records/{id}/read` (a
-//! requester reads one). A read is logged, allowed or not, before its answer leaves; every
-//! refused read gets the same `denied`, whether or not the record exists.
+//! requester reads one). A read signed for this holder is logged, allowed or not, before its
+//! answer leaves; anything else is only counted. Every refused read gets the same `denied`,
+//! whether or not the record exists.
 
 use super::body::{ENVELOPE, limited};
 use super::error::ApiError;
+use crate::access_log::Unlogged;
 use crate::app::App;
 use crate::auth::Refusal;
 use crate::store::cache::Cached;
@@ -113,11 +115,19 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
         nonce: B256::ZERO,
         expires_at: 0,
     };
-    let outcome = decide(&app, &mut access, req.into_body()).await;
-    // Log first: an answer that cannot be logged is not given.
-    if let Err(e) = app.log.append(&access).await {
-        tracing::error!(target: "medrec::gatekeeper", error = %e, "cannot write the access log");
-        return ApiError::unavailable("the access log is unavailable").into_response();
+    let mut unlogged = None;
+    let outcome = decide(&app, &mut access, &mut unlogged, req.into_body()).await;
+    match unlogged {
+        // Not a request signed for this holder: it concerns no one here, so it is counted,
+        // not written (anyone could otherwise fill the log).
+        Some(why) => app.log.count_unlogged(why),
+        // Log first: an answer that cannot be logged is not given.
+        None => {
+            if let Err(e) = app.log.append(&access).await {
+                tracing::error!(target: "medrec::gatekeeper", error = %e, "cannot write the access log");
+                return ApiError::unavailable("the access log is unavailable").into_response();
+            }
+        }
     }
     match outcome {
         Ok(bytes) => ([(header::CONTENT_TYPE, FHIR_JSON)], bytes).into_response(),
@@ -125,14 +135,20 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
     }
 }
 
-/// Runs every check of a read; fills `a` with what the log must say.
-async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiError> {
+/// Runs every check of a read; fills `a` with what the log must say, or `unlogged` with why
+/// the request gets no entry.
+async fn decide(
+    app: &App,
+    a: &mut Access,
+    unlogged: &mut Option<Unlogged>,
+    body: Body,
+) -> Result<Vec<u8>, ApiError> {
     let Some(bytes) = limited(body, app.limits.max_request_bytes).await else {
-        a.reason = "oversized request".into();
+        *unlogged = Some(Unlogged::Oversized);
         return Err(ApiError::new(ErrorCode::TooLarge, "request body too large"));
     };
     let Ok(signed) = serde_json::from_slice::<Signed<RecordRequest>>(&bytes) else {
-        a.reason = "malformed request".into();
+        *unlogged = Some(Unlogged::Malformed);
         return Err(ApiError::new(ErrorCode::Malformed, ENVELOPE));
     };
     let r = &signed.request;
@@ -140,8 +156,12 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
     a.nonce = r.nonce_word();
     a.expires_at = r.expiresAt;
     if r.recordId != a.record_id {
-        // Logged under whoever signed it (nobody, for a signature that recovers no one).
-        a.requester = app.auth.signer_of(&signed).unwrap_or(Address::ZERO);
+        // Logged under whoever signed it, when someone did and for this holder.
+        match app.auth.signer_of(&signed) {
+            None => *unlogged = Some(Unlogged::Unsigned),
+            Some(_) if r.audience != app.holder => *unlogged = Some(Unlogged::WrongAudience),
+            Some(signer) => a.requester = signer,
+        }
         a.reason = "record id differs from the path".into();
         return Err(ApiError::denied());
     }
@@ -150,8 +170,11 @@ async fn decide(app: &App, a: &mut Access, body: Body) -> Result<Vec<u8>, ApiErr
         // The entry goes under the key that signed the request, never under the requester it
         // merely names: no one can put a refused read in another's name in the log.
         match why {
-            Refusal::WrongSigner(signer) => a.requester = signer,
-            Refusal::InvalidSignature => a.requester = Address::ZERO,
+            Refusal::WrongSigner(signer) if r.audience == app.holder => a.requester = signer,
+            Refusal::WrongSigner(_) | Refusal::WrongAudience => {
+                *unlogged = Some(Unlogged::WrongAudience)
+            }
+            Refusal::InvalidSignature => *unlogged = Some(Unlogged::Unsigned),
             _ => {}
         }
         return Err(match why {

@@ -299,7 +299,7 @@ impl World {
     }
 
     /// The access log rows as (seq, access, at_ms), to recompute hashes.
-    pub async fn log_rows(&self) -> Vec<(u64, medrec_bindings::access_log::Access, u64)> {
+    pub async fn log_rows(&self) -> Vec<(u64, medrec_protocol::access_log::Access, u64)> {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&self.db_url()).await.unwrap();
         type Row = (i64, i64, Vec<u8>, Vec<u8>, Vec<u8>, bool, String, Vec<u8>);
@@ -311,7 +311,7 @@ impl World {
         .unwrap();
         rows.into_iter()
             .map(|(seq, at, r, id, p, allowed, reason, nonce)| {
-                let a = medrec_bindings::access_log::Access {
+                let a = medrec_protocol::access_log::Access {
                     requester: Address::from_slice(&r),
                     record_id: B256::from_slice(&id),
                     patient: Address::from_slice(&p),
@@ -323,6 +323,32 @@ impl World {
                 (seq as u64, a, at as u64)
             })
             .collect()
+    }
+
+    /// The gatekeeper's counters of read requests refused without a log entry, as
+    /// "reason count".
+    pub async fn unlogged(&self) -> Vec<String> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.gk_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("medrec_gatekeeper_unlogged_requests_total{reason=\"")?;
+                let (reason, n) = rest.split_once("\"} ")?;
+                Some(format!("{reason} {n}"))
+            })
+            .collect()
+    }
+
+    /// Stops the world's own gatekeeper.
+    pub fn stop_gatekeeper(&mut self) {
+        self._gk.take();
     }
 
     /// The record registry's address.

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 mod harness;
+mod log;
 mod reads;
 mod research;
