@@ -146,8 +146,11 @@ pub struct ReviewArgs {
 #[derive(Debug, Args)]
 pub struct OverdueArgs {
     /// The openings' ids
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub ids: Vec<u64>,
+    /// Every opening that is pending past its deadline (asks the chain about each opening)
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `break-glass clear`.
@@ -194,6 +197,16 @@ const SENSITIVE: [&str; 4] = [
     "substance-use",
     "genetics",
 ];
+
+/// Seconds as the CLI's durations are typed (`30d`, `72h`, `90s`).
+fn span(secs: u64) -> String {
+    match secs {
+        0 => "0".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{s}s"),
+    }
+}
 
 fn sensitive_mask() -> u64 {
     SENSITIVE
@@ -370,8 +383,27 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
             let signer = keys::load(settings)?;
             let chain = Chain::connect_signer(settings, signer).await?;
             let d = chain.deployment(settings).await?;
+            let ids = if a.all {
+                let c = chain.consent(&d);
+                let count = c
+                    .emergencyOpeningCount()
+                    .call()
+                    .await
+                    .map_err(|e| chain.err(e))?;
+                let mut due = Vec::new();
+                for id in 1..=count {
+                    let (o, overdue) = opening(&chain, &d, id).await?;
+                    // Pending (1) and past its deadline: recorded ones are overdue (4) already.
+                    if overdue && o.status == 1 {
+                        due.push(id);
+                    }
+                }
+                due
+            } else {
+                a.ids
+            };
             let mut done = Vec::new();
-            for id in a.ids {
+            for id in ids {
                 let tx = chain::send(&chain, chain.consent(&d).recordEmergencyOverdue(id)).await?;
                 done.push(json!({"id": id, "tx": tx}));
                 out.progress(&format!(
@@ -424,10 +456,15 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
                        "coolingOff": cool, "justifyWithin": within,
                        "maxUnjustified": p.maxUnjustified}),
                 &format!(
-                    "at most {cap} s per opening; {} opening(s) per provider and patient in {period} s; \
-                     {cool} s cooling-off after the patient closes one; review within {within} s; \
+                    "at most {} per opening; {} opening(s) per provider and patient in {}; \
+                     {} cooling-off after the patient closes one; review within {}; \
                      a provider with {} unjustified opens no more",
-                    p.maxOpenings, p.maxUnjustified
+                    span(cap),
+                    p.maxOpenings,
+                    span(period),
+                    span(cool),
+                    span(within),
+                    p.maxUnjustified
                 ),
             );
         }

@@ -264,7 +264,14 @@ fn the_policys_bounds_through_the_cli() {
     let s = env.json(&["break-glass", "status", &id]);
     assert_eq!(s["status"], "pending");
     assert_eq!(s["overdue"], true);
-    env.json(&["-a", "stranger", "break-glass", "overdue", &id]);
+    let r = env.json(&["-a", "stranger", "break-glass", "overdue", "--all"]);
+    assert_eq!(r["recorded"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["recorded"][0]["id"].to_string(), id);
+    // Recorded already: --all finds nothing more, and the id itself is refused.
+    let r = env.json(&["-a", "stranger", "break-glass", "overdue", "--all"]);
+    assert_eq!(r["recorded"].as_array().unwrap().len(), 0, "{r}");
+    let e = env.fail(3, &["-a", "stranger", "break-glass", "overdue", &id]);
+    assert!(e.contains("ConsentEmergencyAlreadyReviewed"), "{e}");
     assert_eq!(
         env.json(&["break-glass", "status", &id])["status"],
         "overdue"
