@@ -271,15 +271,15 @@ interface IConsentRegistry {
     /// policy's bounds an emergency never waits. It must be reviewed as justified within the
     /// policy's `justifyWithin`: the provider gives the reason and its salt to the patient and
     /// to governance, who check them against `reasonHash`.
-    /// @param reasonHash a salted commitment, keccak256(abi.encode(bytes32 salt, string reason))
-    /// with a fresh random salt, so no dictionary of likely reasons recovers it
-    /// @return id the opening's id, for {reviewEmergencyAccess} and {recordEmergencyOverdue}
     /// Requirements: caller is a credentialed provider with fewer unjustified openings than the
     /// policy's `maxUnjustified`; `patient` non-zero and not the caller; `reasonHash` non-zero;
     /// `0 < duration <= emergencyCap()`; no break-glass of the caller to `patient` is open; the
     /// patient's cooling-off for the caller is over; fewer than the policy's `maxOpenings`
     /// openings of the caller to `patient` within its `period`.
     /// Emits {EmergencyAccessOpened} and {EmergencyJustificationDue}.
+    /// @param reasonHash a salted commitment, keccak256(abi.encode(bytes32 salt, string reason))
+    /// with a fresh random salt, so no dictionary of likely reasons recovers it
+    /// @return id the opening's id, for {reviewEmergencyAccess} and {recordEmergencyOverdue}
     function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration)
         external
         returns (uint64 id);

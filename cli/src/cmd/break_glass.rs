@@ -291,9 +291,14 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
             let provider = units::address(&a.provider, "provider")?;
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
-            let e = chain
-                .consent(&d)
+            let c = chain.consent(&d);
+            let e = c
                 .emergencyAccessOf(patient, provider)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            let bounds = c
+                .emergencyBoundsOf(patient, provider)
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
@@ -301,7 +306,9 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
             let opened: u64 = e.openedAt.to();
             let until: u64 = e.expiresAt.to();
             let open = now < until;
-            let human = if opened == 0 {
+            let cooling: u64 = bounds.coolingOffUntil.to();
+            let cooling = (cooling > now).then_some(cooling);
+            let mut human = if opened == 0 {
                 format!("no emergency access of {provider} to {patient}")
             } else {
                 format!(
@@ -311,9 +318,16 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
                     units::format_time(until)
                 )
             };
+            if let Some(t) = cooling {
+                human.push_str(&format!(
+                    "; the patient closed it: no reopening before {}",
+                    units::format_time(t)
+                ));
+            }
             out.result(
                 "break-glass show",
-                json!({"patient": patient, "provider": provider, "openedAt": opened, "expiresAt": until, "open": open}),
+                json!({"patient": patient, "provider": provider, "openedAt": opened, "expiresAt": until,
+                       "open": open, "coolingOffUntil": cooling}),
                 &human,
             );
         }

@@ -256,6 +256,8 @@ fn the_policys_bounds_through_the_cli() {
         ],
     );
     assert!(e.contains("ConsentEmergencyCoolingOff"), "{e}");
+    let shown = env.json(&["break-glass", "show", &p, "--provider", &a]);
+    assert!(shown["coolingOffUntil"].as_u64().is_some(), "{shown}");
 
     // Overdue only after the deadline; then it counts against the provider.
     let e = env.fail(3, &["-a", "stranger", "break-glass", "overdue", &id]);
