@@ -15,6 +15,13 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
     /// @notice Hard upper bound of the break-glass cap: 7 days.
     uint40 public constant MAX_EMERGENCY_CAP = 7 days;
+    /// @notice Hard upper bound of a policy's openings per provider and patient and period:
+    /// {EmergencyBounds} keeps the times of this many.
+    uint8 public constant MAX_EMERGENCY_OPENINGS = 5;
+    /// @notice The categories a patient's rule may keep out of break-glass: mental-health (10),
+    /// sexual-health (11), substance-use (12) and genetics (13). Everything else stays open to
+    /// an emergency, since treating blind is the greater harm.
+    uint64 public constant EMERGENCY_SENSITIVE = (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
     /// @notice EIP-712 type hash of a signed grant.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
         "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)"
@@ -32,6 +39,15 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     mapping(address patient => mapping(address provider => EmergencyAccess)) private _emergency;
     uint40 private _emergencyCap;
 
+    // Break-glass policy, openings and their reviews.
+    EmergencyPolicy private _emergencyPolicy;
+    uint64 private _emergencyOpeningCount;
+    mapping(uint64 id => EmergencyOpening) private _emergencyOpenings;
+    mapping(address patient => mapping(address provider => EmergencyBounds)) private
+        _emergencyBounds;
+    mapping(address provider => uint16) private _emergencyUnjustified;
+    mapping(address patient => uint64) private _emergencyExcluded;
+
     /// @param admin receives the admin and governance roles
     /// @param participants_ the credential registry
     /// @param emergencyCap_ the initial break-glass cap, in seconds
@@ -45,6 +61,18 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         _grantRole(GOVERNANCE_ROLE, admin);
         participants = participants_;
         _setEmergencyCap(emergencyCap_);
+        // A privacy officer's defaults: three openings per provider and patient in 30 days, a
+        // week's cooling-off after the patient closes one, 72 hours to justify each, and a
+        // provider leaving three unjustified opens no more until governance clears it.
+        _setEmergencyPolicy(
+            EmergencyPolicy({
+                maxOpenings: 3,
+                period: 30 days,
+                coolingOff: 7 days,
+                justifyWithin: 72 hours,
+                maxUnjustified: 3
+            })
+        );
     }
 
     // ------------------------------------------------------------------ grants
@@ -140,7 +168,10 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     // ------------------------------------------------------------- break-glass
 
     /// @inheritdoc IConsentRegistry
-    function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration) external {
+    function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration)
+        external
+        returns (uint64 id)
+    {
         if (!participants.isCredentialed(msg.sender, IParticipantRegistry.Role.Provider)) {
             revert ConsentNotProvider(msg.sender);
         }
@@ -153,9 +184,22 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
             revert ConsentEmergencyActive(patient, msg.sender);
         }
         uint40 nowTs = uint40(block.timestamp);
+        EmergencyPolicy memory policy = _emergencyPolicy;
+        _checkEmergencyBounds(patient, policy, nowTs);
         uint40 expiresAt = nowTs + duration;
         _emergency[patient][msg.sender] = EmergencyAccess({openedAt: nowTs, expiresAt: expiresAt});
+        id = ++_emergencyOpeningCount;
+        uint40 reviewBy = nowTs + policy.justifyWithin;
+        _emergencyOpenings[id] = EmergencyOpening({
+            patient: patient,
+            openedAt: nowTs,
+            reviewBy: reviewBy,
+            status: EmergencyReview.Pending,
+            provider: msg.sender,
+            reasonHash: reasonHash
+        });
         emit EmergencyAccessOpened(patient, msg.sender, reasonHash, nowTs, expiresAt);
+        emit EmergencyJustificationDue(id, patient, msg.sender, reviewBy);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -167,12 +211,77 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
             revert ConsentEmergencyNotFound(patient, provider);
         }
         delete _emergency[patient][provider];
+        if (msg.sender == patient) {
+            // The patient said no: the provider cannot simply open again.
+            _emergencyBounds[patient][provider].coolingOffUntil =
+                uint40(block.timestamp) + _emergencyPolicy.coolingOff;
+        }
         emit EmergencyAccessClosed(patient, provider, msg.sender);
     }
 
     /// @inheritdoc IConsentRegistry
     function setEmergencyCap(uint40 cap) external onlyRole(GOVERNANCE_ROLE) {
         _setEmergencyCap(cap);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function setEmergencyPolicy(EmergencyPolicy calldata policy)
+        external
+        onlyRole(GOVERNANCE_ROLE)
+    {
+        _setEmergencyPolicy(policy);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function reviewEmergencyAccess(uint64 id, bool justified) external onlyRole(GOVERNANCE_ROLE) {
+        EmergencyOpening storage o = _emergencyOpenings[id];
+        EmergencyReview status = o.status;
+        if (status == EmergencyReview.None) revert ConsentEmergencyOpeningNotFound(id);
+        if (status != EmergencyReview.Pending && status != EmergencyReview.Overdue) {
+            revert ConsentEmergencyAlreadyReviewed(id, status);
+        }
+        address provider = o.provider;
+        uint16 unjustified = _emergencyUnjustified[provider];
+        if (justified && status == EmergencyReview.Overdue && unjustified > 0) {
+            // Justified late: it no longer counts (unless governance cleared it already).
+            unjustified -= 1;
+        } else if (!justified && status == EmergencyReview.Pending) {
+            unjustified += 1;
+        }
+        _emergencyUnjustified[provider] = unjustified;
+        o.status = justified ? EmergencyReview.Justified : EmergencyReview.Unjustified;
+        emit EmergencyAccessReviewed(id, provider, justified, unjustified);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function recordEmergencyOverdue(uint64 id) external {
+        EmergencyOpening storage o = _emergencyOpenings[id];
+        EmergencyReview status = o.status;
+        if (status == EmergencyReview.None) revert ConsentEmergencyOpeningNotFound(id);
+        if (status != EmergencyReview.Pending) revert ConsentEmergencyAlreadyReviewed(id, status);
+        uint40 reviewBy = o.reviewBy;
+        if (block.timestamp < reviewBy) revert ConsentEmergencyNotOverdue(id, reviewBy);
+        address provider = o.provider;
+        uint16 unjustified = _emergencyUnjustified[provider] + 1;
+        _emergencyUnjustified[provider] = unjustified;
+        o.status = EmergencyReview.Overdue;
+        emit EmergencyAccessOverdue(id, provider, unjustified);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function clearEmergencyUnjustified(address provider) external onlyRole(GOVERNANCE_ROLE) {
+        uint16 cleared = _emergencyUnjustified[provider];
+        delete _emergencyUnjustified[provider];
+        emit EmergencyUnjustifiedCleared(provider, cleared);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function setEmergencyRule(uint64 excluded) external {
+        if (excluded & ~EMERGENCY_SENSITIVE != 0) {
+            revert ConsentEmergencyRuleNotSensitive(excluded, EMERGENCY_SENSITIVE);
+        }
+        _emergencyExcluded[msg.sender] = excluded;
+        emit EmergencyRuleSet(msg.sender, excluded);
     }
 
     // ------------------------------------------------------------------- views
@@ -218,6 +327,47 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     /// @inheritdoc IConsentRegistry
     function emergencyCap() external view returns (uint40) {
         return _emergencyCap;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyPolicy() external view returns (EmergencyPolicy memory) {
+        return _emergencyPolicy;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyOpening(uint64 id) external view returns (EmergencyOpening memory) {
+        return _emergencyOpenings[id];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyOpeningCount() external view returns (uint64) {
+        return _emergencyOpeningCount;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function isEmergencyOverdue(uint64 id) external view returns (bool) {
+        EmergencyOpening storage o = _emergencyOpenings[id];
+        return o.status == EmergencyReview.Overdue
+            || (o.status == EmergencyReview.Pending && block.timestamp >= o.reviewBy);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyUnjustified(address provider) external view returns (uint16) {
+        return _emergencyUnjustified[provider];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyBoundsOf(address patient, address provider)
+        external
+        view
+        returns (EmergencyBounds memory)
+    {
+        return _emergencyBounds[patient][provider];
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyRuleOf(address patient) external view returns (uint64) {
+        return _emergencyExcluded[patient];
     }
 
     /// @inheritdoc IConsentRegistry
@@ -319,7 +469,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (!participants.isCredentialed(grantee, IParticipantRegistry.Role.Provider)) return 0;
         mask = _granted(grantee, patient);
         if (mask != type(uint64).max && _emergencyLive(_emergency[patient][grantee])) {
-            mask = type(uint64).max;
+            // The patient's standing rule holds under break-glass; a grant still counts.
+            mask |= ~_emergencyExcluded[patient];
         }
     }
 
@@ -331,6 +482,49 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
 
     function _emergencyLive(EmergencyAccess memory e) private view returns (bool) {
         return block.timestamp < e.expiresAt;
+    }
+
+    /// @dev Reverts unless the caller may open break-glass to `patient` now under `policy`,
+    /// and records this opening's time among the recent ones.
+    function _checkEmergencyBounds(address patient, EmergencyPolicy memory policy, uint40 nowTs)
+        private
+    {
+        uint16 unjustified = _emergencyUnjustified[msg.sender];
+        if (unjustified >= policy.maxUnjustified) {
+            revert ConsentEmergencyBlocked(msg.sender, unjustified);
+        }
+        EmergencyBounds storage b = _emergencyBounds[patient][msg.sender];
+        uint40 coolingOffUntil = b.coolingOffUntil;
+        if (nowTs < coolingOffUntil) {
+            revert ConsentEmergencyCoolingOff(patient, msg.sender, coolingOffUntil);
+        }
+        uint200 recent = b.recentOpenings;
+        // Times only grow, so `maxOpenings` openings fall within the period exactly when the
+        // `maxOpenings`-th latest does. Casting keeps the 40 bits of that one time.
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint40 nth = uint40(recent >> (40 * (policy.maxOpenings - 1)));
+        if (nth != 0 && nowTs < nth + policy.period) {
+            revert ConsentEmergencyTooFrequent(patient, msg.sender, nth + policy.period);
+        }
+        // Shifting drops the oldest of the five.
+        b.recentOpenings = (recent << 40) | nowTs;
+    }
+
+    function _setEmergencyPolicy(EmergencyPolicy memory policy) private {
+        if (
+            policy.maxOpenings == 0 || policy.maxOpenings > MAX_EMERGENCY_OPENINGS
+                || policy.period > 365 days || policy.coolingOff > 365 days
+                || policy.justifyWithin < 1 hours || policy.justifyWithin > 30 days
+                || policy.maxUnjustified == 0
+        ) revert ConsentInvalidEmergencyPolicy();
+        _emergencyPolicy = policy;
+        emit EmergencyPolicySet(
+            policy.maxOpenings,
+            policy.period,
+            policy.coolingOff,
+            policy.justifyWithin,
+            policy.maxUnjustified
+        );
     }
 
     function _setEmergencyCap(uint40 cap) private {

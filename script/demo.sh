@@ -269,13 +269,30 @@ done
 resolve_ms=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 5p)
 echo "10 more resolves by hospital B: median ${resolve_ms} ms each (the whole medrec get)"
 
-step "Hospital B: emergency (break-glass) access, visible to the patient"
+step "Hospital B: emergency (break-glass) access, bounded by policy, justified, visible to the patient"
+medrec break-glass policy
+medrec -a patient break-glass rule --exclude mental-health,substance-use
+reason_file="$state/break-glass-reason.json"
 if "$medrec_bin" --json break-glass show "$P" --provider "$B" | grep -q '"open":true'; then
   echo "break-glass already open"
+elif ! "$medrec_bin" -a hospital-b break-glass open "$P" --reason "unconscious in the emergency department" \
+  --for 4h --salt-out "$reason_file" >"$state/break-glass.txt" 2>&1; then
+  # A rerun within the policy's period: the bound itself, shown by its error name.
+  grep -q ConsentEmergencyTooFrequent "$state/break-glass.txt" || die "break-glass open: $(cat "$state/break-glass.txt")"
+  printf '$ medrec -a hospital-b break-glass open %s ...\n%s\n' "$P" "$(cat "$state/break-glass.txt")"
+  rm -f "$reason_file"
 else
-  medrec -a hospital-b break-glass open "$P" --reason "unconscious in the emergency department" --for 4h
+  printf '$ medrec -a hospital-b break-glass open %s --reason "unconscious in the emergency department" --for 4h --salt-out %s\n' "$P" "$reason_file"
+  cat "$state/break-glass.txt"
 fi
 medrec break-glass show "$P" --provider "$B"
+medrec check --grantee "$B" --category mental-health --patient "$P"
+if [[ -f $reason_file ]]; then
+  # The reason and its salt, handed to the patient and governance, open the commitment.
+  medrec break-glass verify-reason --file "$reason_file"
+  opening=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$reason_file")
+  medrec -a operator break-glass review "$opening" --justified
+fi
 
 step "Patient: revoke hospital B; access ends in that block"
 "$medrec_bin" -q -a hospital-b break-glass close "$P" 2>/dev/null || true

@@ -32,6 +32,50 @@ interface IConsentRegistry {
         uint40 expiresAt;
     }
 
+    /// @notice Governance's bounds on break-glass beside its longest window (one slot).
+    /// @dev `maxOpenings` openings per provider and patient within any `period` seconds (at
+    /// most {MAX_EMERGENCY_OPENINGS}; a `period` of 0 leaves the frequency unbounded); after
+    /// the patient closes one, that provider may not open to that patient again for
+    /// `coolingOff` seconds; each opening must be reviewed as justified within
+    /// `justifyWithin` seconds; a provider with `maxUnjustified` openings reviewed unjustified
+    /// or recorded overdue opens no more until governance clears them.
+    struct EmergencyPolicy {
+        uint8 maxOpenings;
+        uint40 period;
+        uint40 coolingOff;
+        uint40 justifyWithin;
+        uint16 maxUnjustified;
+    }
+
+    /// @notice Where an opening stands in its review.
+    /// @dev `Overdue` is recorded by anyone once `reviewBy` passed without a review; governance
+    /// may still review it afterwards.
+    enum EmergencyReview {
+        None,
+        Pending,
+        Justified,
+        Unjustified,
+        Overdue
+    }
+
+    /// @notice One break-glass opening and its review (three slots).
+    struct EmergencyOpening {
+        address patient;
+        uint40 openedAt;
+        uint40 reviewBy;
+        EmergencyReview status;
+        address provider;
+        bytes32 reasonHash;
+    }
+
+    /// @notice What bounds the next opening of one provider to one patient (one slot).
+    /// @dev `recentOpenings` packs the times of the provider's last five openings to the
+    /// patient, the latest in its lowest 40 bits.
+    struct EmergencyBounds {
+        uint40 coolingOffUntil;
+        uint200 recentOpenings;
+    }
+
     /// @notice Emitted when `by` (the patient or one of their guardians) grants `grantee` access.
     event Granted(
         address indexed patient,
@@ -73,6 +117,37 @@ interface IConsentRegistry {
     /// @notice Emitted when governance sets the longest break-glass window.
     event EmergencyCapSet(uint40 cap);
 
+    /// @notice Emitted with every {EmergencyAccessOpened}: the opening's id, and when its review
+    /// as justified is due.
+    event EmergencyJustificationDue(
+        uint64 indexed id, address indexed patient, address indexed provider, uint40 reviewBy
+    );
+
+    /// @notice Emitted when governance reviews opening `id` of `provider`; `unjustified` is the
+    /// provider's count of unjustified openings after the review.
+    event EmergencyAccessReviewed(
+        uint64 indexed id, address indexed provider, bool justified, uint16 unjustified
+    );
+
+    /// @notice Emitted when opening `id` is recorded as overdue (not reviewed as justified by
+    /// its deadline); `unjustified` is the provider's count after it.
+    event EmergencyAccessOverdue(uint64 indexed id, address indexed provider, uint16 unjustified);
+
+    /// @notice Emitted when governance clears the unjustified openings counted against `provider`.
+    event EmergencyUnjustifiedCleared(address indexed provider, uint16 cleared);
+
+    /// @notice Emitted when governance sets the break-glass policy.
+    event EmergencyPolicySet(
+        uint8 maxOpenings,
+        uint40 period,
+        uint40 coolingOff,
+        uint40 justifyWithin,
+        uint16 maxUnjustified
+    );
+
+    /// @notice Emitted when `patient` sets the categories break-glass never opens.
+    event EmergencyRuleSet(address indexed patient, uint64 excluded);
+
     /// @notice An address argument is zero.
     error ConsentZeroAddress();
     /// @notice The category mask is empty.
@@ -107,6 +182,24 @@ interface IConsentRegistry {
     error ConsentNoReason();
     /// @notice The cap is zero or above the hard maximum.
     error ConsentInvalidCap(uint40 cap, uint40 max);
+
+    /// @notice `provider` opened break-glass to `patient` `maxOpenings` times within the policy's
+    /// period; the next opening is possible at `retryAt`.
+    error ConsentEmergencyTooFrequent(address patient, address provider, uint40 retryAt);
+    /// @notice `patient` closed an opening of `provider`; it may not reopen before `until`.
+    error ConsentEmergencyCoolingOff(address patient, address provider, uint40 until);
+    /// @notice `provider` has `unjustified` unjustified or overdue openings, the policy's limit.
+    error ConsentEmergencyBlocked(address provider, uint16 unjustified);
+    /// @notice There is no opening `id`.
+    error ConsentEmergencyOpeningNotFound(uint64 id);
+    /// @notice Opening `id` was already reviewed (or recorded overdue, for {recordEmergencyOverdue}).
+    error ConsentEmergencyAlreadyReviewed(uint64 id, EmergencyReview status);
+    /// @notice Opening `id` may still be justified until `reviewBy`.
+    error ConsentEmergencyNotOverdue(uint64 id, uint40 reviewBy);
+    /// @notice A patient's rule may only exclude the sensitive categories `sensitive`.
+    error ConsentEmergencyRuleNotSensitive(uint64 excluded, uint64 sensitive);
+    /// @notice The break-glass policy is outside the hard bounds (see {setEmergencyPolicy}).
+    error ConsentInvalidEmergencyPolicy();
 
     /// @notice Grants `grantee` access to `categories` of `patient` for `purpose` within
     /// [notBefore, expiresAt), replacing any earlier grant to `grantee`. `notBefore` 0 means now.
@@ -173,18 +266,63 @@ interface IConsentRegistry {
     /// Emits {GuardianRemoved}.
     function removeGuardian(address guardian) external;
 
-    /// @notice Opens break-glass access of the caller to all categories of `patient` for
-    /// `duration` seconds.
-    /// Requirements: caller is a credentialed provider; `patient` non-zero and not the caller;
-    /// `reasonHash` non-zero; `0 < duration <= emergencyCap()`; no break-glass of the caller to
-    /// `patient` is open.
-    /// Emits {EmergencyAccessOpened}.
-    function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration) external;
+    /// @notice Opens break-glass access of the caller to all categories of `patient` (less those
+    /// the patient's rule excludes) for `duration` seconds. No one approves it: within the
+    /// policy's bounds an emergency never waits. It must be reviewed as justified within the
+    /// policy's `justifyWithin`: the provider gives the reason and its salt to the patient and
+    /// to governance, who check them against `reasonHash`.
+    /// Requirements: caller is a credentialed provider with fewer unjustified openings than the
+    /// policy's `maxUnjustified`; `patient` non-zero and not the caller; `reasonHash` non-zero;
+    /// `0 < duration <= emergencyCap()`; no break-glass of the caller to `patient` is open; the
+    /// patient's cooling-off for the caller is over; fewer than the policy's `maxOpenings`
+    /// openings of the caller to `patient` within its `period`.
+    /// Emits {EmergencyAccessOpened} and {EmergencyJustificationDue}.
+    /// @param reasonHash a salted commitment, keccak256(abi.encode(bytes32 salt, string reason))
+    /// with a fresh random salt, so no dictionary of likely reasons recovers it
+    /// @return id the opening's id, for {reviewEmergencyAccess} and {recordEmergencyOverdue}
+    function openEmergencyAccess(address patient, bytes32 reasonHash, uint40 duration)
+        external
+        returns (uint64 id);
 
-    /// @notice Closes the open break-glass access of `provider` to `patient` early.
+    /// @notice Closes the open break-glass access of `provider` to `patient` early. When the
+    /// patient closes it, `provider` may not open to them again for the policy's `coolingOff`.
     /// Requirements: caller is `provider` or `patient`; the access is open.
     /// Emits {EmergencyAccessClosed}.
     function closeEmergencyAccess(address patient, address provider) external;
+
+    /// @notice Sets the break-glass policy for openings from now on (the cap stays
+    /// {setEmergencyCap}'s).
+    /// Requirements: caller holds the governance role; `1 <= maxOpenings <=
+    /// MAX_EMERGENCY_OPENINGS`; `period` and `coolingOff` at most a year; `1 hours <=
+    /// justifyWithin <= 30 days`; `maxUnjustified >= 1`.
+    /// Emits {EmergencyPolicySet}.
+    function setEmergencyPolicy(EmergencyPolicy calldata policy) external;
+
+    /// @notice Records governance's review of opening `id`: justified or not. An unjustified
+    /// opening counts against its provider; an overdue one reviewed as justified late stops
+    /// counting.
+    /// Requirements: caller holds the governance role; the opening exists and is pending or
+    /// overdue.
+    /// Emits {EmergencyAccessReviewed}.
+    function reviewEmergencyAccess(uint64 id, bool justified) external;
+
+    /// @notice Records opening `id` as overdue: not reviewed by its deadline. Anyone may call it;
+    /// the opening then counts against its provider.
+    /// Requirements: the opening is pending and its `reviewBy` has passed.
+    /// Emits {EmergencyAccessOverdue}.
+    function recordEmergencyOverdue(uint64 id) external;
+
+    /// @notice Clears the unjustified openings counted against `provider` (after it accounted
+    /// for them), so that it may open break-glass again.
+    /// Requirements: caller holds the governance role.
+    /// Emits {EmergencyUnjustifiedCleared}.
+    function clearEmergencyUnjustified(address provider) external;
+
+    /// @notice Sets the caller's standing rule: the categories break-glass never opens to any
+    /// provider (a grant the caller gave still counts). Replaces the earlier rule; 0 clears it.
+    /// Requirements: `excluded` holds only sensitive categories ({EMERGENCY_SENSITIVE}).
+    /// Emits {EmergencyRuleSet}.
+    function setEmergencyRule(uint64 excluded) external;
 
     /// @notice Sets the longest break-glass window for accesses opened from now on. Open
     /// accesses keep the window they were opened with, which the cap in force then bounded; the
@@ -195,10 +333,11 @@ interface IConsentRegistry {
 
     /// @notice May `grantee` read category `category` of `patient` now? True when `grantee` is a
     /// credentialed provider and either holds a live grant covering `category` or has open
-    /// break-glass access to `patient`.
+    /// break-glass access to `patient` and the patient's rule does not exclude `category`.
     function canRead(address grantee, address patient, uint8 category) external view returns (bool);
 
-    /// @notice The categories `grantee` may read of `patient` now (all bits under break-glass).
+    /// @notice The categories `grantee` may read of `patient` now (under break-glass: all bits but
+    /// those the patient's rule excludes, plus any granted).
     function readableCategories(address grantee, address patient) external view returns (uint64);
 
     /// @notice The categories of `patient` that `grantee` holds by a grant live now, without
@@ -220,6 +359,31 @@ interface IConsentRegistry {
 
     /// @notice The longest break-glass window, in seconds.
     function emergencyCap() external view returns (uint40);
+
+    /// @notice The break-glass policy in force.
+    function emergencyPolicy() external view returns (EmergencyPolicy memory);
+
+    /// @notice Opening `id` as stored (status `None`: no such opening).
+    function emergencyOpening(uint64 id) external view returns (EmergencyOpening memory);
+
+    /// @notice How many openings there have been; ids run from 1 to this.
+    function emergencyOpeningCount() external view returns (uint64);
+
+    /// @notice Whether opening `id` is overdue now: recorded so, or pending past its deadline.
+    function isEmergencyOverdue(uint64 id) external view returns (bool);
+
+    /// @notice The unjustified openings (reviewed so or recorded overdue) counted against
+    /// `provider`.
+    function emergencyUnjustified(address provider) external view returns (uint16);
+
+    /// @notice The cooling-off and recent openings bounding `provider`'s next opening to `patient`.
+    function emergencyBoundsOf(address patient, address provider)
+        external
+        view
+        returns (EmergencyBounds memory);
+
+    /// @notice The categories `patient`'s rule keeps out of break-glass.
+    function emergencyRuleOf(address patient) external view returns (uint64);
 
     /// @notice The next nonce `signer` must use in a signature.
     function nonces(address signer) external view returns (uint256);

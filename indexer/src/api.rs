@@ -530,7 +530,9 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
                    AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0) AS granted,
            EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
-                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4) AS emergency",
+                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4)
+           AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3
+                         ORDER BY block_number DESC, log_index DESC LIMIT 1), 0) & $5 = 0 AS emergency",
     )
     .bind(grantee.to_vec())
     .bind(patient.to_vec())

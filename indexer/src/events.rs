@@ -95,6 +95,14 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<ConsentRegistry::EmergencyAccessOpened>(PhantomData),
     &Table::<ConsentRegistry::EmergencyAccessClosed>(PhantomData),
     &Table::<ConsentRegistry::EmergencyCapSet>(PhantomData),
+    // Break-glass policy, reviews and patients' rules
+    // (migrations/indexer/20261129000003_break_glass_policy.sql).
+    &Table::<ConsentRegistry::EmergencyJustificationDue>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyAccessReviewed>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyAccessOverdue>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyUnjustifiedCleared>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyPolicySet>(PhantomData),
+    &Table::<ConsentRegistry::EmergencyRuleSet>(PhantomData),
     &Table::<RecordRegistry::PointerAnchored>(PhantomData),
     &Table::<RecordRegistry::PointerSuperseded>(PhantomData),
     &Table::<RecordRegistry::AccessLogAnchored>(PhantomData),
@@ -416,6 +424,88 @@ impl Indexed for ConsentRegistry::EmergencyCapSet {
     const COLUMNS: &'static [ColumnDef] = &[("cap", BigInt)];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.uint(t(self.cap));
+    }
+}
+
+// ------------------------------------------------ break-glass policy, reviews, patients' rules
+
+impl Indexed for ConsentRegistry::EmergencyJustificationDue {
+    const TABLE: &'static str = "ev_emergency_justification_due";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("opening_id", BigInt),
+        ("patient", Bytea),
+        ("provider", Bytea),
+        ("review_by", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.uint(self.id)
+            .address(self.patient)
+            .address(self.provider)
+            .uint(t(self.reviewBy));
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyAccessReviewed {
+    const TABLE: &'static str = "ev_emergency_reviewed";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("opening_id", BigInt),
+        ("provider", Bytea),
+        ("justified", SmallInt),
+        ("unjustified", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.uint(self.id)
+            .address(self.provider)
+            .code(u8::from(self.justified))
+            .uint(self.unjustified);
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyAccessOverdue {
+    const TABLE: &'static str = "ev_emergency_overdue";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("opening_id", BigInt),
+        ("provider", Bytea),
+        ("unjustified", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.uint(self.id)
+            .address(self.provider)
+            .uint(self.unjustified);
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyUnjustifiedCleared {
+    const TABLE: &'static str = "ev_emergency_unjustified_cleared";
+    const COLUMNS: &'static [ColumnDef] = &[("provider", Bytea), ("cleared", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.provider).uint(self.cleared);
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyPolicySet {
+    const TABLE: &'static str = "ev_emergency_policy_set";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("max_openings", SmallInt),
+        ("period", BigInt),
+        ("cooling_off", BigInt),
+        ("justify_within", BigInt),
+        ("max_unjustified", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.code(self.maxOpenings)
+            .uint(t(self.period))
+            .uint(t(self.coolingOff))
+            .uint(t(self.justifyWithin))
+            .uint(self.maxUnjustified);
+    }
+}
+
+impl Indexed for ConsentRegistry::EmergencyRuleSet {
+    const TABLE: &'static str = "ev_emergency_rule_set";
+    const COLUMNS: &'static [ColumnDef] = &[("patient", Bytea), ("excluded", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient).uint(self.excluded);
     }
 }
 

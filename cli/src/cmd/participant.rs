@@ -1,4 +1,8 @@
 //! `medrec participant`: the operator credentials providers and researchers.
+//!
+//! A credential's reference (a licence number, an IRB approval) goes on chain only as a salted
+//! commitment ([`medrec_protocol::commitment`]); `add` prints the salt (and writes it with
+//! `--salt-out`) for the credentialed party, and `verify-ref` checks a reference against it.
 
 use crate::chain::{self, Chain};
 use crate::error::{CliError, Result};
@@ -6,9 +10,10 @@ use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
-use alloy::primitives::keccak256;
 use clap::{Args, Subcommand, ValueEnum};
+use medrec_protocol::commitment;
 use serde_json::json;
+use std::path::PathBuf;
 
 /// Participant subcommands.
 #[derive(Debug, Subcommand)]
@@ -19,6 +24,8 @@ pub enum ParticipantCmd {
     Revoke(AddressArg),
     /// Show an account's credential
     Show(AddressArg),
+    /// Check a credential's reference and salt against its commitment on chain
+    VerifyRef(VerifyRefArgs),
 }
 
 /// What a credential makes its holder.
@@ -38,15 +45,36 @@ pub struct AddArgs {
     /// The role it gets
     #[arg(long, value_enum)]
     pub role: RoleArg,
-    /// Reference of the off-chain credential document (hashed; only the hash goes on chain)
+    /// Reference of the off-chain credential document (only a salted commitment goes on chain;
+    /// the salt is printed, for the credentialed party to keep)
     #[arg(long = "ref")]
     pub reference: String,
+    /// Also write the reference and its salt to this file (JSON, owner-only), before the
+    /// transaction is sent
+    #[arg(long)]
+    pub salt_out: Option<PathBuf>,
     /// How long the credential lasts, e.g. 365d
     #[arg(long = "for", conflicts_with = "until")]
     pub for_: Option<String>,
     /// Until when the credential lasts (YYYY-MM-DD)
     #[arg(long)]
     pub until: Option<String>,
+}
+
+/// `participant verify-ref`.
+#[derive(Debug, Args)]
+pub struct VerifyRefArgs {
+    /// The credentialed account
+    pub address: String,
+    /// The file `add --salt-out` wrote
+    #[arg(long, conflicts_with_all = ["reference", "salt"])]
+    pub file: Option<PathBuf>,
+    /// The reference
+    #[arg(long = "ref", requires = "salt")]
+    pub reference: Option<String>,
+    /// Its salt (0x and 64 hex digits)
+    #[arg(long, requires = "reference")]
+    pub salt: Option<String>,
 }
 
 /// An account argument.
@@ -72,6 +100,10 @@ pub async fn run(cmd: ParticipantCmd, settings: &Settings, out: Printer) -> Resu
             if a.reference.trim().is_empty() {
                 return Err(CliError::input("--ref is empty"));
             }
+            let (salt, reference) = commitment::commit(&a.reference);
+            let file = json!({"kind": "medrec credential reference", "version": 1,
+                              "account": account, "ref": a.reference, "salt": salt,
+                              "commitment": reference});
             let signer = keys::load(settings)?;
             let chain = Chain::connect_signer(settings, signer).await?;
             let d = chain.deployment(settings).await?;
@@ -81,7 +113,10 @@ pub async fn run(cmd: ParticipantCmd, settings: &Settings, out: Printer) -> Resu
                 RoleArg::Provider => 1u8,
                 RoleArg::Researcher => 2u8,
             };
-            let reference = keccak256(a.reference.as_bytes());
+            // The salt is the only way to open the commitment: on disk before it is on chain.
+            if let Some(path) = &a.salt_out {
+                super::break_glass::write_private_json(path, &file)?;
+            }
             let participants = chain.participants(&d);
             let call = participants.issueCredential(
                 account,
@@ -93,12 +128,16 @@ pub async fn run(cmd: ParticipantCmd, settings: &Settings, out: Printer) -> Resu
             out.result(
                 "participant add",
                 json!({"account": account, "role": role_name(role), "ref": reference,
-                       "expiresAt": until, "tx": tx}),
+                       "salt": salt, "saltFile": a.salt_out, "expiresAt": until, "tx": tx}),
                 &format!(
-                    "credentialed {account} as {} until {} (tx {})",
+                    "credentialed {account} as {} until {} (tx {})\nreference salt {salt}: give it \
+                     with the reference to {account}{}",
                     role_name(role),
                     units::format_time(until),
-                    tx.tx_hash
+                    tx.tx_hash,
+                    a.salt_out
+                        .as_ref()
+                        .map_or_else(String::new, |p| format!(" (also in {})", p.display()))
                 ),
             );
         }
@@ -112,6 +151,47 @@ pub async fn run(cmd: ParticipantCmd, settings: &Settings, out: Printer) -> Resu
                 "participant revoke",
                 json!({"account": account, "tx": tx}),
                 &format!("revoked the credential of {account} (tx {})", tx.tx_hash),
+            );
+        }
+        ParticipantCmd::VerifyRef(a) => {
+            let account = units::address(&a.address, "participant")?;
+            let (reference, salt) = match (&a.file, &a.reference, &a.salt) {
+                (Some(path), _, _) => {
+                    let doc = super::break_glass::read_json(path)?;
+                    let salt = super::break_glass::field(&doc, "salt", path)?;
+                    (
+                        super::break_glass::field(&doc, "ref", path)?.to_string(),
+                        units::b256(salt, "salt")?,
+                    )
+                }
+                (None, Some(r), Some(s)) => (r.clone(), units::b256(s, "salt")?),
+                _ => {
+                    return Err(CliError::input(
+                        "give --file FILE, or --ref TEXT and --salt 0x...",
+                    ));
+                }
+            };
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let c = chain
+                .participants(&d)
+                .credentialOf(account)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if c.role == 0 {
+                return Err(CliError::input(format!("{account} has no credential")));
+            }
+            if !commitment::verify(c.r#ref, salt, &reference) {
+                return Err(CliError::Integrity(format!(
+                    "the reference and salt do not open the credential commitment {} of {account}",
+                    c.r#ref
+                )));
+            }
+            out.result(
+                "participant verify-ref",
+                json!({"account": account, "ref": reference, "commitment": c.r#ref, "verified": true}),
+                &format!("verified: {account}'s credential was issued for {reference:?}"),
             );
         }
         ParticipantCmd::Show(a) => {

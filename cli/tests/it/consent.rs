@@ -413,9 +413,10 @@ fn break_glass_and_its_cap() {
     let e = env.fail(3, &["-a", "hospital-b", "break-glass", "set-cap", "48h"]);
     assert!(e.contains("AccessControlUnauthorizedAccount"), "{e}");
     env.json(&["-a", "gov", "break-glass", "set-cap", "48h"]);
+    // Hospital A: the patient's close put hospital B in a cooling-off (cli/tests/it/break_glass.rs).
     env.json(&[
         "-a",
-        "hospital-b",
+        "hospital-a",
         "break-glass",
         "open",
         &p,

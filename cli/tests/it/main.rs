@@ -8,6 +8,7 @@
 mod harness;
 
 mod accounts;
+mod break_glass;
 mod cast_keystores;
 mod consent;
 mod errors;

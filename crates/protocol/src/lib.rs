@@ -11,12 +11,14 @@
 //!   [`merkle`]), [`health`] and
 //!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
 //! - [`study`] and [`participant`]: the registries' enums with names.
+//! - [`commitment`]: the salted commitment of a break-glass reason or a credential's reference.
 
 #[macro_use]
 mod solidity_enum;
 
 pub mod access_log;
 pub mod clock;
+pub mod commitment;
 pub mod envelope;
 pub mod error;
 pub mod health;

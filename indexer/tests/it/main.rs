@@ -13,6 +13,7 @@
 mod harness;
 mod model;
 
+mod break_glass;
 mod consistency;
 mod crash;
 mod lock;

@@ -19,6 +19,22 @@ async fn base(w: &World) {
     w.grant(w.a(P2), w.a(H2), 1 << LABS, exp).await;
     w.set_guardian(w.a(P3), w.a(GUARDIAN), 0xff, exp).await;
     w.set_cap(DAY).await;
+    // Kind 4 opens and closes one break-glass access again and again: no frequency bound and
+    // no cooling-off (the policy's bounds have their own tests).
+    let policy = medrec_bindings::consent_registry::IConsentRegistry::EmergencyPolicy {
+        maxOpenings: 1,
+        period: alloy::primitives::aliases::U40::ZERO,
+        coolingOff: alloy::primitives::aliases::U40::ZERO,
+        justifyWithin: alloy::primitives::aliases::U40::from(DAY),
+        maxUnjustified: 1,
+    };
+    let c = w.consent_c();
+    w.send(
+        "setEmergencyPolicy",
+        w.a(ADMIN),
+        c.setEmergencyPolicy(policy),
+    )
+    .await;
     let ps = (0..BASE_POINTERS)
         .map(|i| pointer(&format!("base-{i}"), w.a(P1), LABS))
         .collect();
