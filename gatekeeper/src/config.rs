@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// patients who have withdrawn since)
     #[arg(long, default_value_t = RESEARCH_MAX_PIN_AGE)]
     pub research_max_pin_age: u64,
+    /// Timeouts and the connection limit of the listener.
+    #[command(flatten)]
+    pub connections: medrec_serve::ConnectionLimits,
 }
 
 /// What the HTTP layer enforces.

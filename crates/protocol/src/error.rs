@@ -56,6 +56,9 @@ pub enum ErrorCode {
     NotIndexedYet,
     /// The indexer: the node failed: 502.
     Rpc,
+    /// The request's body did not arrive within the server's body timeout: 408, and the
+    /// connection is closed.
+    RequestTimeout,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -63,7 +66,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -86,6 +89,7 @@ impl ErrorCode {
         Self::BadRequest,
         Self::NotIndexedYet,
         Self::Rpc,
+        Self::RequestTimeout,
     ];
 
     /// The code as it is written in JSON.
@@ -113,6 +117,7 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::NotIndexedYet => "not_indexed_yet",
             Self::Rpc => "rpc",
+            Self::RequestTimeout => "request_timeout",
             Self::Unknown => "unknown",
         }
     }
@@ -128,6 +133,7 @@ impl ErrorCode {
             | Self::BadRequest => 400,
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
             Self::NotFound => 404,
+            Self::RequestTimeout => 408,
             Self::PinnedBlock | Self::UnrecordedAnswer => 409,
             Self::TooLarge => 413,
             Self::RateLimited => 429,
@@ -276,6 +282,7 @@ mod tests {
             (ErrorCode::BadRequest, 400),
             (ErrorCode::NotIndexedYet, 503),
             (ErrorCode::Rpc, 502),
+            (ErrorCode::RequestTimeout, 408),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

@@ -6,3 +6,4 @@
 mod harness;
 mod reads;
 mod research;
+mod transport;
