@@ -21,4 +21,5 @@ mod race;
 mod reorg;
 mod schema;
 mod studies;
+mod transport;
 mod write_paths;
