@@ -123,7 +123,9 @@ pub async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 /// not 0). Connections still waiting in the listen backlog, and those the server has closed,
 /// have none. Linux only (`/proc/net/tcp`, `/proc/net/tcp6`).
 pub fn accepted_connections(port: u16) -> usize {
-    let mut n = 0;
+    // By inode: the tables are read in pieces while the kernel changes them, so a socket may
+    // be listed twice in one read.
+    let mut held = std::collections::HashSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -140,11 +142,11 @@ pub fn accepted_connections(port: u16) -> usize {
                 .and_then(|p| u16::from_str_radix(p, 16).ok());
             let listening = f[3] == "0A";
             if local_port == Some(port) && !listening && f[9] != "0" {
-                n += 1;
+                held.insert(f[9].to_string());
             }
         }
     }
-    n
+    held.len()
 }
 
 /// The socket address of a base URL such as `http://127.0.0.1:8701`.
