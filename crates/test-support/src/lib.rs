@@ -30,5 +30,8 @@ pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload}
 pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};
 pub use process::{Proc, free_port};
-pub use slow::{Dripped, accepted_connections, drip, idle_connections, padded_head, socket_addr};
+pub use slow::{
+    Dripped, accepted_connections, drip, held_connections, idle_connections, padded_head,
+    socket_addr,
+};
 pub use wait::{now, unique, wait_for, wait_http};

@@ -149,6 +149,18 @@ pub fn accepted_connections(port: u16) -> usize {
     held.len()
 }
 
+/// [`accepted_connections`] settled: the fewest of three reads 10 ms apart. One read of the
+/// table is no snapshot: while the server closes a connection and accepts the next, a read can
+/// see both; a service that really holds more keeps holding them across the reads.
+pub async fn held_connections(port: u16) -> usize {
+    let mut fewest = accepted_connections(port);
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        fewest = fewest.min(accepted_connections(port));
+    }
+    fewest
+}
+
 /// The socket address of a base URL such as `http://127.0.0.1:8701`.
 pub fn socket_addr(base_url: &str) -> SocketAddr {
     base_url

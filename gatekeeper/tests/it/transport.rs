@@ -4,7 +4,7 @@
 use crate::harness::World;
 use alloy::primitives::B256;
 use medrec_protocol::health::HEALTH_PATH;
-use medrec_test_support::{accepted_connections, drip, idle_connections, padded_head, socket_addr};
+use medrec_test_support::{drip, held_connections, idle_connections, padded_head, socket_addr};
 use std::time::{Duration, Instant};
 
 /// Attack: a client sends a request's head one byte at a time and never finishes it. Before,
@@ -99,7 +99,7 @@ async fn slow_clients_never_hold_more_than_the_connection_limit_and_health_answe
     });
     let mut most = 0;
     while !health.is_finished() && started.elapsed() < Duration::from_secs(20) {
-        most = most.max(accepted_connections(addr.port()));
+        most = most.max(held_connections(addr.port()).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, took) = health.await.unwrap();

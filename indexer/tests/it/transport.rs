@@ -4,7 +4,7 @@
 //! gatekeeper's tests cover the body timeout.
 
 use crate::harness::{Indexer, Opts, TestDb, World};
-use medrec_test_support::{accepted_connections, drip, idle_connections, padded_head, socket_addr};
+use medrec_test_support::{drip, held_connections, idle_connections, padded_head, socket_addr};
 use std::time::{Duration, Instant};
 
 fn opts(args: &[&str]) -> Opts {
@@ -71,7 +71,7 @@ async fn slow_clients_never_hold_more_than_the_connection_limit_and_health_answe
     });
     let mut most = 0;
     while !health.is_finished() && started.elapsed() < Duration::from_secs(20) {
-        most = most.max(accepted_connections(addr.port()));
+        most = most.max(held_connections(addr.port()).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (status, took) = health.await.unwrap();
