@@ -6,7 +6,8 @@
 //! Modules by concern; no module imports its caller: [`config`] (settings and their
 //! defaults), [`app`] (state built once), [`http`] (one module per route group), [`auth`]
 //! (signed requests), [`access_log`], [`store`] (record SQL, encryption at rest, the record
-//! cache), [`research`] (aggregate queries and the opt-in follower), [`error`]. The wire types are `medrec_protocol`'s; the listener
+//! cache), [`research`] (aggregate queries and the opt-in follower), [`head`] (how old the
+//! node's latest block is), [`error`]. The wire types are `medrec_protocol`'s; the listener
 //! (timeouts, connection limit) is `medrec_serve`'s.
 
 pub mod access_log;
@@ -14,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod head;
 pub mod http;
 pub mod research;
 pub mod store;

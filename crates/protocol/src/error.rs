@@ -59,6 +59,9 @@ pub enum ErrorCode {
     /// The request's body did not arrive within the server's body timeout: 408, and the
     /// connection is closed.
     RequestTimeout,
+    /// The gatekeeper's node is behind: its latest block is older than the gatekeeper's bound,
+    /// so the chain cannot say whether a read is allowed now; try again later: 503.
+    ChainStale,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -66,7 +69,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -90,6 +93,7 @@ impl ErrorCode {
         Self::NotIndexedYet,
         Self::Rpc,
         Self::RequestTimeout,
+        Self::ChainStale,
     ];
 
     /// The code as it is written in JSON.
@@ -118,6 +122,7 @@ impl ErrorCode {
             Self::NotIndexedYet => "not_indexed_yet",
             Self::Rpc => "rpc",
             Self::RequestTimeout => "request_timeout",
+            Self::ChainStale => "chain_stale",
             Self::Unknown => "unknown",
         }
     }
@@ -143,7 +148,8 @@ impl ErrorCode {
             | Self::NoResearch
             | Self::Database
             | Self::Chain
-            | Self::NotIndexedYet => 503,
+            | Self::NotIndexedYet
+            | Self::ChainStale => 503,
         }
     }
 }
@@ -283,6 +289,7 @@ mod tests {
             (ErrorCode::NotIndexedYet, 503),
             (ErrorCode::Rpc, 502),
             (ErrorCode::RequestTimeout, 408),
+            (ErrorCode::ChainStale, 503),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

@@ -22,8 +22,8 @@ mod slow;
 mod wait;
 
 pub use chain::{
-    Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, wallet_provider,
-    write_deployment,
+    Anvil, GOV_KEY, Mined, PROVIDER, RESEARCHER, credential, deploy, fund, gov, mine_every,
+    wallet_provider, write_deployment,
 };
 pub use db::{ScratchDb, ScratchDbError, database_url, with_database};
 pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload};
