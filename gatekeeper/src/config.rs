@@ -97,7 +97,13 @@ pub struct ServeArgs {
     /// Seconds the node's latest block may lag the wall clock; beyond it reads are refused
     /// (503 chain_stale) and /health says so: a node that stopped syncing, or a chain that
     /// makes blocks only on demand, cannot tell whether a grant has expired or been revoked
-    #[arg(long, env = "MEDREC_MAX_HEAD_AGE", value_name = "SECS", default_value_t = MAX_HEAD_AGE_SECS)]
+    #[arg(
+        long,
+        env = "MEDREC_MAX_HEAD_AGE",
+        value_name = "SECS",
+        default_value_t = MAX_HEAD_AGE_SECS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub max_head_age: u64,
     /// Timeouts and the connection limit of the listener.
     #[command(flatten)]

@@ -96,7 +96,17 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ConnectionLimi
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout());
     let body_timeout = limits.body_timeout();
+    let mut full = false;
     loop {
+        // Said once each time the limit is reached, not at every connection.
+        if open.available_permits() == 0 {
+            if !full {
+                tracing::warn!(target: "medrec::serve", limit = limits.max_connections, "connection limit reached; new connections wait");
+            }
+            full = true;
+        } else {
+            full = false;
+        }
         // A connection is accepted only with a permit in hand: over the limit, the kernel
         // keeps it in the backlog instead of the process holding a descriptor for it.
         let Ok(permit) = open.clone().acquire_owned().await else {
