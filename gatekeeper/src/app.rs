@@ -6,6 +6,7 @@ use crate::access_log::{self, AccessLog};
 use crate::auth::{RateLimiter, Verifier};
 use crate::config::{self, Limits, ServeArgs};
 use crate::error::GkError;
+use crate::head::{self, Head};
 use crate::research::Research;
 use crate::research::follower::{self, OptIns};
 use crate::store::cache::RecordCache;
@@ -42,6 +43,8 @@ pub struct App {
     pub records: RecordCache,
     /// Research, when the gatekeeper has the holder's key to sign answers.
     pub research: Option<Arc<Research>>,
+    /// The node's latest block: reads stop while it is too old.
+    pub head: Arc<Head>,
 }
 
 fn config(what: impl std::fmt::Display) -> GkError {
@@ -71,6 +74,16 @@ impl App {
             .await
             .map_err(|e| GkError::Chain(format!("cannot reach {}: {e}", a.rpc_url)))?;
         let d = medrec_bindings::deployment::read(&a.deployments, chain_id).map_err(config)?;
+        let head = Arc::new(
+            Head::fetch(&provider, a.max_head_age)
+                .await
+                .map_err(|e| GkError::Chain(format!("cannot read {}: {e}", a.rpc_url)))?,
+        );
+        tokio::spawn(head::follow(
+            head.clone(),
+            provider.clone(),
+            config::HEAD_EVERY,
+        ));
         let pool = connect(&a.database_url).await?;
         let log = Arc::new(AccessLog::start(pool.clone()).await?);
         let nonces = access_log::live_nonces(&pool, clock::now_secs()).await?;
@@ -116,6 +129,7 @@ impl App {
             limits,
             log,
             research,
+            head,
         }))
     }
 }

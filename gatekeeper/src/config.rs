@@ -26,6 +26,10 @@ pub const RESEARCH_MAX_PIN_AGE: u64 = medrec_protocol::research::DEFAULT_MAX_PIN
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// Connections to the holder's database.
 pub const DB_CONNECTIONS: u32 = 16;
+/// Default largest age, in seconds, of the node's latest block for reads to be served.
+pub const MAX_HEAD_AGE_SECS: u64 = 30;
+/// How often the node's latest block is looked at.
+pub const HEAD_EVERY: Duration = Duration::from_millis(500);
 
 /// `medrec-gatekeeper serve`.
 // The field docs are the `--help` text, where `<chain-id>` is meant literally.
@@ -104,6 +108,20 @@ pub struct ServeArgs {
     /// patients who have withdrawn since)
     #[arg(long, default_value_t = RESEARCH_MAX_PIN_AGE)]
     pub research_max_pin_age: u64,
+    /// Seconds the node's latest block may lag the wall clock; beyond it reads are refused
+    /// (503 chain_stale) and /health says so: a node that stopped syncing, or a chain that
+    /// makes blocks only on demand, cannot tell whether a grant has expired or been revoked
+    #[arg(
+        long,
+        env = "MEDREC_MAX_HEAD_AGE",
+        value_name = "SECS",
+        default_value_t = MAX_HEAD_AGE_SECS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_head_age: u64,
+    /// Timeouts and the connection limit of the listener.
+    #[command(flatten)]
+    pub connections: medrec_serve::ConnectionLimits,
 }
 
 /// What the HTTP layer enforces.

@@ -7,14 +7,16 @@
 //! Modules by concern; no module imports its caller: [`config`] (settings and their
 //! defaults), [`app`] (state built once), [`http`] (one module per route group), [`auth`]
 //! (signed requests), [`access_log`], [`store`] (record SQL, encryption at rest, the record
-//! cache), [`research`] (aggregate queries and the opt-in follower), [`error`]. The wire
-//! types are `medrec_protocol`'s.
+//! cache), [`research`] (aggregate queries and the opt-in follower), [`head`] (how old the
+//! node's latest block is), [`error`]. The wire types are `medrec_protocol`'s; the listener
+//! (timeouts, connection limit) is `medrec_serve`'s.
 
 pub mod access_log;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod head;
 pub mod http;
 pub mod research;
 pub mod store;
@@ -28,7 +30,6 @@ pub async fn serve(args: config::ServeArgs) -> Result<(), GkError> {
         .await
         .map_err(|e| GkError::Config(format!("cannot listen on {}: {e}", args.listen)))?;
     tracing::info!(target: "medrec::gatekeeper", listen = %args.listen, holder = %app.holder, "serving");
-    axum::serve(listener, http::router(app))
-        .await
-        .map_err(|e| GkError::Internal(format!("server stopped: {e}")))
+    medrec_serve::serve(listener, http::router(app), args.connections).await;
+    Ok(())
 }

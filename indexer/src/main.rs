@@ -62,6 +62,9 @@ struct Args {
     /// Never draw a progress bar
     #[arg(long)]
     no_progress: bool,
+    /// Timeouts and the connection limit of the read API's listener.
+    #[command(flatten)]
+    connections: medrec_serve::ConnectionLimits,
 }
 
 fn main() -> ExitCode {
@@ -163,11 +166,11 @@ async fn run(args: Args) -> Result<(), IndexerError> {
             node: node.clone(),
         };
         tracing::info!(target: "medrec::api", listen = %args.listen, "serving the read API");
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, api::router(state)).await {
-                tracing::error!(target: "medrec::api", "API stopped: {e}");
-            }
-        });
+        tokio::spawn(medrec_serve::serve(
+            listener,
+            api::router(state),
+            args.connections.clone(),
+        ));
     }
     pipeline::run(cfg, pool, metrics).await
 }

@@ -56,6 +56,12 @@ pub enum ErrorCode {
     NotIndexedYet,
     /// The indexer: the node failed: 502.
     Rpc,
+    /// The request's body did not arrive within the server's body timeout: 408, and the
+    /// connection is closed.
+    RequestTimeout,
+    /// The gatekeeper's node is behind: its latest block is older than the gatekeeper's bound,
+    /// so the chain cannot say whether a read is allowed now; try again later: 503.
+    ChainStale,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -63,7 +69,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -86,6 +92,8 @@ impl ErrorCode {
         Self::BadRequest,
         Self::NotIndexedYet,
         Self::Rpc,
+        Self::RequestTimeout,
+        Self::ChainStale,
     ];
 
     /// The code as it is written in JSON.
@@ -113,6 +121,8 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::NotIndexedYet => "not_indexed_yet",
             Self::Rpc => "rpc",
+            Self::RequestTimeout => "request_timeout",
+            Self::ChainStale => "chain_stale",
             Self::Unknown => "unknown",
         }
     }
@@ -128,6 +138,7 @@ impl ErrorCode {
             | Self::BadRequest => 400,
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
             Self::NotFound => 404,
+            Self::RequestTimeout => 408,
             Self::PinnedBlock | Self::UnrecordedAnswer => 409,
             Self::TooLarge => 413,
             Self::RateLimited => 429,
@@ -137,7 +148,8 @@ impl ErrorCode {
             | Self::NoResearch
             | Self::Database
             | Self::Chain
-            | Self::NotIndexedYet => 503,
+            | Self::NotIndexedYet
+            | Self::ChainStale => 503,
         }
     }
 }
@@ -276,6 +288,8 @@ mod tests {
             (ErrorCode::BadRequest, 400),
             (ErrorCode::NotIndexedYet, 503),
             (ErrorCode::Rpc, 502),
+            (ErrorCode::RequestTimeout, 408),
+            (ErrorCode::ChainStale, 503),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

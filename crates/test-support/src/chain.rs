@@ -58,6 +58,17 @@ impl Anvil {
     }
 }
 
+/// Makes anvil at `p` mine a block every `secs` seconds from now on, as a consortium chain
+/// does, instead of one per transaction (a transaction then waits for the next block): its
+/// latest block stays as fresh as the wall clock, where on demand "now" on chain is the last
+/// transaction's time. `anvil --block-time N` does the same from the start.
+pub async fn mine_every(p: &DynProvider, secs: u64) {
+    let _: serde_json::Value = p
+        .raw_request("evm_setIntervalMining".into(), (secs,))
+        .await
+        .unwrap();
+}
+
 /// A provider at `rpc` that signs with `who` and polls for receipts every `poll` (alloy's
 /// 250 ms default caps a test at a few transactions per second on anvil).
 pub fn wallet_provider(rpc: &str, who: &PrivateKeySigner, poll: Duration) -> DynProvider {

@@ -52,7 +52,10 @@ impl Gatekeeper<'_> {
             .arg(self.deployments)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::null())
+            // Test chains mine only when a transaction arrives: their latest block is as old as
+            // the last transaction. A test about the chain's age passes --max-head-age.
+            .env("MEDREC_MAX_HEAD_AGE", "86400");
         (c, format!("http://127.0.0.1:{port}"))
     }
 

@@ -1,18 +1,31 @@
-//! `GET /health`: whom this gatekeeper serves and how long its access log is.
+//! `GET /health`: whom this gatekeeper serves, how long its access log is, and how old its
+//! node's latest block is: `503` with status `chain_stale` while reads are refused for it.
 
 use crate::app::App;
 use axum::Json;
 use axum::extract::State;
-use medrec_protocol::health::Health;
+use axum::http::StatusCode;
+use medrec_protocol::health::{CHAIN_STALE, Health, OK};
 use std::sync::Arc;
 
 /// `GET /health`.
-pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+pub async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     let (log_entries, log_head) = app.log.head().await;
-    Json(Health {
-        status: "ok".into(),
-        holder: app.holder,
-        log_entries,
-        log_head,
-    })
+    let stale = app.head.stale().is_some();
+    let status = if stale {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(Health {
+            status: if stale { CHAIN_STALE } else { OK }.into(),
+            holder: app.holder,
+            log_entries,
+            log_head,
+            head_block: app.head.number(),
+            head_age_secs: app.head.age_secs(),
+        }),
+    )
 }

@@ -225,8 +225,16 @@ async fn load(app: &App, a: &mut Access) -> Result<(Arc<Cached>, bool), ApiError
 }
 
 /// Asks the chain itself, now, whether the requester may read the record's category of its
-/// patient: a cache could miss a revocation.
+/// patient: a cache could miss a revocation. Not while the node's latest block is too old:
+/// its answer would be as of then (an expired or revoked grant still live).
 async fn chain_allows(app: &App, a: &mut Access, record: &Cached) -> Result<(), ApiError> {
+    if let Some(age) = app.head.stale() {
+        a.reason = format!("the chain's latest block is {age} s old");
+        return Err(ApiError::new(
+            ErrorCode::ChainStale,
+            "the holder's node is behind; try again later",
+        ));
+    }
     match app
         .consent
         .canRead(a.requester, record.patient, record.category)

@@ -442,7 +442,13 @@ async fn a_log_of_the_old_hash_chain_form_becomes_a_tree_and_its_old_anchor_is_r
         head = entry;
     }
     let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gk_holder));
-    assert!(registry.anchorAccessLog(w.gk_holder.address(), head, 3).mined().await.status());
+    assert!(
+        registry
+            .anchorAccessLog(w.gk_holder.address(), head, 3)
+            .mined()
+            .await
+            .status()
+    );
 
     // The gatekeeper migrates and goes on as a tree; the next anchor is a root.
     let dir = w.dir.path().to_path_buf();

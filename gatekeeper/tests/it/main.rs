@@ -7,3 +7,4 @@ mod harness;
 mod log;
 mod reads;
 mod research;
+mod transport;

@@ -22,4 +22,5 @@ mod race;
 mod reorg;
 mod schema;
 mod studies;
+mod transport;
 mod write_paths;
