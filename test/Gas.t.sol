@@ -58,13 +58,18 @@ contract GasTest is Base {
     function test_gas_grantBySig() public {
         uint40 exp = now40() + YEAR;
         uint256 deadline = block.timestamp + 1 hours;
+        uint40 issuedAt = now40();
         bytes memory sig = sign(
             patientKey,
-            grantStructHash(patient, hospitalA, LABS, TREATMENT, 0, exp, patient, 0, deadline)
+            grantStructHash(
+                patient, hospitalA, LABS, TREATMENT, 0, exp, patient, 0, issuedAt, deadline
+            )
         );
         cool();
         vm.prank(stranger);
-        consent.grantBySig(patient, hospitalA, LABS, TREATMENT, 0, exp, patient, 0, deadline, sig);
+        consent.grantBySig(
+            patient, hospitalA, LABS, TREATMENT, 0, exp, patient, 0, issuedAt, deadline, sig
+        );
         vm.snapshotGasLastCall("grantBySig (new)");
     }
 
@@ -120,9 +125,10 @@ contract GasTest is Base {
         records.anchorBatch(ps);
         uint256 used = vm.snapshotGasLastCall("anchorBatch 50, 50 patients (total)");
         vm.snapshotValue("anchorBatch 50, 50 patients (per pointer)", used / 50);
-        // One cold grant lookup per patient on top of the one-patient batch: over the target
-        // (see BENCHMARKS.md); this bound only catches a regression.
-        assertLe(used / 50, 33_000);
+        // One cold grant lookup per patient on top of the one-patient batch, and since issue 14
+        // (hole 10a) one call for the holder's credential run per patient (about 1,100 gas):
+        // over the target (see BENCHMARKS.md); this bound only catches a regression.
+        assertLe(used / 50, 35_000);
     }
 
     function test_gas_anchorAccessLog() public {
