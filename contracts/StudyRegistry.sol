@@ -3,6 +3,7 @@ pragma solidity ^0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
@@ -303,8 +304,15 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         bytes calldata signature
     ) private view {
         if (block.timestamp > deadline) revert StudySignatureExpired(deadline);
-        if (!SignatureChecker.isValidSignatureNow(patient, _hashTypedDataV4(structHash), signature))
-        {
+        bytes32 digest = _hashTypedDataV4(structHash);
+        // The key's own signature first, then ERC-1271: an EOA's signature is checked without
+        // looking up the signer's (cold) code, which is most of what a relayed consent costs
+        // over a direct one.
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (
+            (err != ECDSA.RecoverError.NoError || recovered != patient)
+                && !SignatureChecker.isValidERC1271SignatureNowCalldata(patient, digest, signature)
+        ) {
             revert StudyInvalidSignature(patient);
         }
         Participation storage p = _participations[studyId][patient];
