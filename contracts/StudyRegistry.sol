@@ -308,6 +308,8 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         // The key's own signature first, then ERC-1271: an EOA's signature is checked without
         // looking up the signer's (cold) code, which is most of what a relayed consent costs
         // over a direct one.
+        // The error's argument only details a failure that `err` already reports.
+        // slither-disable-next-line unused-return
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (
             (err != ECDSA.RecoverError.NoError || recovered != patient)
