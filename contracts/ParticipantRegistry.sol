@@ -33,8 +33,14 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
         if (expiresAt <= nowTs) revert ParticipantExpiryInPast(expiresAt, nowTs);
         Credential storage c = _credentials[account];
         // A renewal keeps the run going; after a revocation, a lapse or a change of role the
-        // account starts afresh, so consent given to it before does not come back.
-        uint40 validSince = c.role == role && _isLive(c) ? c.validSince : nowTs;
+        // account starts afresh, so consent given to it before does not come back. A new run
+        // after an earlier credential starts a second after now: a grant made in this very
+        // second (perhaps earlier in this block, before the revocation) must not count either.
+        Role before = c.role;
+        uint40 validSince;
+        if (before == role && _isLive(c)) validSince = c.validSince;
+        else if (before == Role.None) validSince = nowTs;
+        else validSince = nowTs + 1;
         _credentials[account] = Credential({
             role: role,
             issuedAt: nowTs,

@@ -405,6 +405,22 @@ contract ConsentSignaturesTest is Base {
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
     }
 
+    /// @dev Grant, revocation and re-issue in one second (one block): the grant stays dead, as
+    /// does one given in that second after the re-issue; a grant of a later second counts.
+    function test_attack_reissuedInTheSameSecondDoesNotReviveGrant() public {
+        grantAs(patient, hospitalA, LABS);
+        vm.prank(governor);
+        participants.revokeCredential(hospitalA);
+        _reissue(hospitalA);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
+        assertEq(consent.grantedCategories(hospitalA, patient), 0);
+        grantAs(patient, hospitalA, LABS);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
+        vm.warp(block.timestamp + 1);
+        grantAs(patient, hospitalA, LABS);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+    }
+
     /// @dev A renewal of a live credential keeps the grants, and anchoring.
     function test_renewalOfLiveCredential_keepsGrants() public {
         grantAs(patient, hospitalA, LABS);

@@ -7,8 +7,9 @@ pragma solidity ^0.8.30;
 /// is before its expiry. Every change emits an event carrying the whole new state.
 /// A credential's `validSince` is when its current unbroken run began: a renewal of a live
 /// credential of the same role keeps it; a credential issued after a revocation, a lapse or as
-/// another role starts a new run. Consent given to an account before its run began does not
-/// count (see {IConsentRegistry}), so re-credentialing never revives old grants.
+/// another role starts a new run, from the next second (timestamps are whole seconds: a grant of
+/// the same second may predate the revocation). Consent given to an account before its run began
+/// does not count (see {IConsentRegistry}), so re-credentialing never revives old grants.
 interface IParticipantRegistry {
     /// @notice What a credential allows its holder to be.
     enum Role {
@@ -53,8 +54,9 @@ interface IParticipantRegistry {
     error ParticipantNotCredentialed(address account);
 
     /// @notice Credentials `account` as `role` until `expiresAt`, replacing any earlier credential.
-    /// Keeps `validSince` when the earlier credential is live and of the same role; else sets it
-    /// to now.
+    /// Keeps `validSince` when the earlier credential is live and of the same role; sets it to
+    /// now for a first credential, and to the next second after a revocation, a lapse or a role
+    /// change (so that no grant of the same second, given before it, comes back).
     /// Requirements: caller holds the governance role; `account` non-zero; `role` is Provider or
     /// Researcher; `ref` non-zero; `expiresAt` in the future.
     /// Emits {CredentialIssued}.

@@ -541,12 +541,23 @@ pub async fn run_show(a: ShowGrantArgs, settings: &Settings, out: Printer) -> Re
         .call()
         .await
         .map_err(|e| chain.err(e))?;
+    let valid_since: u64 = chain
+        .participants(&d)
+        .validSinceOf(grantee)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?
+        .to();
     let now = chain.now().await?;
     let nb: u64 = g.notBefore.to();
     let exp: u64 = g.expiresAt.to();
     let emergency_until: u64 = e.expiresAt.to();
+    let granted_at: u64 = g.grantedAt.to();
     let state = if g.categories == 0 {
         "none"
+    } else if granted_at < valid_since {
+        // Given before the grantee was credentialed again: it counts for nothing.
+        "void (given before the grantee's current credential)"
     } else if now < nb {
         "not yet started"
     } else if now >= exp {

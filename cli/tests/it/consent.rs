@@ -462,6 +462,36 @@ fn operator_credentials_and_revokes_participants() {
     );
     let e = env.fail(3, &["-a", "gov", "participant", "revoke", &h]);
     assert!(e.contains("ParticipantNotCredentialed"), "{e}");
+    // Credentialed again, it does not get its old grant back (issue 14, hole 10a).
+    env.json(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &h,
+        "--role",
+        "provider",
+        "--ref",
+        "again",
+        "--for",
+        "365d",
+    ]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+    let shown = env.json(&["show-grant", &h, "--patient", &p]);
+    assert!(
+        shown["state"].as_str().unwrap().starts_with("void"),
+        "{shown}"
+    );
+    // Granted again a second later (a grant of the re-issue's own second does not count).
+    env.advance(1);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
     let e = env.fail(
         3,
         &[
