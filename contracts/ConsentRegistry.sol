@@ -3,14 +3,14 @@ pragma solidity ^0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 
 /// @title ConsentRegistry
 /// @notice Patients' grants, guardians and break-glass access. See {IConsentRegistry}.
-contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
+contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
     /// @notice The consortium's governance role: sets the break-glass cap.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
     /// @notice Hard upper bound of the break-glass cap: 7 days.
@@ -24,11 +24,15 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
     uint64 public constant EMERGENCY_SENSITIVE = (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
     /// @notice EIP-712 type hash of a signed grant.
     bytes32 public constant GRANT_TYPEHASH = keccak256(
-        "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)"
+        "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
     /// @notice EIP-712 type hash of a signed revocation.
     bytes32 public constant REVOKE_TYPEHASH = keccak256(
-        "Revoke(address patient,address grantee,address signer,uint256 nonce,uint256 deadline)"
+        "Revoke(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+    );
+    /// @notice EIP-712 type hash of a signed cancellation of a relationship's signatures.
+    bytes32 public constant CANCEL_TYPEHASH = keccak256(
+        "CancelSignatures(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
 
     /// @notice Where credentials are checked.
@@ -86,12 +90,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         uint40 notBefore,
         uint40 expiresAt
     ) external {
-        _grant(msg.sender, patient, grantee, categories, purpose, notBefore, expiresAt);
+        _grant(msg.sender, patient, grantee, categories, purpose, notBefore, expiresAt, 0);
     }
 
     /// @inheritdoc IConsentRegistry
     function revoke(address patient, address grantee) external {
-        _revoke(msg.sender, patient, grantee);
+        _revoke(msg.sender, patient, grantee, 0);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -103,7 +107,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         uint40 notBefore,
         uint40 expiresAt,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
@@ -117,12 +122,13 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
                 notBefore,
                 expiresAt,
                 signer,
-                nonce,
+                epoch,
+                issuedAt,
                 deadline
             )
         );
-        _checkSignature(structHash, signer, nonce, deadline, signature);
-        _grant(signer, patient, grantee, categories, purpose, notBefore, expiresAt);
+        _checkSignature(structHash, patient, grantee, signer, epoch, issuedAt, deadline, signature);
+        _grant(signer, patient, grantee, categories, purpose, notBefore, expiresAt, issuedAt);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -130,15 +136,38 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         address patient,
         address grantee,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
         bytes32 structHash = keccak256(
-            abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, nonce, deadline)
+            abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, epoch, issuedAt, deadline)
         );
-        _checkSignature(structHash, signer, nonce, deadline, signature);
-        _revoke(signer, patient, grantee);
+        _checkSignature(structHash, patient, grantee, signer, epoch, issuedAt, deadline, signature);
+        _revoke(signer, patient, grantee, issuedAt);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function cancelSignatures(address patient, address grantee) external {
+        _cancel(msg.sender, patient, grantee);
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function cancelBySig(
+        address patient,
+        address grantee,
+        address signer,
+        uint24 epoch,
+        uint40 issuedAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash = keccak256(
+            abi.encode(CANCEL_TYPEHASH, patient, grantee, signer, epoch, issuedAt, deadline)
+        );
+        _checkSignature(structHash, patient, grantee, signer, epoch, issuedAt, deadline, signature);
+        _cancel(signer, patient, grantee);
     }
 
     // --------------------------------------------------------------- guardians
@@ -370,16 +399,6 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         return _emergencyExcluded[patient];
     }
 
-    /// @inheritdoc IConsentRegistry
-    function nonces(address signer)
-        public
-        view
-        override(IConsentRegistry, Nonces)
-        returns (uint256)
-    {
-        return super.nonces(signer);
-    }
-
     /// @notice The EIP-712 domain separator of this contract on this chain.
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
@@ -388,6 +407,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
 
     // ---------------------------------------------------------------- internal
 
+    /// @dev `signedAt` is the signed message's `issuedAt`, or 0 for a direct grant, which moves
+    /// the relationship to its next epoch.
     function _grant(
         address caller,
         address patient,
@@ -395,7 +416,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         uint64 categories,
         uint8 purpose,
         uint40 notBefore,
-        uint40 expiresAt
+        uint40 expiresAt,
+        uint40 signedAt
     ) private {
         if (patient == address(0) || grantee == address(0)) {
             revert ConsentZeroAddress();
@@ -404,25 +426,52 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         if (categories == 0) revert ConsentNoCategories();
         if (purpose == 0) revert ConsentNoPurpose();
         notBefore = _checkWindow(notBefore, expiresAt);
+        Grant storage slot = _grants[patient][grantee];
         // A guardian may neither grant nor overwrite categories outside its scope.
         if (caller != patient) {
-            _requireGuardian(
-                patient, caller, categories | _grants[patient][grantee].categories, expiresAt
-            );
+            _requireGuardian(patient, caller, categories | slot.categories, expiresAt);
         }
+        uint24 epoch = signedAt == 0 ? slot.epoch + 1 : slot.epoch;
         _grants[patient][grantee] = Grant({
-            categories: categories, purpose: purpose, notBefore: notBefore, expiresAt: expiresAt
+            categories: categories,
+            purpose: purpose,
+            notBefore: notBefore,
+            expiresAt: expiresAt,
+            epoch: epoch,
+            signedAt: signedAt,
+            grantedAt: uint40(block.timestamp)
         });
         emit Granted(patient, grantee, caller, categories, purpose, notBefore, expiresAt);
     }
 
-    function _revoke(address caller, address patient, address grantee) private {
-        Grant storage g = _grants[patient][grantee];
-        uint64 categories = g.categories;
-        if (categories == 0) revert ConsentGrantNotFound(patient, grantee);
+    /// @dev `signedAt` as in {_grant}. A signed revocation applies without a grant too, so that
+    /// a grant signed before it cannot follow it. The slot keeps its epoch: never deleted.
+    function _revoke(address caller, address patient, address grantee, uint40 signedAt) private {
+        Grant storage slot = _grants[patient][grantee];
+        uint64 categories = slot.categories;
+        if (categories == 0 && signedAt == 0) revert ConsentGrantNotFound(patient, grantee);
         if (caller != patient) _requireGuardian(patient, caller, categories, 0);
-        delete _grants[patient][grantee];
+        uint24 epoch = signedAt == 0 ? slot.epoch + 1 : slot.epoch;
+        _grants[patient][grantee] = Grant({
+            categories: 0,
+            purpose: 0,
+            notBefore: 0,
+            expiresAt: 0,
+            epoch: epoch,
+            signedAt: signedAt,
+            grantedAt: 0
+        });
         emit Revoked(patient, grantee, caller);
+    }
+
+    function _cancel(address caller, address patient, address grantee) private {
+        if (patient == address(0) || grantee == address(0)) revert ConsentZeroAddress();
+        Grant storage slot = _grants[patient][grantee];
+        if (caller != patient) _requireGuardian(patient, caller, slot.categories, 0);
+        uint24 epoch = slot.epoch + 1;
+        slot.epoch = epoch;
+        slot.signedAt = 0;
+        emit ConsentSignaturesCancelled(patient, grantee, caller, epoch);
     }
 
     /// @dev Reverts unless `guardian` is live for `patient` now, its scope covers `categories`,
@@ -440,19 +489,40 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
         }
     }
 
+    /// @dev Reverts unless the signature is `signer`'s, within its deadline, and in order for
+    /// the relationship: its epoch current and `issuedAt` after the last signed message applied.
     function _checkSignature(
         bytes32 structHash,
+        address patient,
+        address grantee,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
-    ) private {
-        if (block.timestamp > deadline) revert ConsentSignatureExpired(deadline);
-        if (!SignatureChecker.isValidSignatureNow(signer, _hashTypedDataV4(structHash), signature))
-        {
+    ) private view {
+        if (block.timestamp > deadline) {
+            revert ConsentSignatureExpired(deadline);
+        }
+        bytes32 digest = _hashTypedDataV4(structHash);
+        // The key's own signature first, then ERC-1271: an EOA's signature is checked without
+        // looking up the signer's (cold) code, which is most of what a relayed consent costs
+        // over a direct one.
+        // The error's argument only details a failure that `err` already reports.
+        // slither-disable-next-line unused-return
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (
+            (err != ECDSA.RecoverError.NoError || recovered != signer)
+                && !SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signature)
+        ) {
             revert ConsentInvalidSignature(signer);
         }
-        _useCheckedNonce(signer, nonce);
+        Grant storage slot = _grants[patient][grantee];
+        uint24 current = slot.epoch;
+        uint40 signedAt = slot.signedAt;
+        if (epoch != current || issuedAt <= signedAt) {
+            revert ConsentSignatureStale(epoch, issuedAt, current, signedAt);
+        }
     }
 
     /// @dev Returns the effective not-before (0 means now) after checking the window.
@@ -476,8 +546,10 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712, Nonces {
 
     function _granted(address grantee, address patient) private view returns (uint64) {
         Grant memory g = _grants[patient][grantee];
-        if (block.timestamp >= g.notBefore && block.timestamp < g.expiresAt) return g.categories;
-        return 0;
+        if (block.timestamp < g.notBefore || block.timestamp >= g.expiresAt) return 0;
+        // Consent given before the grantee's current credential run began does not count.
+        if (g.grantedAt < participants.validSinceOf(grantee)) return 0;
+        return g.categories;
     }
 
     function _emergencyLive(EmergencyAccess memory e) private view returns (bool) {

@@ -10,7 +10,8 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
     /// @notice The consortium's governance role: issues and revokes credentials.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
 
-    // Storage: role, issuedAt, expiresAt and revoked pack into one slot; ref takes the second.
+    // Storage: role, issuedAt, expiresAt, revoked and validSince pack into one slot; ref takes
+    // the second.
     mapping(address account => Credential) private _credentials;
 
     /// @param admin receives the admin and governance roles
@@ -30,8 +31,23 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
         if (ref == bytes32(0)) revert ParticipantEmptyReference();
         uint40 nowTs = uint40(block.timestamp);
         if (expiresAt <= nowTs) revert ParticipantExpiryInPast(expiresAt, nowTs);
+        Credential storage c = _credentials[account];
+        // A renewal keeps the run going; after a revocation, a lapse or a change of role the
+        // account starts afresh, so consent given to it before does not come back. A new run
+        // after an earlier credential starts a second after now: a grant made in this very
+        // second (perhaps earlier in this block, before the revocation) must not count either.
+        Role before = c.role;
+        uint40 validSince;
+        if (before == role && _isLive(c)) validSince = c.validSince;
+        else if (before == Role.None) validSince = nowTs;
+        else validSince = nowTs + 1;
         _credentials[account] = Credential({
-            role: role, issuedAt: nowTs, expiresAt: expiresAt, revoked: false, ref: ref
+            role: role,
+            issuedAt: nowTs,
+            expiresAt: expiresAt,
+            revoked: false,
+            validSince: validSince,
+            ref: ref
         });
         emit CredentialIssued(account, role, ref, nowTs, expiresAt);
     }
@@ -49,6 +65,11 @@ contract ParticipantRegistry is IParticipantRegistry, AccessControl {
     function isCredentialed(address account, Role role) external view returns (bool) {
         Credential storage c = _credentials[account];
         return role != Role.None && c.role == role && _isLive(c);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function validSinceOf(address account) external view returns (uint40) {
+        return _credentials[account].validSince;
     }
 
     /// @inheritdoc IParticipantRegistry

@@ -3,29 +3,36 @@ pragma solidity ^0.8.30;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
 
 /// @title StudyRegistry
 /// @notice Research studies, patients' opt-ins and receipts of answered queries. See
 /// {IStudyRegistry}.
-contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
+contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     /// @notice The consortium's governance role: approves and closes studies.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
     /// @notice EIP-712 type hash of a signed opt-in.
-    bytes32 public constant OPT_IN_TYPEHASH =
-        keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)");
+    bytes32 public constant OPT_IN_TYPEHASH = keccak256(
+        "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+    );
     /// @notice EIP-712 type hash of a signed withdrawal.
-    bytes32 public constant WITHDRAW_TYPEHASH =
-        keccak256("Withdraw(uint256 studyId,address patient,uint256 nonce,uint256 deadline)");
+    bytes32 public constant WITHDRAW_TYPEHASH = keccak256(
+        "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+    );
+    /// @notice EIP-712 type hash of a signed cancellation of a patient's study signatures.
+    bytes32 public constant CANCEL_TYPEHASH = keccak256(
+        "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+    );
 
     /// @notice Where researchers' credentials are checked.
     IParticipantRegistry public immutable participants;
 
     // Storage: a study takes three slots (researcher, status, categories | minCellSize, budget,
-    // spent, registeredAt | protocolHash); a query two; a participation one.
+    // spent, registeredAt | protocolHash); a query two; a participation one (optedIn,
+    // changedAtBlock, epoch, signedAt).
     mapping(uint256 studyId => Study) private _studies;
     mapping(uint256 studyId => mapping(bytes32 queryHash => Query)) private _queries;
     mapping(uint256 studyId => mapping(address patient => Participation)) private _participations;
@@ -99,42 +106,65 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
 
     /// @inheritdoc IStudyRegistry
     function optIn(uint256 studyId) external {
-        _optIn(studyId, msg.sender);
+        _optIn(studyId, msg.sender, 0);
     }
 
     /// @inheritdoc IStudyRegistry
     function withdraw(uint256 studyId) external {
-        _withdraw(studyId, msg.sender);
+        _withdraw(studyId, msg.sender, 0);
     }
 
     /// @inheritdoc IStudyRegistry
     function optInBySig(
         uint256 studyId,
         address patient,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
         bytes32 structHash = keccak256(
-            abi.encode(OPT_IN_TYPEHASH, studyId, patient, nonce, deadline)
+            abi.encode(OPT_IN_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
         );
-        _checkSignature(structHash, patient, nonce, deadline, signature);
-        _optIn(studyId, patient);
+        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
+        _optIn(studyId, patient, issuedAt);
     }
 
     /// @inheritdoc IStudyRegistry
     function withdrawBySig(
         uint256 studyId,
         address patient,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
         bytes32 structHash = keccak256(
-            abi.encode(WITHDRAW_TYPEHASH, studyId, patient, nonce, deadline)
+            abi.encode(WITHDRAW_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
         );
-        _checkSignature(structHash, patient, nonce, deadline, signature);
-        _withdraw(studyId, patient);
+        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
+        _withdraw(studyId, patient, issuedAt);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function cancelSignatures(uint256 studyId) external {
+        _cancel(studyId, msg.sender);
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function cancelBySig(
+        uint256 studyId,
+        address patient,
+        uint24 epoch,
+        uint40 issuedAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external {
+        bytes32 structHash = keccak256(
+            abi.encode(CANCEL_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
+        );
+        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
+        _cancel(studyId, patient);
     }
 
     // --------------------------------------------------------------- queries
@@ -149,10 +179,10 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
     ) external {
         Study storage s = _studies[studyId];
         _requireStudyResearcher(studyId, s);
+        // A revoked or lapsed researcher, or a closed study, spends no budget.
+        _requireResearcher();
         Status status = s.status;
-        if (status != Status.Approved && status != Status.Closed) {
-            revert StudyInvalidStatus(studyId, status);
-        }
+        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
         if (cost == 0) revert StudyZeroCost();
         if (queryHash == bytes32(0) || answerHash == bytes32(0)) revert StudyZeroHash();
         if (pinnedBlock > block.number) revert StudyPinnedBlockInFuture(pinnedBlock, block.number);
@@ -201,16 +231,6 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
         return _studyCount;
     }
 
-    /// @inheritdoc IStudyRegistry
-    function nonces(address patient)
-        public
-        view
-        override(IStudyRegistry, Nonces)
-        returns (uint256)
-    {
-        return super.nonces(patient);
-    }
-
     /// @notice The EIP-712 domain separator of this contract on this chain.
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
@@ -219,24 +239,44 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
 
     // ---------------------------------------------------------------- internal
 
-    function _optIn(uint256 studyId, address patient) private {
+    /// @dev `signedAt` is the signed message's `issuedAt`, or 0 for a direct opt-in, which
+    /// moves the participation to its next epoch.
+    function _optIn(uint256 studyId, address patient, uint40 signedAt) private {
         Study storage s = _studies[studyId];
         Status status = s.status;
         if (status == Status.None) revert StudyNotFound(studyId);
         if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
         Participation storage p = _participations[studyId][patient];
         if (p.optedIn) revert StudyAlreadyOptedIn(studyId, patient);
-        p.optedIn = true;
-        p.changedAtBlock = uint64(block.number);
+        _participations[studyId][patient] = Participation({
+            optedIn: true,
+            changedAtBlock: uint64(block.number),
+            epoch: signedAt == 0 ? p.epoch + 1 : p.epoch,
+            signedAt: signedAt
+        });
         emit OptedIn(studyId, patient, msg.sender);
     }
 
-    function _withdraw(uint256 studyId, address patient) private {
+    /// @dev As {_optIn}. A signed withdrawal applies without an opt-in too (recording only its
+    /// time), so that an opt-in signed before it cannot follow it.
+    function _withdraw(uint256 studyId, address patient, uint40 signedAt) private {
         Participation storage p = _participations[studyId][patient];
-        if (!p.optedIn) revert StudyNotOptedIn(studyId, patient);
-        p.optedIn = false;
-        p.changedAtBlock = uint64(block.number);
+        if (!p.optedIn && signedAt == 0) revert StudyNotOptedIn(studyId, patient);
+        _participations[studyId][patient] = Participation({
+            optedIn: false,
+            changedAtBlock: uint64(block.number),
+            epoch: signedAt == 0 ? p.epoch + 1 : p.epoch,
+            signedAt: signedAt
+        });
         emit Withdrew(studyId, patient, msg.sender);
+    }
+
+    function _cancel(uint256 studyId, address patient) private {
+        Participation storage p = _participations[studyId][patient];
+        uint24 epoch = p.epoch + 1;
+        p.epoch = epoch;
+        p.signedAt = 0;
+        emit StudySignaturesCancelled(studyId, patient, epoch);
     }
 
     function _requireResearcher() private view {
@@ -252,18 +292,36 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712, Nonces {
         if (r != msg.sender) revert StudyUnauthorized(studyId, msg.sender);
     }
 
+    /// @dev Reverts unless the signature is `patient`'s, within its deadline, and in order for
+    /// the participation: its epoch current and `issuedAt` after the last signed one applied.
     function _checkSignature(
         bytes32 structHash,
+        uint256 studyId,
         address patient,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
-    ) private {
+    ) private view {
         if (block.timestamp > deadline) revert StudySignatureExpired(deadline);
-        if (!SignatureChecker.isValidSignatureNow(patient, _hashTypedDataV4(structHash), signature))
-        {
+        bytes32 digest = _hashTypedDataV4(structHash);
+        // The key's own signature first, then ERC-1271: an EOA's signature is checked without
+        // looking up the signer's (cold) code, which is most of what a relayed consent costs
+        // over a direct one.
+        // The error's argument only details a failure that `err` already reports.
+        // slither-disable-next-line unused-return
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (
+            (err != ECDSA.RecoverError.NoError || recovered != patient)
+                && !SignatureChecker.isValidERC1271SignatureNowCalldata(patient, digest, signature)
+        ) {
             revert StudyInvalidSignature(patient);
         }
-        _useCheckedNonce(patient, nonce);
+        Participation storage p = _participations[studyId][patient];
+        uint24 current = p.epoch;
+        uint40 signedAt = p.signedAt;
+        if (epoch != current || issuedAt <= signedAt) {
+            revert StudySignatureStale(epoch, issuedAt, current, signedAt);
+        }
     }
 }

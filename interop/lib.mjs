@@ -35,10 +35,29 @@ export const GRANT_TYPES = {
     { name: "notBefore", type: "uint40" },
     { name: "expiresAt", type: "uint40" },
     { name: "signer", type: "address" },
-    { name: "nonce", type: "uint256" },
+    { name: "epoch", type: "uint24" },
+    { name: "issuedAt", type: "uint40" },
     { name: "deadline", type: "uint256" },
   ],
 };
+
+/** The study registry's signed opt-in (domain medrec.StudyRegistry). */
+export const OPT_IN_TYPES = {
+  OptIn: [
+    { name: "studyId", type: "uint256" },
+    { name: "patient", type: "address" },
+    { name: "epoch", type: "uint24" },
+    { name: "issuedAt", type: "uint40" },
+    { name: "deadline", type: "uint256" },
+  ],
+};
+
+/** The `issuedAt` of a signed consent: the signer's clock, strictly after `signedAt`, the last
+ * signed message the chain applied for the relationship (medrec_bindings::next_issued_at). */
+export function nextIssuedAt(signedAt) {
+  const wall = BigInt(Math.floor(Date.now() / 1000));
+  return wall > BigInt(signedAt) ? wall : BigInt(signedAt) + 1n;
+}
 
 /** The gatekeeper's messages (domain medrec.Gatekeeper); signTypedData takes the one its
  * primaryType names. */
@@ -187,6 +206,13 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
    * read from the chain; anvil's relayer sends it. Returns the message, signature and receipt. */
   async function grantBySig(patient, grantee, categories) {
     const t = await now();
+    // The relationship's epoch and last signed time order signed messages (not a nonce).
+    const slot = await client.readContract({
+      address: deployment.consentRegistry,
+      abi: abis.consent,
+      functionName: "grantOf",
+      args: [patient.address, grantee],
+    });
     const message = {
       patient: patient.address,
       grantee,
@@ -195,12 +221,8 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       notBefore: 0,
       expiresAt: Number(t + 90n * 86400n),
       signer: patient.address,
-      nonce: await client.readContract({
-        address: deployment.consentRegistry,
-        abi: abis.consent,
-        functionName: "nonces",
-        args: [patient.address],
-      }),
+      epoch: slot.epoch,
+      issuedAt: Number(nextIssuedAt(slot.signedAt)),
       deadline: t + 3600n,
     };
     const signature = await patient.signTypedData({
@@ -218,7 +240,8 @@ export async function connect(rpcUrl, deploymentFile, { check, eq }) {
       m.notBefore,
       m.expiresAt,
       m.signer,
-      m.nonce,
+      m.epoch,
+      m.issuedAt,
       m.deadline,
       signature,
     ]);

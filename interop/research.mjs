@@ -13,10 +13,12 @@ import { keccak256, recoverAddress, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   GATEKEEPER_TYPES,
+  OPT_IN_TYPES,
   ROLE,
   anvilAccounts,
   checker,
   connect,
+  nextIssuedAt,
   randomNonce,
   seconds,
   upload,
@@ -84,34 +86,31 @@ for (const p of patients) {
   eq(`upload of a ${p.gender} patient's bundle: 201`, response.status, 201);
 }
 for (const p of patients.slice(0, 3)) {
+  // The participation's epoch and last signed time order signed messages (not a nonce).
+  const slot = await client.readContract({
+    address: studies,
+    abi: abis.studies,
+    functionName: "participationOf",
+    args: [studyId, p.account.address],
+  });
   const message = {
     studyId,
     patient: p.account.address,
-    nonce: await client.readContract({
-      address: studies,
-      abi: abis.studies,
-      functionName: "nonces",
-      args: [p.account.address],
-    }),
+    epoch: slot.epoch,
+    issuedAt: nextIssuedAt(slot.signedAt),
     deadline: (await chain.now()) + 3600n,
   };
   const signature = await p.account.signTypedData({
     domain: studyDomain,
-    types: {
-      OptIn: [
-        { name: "studyId", type: "uint256" },
-        { name: "patient", type: "address" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
+    types: OPT_IN_TYPES,
     primaryType: "OptIn",
     message,
   });
   await chain.send(relayer, studies, abis.studies, "optInBySig", [
     message.studyId,
     message.patient,
-    message.nonce,
+    message.epoch,
+    message.issuedAt,
     message.deadline,
     signature,
   ]);

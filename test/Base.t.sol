@@ -90,7 +90,8 @@ abstract contract Base is Test {
         uint40 notBefore,
         uint40 expiresAt,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline
     ) internal view returns (bytes32) {
         return keccak256(
@@ -103,7 +104,8 @@ abstract contract Base is Test {
                 notBefore,
                 expiresAt,
                 signer,
-                nonce,
+                epoch,
+                issuedAt,
                 deadline
             )
         );
@@ -113,10 +115,18 @@ abstract contract Base is Test {
         address p,
         address grantee,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline
     ) internal view returns (bytes32) {
-        return keccak256(abi.encode(consent.REVOKE_TYPEHASH(), p, grantee, signer, nonce, deadline));
+        return keccak256(
+            abi.encode(consent.REVOKE_TYPEHASH(), p, grantee, signer, epoch, issuedAt, deadline)
+        );
+    }
+
+    /// @dev The signature epoch of (`p`, `grantee`) now.
+    function epochOf(address p, address grantee) internal view returns (uint24) {
+        return consent.grantOf(p, grantee).epoch;
     }
 
     function sign(uint256 key, bytes32 structHash) internal view returns (bytes memory) {

@@ -9,9 +9,6 @@ import {IConsentRegistry} from "../contracts/interfaces/IConsentRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
 
 contract ConsentRegistryTest is Base {
-    /// @dev OpenZeppelin Nonces' `InvalidAccountNonce(address,uint256)`.
-    bytes4 internal constant INVALID_ACCOUNT_NONCE =
-        bytes4(keccak256("InvalidAccountNonce(address,uint256)"));
     bytes32 internal constant TYPE_HASH = keccak256(
         "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     );
@@ -35,7 +32,8 @@ contract ConsentRegistryTest is Base {
         uint40 notBefore;
         uint40 expiresAt;
         address signer;
-        uint256 nonce;
+        uint24 epoch;
+        uint40 issuedAt;
         uint256 deadline;
     }
 
@@ -44,7 +42,8 @@ contract ConsentRegistryTest is Base {
         address patient;
         address grantee;
         address signer;
-        uint256 nonce;
+        uint24 epoch;
+        uint40 issuedAt;
         uint256 deadline;
     }
 
@@ -59,7 +58,8 @@ contract ConsentRegistryTest is Base {
             notBefore: 0,
             expiresAt: now40() + YEAR,
             signer: patient,
-            nonce: 0,
+            epoch: epochOf(patient, hospitalA),
+            issuedAt: now40(),
             deadline: block.timestamp + 1 hours
         });
     }
@@ -69,7 +69,8 @@ contract ConsentRegistryTest is Base {
             patient: patient,
             grantee: hospitalA,
             signer: patient,
-            nonce: 0,
+            epoch: epochOf(patient, hospitalA),
+            issuedAt: now40(),
             deadline: block.timestamp + 1 hours
         });
     }
@@ -125,14 +126,17 @@ contract ConsentRegistryTest is Base {
             g.notBefore,
             g.expiresAt,
             g.signer,
-            g.nonce,
+            g.epoch,
+            g.issuedAt,
             g.deadline,
             signature
         );
     }
 
     function _revokeBySig(SignedRevoke memory r, bytes memory signature) internal {
-        consent.revokeBySig(r.patient, r.grantee, r.signer, r.nonce, r.deadline, signature);
+        consent.revokeBySig(
+            r.patient, r.grantee, r.signer, r.epoch, r.issuedAt, r.deadline, signature
+        );
     }
 
     function _setGuardian(uint64 scope, uint40 notBefore, uint40 expiresAt) internal {
@@ -1169,19 +1173,25 @@ contract ConsentRegistryTest is Base {
         assertEq(consent.emergencyCap(), CAP);
     }
 
-    function test_nonces_startAtZeroAndIncreaseOnEachSignature() public {
-        assertEq(consent.nonces(patient), 0);
+    function test_grantOf_epochAndSignedAtFollowSignedAndDirectChanges() public {
+        assertEq(epochOf(patient, hospitalA), 0);
         SignedGrant memory g = _signedGrant();
         _grantBySig(g, _signGrant(patientKey, g));
-        assertEq(consent.nonces(patient), 1);
+        // A signed change keeps the epoch and records its issuedAt.
+        assertEq(epochOf(patient, hospitalA), 0);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, g.issuedAt);
+        vm.warp(block.timestamp + 1);
         SignedRevoke memory r = _signedRevoke();
-        r.nonce = 1;
         _revokeBySig(r, _signRevoke(patientKey, r));
-        assertEq(consent.nonces(patient), 2);
-        // Direct calls use no nonce.
+        assertEq(epochOf(patient, hospitalA), 0);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A direct change moves to the next epoch and resets signedAt.
         grantAs(patient, hospitalA, LABS);
-        assertEq(consent.nonces(patient), 2);
-        assertEq(consent.nonces(stranger), 0);
+        assertEq(epochOf(patient, hospitalA), 1);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        // Other relationships are untouched.
+        assertEq(epochOf(patient, hospitalB), 0);
+        assertEq(epochOf(stranger, hospitalA), 0);
     }
 
     function test_DOMAIN_SEPARATOR_matchesEip712Domain() public {
@@ -1208,13 +1218,19 @@ contract ConsentRegistryTest is Base {
         assertEq(
             consent.GRANT_TYPEHASH(),
             keccak256(
-                "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)"
+                "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
             )
         );
         assertEq(
             consent.REVOKE_TYPEHASH(),
             keccak256(
-                "Revoke(address patient,address grantee,address signer,uint256 nonce,uint256 deadline)"
+                "Revoke(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            )
+        );
+        assertEq(
+            consent.CANCEL_TYPEHASH(),
+            keccak256(
+                "CancelSignatures(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
             )
         );
     }
@@ -1236,7 +1252,8 @@ contract ConsentRegistryTest is Base {
                 g.notBefore,
                 g.expiresAt,
                 g.signer,
-                g.nonce,
+                g.epoch,
+                g.issuedAt,
                 g.deadline
             )
         );
@@ -1250,8 +1267,8 @@ contract ConsentRegistryTest is Base {
 
         _assertGrant(patient, hospitalA, LABS | NOTES, TREATMENT, now40(), g.expiresAt);
         assertTrue(consent.canRead(hospitalA, patient, NOTES_CAT));
-        assertEq(consent.nonces(patient), 1);
-        assertEq(consent.nonces(stranger), 0);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, g.issuedAt);
+        assertEq(consent.grantOf(patient, hospitalA).grantedAt, now40());
     }
 
     function test_grantBySig_revertsOnWrongSigner() public {
@@ -1262,7 +1279,7 @@ contract ConsentRegistryTest is Base {
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
-        assertEq(consent.nonces(patient), 0);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
         _assertNoGrant(patient, hospitalA);
     }
 
@@ -1317,17 +1334,25 @@ contract ConsentRegistryTest is Base {
         vm.prank(patient);
         consent.revoke(patient, hospitalA);
 
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentSignatureStale.selector, 0, g.issuedAt, 1, 0
+            )
+        );
         vm.prank(stranger);
         _grantBySig(g, sig);
         _assertNoGrant(patient, hospitalA);
     }
 
-    function test_grantBySig_revertsOnFutureNonce() public {
+    function test_grantBySig_revertsOnFutureEpoch() public {
         SignedGrant memory g = _signedGrant();
-        g.nonce = 5;
+        g.epoch = 5;
         bytes memory sig = _signGrant(patientKey, g);
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 0));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentSignatureStale.selector, 5, g.issuedAt, 0, 0
+            )
+        );
         _grantBySig(g, sig);
     }
 
@@ -1366,7 +1391,8 @@ contract ConsentRegistryTest is Base {
             g.notBefore,
             g.expiresAt,
             g.signer,
-            g.nonce,
+            g.epoch,
+            g.issuedAt,
             g.deadline,
             sig
         );
@@ -1434,8 +1460,7 @@ contract ConsentRegistryTest is Base {
         vm.prank(stranger);
         _grantBySig(g, sig);
         _assertGrant(patient, hospitalA, NOTES, TREATMENT, now40(), g.expiresAt);
-        assertEq(consent.nonces(guardian), 1);
-        assertEq(consent.nonces(patient), 0);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, g.issuedAt);
     }
 
     function test_grantBySig_revertsWhenGuardianOutOfScope() public {
@@ -1463,7 +1488,7 @@ contract ConsentRegistryTest is Base {
         _grantBySig(g, sig);
         _assertGrant(address(wallet), hospitalA, LABS, TREATMENT, now40(), g.expiresAt);
         assertTrue(consent.canRead(hospitalA, address(wallet), LABS_CAT));
-        assertEq(consent.nonces(address(wallet)), 1);
+        assertEq(consent.grantOf(address(wallet), hospitalA).signedAt, g.issuedAt);
     }
 
     function test_grantBySig_revertsOnInvalidErc1271Signature() public {
@@ -1488,7 +1513,7 @@ contract ConsentRegistryTest is Base {
             )
         );
         _grantBySig(g, stale);
-        assertEq(consent.nonces(address(wallet)), 0);
+        assertEq(consent.grantOf(address(wallet), hospitalA).signedAt, 0);
     }
 
     function _signedGrantFor(address p) internal view returns (SignedGrant memory g) {
@@ -1504,7 +1529,8 @@ contract ConsentRegistryTest is Base {
         SignedRevoke memory r = _signedRevoke();
         bytes memory sig = _signRevoke(patientKey, r);
         assertEq(
-            _revokeHash(r), revokeStructHash(r.patient, r.grantee, r.signer, r.nonce, r.deadline)
+            _revokeHash(r),
+            revokeStructHash(r.patient, r.grantee, r.signer, r.epoch, r.issuedAt, r.deadline)
         );
 
         vm.expectEmit(true, true, true, true, address(consent));
@@ -1513,7 +1539,7 @@ contract ConsentRegistryTest is Base {
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
-        assertEq(consent.nonces(patient), 1);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
     }
 
     function test_revokeBySig_revertsOnWrongSigner() public {
@@ -1546,7 +1572,11 @@ contract ConsentRegistryTest is Base {
         _revokeBySig(r, sig);
         grantAs(patient, hospitalA, LABS);
 
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentSignatureStale.selector, 1, r.issuedAt, 2, 0
+            )
+        );
         vm.prank(stranger);
         _revokeBySig(r, sig);
         assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
@@ -1595,11 +1625,16 @@ contract ConsentRegistryTest is Base {
         _assertNoGrant(patient, hospitalA);
     }
 
-    function test_revokeBySig_revertsWhenNoGrant() public {
+    /// @dev Behaviour changed with per-relationship ordering: a signed revocation without a
+    /// grant applies (it records its time, so a grant signed before it cannot follow it).
+    function test_revokeBySig_withoutGrantRecordsItsTime() public {
         SignedRevoke memory r = _signedRevoke();
         bytes memory sig = _signRevoke(patientKey, r);
-        _expectRevert(IConsentRegistry.ConsentGrantNotFound.selector, patient, hospitalA);
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
         _revokeBySig(r, sig);
+        _assertNoGrant(patient, hospitalA);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
     }
 
     function test_revokeBySig_byGuardianWithinScope() public {
@@ -1613,7 +1648,7 @@ contract ConsentRegistryTest is Base {
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
-        assertEq(consent.nonces(guardian), 1);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
     }
 
     function test_revokeBySig_revertsWhenGuardianScopeNarrowerThanGrant() public {
@@ -1632,6 +1667,7 @@ contract ConsentRegistryTest is Base {
         SignedRevoke memory r = _signedRevoke();
         r.patient = address(wallet);
         r.signer = address(wallet);
+        r.epoch = epochOf(address(wallet), hospitalA);
 
         bytes memory bad = _signRevoke(otherKey, r);
         vm.expectRevert(

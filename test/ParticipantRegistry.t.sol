@@ -505,4 +505,39 @@ contract ParticipantRegistryTest is Base {
         vm.prank(caller);
         participants.revokeCredential(hospitalA);
     }
+
+    // ------------------------------------------------------- validSince (issue 14, 10a)
+
+    function test_validSince_setWhenFirstIssued() public view {
+        assertEq(participants.validSinceOf(hospitalA), now40());
+        assertEq(participants.credentialOf(hospitalA).validSince, now40());
+        assertEq(participants.validSinceOf(stranger), 0);
+    }
+
+    function test_validSince_keptOnRenewalOfLiveCredential() public {
+        uint40 since = now40();
+        vm.warp(block.timestamp + 100 days);
+        issue(hospitalA, PROVIDER, keccak256("renewed"), now40() + YEAR);
+        assertEq(participants.validSinceOf(hospitalA), since);
+        assertEq(participants.credentialOf(hospitalA).issuedAt, now40());
+    }
+
+    function test_validSince_resetAfterRevocation() public {
+        revokeAs(hospitalA);
+        vm.warp(block.timestamp + 1 days);
+        issue(hospitalA, PROVIDER, keccak256("again"), now40() + YEAR);
+        assertEq(participants.validSinceOf(hospitalA), now40() + 1);
+    }
+
+    function test_validSince_resetAfterLapse() public {
+        vm.warp(participants.credentialOf(hospitalA).expiresAt);
+        issue(hospitalA, PROVIDER, keccak256("again"), now40() + YEAR);
+        assertEq(participants.validSinceOf(hospitalA), now40() + 1);
+    }
+
+    function test_validSince_resetOnRoleChange() public {
+        vm.warp(block.timestamp + 1 days);
+        issue(hospitalA, RESEARCHER, keccak256("irb"), now40() + YEAR);
+        assertEq(participants.validSinceOf(hospitalA), now40() + 1);
+    }
 }

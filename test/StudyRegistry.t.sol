@@ -10,9 +10,6 @@ import {IStudyRegistry} from "../contracts/interfaces/IStudyRegistry.sol";
 import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
 
 contract StudyRegistryTest is Base {
-    /// @dev OpenZeppelin Nonces' `InvalidAccountNonce(address,uint256)`.
-    bytes4 internal constant INVALID_ACCOUNT_NONCE =
-        bytes4(keccak256("InvalidAccountNonce(address,uint256)"));
     bytes32 internal constant TYPE_HASH = keccak256(
         "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
     );
@@ -37,7 +34,8 @@ contract StudyRegistryTest is Base {
     struct Signed {
         uint256 studyId;
         address patient;
-        uint256 nonce;
+        uint24 epoch;
+        uint40 issuedAt;
         uint256 deadline;
     }
 
@@ -90,8 +88,13 @@ contract StudyRegistryTest is Base {
     }
 
     function _signed(uint256 id) internal view returns (Signed memory) {
-        return
-            Signed({studyId: id, patient: patient, nonce: 0, deadline: block.timestamp + 1 hours});
+        return Signed({
+            studyId: id,
+            patient: patient,
+            epoch: studies.participationOf(id, patient).epoch,
+            issuedAt: now40(),
+            deadline: block.timestamp + 1 hours
+        });
     }
 
     function _optInHash(Signed memory s) internal view returns (bytes32) {
@@ -137,11 +140,11 @@ contract StudyRegistryTest is Base {
     }
 
     function _optInBySig(Signed memory s, bytes memory signature) internal {
-        studies.optInBySig(s.studyId, s.patient, s.nonce, s.deadline, signature);
+        studies.optInBySig(s.studyId, s.patient, s.epoch, s.issuedAt, s.deadline, signature);
     }
 
     function _withdrawBySig(Signed memory s, bytes memory signature) internal {
-        studies.withdrawBySig(s.studyId, s.patient, s.nonce, s.deadline, signature);
+        studies.withdrawBySig(s.studyId, s.patient, s.epoch, s.issuedAt, s.deadline, signature);
     }
 
     function _assertStudy(
@@ -241,11 +244,21 @@ contract StudyRegistryTest is Base {
     function test_eip712_typeHashesAndDomain() public view {
         assertEq(
             studies.OPT_IN_TYPEHASH(),
-            keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+            keccak256(
+                "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            )
         );
         assertEq(
             studies.WITHDRAW_TYPEHASH(),
-            keccak256("Withdraw(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+            keccak256(
+                "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            )
+        );
+        assertEq(
+            studies.CANCEL_TYPEHASH(),
+            keccak256(
+                "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            )
         );
         assertEq(studies.DOMAIN_SEPARATOR(), _domainSeparator(block.chainid, address(studies)));
         (, string memory name, string memory version, uint256 chainId, address verifying,,) =
@@ -254,7 +267,6 @@ contract StudyRegistryTest is Base {
         assertEq(version, "1");
         assertEq(chainId, block.chainid);
         assertEq(verifying, address(studies));
-        assertEq(studies.nonces(patient), 0);
     }
 
     // ---------------------------------------------------------- registerStudy
@@ -531,10 +543,10 @@ contract StudyRegistryTest is Base {
         _assertParticipation(id, patient, true, uint64(block.number));
         _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
         _optIn(id, other);
-        // Holders answer no new query (off chain), but the receipt of an answer given before
-        // closing may still be recorded: see test_recordQuery_allowedWhenClosed.
+        // Nor does a receipt: see test_recordQuery_revertsWhenClosed.
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
         _record(id, keccak256("q2"), COST);
-        assertEq(studies.studyOf(id).spent, 2 * COST);
+        assertEq(studies.studyOf(id).spent, COST);
     }
 
     function test_closeStudy_revertsForNonGovernance() public {
@@ -580,8 +592,9 @@ contract StudyRegistryTest is Base {
         // Only the caller is opted in, and only to this study.
         assertFalse(studies.isOptedIn(id, other));
         assertFalse(studies.isOptedIn(id + 1, patient));
-        // A direct call spends no nonce.
-        assertEq(studies.nonces(patient), 0);
+        // A direct call moves to the next signature epoch.
+        assertEq(studies.participationOf(id, patient).epoch, 1);
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
     }
 
     function test_optIn_isPerStudy() public {
@@ -714,8 +727,8 @@ contract StudyRegistryTest is Base {
 
         assertTrue(studies.isOptedIn(id, patient));
         _assertParticipation(id, patient, true, 77);
-        assertEq(studies.nonces(patient), 1);
-        assertEq(studies.nonces(stranger), 0);
+        assertEq(studies.participationOf(id, patient).epoch, 0);
+        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
     }
 
     function test_optInBySig_patientMayRelayOwnSignature() public {
@@ -737,7 +750,7 @@ contract StudyRegistryTest is Base {
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertFalse(studies.isOptedIn(id, patient));
-        assertEq(studies.nonces(patient), 0);
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
     }
 
     function test_optInBySig_revertsOnTamperedStudyId() public {
@@ -781,10 +794,11 @@ contract StudyRegistryTest is Base {
 
     function test_optInBySig_revertsOnMalformedSignature() public {
         uint256 id = _approved();
+        Signed memory s = _signed(id);
         _expectInvalidSignature(patient);
-        _optInBySig(_signed(id), hex"1234");
+        _optInBySig(s, hex"1234");
         _expectInvalidSignature(patient);
-        _optInBySig(_signed(id), "");
+        _optInBySig(s, "");
     }
 
     function test_optInBySig_revertsOnReplay() public {
@@ -795,18 +809,22 @@ contract StudyRegistryTest is Base {
         vm.prank(patient);
         studies.withdraw(id);
 
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 0, s.issuedAt, 1, 0)
+        );
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertFalse(studies.isOptedIn(id, patient));
     }
 
-    function test_optInBySig_revertsOnFutureNonce() public {
+    function test_optInBySig_revertsOnFutureEpoch() public {
         uint256 id = _approved();
         Signed memory s = _signed(id);
-        s.nonce = 1;
+        s.epoch = 1;
         bytes memory sig = _signOptIn(patientKey, s);
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 0));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 1, s.issuedAt, 0, 0)
+        );
         _optInBySig(s, sig);
     }
 
@@ -860,8 +878,8 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(patientKey, s);
         _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
         _optInBySig(s, sig);
-        // The failed relay spends no nonce: the same signature works once approved.
-        assertEq(studies.nonces(patient), 0);
+        // The failed relay uses nothing up: the same signature works once approved.
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
         _approve(id);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, patient));
@@ -883,7 +901,7 @@ contract StudyRegistryTest is Base {
             abi.encodeWithSelector(IStudyRegistry.StudyAlreadyOptedIn.selector, id, patient)
         );
         _optInBySig(s, sig);
-        assertEq(studies.nonces(patient), 0);
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
     }
 
     function test_optInBySig_erc1271WalletPatient() public {
@@ -898,7 +916,7 @@ contract StudyRegistryTest is Base {
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, address(wallet)));
-        assertEq(studies.nonces(address(wallet)), 1);
+        assertEq(studies.participationOf(id, address(wallet)).signedAt, s.issuedAt);
     }
 
     function test_optInBySig_revertsOnInvalidErc1271Signature() public {
@@ -917,7 +935,7 @@ contract StudyRegistryTest is Base {
         bytes memory staleSig = _signOptIn(walletKey, stale);
         _expectInvalidSignature(address(wallet));
         _optInBySig(s, staleSig);
-        assertEq(studies.nonces(address(wallet)), 0);
+        assertEq(studies.participationOf(id, address(wallet)).signedAt, 0);
         assertFalse(studies.isOptedIn(id, address(wallet)));
     }
 
@@ -936,17 +954,17 @@ contract StudyRegistryTest is Base {
 
         assertFalse(studies.isOptedIn(id, patient));
         _assertParticipation(id, patient, false, 200);
-        assertEq(studies.nonces(patient), 1);
+        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
     }
 
-    function test_withdrawBySig_afterOptInBySigUsesNextNonce() public {
+    function test_withdrawBySig_afterOptInBySigIssuedLater() public {
         uint256 id = _approved();
         Signed memory s = _signed(id);
         _optInBySig(s, _signOptIn(patientKey, s));
-        s.nonce = 1;
+        s.issuedAt += 1;
         _withdrawBySig(s, _signWithdraw(patientKey, s));
         assertFalse(studies.isOptedIn(id, patient));
-        assertEq(studies.nonces(patient), 2);
+        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
     }
 
     function test_withdrawBySig_revertsOnWrongSigner() public {
@@ -1000,7 +1018,9 @@ contract StudyRegistryTest is Base {
         _withdrawBySig(s, sig);
         _optIn(id, patient);
 
-        vm.expectRevert(abi.encodeWithSelector(INVALID_ACCOUNT_NONCE, patient, 1));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 1, s.issuedAt, 2, 0)
+        );
         vm.prank(stranger);
         _withdrawBySig(s, sig);
         assertTrue(studies.isOptedIn(id, patient));
@@ -1049,15 +1069,15 @@ contract StudyRegistryTest is Base {
         assertFalse(studies.isOptedIn(id, patient));
     }
 
-    function test_withdrawBySig_revertsWhenNotOptedIn() public {
+    /// @dev Behaviour changed with per-participation ordering: a signed withdrawal without an
+    /// opt-in applies (it records its time, so an opt-in signed before it cannot follow it).
+    function test_withdrawBySig_withoutOptInRecordsItsTime() public {
         uint256 id = _approved();
         Signed memory s = _signed(id);
         bytes memory sig = _signWithdraw(patientKey, s);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
-        );
         _withdrawBySig(s, sig);
-        assertEq(studies.nonces(patient), 0);
+        assertFalse(studies.isOptedIn(id, patient));
+        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
     }
 
     function test_withdrawBySig_erc1271WalletPatient() public {
@@ -1066,6 +1086,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, address(wallet));
         Signed memory s = _signed(id);
         s.patient = address(wallet);
+        s.epoch = studies.participationOf(id, address(wallet)).epoch;
 
         bytes memory bad = _signWithdraw(otherKey, s);
         _expectInvalidSignature(address(wallet));
@@ -1077,7 +1098,7 @@ contract StudyRegistryTest is Base {
         vm.prank(stranger);
         _withdrawBySig(s, sig);
         assertFalse(studies.isOptedIn(id, address(wallet)));
-        assertEq(studies.nonces(address(wallet)), 1);
+        assertEq(studies.participationOf(id, address(wallet)).signedAt, s.issuedAt);
     }
 
     // ------------------------------------------------------------ recordQuery
@@ -1202,47 +1223,34 @@ contract StudyRegistryTest is Base {
         _assertQuery(id, QUERY, 0, 0, bytes32(0));
     }
 
-    /// @dev Holders gave their answer while the study was approved; its receipt may land after closing.
-    function test_recordQuery_allowedWhenClosed() public {
+    /// @dev Issue 14, hole 10b: a closed study takes no receipt, so spends no more budget
+    /// (behaviour changed: receipts were accepted after closing). Failed before the fix.
+    function test_recordQuery_revertsWhenClosed() public {
         uint256 id = _approved();
         _record(id, keccak256("before"), COST);
         _close(id);
         vm.roll(block.number + 5);
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number - 5), ANSWER);
+        _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
         vm.prank(researcher);
         studies.recordQuery(id, QUERY, COST, uint64(block.number - 5), ANSWER);
-        _assertQuery(id, QUERY, COST, uint64(block.number - 5), ANSWER);
-        assertEq(studies.studyOf(id).spent, 2 * COST);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
+        assertEq(studies.studyOf(id).spent, COST);
         _assertStatus(id, IStudyRegistry.Status.Closed);
-        // The other rules still hold on a closed study.
-        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyQueryExists.selector, id, QUERY));
-        _record(id, QUERY, 1);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IStudyRegistry.StudyBudgetExceeded.selector, id, 2 * COST, BUDGET, BUDGET
-            )
-        );
-        _record(id, keccak256("after"), BUDGET);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
-        );
-        vm.prank(researcher2);
-        studies.recordQuery(id, keccak256("after"), COST, 0, ANSWER);
-        assertEq(studies.studyOf(id).spent, 2 * COST);
     }
 
-    /// @dev No credential check: the receipt of an answer given before may still be left.
-    function test_recordQuery_allowedAfterCredentialRevoked() public {
+    /// @dev Issue 14, hole 10b: a revoked researcher records no receipt (behaviour changed).
+    /// Failed before the fix.
+    function test_recordQuery_revertsAfterCredentialRevoked() public {
         uint256 id = _approved();
         vm.prank(governor);
         participants.revokeCredential(researcher);
         assertFalse(participants.isCredentialed(researcher, IParticipantRegistry.Role.Researcher));
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
         _record(id, QUERY, COST);
-        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
-        assertEq(studies.studyOf(id).spent, COST);
+        _assertQuery(id, QUERY, 0, 0, bytes32(0));
+        assertEq(studies.studyOf(id).spent, 0);
         // The study stays its researcher's alone.
         vm.expectRevert(
             abi.encodeWithSelector(IStudyRegistry.StudyUnauthorized.selector, id, researcher2)
@@ -1251,30 +1259,30 @@ contract StudyRegistryTest is Base {
         studies.recordQuery(id, keccak256("q2"), COST, 0, ANSWER);
     }
 
-    function test_recordQuery_allowedAfterCredentialExpired() public {
+    function test_recordQuery_revertsAfterCredentialExpired() public {
         uint256 id = _approved();
         uint40 end = participants.credentialOf(researcher).expiresAt;
         vm.warp(end - 1);
         _record(id, keccak256("before"), COST);
         vm.warp(end);
         assertFalse(participants.isCredentialed(researcher, IParticipantRegistry.Role.Researcher));
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
         _record(id, QUERY, COST);
-        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
-        assertEq(studies.studyOf(id).spent, 2 * COST);
+        assertEq(studies.studyOf(id).spent, COST);
     }
 
-    function test_recordQuery_allowedAfterCloseAndCredentialLoss() public {
+    function test_recordQuery_revertsAfterCloseAndCredentialLoss() public {
         uint256 id = _approved();
         _close(id);
         vm.prank(governor);
         participants.revokeCredential(researcher);
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.QueryAnswered(id, QUERY, COST, uint64(block.number), ANSWER);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyNotResearcher.selector, researcher)
+        );
         _record(id, QUERY, COST);
-        _assertQuery(id, QUERY, COST, uint64(block.number), ANSWER);
-        assertEq(studies.studyOf(id).spent, COST);
+        assertEq(studies.studyOf(id).spent, 0);
     }
 
     function test_recordQuery_revertsOnZeroCost() public {
@@ -1413,6 +1421,7 @@ contract StudyRegistryTest is Base {
         _optIn(a, patient);
         Signed memory s = _signed(a);
         s.patient = other;
+        s.epoch = studies.participationOf(a, other).epoch;
         bytes memory sig = _signOptIn(otherKey, s);
         vm.prank(stranger);
         _optInBySig(s, sig);
@@ -1421,12 +1430,11 @@ contract StudyRegistryTest is Base {
         studies.withdraw(a);
         vm.prank(researcher);
         studies.recordQuery(a, QUERY, COST, uint64(block.number - 1), ANSWER);
+        vm.roll(block.number + 1);
+        _record(a, keccak256("q2"), 3, keccak256("answer 2"));
         vm.warp(block.timestamp + 1 days);
         _close(b);
         _close(a);
-        // A receipt recorded after the study closed.
-        vm.roll(block.number + 1);
-        _record(a, keccak256("q2"), 3, keccak256("answer 2"));
 
         Vm.Log[] memory logs = vm.getRecordedLogs();
         IStudyRegistry.Study[3] memory rebuilt;

@@ -50,7 +50,10 @@ pub enum Command {
     Grant(cmd::grant::GrantArgs),
     /// Patient (or guardian): revoke a provider's access
     Revoke(cmd::grant::RevokeArgs),
-    /// Anyone: send a grant or revocation that a patient signed offline
+    /// Patient (or guardian): void every outstanding signed grant or revocation for a grantee
+    CancelSignatures(cmd::grant::CancelArgs),
+    /// Anyone: send a consent message (grant, revocation, cancellation, study opt-in or
+    /// withdrawal) that a patient signed offline
     Relay(cmd::grant::RelayArgs),
     /// Show a grant as the chain holds it now
     ShowGrant(cmd::grant::ShowGrantArgs),
@@ -104,6 +107,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Participant(c) => cmd::participant::run(c, &settings, out).await,
         Command::Grant(a) => cmd::grant::run_grant(a, &settings, out).await,
         Command::Revoke(a) => cmd::grant::run_revoke(a, &settings, out).await,
+        Command::CancelSignatures(a) => cmd::grant::run_cancel(a, &settings, out).await,
         Command::Relay(a) => cmd::grant::run_relay(a, &settings, out).await,
         Command::ShowGrant(a) => cmd::grant::run_show(a, &settings, out).await,
         Command::Check(a) => cmd::grant::run_check(a, &settings, out).await,

@@ -1,15 +1,17 @@
-//! The signed-message file: what `medrec grant --sign-only` and `medrec revoke --sign-only`
-//! write and `medrec relay` reads, so that a patient with no ether can sign offline and
-//! anyone may send the transaction (`grantBySig` / `revokeBySig` of the ConsentRegistry).
+//! The signed-message file: what `medrec grant`, `revoke`, `cancel-signatures` and `study
+//! opt-in|withdraw|cancel-signatures` write with `--sign-only` and `medrec relay` reads, so
+//! that a patient with no ether signs offline and anyone sends the transaction (`grantBySig`,
+//! `revokeBySig`, `cancelBySig` of the ConsentRegistry; `optInBySig`, `withdrawBySig`,
+//! `cancelBySig` of the StudyRegistry).
 //!
-//! # Format 2
+//! # Format 3
 //!
 //! One JSON object (UTF-8, pretty-printed, addresses EIP-55 checksummed):
 //!
 //! ```json
 //! {
 //!   "type": "grant",
-//!   "version": 2,
+//!   "version": 3,
 //!   "chainId": 31337,
 //!   "contract": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
 //!   "message": {
@@ -20,79 +22,88 @@
 //!     "notBefore": "0",
 //!     "expiresAt": "1798000000",
 //!     "signer": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-//!     "nonce": "0",
+//!     "epoch": 0,
+//!     "issuedAt": "1795305600",
 //!     "deadline": "1795392000"
 //!   },
 //!   "signature": "0x…65 bytes: r, s, v…"
 //! }
 //! ```
 //!
-//! - `type` is `"grant"` or `"revoke"`; `message` holds the fields of the EIP-712 struct of
-//!   that name (`Grant` or `Revoke`, names as in Solidity), signed under the domain
-//!   `{name: "medrec.ConsentRegistry", version: "1", chainId, verifyingContract: contract}`
-//!   ([`medrec_bindings::consent_domain`]), with the types
-//!   `Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint256 nonce,uint256 deadline)`
-//!   and `Revoke(address patient,address grantee,address signer,uint256 nonce,uint256 deadline)`.
-//!   A revocation's message has those five fields. A viem user signs the same message with
-//!   `signTypedData({domain, types, primaryType: "Grant", message})`, passing the decimal
-//!   strings as `BigInt(...)`, and writes the file with the signature it returns.
-//! - One rule for numbers: a value whose Solidity type is wider than 32 bits (`uint40`
-//!   times, `uint256` nonce and deadline) is a decimal string, since JavaScript reads JSON
-//!   numbers exactly only up to 2^53 − 1; small ones (`uint8` purpose, and the chain id, a
-//!   JavaScript number in viem and ethers) are JSON numbers; the `uint64` category mask is a
-//!   number up to 2^53 − 1 and a decimal string above ([`medrec_protocol::mask`]), as in every
-//!   other medrec JSON. Times are unix seconds; `notBefore` 0 means "from now on".
+//! - `type` names the EIP-712 struct in `message` (names as in Solidity) and the contract that
+//!   verifies it:
+//!   - `"grant"`, `"revoke"`, `"cancelSignatures"`: the consent registry, domain
+//!     `{name: "medrec.ConsentRegistry", version: "1", chainId, verifyingContract: contract}`,
+//!     types `Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)`,
+//!     `Revoke(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)`
+//!     and `CancelSignatures(…)` with the fields of `Revoke`;
+//!   - `"optIn"`, `"withdraw"`, `"cancelStudySignatures"`: the study registry, domain
+//!     `{name: "medrec.StudyRegistry", …}`, types `OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)`,
+//!     `Withdraw(…)` and `CancelStudySignatures(…)` with the same fields.
+//!
+//!   A viem user signs the same message with `signTypedData({domain, types, primaryType,
+//!   message})`, passing the decimal strings as `BigInt(...)`.
+//! - `epoch` is the relationship's (patient and grantee; or study and patient) signature epoch
+//!   as the chain holds it when signing, and `issuedAt` the signer's clock, strictly after the
+//!   last signed message the chain applied for it. A message applies only in its epoch and after
+//!   every one applied before; a direct change or a cancellation voids it.
+//! - One rule for numbers: a value whose Solidity type is wider than 32 bits (`uint40` times,
+//!   `uint256` study id and deadline) is a decimal string, since JavaScript reads JSON numbers
+//!   exactly only up to 2^53 − 1; small ones (`uint8` purpose, `uint24` epoch, and the chain
+//!   id) are JSON numbers; the `uint64` category mask is a number up to 2^53 − 1 and a decimal
+//!   string above ([`medrec_protocol::mask`]), as in every other medrec JSON. Times are unix
+//!   seconds; `notBefore` 0 means "from the block that includes it".
 //! - `signature` is the 65-byte signature (`r ‖ s ‖ v`, v 27 or 28) of the EIP-712 hash, hex.
 //!
-//! # Format 1 (read, never written)
-//!
-//! Files of medrec before format 2 have no `version`, and write the `uint40` and `uint256`
-//! values as `0x` hex strings. They are still read: every wide number is accepted as a
-//! decimal string, a `0x` hex string or a JSON number.
+//! Files of formats 1 and 2 (a per-signer nonce instead of `epoch` and `issuedAt`) are refused:
+//! the contracts no longer accept what they signed; the signer signs again.
 
 use crate::error::{CliError, Result};
-use alloy::primitives::{Address, B256, Bytes, U256, aliases::U40};
+use alloy::primitives::{
+    Address, B256, Bytes, U256,
+    aliases::{U24, U40},
+};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolStruct;
+use alloy::sol_types::{Eip712Domain, SolStruct};
 use medrec_bindings::eip712;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The format version this medrec writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this medrec writes and reads.
+pub const FORMAT_VERSION: u32 = 3;
 
-/// The version of files written before the format had one.
-const FIRST_VERSION: u32 = 1;
-
-/// A signed grant or revocation, as `--sign-only` writes it and `relay` reads it.
+/// A signed consent message, as `--sign-only` writes it and `relay` reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum SignedMessage {
-    /// A signed `Grant`.
+    /// A signed `Grant` (consent registry).
     Grant(Signed<GrantMessage>),
-    /// A signed `Revoke`.
-    Revoke(Signed<RevokeMessage>),
+    /// A signed `Revoke` (consent registry).
+    Revoke(Signed<RelationshipMessage>),
+    /// A signed `CancelSignatures` (consent registry).
+    CancelSignatures(Signed<RelationshipMessage>),
+    /// A signed `OptIn` (study registry).
+    OptIn(Signed<StudyMessage>),
+    /// A signed `Withdraw` (study registry).
+    Withdraw(Signed<StudyMessage>),
+    /// A signed `CancelStudySignatures` (study registry).
+    CancelStudySignatures(Signed<StudyMessage>),
 }
 
 /// The envelope around a message: where it may be relayed, and its signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Signed<M> {
-    /// The file format's version ([`FORMAT_VERSION`]; absent in format 1).
-    #[serde(default = "first_version")]
+    /// The file format's version ([`FORMAT_VERSION`]).
     pub version: u32,
     /// Chain id of the EIP-712 domain.
     pub chain_id: u64,
-    /// The consent registry: the domain's verifying contract.
+    /// The verifying contract of the domain (the consent or the study registry).
     pub contract: Address,
     /// The signed message.
     pub message: M,
     /// The 65-byte signature of the message's EIP-712 hash.
     pub signature: Bytes,
-}
-
-fn first_version() -> u32 {
-    FIRST_VERSION
 }
 
 /// The EIP-712 `Grant` of the consent registry, with the file's number encodings.
@@ -116,27 +127,50 @@ pub struct GrantMessage {
     pub expires_at: u64,
     /// Who signed: the patient or their guardian.
     pub signer: Address,
-    /// The signer's consent nonce.
-    #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
-    pub nonce: U256,
+    /// The relationship's signature epoch (`uint24`).
+    pub epoch: u32,
+    /// The signer's clock (unix seconds, `uint40`), after the last signed message applied.
+    #[serde(serialize_with = "decimal", deserialize_with = "wide_u64")]
+    pub issued_at: u64,
     /// Unix second after which the signature is refused.
     #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
     pub deadline: U256,
 }
 
-/// The EIP-712 `Revoke` of the consent registry, with the file's number encodings.
+/// The EIP-712 `Revoke` or `CancelSignatures` of the consent registry (the same fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RevokeMessage {
-    /// The patient whose grant ends.
+pub struct RelationshipMessage {
+    /// The patient.
     pub patient: Address,
-    /// The provider whose access ends.
+    /// The grantee.
     pub grantee: Address,
     /// Who signed: the patient or their guardian.
     pub signer: Address,
-    /// The signer's consent nonce.
+    /// The relationship's signature epoch (`uint24`).
+    pub epoch: u32,
+    /// The signer's clock (unix seconds, `uint40`), after the last signed message applied.
+    #[serde(serialize_with = "decimal", deserialize_with = "wide_u64")]
+    pub issued_at: u64,
+    /// Unix second after which the signature is refused.
     #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
-    pub nonce: U256,
+    pub deadline: U256,
+}
+
+/// The EIP-712 `OptIn`, `Withdraw` or `CancelStudySignatures` of the study registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudyMessage {
+    /// The study.
+    #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
+    pub study_id: U256,
+    /// The patient, who signs.
+    pub patient: Address,
+    /// The participation's signature epoch (`uint24`).
+    pub epoch: u32,
+    /// The patient's clock (unix seconds, `uint40`), after the last signed message applied.
+    #[serde(serialize_with = "decimal", deserialize_with = "wide_u64")]
+    pub issued_at: u64,
     /// Unix second after which the signature is refused.
     #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
     pub deadline: U256,
@@ -153,22 +187,71 @@ impl GrantMessage {
             notBefore: u40(self.not_before, "notBefore")?,
             expiresAt: u40(self.expires_at, "expiresAt")?,
             signer: self.signer,
-            nonce: self.nonce,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
             deadline: self.deadline,
         })
     }
 }
 
-impl RevokeMessage {
-    /// The EIP-712 struct the contract verifies.
-    pub fn to_eip712(&self) -> eip712::Revoke {
-        eip712::Revoke {
+impl RelationshipMessage {
+    /// The EIP-712 `Revoke` the contract verifies.
+    pub fn to_revoke(&self) -> Result<eip712::Revoke> {
+        Ok(eip712::Revoke {
             patient: self.patient,
             grantee: self.grantee,
             signer: self.signer,
-            nonce: self.nonce,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
             deadline: self.deadline,
-        }
+        })
+    }
+
+    /// The EIP-712 `CancelSignatures` the contract verifies.
+    pub fn to_cancel(&self) -> Result<eip712::CancelSignatures> {
+        Ok(eip712::CancelSignatures {
+            patient: self.patient,
+            grantee: self.grantee,
+            signer: self.signer,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
+            deadline: self.deadline,
+        })
+    }
+}
+
+impl StudyMessage {
+    /// The EIP-712 `OptIn` the contract verifies.
+    pub fn to_opt_in(&self) -> Result<eip712::OptIn> {
+        Ok(eip712::OptIn {
+            studyId: self.study_id,
+            patient: self.patient,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
+            deadline: self.deadline,
+        })
+    }
+
+    /// The EIP-712 `Withdraw` the contract verifies.
+    pub fn to_withdraw(&self) -> Result<eip712::Withdraw> {
+        Ok(eip712::Withdraw {
+            studyId: self.study_id,
+            patient: self.patient,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
+            deadline: self.deadline,
+        })
+    }
+
+    /// The EIP-712 `CancelStudySignatures` the contract verifies.
+    pub fn to_cancel(&self) -> Result<eip712::CancelStudySignatures> {
+        Ok(eip712::CancelStudySignatures {
+            studyId: self.study_id,
+            patient: self.patient,
+            epoch: u24(self.epoch)?,
+            issuedAt: u40(self.issued_at, "issuedAt")?,
+            deadline: self.deadline,
+        })
     }
 }
 
@@ -176,74 +259,128 @@ fn u40(v: u64, what: &str) -> Result<U40> {
     U40::try_from(v).map_err(|_| CliError::input(format!("{what} {v} does not fit in uint40")))
 }
 
-impl SignedMessage {
-    /// Signs `message` for the consent registry `contract` on `chain_id`.
-    pub async fn grant(
-        signer: &PrivateKeySigner,
-        chain_id: u64,
-        contract: Address,
-        message: GrantMessage,
-    ) -> Result<Self> {
-        let hash = message
-            .to_eip712()?
-            .eip712_signing_hash(&medrec_bindings::consent_domain(chain_id, contract));
-        let signature = sign(signer, hash).await?;
-        Ok(Self::Grant(Signed {
-            version: FORMAT_VERSION,
-            chain_id,
-            contract,
-            message,
-            signature,
-        }))
-    }
+fn u24(v: u32) -> Result<U24> {
+    U24::try_from(v).map_err(|_| CliError::input(format!("epoch {v} does not fit in uint24")))
+}
 
-    /// Signs `message` for the consent registry `contract` on `chain_id`.
-    pub async fn revoke(
-        signer: &PrivateKeySigner,
-        chain_id: u64,
-        contract: Address,
-        message: RevokeMessage,
-    ) -> Result<Self> {
-        let hash = message
-            .to_eip712()
-            .eip712_signing_hash(&medrec_bindings::consent_domain(chain_id, contract));
-        let signature = sign(signer, hash).await?;
-        Ok(Self::Revoke(Signed {
-            version: FORMAT_VERSION,
-            chain_id,
-            contract,
-            message,
-            signature,
-        }))
-    }
+/// Which message to sign, and for which contract.
+pub enum Unsigned {
+    /// A grant (consent registry).
+    Grant(GrantMessage),
+    /// A revocation (consent registry).
+    Revoke(RelationshipMessage),
+    /// A cancellation of a relationship's signatures (consent registry).
+    CancelSignatures(RelationshipMessage),
+    /// An opt-in (study registry).
+    OptIn(StudyMessage),
+    /// A withdrawal (study registry).
+    Withdraw(StudyMessage),
+    /// A cancellation of a participation's signatures (study registry).
+    CancelStudySignatures(StudyMessage),
+}
 
-    /// Reads a file's text, of format 1 or 2.
-    pub fn parse(text: &str) -> Result<Self> {
-        let msg: Self = serde_json::from_str(text)
-            .map_err(|e| CliError::input(format!("not a signed medrec message: {e}")))?;
-        let version = msg.version();
-        if !(FIRST_VERSION..=FORMAT_VERSION).contains(&version) {
-            return Err(CliError::input(format!(
-                "signed message of format {version}: this medrec reads formats {FIRST_VERSION} to {FORMAT_VERSION}"
-            )));
-        }
-        Ok(msg)
-    }
-
-    /// The file format's version.
-    pub fn version(&self) -> u32 {
+impl Unsigned {
+    /// The EIP-712 domain of the registry that verifies it, at `contract` on `chain_id`.
+    fn domain(&self, chain_id: u64, contract: Address) -> Eip712Domain {
         match self {
-            Self::Grant(s) => s.version,
-            Self::Revoke(s) => s.version,
+            Self::Grant(_) | Self::Revoke(_) | Self::CancelSignatures(_) => {
+                medrec_bindings::consent_domain(chain_id, contract)
+            }
+            _ => medrec_bindings::study_domain(chain_id, contract),
         }
     }
 
-    /// The domain it was signed for: (chain id, consent registry).
+    /// The EIP-712 hash to sign.
+    fn signing_hash(&self, domain: &Eip712Domain) -> Result<B256> {
+        Ok(match self {
+            Self::Grant(m) => m.to_eip712()?.eip712_signing_hash(domain),
+            Self::Revoke(m) => m.to_revoke()?.eip712_signing_hash(domain),
+            Self::CancelSignatures(m) => m.to_cancel()?.eip712_signing_hash(domain),
+            Self::OptIn(m) => m.to_opt_in()?.eip712_signing_hash(domain),
+            Self::Withdraw(m) => m.to_withdraw()?.eip712_signing_hash(domain),
+            Self::CancelStudySignatures(m) => m.to_cancel()?.eip712_signing_hash(domain),
+        })
+    }
+}
+
+impl SignedMessage {
+    /// Signs `message` for its registry at `contract` on `chain_id`.
+    pub async fn sign(
+        signer: &PrivateKeySigner,
+        chain_id: u64,
+        contract: Address,
+        message: Unsigned,
+    ) -> Result<Self> {
+        let hash = message.signing_hash(&message.domain(chain_id, contract))?;
+        let signature = sign(signer, hash).await?;
+        fn wrap<M>(chain_id: u64, contract: Address, message: M, signature: Bytes) -> Signed<M> {
+            Signed {
+                version: FORMAT_VERSION,
+                chain_id,
+                contract,
+                message,
+                signature,
+            }
+        }
+        Ok(match message {
+            Unsigned::Grant(m) => Self::Grant(wrap(chain_id, contract, m, signature)),
+            Unsigned::Revoke(m) => Self::Revoke(wrap(chain_id, contract, m, signature)),
+            Unsigned::CancelSignatures(m) => {
+                Self::CancelSignatures(wrap(chain_id, contract, m, signature))
+            }
+            Unsigned::OptIn(m) => Self::OptIn(wrap(chain_id, contract, m, signature)),
+            Unsigned::Withdraw(m) => Self::Withdraw(wrap(chain_id, contract, m, signature)),
+            Unsigned::CancelStudySignatures(m) => {
+                Self::CancelStudySignatures(wrap(chain_id, contract, m, signature))
+            }
+        })
+    }
+
+    /// Reads a file's text; files of an older format are refused with what to do.
+    pub fn parse(text: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CliError::input(format!("not a signed medrec message: {e}")))?;
+        if value.get("type").is_none() || value.get("message").is_none() {
+            return Err(CliError::input(
+                "not a signed medrec message: it has no \"type\" and \"message\"",
+            ));
+        }
+        match value.get("version").map(serde_json::Value::as_u64) {
+            Some(Some(v)) if v == u64::from(FORMAT_VERSION) => {}
+            Some(Some(v)) if v > u64::from(FORMAT_VERSION) => {
+                return Err(CliError::input(format!(
+                    "signed message of format {v}: this medrec reads format {FORMAT_VERSION}"
+                )));
+            }
+            Some(Some(v)) => return Err(old_format(v)),
+            None => return Err(old_format(1)),
+            Some(None) => {
+                return Err(CliError::input(
+                    "not a signed medrec message: its version is not a number",
+                ));
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| CliError::input(format!("not a signed medrec message: {e}")))
+    }
+
+    /// The domain it was signed for: (chain id, verifying contract).
     pub fn domain(&self) -> (u64, Address) {
         match self {
             Self::Grant(s) => (s.chain_id, s.contract),
-            Self::Revoke(s) => (s.chain_id, s.contract),
+            Self::Revoke(s) | Self::CancelSignatures(s) => (s.chain_id, s.contract),
+            Self::OptIn(s) | Self::Withdraw(s) | Self::CancelStudySignatures(s) => {
+                (s.chain_id, s.contract)
+            }
         }
+    }
+
+    /// Whether the study registry verifies it (else the consent registry).
+    pub fn is_study(&self) -> bool {
+        matches!(
+            self,
+            Self::OptIn(_) | Self::Withdraw(_) | Self::CancelStudySignatures(_)
+        )
     }
 
     /// The JSON text of the file (addresses checksummed), without a final newline.
@@ -252,6 +389,12 @@ impl SignedMessage {
         medrec_bindings::checksum_addresses(&mut value);
         serde_json::to_string_pretty(&value).map_err(|e| CliError::Io(e.to_string()))
     }
+}
+
+fn old_format(v: u64) -> CliError {
+    CliError::input(format!(
+        "signed message of format {v}, signed with a nonce that the contracts no longer accept: ask the signer to sign it again with this medrec (format {FORMAT_VERSION})"
+    ))
 }
 
 async fn sign(signer: &PrivateKeySigner, hash: B256) -> Result<Bytes> {
@@ -270,7 +413,7 @@ fn decimal<T: std::fmt::Display, S: Serializer>(
     s.collect_str(v)
 }
 
-/// Reads a wide number: a decimal string, a `0x` hex string (format 1) or a JSON number.
+/// Reads a wide number: a decimal string (or a JSON number, as a hand-written file may hold).
 fn wide_u256<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<U256, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -281,10 +424,8 @@ fn wide_u256<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<U256, D::Er
     match Either::deserialize(d)? {
         Either::Number(n) => Ok(U256::from(n)),
         Either::Text(t) => {
-            let digits = t.strip_prefix("0x").unwrap_or(&t);
-            let radix = if digits.len() < t.len() { 16 } else { 10 };
-            let ok = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
-            ok.then(|| U256::from_str_radix(digits, radix as u64).ok())
+            let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
+            ok.then(|| U256::from_str_radix(&t, 10).ok())
                 .flatten()
                 .ok_or_else(|| {
                     serde::de::Error::custom(format!(
@@ -319,21 +460,22 @@ mod tests {
             not_before: 0,
             expires_at: 1_798_000_000,
             signer: PATIENT,
-            nonce: U256::from(7),
+            epoch: 2,
+            issued_at: 1_795_305_600,
             deadline: U256::from(1_795_392_000u64),
         }
     }
 
     #[tokio::test]
-    async fn format_2_writes_wide_numbers_as_decimal_strings_and_reads_back() {
+    async fn format_3_writes_wide_numbers_as_decimal_strings_and_reads_back() {
         let key = PrivateKeySigner::random();
-        let signed = SignedMessage::grant(&key, 31337, CONTRACT, grant())
+        let signed = SignedMessage::sign(&key, 31337, CONTRACT, Unsigned::Grant(grant()))
             .await
             .unwrap();
         let text = signed.to_text().unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "grant");
-        assert_eq!(v["version"], 2);
+        assert_eq!(v["version"], 3);
         assert_eq!(v["chainId"], 31337);
         assert_eq!(v["contract"], CONTRACT.to_checksum(None));
         let m = &v["message"];
@@ -341,19 +483,20 @@ mod tests {
         assert_eq!(m["purpose"], 1);
         assert_eq!(m["notBefore"], "0");
         assert_eq!(m["expiresAt"], "1798000000");
-        assert_eq!(m["nonce"], "7");
+        assert_eq!(m["epoch"], 2);
+        assert_eq!(m["issuedAt"], "1795305600");
         assert_eq!(m["deadline"], "1795392000");
         assert_eq!(SignedMessage::parse(&text).unwrap(), signed);
 
         // A mask above 2^53 - 1 is a string, as everywhere in medrec's JSON.
-        let wide = SignedMessage::grant(
+        let wide = SignedMessage::sign(
             &key,
             31337,
             CONTRACT,
-            GrantMessage {
+            Unsigned::Grant(GrantMessage {
                 categories: u64::MAX,
                 ..grant()
-            },
+            }),
         )
         .await
         .unwrap();
@@ -368,21 +511,24 @@ mod tests {
     #[tokio::test]
     async fn the_signature_recovers_the_signer_over_the_eip712_hash() {
         let key = PrivateKeySigner::random();
-        let msg = RevokeMessage {
+        let msg = RelationshipMessage {
             patient: PATIENT,
             grantee: GRANTEE,
             signer: key.address(),
-            nonce: U256::from(1),
+            epoch: 1,
+            issued_at: 1_795_305_600,
             deadline: U256::from(1_795_392_000u64),
         };
-        let SignedMessage::Revoke(s) = SignedMessage::revoke(&key, 31337, CONTRACT, msg.clone())
-            .await
-            .unwrap()
+        let SignedMessage::Revoke(s) =
+            SignedMessage::sign(&key, 31337, CONTRACT, Unsigned::Revoke(msg.clone()))
+                .await
+                .unwrap()
         else {
             panic!("a revocation");
         };
         let hash = msg
-            .to_eip712()
+            .to_revoke()
+            .unwrap()
             .eip712_signing_hash(&medrec_bindings::consent_domain(31337, CONTRACT));
         let sig = alloy::primitives::Signature::try_from(s.signature.as_ref()).unwrap();
         assert_eq!(
@@ -391,8 +537,40 @@ mod tests {
         );
     }
 
-    /// A file that medrec wrote before format 2 (`grant --sign-only`): no version, `0x` hex
-    /// for the uint40 and uint256 values.
+    #[tokio::test]
+    async fn study_messages_are_signed_under_the_study_domain() {
+        let key = PrivateKeySigner::random();
+        let msg = StudyMessage {
+            study_id: U256::from(7),
+            patient: key.address(),
+            epoch: 0,
+            issued_at: 1_795_305_600,
+            deadline: U256::from(1_795_392_000u64),
+        };
+        let signed = SignedMessage::sign(&key, 31337, CONTRACT, Unsigned::OptIn(msg.clone()))
+            .await
+            .unwrap();
+        assert!(signed.is_study());
+        let text = signed.to_text().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "optIn");
+        assert_eq!(v["message"]["studyId"], "7");
+        let SignedMessage::OptIn(s) = SignedMessage::parse(&text).unwrap() else {
+            panic!("an opt-in");
+        };
+        let hash = msg
+            .to_opt_in()
+            .unwrap()
+            .eip712_signing_hash(&medrec_bindings::study_domain(31337, CONTRACT));
+        let sig = alloy::primitives::Signature::try_from(s.signature.as_ref()).unwrap();
+        assert_eq!(
+            sig.recover_address_from_prehash(&hash).unwrap(),
+            key.address()
+        );
+    }
+
+    /// A file that medrec wrote before format 3 (`grant --sign-only`, format 1: no version,
+    /// `0x` hex numbers and a nonce).
     const FORMAT_1: &str = r#"{
   "chainId": 31337,
   "contract": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
@@ -412,66 +590,53 @@ mod tests {
 }"#;
 
     #[test]
-    fn format_1_files_are_still_read() {
-        let SignedMessage::Grant(s) = SignedMessage::parse(FORMAT_1).unwrap() else {
-            panic!("a grant");
-        };
-        let gov = address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
-        assert_eq!(s.version, 1);
-        assert_eq!(s.chain_id, 31337);
-        assert_eq!(
-            s.contract,
-            address!("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
-        );
-        let want = GrantMessage {
-            patient: gov,
-            grantee: GRANTEE,
-            categories: 264,
-            purpose: 1,
-            not_before: 0,
-            expires_at: 1_798_070_400,
-            signer: gov,
-            nonce: U256::ZERO,
-            deadline: U256::from(1_796_027_367u64),
-        };
-        assert_eq!(s.message, want);
-        // Its signature is gov's over the same EIP-712 hash as format 2 signs.
-        let hash = want
-            .to_eip712()
-            .unwrap()
-            .eip712_signing_hash(&medrec_bindings::consent_domain(31337, s.contract));
-        let sig = alloy::primitives::Signature::try_from(s.signature.as_ref()).unwrap();
-        assert_eq!(sig.recover_address_from_prehash(&hash).unwrap(), gov);
+    fn nonce_files_of_formats_1_and_2_are_refused_with_what_to_do() {
+        let e = SignedMessage::parse(FORMAT_1).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("format 1"), "{e}");
+        assert!(e.to_string().contains("sign it again"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(FORMAT_1).unwrap();
+        v["version"] = 2.into();
+        let e = SignedMessage::parse(&v.to_string()).unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
+        v["version"] = 4.into();
+        let e = SignedMessage::parse(&v.to_string()).unwrap_err();
+        assert!(e.to_string().contains("format 4"), "{e}");
     }
 
-    #[test]
-    fn bad_numbers_and_versions_are_refused() {
+    #[tokio::test]
+    async fn bad_numbers_are_refused() {
+        let key = PrivateKeySigner::random();
+        let text = SignedMessage::sign(&key, 31337, CONTRACT, Unsigned::Grant(grant()))
+            .await
+            .unwrap()
+            .to_text()
+            .unwrap();
         let with = |field: &str, value: &str| {
-            let mut v: serde_json::Value = serde_json::from_str(FORMAT_1).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
             v["message"][field] = serde_json::from_str(value).unwrap();
             SignedMessage::parse(&v.to_string())
         };
         for (field, bad) in [
-            ("nonce", "\"-1\""),
-            ("nonce", "\"1.5\""),
-            ("nonce", "\"0x\""),
-            ("nonce", "\"seven\""),
-            ("nonce", "-1"),
+            ("issuedAt", "\"-1\""),
+            ("issuedAt", "\"1.5\""),
+            ("issuedAt", "\"0x10\""),
+            ("deadline", "\"seven\""),
+            ("epoch", "-1"),
+            ("epoch", "\"1\""),
             ("notBefore", "\"18446744073709551616\""),
             ("categories", "\"0x10\""),
         ] {
             assert!(with(field, bad).is_err(), "{field}: {bad}");
         }
-        // Read but refused when signing or relaying: a time beyond uint40.
-        let far = with("expiresAt", "\"1099511627776\"").unwrap();
-        let SignedMessage::Grant(s) = far else {
+        // Read but refused when signing or relaying: beyond uint40 or uint24.
+        let SignedMessage::Grant(s) = with("expiresAt", "\"1099511627776\"").unwrap() else {
             panic!("a grant")
         };
         assert!(s.message.to_eip712().is_err());
-
-        let mut v: serde_json::Value = serde_json::from_str(FORMAT_1).unwrap();
-        v["version"] = 3.into();
-        let e = SignedMessage::parse(&v.to_string()).unwrap_err();
-        assert!(e.to_string().contains("format 3"), "{e}");
+        let SignedMessage::Grant(s) = with("epoch", "16777216").unwrap() else {
+            panic!("a grant")
+        };
+        assert!(s.message.to_eip712().is_err());
     }
 }

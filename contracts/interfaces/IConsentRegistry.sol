@@ -8,15 +8,42 @@ pragma solidity ^0.8.30;
 /// [notBefore, expiresAt) is live when `notBefore <= block.timestamp < expiresAt`. Only the
 /// patient, or a guardian the patient named and who acts within the guardian's own scope and
 /// period, changes a patient's grants, directly or by an EIP-712 signature anyone may relay.
+///
+/// Signed messages are ordered per relationship (patient, grantee), not per signer: the grant
+/// slot holds an `epoch` and the `signedAt` of the last signed message applied. A signed grant,
+/// revocation or cancellation carries the `epoch` it was signed in and `issuedAt`, the signer's
+/// clock; it applies only while `epoch` is the stored epoch and `issuedAt` is after the stored
+/// `signedAt`, and sets `signedAt = issuedAt`. So a replay is stale, a message signed before
+/// another one that was applied loses to it whatever order a relayer chose, and a withheld
+/// message blocks nothing: neither later messages of the same relationship nor any message of
+/// another. Every direct grant or revocation, and every cancellation ({cancelSignatures},
+/// {cancelBySig}), moves to the next epoch and resets `signedAt`: every signature outstanding
+/// for the relationship is void. A revocation keeps the slot's epoch (the slot is never
+/// deleted), so a revoked relationship's old signatures stay void.
+///
+/// A grant counts only when it was made (`grantedAt`) at or after the `validSince` of the
+/// grantee's credential: a provider credentialed again after a revocation or a lapse does not
+/// get back the grants it held before ({IParticipantRegistry-validSinceOf}).
 /// Every state change emits an event carrying the whole new state, so an indexer can rebuild
 /// all state from events alone.
 interface IConsentRegistry {
-    /// @notice A grant as stored (one slot).
+    /// @notice A grant as stored: one slot (64 + 8 + 40 + 40 + 24 + 40 + 40 bits). A revoked
+    /// grant keeps its slot with no categories, so that `epoch` and `signedAt` stay.
+    /// @param categories the categories granted (0: no grant)
+    /// @param purpose the purpose-of-use code
+    /// @param notBefore start of the window (seconds, inclusive)
+    /// @param expiresAt end of the window (seconds, exclusive)
+    /// @param epoch the relationship's signature epoch: signed messages of another are void
+    /// @param signedAt `issuedAt` of the last signed message applied in this epoch (0: none)
+    /// @param grantedAt block time of the grant (0: no grant)
     struct Grant {
         uint64 categories;
         uint8 purpose;
         uint40 notBefore;
         uint40 expiresAt;
+        uint24 epoch;
+        uint40 signedAt;
+        uint40 grantedAt;
     }
 
     /// @notice A guardian's mandate as stored (one slot).
@@ -148,6 +175,22 @@ interface IConsentRegistry {
     /// @notice Emitted when `patient` sets the categories break-glass never opens.
     event EmergencyRuleSet(address indexed patient, uint64 excluded);
 
+    // ------------------------------------------- signature ordering (issue 14)
+
+    /// @notice Emitted when `by` voids every outstanding signed message of (`patient`,
+    /// `grantee`); messages must now be signed in `epoch`.
+    event ConsentSignaturesCancelled(
+        address indexed patient, address indexed grantee, address indexed by, uint24 epoch
+    );
+
+    /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
+    /// relationship is in `currentEpoch` and its last signed message applied was issued at
+    /// `signedAt`. A replay, a message older than one applied, or one voided by a direct change
+    /// or a cancellation: sign it again in the current epoch.
+    error ConsentSignatureStale(
+        uint24 epoch, uint40 issuedAt, uint24 currentEpoch, uint40 signedAt
+    );
+
     /// @notice An address argument is zero.
     error ConsentZeroAddress();
     /// @notice The category mask is empty.
@@ -168,7 +211,7 @@ interface IConsentRegistry {
     error ConsentGuardianNotFound(address patient, address guardian);
     /// @notice The signature is past its deadline.
     error ConsentSignatureExpired(uint256 deadline);
-    /// @notice The signature is not `signer`'s for this chain, contract, nonce and content.
+    /// @notice The signature is not `signer`'s for this chain, contract and content.
     error ConsentInvalidSignature(address signer);
     /// @notice The caller is not a credentialed provider.
     error ConsentNotProvider(address account);
@@ -203,6 +246,7 @@ interface IConsentRegistry {
 
     /// @notice Grants `grantee` access to `categories` of `patient` for `purpose` within
     /// [notBefore, expiresAt), replacing any earlier grant to `grantee`. `notBefore` 0 means now.
+    /// A direct grant moves the relationship to its next epoch: outstanding signatures are void.
     /// Requirements: caller is `patient`, or a guardian of `patient` live now whose scope
     /// covers `categories` and the categories of the grant it replaces, and whose mandate lasts
     /// at least until `expiresAt`; `grantee` non-zero
@@ -219,16 +263,18 @@ interface IConsentRegistry {
     ) external;
 
     /// @notice Revokes the grant of `patient` to `grantee`; it stops counting in this block.
+    /// Moves the relationship to its next epoch: outstanding signatures are void.
     /// Requirements: a grant exists; caller is `patient`, or a guardian live now whose scope
     /// covers the grant's categories.
     /// Emits {Revoked}.
     function revoke(address patient, address grantee) external;
 
     /// @notice {grant} authorised by `signer`'s EIP-712 signature (EOA or ERC-1271 wallet),
-    /// relayed by anyone. Bound to this chain, this contract, `signer`'s next nonce and
-    /// `deadline`.
+    /// relayed by anyone. Bound to this chain, this contract, the relationship's `epoch`, the
+    /// signer's `issuedAt` and `deadline`; keeps the epoch and sets `signedAt` to `issuedAt`.
     /// Requirements: as {grant} with `signer` as the caller; `block.timestamp <= deadline`;
-    /// `nonce` is `signer`'s current nonce; the signature is valid.
+    /// the signature is valid; `epoch` is the stored epoch and `issuedAt` after the stored
+    /// `signedAt` (else {ConsentSignatureStale}).
     /// Emits {Granted}.
     function grantBySig(
         address patient,
@@ -238,19 +284,46 @@ interface IConsentRegistry {
         uint40 notBefore,
         uint40 expiresAt,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
 
-    /// @notice {revoke} authorised by `signer`'s EIP-712 signature, relayed by anyone.
-    /// Requirements: as {revoke} with `signer` as the caller, and as {grantBySig}.
+    /// @notice {revoke} authorised by `signer`'s EIP-712 signature, relayed by anyone. Applies
+    /// also when there is no grant (it then only records `signedAt`), so that a grant signed
+    /// before it cannot be relayed after it.
+    /// Requirements: `signer` is `patient`, or a guardian live now whose scope covers the
+    /// stored grant's categories; as {grantBySig} for the deadline, signature and ordering.
     /// Emits {Revoked}.
     function revokeBySig(
         address patient,
         address grantee,
         address signer,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Voids every outstanding signed message of (`patient`, `grantee`): moves to the
+    /// next epoch and resets `signedAt`. The grant itself, if any, is left as it is.
+    /// Requirements: caller is `patient`, or a guardian live now whose scope covers the stored
+    /// grant's categories.
+    /// Emits {ConsentSignaturesCancelled}.
+    function cancelSignatures(address patient, address grantee) external;
+
+    /// @notice {cancelSignatures} authorised by `signer`'s EIP-712 signature, relayed by
+    /// anyone: a patient without gas voids a signature they gave away.
+    /// Requirements: as {cancelSignatures} with `signer` as the caller; as {grantBySig} for
+    /// the deadline, signature and ordering.
+    /// Emits {ConsentSignaturesCancelled}.
+    function cancelBySig(
+        address patient,
+        address grantee,
+        address signer,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
@@ -342,7 +415,8 @@ interface IConsentRegistry {
 
     /// @notice The categories of `patient` that `grantee` holds by a grant live now, without
     /// checking the grantee's credential or break-glass (callers that checked the credential
-    /// already use it to save gas; {canRead} is the full answer).
+    /// already use it to save gas; {canRead} is the full answer). A grant made before the
+    /// `validSince` of the grantee's credential counts for nothing.
     function grantedCategories(address grantee, address patient) external view returns (uint64);
 
     /// @notice The stored grant of `patient` to `grantee`, live or not.
@@ -384,7 +458,4 @@ interface IConsentRegistry {
 
     /// @notice The categories `patient`'s rule keeps out of break-glass.
     function emergencyRuleOf(address patient) external view returns (uint64);
-
-    /// @notice The next nonce `signer` must use in a signature.
-    function nonces(address signer) external view returns (uint256);
 }

@@ -10,8 +10,13 @@ pragma solidity ^0.8.30;
 /// Each answered query is recorded in one transaction, its receipt, which spends `cost >= 1` of
 /// the budget; the budget can never be overspent. Holders answer a query before its receipt is
 /// on chain, so each holder also refuses a new query while an answer it gave is unrecorded, and
-/// counts that answer's cost against what is left (see the gatekeeper). A patient opts in or withdraws directly, or by an EIP-712 signature (EOA or
-/// ERC-1271 wallet) that anyone may relay; an opt-in counts only while the study is approved.
+/// counts that answer's cost against what is left (see the gatekeeper). A patient opts in or
+/// withdraws directly, or by an EIP-712 signature (EOA or ERC-1271 wallet) that anyone may
+/// relay; an opt-in counts only while the study is approved. Signed messages are ordered per
+/// (study, patient), as the consent registry orders them per relationship: each carries the
+/// participation's `epoch` and the patient's `issuedAt`, applies only while its epoch is current
+/// and `issuedAt` is after the last applied one's, and a direct opt-in or withdrawal or a
+/// cancellation moves to the next epoch, voiding every outstanding signature of that study.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
 /// change emits an event carrying the whole new state (an opt-in's block is its log's block), so
 /// an indexer can rebuild all state from events alone.
@@ -58,10 +63,26 @@ interface IStudyRegistry {
     /// @notice A patient's participation in a study as stored.
     /// @param optedIn whether the patient is opted in (live only while the study is approved)
     /// @param changedAtBlock the block of the last opt-in or withdrawal (0: never)
+    /// @param epoch the signature epoch: signed messages of another epoch are void
+    /// @param signedAt `issuedAt` of the last signed message applied in this epoch (0: none)
     struct Participation {
         bool optedIn;
         uint64 changedAtBlock;
+        uint24 epoch;
+        uint40 signedAt;
     }
+
+    // ------------------------------------------- signature ordering (issue 14)
+
+    /// @notice Emitted when `patient` voids every outstanding signed message of theirs for
+    /// study `studyId`; messages must now be signed in `epoch`.
+    event StudySignaturesCancelled(uint256 indexed studyId, address indexed patient, uint24 epoch);
+
+    /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
+    /// participation is in `currentEpoch` and its last signed message applied was issued at
+    /// `signedAt`. A replay, a message older than one applied, or one voided by a direct
+    /// change or a cancellation: sign it again in the current epoch.
+    error StudySignatureStale(uint24 epoch, uint40 issuedAt, uint24 currentEpoch, uint40 signedAt);
 
     /// @notice Emitted when `researcher` registers study `studyId`.
     event StudyRegistered(
@@ -123,7 +144,7 @@ interface IStudyRegistry {
     error StudyNotOptedIn(uint256 studyId, address patient);
     /// @notice The signature is past its deadline.
     error StudySignatureExpired(uint256 deadline);
-    /// @notice The signature is not `patient`'s for this chain, contract, nonce and content.
+    /// @notice The signature is not `patient`'s for this chain, contract and content.
     error StudyInvalidSignature(address patient);
     /// @notice A query's cost is zero.
     error StudyZeroCost();
@@ -158,38 +179,61 @@ interface IStudyRegistry {
     /// Emits {StudyClosed}.
     function closeStudy(uint256 studyId) external;
 
-    /// @notice Opts the caller in to study `studyId`.
+    /// @notice Opts the caller in to study `studyId`; moves to the next signature epoch.
     /// Requirements: the study exists and is Approved; the caller is not opted in already.
     /// Emits {OptedIn}.
     function optIn(uint256 studyId) external;
 
     /// @notice Withdraws the caller from study `studyId`, whatever the study's status; the opt-in
-    /// stops counting in this block.
+    /// stops counting in this block; moves to the next signature epoch.
     /// Requirements: the caller is opted in.
     /// Emits {Withdrew}.
     function withdraw(uint256 studyId) external;
 
     /// @notice {optIn} of `patient` authorised by their EIP-712 signature (EOA or ERC-1271
-    /// wallet), relayed by anyone. Bound to this chain, this contract, `patient`'s next nonce and
-    /// `deadline`.
+    /// wallet), relayed by anyone. Bound to this chain, this contract, the participation's
+    /// `epoch`, the patient's `issuedAt` and `deadline`; sets `signedAt` to `issuedAt`.
     /// Requirements: as {optIn} for `patient`; `block.timestamp <= deadline`; the signature is
-    /// valid; `nonce` is `patient`'s current nonce.
+    /// valid; `epoch` is the stored epoch and `issuedAt` after the stored `signedAt` (else
+    /// {StudySignatureStale}).
     /// Emits {OptedIn}.
     function optInBySig(
         uint256 studyId,
         address patient,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
 
     /// @notice {withdraw} of `patient` authorised by their EIP-712 signature, relayed by anyone.
-    /// Requirements: as {withdraw} for `patient`, and as {optInBySig}.
+    /// Applies also when the patient is not opted in (it then only records `signedAt`), so that
+    /// an opt-in signed before it cannot be relayed after it.
+    /// Requirements: as {optInBySig} for the deadline, signature and ordering.
     /// Emits {Withdrew}.
     function withdrawBySig(
         uint256 studyId,
         address patient,
-        uint256 nonce,
+        uint24 epoch,
+        uint40 issuedAt,
+        uint256 deadline,
+        bytes calldata signature
+    ) external;
+
+    /// @notice Voids every outstanding signed message of the caller for study `studyId`: moves
+    /// to the next epoch and resets `signedAt`; the participation itself stays as it is.
+    /// Emits {StudySignaturesCancelled}.
+    function cancelSignatures(uint256 studyId) external;
+
+    /// @notice {cancelSignatures} of `patient` authorised by their EIP-712 signature, relayed
+    /// by anyone.
+    /// Requirements: as {optInBySig} for the deadline, signature and ordering.
+    /// Emits {StudySignaturesCancelled}.
+    function cancelBySig(
+        uint256 studyId,
+        address patient,
+        uint24 epoch,
+        uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
@@ -198,9 +242,9 @@ interface IStudyRegistry {
     /// holders over the patients opted in as of `pinnedBlock`: spends `cost` of the budget and
     /// keeps `answerHash`, the hash of the answer the researcher received. One transaction per
     /// query; holders count an answer they gave against the budget until its receipt is here.
-    /// Requirements: the study exists; caller is its researcher; the study is Approved or
-    /// Closed (so that an answer given before the study closed can still get its receipt;
-    /// holders answer only while it is Approved); `cost`, `queryHash` and
+    /// Requirements: the study exists; caller is its researcher, credentialed now; the study is
+    /// Approved (a closed study takes no receipt, so neither a revoked researcher nor one whose
+    /// study was closed records queries or spends its budget); `cost`, `queryHash` and
     /// `answerHash` non-zero; `pinnedBlock <= block.number`; `queryHash` has no receipt yet in
     /// the study; `spent + cost <= budget`.
     /// Emits {QueryAnswered}.
@@ -230,7 +274,4 @@ interface IStudyRegistry {
 
     /// @notice How many studies were registered: the id of the latest.
     function studyCount() external view returns (uint256);
-
-    /// @notice The next nonce `patient` must use in a signature.
-    function nonces(address patient) external view returns (uint256);
 }

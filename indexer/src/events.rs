@@ -103,6 +103,7 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<ConsentRegistry::EmergencyUnjustifiedCleared>(PhantomData),
     &Table::<ConsentRegistry::EmergencyPolicySet>(PhantomData),
     &Table::<ConsentRegistry::EmergencyRuleSet>(PhantomData),
+    &Table::<ConsentRegistry::ConsentSignaturesCancelled>(PhantomData),
     &Table::<RecordRegistry::PointerAnchored>(PhantomData),
     &Table::<RecordRegistry::PointerSuperseded>(PhantomData),
     &Table::<RecordRegistry::AccessLogAnchored>(PhantomData),
@@ -114,6 +115,7 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<StudyRegistry::OptedIn>(PhantomData),
     &Table::<StudyRegistry::Withdrew>(PhantomData),
     &Table::<StudyRegistry::QueryAnswered>(PhantomData),
+    &Table::<StudyRegistry::StudySignaturesCancelled>(PhantomData),
 ];
 
 /// The topics the indexer asks for.
@@ -692,6 +694,32 @@ impl Indexed for StudyRegistry::QueryAnswered {
             .uint(self.cost)
             .uint(self.pinnedBlock)
             .word(self.answerHash);
+    }
+}
+
+impl Indexed for ConsentRegistry::ConsentSignaturesCancelled {
+    const TABLE: &'static str = "ev_consent_signatures_cancelled";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("patient", Bytea),
+        ("grantee", Bytea),
+        ("by_account", Bytea),
+        ("epoch", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.address(self.patient)
+            .address(self.grantee)
+            .address(self.by)
+            .uint(self.epoch.to::<u64>());
+    }
+}
+
+impl Indexed for StudyRegistry::StudySignaturesCancelled {
+    const TABLE: &'static str = "ev_study_signatures_cancelled";
+    const COLUMNS: &'static [ColumnDef] =
+        &[("study_id", BigInt), ("patient", Bytea), ("epoch", BigInt)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        bind_study(w, self.studyId);
+        w.address(self.patient).uint(self.epoch.to::<u64>());
     }
 }
 

@@ -170,8 +170,7 @@ contract StudyHandler is Test {
         bytes32 answer =
             (pinSeed >> 4) % 16 == 0 ? bytes32(0) : keccak256(abi.encode("answer", pinSeed));
         bool allowed = caller == m.researcher && m.researcher != address(0)
-            && (m.status == IStudyRegistry.Status.Approved
-                || m.status == IStudyRegistry.Status.Closed) && cost != 0 && q != bytes32(0)
+            && m.status == IStudyRegistry.Status.Approved && cost != 0 && q != bytes32(0)
             && answer != bytes32(0) && pinned <= block.number && _receipts[id][q].cost == 0
             && uint256(m.spent) + cost <= m.budget;
         vm.prank(caller);

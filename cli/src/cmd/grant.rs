@@ -1,14 +1,15 @@
-//! `medrec grant`, `revoke`, `relay`, `show-grant`, `check`: consent.
+//! `medrec grant`, `revoke`, `cancel-signatures`, `relay`, `show-grant`, `check`: consent.
 
 use crate::chain::{self, Chain, Deployment};
 use crate::error::{CliError, Result};
 use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
-use crate::signed::{GrantMessage, RevokeMessage};
+use crate::signed::{GrantMessage, RelationshipMessage, Unsigned};
 use crate::units;
 use alloy::primitives::{Address, U256};
 use clap::Args;
+use medrec_protocol::clock::now_secs;
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -24,13 +25,13 @@ pub struct GrantArgs {
     /// care-coordination, public-health)
     #[arg(long, default_value = "treatment")]
     pub purpose: String,
-    /// How long the grant lasts from its start, e.g. 90d
+    /// How long the grant lasts from its start (by this machine's clock), e.g. 90d
     #[arg(long = "for", conflicts_with = "until")]
     pub for_: Option<String>,
     /// Until when the grant lasts (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC)
     #[arg(long)]
     pub until: Option<String>,
-    /// When the grant starts [default: now]
+    /// When the grant starts [default: now, from the block that includes it]
     #[arg(long)]
     pub from: Option<String>,
     /// The patient, when acting as their guardian [default: your account]
@@ -51,9 +52,11 @@ pub struct SignOnly {
     /// How long the signature stays valid
     #[arg(long, default_value = "1d", requires = "sign_only")]
     pub deadline: String,
-    /// Your next nonce (with --chain-id, signs with no node at all) [default: read from chain]
+    /// The relationship's signature epoch (with --chain-id, signs with no node at all; the
+    /// issue time is then this machine's clock) [default: read from the chain, with the time
+    /// of the last signed message applied, so that this one comes after it]
     #[arg(long, requires = "sign_only")]
-    pub nonce: Option<u64>,
+    pub epoch: Option<u32>,
     /// Write the signed message to this file instead of stdout
     #[arg(long, requires = "sign_only")]
     pub out: Option<PathBuf>,
@@ -72,10 +75,23 @@ pub struct RevokeArgs {
     pub sign: SignOnly,
 }
 
+/// `cancel-signatures`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The grantee whose outstanding signed grants and revocations become void
+    pub grantee: String,
+    /// The patient, when acting as their guardian [default: your account]
+    #[arg(long)]
+    pub patient: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sign: SignOnly,
+}
+
 /// `relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// The signed message written by `grant --sign-only` or `revoke --sign-only` ('-': stdin)
+    /// The signed message written by a `--sign-only` command ('-': stdin)
     pub file: PathBuf,
 }
 
@@ -105,36 +121,90 @@ pub struct CheckArgs {
 
 pub use crate::signed::SignedMessage;
 
-/// The chain id and deployment for signing: offline when `--nonce` and `--chain-id` are given.
-async fn signing_context(
-    settings: &Settings,
-    signer: Address,
-    nonce: Option<u64>,
-) -> Result<(u64, Deployment, U256, u64)> {
-    let now_local = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    if let (Some(n), Some(chain_id)) = (nonce, settings.chain_id) {
-        let d = chain::read_deployment(&settings.deployments, chain_id)?;
-        return Ok((chain_id, d, U256::from(n), now_local));
-    }
-    let chain = Chain::connect(settings).await?;
-    let d = chain.deployment(settings).await?;
-    let nonce = match nonce {
-        Some(n) => U256::from(n),
-        None => chain
-            .consent(&d)
-            .nonces(signer)
-            .call()
-            .await
-            .map_err(|e| chain.err(e))?,
-    };
-    let now = chain.now().await?;
-    Ok((chain.chain_id, d, nonce, now))
+/// Whose signature epoch a signed message is ordered in.
+pub enum Relationship {
+    /// A patient and a grantee (consent registry).
+    Consent {
+        /// The patient.
+        patient: Address,
+        /// The grantee.
+        grantee: Address,
+    },
+    /// A study and a patient (study registry).
+    Study {
+        /// The study.
+        id: U256,
+        /// The patient.
+        patient: Address,
+    },
 }
 
-fn emit_signed(
+/// What a `--sign-only` message is signed with.
+pub struct SigningContext {
+    /// The chain id of the domain.
+    pub chain_id: u64,
+    /// The deployment (its registries are the verifying contracts).
+    pub deployment: Deployment,
+    /// The relationship's epoch.
+    pub epoch: u32,
+    /// The signer's issue time: this machine's clock, after the last signed message applied.
+    pub issued_at: u64,
+    /// The signature's deadline.
+    pub deadline: U256,
+}
+
+/// Reads the epoch and the last signed time of `rel` from the chain, or, with `--epoch` and
+/// `--chain-id`, signs offline with this machine's clock.
+pub async fn signing_context(
+    settings: &Settings,
+    sign: &SignOnly,
+    rel: Relationship,
+) -> Result<SigningContext> {
+    let deadline_in = units::duration(&sign.deadline)?;
+    let now = now_secs();
+    let deadline = U256::from(now + deadline_in);
+    if let (Some(epoch), Some(chain_id)) = (sign.epoch, settings.chain_id) {
+        let deployment = chain::read_deployment(&settings.deployments, chain_id)?;
+        return Ok(SigningContext {
+            chain_id,
+            deployment,
+            epoch,
+            issued_at: now,
+            deadline,
+        });
+    }
+    let chain = Chain::connect(settings).await?;
+    let deployment = chain.deployment(settings).await?;
+    let (epoch, signed_at): (u32, u64) = match rel {
+        Relationship::Consent { patient, grantee } => {
+            let g = chain
+                .consent(&deployment)
+                .grantOf(patient, grantee)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            (g.epoch.to(), g.signedAt.to())
+        }
+        Relationship::Study { id, patient } => {
+            let p = super::study::studies(&chain, &deployment)?
+                .participationOf(id, patient)
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            (p.epoch.to(), p.signedAt.to())
+        }
+    };
+    Ok(SigningContext {
+        chain_id: chain.chain_id,
+        deployment,
+        epoch: sign.epoch.unwrap_or(epoch),
+        issued_at: medrec_bindings::next_issued_at(now, signed_at),
+        deadline,
+    })
+}
+
+/// Prints or writes a signed message.
+pub fn emit_signed(
     out: Printer,
     msg: &SignedMessage,
     file: Option<&PathBuf>,
@@ -178,14 +248,17 @@ pub async fn run_grant(a: GrantArgs, settings: &Settings, out: Printer) -> Resul
     let me = signer.address();
     let patient = patient_arg.unwrap_or(me);
 
+    // The window is measured on this machine's clock, not the last block's time: an idle chain
+    // lags the wall clock by its idle gap, which would shorten the window or end it at once.
+    let (start, end) =
+        super::consent_window(from, a.for_.as_deref(), a.until.as_deref(), now_secs())?;
+    // The same range checks as a sent grant.
+    units::to_u40(from.unwrap_or(0), "--from")?;
+    units::to_u40(end, "--until")?;
+
     if a.sign.sign_only {
-        let deadline_in = units::duration(&a.sign.deadline)?;
-        let (chain_id, d, nonce, now) = signing_context(settings, me, a.sign.nonce).await?;
-        let start = from.unwrap_or(now);
-        let end = super::window_end(a.for_.as_deref(), a.until.as_deref(), start)?;
-        // The same range checks as a sent grant.
-        units::to_u40(from.unwrap_or(0), "--from")?;
-        units::to_u40(end, "--until")?;
+        let rel = Relationship::Consent { patient, grantee };
+        let ctx = signing_context(settings, &a.sign, rel).await?;
         let message = GrantMessage {
             patient,
             grantee,
@@ -194,18 +267,18 @@ pub async fn run_grant(a: GrantArgs, settings: &Settings, out: Printer) -> Resul
             not_before: from.unwrap_or(0),
             expires_at: end,
             signer: me,
-            nonce,
-            deadline: U256::from(now + deadline_in),
+            epoch: ctx.epoch,
+            issued_at: ctx.issued_at,
+            deadline: ctx.deadline,
         };
-        let msg = SignedMessage::grant(&signer, chain_id, d.consent_registry, message).await?;
+        let contract = ctx.deployment.consent_registry;
+        let msg =
+            SignedMessage::sign(&signer, ctx.chain_id, contract, Unsigned::Grant(message)).await?;
         return emit_signed(out, &msg, a.sign.out.as_ref(), "grant");
     }
 
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
-    let now = chain.now().await?;
-    let start = from.unwrap_or(now);
-    let end = super::window_end(a.for_.as_deref(), a.until.as_deref(), start)?;
     let consent = chain.consent(&d);
     let call = consent.grant(
         patient,
@@ -247,16 +320,19 @@ pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Res
     let patient = patient_arg.unwrap_or(me);
 
     if a.sign.sign_only {
-        let deadline_in = units::duration(&a.sign.deadline)?;
-        let (chain_id, d, nonce, now) = signing_context(settings, me, a.sign.nonce).await?;
-        let message = RevokeMessage {
+        let rel = Relationship::Consent { patient, grantee };
+        let ctx = signing_context(settings, &a.sign, rel).await?;
+        let message = RelationshipMessage {
             patient,
             grantee,
             signer: me,
-            nonce,
-            deadline: U256::from(now + deadline_in),
+            epoch: ctx.epoch,
+            issued_at: ctx.issued_at,
+            deadline: ctx.deadline,
         };
-        let msg = SignedMessage::revoke(&signer, chain_id, d.consent_registry, message).await?;
+        let contract = ctx.deployment.consent_registry;
+        let msg =
+            SignedMessage::sign(&signer, ctx.chain_id, contract, Unsigned::Revoke(message)).await?;
         return emit_signed(out, &msg, a.sign.out.as_ref(), "revoke");
     }
 
@@ -269,6 +345,50 @@ pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Res
         &format!(
             "revoked the access of {grantee} to {patient} from block {} (tx {})",
             tx.block_number, tx.tx_hash
+        ),
+    );
+    Ok(())
+}
+
+/// Runs `cancel-signatures`.
+pub async fn run_cancel(a: CancelArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let grantee = units::address(&a.grantee, "grantee")?;
+    let patient_arg = a
+        .patient
+        .as_deref()
+        .map(|p| units::address(p, "patient"))
+        .transpose()?;
+    let signer = keys::load(settings)?;
+    let me = signer.address();
+    let patient = patient_arg.unwrap_or(me);
+
+    if a.sign.sign_only {
+        let rel = Relationship::Consent { patient, grantee };
+        let ctx = signing_context(settings, &a.sign, rel).await?;
+        let message = RelationshipMessage {
+            patient,
+            grantee,
+            signer: me,
+            epoch: ctx.epoch,
+            issued_at: ctx.issued_at,
+            deadline: ctx.deadline,
+        };
+        let contract = ctx.deployment.consent_registry;
+        let unsigned = Unsigned::CancelSignatures(message);
+        let msg = SignedMessage::sign(&signer, ctx.chain_id, contract, unsigned).await?;
+        return emit_signed(out, &msg, a.sign.out.as_ref(), "cancel-signatures");
+    }
+
+    let chain = Chain::connect_signer(settings, signer).await?;
+    let d = chain.deployment(settings).await?;
+    let consent = chain.consent(&d);
+    let tx = chain::send(&chain, consent.cancelSignatures(patient, grantee)).await?;
+    out.result(
+        "cancel-signatures",
+        json!({"patient": patient, "grantee": grantee, "tx": tx}),
+        &format!(
+            "every outstanding signed grant or revocation of {patient} for {grantee} is void (tx {}, block {})",
+            tx.tx_hash, tx.block_number
         ),
     );
     Ok(())
@@ -288,14 +408,22 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let (chain_id, contract) = msg.domain();
-    if chain_id != chain.chain_id || contract != d.consent_registry {
+    let (registry, expected) = if msg.is_study() {
+        let r = super::study::studies(&chain, &d)?;
+        ("study registry", *r.address())
+    } else {
+        ("consent registry", d.consent_registry)
+    };
+    if chain_id != chain.chain_id || contract != expected {
         return Err(CliError::input(format!(
-            "the message was signed for chain {chain_id}, contract {contract}; this is chain {}, contract {}",
-            chain.chain_id, d.consent_registry
+            "the message was signed for chain {chain_id}, contract {contract}; this is chain {}, {registry} {expected}",
+            chain.chain_id
         )));
     }
     let consent = chain.consent(&d);
-    match msg {
+    // Each call is estimated before it is sent: a stale or otherwise refused message is
+    // reported by its error name and costs nothing.
+    let (kind, mut data, human, tx) = match msg {
         SignedMessage::Grant(s) => {
             let (m, signature) = (s.message.to_eip712()?, s.signature);
             let call = consent.grantBySig(
@@ -306,36 +434,88 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
                 m.notBefore,
                 m.expiresAt,
                 m.signer,
-                m.nonce,
+                m.epoch,
+                m.issuedAt,
                 m.deadline,
                 signature,
             );
-            let tx = chain::send(&chain, call).await?;
-            out.result(
-                "relay",
-                json!({"type": "grant", "patient": m.patient, "grantee": m.grantee, "signer": m.signer, "tx": tx}),
-                &format!(
-                    "relayed the grant of {} to {} signed by {} (tx {})",
-                    m.patient, m.grantee, m.signer, tx.tx_hash
-                ),
+            let human = format!(
+                "relayed the grant of {} to {} signed by {}",
+                m.patient, m.grantee, m.signer
             );
+            let who = json!({"patient": m.patient, "grantee": m.grantee, "signer": m.signer});
+            ("grant", who, human, chain::send(&chain, call).await?)
         }
         SignedMessage::Revoke(s) => {
-            let (m, signature) = (s.message.to_eip712(), s.signature);
+            let (m, signature) = (s.message.to_revoke()?, s.signature);
             let call = consent.revokeBySig(
-                m.patient, m.grantee, m.signer, m.nonce, m.deadline, signature,
+                m.patient, m.grantee, m.signer, m.epoch, m.issuedAt, m.deadline, signature,
             );
-            let tx = chain::send(&chain, call).await?;
-            out.result(
-                "relay",
-                json!({"type": "revoke", "patient": m.patient, "grantee": m.grantee, "signer": m.signer, "tx": tx}),
-                &format!(
-                    "relayed the revocation of {}'s access to {} signed by {} (tx {})",
-                    m.grantee, m.patient, m.signer, tx.tx_hash
-                ),
+            let human = format!(
+                "relayed the revocation of {}'s access to {} signed by {}",
+                m.grantee, m.patient, m.signer
             );
+            let who = json!({"patient": m.patient, "grantee": m.grantee, "signer": m.signer});
+            ("revoke", who, human, chain::send(&chain, call).await?)
         }
-    }
+        SignedMessage::CancelSignatures(s) => {
+            let (m, signature) = (s.message.to_cancel()?, s.signature);
+            let call = consent.cancelBySig(
+                m.patient, m.grantee, m.signer, m.epoch, m.issuedAt, m.deadline, signature,
+            );
+            let human = format!(
+                "relayed the cancellation of {}'s outstanding signatures for {} signed by {}",
+                m.patient, m.grantee, m.signer
+            );
+            let who = json!({"patient": m.patient, "grantee": m.grantee, "signer": m.signer});
+            (
+                "cancelSignatures",
+                who,
+                human,
+                chain::send(&chain, call).await?,
+            )
+        }
+        SignedMessage::OptIn(s) => {
+            let (m, signature) = (s.message.to_opt_in()?, s.signature);
+            let r = super::study::studies(&chain, &d)?;
+            let call = r.optInBySig(
+                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+            );
+            let human = format!("relayed the opt-in of {} to study {}", m.patient, m.studyId);
+            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            ("optIn", who, human, chain::send(&chain, call).await?)
+        }
+        SignedMessage::Withdraw(s) => {
+            let (m, signature) = (s.message.to_withdraw()?, s.signature);
+            let r = super::study::studies(&chain, &d)?;
+            let call = r.withdrawBySig(
+                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+            );
+            let human = format!(
+                "relayed the withdrawal of {} from study {}",
+                m.patient, m.studyId
+            );
+            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            ("withdraw", who, human, chain::send(&chain, call).await?)
+        }
+        SignedMessage::CancelStudySignatures(s) => {
+            let (m, signature) = (s.message.to_cancel()?, s.signature);
+            let r = super::study::studies(&chain, &d)?;
+            let call = r.cancelBySig(
+                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+            );
+            let human = format!(
+                "relayed the cancellation of {}'s outstanding signatures for study {}",
+                m.patient, m.studyId
+            );
+            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            let tx = chain::send(&chain, call).await?;
+            ("cancelStudySignatures", who, human, tx)
+        }
+    };
+    data["type"] = kind.into();
+    data["tx"] = json!(tx);
+    out.result("relay", data, &format!("{human} (tx {})", tx.tx_hash));
     Ok(())
 }
 
@@ -361,12 +541,23 @@ pub async fn run_show(a: ShowGrantArgs, settings: &Settings, out: Printer) -> Re
         .call()
         .await
         .map_err(|e| chain.err(e))?;
+    let valid_since: u64 = chain
+        .participants(&d)
+        .validSinceOf(grantee)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?
+        .to();
     let now = chain.now().await?;
     let nb: u64 = g.notBefore.to();
     let exp: u64 = g.expiresAt.to();
     let emergency_until: u64 = e.expiresAt.to();
+    let granted_at: u64 = g.grantedAt.to();
     let state = if g.categories == 0 {
         "none"
+    } else if granted_at < valid_since {
+        // Given before the grantee was credentialed again: it counts for nothing.
+        "void (given before the grantee's current credential)"
     } else if now < nb {
         "not yet started"
     } else if now >= exp {
@@ -408,7 +599,8 @@ pub async fn run_show(a: ShowGrantArgs, settings: &Settings, out: Printer) -> Re
         json!({"patient": patient, "grantee": grantee, "state": state, "categories": names,
                "categoryMask": g.categories, "purpose": medrec_bindings::purpose_name(g.purpose),
                "notBefore": nb, "expiresAt": exp, "breakGlassUntil": if emergency_live { Some(emergency_until) } else { None },
-               "readableMask": readable, "asOf": now}),
+               "readableMask": readable, "epoch": g.epoch.to::<u32>(), "signedAt": g.signedAt.to::<u64>(),
+               "asOf": now}),
         &human,
     );
     Ok(())

@@ -72,11 +72,13 @@ pub async fn run(cmd: GuardianCmd, settings: &Settings, out: Printer) -> Result<
             let patient = signer.address();
             let chain = Chain::connect_signer(settings, signer).await?;
             let d = chain.deployment(settings).await?;
-            let start = match from {
-                Some(f) => f,
-                None => chain.now().await?,
-            };
-            let end = super::window_end(a.for_.as_deref(), a.until.as_deref(), start)?;
+            // This machine's clock, not the last block's time (see `grant`).
+            let (start, end) = super::consent_window(
+                from,
+                a.for_.as_deref(),
+                a.until.as_deref(),
+                medrec_protocol::clock::now_secs(),
+            )?;
             let consent = chain.consent(&d);
             let call = consent.setGuardian(
                 guardian,

@@ -34,6 +34,25 @@ pub fn address_or_own(explicit: Option<&str>, what: &str, settings: &Settings) -
     }
 }
 
+/// A consent window `(start, end)` from `--from` (default `now`) and `--for` / `--until`,
+/// where `now` is this machine's clock; refuses a window that is already over at `now`.
+pub fn consent_window(
+    from: Option<u64>,
+    for_: Option<&str>,
+    until: Option<&str>,
+    now: u64,
+) -> Result<(u64, u64)> {
+    let start = from.unwrap_or(now);
+    let end = window_end(for_, until, start)?;
+    if end <= now {
+        return Err(CliError::input(format!(
+            "the window ends {}, which is already over",
+            units::format_time(end)
+        )));
+    }
+    Ok((start, end))
+}
+
 /// Resolves `--for` / `--until` (one required) into an end time after `start`.
 pub fn window_end(for_: Option<&str>, until: Option<&str>, start: u64) -> Result<u64> {
     match (for_, until) {

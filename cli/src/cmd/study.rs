@@ -36,9 +36,11 @@ pub enum StudyCmd {
     /// Operator: close a study (governance role)
     Close(IdArg),
     /// Patient: opt in to an approved study
-    OptIn(IdArg),
+    OptIn(ConsentArgs),
     /// Patient: withdraw from a study; it counts from the next block
-    Withdraw(IdArg),
+    Withdraw(ConsentArgs),
+    /// Patient: void every outstanding signed opt-in or withdrawal of yours for a study
+    CancelSignatures(ConsentArgs),
     /// Show a study as the chain holds it
     Show(IdArg),
     /// Patient: the studies you are opted in to
@@ -53,6 +55,16 @@ pub enum StudyCmd {
 pub struct IdArg {
     /// The study id
     pub study: u64,
+}
+
+/// A patient's change of their participation in a study, sent or signed offline.
+#[derive(Debug, Args)]
+pub struct ConsentArgs {
+    /// The study id
+    pub study: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sign: super::grant::SignOnly,
 }
 
 /// `study register`.
@@ -99,7 +111,8 @@ pub struct QueryArgs {
     pub pin: Option<u64>,
 }
 
-fn studies(
+/// The study registry of deployment `d`, or an error when it has none.
+pub fn studies(
     chain: &Chain,
     d: &Deployment,
 ) -> Result<StudyRegistry::StudyRegistryInstance<alloy::providers::DynProvider>> {
@@ -178,8 +191,11 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
         }
         StudyCmd::Approve(a) => simple(settings, out, a.study, "approve").await?,
         StudyCmd::Close(a) => simple(settings, out, a.study, "close").await?,
-        StudyCmd::OptIn(a) => simple(settings, out, a.study, "opt-in").await?,
-        StudyCmd::Withdraw(a) => simple(settings, out, a.study, "withdraw").await?,
+        StudyCmd::OptIn(a) => participation(settings, out, a, "opt-in").await?,
+        StudyCmd::Withdraw(a) => participation(settings, out, a, "withdraw").await?,
+        StudyCmd::CancelSignatures(a) => {
+            participation(settings, out, a, "cancel-signatures").await?
+        }
         StudyCmd::Show(a) => {
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
@@ -253,6 +269,43 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
     Ok(())
 }
 
+/// `opt-in`, `withdraw`, `cancel-signatures`: sent, or with `--sign-only` signed for a relayer.
+async fn participation(
+    settings: &Settings,
+    out: Printer,
+    a: ConsentArgs,
+    what: &str,
+) -> Result<()> {
+    use crate::signed::{SignedMessage, StudyMessage, Unsigned};
+    if !a.sign.sign_only {
+        return simple(settings, out, a.study, what).await;
+    }
+    let signer = keys::load(settings)?;
+    let patient = signer.address();
+    let id = U256::from(a.study);
+    let rel = super::grant::Relationship::Study { id, patient };
+    let ctx = super::grant::signing_context(settings, &a.sign, rel).await?;
+    let contract = ctx.deployment.study_registry.ok_or_else(|| {
+        CliError::Deployment(
+            "this deployment has no study registry: deploy again with this version".into(),
+        )
+    })?;
+    let message = StudyMessage {
+        study_id: id,
+        patient,
+        epoch: ctx.epoch,
+        issued_at: ctx.issued_at,
+        deadline: ctx.deadline,
+    };
+    let unsigned = match what {
+        "opt-in" => Unsigned::OptIn(message),
+        "withdraw" => Unsigned::Withdraw(message),
+        _ => Unsigned::CancelStudySignatures(message),
+    };
+    let msg = SignedMessage::sign(&signer, ctx.chain_id, contract, unsigned).await?;
+    super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"))
+}
+
 async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Result<()> {
     let signer = keys::load(settings)?;
     let me = signer.address();
@@ -264,12 +317,16 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
         "approve" => chain::send(&chain, s.approveStudy(id)).await?,
         "close" => chain::send(&chain, s.closeStudy(id)).await?,
         "opt-in" => chain::send(&chain, s.optIn(id)).await?,
+        "cancel-signatures" => chain::send(&chain, s.cancelSignatures(id)).await?,
         _ => chain::send(&chain, s.withdraw(id)).await?,
     };
     let human = match what {
         "approve" => format!("study {study} approved"),
         "close" => format!("study {study} closed"),
         "opt-in" => format!("{me} opted in to study {study}"),
+        "cancel-signatures" => format!(
+            "every outstanding signed opt-in or withdrawal of {me} for study {study} is void"
+        ),
         _ => format!(
             "{me} withdrew from study {study}; it counts from block {}",
             tx.block_number + 1

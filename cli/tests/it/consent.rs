@@ -184,19 +184,21 @@ fn offline_signature_relayed_by_someone_else() {
         true
     );
 
-    // Replaying the same signature is refused by the nonce.
+    // Replaying the same signature is refused: it is no later than the one applied.
     let e = env.fail(3, &["-a", "stranger", "relay", "signed.json"]);
-    assert!(e.contains("InvalidAccountNonce"), "{e}");
+    assert!(e.contains("ConsentSignatureStale"), "{e}");
+    assert!(e.contains("sign it again"), "{e}");
 
     // Tampering with the message breaks the signature.
     let mut tampered = signed.clone();
     tampered["message"]["categories"] = serde_json::json!(255);
-    tampered["message"]["nonce"] = serde_json::json!("0x1");
     env.write("tampered.json", &tampered.to_string());
     let e = env.fail(3, &["-a", "stranger", "relay", "tampered.json"]);
     assert!(e.contains("ConsentInvalidSignature"), "{e}");
 
-    // A revocation signed fully offline (no node: a dead RPC URL) with --nonce and --chain-id.
+    // A revocation signed fully offline (no node: a dead RPC URL) with --epoch and --chain-id.
+    // Offline, its issue time is this machine's clock: a second after the grant's.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
     let dead = format!("http://127.0.0.1:{}", crate::harness::free_port());
     let out = env
         .cmd(&[
@@ -205,8 +207,8 @@ fn offline_signature_relayed_by_someone_else() {
             "revoke",
             &h,
             "--sign-only",
-            "--nonce",
-            "1",
+            "--epoch",
+            "0",
             "--chain-id",
             "31337",
         ])
@@ -461,6 +463,36 @@ fn operator_credentials_and_revokes_participants() {
     );
     let e = env.fail(3, &["-a", "gov", "participant", "revoke", &h]);
     assert!(e.contains("ParticipantNotCredentialed"), "{e}");
+    // Credentialed again, it does not get its old grant back (issue 14, hole 10a).
+    env.json(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &h,
+        "--role",
+        "provider",
+        "--ref",
+        "again",
+        "--for",
+        "365d",
+    ]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+    let shown = env.json(&["show-grant", &h, "--patient", &p]);
+    assert!(
+        shown["state"].as_str().unwrap().starts_with("void"),
+        "{shown}"
+    );
+    // Granted again a second later (a grant of the re-issue's own second does not count).
+    env.advance(1);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
     let e = env.fail(
         3,
         &[
@@ -481,7 +513,7 @@ fn operator_credentials_and_revokes_participants() {
 }
 
 #[test]
-fn signed_files_of_format_2_and_format_1_are_relayed() {
+fn signed_files_of_format_3_carry_epoch_and_issue_time_and_older_formats_are_refused() {
     let env = Env::deployed();
     let h = env.addr("hospital-a");
     let p = env.new_account("offline-patient", false);
@@ -496,43 +528,268 @@ fn signed_files_of_format_2_and_format_1_are_relayed() {
         "2099-01-01",
         "--sign-only",
         "--out",
-        "v2.json",
+        "v3.json",
     ]);
-    let v2: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("v2.json")).unwrap()).unwrap();
+    let v3: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("v3.json")).unwrap()).unwrap();
     // One rule: wide numbers (uint40, uint256) as decimal strings, the mask as medrec's masks.
-    assert_eq!(v2["version"], 2);
-    assert_eq!(v2["chainId"], 31337);
-    let m = &v2["message"];
+    assert_eq!(v3["version"], 3);
+    assert_eq!(v3["chainId"], 31337);
+    let m = &v3["message"];
     assert_eq!(m["categories"], (1 << 3) | (1 << 8));
     assert_eq!(m["purpose"], 1);
     assert_eq!(m["notBefore"], "0");
     assert_eq!(m["expiresAt"], "4070908800");
-    assert_eq!(m["nonce"], "0");
-    let deadline: u64 = m["deadline"].as_str().unwrap().parse().unwrap();
+    assert_eq!(m["epoch"], 0);
+    let issued: u64 = m["issuedAt"].as_str().unwrap().parse().unwrap();
+    assert!(issued > 1_700_000_000, "{issued}");
 
-    // The same message as medrec wrote it before: no version, 0x hex for wide numbers.
+    // A file of format 2 (a nonce, no epoch) is refused before anything is sent, saying what
+    // to do; so is one without a version (format 1).
+    let mut v2 = v3.clone();
+    v2["version"] = 2.into();
+    v2["message"]["nonce"] = "0".into();
+    env.write("v2.json", &v2.to_string());
+    let e = env.fail(2, &["-a", "stranger", "relay", "v2.json"]);
+    assert!(e.contains("format 2") && e.contains("sign it again"), "{e}");
     let mut v1 = v2.clone();
     v1.as_object_mut().unwrap().remove("version");
-    v1["message"]["notBefore"] = "0x0".into();
-    v1["message"]["expiresAt"] = format!("{:#x}", 4_070_908_800u64).into();
-    v1["message"]["nonce"] = "0x0".into();
-    v1["message"]["deadline"] = format!("{deadline:#x}").into();
     env.write("v1.json", &v1.to_string());
-    let r = env.json(&["-a", "stranger", "relay", "v1.json"]);
+    let e = env.fail(2, &["-a", "stranger", "relay", "v1.json"]);
+    assert!(e.contains("format 1"), "{e}");
+
+    let r = env.json(&["-a", "stranger", "relay", "v3.json"]);
     assert_eq!(r["type"], "grant");
     assert_eq!(
         env.json(&["check", "--grantee", &h, "-c", "notes", "--patient", &p])["allowed"],
         true
     );
-    // ...and the format 2 file is the same signature: its nonce is now spent.
-    let e = env.fail(3, &["-a", "stranger", "relay", "v2.json"]);
-    assert!(e.contains("InvalidAccountNonce"), "{e}");
+    let shown = env.json(&["show-grant", &h, "--patient", &p]);
+    assert_eq!(shown["epoch"], 0);
+    assert_eq!(shown["signedAt"], issued);
+}
 
-    // A format this medrec does not know is refused before anything is sent.
-    let mut v3 = v2.clone();
-    v3["version"] = 3.into();
-    env.write("v3.json", &v3.to_string());
-    let e = env.fail(2, &["-a", "stranger", "relay", "v3.json"]);
-    assert!(e.contains("format 3"), "{e}");
+/// Issue 14, hole 3, through the CLI: a patient signs a grant, then grants and revokes
+/// directly; the old signed grant relayed afterwards gave the access back. Now it is stale.
+#[test]
+fn a_signed_grant_relayed_after_a_direct_grant_and_revocation_is_stale() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    env.ok(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "old.json",
+    ]);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    env.json(&["-a", "patient", "revoke", &h]);
+    let e = env.fail(3, &["-a", "stranger", "relay", "old.json"]);
+    assert!(e.contains("ConsentSignatureStale(epoch: 0"), "{e}");
+    assert!(e.contains("currentEpoch: 2"), "{e}");
+    assert!(e.contains("sign it again"), "{e}");
+    let j = env.fail_json(3, &["-a", "stranger", "relay", "old.json"]);
+    assert_eq!(j["revert"]["name"], "ConsentSignatureStale");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+
+    // Signed again, in the current epoch, it applies.
+    env.ok(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "new.json",
+    ]);
+    env.json(&["-a", "stranger", "relay", "new.json"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+}
+
+/// A signed message given away can be voided: directly, or by a signed cancellation that
+/// anyone relays (a patient without gas).
+#[test]
+fn cancel_signatures_voids_outstanding_signed_messages() {
+    let env = Env::deployed();
+    let h = env.addr("hospital-a");
+    let p = env.new_account("poor-patient", false);
+    env.ok(&[
+        "-a",
+        "poor-patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "given.json",
+    ]);
+    env.ok(&[
+        "-a",
+        "poor-patient",
+        "cancel-signatures",
+        &h,
+        "--sign-only",
+        "--out",
+        "cancel.json",
+    ]);
+    let c = env.json(&["-a", "stranger", "relay", "cancel.json"]);
+    assert_eq!(c["type"], "cancelSignatures");
+    let e = env.fail(3, &["-a", "stranger", "relay", "given.json"]);
+    assert!(e.contains("ConsentSignatureStale"), "{e}");
+    // The cancellation itself cannot be replayed.
+    let e = env.fail(3, &["-a", "stranger", "relay", "cancel.json"]);
+    assert!(e.contains("ConsentSignatureStale"), "{e}");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        false
+    );
+
+    // Directly, by a patient with gas.
+    env.ok(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "given2.json",
+    ]);
+    let d = env.json(&["-a", "patient", "cancel-signatures", &h]);
+    assert_eq!(d["grantee"], h.as_str());
+    let e = env.fail(3, &["-a", "stranger", "relay", "given2.json"]);
+    assert!(e.contains("ConsentSignatureStale"), "{e}");
+}
+
+/// The same for studies: a signed opt-in relayed after a withdrawal is stale.
+#[test]
+fn a_signed_opt_in_relayed_after_a_withdrawal_is_stale() {
+    let env = Env::deployed();
+    let r = env.new_account("researcher", true);
+    env.ok(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &r,
+        "--role",
+        "researcher",
+        "--ref",
+        "irb",
+        "--for",
+        "365d",
+    ]);
+    env.write("protocol.txt", "a protocol");
+    env.json(&[
+        "-a",
+        "researcher",
+        "study",
+        "register",
+        "--protocol",
+        &env.path_str("protocol.txt"),
+        "-c",
+        "labs",
+        "--min-cell",
+        "5",
+    ]);
+    env.json(&["-a", "gov", "study", "approve", "1"]);
+    env.ok(&[
+        "-a",
+        "patient",
+        "study",
+        "opt-in",
+        "1",
+        "--sign-only",
+        "--out",
+        "opt-in.json",
+    ]);
+    let o = env.json(&["-a", "stranger", "relay", "opt-in.json"]);
+    assert_eq!(o["type"], "optIn");
+    let mine = env.json(&["-a", "patient", "study", "mine"]);
+    assert_eq!(mine["studies"].as_array().unwrap().len(), 1, "{mine}");
+    env.json(&["-a", "patient", "study", "withdraw", "1"]);
+    let e = env.fail(3, &["-a", "stranger", "relay", "opt-in.json"]);
+    assert!(e.contains("StudySignatureStale(epoch: 0"), "{e}");
+    assert!(e.contains("sign it again"), "{e}");
+    let mine = env.json(&["-a", "patient", "study", "mine"]);
+    assert_eq!(mine["studies"].as_array().unwrap().len(), 0, "{mine}");
+
+    // A signed cancellation voids a signed withdrawal given away.
+    env.ok(&[
+        "-a",
+        "patient",
+        "study",
+        "withdraw",
+        "1",
+        "--sign-only",
+        "--out",
+        "w.json",
+    ]);
+    env.json(&["-a", "patient", "study", "cancel-signatures", "1"]);
+    let e = env.fail(3, &["-a", "stranger", "relay", "w.json"]);
+    assert!(e.contains("StudySignatureStale"), "{e}");
+}
+
+/// Issue 14, hole 8 (the CLI's half): windows are measured on the wall clock. On an idle chain
+/// whose last block is an hour old, `--for 20s` computed from that block was already over when
+/// the next block came (ConsentInvalidWindow); a window over by the wall clock is bad input.
+#[test]
+fn a_short_grant_works_on_an_idle_chain_whose_last_block_is_old() {
+    let now = medrec_protocol::clock::now_secs();
+    let old = (now - 3_600).to_string();
+    let env = Env::deployed_with(&["--timestamp", &old]);
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    // The chain's clock catches up with the wall clock from the next block on; the last block
+    // stays an hour old, as after an hour without transactions.
+    env.rpc(
+        "evm_setTime",
+        &format!("[{}]", medrec_protocol::clock::now_secs()),
+    );
+    let g = env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "20s"]);
+    let end = g["expiresAt"].as_u64().unwrap();
+    assert!(end >= now + 20, "{end} vs {now}");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "grant",
+            &h,
+            "-c",
+            "labs",
+            "--from",
+            "2001-01-01",
+            "--until",
+            "2001-06-30",
+        ],
+    );
+    assert!(e.contains("already over"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
 }

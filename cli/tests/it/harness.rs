@@ -25,7 +25,12 @@ pub struct Env {
 impl Env {
     /// Starts anvil and imports the governance account as `gov`.
     pub fn start() -> Self {
-        let anvil = Anvil::start(&[]);
+        Self::start_with(&[])
+    }
+
+    /// [`Env::start`] with extra arguments for anvil.
+    pub fn start_with(anvil_args: &[&str]) -> Self {
+        let anvil = Anvil::start(anvil_args);
         let env = Self {
             port: anvil.port,
             dir: tempfile::tempdir().unwrap(),
@@ -48,7 +53,12 @@ impl Env {
     /// Starts anvil, deploys, and credentials `hospital-a` and `hospital-b` as providers;
     /// creates a funded `patient`, `guardian` and `stranger`.
     pub fn deployed() -> Self {
-        let env = Self::start();
+        Self::deployed_with(&[])
+    }
+
+    /// [`Env::deployed`] with extra arguments for anvil.
+    pub fn deployed_with(anvil_args: &[&str]) -> Self {
+        let env = Self::start_with(anvil_args);
         env.ok(&["-a", "gov", "deploy"]);
         for name in [
             "hospital-a",

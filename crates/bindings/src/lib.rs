@@ -59,10 +59,16 @@ pub use participant_registry::ParticipantRegistry;
 pub use record_registry::RecordRegistry;
 pub use study_registry::StudyRegistry;
 
-/// The EIP-712 messages that [`ConsentRegistry`] verifies in `grantBySig` and `revokeBySig`.
+/// The EIP-712 messages the contracts and the gatekeeper verify.
+///
+/// The signed consents (`Grant`, `Revoke`, `CancelSignatures` of the consent registry;
+/// `OptIn`, `Withdraw`, `CancelStudySignatures` of the study registry) carry the relationship's
+/// `epoch` and the signer's `issuedAt` instead of a nonce: one applies only in the epoch it was
+/// signed in and after the last one applied ([`next_issued_at`]).
 #[allow(missing_docs)]
 pub mod eip712 {
     alloy::sol! {
+        /// A patient's (or guardian's) grant, relayed to the consent registry's `grantBySig`.
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         struct Grant {
             address patient;
@@ -72,16 +78,30 @@ pub mod eip712 {
             uint40 notBefore;
             uint40 expiresAt;
             address signer;
-            uint256 nonce;
+            uint24 epoch;
+            uint40 issuedAt;
             uint256 deadline;
         }
 
+        /// A revocation, relayed to the consent registry's `revokeBySig`.
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         struct Revoke {
             address patient;
             address grantee;
             address signer;
-            uint256 nonce;
+            uint24 epoch;
+            uint40 issuedAt;
+            uint256 deadline;
+        }
+
+        /// A cancellation of a relationship's outstanding signatures (`cancelBySig`).
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct CancelSignatures {
+            address patient;
+            address grantee;
+            address signer;
+            uint24 epoch;
+            uint40 issuedAt;
             uint256 deadline;
         }
 
@@ -135,10 +155,38 @@ pub mod eip712 {
         struct OptIn {
             uint256 studyId;
             address patient;
-            uint256 nonce;
+            uint24 epoch;
+            uint40 issuedAt;
+            uint256 deadline;
+        }
+
+        /// A patient's withdrawal from a study, relayed to `withdrawBySig`.
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct Withdraw {
+            uint256 studyId;
+            address patient;
+            uint24 epoch;
+            uint40 issuedAt;
+            uint256 deadline;
+        }
+
+        /// A cancellation of a patient's outstanding signatures for a study (`cancelBySig`).
+        #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        struct CancelStudySignatures {
+            uint256 studyId;
+            address patient;
+            uint24 epoch;
+            uint40 issuedAt;
             uint256 deadline;
         }
     }
+}
+
+/// The `issuedAt` to sign a consent message with: the signer's clock `now`, but strictly after
+/// `last_signed_at`, the `signedAt` the chain holds for the relationship (a message issued at
+/// or before it is stale, whatever the signer's clock says).
+pub fn next_issued_at(now: u64, last_signed_at: u64) -> u64 {
+    now.max(last_signed_at + 1)
 }
 
 /// The EIP-712 domain of the study registry at `contract` on chain `chain_id`.
@@ -299,7 +347,21 @@ impl std::fmt::Display for DecodedRevert {
                 }
             })
             .collect();
-        write!(f, "{}({})", self.name, args.join(", "))
+        write!(f, "{}({})", self.name, args.join(", "))?;
+        match next_step(&self.name) {
+            Some(step) => write!(f, "; {step}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What to do after a revert whose name alone does not say it.
+fn next_step(error: &str) -> Option<&'static str> {
+    match error {
+        "ConsentSignatureStale" | "StudySignatureStale" => Some(
+            "the signed message was replayed, is older than one already applied, or was voided by a direct change or a cancellation: ask the signer to sign it again (--sign-only reads the current epoch)",
+        ),
+        _ => None,
     }
 }
 
@@ -373,18 +435,42 @@ mod tests {
     use alloy::sol_types::SolError;
 
     #[test]
-    fn opt_in_is_the_study_registrys_type() {
+    fn signed_consents_are_the_contracts_types() {
         use alloy::sol_types::SolStruct;
-        // The contract's OPT_IN_TYPEHASH.
+        // The contracts' type hashes (test/ConsentRegistry.t.sol and test/StudyRegistry.t.sol
+        // check the same strings against the deployed constants).
         assert_eq!(
-            eip712::OptIn::eip712_type_hash(&eip712::OptIn {
-                studyId: U256::ZERO,
-                patient: Address::ZERO,
-                nonce: U256::ZERO,
-                deadline: U256::ZERO,
-            }),
-            keccak256("OptIn(uint256 studyId,address patient,uint256 nonce,uint256 deadline)")
+            eip712::Grant::eip712_encode_type(),
+            "Grant(address patient,address grantee,uint64 categories,uint8 purpose,uint40 notBefore,uint40 expiresAt,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
         );
+        assert_eq!(
+            eip712::Revoke::eip712_encode_type(),
+            "Revoke(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        );
+        assert_eq!(
+            eip712::CancelSignatures::eip712_encode_type(),
+            "CancelSignatures(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        );
+        assert_eq!(
+            eip712::OptIn::eip712_encode_type(),
+            "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        );
+        assert_eq!(
+            eip712::Withdraw::eip712_encode_type(),
+            "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        );
+        assert_eq!(
+            eip712::CancelStudySignatures::eip712_encode_type(),
+            "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        );
+    }
+
+    #[test]
+    fn issued_at_is_strictly_after_the_last_applied() {
+        assert_eq!(next_issued_at(1_800_000_000, 0), 1_800_000_000);
+        // A signer whose clock is behind the last message applied still signs a later one.
+        assert_eq!(next_issued_at(1_800_000_000, 1_800_000_100), 1_800_000_101);
+        assert_eq!(next_issued_at(1_800_000_000, 1_800_000_000), 1_800_000_001);
     }
 
     /// The gatekeeper's domain is the record registry's ERC-5267 domain: the separator and
@@ -444,6 +530,24 @@ mod tests {
             decoded.to_string(),
             "StudyBudgetExceeded(studyId: 7, spent: 900, cost: 200, budget: 1000)"
         );
+    }
+
+    #[test]
+    fn a_stale_signature_says_what_to_do() {
+        let err = consent_registry::ConsentRegistry::ConsentSignatureStale {
+            epoch: alloy::primitives::aliases::U24::from(0),
+            issuedAt: alloy::primitives::aliases::U40::from(1_800_000_000u64),
+            currentEpoch: alloy::primitives::aliases::U24::from(2),
+            signedAt: alloy::primitives::aliases::U40::from(0),
+        };
+        let decoded = decode_revert(&err.abi_encode()).expect("known error");
+        assert_eq!(decoded.name, "ConsentSignatureStale");
+        let text = decoded.to_string();
+        assert!(
+            text.starts_with("ConsentSignatureStale(epoch: 0, issuedAt: 1800000000, currentEpoch: 2, signedAt: 0); "),
+            "{text}"
+        );
+        assert!(text.contains("sign it again"), "{text}");
     }
 
     #[test]

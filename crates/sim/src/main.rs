@@ -582,7 +582,12 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
             if have & mask == mask {
                 return Ok(None);
             }
-            let nonce = consent.nonces(key.address()).call().await.map_err(chain)?;
+            let slot = consent
+                .grantOf(key.address(), holder)
+                .call()
+                .await
+                .map_err(chain)?;
+            let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
             let g = Grant {
                 patient: key.address(),
                 grantee: holder,
@@ -591,7 +596,8 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
                 notBefore: U40::ZERO,
                 expiresAt: U40::from(now + days * 86_400),
                 signer: key.address(),
-                nonce,
+                epoch: slot.epoch,
+                issuedAt: U40::from(issued),
                 deadline: U256::from(now + 3_600),
             };
             let sig = key
@@ -606,7 +612,8 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
                 g.notBefore,
                 g.expiresAt,
                 g.signer,
-                g.nonce,
+                g.epoch,
+                g.issuedAt,
                 g.deadline,
                 sig.as_bytes().to_vec().into(),
             );
@@ -702,11 +709,17 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
             {
                 return Ok(None);
             }
-            let nonce = studies.nonces(key.address()).call().await.map_err(chain)?;
+            let slot = studies
+                .participationOf(study, key.address())
+                .call()
+                .await
+                .map_err(chain)?;
+            let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
             let msg = OptIn {
                 studyId: study,
                 patient: key.address(),
-                nonce,
+                epoch: slot.epoch,
+                issuedAt: U40::from(issued),
                 deadline: U256::from(now + 3_600),
             };
             let sig = key
@@ -716,7 +729,8 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
             let call = studies.optInBySig(
                 study,
                 key.address(),
-                nonce,
+                msg.epoch,
+                msg.issuedAt,
                 msg.deadline,
                 sig.as_bytes().to_vec().into(),
             );

@@ -100,6 +100,17 @@ pub enum Ev {
         patient: Address,
         by: Address,
     },
+    ConsentSignaturesCancelled {
+        patient: Address,
+        grantee: Address,
+        by: Address,
+        epoch: u64,
+    },
+    StudySignaturesCancelled {
+        study: u64,
+        patient: Address,
+        epoch: u64,
+    },
     Withdrew {
         study: u64,
         patient: Address,
@@ -234,6 +245,12 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     by: e.by,
                 },
                 CE::EmergencyCapSet(e) => Ev::CapSet { cap: t(e.cap) },
+                CE::ConsentSignaturesCancelled(e) => Ev::ConsentSignaturesCancelled {
+                    patient: e.patient,
+                    grantee: e.grantee,
+                    by: e.by,
+                    epoch: e.epoch.to::<u64>(),
+                },
                 _ => continue,
             }
         } else if log.address() == w.records {
@@ -304,6 +321,11 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     cost: e.cost,
                     pinned: e.pinnedBlock,
                     answer: e.answerHash,
+                },
+                SE::StudySignaturesCancelled(e) => Ev::StudySignaturesCancelled {
+                    study: id(e.studyId),
+                    patient: e.patient,
+                    epoch: e.epoch.to::<u64>(),
                 },
                 _ => continue,
             }
@@ -588,6 +610,23 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 emerg.close(&(*patient, *provider), bn, "closed", true);
             }
             Ev::CapSet { cap } => push("ev_emergency_cap_set", row!(bn, li, tx, *cap)),
+            Ev::ConsentSignaturesCancelled {
+                patient,
+                grantee,
+                by,
+                epoch,
+            } => push(
+                "ev_consent_signatures_cancelled",
+                row!(bn, li, tx, *patient, *grantee, *by, *epoch),
+            ),
+            Ev::StudySignaturesCancelled {
+                study,
+                patient,
+                epoch,
+            } => push(
+                "ev_study_signatures_cancelled",
+                row!(bn, li, tx, *study, *patient, *epoch),
+            ),
             Ev::Anchored {
                 record_id,
                 patient,
@@ -863,6 +902,14 @@ pub const QUERIES: &[(&str, &str)] = &[
         "SELECT block_number, log_index, tx_hash, study_id, query_hash, cost, pinned_block, answer_hash FROM ev_query_answered",
     ),
     (
+        "ev_consent_signatures_cancelled",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, epoch FROM ev_consent_signatures_cancelled",
+    ),
+    (
+        "ev_study_signatures_cancelled",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, epoch FROM ev_study_signatures_cancelled",
+    ),
+    (
         "study_status_history",
         "SELECT study_id, status, since, from_block, from_log, to_block, end_reason FROM study_status_history",
     ),
@@ -1060,6 +1107,8 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::OptedIn { .. } => "opted_in",
             Ev::Withdrew { .. } => "withdrew",
             Ev::QueryAnswered { .. } => "query_answered",
+            Ev::ConsentSignaturesCancelled { .. } => "consent_signatures_cancelled",
+            Ev::StudySignaturesCancelled { .. } => "study_signatures_cancelled",
         };
         *m.entry(k).or_insert(0) += 1;
     }

@@ -80,6 +80,17 @@ impl Registry {
             .await;
     }
 
+    /// `patient` voids their outstanding signed opt-ins and withdrawals for `study`.
+    pub async fn cancel_signatures(&self, w: &World, patient: Address, study: u64) {
+        let c = self.c(w);
+        w.send(
+            "cancelSignatures",
+            patient,
+            c.cancelSignatures(U256::from(study)),
+        )
+        .await;
+    }
+
     /// Records the receipt of query `tag` at the head, spending `cost`.
     pub async fn record(&self, w: &World, study: u64, tag: &str, cost: u64) {
         let c = self.c(w);
@@ -231,6 +242,14 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     reg.record(&w, s1, "b", 11).await;
     reg.record(&w, s2, "c", 1 << 60).await;
     reg.close(&w, s2).await;
+    // Cancellations of signed consents: a study's and a grant's.
+    reg.cancel_signatures(&w, p4, s1).await;
+    w.send(
+        "cancelSignatures",
+        p4,
+        w.consent_c().cancelSignatures(p4, w.a(P1)),
+    )
+    .await;
     assert_eq!(s3, 3);
 
     let head = wait_indexed(&w, &db, &mut idx).await;
@@ -243,6 +262,8 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
         "opted_in",
         "withdrew",
         "query_answered",
+        "study_signatures_cancelled",
+        "consent_signatures_cancelled",
     ] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k}: {kinds:?}");
     }
@@ -271,7 +292,7 @@ async fn action(w: &World, reg: &Registry, kind: usize, tag: &str) {
     let count = c.studyCount().call().await.unwrap().to::<u64>();
     let patients = [P1, P2, P3, P4].map(|i| w.a(i));
     let p = patients[kind % patients.len()];
-    match kind % 5 {
+    match kind % 6 {
         0 | 1 => {
             // Toggle the patient's opt-in to the first approved study.
             let mut approved = None;
@@ -300,6 +321,7 @@ async fn action(w: &World, reg: &Registry, kind: usize, tag: &str) {
                 reg.register(w, NOTES, 4, 500).await;
             }
         }
+        4 => reg.cancel_signatures(w, p, 1).await,
         _ => reg.record(w, 1, tag, 1).await,
     }
 }
