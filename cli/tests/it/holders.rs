@@ -12,7 +12,7 @@ use alloy::rpc::types::Filter;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use medrec_bindings::RecordRegistry;
-use medrec_test_support::{Gatekeeper, Proc, ScratchDb};
+use medrec_test_support::{Gatekeeper, Mined, Proc, ScratchDb};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -734,5 +734,100 @@ fn get_refuses_a_holder_no_longer_credentialed() {
         revoked.hits.load(Ordering::SeqCst),
         0,
         "the revoked holder's endpoint was contacted"
+    );
+}
+
+/// The Solidity error name of a call that must revert.
+fn revert_name<T>(r: Result<T, alloy::contract::Error>) -> String {
+    let Err(e) = r else {
+        panic!("the call should revert")
+    };
+    let data = e.as_revert_data().expect("a revert");
+    medrec_bindings::decode_revert(&data).unwrap().name
+}
+
+/// Review of hole 6: a leaked service key anchored `2**64-1` entries of its holder's log, and
+/// every later anchor reverted for good. Now one anchor adds at most MAX_LOG_GROWTH entries
+/// (RecordLogGrowthTooLarge); a junk anchor within the bound stays in the chain's history and
+/// `access-log` reports it (exit 9); the holder registers a new key and the leaked one is
+/// refused.
+#[test]
+fn a_leaked_service_keys_junk_anchor_is_bounded_and_reported() {
+    let env = Env::deployed();
+    let (p, a) = (env.addr("patient"), env.addr("hospital-a"));
+    let leaked = PrivateKeySigner::random();
+    let leaked_addr = leaked.address().to_string();
+    env.rpc(
+        "anvil_setBalance",
+        &format!(r#"["{leaked_addr}","0x56bc75e2d63100000"]"#),
+    );
+    let gk_a = start_gatekeeper(&env, &a, &[]);
+    let register = |key: &str| {
+        env.json(&[
+            "-a",
+            "hospital-a",
+            "holder",
+            "register",
+            "--endpoint",
+            &gk_a.url,
+            "--service-key",
+            key,
+        ])
+    };
+    register(&leaked_addr);
+    env.json(&["-a", "patient", "grant", &a, "-c", "labs", "--for", "90d"]);
+    let file = env.write("obs.json", OBSERVATION);
+    env.json(&[
+        "-a",
+        "hospital-a",
+        "put",
+        &file,
+        "--patient",
+        &p,
+        "-c",
+        "labs",
+        "--gatekeeper-url",
+        &gk_a.url,
+    ]);
+
+    let node =
+        medrec_test_support::wallet_provider(&env.rpc_url(), &leaked, Duration::from_millis(10));
+    let registry = RecordRegistry::new(record_registry(&env), &node);
+    let holder: Address = a.parse().unwrap();
+    let junk = B256::repeat_byte(0x66);
+    assert_eq!(
+        revert_name(env.block_on(async {
+            registry
+                .anchorAccessLog(holder, junk, u64::MAX)
+                .call()
+                .await
+        })),
+        "RecordLogGrowthTooLarge"
+    );
+    let most = 1u64 << 32;
+    assert!(
+        env.block_on(registry.anchorAccessLog(holder, junk, most).mined())
+            .status()
+    );
+
+    // The junk anchor stays in the history: the patient's check reports it.
+    let e = env.fail(9, &["-a", "patient", "access-log", "--holder", &a]);
+    assert!(
+        e.contains("the access log was cut")
+            && e.contains(&format!("the anchor of {most} entries")),
+        "{e}"
+    );
+
+    // The holder registers a new service key: the leaked one anchors no more.
+    let fresh = env.new_account("service-a", false);
+    register(&fresh);
+    assert_eq!(
+        revert_name(env.block_on(async {
+            registry
+                .anchorAccessLog(holder, junk, most + 1)
+                .call()
+                .await
+        })),
+        "RecordNotHolderKey"
     );
 }
