@@ -27,7 +27,8 @@ pub enum HolderCmd {
 /// `holder register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Your gatekeeper's base URL: requesters read your records there and nowhere else
+    /// Your gatekeeper's base URL, http(s) without user info, query or fragment: requesters
+    /// read your records there and nowhere else
     #[arg(long)]
     pub endpoint: String,
     /// The address of your gatekeeper's own key (its `--service-keystore`): it may anchor your
