@@ -116,12 +116,22 @@ pub async fn run(cmd: HolderCmd, settings: &Settings, out: Printer) -> Result<()
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
             let g = registered(&chain, &d, holder).await?;
+            // A registration may hold any string: one medrec would not send to is shown escaped,
+            // with the reason.
+            let (shown, refused) = match checked_endpoint(&g.endpoint) {
+                Ok(_) => (g.endpoint.clone(), None),
+                Err(why) => (format!("{:?}", g.endpoint), Some(why)),
+            };
+            let note = refused.as_ref().map_or(String::new(), |why| {
+                format!("\n  medrec sends no request there: {why}")
+            });
             out.result(
                 "holder show",
-                json!({"holder": holder, "endpoint": g.endpoint, "serviceKey": g.serviceKey}),
+                json!({"holder": holder, "endpoint": g.endpoint, "serviceKey": g.serviceKey,
+                       "endpointRefused": refused}),
                 &format!(
-                    "gatekeeper of {holder}\n  endpoint    {}\n  service key {}",
-                    g.endpoint, g.serviceKey
+                    "gatekeeper of {holder}\n  endpoint    {shown}\n  service key {}{note}",
+                    g.serviceKey
                 ),
             );
         }

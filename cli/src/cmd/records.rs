@@ -141,10 +141,15 @@ pub(crate) async fn upload(
 pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
     if status.is_redirection() {
-        let to = resp
+        let to: String = resp
             .headers()
             .get(reqwest::header::LOCATION)
-            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+            .map(|l| {
+                String::from_utf8_lossy(l.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
             .unwrap_or_default();
         return CliError::Refused(format!(
             "{what}: the gatekeeper answered with a redirect ({status}) to {to:?}, which medrec never follows"

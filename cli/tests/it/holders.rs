@@ -676,6 +676,9 @@ fn no_redirect_is_followed_and_odd_endpoints_are_refused_before_any_request() {
                 "{endpoint}: {e}"
             );
         }
+        let shown = env.json(&["holder", "show", &c]);
+        assert_eq!(shown["endpoint"], endpoint.as_str());
+        assert!(shown["endpointRefused"].is_string(), "{shown}");
         // `holder register` refuses them too (it trims white space, so not the last).
         if endpoint.trim() == endpoint {
             let e = env.fail(
