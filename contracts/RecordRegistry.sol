@@ -16,6 +16,10 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     uint256 public constant MAX_LOCATOR_LENGTH = 256;
     /// @notice Most pointers in one {anchorBatch}.
     uint256 public constant MAX_BATCH = 200;
+    /// @notice Most entries one {anchorAccessLog} may add to the holder's last anchored count:
+    /// far above what a gatekeeper logs between two anchors, and 2**32 anchors short of the
+    /// largest count, so a leaked service key cannot end the holder's anchoring in one call.
+    uint64 public constant MAX_LOG_GROWTH = 2 ** 32;
 
     /// @notice Where credentials are checked.
     IParticipantRegistry public immutable participants;
@@ -110,6 +114,7 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         if (head == bytes32(0) || entries <= previous) {
             revert RecordInvalidLogAnchor(entries, previous);
         }
+        if (entries - previous > MAX_LOG_GROWTH) revert RecordLogGrowthTooLarge(entries, previous);
         uint40 nowTs = uint40(block.timestamp);
         _logAnchors[holder] = LogAnchor({head: head, entries: entries, anchoredAt: nowTs});
         emit AccessLogAnchored(holder, head, entries, nowTs);

@@ -261,4 +261,53 @@ contract HolderEndpointsTest is Base {
         vm.prank(serviceA);
         records.anchorAccessLog(hospitalA, keccak256("h"), 1);
     }
+
+    /// The attack: a leaked service key anchors the largest count there is, so every later
+    /// anchor of the holder (which must be larger) reverts for good. Before the bound, the junk
+    /// anchor was accepted and the holder's next anchor reverted with RecordInvalidLogAnchor.
+    function test_anchorAccessLog_revertsGrowthBeyondTheBound() public {
+        registerAs(hospitalA, ENDPOINT_A, serviceA);
+        vm.prank(serviceA);
+        records.anchorAccessLog(hospitalA, keccak256("h"), 10);
+
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IRecordRegistry.RecordLogGrowthTooLarge.selector, type(uint64).max, 10
+            )
+        );
+        vm.prank(serviceA);
+        records.anchorAccessLog(hospitalA, keccak256("junk"), type(uint64).max);
+        uint64 over = 10 + records.MAX_LOG_GROWTH() + 1;
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordLogGrowthTooLarge.selector, over, 10)
+        );
+        vm.prank(hospitalA);
+        records.anchorAccessLog(hospitalA, keccak256("junk"), over);
+
+        // The holder's log goes on.
+        vm.prank(serviceA);
+        records.anchorAccessLog(hospitalA, keccak256("h2"), 11);
+        assertEq(records.accessLogOf(hospitalA).entries, 11);
+    }
+
+    /// What a leaked key can still do, and the holder's way out: one junk anchor adds at most
+    /// MAX_LOG_GROWTH entries (reaching the largest count would take 2**32 anchors), and the
+    /// holder registering a new service key stops the leaked one.
+    function test_anchorAccessLog_aLeakedKeyIsBoundedAndReplaced() public {
+        registerAs(hospitalA, ENDPOINT_A, serviceA);
+        uint64 junk = records.MAX_LOG_GROWTH();
+        vm.prank(serviceA);
+        records.anchorAccessLog(hospitalA, keccak256("junk"), junk);
+        assertEq(records.accessLogOf(hospitalA).entries, junk);
+
+        registerAs(hospitalA, ENDPOINT_A, serviceB);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordNotHolderKey.selector, serviceA, hospitalA)
+        );
+        vm.prank(serviceA);
+        records.anchorAccessLog(hospitalA, keccak256("more junk"), junk + 1);
+        vm.prank(serviceB);
+        records.anchorAccessLog(hospitalA, keccak256("h"), junk + 1);
+        assertEq(records.accessLogOf(hospitalA).entries, junk + 1);
+    }
 }

@@ -1321,16 +1321,22 @@ contract AccessLogAnchorTest is Base {
     }
 
     function testFuzz_anchorAccessLog_neverShrinks(uint64 a, uint64 b) public {
-        a = uint64(bound(a, 1, type(uint64).max - 1));
+        // The first anchor grows from zero, so at most MAX_LOG_GROWTH entries.
+        a = uint64(bound(a, 1, records.MAX_LOG_GROWTH()));
         vm.prank(hospitalA);
         records.anchorAccessLog(hospitalA, keccak256("a"), a);
+        bool grewTooMuch = b > a && b - a > records.MAX_LOG_GROWTH();
         vm.prank(hospitalA);
         if (b <= a) {
             vm.expectRevert(
                 abi.encodeWithSelector(IRecordRegistry.RecordInvalidLogAnchor.selector, b, a)
             );
+        } else if (grewTooMuch) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IRecordRegistry.RecordLogGrowthTooLarge.selector, b, a)
+            );
         }
         records.anchorAccessLog(hospitalA, keccak256("b"), b);
-        assertEq(records.accessLogOf(hospitalA).entries, b <= a ? a : b);
+        assertEq(records.accessLogOf(hospitalA).entries, b <= a || grewTooMuch ? a : b);
     }
 }

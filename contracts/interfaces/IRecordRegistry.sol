@@ -122,6 +122,9 @@ interface IRecordRegistry is IERC5267 {
     error RecordInvalidBatch(uint256 length);
     /// @notice An access-log anchor that is empty or shorter than the holder's last one.
     error RecordInvalidLogAnchor(uint64 entries, uint64 previous);
+    /// @notice An access-log anchor that adds more than `MAX_LOG_GROWTH` entries to the holder's
+    /// last anchored count `previous`.
+    error RecordLogGrowthTooLarge(uint64 entries, uint64 previous);
 
     /// @notice Registers the caller's gatekeeper: the endpoint requesters read its records at
     /// and the service key that may anchor its access log. A later call replaces both.
@@ -154,7 +157,8 @@ interface IRecordRegistry is IERC5267 {
     /// @notice Anchors the head of `holder`'s access log; a log only grows. The log stays the
     /// holder's whoever of its keys sends it.
     /// Requirements: `holder` is a credentialed provider; caller is `holder` or the service key
-    /// it registered; `head` non-zero; `entries` greater than the holder's last anchored count.
+    /// it registered; `head` non-zero; `entries` greater than the holder's last anchored count,
+    /// by at most `MAX_LOG_GROWTH`.
     /// Emits {AccessLogAnchored}.
     function anchorAccessLog(address holder, bytes32 head, uint64 entries) external;
 

@@ -1,6 +1,9 @@
 //! `medrec access-log`: a holder's access log, read page by page from its gatekeeper and
 //! checked against every root the holder ever anchored on chain.
 //!
+//! The log is read only at the endpoint the holder registered on chain (`gatekeeperOf`), as
+//! `get` reads records.
+//!
 //! Every `AccessLogAnchored` event of the holder is read (bounded block ranges from the
 //! deployment on); each anchor must be consistent with the next, and the last with the tree
 //! the gatekeeper serves (RFC 6962 consistency proofs), so a rewrite of any entry before any
@@ -39,13 +42,10 @@ pub struct AccessLogArgs {
     /// The holder whose gatekeeper to ask (your own address, as the holder, reads every entry)
     #[arg(long)]
     pub holder: String,
-    /// That holder's gatekeeper URL
-    #[arg(
-        long,
-        env = "MEDREC_GATEKEEPER_URL",
-        default_value = medrec_protocol::records::DEFAULT_URL
-    )]
-    pub gatekeeper_url: String,
+    /// The gatekeeper URL you expect: refused unless it is the endpoint the holder registered
+    /// on chain, where the log is read in any case
+    #[arg(long)]
+    pub gatekeeper_url: Option<String>,
     /// Entries asked for per page (at most 1000)
     #[arg(long, default_value_t = DEFAULT_PAGE)]
     pub page_size: u32,
@@ -170,7 +170,19 @@ pub async fn run(a: AccessLogArgs, settings: &Settings, out: Printer) -> Result<
     let me = signer.address();
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
-    let base = a.gatekeeper_url.trim_end_matches('/');
+    // Only the endpoint the holder registered on chain: the signed request names the patient
+    // and must not go wherever a flag or the environment says.
+    let base = super::holder::gatekeeper_url(&chain, &d, holder).await?;
+    if let Some(given) = &a.gatekeeper_url {
+        let same = super::holder::checked_endpoint(given.trim().trim_end_matches('/'))
+            .is_ok_and(|g| g == base);
+        if !same {
+            return Err(CliError::input(format!(
+                "--gatekeeper-url {given:?} is not the endpoint {holder} registered on chain ({base}); the log is read only there"
+            )));
+        }
+    }
+    let base = base.as_str();
     let reader = Reader {
         http: client()?,
         url: format!("{base}{LOG_PATH}"),

@@ -7,6 +7,8 @@ use crate::keys;
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
+use alloy::primitives::Address;
+use alloy::transports::http::reqwest;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -25,7 +27,8 @@ pub enum HolderCmd {
 /// `holder register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Your gatekeeper's base URL: requesters read your records there and nowhere else
+    /// Your gatekeeper's base URL, http(s) without user info, query or fragment: requesters
+    /// read your records there and nowhere else
     #[arg(long)]
     pub endpoint: String,
     /// The address of your gatekeeper's own key (its `--service-keystore`): it may anchor your
@@ -41,24 +44,45 @@ pub struct ShowArgs {
     pub holder: Option<String>,
 }
 
-/// The endpoint as registered: an http(s) URL without a trailing slash.
+/// Why `s` is not an endpoint a requester may send a signed request to, or its normal form
+/// (the parsed URL without a trailing slash). Only http(s) with a host, and no user info,
+/// query or fragment: a gatekeeper's base URL needs none of them, and each lets a registration
+/// send a request somewhere other than it shows, or carry something into it.
+pub(crate) fn checked_endpoint(s: &str) -> std::result::Result<String, String> {
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains white space or control characters".into());
+    }
+    let url: reqwest::Url = s.parse().map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("not an http(s) URL with a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("it carries user info".into());
+    }
+    if url.query().is_some() {
+        return Err("it carries a query".into());
+    }
+    if url.fragment().is_some() {
+        return Err("it carries a fragment".into());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// The endpoint to register: checked as requesters check it, without a trailing slash.
 fn endpoint(s: &str) -> Result<String> {
     let e = s.trim().trim_end_matches('/');
-    let url: alloy::transports::http::reqwest::Url = e
-        .parse()
-        .map_err(|err| CliError::input(format!("bad --endpoint {s:?}: {err}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(CliError::input(format!(
-            "bad --endpoint {s:?}: expected an http(s) URL"
-        )));
-    }
+    let e = checked_endpoint(e)
+        .map_err(|why| CliError::input(format!("bad --endpoint {s:?}: {why}")))?;
     if e.len() > MAX_ENDPOINT {
         return Err(CliError::input(format!(
             "bad --endpoint: {} bytes, expected at most {MAX_ENDPOINT}",
             e.len()
         )));
     }
-    Ok(e.to_string())
+    Ok(e)
 }
 
 /// Runs a holder subcommand.
@@ -92,12 +116,22 @@ pub async fn run(cmd: HolderCmd, settings: &Settings, out: Printer) -> Result<()
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
             let g = registered(&chain, &d, holder).await?;
+            // A registration may hold any string: one medrec would not send to is shown escaped,
+            // with the reason.
+            let (shown, refused) = match checked_endpoint(&g.endpoint) {
+                Ok(_) => (g.endpoint.clone(), None),
+                Err(why) => (format!("{:?}", g.endpoint), Some(why)),
+            };
+            let note = refused.as_ref().map_or(String::new(), |why| {
+                format!("\n  medrec sends no request there: {why}")
+            });
             out.result(
                 "holder show",
-                json!({"holder": holder, "endpoint": g.endpoint, "serviceKey": g.serviceKey}),
+                json!({"holder": holder, "endpoint": g.endpoint, "serviceKey": g.serviceKey,
+                       "endpointRefused": refused}),
                 &format!(
-                    "gatekeeper of {holder}\n  endpoint    {}\n  service key {}",
-                    g.endpoint, g.serviceKey
+                    "gatekeeper of {holder}\n  endpoint    {shown}\n  service key {}{note}",
+                    g.serviceKey
                 ),
             );
         }
@@ -109,7 +143,7 @@ pub async fn run(cmd: HolderCmd, settings: &Settings, out: Printer) -> Result<()
 pub async fn registered(
     chain: &Chain,
     d: &crate::chain::Deployment,
-    holder: alloy::primitives::Address,
+    holder: Address,
 ) -> Result<medrec_bindings::record_registry::IRecordRegistry::Gatekeeper> {
     let g = chain
         .records(d)
@@ -123,4 +157,21 @@ pub async fn registered(
         )));
     }
     Ok(g)
+}
+
+/// The base URL of `holder`'s gatekeeper that `get` and `access-log` send their signed
+/// requests to: the endpoint it registered on chain and nothing else, refused (exit 2) when
+/// there is none or when it is not a plain http(s) URL (the registry checks only its length).
+pub async fn gatekeeper_url(
+    chain: &Chain,
+    d: &crate::chain::Deployment,
+    holder: Address,
+) -> Result<String> {
+    let g = registered(chain, d, holder).await?;
+    checked_endpoint(&g.endpoint).map_err(|why| {
+        CliError::input(format!(
+            "the holder {holder} registered the endpoint {:?}, to which medrec sends no request: {why}",
+            g.endpoint
+        ))
+    })
 }

@@ -22,6 +22,9 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// `ParticipantRegistry.Role.Provider`.
+const PROVIDER: u8 = 1;
+
 /// `put`.
 #[derive(Debug, Args)]
 pub struct PutArgs {
@@ -52,9 +55,12 @@ pub struct GetArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The HTTP client for every request to a gatekeeper. It follows no redirect: a signed
+/// request goes to the endpoint its holder registered and nowhere a response points to.
 pub(crate) fn client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(CLIENT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))
 }
@@ -134,6 +140,21 @@ pub(crate) async fn upload(
 /// The gatekeeper's error as one line.
 pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
+    if status.is_redirection() {
+        let to: String = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| {
+                String::from_utf8_lossy(l.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return CliError::Refused(format!(
+            "{what}: the gatekeeper answered with a redirect ({status}) to {to:?}, which medrec never follows"
+        ));
+    }
     let (code, msg) = error_body(resp).await;
     if status.as_u16() == 403 {
         CliError::Refused(format!("{what}: the gatekeeper refused ({code}): {msg}"))
@@ -231,6 +252,23 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let p = super::anchor::find_pointer(&chain, &d, id).await?;
+    // Only the endpoint the holder registered on chain, never a URL from the locator: a
+    // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
+    // a stranger. Nor to a holder the consortium no longer credentials: its registration stays
+    // on chain, but it may no longer hold records (nor anchor the read in its log).
+    let base = super::holder::gatekeeper_url(&chain, &d, p.holder).await?;
+    let credentialed = chain
+        .participants(&d)
+        .isCredentialed(p.holder, PROVIDER)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    if !credentialed {
+        return Err(CliError::input(format!(
+            "the holder {} of record {id} is not a credentialed provider now: medrec sends it no request",
+            p.holder
+        )));
+    }
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let issued = now_secs();
     let req = RecordRequest {
@@ -242,11 +280,7 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
         expiresAt: issued + READ_VALIDITY_SECS,
     };
     let signed = sign(&signer, req, &domain).await?;
-    // Only the endpoint the holder registered on chain, never a URL from the locator: a
-    // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
-    // a stranger.
-    let gatekeeper = super::holder::registered(&chain, &d, p.holder).await?;
-    let url = wire::read_url(&gatekeeper.endpoint, id);
+    let url = wire::read_url(&base, id);
     let resp = client()?
         .post(&url)
         .json(&signed)

@@ -1,15 +1,18 @@
 //! Holders' registered gatekeepers (issue 14, hole 6 and hole 10's service key), against a
 //! real anvil, PostgreSQL and gatekeeper: `medrec get` talks only to the endpoint a record's
 //! holder registered on chain, never to a URL from a pointer's locator; a gatekeeper anchors
-//! its access log from its own service key.
+//! its access log from its own service key. `get` and `access-log` send signed requests only to
+//! a registered endpoint that is a plain http(s) URL of a credentialed holder, and follow no
+//! redirect.
 
 use crate::harness::Env;
 use alloy::primitives::{Address, B256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::Filter;
+use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use medrec_bindings::RecordRegistry;
-use medrec_test_support::{Gatekeeper, Proc, ScratchDb};
+use medrec_test_support::{Gatekeeper, Mined, Proc, ScratchDb};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -38,8 +41,23 @@ struct Attacker {
 }
 
 fn attacker() -> Attacker {
+    let l = listener(|| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{FAKE}",
+            FAKE.len()
+        )
+    });
+    Attacker {
+        url: format!("{}/steal", l.url),
+        hits: l.hits,
+    }
+}
+
+/// A listener at `url` (no path) that counts every connection made to it and answers each
+/// with the raw HTTP response `reply` makes.
+fn listener(reply: impl Fn() -> String + Send + 'static) -> Attacker {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/steal", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
     let counted = hits.clone();
     std::thread::spawn(move || {
@@ -49,14 +67,79 @@ fn attacker() -> Attacker {
             let mut buf = [0u8; 8192];
             let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
             let _ = conn.read(&mut buf);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{FAKE}",
-                FAKE.len()
-            );
+            let _ = conn.write_all(reply().as_bytes());
         }
     });
     Attacker { url, hits }
+}
+
+/// A listener that answers every request with a 307 redirect to `to` (which keeps the method
+/// and the body: a client that follows it posts the signed request there).
+fn redirector(to: &str) -> Attacker {
+    let to = to.to_string();
+    listener(move || {
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+    })
+}
+
+/// A provider `name` whose key the test holds (to send what the CLI would refuse to), imported
+/// as a keystore, funded and credentialed; its address.
+fn provider_with_key(env: &Env, name: &str) -> (String, PrivateKeySigner) {
+    let key = PrivateKeySigner::random();
+    medrec_test_support::import_key(env.cmd(&[]), env.dir.path(), name, &key);
+    let addr = key.address().to_string();
+    env.rpc(
+        "anvil_setBalance",
+        &format!(r#"["{addr}","0x56bc75e2d63100000"]"#),
+    );
+    env.ok(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &addr,
+        "--role",
+        "provider",
+        "--ref",
+        name,
+        "--for",
+        "365d",
+    ]);
+    (addr, key)
+}
+
+/// The deployment's RecordRegistry.
+fn record_registry(env: &Env) -> Address {
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("deployments/31337.json")).unwrap())
+            .unwrap();
+    d["recordRegistry"].as_str().unwrap().parse().unwrap()
+}
+
+/// `holder` anchors a lab record of `patient` it was granted (the locator an opaque
+/// reference); its id.
+fn anchored_record(env: &Env, holder: &str, patient: &str, text: &str) -> String {
+    let h = env.addr(holder);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "90d"]);
+    let file = env.write(
+        &format!("{holder}-{text}.json"),
+        &format!("{{\"resourceType\":\"Observation\",\"note\":[{{\"text\":\"{text}\"}}]}}"),
+    );
+    let a = env.json(&[
+        "-a",
+        holder,
+        "anchor",
+        &file,
+        "--patient",
+        patient,
+        "-c",
+        "labs",
+        "--locator",
+        "ref-1",
+    ]);
+    a["recordId"].as_str().unwrap().to_string()
 }
 
 /// A gatekeeper for `holder` on a database of its own; with `extra` arguments.
@@ -418,4 +501,336 @@ fn the_gatekeeper_anchors_its_log_from_its_own_key_while_the_hospital_transacts(
             assert_eq!(e.holder, holder, "the log stays the holder's");
         }
     });
+}
+
+/// Review of hole 6: `access-log` posted the patient's signed request to `--gatekeeper-url`,
+/// defaulting to MEDREC_GATEKEEPER_URL or localhost, whoever listened there. It now reads
+/// only at the endpoint the holder registered. Before, the attacker's listener received the
+/// request from the environment's URL and from the flag.
+#[test]
+fn access_log_is_read_only_at_the_holders_registered_endpoint() {
+    let env = Env::deployed();
+    let (p, a, b) = (
+        env.addr("patient"),
+        env.addr("hospital-a"),
+        env.addr("hospital-b"),
+    );
+    let svc_a = env.new_account("service-a", false);
+    let gk_a = start_gatekeeper(&env, &a, &[]);
+    env.json(&[
+        "-a",
+        "hospital-a",
+        "holder",
+        "register",
+        "--endpoint",
+        &gk_a.url,
+        "--service-key",
+        &svc_a,
+    ]);
+    env.json(&["-a", "patient", "grant", &a, "-c", "labs", "--for", "90d"]);
+    let file = env.write("obs.json", OBSERVATION);
+    let put = env.json(&[
+        "-a",
+        "hospital-a",
+        "put",
+        &file,
+        "--patient",
+        &p,
+        "-c",
+        "labs",
+        "--gatekeeper-url",
+        &gk_a.url,
+    ]);
+    let id = put["recordId"].as_str().unwrap().to_string();
+    env.json(&["-a", "hospital-a", "get", &id]);
+
+    let thief = attacker();
+    // The environment names the attacker: the registered gatekeeper is asked all the same.
+    let out = env
+        .cmd(&["--json", "-a", "patient", "access-log", "--holder", &a])
+        .env("MEDREC_GATEKEEPER_URL", &thief.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["verified"], true, "{v}");
+    assert_eq!(v["data"]["mine"].as_array().unwrap().len(), 1, "{v}");
+
+    // An explicit URL other than the registration is refused before any request.
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "access-log",
+            "--holder",
+            &a,
+            "--gatekeeper-url",
+            &thief.url,
+        ],
+    );
+    assert!(
+        e.contains("is not the endpoint") && e.contains(&gk_a.url),
+        "{e}"
+    );
+    // The registered one, as given to `holder register`, is accepted.
+    let with_slash = format!("{}/", gk_a.url);
+    env.json(&[
+        "-a",
+        "patient",
+        "access-log",
+        "--holder",
+        &a,
+        "--gatekeeper-url",
+        &with_slash,
+    ]);
+
+    // A holder that registered nothing: refused in one line, nobody asked.
+    let e = env
+        .cmd(&["-a", "patient", "access-log", "--holder", &b])
+        .env("MEDREC_GATEKEEPER_URL", &thief.url)
+        .output()
+        .unwrap();
+    assert_eq!(e.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(stderr.contains("registered no gatekeeper"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        thief.hits.load(Ordering::SeqCst),
+        0,
+        "the attacker's listener was contacted"
+    );
+}
+
+/// Review of hole 6: the CLI followed redirects (a registered endpoint could pass the signed
+/// request on to any URL) and sent requests to any registered string (the registry checks only
+/// its length): one with user info, a query or a fragment, or of another scheme. Now no
+/// redirect is followed (exit 10) and such an endpoint is refused before any request (exit 2),
+/// by `get` and `access-log`; `holder register` refuses to register one. Before, the redirect
+/// target and the listener behind the odd URLs received the requests.
+#[test]
+fn no_redirect_is_followed_and_odd_endpoints_are_refused_before_any_request() {
+    let env = Env::deployed();
+    let p = env.addr("patient");
+    let (c, c_key) = provider_with_key(&env, "hospital-c");
+    let id = anchored_record(&env, "hospital-c", &p, "c's lab result");
+    let thief = attacker();
+    let redirect = redirector(&format!("{}/v1/records/{id}/read", thief.url));
+
+    // The registered endpoint redirects to the attacker: not followed.
+    let svc = env.new_account("service-c", false);
+    env.json(&[
+        "-a",
+        "hospital-c",
+        "holder",
+        "register",
+        "--endpoint",
+        &redirect.url,
+        "--service-key",
+        &svc,
+    ]);
+    for args in [
+        vec!["-a", "patient", "get", &id],
+        vec!["-a", "patient", "access-log", "--holder", &c],
+    ] {
+        let e = env.fail(10, &args);
+        assert!(e.contains("redirect") && e.contains("never follows"), "{e}");
+    }
+    assert!(
+        redirect.hits.load(Ordering::SeqCst) >= 2,
+        "the endpoint was asked"
+    );
+
+    // Endpoints no one may register through the CLI, registered straight on chain.
+    let listening = thief.url.trim_end_matches("/steal").to_string();
+    let host = listening.trim_start_matches("http://");
+    let odd = [
+        format!("http://user:secret@{host}"),
+        format!("http://{host}/?route=elsewhere"),
+        format!("http://{host}/#fragment"),
+        format!("ftp://{host}"),
+        format!("{listening} "),
+    ];
+    let node =
+        medrec_test_support::wallet_provider(&env.rpc_url(), &c_key, Duration::from_millis(10));
+    for endpoint in &odd {
+        env.block_on(medrec_test_support::register_holder(
+            &node,
+            record_registry(&env),
+            endpoint,
+            svc.parse().unwrap(),
+        ));
+        for args in [
+            vec!["-a", "patient", "get", &id],
+            vec!["-a", "patient", "access-log", "--holder", &c],
+        ] {
+            let e = env.fail(2, &args);
+            assert!(
+                e.contains("to which medrec sends no request"),
+                "{endpoint}: {e}"
+            );
+        }
+        let shown = env.json(&["holder", "show", &c]);
+        assert_eq!(shown["endpoint"], endpoint.as_str());
+        assert!(shown["endpointRefused"].is_string(), "{shown}");
+        // `holder register` refuses them too (it trims white space, so not the last).
+        if endpoint.trim() == endpoint {
+            let e = env.fail(
+                2,
+                &[
+                    "-a",
+                    "hospital-c",
+                    "holder",
+                    "register",
+                    "--endpoint",
+                    endpoint,
+                    "--service-key",
+                    &svc,
+                ],
+            );
+            assert!(e.contains("bad --endpoint"), "{endpoint}: {e}");
+        }
+    }
+
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        thief.hits.load(Ordering::SeqCst),
+        0,
+        "the attacker's listener was contacted"
+    );
+}
+
+/// Review of hole 6: a holder whose credential the consortium revoked keeps its registration
+/// on chain, and `get` went on sending it signed requests. Now `get` refuses a record whose
+/// holder is not a credentialed provider now (exit 2), before any request. Before, the revoked
+/// holder's listener received the request.
+#[test]
+fn get_refuses_a_holder_no_longer_credentialed() {
+    let env = Env::deployed();
+    let (p, b) = (env.addr("patient"), env.addr("hospital-b"));
+    let id = anchored_record(&env, "hospital-b", &p, "b's lab result");
+    let revoked = attacker();
+    let base = revoked.url.trim_end_matches("/steal").to_string();
+    let svc = env.new_account("service-b", false);
+    env.json(&[
+        "-a",
+        "hospital-b",
+        "holder",
+        "register",
+        "--endpoint",
+        &base,
+        "--service-key",
+        &svc,
+    ]);
+    env.ok(&["-a", "gov", "participant", "revoke", &b]);
+
+    let e = env.fail(2, &["-a", "patient", "get", &id]);
+    assert!(e.contains("not a credentialed provider now"), "{e}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        revoked.hits.load(Ordering::SeqCst),
+        0,
+        "the revoked holder's endpoint was contacted"
+    );
+}
+
+/// The Solidity error name of a call that must revert.
+fn revert_name<T>(r: Result<T, alloy::contract::Error>) -> String {
+    let Err(e) = r else {
+        panic!("the call should revert")
+    };
+    let data = e.as_revert_data().expect("a revert");
+    medrec_bindings::decode_revert(&data).unwrap().name
+}
+
+/// Review of hole 6: a leaked service key anchored `2**64-1` entries of its holder's log, and
+/// every later anchor reverted for good. Now one anchor adds at most MAX_LOG_GROWTH entries
+/// (RecordLogGrowthTooLarge); a junk anchor within the bound stays in the chain's history and
+/// `access-log` reports it (exit 9); the holder registers a new key and the leaked one is
+/// refused.
+#[test]
+fn a_leaked_service_keys_junk_anchor_is_bounded_and_reported() {
+    let env = Env::deployed();
+    let (p, a) = (env.addr("patient"), env.addr("hospital-a"));
+    let leaked = PrivateKeySigner::random();
+    let leaked_addr = leaked.address().to_string();
+    env.rpc(
+        "anvil_setBalance",
+        &format!(r#"["{leaked_addr}","0x56bc75e2d63100000"]"#),
+    );
+    let gk_a = start_gatekeeper(&env, &a, &[]);
+    let register = |key: &str| {
+        env.json(&[
+            "-a",
+            "hospital-a",
+            "holder",
+            "register",
+            "--endpoint",
+            &gk_a.url,
+            "--service-key",
+            key,
+        ])
+    };
+    register(&leaked_addr);
+    env.json(&["-a", "patient", "grant", &a, "-c", "labs", "--for", "90d"]);
+    let file = env.write("obs.json", OBSERVATION);
+    env.json(&[
+        "-a",
+        "hospital-a",
+        "put",
+        &file,
+        "--patient",
+        &p,
+        "-c",
+        "labs",
+        "--gatekeeper-url",
+        &gk_a.url,
+    ]);
+
+    let node =
+        medrec_test_support::wallet_provider(&env.rpc_url(), &leaked, Duration::from_millis(10));
+    let registry = RecordRegistry::new(record_registry(&env), &node);
+    let holder: Address = a.parse().unwrap();
+    let junk = B256::repeat_byte(0x66);
+    assert_eq!(
+        revert_name(env.block_on(async {
+            registry
+                .anchorAccessLog(holder, junk, u64::MAX)
+                .call()
+                .await
+        })),
+        "RecordLogGrowthTooLarge"
+    );
+    let most = 1u64 << 32;
+    assert!(
+        env.block_on(registry.anchorAccessLog(holder, junk, most).mined())
+            .status()
+    );
+
+    // The junk anchor stays in the history: the patient's check reports it.
+    let e = env.fail(9, &["-a", "patient", "access-log", "--holder", &a]);
+    assert!(
+        e.contains("the access log was cut")
+            && e.contains(&format!("the anchor of {most} entries")),
+        "{e}"
+    );
+
+    // The holder registers a new service key: the leaked one anchors no more.
+    let fresh = env.new_account("service-a", false);
+    register(&fresh);
+    assert_eq!(
+        revert_name(env.block_on(async {
+            registry
+                .anchorAccessLog(holder, junk, most + 1)
+                .call()
+                .await
+        })),
+        "RecordNotHolderKey"
+    );
 }
