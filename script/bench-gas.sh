@@ -46,6 +46,26 @@ send $gov "$participants" "issueCredential(address,uint8,bytes32,uint40)" $hospi
 row "grant (new)" "$(send $patient "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" $patient $hospital 8 1 0 $far)"
 row "revoke" "$(send $patient "$consent" "revoke(address,address)" $patient $hospital)"
 send $patient "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" $patient $hospital 8 1 0 $far >/dev/null
+# The same new grant signed by the patient (EIP-712) and relayed by someone else (epoch 0,
+# issued now), to a grantee with no relationship yet: the patient's normal path.
+patient_key=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
+other=0x90F79bf6EB2c4f870365E785982E1f101E93b906
+issued=$(date +%s)
+cat >"$work/grant.json" <<JSON
+{"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"},
+{"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],
+"Grant":[{"name":"patient","type":"address"},{"name":"grantee","type":"address"},
+{"name":"categories","type":"uint64"},{"name":"purpose","type":"uint8"},
+{"name":"notBefore","type":"uint40"},{"name":"expiresAt","type":"uint40"},
+{"name":"signer","type":"address"},{"name":"epoch","type":"uint24"},
+{"name":"issuedAt","type":"uint40"},{"name":"deadline","type":"uint256"}]},
+"primaryType":"Grant",
+"domain":{"name":"medrec.ConsentRegistry","version":"1","chainId":31999,"verifyingContract":"$consent"},
+"message":{"patient":"$patient","grantee":"$other","categories":8,"purpose":1,"notBefore":0,
+"expiresAt":$far,"signer":"$patient","epoch":0,"issuedAt":$issued,"deadline":$far}}
+JSON
+sig=$("$cast" wallet sign --private-key "$patient_key" --data --from-file "$work/grant.json")
+row "grantBySig (new, relayed)" "$(send $gov "$consent" "grantBySig(address,address,uint64,uint8,uint40,uint40,address,uint24,uint40,uint256,bytes)" $patient $other 8 1 0 $far $patient 0 "$issued" $far "$sig")"
 loc='"https://hospital-a.example/records/1"'
 zero=0x0000000000000000000000000000000000000000000000000000000000000000
 p1="($(rid $patient "$(h content-one)"),$patient,$lab,$(h content-one),$loc,$zero)"
