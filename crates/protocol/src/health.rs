@@ -1,7 +1,8 @@
-//! `GET /health` of a gatekeeper: whom it serves, how long its access log is, and how old its
-//! node's latest block is.
+//! `GET /health` of a gatekeeper: whom it serves and how old its node's latest block is. It
+//! says nothing of the access log: its length is the holder's read volume, which only the
+//! holder and (at each anchor) the chain see.
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use serde::{Deserialize, Serialize};
 
 /// Where a gatekeeper says it is up.
@@ -20,10 +21,6 @@ pub struct Health {
     pub status: String,
     /// The holder it serves.
     pub holder: Address,
-    /// How many entries its access log has.
-    pub log_entries: u64,
-    /// The log's head (zero when empty).
-    pub log_head: B256,
     /// The node's latest block, as last seen (0 from a gatekeeper that does not say).
     #[serde(default)]
     pub head_block: u64,

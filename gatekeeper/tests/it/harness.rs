@@ -117,6 +117,37 @@ impl World {
         }
     }
 
+    /// The access log's size and root, as the holder reads them (a signed `/v1/log` page).
+    pub async fn log_head(&self) -> (u64, B256) {
+        use medrec_protocol::access_log::{LOG_PATH, LogPage, LogQuery};
+        let t = medrec_test_support::now();
+        let req = medrec_protocol::LogRequest {
+            patient: self.gk_holder.address(),
+            audience: self.gk_holder.address(),
+            nonce: random_nonce(),
+            issuedAt: t,
+            expiresAt: t + READ_VALIDITY_SECS,
+        };
+        let q = LogQuery {
+            signed: medrec_protocol::Signed::sign(req, &self.gk_holder, &self.domain)
+                .await
+                .unwrap(),
+            size: None,
+            from: 0,
+            limit: Some(1),
+            consistency: vec![],
+        };
+        let (status, body) = self
+            .post(
+                &format!("{}{LOG_PATH}", self.gk_url),
+                serde_json::to_vec(&q).unwrap(),
+            )
+            .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let page: LogPage = serde_json::from_slice(&body).unwrap();
+        (page.size, page.root)
+    }
+
     /// The health of the gatekeeper at `url`.
     pub async fn health(&self, url: &str) -> Health {
         let r = self
