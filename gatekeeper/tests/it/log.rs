@@ -90,6 +90,24 @@ async fn garbage_posted_to_the_read_endpoint_is_counted_not_logged() {
     }
     assert_eq!(stored_entries(&w).await, 0, "garbage was logged");
     assert_eq!(w.log_head().await.0, 0);
+    // Nor does /health show anyone the log's length (the holder's read volume).
+    let health: Value = w
+        .http
+        .get(format!(
+            "{}{}",
+            w.gk_url,
+            medrec_protocol::health::HEALTH_PATH
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        health.get("logEntries").is_none() && health.get("logHead").is_none(),
+        "{health}"
+    );
     assert_eq!(
         w.unlogged().await,
         [
