@@ -764,3 +764,71 @@ async fn a_query_goes_only_to_credentialed_holders_at_their_registered_endpoint_
         .unwrap();
     assert_eq!(answered, holder.address());
 }
+
+/// A gatekeeper whose node is behind the chain (`503 chain_stale`) gets one line that says so
+/// and to try later, in `study query` and in `get` alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_whose_node_is_behind_is_reported_as_such() {
+    let (mut w, _researcher, holder, study, study_id) = one_holder_study("1000").await;
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/holder")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+        "--max-head-age",
+        "3",
+    ])
+    .await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    import_key(&w, "reader", &reader);
+    const LABS: u64 = 1 << 3;
+    w.grant(&patient, holder.address(), LABS, 3_600).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    opt_in_as(&w, &patient, study_id).await;
+    let file = w.dir.path().join("obs.json");
+    std::fs::write(
+        &file,
+        crate::harness::fhir_example("Observation-example.json"),
+    )
+    .unwrap();
+    let (code, put) = run_cli_json(
+        &w,
+        &[
+            "-a",
+            "holder",
+            "put",
+            &file.to_string_lossy(),
+            "--patient",
+            &patient.address().to_string(),
+            "-c",
+            "labs",
+        ],
+    );
+    assert_eq!(code, 0, "{put}");
+    let id = put["data"]["recordId"].as_str().unwrap().to_string();
+    // No transaction, so no block, until the node's latest block is older than the bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.health(&w.gk_url).await.status != medrec_protocol::health::CHAIN_STALE {
+        assert!(std::time::Instant::now() < deadline, "never stale");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let behind = |(code, e): (i32, Value)| {
+        assert_eq!(code, 4, "{e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("the holder's node is behind the chain (chain_stale)")
+                && msg.contains("try again later"),
+            "{msg}"
+        );
+    };
+    behind(run_cli_json(&w, &["-a", "reader", "get", &id]));
+    behind(ask_diabetes(&w, &study, &holder.address().to_string()));
+}
