@@ -361,9 +361,9 @@ sim opt-in --population "$pop" --study "$S" --share 0.6 || die "the opt-ins coul
 "$medrec_bin" -q -a patient study opt-in "$S" 2>/dev/null || true
 medrec -a patient study mine
 medrec -a researcher study query "$S" --condition E11.9 --system icd10-cm \
-  --holders $gk_a,$gk_b || die "the research query failed"
+  --holders $A,$B || die "the research query failed"
 medrec -a researcher study query "$S" --observation 4548-4 \
-  --holders $gk_a,$gk_b || die "the research query failed"
+  --holders $A,$B || die "the research query failed"
 
 step "Indexing rate: a second indexer reads the whole chain into a scratch database"
 as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS ${db}_reindex WITH (FORCE)" >/dev/null
@@ -405,7 +405,7 @@ Keep exploring with the same settings:
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
   target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
-  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders $gk_a,$gk_b
+  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders $A,$B
 The simulated patients are listed in $pop/patients.json (their records in $pop/records).
 Stop it with: $stop_cmd
 DONE

@@ -12,6 +12,9 @@ use alloy::transports::http::reqwest;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+/// `ParticipantRegistry.Role.Provider`.
+const PROVIDER: u8 = 1;
+
 /// Longest endpoint the registry accepts.
 const MAX_ENDPOINT: usize = 256;
 
@@ -174,4 +177,26 @@ pub async fn gatekeeper_url(
             g.endpoint
         ))
     })
+}
+
+/// As [`gatekeeper_url`], for a holder that must also be a credentialed provider now (a
+/// revoked holder's registration stays on chain, and so does any stranger's): refused (exit 2)
+/// before any request is sent to it.
+pub async fn credentialed_gatekeeper_url(
+    chain: &Chain,
+    d: &crate::chain::Deployment,
+    holder: Address,
+) -> Result<String> {
+    let credentialed = chain
+        .participants(d)
+        .isCredentialed(holder, PROVIDER)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    if !credentialed {
+        return Err(CliError::input(format!(
+            "the holder {holder} is not a credentialed provider now: medrec sends it no request"
+        )));
+    }
+    gatekeeper_url(chain, d, holder).await
 }

@@ -137,6 +137,23 @@ pub(crate) async fn upload(
     Ok(stored.record_id)
 }
 
+/// The one line for a gatekeeper whose node is behind the chain (`503 chain_stale`, or its
+/// health saying so): it serves nothing until the node catches up, which passes, so the
+/// request is worth sending again later.
+pub(crate) fn node_behind(what: &str) -> CliError {
+    CliError::Rpc(format!(
+        "{what}: the holder's node is behind the chain ({}), so its gatekeeper answers nothing now: try again later",
+        medrec_protocol::health::CHAIN_STALE
+    ))
+}
+
+/// [`node_behind`] for a gatekeeper's `503 chain_stale`; `None` for any other answer.
+pub(crate) fn chain_stale(status: reqwest::StatusCode, code: &str, what: &str) -> Option<CliError> {
+    (status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+        && code == medrec_protocol::health::CHAIN_STALE)
+        .then(|| node_behind(what))
+}
+
 /// The gatekeeper's error as one line.
 pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
     let status = resp.status();
@@ -156,7 +173,9 @@ pub(crate) async fn refusal(what: &str, resp: reqwest::Response) -> CliError {
         ));
     }
     let (code, msg) = error_body(resp).await;
-    if status.as_u16() == 403 {
+    if let Some(e) = chain_stale(status, &code, what) {
+        e
+    } else if status.as_u16() == 403 {
         CliError::Refused(format!("{what}: the gatekeeper refused ({code}): {msg}"))
     } else if status.is_server_error() {
         CliError::Rpc(format!(

@@ -101,8 +101,16 @@ pub struct QueryArgs {
     /// Add Laplace noise with this epsilon (spends epsilon x 1,000,000 of the budget)
     #[arg(long)]
     pub epsilon: Option<f64>,
-    /// The holders' gatekeeper URLs, comma-separated
-    #[arg(long, env = "MEDREC_HOLDERS", value_delimiter = ',', required = true)]
+    /// The holders to ask: their addresses (0x...), comma-separated, each once. Each is asked
+    /// at the gatekeeper endpoint it registered on chain and only while it is a credentialed
+    /// provider; its answer must be signed by that address
+    #[arg(
+        long,
+        env = "MEDREC_HOLDERS",
+        value_delimiter = ',',
+        required = true,
+        value_name = "ADDRESSES"
+    )]
     pub holders: Vec<String>,
     /// Pin this block instead of the latest. The same code, system, epsilon and block make
     /// the same query: the holders give back the answers they stored, and its receipt is
@@ -343,6 +351,7 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
 async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let started = std::time::Instant::now();
     build_query(&a, 0)?; // bad input fails before a key, a node or any gas is involved
+    let holders = holder_list(&a.holders)?;
     let signer = keys::load(settings)?;
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
@@ -353,6 +362,13 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         .get_block_number()
         .await
         .map_err(|e| crate::error::from_transport(e, &chain.url))?;
+    // Each holder's endpoint comes from its registration on chain, and only a credentialed
+    // provider is asked: a server in the list is no holder for saying so, and its signed counts
+    // would be added to the others.
+    let mut bases = Vec::with_capacity(holders.len());
+    for h in &holders {
+        bases.push(super::holder::credentialed_gatekeeper_url(&chain, &d, *h).await?);
+    }
     let pinned = a.pin.unwrap_or(latest);
     if pinned > latest {
         return Err(CliError::input(format!(
@@ -384,15 +400,16 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let setup_ms = started.elapsed().as_secs_f64() * 1e3;
     out.progress(&format!(
         "query {hash} ({cost} of the budget), pinned at block {pinned}: asking {} holder(s)",
-        a.holders.len()
+        holders.len()
     ));
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let client = client()?;
     // Every holder is asked at once; the slowest sets the pace.
     let asked = std::time::Instant::now();
     let mut asks = tokio::task::JoinSet::new();
-    for (i, url) in a.holders.iter().enumerate() {
+    for (i, (holder, url)) in holders.iter().zip(&bases).enumerate() {
         let q = Ask {
+            holder: *holder,
             client: client.clone(),
             signer: signer.clone(),
             domain: domain.clone(),
@@ -403,7 +420,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         };
         asks.spawn(async move { (i, ask(q).await) });
     }
-    let mut answers = vec![None; a.holders.len()];
+    let mut answers = vec![None; holders.len()];
     let mut failed: Option<CliError> = None;
     while let Some(done) = asks.join_next().await {
         match done {
@@ -437,7 +454,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
                     "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); \
                      {again} for the others",
                     timed.len(),
-                    a.holders.len(),
+                    holders.len(),
                     tx.tx_hash
                 )),
                 Err(rec) => e.with_note(&format!(
@@ -484,8 +501,29 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     Ok(())
 }
 
+/// The holders of `--holders`: addresses, each once (a holder listed twice would be counted
+/// twice).
+fn holder_list(given: &[String]) -> Result<Vec<Address>> {
+    let mut holders: Vec<Address> = Vec::with_capacity(given.len());
+    for s in given {
+        let h = units::address(s, "holder")?;
+        if holders.contains(&h) {
+            return Err(CliError::input(format!(
+                "--holders names {h} twice: each holder is asked once"
+            )));
+        }
+        holders.push(h);
+    }
+    if holders.is_empty() {
+        return Err(CliError::input("--holders names no holder"));
+    }
+    Ok(holders)
+}
+
 /// One holder's part of a query.
 struct Ask {
+    /// The holder asked; its gatekeeper must speak and sign for it.
+    holder: Address,
     client: reqwest::Client,
     signer: alloy::signers::local::PrivateKeySigner,
     domain: alloy::sol_types::Eip712Domain,
@@ -500,6 +538,7 @@ struct Ask {
 async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
     let started = std::time::Instant::now();
     let Ask {
+        holder,
         client,
         signer,
         domain,
@@ -520,7 +559,17 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
         base,
     )
     .await?;
-    let holder = health.holder;
+    // The gatekeeper at a holder's registered endpoint may serve someone else (another holder
+    // registered the same endpoint): its answer would be counted twice.
+    if health.holder != holder {
+        return Err(CliError::Integrity(format!(
+            "the gatekeeper at {base}, registered by {holder}, serves {}",
+            health.holder
+        )));
+    }
+    if health.status == medrec_protocol::health::CHAIN_STALE {
+        return Err(records::node_behind(&format!("the query to {holder}")));
+    }
     let t = now_secs();
     let req = ResearchRequest {
         researcher: signer.address(),
@@ -546,13 +595,18 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
     let status = resp.status();
     if !status.is_success() {
         let (code, msg) = error_body(resp).await;
-        return Err(if matches!(status.as_u16(), 403 | 409) {
-            CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
-        } else {
-            CliError::input(format!(
-                "{base} rejected the query ({status}, {code}): {msg}"
-            ))
-        });
+        return Err(
+            if let Some(e) = records::chain_stale(status, &code, &format!("the query to {holder}"))
+            {
+                e
+            } else if matches!(status.as_u16(), 403 | 409) {
+                CliError::Refused(format!("{base} refused the query ({code}): {msg}"))
+            } else {
+                CliError::input(format!(
+                    "{base} rejected the query ({status}, {code}): {msg}"
+                ))
+            },
+        );
     }
     // A body that is not a signed answer is the holder's fault, not the network's: it is
     // refused as an integrity error, like an answer with a bad signature.

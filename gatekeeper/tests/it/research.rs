@@ -67,7 +67,7 @@ fn run_cli_json(w: &World, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
-/// The researcher's diabetes count query of `study`, to `holders`.
+/// The researcher's diabetes count query of `study`, to `holders` (their addresses).
 fn ask_diabetes(w: &World, study: &str, holders: &str) -> (i32, Value) {
     ask_diabetes_with(w, study, holders, &[])
 }
@@ -153,7 +153,10 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         )
         .await;
     let url_a = w.gk_url.clone();
-    let holders = format!("{url_a},{url_b}");
+    // Requesters ask a holder only at the endpoint it registered on chain.
+    medrec_test_support::register_holder(&w.as_(&holder_b), w.records, &url_b, holder_b.address())
+        .await;
+    let holders = format!("{},{}", holder_a.address(), holder_b.address());
 
     // The study: min cell 3, budget for three plain queries.
     std::fs::write(
@@ -472,7 +475,8 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
     for (p, gender) in [(&woman, "female"), (&man, "male")] {
         upload_diabetic(&w, &holder, &url, p.address(), gender, "1970-01-01").await;
     }
-    let ask = || ask_diabetes(&w, &study, &url);
+    let me = holder.address().to_string();
+    let ask = || ask_diabetes(&w, &study, &me);
     let rpc = w.as_(&gov);
     let snapshot: U256 = rpc.raw_request("evm_snapshot".into(), ()).await.unwrap();
 
@@ -504,7 +508,7 @@ async fn opt_ins_read_before_a_reorg_are_read_again() {
         msg.contains("unrecorded_answer") && msg.contains(&format!("--pin {pin}")),
         "{msg}"
     );
-    let (code, again) = ask_diabetes_with(&w, &study, &url, &["--pin", &pin]);
+    let (code, again) = ask_diabetes_with(&w, &study, &me, &["--pin", &pin]);
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["data"]["combined"], before["data"]["combined"]);
     assert_eq!(again["data"]["alreadyRecorded"], false);
@@ -528,7 +532,8 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     }
     let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
     let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
-    let query = |extra: &[&str]| ask_diabetes_with(&w, &study, &url, extra);
+    let holder_address = holder.address().to_string();
+    let query = |extra: &[&str]| ask_diabetes_with(&w, &study, &holder_address, extra);
     // The CLI's query refused by a holder (exit 10), saying `why`.
     let refused = |extra: &[&str], why: &str| {
         let (code, e) = query(extra);
@@ -583,7 +588,16 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
     // One holder answers, another cannot be reached: the receipt for what was received is
     // recorded anyway (else the answering holder would wait for it forever), and the error
     // says so; asked again with its block, the receipt is already there.
-    let both = format!("{url},http://127.0.0.1:9");
+    let down = w.account().await;
+    w.credential(down.address()).await;
+    medrec_test_support::register_holder(
+        &w.as_(&down),
+        w.records,
+        "http://127.0.0.1:9",
+        down.address(),
+    )
+    .await;
+    let both = format!("{holder_address},{}", down.address());
     let (code, e) = ask_diabetes_with(&w, &study, &both, &[]);
     assert_eq!(code, 4, "{e}");
     let msg = e["error"]["message"].as_str().unwrap();
@@ -648,4 +662,173 @@ async fn an_answer_is_given_once_and_its_receipt_comes_before_the_next_query() {
         .mined()
         .await;
     refused(&[], "receipt_mismatch");
+}
+
+/// A researcher's list of holders is no proof of being one: each holder is asked only while
+/// it is a credentialed provider, at the endpoint it registered on chain, by the address it
+/// signs with, and once. Anything else is refused before a query is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_goes_only_to_credentialed_holders_at_their_registered_endpoint_once() {
+    let (w, _researcher, holder, study, study_id) = one_holder_study("1000").await;
+    let url = w.gk_url.clone();
+    let patient = w.account().await;
+    upload_diabetic(&w, &holder, &url, patient.address(), "female", "1970-01-01").await;
+    opt_in_as(&w, &patient, study_id).await;
+    let me = holder.address().to_string();
+    let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
+    let spent = || async { registry.studyOf(study_id).call().await.unwrap().spent };
+
+    // A server of the attacker's that counts every connection made to it: with its own key
+    // it would sign fake counts for the researcher to add to the real ones.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rogue = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        for _ in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let refused = |holders: String, why: &str| {
+        let (code, e) = ask_diabetes(&w, &study, &holders);
+        assert_eq!(code, 2, "{holders}: {e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{holders}: {msg}");
+    };
+
+    // A key of the attacker's own: neither credentialed nor registered.
+    let stranger = PrivateKeySigner::random();
+    refused(
+        format!("{me},{}", stranger.address()),
+        "is not a credentialed provider now",
+    );
+    // A provider that registered the attacker's server, then lost its credential: its
+    // registration stays on chain.
+    let revoked = w.account().await;
+    w.credential(revoked.address()).await;
+    medrec_test_support::register_holder(&w.as_(&revoked), w.records, &rogue, revoked.address())
+        .await;
+    medrec_bindings::ParticipantRegistry::new(w.participants, w.as_(&w.gov))
+        .revokeCredential(revoked.address())
+        .mined()
+        .await;
+    refused(
+        format!("{me},{}", revoked.address()),
+        "is not a credentialed provider now",
+    );
+    // A credentialed provider that registered no gatekeeper.
+    let unregistered = w.account().await;
+    w.credential(unregistered.address()).await;
+    refused(
+        format!("{me},{}", unregistered.address()),
+        "has registered no gatekeeper",
+    );
+    // A holder listed twice (once checksummed, once in lower case) would be counted twice.
+    refused(format!("{me},{}", me.to_lowercase()), "twice");
+    // A URL is not a holder.
+    refused(format!("{me},{rogue}"), "bad holder address");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the attacker's server was never contacted"
+    );
+    assert_eq!(spent().await, 0, "nothing recorded, nothing spent");
+
+    // A credentialed provider that registered another holder's endpoint: the gatekeeper there
+    // serves that holder, whose answer is not counted a second time under another name.
+    let copycat = w.account().await;
+    w.credential(copycat.address()).await;
+    medrec_test_support::register_holder(&w.as_(&copycat), w.records, &url, copycat.address())
+        .await;
+    let (code, e) = ask_diabetes(&w, &study, &format!("{me},{}", copycat.address()));
+    assert_eq!(code, 9, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "registered by {}, serves {}",
+            copycat.address(),
+            holder.address()
+        )),
+        "{msg}"
+    );
+
+    // The holder alone: its one consenting patient, counted once.
+    let (code, ok) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{ok}");
+    assert_eq!(cells(&ok), vec![cell("40-64", "female", 1, false)]);
+    assert_eq!(ok["data"]["holders"].as_array().unwrap().len(), 1);
+    let answered: Address = ok["data"]["holders"][0]["holder"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(answered, holder.address());
+}
+
+/// A gatekeeper whose node is behind the chain (`503 chain_stale`) gets one line that says so
+/// and to try later, in `study query` and in `get` alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_whose_node_is_behind_is_reported_as_such() {
+    let (mut w, _researcher, holder, study, study_id) = one_holder_study("1000").await;
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/holder")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+        "--max-head-age",
+        "3",
+    ])
+    .await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    import_key(&w, "reader", &reader);
+    const LABS: u64 = 1 << 3;
+    w.grant(&patient, holder.address(), LABS, 3_600).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    opt_in_as(&w, &patient, study_id).await;
+    let file = w.dir.path().join("obs.json");
+    std::fs::write(
+        &file,
+        crate::harness::fhir_example("Observation-example.json"),
+    )
+    .unwrap();
+    let (code, put) = run_cli_json(
+        &w,
+        &[
+            "-a",
+            "holder",
+            "put",
+            &file.to_string_lossy(),
+            "--patient",
+            &patient.address().to_string(),
+            "-c",
+            "labs",
+        ],
+    );
+    assert_eq!(code, 0, "{put}");
+    let id = put["data"]["recordId"].as_str().unwrap().to_string();
+    // No transaction, so no block, until the node's latest block is older than the bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.health(&w.gk_url).await.status != medrec_protocol::health::CHAIN_STALE {
+        assert!(std::time::Instant::now() < deadline, "never stale");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let behind = |(code, e): (i32, Value)| {
+        assert_eq!(code, 4, "{e}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("the holder's node is behind the chain (chain_stale)")
+                && msg.contains("try again later"),
+            "{msg}"
+        );
+    };
+    behind(run_cli_json(&w, &["-a", "reader", "get", &id]));
+    behind(ask_diabetes(&w, &study, &holder.address().to_string()));
 }

@@ -317,7 +317,13 @@ async fn main() {
         &rpc_url,
     )
     .await;
-    let holders = format!("{holder_a},{holder_b}");
+    // The researcher names the holders by address; each is asked at the endpoint it registered.
+    for (who, url) in [(&hospital_a, &holder_a), (&hospital_b, &holder_b)] {
+        let as_holder = wallet_provider(&rpc_url, who, Duration::from_millis(10));
+        medrec_test_support::register_holder(&as_holder, d.record_registry, url, who.address())
+            .await;
+    }
+    let holders = format!("{},{}", hospital_a.address(), hospital_b.address());
     let t = Instant::now();
     let at_a: Vec<&Patient> = population.iter().step_by(2).collect();
     let at_b: Vec<&Patient> = population.iter().skip(1).step_by(2).collect();
