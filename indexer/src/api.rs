@@ -181,6 +181,7 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
     let cats = uint(r, "categories");
     let not_before = uint(r, "not_before");
     let expires_at = uint(r, "expires_at");
+    let void: bool = r.get("void");
     GrantTerms {
         by: addr(r, "by_account"),
         categories: medrec_bindings::category_names(cats),
@@ -188,10 +189,17 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
         purpose: medrec_bindings::purpose_name(r.get::<i16, _>("purpose") as u8),
         not_before,
         expires_at,
-        live: now >= not_before && now < expires_at,
+        live: !void && now >= not_before && now < expires_at,
+        void,
         since_block: uint(r, "block_number"),
     }
 }
+
+/// Whether the grant row `g` (a `grants` row) was given before the run `r` (a
+/// `credential_runs` row of its grantee) began, by block: see the migration
+/// 20261129000005_valid_since.sql. NULL (no credential ever) reads as not void.
+const VOID_SQL: &str =
+    "COALESCE(g.block_number < r.run_block OR (r.new_run AND g.block_number = r.run_block), FALSE)";
 
 /// The grants of one party, by the other: `(grantee, terms)` for a patient (`side` is
 /// `patient`), `(patient, terms)` for a grantee (`side` is `grantee`), ordered by the other.
@@ -201,19 +209,18 @@ async fn grants_of(
     key: Address,
     now: u64,
 ) -> Result<Vec<(Address, GrantTerms)>, ApiError> {
-    let (sql, other) = match side {
-        Side::Patient => (
-            "SELECT grantee, by_account, categories, purpose, not_before, expires_at, block_number
-             FROM grants WHERE patient = $1 ORDER BY grantee",
-            "grantee",
-        ),
-        Side::Grantee => (
-            "SELECT patient, by_account, categories, purpose, not_before, expires_at, block_number
-             FROM grants WHERE grantee = $1 ORDER BY patient",
-            "patient",
-        ),
+    let (filter, other) = match side {
+        Side::Patient => ("g.patient", "grantee"),
+        Side::Grantee => ("g.grantee", "patient"),
     };
-    let rows = sqlx::query(sql)
+    // The grantee's current run decides, as validSinceOf does on chain.
+    let sql = format!(
+        "SELECT g.{other}, g.by_account, g.categories, g.purpose, g.not_before, g.expires_at,
+                g.block_number, {VOID_SQL} AS void
+         FROM grants g LEFT JOIN credential_current_runs r ON r.account = g.grantee
+         WHERE {filter} = $1 ORDER BY g.{other}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(key.to_vec())
         .fetch_all(&mut **tx)
         .await?;
@@ -526,9 +533,14 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
         "SELECT
            EXISTS (SELECT 1 FROM credential_history WHERE account = $1 AND role = 1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4) AS credentialed,
-           EXISTS (SELECT 1 FROM grant_history WHERE patient = $2 AND grantee = $1
+           EXISTS (SELECT 1 FROM grant_history g WHERE patient = $2 AND grantee = $1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
-                   AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0) AS granted,
+                   AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0
+                   -- given within the grantee's run at that block (its latest issue by then)
+                   AND COALESCE((SELECT g.from_block > r.run_block
+                                        OR (NOT r.new_run AND g.from_block = r.run_block)
+                                 FROM credential_runs r WHERE r.account = $1 AND r.block_number <= $3
+                                 ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), TRUE)) AS granted,
            EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4)
            AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3

@@ -7,7 +7,7 @@ use crate::units;
 use alloy::transports::http::reqwest;
 use clap::Args;
 use medrec_protocol::indexer::{
-    ErrorBody, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
+    ErrorBody, GrantTerms, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,8 +131,14 @@ fn print<T: Serialize>(out: Printer, command: &str, body: &T, mut lines: Vec<Str
     out.result(command, data, &lines.join("\n"));
 }
 
-fn live(live: bool) -> &'static str {
-    if live { "live" } else { "not live" }
+fn live(t: &GrantTerms) -> &'static str {
+    if t.void {
+        "void (given before the grantee's current credential)"
+    } else if t.live {
+        "live"
+    } else {
+        "not live"
+    }
 }
 
 /// Runs `grants`.
@@ -154,7 +160,7 @@ pub async fn run_grants(a: GrantsArgs, settings: &Settings, out: Printer) -> Res
             t.purpose,
             units::format_time(t.not_before),
             units::format_time(t.expires_at),
-            live(t.live)
+            live(t)
         ));
     }
     print(out, "grants", &body, lines, "none");
@@ -181,7 +187,7 @@ pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) ->
             g.patient,
             t.categories.join(","),
             units::format_time(t.expires_at),
-            live(t.live)
+            live(t)
         ));
     }
     print(out, "patients", &body, lines, "none");

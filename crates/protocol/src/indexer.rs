@@ -69,8 +69,12 @@ pub struct GrantTerms {
     pub not_before: u64,
     /// Not valid from this time on.
     pub expires_at: u64,
-    /// Whether it is valid at the indexed block's time.
+    /// Whether it counts at the indexed block's time: within its window and not void.
     pub live: bool,
+    /// Given before the grantee's current credential run began (a re-credentialing after a
+    /// revocation, a lapse or a change of role): it never counts again, as on chain.
+    #[serde(default)]
+    pub void: bool,
     /// The block of the grant.
     pub since_block: u64,
 }
@@ -551,6 +555,7 @@ mod tests {
                 not_before: 1,
                 expires_at: 2,
                 live: true,
+                void: false,
                 since_block: 3,
             },
         };
