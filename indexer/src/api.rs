@@ -418,6 +418,26 @@ SELECT * FROM (
       'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
   FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
   UNION ALL
+  SELECT block_number, log_index, tx_hash, 'break-glass-review-due',
+    json_build_object('openingId', opening_id, 'provider', '0x' || encode(provider, 'hex'), 'reviewBy', review_by)::text
+  FROM ev_emergency_justification_due WHERE patient = $1
+  UNION ALL
+  SELECT v.block_number, v.log_index, v.tx_hash, 'break-glass-reviewed',
+    json_build_object('openingId', v.opening_id, 'provider', '0x' || encode(v.provider, 'hex'), 'justified', v.justified = 1)::text
+  FROM ev_emergency_reviewed v JOIN ev_emergency_justification_due d ON d.opening_id = v.opening_id WHERE d.patient = $1
+  UNION ALL
+  SELECT o.block_number, o.log_index, o.tx_hash, 'break-glass-overdue',
+    json_build_object('openingId', o.opening_id, 'provider', '0x' || encode(o.provider, 'hex'))::text
+  FROM ev_emergency_overdue o JOIN ev_emergency_justification_due d ON d.opening_id = o.opening_id WHERE d.patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'consent-signatures-cancelled',
+    json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'), 'epoch', epoch)::text
+  FROM ev_consent_signatures_cancelled WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'study-signatures-cancelled',
+    json_build_object('studyId', study_id, 'epoch', epoch)::text
+  FROM ev_study_signatures_cancelled WHERE patient = $1
+  UNION ALL
   SELECT block_number, log_index, tx_hash, 'opted-in',
     json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
   FROM ev_opted_in WHERE patient = $1

@@ -267,6 +267,35 @@ fn describe(what: &TimelineData) -> String {
             old_record_id,
             new_record_id,
         } => format!("record {old_record_id} superseded by {new_record_id}"),
+        TimelineData::BreakGlassReviewDue {
+            opening_id,
+            review_by,
+            ..
+        } => format!(
+            "break-glass opening {opening_id} to be justified by {}",
+            units::format_time(*review_by)
+        ),
+        TimelineData::BreakGlassReviewed {
+            opening_id,
+            justified,
+            ..
+        } => format!(
+            "break-glass opening {opening_id} reviewed: {}",
+            if *justified {
+                "justified"
+            } else {
+                "UNJUSTIFIED"
+            }
+        ),
+        TimelineData::BreakGlassOverdue { opening_id, .. } => {
+            format!("break-glass opening {opening_id} OVERDUE: not justified in time")
+        }
+        TimelineData::ConsentSignaturesCancelled { grantee, .. } => {
+            format!("signed grants and revocations for {grantee} cancelled")
+        }
+        TimelineData::StudySignaturesCancelled { study_id, .. } => {
+            format!("signed opt-ins and withdrawals for study {study_id} cancelled")
+        }
         TimelineData::OptedIn { study_id, .. } => format!("opted in to study {study_id}"),
         TimelineData::Withdrew { study_id, .. } => format!("withdrew from study {study_id}"),
     }

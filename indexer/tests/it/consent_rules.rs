@@ -1,11 +1,15 @@
 //! Issue 14's consent rules as the read API answers them: a grant given before the grantee's
 //! current credential run (a re-credentialing after a revocation, a lapse or a change of role)
 //! does not count, as `canRead` and `grantedCategories` say on chain, while the renewal of a
-//! live credential keeps its grants.
+//! live credential keeps its grants; and the patient's timeline shows the cancellations of
+//! signed consents and governance's reviews and overdue records of break-glass openings.
 
 use crate::harness::*;
+use crate::studies::Registry;
 use alloy::eips::BlockId;
 use alloy::primitives::Address;
+use alloy::primitives::aliases::U40;
+use medrec_protocol::commitment;
 use serde_json::Value;
 
 /// The labs category's index.
@@ -168,4 +172,87 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
         let chain = pr.validSinceOf(a).call().await.unwrap();
         assert_eq!(since as u64, chain.to::<u64>(), "validSince of {a}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_shows_cancelled_signatures_and_break_glass_reviews() {
+    let w = World::deploy().await;
+    let reg = Registry::deploy(&w).await;
+    let db = TestDb::create("timeline_rules").await;
+    let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
+    let (h1, h2, p1, admin) = (w.a(H1), w.a(H2), w.a(P1), w.a(ADMIN));
+    let exp = w.now().await + YEAR;
+    w.issue(h1, 1, "h1", exp).await;
+    w.issue(h2, 1, "h2", exp).await;
+    let c = w.consent_c();
+    w.send("cancelSignatures", p1, c.cancelSignatures(p1, h1))
+        .await;
+    let study = reg.register(&w, LABS, 5, 1_000_000).await;
+    reg.cancel_signatures(&w, p1, study).await;
+    for h in [h1, h2] {
+        let (_, reason) = commitment::commit("unconscious in the emergency department");
+        w.send(
+            "openEmergencyAccess",
+            h,
+            c.openEmergencyAccess(p1, reason, U40::from(3_600u64)),
+        )
+        .await;
+    }
+    w.send(
+        "reviewEmergencyAccess",
+        admin,
+        c.reviewEmergencyAccess(2, false),
+    )
+    .await;
+    w.rpc("evm_increaseTime", serde_json::json!([72 * 3600]))
+        .await;
+    w.send(
+        "recordEmergencyOverdue",
+        w.a(STRANGER),
+        c.recordEmergencyOverdue(1),
+    )
+    .await;
+    wait_indexed(&w, &db, &mut idx).await;
+
+    let v: Value = idx.get_ok(&format!("/v1/patients/{p1}/timeline")).await;
+    let t: medrec_protocol::indexer::Timeline = serde_json::from_value(v.clone()).unwrap();
+    let kinds: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "consent-signatures-cancelled",
+            "study-signatures-cancelled",
+            "break-glass-opened",
+            "break-glass-review-due",
+            "break-glass-opened",
+            "break-glass-review-due",
+            "break-glass-reviewed",
+            "break-glass-overdue",
+        ],
+        "{v}"
+    );
+    use medrec_protocol::indexer::TimelineData as D;
+    let what: Vec<&D> = t.events.iter().map(|e| &e.what).collect();
+    assert!(
+        matches!(what[0], D::ConsentSignaturesCancelled { grantee, by, epoch: 1 } if *grantee == h1 && *by == p1),
+        "{:?}",
+        what[0]
+    );
+    assert!(
+        matches!(what[1], D::StudySignaturesCancelled { study_id, epoch: 1 } if *study_id == study),
+        "{:?}",
+        what[1]
+    );
+    assert!(
+        matches!(what[3], D::BreakGlassReviewDue { opening_id: 1, provider, .. } if *provider == h1)
+    );
+    assert!(
+        matches!(what[6], D::BreakGlassReviewed { opening_id: 2, provider, justified: false } if *provider == h2)
+    );
+    assert!(matches!(what[7], D::BreakGlassOverdue { opening_id: 1, provider } if *provider == h1));
 }
