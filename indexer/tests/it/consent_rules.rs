@@ -121,6 +121,9 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
     tick(&w).await;
     w.grant(p2, h1, LABS, exp).await;
     let head = wait_indexed(&w, &db, &mut idx).await;
+    // Every table and view as the test's own decoding of the chain implies, credential_runs
+    // (validSince as the contract keeps it) among them.
+    crate::model::assert_db_matches_chain(&w, &db, head).await;
 
     assert!(
         access(&w, &idx, h1, p1, before).await,
