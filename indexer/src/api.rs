@@ -195,11 +195,10 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
     }
 }
 
-/// Whether the grant row `g` (a `grants` row) was given before the run `r` (a
-/// `credential_runs` row of its grantee) began, by block: see the migration
-/// 20261129000005_valid_since.sql. NULL (no credential ever) reads as not void.
+/// Whether the open grant `g` (with its event `e`) was given before its grantee's current run
+/// `r` began (NULL: no credential ever, not void): see migrations/indexer/20261129000005_valid_since.sql.
 const VOID_SQL: &str =
-    "COALESCE(g.block_number < r.run_block OR (r.new_run AND g.block_number = r.run_block), FALSE)";
+    "medrec_grant_void(e.granted_at, g.from_block, r.valid_since, r.run_block, r.new_run)";
 
 /// The grants of one party, by the other: `(grantee, terms)` for a patient (`side` is
 /// `patient`), `(patient, terms)` for a grantee (`side` is `grantee`), ordered by the other.
@@ -216,9 +215,11 @@ async fn grants_of(
     // The grantee's current run decides, as validSinceOf does on chain.
     let sql = format!(
         "SELECT g.{other}, g.by_account, g.categories, g.purpose, g.not_before, g.expires_at,
-                g.block_number, {VOID_SQL} AS void
-         FROM grants g LEFT JOIN credential_current_runs r ON r.account = g.grantee
-         WHERE {filter} = $1 ORDER BY g.{other}"
+                g.from_block AS block_number, {VOID_SQL} AS void
+         FROM grant_history g
+         JOIN ev_granted e ON e.block_number = g.from_block AND e.log_index = g.from_log
+         LEFT JOIN credential_current_runs r ON r.account = g.grantee
+         WHERE {filter} = $1 AND g.to_block IS NULL ORDER BY g.{other}"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(key.to_vec())
@@ -557,10 +558,11 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
                    AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0
                    -- given within the grantee's run at that block (its latest issue by then)
-                   AND COALESCE((SELECT g.from_block > r.run_block
-                                        OR (NOT r.new_run AND g.from_block = r.run_block)
-                                 FROM credential_runs r WHERE r.account = $1 AND r.block_number <= $3
-                                 ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), TRUE)) AS granted,
+                   AND NOT COALESCE((SELECT medrec_grant_void(e.granted_at, g.from_block, r.valid_since, r.run_block, r.new_run)
+                                     FROM ev_granted e, credential_runs r
+                                     WHERE e.block_number = g.from_block AND e.log_index = g.from_log
+                                       AND r.account = $1 AND r.block_number <= $3
+                                     ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), FALSE)) AS granted,
            EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4)
            AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3

@@ -6,11 +6,17 @@
 -- time) keeps the run's start; the first issue of an account starts a run at its own time;
 -- any other issue (after a revocation, a lapse or a change of role) starts one a second later.
 --
--- `run_block` is the block of the issue that started the run, and `new_run` whether that issue
--- followed an earlier credential. Granted carries no time, so a grant is compared with its run
--- by block: it counts from run_block on (first run) or after run_block (a new run starts the
--- second after its issue). That is the contract's comparison of times wherever each block's
--- time is later than its parent's, as the chain rules require.
+-- Granted carries no time: ev_granted.granted_at is its block's time (the contract's
+-- grantedAt) as the node reports it with the log (eth_getLogs' blockTimestamp), compared with
+-- valid_since as the contract compares them. 0 where it is unknown (rows indexed before this
+-- migration, a node that does not report it): such a grant is compared with its run by block,
+-- through `run_block` (the block of the issue that started the run) and `new_run` (whether
+-- that issue followed an earlier credential): it counts from run_block on (a first run) or
+-- after run_block (a new run starts the second after its issue). That is the contract's
+-- comparison wherever each block's time is later than its parent's, as the chain rules
+-- require; anvil gives blocks mined within one second the same time.
+
+ALTER TABLE ev_granted ADD COLUMN granted_at BIGINT NOT NULL DEFAULT 0;
 
 CREATE VIEW credential_runs AS
 WITH ev AS (
@@ -48,3 +54,12 @@ CREATE VIEW credential_current_runs AS
     SELECT DISTINCT ON (account) account, valid_since, run_block, new_run
     FROM credential_runs
     ORDER BY account, block_number DESC, log_index DESC;
+
+-- Each grant's standing against a run `r` of its grantee: given before the run began.
+CREATE FUNCTION medrec_grant_void(granted_at BIGINT, granted_block BIGINT,
+                                  valid_since BIGINT, run_block BIGINT, new_run BOOLEAN)
+    RETURNS BOOLEAN LANGUAGE SQL IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT CASE
+        WHEN valid_since IS NULL THEN FALSE
+        WHEN granted_at > 0 THEN granted_at < valid_since
+        ELSE granted_block < run_block OR (new_run AND granted_block = run_block) END $$;

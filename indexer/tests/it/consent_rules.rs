@@ -117,6 +117,13 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
     w.issue(h3, 1, "h3 again", exp).await;
     w.grant(p4, h3, LABS, exp).await;
     let same = w.end_block().await;
+    // And once more in the next block, which anvil mines in the same second: the run of H3
+    // begins the second after its re-issue, so that grant does not count either.
+    let p6 = w.a(P5 + 1);
+    w.grant(p6, h3, LABS, exp).await;
+    let next = w.head().await;
+    let (_, same_t) = w.block(same).await;
+    let (_, next_t) = w.block(next).await;
     // A grant given after the re-credentialing counts.
     tick(&w).await;
     w.grant(p2, h1, LABS, exp).await;
@@ -154,6 +161,13 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
         !access(&w, &idx, x, p5, head).await,
         "granted before the first credential"
     );
+    // anvil mines the next block in the same second unless the second has just turned.
+    let later = next_t > same_t;
+    assert_eq!(
+        access(&w, &idx, h3, p6, next).await,
+        later,
+        "granted in the block after"
+    );
 
     assert_eq!(listed(&w, &idx, p1, h1).await, (false, true));
     assert_eq!(listed(&w, &idx, p2, h2).await, (true, false));
@@ -161,6 +175,7 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
     assert_eq!(listed(&w, &idx, p3, h3).await, (false, true));
     assert_eq!(listed(&w, &idx, p4, h3).await, (false, true));
     assert_eq!(listed(&w, &idx, p5, x).await, (false, true));
+    assert_eq!(listed(&w, &idx, p6, h3).await, (later, !later));
 
     // The runs as the registry keeps them.
     let runs: Vec<(Vec<u8>, i64)> =
