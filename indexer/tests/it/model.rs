@@ -38,6 +38,8 @@ pub enum Ev {
         purpose: u8,
         not_before: u64,
         expires_at: u64,
+        /// Its block's time (from the block header, not the log).
+        granted_at: u64,
     },
     Revoked {
         patient: Address,
@@ -232,6 +234,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     purpose: e.purpose,
                     not_before: t(e.notBefore),
                     expires_at: t(e.expiresAt),
+                    granted_at: w.block(log.block_number.unwrap()).await.1,
                 },
                 CE::Revoked(e) => Ev::Revoked {
                     patient: e.patient,
@@ -589,6 +592,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 purpose,
                 not_before,
                 expires_at,
+                granted_at,
             } => {
                 let m = mask(*categories);
                 push(
@@ -603,7 +607,8 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                         m,
                         *purpose,
                         *not_before,
-                        *expires_at
+                        *expires_at,
+                        *granted_at
                     ),
                 );
                 let payload = row!(
@@ -934,7 +939,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_granted",
-        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at FROM ev_granted",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at, granted_at FROM ev_granted",
     ),
     (
         "ev_revoked",
