@@ -127,6 +127,19 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
     // A grant given after the re-credentialing counts.
     tick(&w).await;
     w.grant(p2, h1, LABS, exp).await;
+    // L's credential lapses and is issued again; C changes role and back, with its credential
+    // live throughout: both start new runs, and their grants are void.
+    let (l, c, pl, pc) = (w.a(12), w.a(13), w.a(14), w.a(15));
+    let soon = w.now().await + 100;
+    w.issue(l, 1, "l", soon).await;
+    w.issue(c, 1, "c", exp).await;
+    tick(&w).await;
+    w.grant(pl, l, LABS, exp).await;
+    w.grant(pc, c, LABS, exp).await;
+    w.rpc("evm_increaseTime", serde_json::json!([200])).await;
+    w.issue(l, 1, "l again", exp).await;
+    w.issue(c, 2, "c as researcher", exp).await;
+    w.issue(c, 1, "c as provider again", exp).await;
     let head = wait_indexed(&w, &db, &mut idx).await;
     // Every table and view as the test's own decoding of the chain implies, credential_runs
     // (validSince as the contract keeps it) among them.
@@ -176,6 +189,16 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
     assert_eq!(listed(&w, &idx, p4, h3).await, (false, true));
     assert_eq!(listed(&w, &idx, p5, x).await, (false, true));
     assert_eq!(listed(&w, &idx, p6, h3).await, (later, !later));
+    assert!(
+        !access(&w, &idx, l, pl, head).await,
+        "lapsed and issued again"
+    );
+    assert!(
+        !access(&w, &idx, c, pc, head).await,
+        "another role and back"
+    );
+    assert_eq!(listed(&w, &idx, pl, l).await, (false, true));
+    assert_eq!(listed(&w, &idx, pc, c).await, (false, true));
 
     // The runs as the registry keeps them.
     let runs: Vec<(Vec<u8>, i64)> =
@@ -184,7 +207,7 @@ async fn a_re_credentialed_grantee_gets_no_old_grant_back_and_a_renewal_keeps_th
             .await
             .unwrap();
     let pr = w.participants_c();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for (account, since) in runs {
         let a = Address::from_slice(&account);
         let chain = pr.validSinceOf(a).call().await.unwrap();
