@@ -319,3 +319,45 @@ pub async fn run_timeline(a: TimelineArgs, settings: &Settings, out: Printer) ->
     print(out, "timeline", &body, lines, "nothing yet");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Address;
+
+    #[test]
+    fn reviews_overdue_records_and_cancelled_signatures_are_described() {
+        let a = Address::repeat_byte(0x11);
+        let said = |w: TimelineData| describe(&w);
+        assert_eq!(
+            said(TimelineData::BreakGlassReviewed {
+                opening_id: 2,
+                provider: a,
+                justified: false
+            }),
+            "break-glass opening 2 reviewed: UNJUSTIFIED"
+        );
+        assert_eq!(
+            said(TimelineData::BreakGlassOverdue {
+                opening_id: 1,
+                provider: a
+            }),
+            "break-glass opening 1 OVERDUE: not justified in time"
+        );
+        assert_eq!(
+            said(TimelineData::ConsentSignaturesCancelled {
+                grantee: a,
+                by: a,
+                epoch: 1
+            }),
+            format!("signed grants and revocations for {a} cancelled")
+        );
+        assert_eq!(
+            said(TimelineData::StudySignaturesCancelled {
+                study_id: 3,
+                epoch: 1
+            }),
+            "signed opt-ins and withdrawals for study 3 cancelled"
+        );
+    }
+}
