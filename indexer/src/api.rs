@@ -181,6 +181,7 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
     let cats = uint(r, "categories");
     let not_before = uint(r, "not_before");
     let expires_at = uint(r, "expires_at");
+    let void: bool = r.get("void");
     GrantTerms {
         by: addr(r, "by_account"),
         categories: medrec_bindings::category_names(cats),
@@ -188,10 +189,16 @@ fn grant_terms(r: &sqlx::postgres::PgRow, now: u64) -> GrantTerms {
         purpose: medrec_bindings::purpose_name(r.get::<i16, _>("purpose") as u8),
         not_before,
         expires_at,
-        live: now >= not_before && now < expires_at,
+        live: !void && now >= not_before && now < expires_at,
+        void,
         since_block: uint(r, "block_number"),
     }
 }
+
+/// Whether the open grant `g` (with its event `e`) was given before its grantee's current run
+/// `r` began (NULL: no credential ever, not void): see migrations/indexer/20261129000005_valid_since.sql.
+const VOID_SQL: &str =
+    "medrec_grant_void(e.granted_at, g.from_block, r.valid_since, r.run_block, r.new_run)";
 
 /// The grants of one party, by the other: `(grantee, terms)` for a patient (`side` is
 /// `patient`), `(patient, terms)` for a grantee (`side` is `grantee`), ordered by the other.
@@ -201,19 +208,20 @@ async fn grants_of(
     key: Address,
     now: u64,
 ) -> Result<Vec<(Address, GrantTerms)>, ApiError> {
-    let (sql, other) = match side {
-        Side::Patient => (
-            "SELECT grantee, by_account, categories, purpose, not_before, expires_at, block_number
-             FROM grants WHERE patient = $1 ORDER BY grantee",
-            "grantee",
-        ),
-        Side::Grantee => (
-            "SELECT patient, by_account, categories, purpose, not_before, expires_at, block_number
-             FROM grants WHERE grantee = $1 ORDER BY patient",
-            "patient",
-        ),
+    let (filter, other) = match side {
+        Side::Patient => ("g.patient", "grantee"),
+        Side::Grantee => ("g.grantee", "patient"),
     };
-    let rows = sqlx::query(sql)
+    // The grantee's current run decides, as validSinceOf does on chain.
+    let sql = format!(
+        "SELECT g.{other}, g.by_account, g.categories, g.purpose, g.not_before, g.expires_at,
+                g.from_block AS block_number, {VOID_SQL} AS void
+         FROM grant_history g
+         JOIN ev_granted e ON e.block_number = g.from_block AND e.log_index = g.from_log
+         LEFT JOIN credential_current_runs r ON r.account = g.grantee
+         WHERE {filter} = $1 AND g.to_block IS NULL ORDER BY g.{other}"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(key.to_vec())
         .fetch_all(&mut **tx)
         .await?;
@@ -411,6 +419,26 @@ SELECT * FROM (
       'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
   FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
   UNION ALL
+  SELECT block_number, log_index, tx_hash, 'break-glass-review-due',
+    json_build_object('openingId', opening_id, 'provider', '0x' || encode(provider, 'hex'), 'reviewBy', review_by)::text
+  FROM ev_emergency_justification_due WHERE patient = $1
+  UNION ALL
+  SELECT v.block_number, v.log_index, v.tx_hash, 'break-glass-reviewed',
+    json_build_object('openingId', v.opening_id, 'provider', '0x' || encode(v.provider, 'hex'), 'justified', v.justified = 1)::text
+  FROM ev_emergency_reviewed v JOIN ev_emergency_justification_due d ON d.opening_id = v.opening_id WHERE d.patient = $1
+  UNION ALL
+  SELECT o.block_number, o.log_index, o.tx_hash, 'break-glass-overdue',
+    json_build_object('openingId', o.opening_id, 'provider', '0x' || encode(o.provider, 'hex'))::text
+  FROM ev_emergency_overdue o JOIN ev_emergency_justification_due d ON d.opening_id = o.opening_id WHERE d.patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'consent-signatures-cancelled',
+    json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'), 'epoch', epoch)::text
+  FROM ev_consent_signatures_cancelled WHERE patient = $1
+  UNION ALL
+  SELECT block_number, log_index, tx_hash, 'study-signatures-cancelled',
+    json_build_object('studyId', study_id, 'epoch', epoch)::text
+  FROM ev_study_signatures_cancelled WHERE patient = $1
+  UNION ALL
   SELECT block_number, log_index, tx_hash, 'opted-in',
     json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
   FROM ev_opted_in WHERE patient = $1
@@ -526,9 +554,15 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
         "SELECT
            EXISTS (SELECT 1 FROM credential_history WHERE account = $1 AND role = 1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4) AS credentialed,
-           EXISTS (SELECT 1 FROM grant_history WHERE patient = $2 AND grantee = $1
+           EXISTS (SELECT 1 FROM grant_history g WHERE patient = $2 AND grantee = $1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3)
-                   AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0) AS granted,
+                   AND not_before <= $4 AND expires_at > $4 AND (categories & $5) <> 0
+                   -- given within the grantee's run at that block (its latest issue by then)
+                   AND NOT COALESCE((SELECT medrec_grant_void(e.granted_at, g.from_block, r.valid_since, r.run_block, r.new_run)
+                                     FROM ev_granted e, credential_runs r
+                                     WHERE e.block_number = g.from_block AND e.log_index = g.from_log
+                                       AND r.account = $1 AND r.block_number <= $3
+                                     ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), FALSE)) AS granted,
            EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
                    AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4)
            AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3

@@ -21,6 +21,11 @@ pub trait Indexed: SolEvent + Sized {
     const COLUMNS: &'static [ColumnDef];
     /// Writes the decoded fields, one per column of [`Indexed::COLUMNS`], in order.
     fn bind(&self, row: &mut RowWriter<'_>);
+    /// Writes the row given the log's block time, where the node says it (`blockTimestamp`
+    /// in eth_getLogs): for an event whose table keeps a time its fields do not carry.
+    fn bind_at(&self, row: &mut RowWriter<'_>, _block_time: Option<u64>) {
+        self.bind(row);
+    }
     /// What the event does to a history table, if anything.
     fn change(&self) -> Result<Option<Change>, String> {
         Ok(None)
@@ -78,7 +83,7 @@ impl<E: Indexed> EventTable for Table<E> {
         w.uint(block);
         // The log index and the tx hash through the same writer as the fields.
         w.index(index).word(tx);
-        e.bind(&mut w);
+        e.bind_at(&mut w, log.block_timestamp);
         w.finish().map_err(|m| format!("{}: {m}", E::TABLE))?;
         e.change()
     }
@@ -296,7 +301,9 @@ impl Indexed for ConsentRegistry::Granted {
         ("purpose", SmallInt),
         ("not_before", BigInt),
         ("expires_at", BigInt),
+        ("granted_at", BigInt),
     ];
+    /// The fields without the grant's time: see [`Indexed::bind_at`].
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.address(self.patient)
             .address(self.grantee)
@@ -305,6 +312,12 @@ impl Indexed for ConsentRegistry::Granted {
             .code(self.purpose)
             .uint(t(self.notBefore))
             .uint(t(self.expiresAt));
+    }
+    /// The grant's time is its block's (the contract's `grantedAt`), which the event does not
+    /// carry; 0 where the node does not say it (the API then compares by block).
+    fn bind_at(&self, w: &mut RowWriter<'_>, block_time: Option<u64>) {
+        self.bind(w);
+        w.uint(block_time.unwrap_or(0));
     }
     fn change(&self) -> Result<Option<Change>, String> {
         let state = vec![

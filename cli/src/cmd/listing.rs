@@ -7,7 +7,7 @@ use crate::units;
 use alloy::transports::http::reqwest;
 use clap::Args;
 use medrec_protocol::indexer::{
-    ErrorBody, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
+    ErrorBody, GrantTerms, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,8 +131,14 @@ fn print<T: Serialize>(out: Printer, command: &str, body: &T, mut lines: Vec<Str
     out.result(command, data, &lines.join("\n"));
 }
 
-fn live(live: bool) -> &'static str {
-    if live { "live" } else { "not live" }
+fn live(t: &GrantTerms) -> &'static str {
+    if t.void {
+        "void (given before the grantee's current credential)"
+    } else if t.live {
+        "live"
+    } else {
+        "not live"
+    }
 }
 
 /// Runs `grants`.
@@ -154,7 +160,7 @@ pub async fn run_grants(a: GrantsArgs, settings: &Settings, out: Printer) -> Res
             t.purpose,
             units::format_time(t.not_before),
             units::format_time(t.expires_at),
-            live(t.live)
+            live(t)
         ));
     }
     print(out, "grants", &body, lines, "none");
@@ -181,7 +187,7 @@ pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) ->
             g.patient,
             t.categories.join(","),
             units::format_time(t.expires_at),
-            live(t.live)
+            live(t)
         ));
     }
     print(out, "patients", &body, lines, "none");
@@ -261,6 +267,35 @@ fn describe(what: &TimelineData) -> String {
             old_record_id,
             new_record_id,
         } => format!("record {old_record_id} superseded by {new_record_id}"),
+        TimelineData::BreakGlassReviewDue {
+            opening_id,
+            review_by,
+            ..
+        } => format!(
+            "break-glass opening {opening_id} to be justified by {}",
+            units::format_time(*review_by)
+        ),
+        TimelineData::BreakGlassReviewed {
+            opening_id,
+            justified,
+            ..
+        } => format!(
+            "break-glass opening {opening_id} reviewed: {}",
+            if *justified {
+                "justified"
+            } else {
+                "UNJUSTIFIED"
+            }
+        ),
+        TimelineData::BreakGlassOverdue { opening_id, .. } => {
+            format!("break-glass opening {opening_id} OVERDUE: not justified in time")
+        }
+        TimelineData::ConsentSignaturesCancelled { grantee, .. } => {
+            format!("signed grants and revocations for {grantee} cancelled")
+        }
+        TimelineData::StudySignaturesCancelled { study_id, .. } => {
+            format!("signed opt-ins and withdrawals for study {study_id} cancelled")
+        }
         TimelineData::OptedIn { study_id, .. } => format!("opted in to study {study_id}"),
         TimelineData::Withdrew { study_id, .. } => format!("withdrew from study {study_id}"),
     }
@@ -283,4 +318,46 @@ pub async fn run_timeline(a: TimelineArgs, settings: &Settings, out: Printer) ->
     }
     print(out, "timeline", &body, lines, "nothing yet");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::Address;
+
+    #[test]
+    fn reviews_overdue_records_and_cancelled_signatures_are_described() {
+        let a = Address::repeat_byte(0x11);
+        let said = |w: TimelineData| describe(&w);
+        assert_eq!(
+            said(TimelineData::BreakGlassReviewed {
+                opening_id: 2,
+                provider: a,
+                justified: false
+            }),
+            "break-glass opening 2 reviewed: UNJUSTIFIED"
+        );
+        assert_eq!(
+            said(TimelineData::BreakGlassOverdue {
+                opening_id: 1,
+                provider: a
+            }),
+            "break-glass opening 1 OVERDUE: not justified in time"
+        );
+        assert_eq!(
+            said(TimelineData::ConsentSignaturesCancelled {
+                grantee: a,
+                by: a,
+                epoch: 1
+            }),
+            format!("signed grants and revocations for {a} cancelled")
+        );
+        assert_eq!(
+            said(TimelineData::StudySignaturesCancelled {
+                study_id: 3,
+                epoch: 1
+            }),
+            "signed opt-ins and withdrawals for study 3 cancelled"
+        );
+    }
 }

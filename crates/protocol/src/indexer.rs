@@ -69,8 +69,12 @@ pub struct GrantTerms {
     pub not_before: u64,
     /// Not valid from this time on.
     pub expires_at: u64,
-    /// Whether it is valid at the indexed block's time.
+    /// Whether it counts at the indexed block's time: within its window and not void.
     pub live: bool,
+    /// Given before the grantee's current credential run began (a re-credentialing after a
+    /// revocation, a lapse or a change of role): it never counts again, as on chain.
+    #[serde(default)]
+    pub void: bool,
     /// The block of the grant.
     pub since_block: u64,
 }
@@ -343,6 +347,57 @@ pub enum TimelineData {
         /// The amending record.
         new_record_id: B256,
     },
+    /// A break-glass opening's id and the time by which it must be justified.
+    #[serde(rename = "break-glass-review-due", rename_all = "camelCase")]
+    BreakGlassReviewDue {
+        /// The opening's id.
+        opening_id: u64,
+        /// The provider.
+        #[serde(with = "checksummed")]
+        provider: Address,
+        /// The deadline of the justification.
+        review_by: u64,
+    },
+    /// Governance's review of a break-glass opening.
+    #[serde(rename = "break-glass-reviewed", rename_all = "camelCase")]
+    BreakGlassReviewed {
+        /// The opening's id.
+        opening_id: u64,
+        /// The provider.
+        #[serde(with = "checksummed")]
+        provider: Address,
+        /// Whether governance found it justified.
+        justified: bool,
+    },
+    /// A break-glass opening recorded overdue: not justified in time.
+    #[serde(rename = "break-glass-overdue", rename_all = "camelCase")]
+    BreakGlassOverdue {
+        /// The opening's id.
+        opening_id: u64,
+        /// The provider.
+        #[serde(with = "checksummed")]
+        provider: Address,
+    },
+    /// The outstanding signed grants and revocations for one grantee voided.
+    #[serde(rename_all = "camelCase")]
+    ConsentSignaturesCancelled {
+        /// The grantee.
+        #[serde(with = "checksummed")]
+        grantee: Address,
+        /// The patient or a guardian.
+        #[serde(with = "checksummed")]
+        by: Address,
+        /// The relationship's new signature epoch.
+        epoch: u64,
+    },
+    /// The outstanding signed opt-ins and withdrawals for one study voided.
+    #[serde(rename_all = "camelCase")]
+    StudySignaturesCancelled {
+        /// The study.
+        study_id: u64,
+        /// The new signature epoch.
+        epoch: u64,
+    },
     /// Opted in to a study.
     #[serde(rename_all = "camelCase")]
     OptedIn {
@@ -551,6 +606,7 @@ mod tests {
                 not_before: 1,
                 expires_at: 2,
                 live: true,
+                void: false,
                 since_block: 3,
             },
         };

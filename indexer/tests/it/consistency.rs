@@ -249,6 +249,7 @@ fn current_grants(evs: &[Logged]) -> GrantMap {
                 purpose,
                 not_before,
                 expires_at,
+                ..
             } => {
                 m.insert(
                     (*patient, *grantee),
@@ -273,7 +274,14 @@ fn current_grants(evs: &[Logged]) -> GrantMap {
     m
 }
 
-fn grant_json(who: &str, addr: Address, g: &(Address, u64, u8, u64, u64, u64), now: u64) -> Value {
+/// A listed grant; `void` as the chain says it (given before the grantee's current run).
+fn grant_json(
+    who: &str,
+    addr: Address,
+    g: &(Address, u64, u8, u64, u64, u64),
+    now: u64,
+    void: bool,
+) -> Value {
     let (by, cats, purpose, nb, exp, since) = *g;
     serde_json::json!({
         who: cs(addr),
@@ -284,7 +292,8 @@ fn grant_json(who: &str, addr: Address, g: &(Address, u64, u8, u64, u64, u64), n
         "purpose": medrec_bindings::purpose_name(purpose),
         "notBefore": nb,
         "expiresAt": exp,
-        "live": now >= nb && now < exp,
+        "live": !void && now >= nb && now < exp,
+        "void": void,
         "sinceBlock": since,
     })
 }
@@ -294,6 +303,20 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     let grants = current_grants(evs);
     let patients = [P1, P2, P3, P4, P5].map(|i| w.a(i));
     let grantees = [H1, H2, H3, RESEARCHER, GUARDIAN, STRANGER].map(|i| w.a(i));
+    // Each current grant's standing on chain: made before its grantee's credential run began.
+    let mut void = std::collections::BTreeMap::new();
+    for &(p, g) in grants.keys() {
+        let at = alloy::eips::BlockId::number(head);
+        let made = w.consent_c().grantOf(p, g).block(at).call().await.unwrap();
+        let since = w
+            .participants_c()
+            .validSinceOf(g)
+            .block(at)
+            .call()
+            .await
+            .unwrap();
+        void.insert((p, g), made.grantedAt < since);
+    }
 
     // /health and /metrics.
     idx.wait_reported(head).await;
@@ -351,7 +374,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         let want: Vec<Value> = grants
             .iter()
             .filter(|((pp, _), _)| *pp == p)
-            .map(|((_, g), row)| grant_json("grantee", *g, row, now))
+            .map(|((p, g), row)| grant_json("grantee", *g, row, now, void[&(*p, *g)]))
             .collect();
         assert_eq!(v["grants"], Value::Array(want), "grants of {p}");
     }
@@ -361,7 +384,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         let mut want: Vec<(Address, Value)> = grants
             .iter()
             .filter(|((_, gg), _)| *gg == g)
-            .map(|((p, _), row)| (*p, grant_json("patient", *p, row, now)))
+            .map(|((p, g), row)| (*p, grant_json("patient", *p, row, now, void[&(*p, *g)])))
             .collect();
         want.sort_by_key(|(p, _)| *p);
         let want: Vec<Value> = want.into_iter().map(|(_, v)| v).collect();
@@ -612,6 +635,8 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
 /// The events of `p`'s timeline with the API's type names.
 fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
     let mut patient_of: std::collections::HashMap<B256, Address> = Default::default();
+    // Break-glass opening id -> its patient.
+    let mut opening_of: std::collections::HashMap<u64, Address> = Default::default();
     let mut out = vec![];
     for l in evs {
         let kind = match &l.ev {
@@ -632,6 +657,20 @@ fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
             }
             Ev::BreakGlassMarked { patient, .. } if *patient == p => {
                 Some("pointer-anchored-under-break-glass")
+            }
+            Ev::JustificationDue { id, patient, .. } => {
+                opening_of.insert(*id, *patient);
+                (*patient == p).then_some("break-glass-review-due")
+            }
+            Ev::Reviewed { id, .. } if opening_of.get(id) == Some(&p) => {
+                Some("break-glass-reviewed")
+            }
+            Ev::Overdue { id, .. } if opening_of.get(id) == Some(&p) => Some("break-glass-overdue"),
+            Ev::ConsentSignaturesCancelled { patient, .. } if *patient == p => {
+                Some("consent-signatures-cancelled")
+            }
+            Ev::StudySignaturesCancelled { patient, .. } if *patient == p => {
+                Some("study-signatures-cancelled")
             }
             _ => None,
         };

@@ -14,6 +14,7 @@ mod harness;
 mod model;
 
 mod break_glass;
+mod consent_rules;
 mod consistency;
 mod crash;
 mod lock;

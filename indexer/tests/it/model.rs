@@ -38,6 +38,8 @@ pub enum Ev {
         purpose: u8,
         not_before: u64,
         expires_at: u64,
+        /// Its block's time (from the block header, not the log).
+        granted_at: u64,
     },
     Revoked {
         patient: Address,
@@ -105,6 +107,23 @@ pub enum Ev {
         grantee: Address,
         by: Address,
         epoch: u64,
+    },
+    JustificationDue {
+        id: u64,
+        patient: Address,
+        provider: Address,
+        review_by: u64,
+    },
+    Reviewed {
+        id: u64,
+        provider: Address,
+        justified: bool,
+        unjustified: u64,
+    },
+    Overdue {
+        id: u64,
+        provider: Address,
+        unjustified: u64,
     },
     StudySignaturesCancelled {
         study: u64,
@@ -215,6 +234,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     purpose: e.purpose,
                     not_before: t(e.notBefore),
                     expires_at: t(e.expiresAt),
+                    granted_at: w.block(log.block_number.unwrap()).await.1,
                 },
                 CE::Revoked(e) => Ev::Revoked {
                     patient: e.patient,
@@ -250,6 +270,23 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     grantee: e.grantee,
                     by: e.by,
                     epoch: e.epoch.to::<u64>(),
+                },
+                CE::EmergencyJustificationDue(e) => Ev::JustificationDue {
+                    id: e.id,
+                    patient: e.patient,
+                    provider: e.provider,
+                    review_by: t(e.reviewBy),
+                },
+                CE::EmergencyAccessReviewed(e) => Ev::Reviewed {
+                    id: e.id,
+                    provider: e.provider,
+                    justified: e.justified,
+                    unjustified: u64::from(e.unjustified),
+                },
+                CE::EmergencyAccessOverdue(e) => Ev::Overdue {
+                    id: e.id,
+                    provider: e.provider,
+                    unjustified: u64::from(e.unjustified),
                 },
                 _ => continue,
             }
@@ -467,6 +504,9 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
     let mut grants: Hist<(Address, Address)> = Hist::new();
     let mut guardians: Hist<(Address, Address)> = Hist::new();
     let mut creds: Hist<Address> = Hist::new();
+    // ParticipantRegistry's validSince, kept as the contract keeps it: account -> (role,
+    // expires_at, revoked, valid_since, run_block, new_run) after its latest credential event.
+    let mut runs: HashMap<Address, (u8, u64, bool, u64, u64, i64)> = HashMap::new();
     let mut emerg: Hist<(Address, Address)> = Hist::new();
     let mut statuses: Hist<u64> = Hist::new();
     let mut opt_ins: Hist<(u64, Address)> = Hist::new();
@@ -500,6 +540,35 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 );
                 let payload = row!(*account, *role, *reference, *issued_at, *expires_at);
                 creds.open(*account, payload, bn, li);
+                // A renewal of a live credential of the same role keeps the run; a first issue
+                // starts one now; any other issue starts one the next second.
+                let (valid_since, run_block, new_run) = match runs.get(account) {
+                    Some(&(r, exp, revoked, since, rb, nr))
+                        if r == *role && !revoked && *issued_at < exp =>
+                    {
+                        (since, rb, nr)
+                    }
+                    Some(_) => (*issued_at + 1, bn, 1),
+                    None => (*issued_at, bn, 0),
+                };
+                runs.insert(
+                    *account,
+                    (*role, *expires_at, false, valid_since, run_block, new_run),
+                );
+                push(
+                    "credential_runs",
+                    row!(
+                        *account,
+                        bn,
+                        li,
+                        *role,
+                        *issued_at,
+                        *expires_at,
+                        valid_since,
+                        run_block,
+                        new_run
+                    ),
+                );
             }
             Ev::CredentialRevoked {
                 account,
@@ -511,6 +580,9 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                     row!(bn, li, tx, *account, *role, *revoked_at),
                 );
                 creds.close(account, bn, "revoked", true);
+                runs.get_mut(account)
+                    .expect("the chain revoked a credential never issued")
+                    .2 = true;
             }
             Ev::Granted {
                 patient,
@@ -520,6 +592,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 purpose,
                 not_before,
                 expires_at,
+                granted_at,
             } => {
                 let m = mask(*categories);
                 push(
@@ -534,7 +607,8 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                         m,
                         *purpose,
                         *not_before,
-                        *expires_at
+                        *expires_at,
+                        *granted_at
                     ),
                 );
                 let payload = row!(
@@ -618,6 +692,40 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
             } => push(
                 "ev_consent_signatures_cancelled",
                 row!(bn, li, tx, *patient, *grantee, *by, *epoch),
+            ),
+            Ev::JustificationDue {
+                id,
+                patient,
+                provider,
+                review_by,
+            } => push(
+                "ev_emergency_justification_due",
+                row!(bn, li, tx, *id, *patient, *provider, *review_by),
+            ),
+            Ev::Reviewed {
+                id,
+                provider,
+                justified,
+                unjustified,
+            } => push(
+                "ev_emergency_reviewed",
+                row!(
+                    bn,
+                    li,
+                    tx,
+                    *id,
+                    *provider,
+                    u64::from(*justified),
+                    *unjustified
+                ),
+            ),
+            Ev::Overdue {
+                id,
+                provider,
+                unjustified,
+            } => push(
+                "ev_emergency_overdue",
+                row!(bn, li, tx, *id, *provider, *unjustified),
             ),
             Ev::StudySignaturesCancelled {
                 study,
@@ -831,7 +939,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_granted",
-        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at FROM ev_granted",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at, granted_at FROM ev_granted",
     ),
     (
         "ev_revoked",
@@ -902,6 +1010,18 @@ pub const QUERIES: &[(&str, &str)] = &[
         "SELECT block_number, log_index, tx_hash, study_id, query_hash, cost, pinned_block, answer_hash FROM ev_query_answered",
     ),
     (
+        "ev_emergency_justification_due",
+        "SELECT block_number, log_index, tx_hash, opening_id, patient, provider, review_by FROM ev_emergency_justification_due",
+    ),
+    (
+        "ev_emergency_reviewed",
+        "SELECT block_number, log_index, tx_hash, opening_id, provider, justified, unjustified FROM ev_emergency_reviewed",
+    ),
+    (
+        "ev_emergency_overdue",
+        "SELECT block_number, log_index, tx_hash, opening_id, provider, unjustified FROM ev_emergency_overdue",
+    ),
+    (
         "ev_consent_signatures_cancelled",
         "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, epoch FROM ev_consent_signatures_cancelled",
     ),
@@ -936,6 +1056,10 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "credential_history",
         "SELECT account, role, ref, issued_at, expires_at, from_block, from_log, to_block, end_reason FROM credential_history",
+    ),
+    (
+        "credential_runs",
+        "SELECT account, block_number, log_index, role, issued_at, expires_at, valid_since, run_block, new_run::int FROM credential_runs",
     ),
     (
         "emergency_history",
@@ -1109,6 +1233,9 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::QueryAnswered { .. } => "query_answered",
             Ev::ConsentSignaturesCancelled { .. } => "consent_signatures_cancelled",
             Ev::StudySignaturesCancelled { .. } => "study_signatures_cancelled",
+            Ev::JustificationDue { .. } => "justification_due",
+            Ev::Reviewed { .. } => "reviewed",
+            Ev::Overdue { .. } => "overdue",
         };
         *m.entry(k).or_insert(0) += 1;
     }
