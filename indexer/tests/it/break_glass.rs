@@ -73,6 +73,7 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
         coolingOff: U40::from(DAY),
         justifyWithin: U40::from(DAY),
         maxUnjustified: 5,
+        maxPending: 7,
     };
     w.send("setEmergencyPolicy", admin, c.setEmergencyPolicy(policy))
         .await;
@@ -107,13 +108,14 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
             .await
             .unwrap();
     assert_eq!(rules, vec![(p1.to_vec(), rule as i64)]);
-    let p: (i16, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT max_openings, period, cooling_off, justify_within, max_unjustified FROM emergency_policy",
+    let p: (i16, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT max_openings, period, cooling_off, justify_within, max_unjustified, max_pending \
+         FROM emergency_policy",
     )
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!(p, (2, 7 * DAY as i64, DAY as i64, DAY as i64, 5));
+    assert_eq!(p, (2, 7 * DAY as i64, DAY as i64, DAY as i64, 5, 7));
 
     // Under break-glass, the API answers as canRead: the rule's categories are not readable.
     let access = |cat: &str, block: u64| {
