@@ -23,7 +23,8 @@ pragma solidity ^0.8.30;
 ///
 /// A grant counts only when it was made (`grantedAt`) at or after the `validSince` of the
 /// grantee's credential: a provider credentialed again after a revocation or a lapse does not
-/// get back the grants it held before ({IParticipantRegistry-validSinceOf}).
+/// get back the grants it held before ({IParticipantRegistry-validSinceOf}), nor break-glass it
+/// opened before (`openedAt`).
 /// Every state change emits an event carrying the whole new state, so an indexer can rebuild
 /// all state from events alone.
 interface IConsentRegistry {
