@@ -18,6 +18,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
     /// @notice Hard upper bound of a policy's openings per provider and patient and period:
     /// {EmergencyBounds} keeps the times of this many.
     uint8 public constant MAX_EMERGENCY_OPENINGS = 5;
+    /// @notice Hard upper bound of a policy's openings per provider pending review.
+    uint16 public constant MAX_EMERGENCY_PENDING = 1000;
     /// @notice The categories a patient's rule may keep out of break-glass: mental-health (10),
     /// sexual-health (11), substance-use (12) and genetics (13). Everything else stays open to
     /// an emergency, since treating blind is the greater harm.
@@ -35,6 +37,14 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         "CancelSignatures(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
 
+    /// @dev One provider's break-glass standing (one slot): its openings counted unjustified,
+    /// those pending review, and how often governance cleared the former.
+    struct EmergencyStanding {
+        uint16 unjustified;
+        uint16 pending;
+        uint32 clears;
+    }
+
     /// @notice Where credentials are checked.
     IParticipantRegistry public immutable participants;
 
@@ -49,7 +59,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
     mapping(uint64 id => EmergencyOpening) private _emergencyOpenings;
     mapping(address patient => mapping(address provider => EmergencyBounds)) private
         _emergencyBounds;
-    mapping(address provider => uint16) private _emergencyUnjustified;
+    mapping(address provider => EmergencyStanding) private _emergencyStanding;
     mapping(address patient => uint64) private _emergencyExcluded;
 
     /// @param admin receives the admin and governance roles
@@ -67,14 +77,17 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         _setEmergencyCap(emergencyCap_);
         // A privacy officer's defaults: three openings per provider and patient in 30 days, a
         // week's cooling-off after the patient closes one, 72 hours to justify each, and a
-        // provider leaving three unjustified opens no more until governance clears it.
+        // provider leaving three unjustified opens no more until governance clears it; five
+        // openings of one provider awaiting review, to any patients, and it opens no more until
+        // governance reviews one.
         _setEmergencyPolicy(
             EmergencyPolicy({
                 maxOpenings: 3,
                 period: 30 days,
                 coolingOff: 7 days,
                 justifyWithin: 72 hours,
-                maxUnjustified: 3
+                maxUnjustified: 3,
+                maxPending: 5
             })
         );
     }
@@ -225,6 +238,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             reviewBy: reviewBy,
             status: EmergencyReview.Pending,
             provider: msg.sender,
+            clears: 0,
             reasonHash: reasonHash
         });
         emit EmergencyAccessOpened(patient, msg.sender, reasonHash, nowTs, expiresAt);
@@ -236,15 +250,27 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         if (msg.sender != patient && msg.sender != provider) {
             revert ConsentUnauthorized(patient, msg.sender);
         }
-        if (!_emergencyLive(_emergency[patient][provider])) {
+        bool live = _emergencyLive(_emergency[patient][provider]);
+        if (msg.sender == patient) {
+            // The patient said no: the provider cannot simply open again, even when it closed
+            // the opening itself (or let a short one expire) before the patient could.
+            EmergencyBounds storage b = _emergencyBounds[patient][provider];
+            EmergencyPolicy memory policy = _emergencyPolicy;
+            if (!live) {
+                // The latest opening's time, in the lowest 40 bits.
+                // forge-lint: disable-next-line(unsafe-typecast)
+                uint40 latest = uint40(b.recentOpenings);
+                uint40 window =
+                    policy.period > policy.justifyWithin ? policy.period : policy.justifyWithin;
+                if (latest == 0 || block.timestamp >= uint256(latest) + window) {
+                    revert ConsentEmergencyNotFound(patient, provider);
+                }
+            }
+            b.coolingOffUntil = uint40(block.timestamp) + policy.coolingOff;
+        } else if (!live) {
             revert ConsentEmergencyNotFound(patient, provider);
         }
         delete _emergency[patient][provider];
-        if (msg.sender == patient) {
-            // The patient said no: the provider cannot simply open again.
-            _emergencyBounds[patient][provider].coolingOffUntil =
-                uint40(block.timestamp) + _emergencyPolicy.coolingOff;
-        }
         emit EmergencyAccessClosed(patient, provider, msg.sender);
     }
 
@@ -270,14 +296,18 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             revert ConsentEmergencyAlreadyReviewed(id, status);
         }
         address provider = o.provider;
-        uint16 unjustified = _emergencyUnjustified[provider];
-        if (justified && status == EmergencyReview.Overdue && unjustified > 0) {
-            // Justified late: it no longer counts (unless governance cleared it already).
+        EmergencyStanding storage st = _emergencyStanding[provider];
+        uint16 unjustified = st.unjustified;
+        if (status == EmergencyReview.Pending) {
+            // Counted pending since its opening, so at least 1.
+            st.pending -= 1;
+            if (!justified) unjustified += 1;
+        } else if (justified && o.clears == st.clears && unjustified > 0) {
+            // Justified late: it no longer counts, unless governance cleared the count since
+            // it was recorded overdue (then it is no longer in it, and a later one is).
             unjustified -= 1;
-        } else if (!justified && status == EmergencyReview.Pending) {
-            unjustified += 1;
         }
-        _emergencyUnjustified[provider] = unjustified;
+        st.unjustified = unjustified;
         o.status = justified ? EmergencyReview.Justified : EmergencyReview.Unjustified;
         emit EmergencyAccessReviewed(id, provider, justified, unjustified);
     }
@@ -291,16 +321,24 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         uint40 reviewBy = o.reviewBy;
         if (block.timestamp < reviewBy) revert ConsentEmergencyNotOverdue(id, reviewBy);
         address provider = o.provider;
-        uint16 unjustified = _emergencyUnjustified[provider] + 1;
-        _emergencyUnjustified[provider] = unjustified;
+        EmergencyStanding storage st = _emergencyStanding[provider];
+        uint16 unjustified = st.unjustified + 1;
+        st.unjustified = unjustified;
+        st.pending -= 1;
         o.status = EmergencyReview.Overdue;
+        o.clears = st.clears;
         emit EmergencyAccessOverdue(id, provider, unjustified);
     }
 
     /// @inheritdoc IConsentRegistry
     function clearEmergencyUnjustified(address provider) external onlyRole(GOVERNANCE_ROLE) {
-        uint16 cleared = _emergencyUnjustified[provider];
-        delete _emergencyUnjustified[provider];
+        EmergencyStanding storage st = _emergencyStanding[provider];
+        uint16 cleared = st.unjustified;
+        st.unjustified = 0;
+        // Wrapping is harmless: only equality with an opening's recorded count matters.
+        unchecked {
+            st.clears += 1;
+        }
         emit EmergencyUnjustifiedCleared(provider, cleared);
     }
 
@@ -331,7 +369,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
 
     /// @inheritdoc IConsentRegistry
     function grantedCategories(address grantee, address patient) external view returns (uint64) {
-        return _granted(grantee, patient);
+        return _granted(grantee, patient, participants.validSinceOf(grantee));
     }
 
     /// @inheritdoc IConsentRegistry
@@ -382,7 +420,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
 
     /// @inheritdoc IConsentRegistry
     function emergencyUnjustified(address provider) external view returns (uint16) {
-        return _emergencyUnjustified[provider];
+        return _emergencyStanding[provider].unjustified;
+    }
+
+    /// @inheritdoc IConsentRegistry
+    function emergencyPending(address provider) external view returns (uint16) {
+        return _emergencyStanding[provider].pending;
     }
 
     /// @inheritdoc IConsentRegistry
@@ -537,18 +580,25 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
 
     function _readable(address grantee, address patient) private view returns (uint64 mask) {
         if (!participants.isCredentialed(grantee, IParticipantRegistry.Role.Provider)) return 0;
-        mask = _granted(grantee, patient);
-        if (mask != type(uint64).max && _emergencyLive(_emergency[patient][grantee])) {
+        // Consent given, and break-glass opened, before the grantee's current credential run
+        // began does not count: a revocation ends both for good.
+        uint40 validSince = participants.validSinceOf(grantee);
+        mask = _granted(grantee, patient, validSince);
+        EmergencyAccess memory e = _emergency[patient][grantee];
+        if (mask != type(uint64).max && _emergencyLive(e) && e.openedAt >= validSince) {
             // The patient's standing rule holds under break-glass; a grant still counts.
             mask |= ~_emergencyExcluded[patient];
         }
     }
 
-    function _granted(address grantee, address patient) private view returns (uint64) {
+    function _granted(address grantee, address patient, uint40 validSince)
+        private
+        view
+        returns (uint64)
+    {
         Grant memory g = _grants[patient][grantee];
         if (block.timestamp < g.notBefore || block.timestamp >= g.expiresAt) return 0;
-        // Consent given before the grantee's current credential run began does not count.
-        if (g.grantedAt < participants.validSinceOf(grantee)) return 0;
+        if (g.grantedAt < validSince) return 0;
         return g.categories;
     }
 
@@ -561,7 +611,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
     function _checkEmergencyBounds(address patient, EmergencyPolicy memory policy, uint40 nowTs)
         private
     {
-        uint16 unjustified = _emergencyUnjustified[msg.sender];
+        EmergencyStanding storage st = _emergencyStanding[msg.sender];
+        uint16 unjustified = st.unjustified;
         if (unjustified >= policy.maxUnjustified) {
             revert ConsentEmergencyBlocked(msg.sender, unjustified);
         }
@@ -578,6 +629,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         if (nth != 0 && nowTs < nth + policy.period) {
             revert ConsentEmergencyTooFrequent(patient, msg.sender, nth + policy.period);
         }
+        // Bounds one provider over all patients: per patient alone, rotating patients is free.
+        uint16 pending = st.pending;
+        if (pending >= policy.maxPending) {
+            revert ConsentEmergencyTooManyPending(msg.sender, pending);
+        }
+        st.pending = pending + 1;
         // Shifting drops the oldest of the five.
         b.recentOpenings = (recent << 40) | nowTs;
     }
@@ -587,7 +644,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             policy.maxOpenings == 0 || policy.maxOpenings > MAX_EMERGENCY_OPENINGS
                 || policy.period > 365 days || policy.coolingOff > 365 days
                 || policy.justifyWithin < 1 hours || policy.justifyWithin > 30 days
-                || policy.maxUnjustified == 0
+                || policy.maxUnjustified == 0 || policy.maxPending == 0
+                || policy.maxPending > MAX_EMERGENCY_PENDING
         ) revert ConsentInvalidEmergencyPolicy();
         _emergencyPolicy = policy;
         emit EmergencyPolicySet(
@@ -595,7 +653,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             policy.period,
             policy.coolingOff,
             policy.justifyWithin,
-            policy.maxUnjustified
+            policy.maxUnjustified,
+            policy.maxPending
         );
     }
 

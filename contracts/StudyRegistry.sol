@@ -183,6 +183,13 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         _requireResearcher();
         Status status = s.status;
         if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
+        // A study approved in a credential run that a revocation ended stays ended: the new
+        // credential's review did not cover it.
+        uint40 registeredAt = s.registeredAt;
+        uint40 validSince = participants.validSinceOf(msg.sender);
+        if (registeredAt < validSince) {
+            revert StudyResearcherRecredentialed(studyId, registeredAt, validSince);
+        }
         if (cost == 0) revert StudyZeroCost();
         if (queryHash == bytes32(0) || answerHash == bytes32(0)) revert StudyZeroHash();
         if (pinnedBlock > block.number) revert StudyPinnedBlockInFuture(pinnedBlock, block.number);

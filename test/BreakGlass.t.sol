@@ -5,6 +5,7 @@ import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol"
 import {Base} from "./Base.t.sol";
 import {IConsentRegistry} from "../contracts/interfaces/IConsentRegistry.sol";
 import {IRecordRegistry} from "../contracts/interfaces/IRecordRegistry.sol";
+import {IParticipantRegistry} from "../contracts/interfaces/IParticipantRegistry.sol";
 
 /// @notice Break-glass bounded by governance policy (issue 14, hole 1) and its salted reason
 /// commitments (hole 9). Each `test_attack_*` replays an attack that worked before the bounds.
@@ -44,13 +45,25 @@ contract BreakGlassTest is Base {
         uint40 justifyWithin,
         uint16 maxUnjustified
     ) internal pure returns (IConsentRegistry.EmergencyPolicy memory) {
+        return policy(maxOpenings, period, coolingOff, justifyWithin, maxUnjustified, 5);
+    }
+
+    function policy(
+        uint8 maxOpenings,
+        uint40 period,
+        uint40 coolingOff,
+        uint40 justifyWithin,
+        uint16 maxUnjustified,
+        uint16 maxPending
+    ) internal pure returns (IConsentRegistry.EmergencyPolicy memory) {
         return IConsentRegistry.EmergencyPolicy({
-                maxOpenings: maxOpenings,
-                period: period,
-                coolingOff: coolingOff,
-                justifyWithin: justifyWithin,
-                maxUnjustified: maxUnjustified
-            });
+            maxOpenings: maxOpenings,
+            period: period,
+            coolingOff: coolingOff,
+            justifyWithin: justifyWithin,
+            maxUnjustified: maxUnjustified,
+            maxPending: maxPending
+        });
     }
 
     function setPolicy(IConsentRegistry.EmergencyPolicy memory p) internal {
@@ -67,8 +80,10 @@ contract BreakGlassTest is Base {
         assertEq(p.coolingOff, 7 days);
         assertEq(p.justifyWithin, 72 hours);
         assertEq(p.maxUnjustified, 3);
+        assertEq(p.maxPending, 5);
         assertEq(consent.EMERGENCY_SENSITIVE(), SENSITIVE);
         assertEq(consent.MAX_EMERGENCY_OPENINGS(), 5);
+        assertEq(consent.MAX_EMERGENCY_PENDING(), 1000);
     }
 
     // ------------------------------------------------- cooling-off (attack)
@@ -161,7 +176,8 @@ contract BreakGlassTest is Base {
     }
 
     function test_open_periodZeroLeavesFrequencyUnbounded() public {
-        setPolicy(policy(1, 0, 0, 72 hours, 3));
+        // Room for eight pending openings: here only the per-patient frequency is at issue.
+        setPolicy(policy(1, 0, 0, 72 hours, 3, 8));
         for (uint256 i; i < 8; ++i) {
             open(hospitalA, patient, 1 hours);
             closeAs(patient, patient, hospitalA);
@@ -421,14 +437,15 @@ contract BreakGlassTest is Base {
 
     function test_setEmergencyPolicy_storesEmitsAndBindsNewOpenings() public {
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.EmergencyPolicySet(1, 7 days, 1 days, 24 hours, 2);
-        setPolicy(policy(1, 7 days, 1 days, 24 hours, 2));
+        emit IConsentRegistry.EmergencyPolicySet(1, 7 days, 1 days, 24 hours, 2, 7);
+        setPolicy(policy(1, 7 days, 1 days, 24 hours, 2, 7));
         IConsentRegistry.EmergencyPolicy memory p = consent.emergencyPolicy();
         assertEq(p.maxOpenings, 1);
         assertEq(p.period, 7 days);
         assertEq(p.coolingOff, 1 days);
         assertEq(p.justifyWithin, 24 hours);
         assertEq(p.maxUnjustified, 2);
+        assertEq(p.maxPending, 7);
         uint64 id = open(hospitalA, patient, 1 hours);
         assertEq(consent.emergencyOpening(id).reviewBy, now40() + 24 hours);
         vm.warp(block.timestamp + 1 hours);
@@ -437,14 +454,16 @@ contract BreakGlassTest is Base {
     }
 
     function test_setEmergencyPolicy_revertsOutsideHardBounds() public {
-        IConsentRegistry.EmergencyPolicy[7] memory bad = [
+        IConsentRegistry.EmergencyPolicy[9] memory bad = [
             policy(0, 30 days, 7 days, 72 hours, 3),
             policy(6, 30 days, 7 days, 72 hours, 3),
             policy(3, 366 days, 7 days, 72 hours, 3),
             policy(3, 30 days, 366 days, 72 hours, 3),
             policy(3, 30 days, 7 days, 1 hours - 1, 3),
             policy(3, 30 days, 7 days, 30 days + 1, 3),
-            policy(3, 30 days, 7 days, 72 hours, 0)
+            policy(3, 30 days, 7 days, 72 hours, 0),
+            policy(3, 30 days, 7 days, 72 hours, 3, 0),
+            policy(3, 30 days, 7 days, 72 hours, 3, 1001)
         ];
         for (uint256 i; i < bad.length; ++i) {
             vm.expectRevert(IConsentRegistry.ConsentInvalidEmergencyPolicy.selector);
@@ -492,5 +511,187 @@ contract BreakGlassTest is Base {
             commit(bytes32(uint256(1)), "unconscious"),
             0x88faab7e16911d42e24ab0c14a8ecbd582c83292a43c5cf20b7a27ead6c72a07
         );
+    }
+
+    // ------------------------------------------------ review findings (issue 14)
+
+    /// A6. Before, the bounds were per provider and patient: one provider opened break-glass
+    /// to 300 patients in one block, and nothing counted until 72 hours later. Now the sixth
+    /// opening pending review, to any patient, reverts.
+    function test_attack_rotatePatients_boundedByPending() public {
+        for (uint256 i = 1; i <= 5; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            address p = address(uint160(0x10000 + i));
+            open(hospitalB, p, CAP);
+            assertTrue(consent.canRead(hospitalB, p, NOTES_CAT));
+        }
+        assertEq(consent.emergencyPending(hospitalB), 5);
+        address sixth = address(uint160(0x10006));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentEmergencyTooManyPending.selector, hospitalB, uint16(5)
+            )
+        );
+        open(hospitalB, sixth, CAP);
+        assertFalse(consent.canRead(hospitalB, sixth, NOTES_CAT));
+        // Another provider is not held back by hospitalB's openings.
+        open(hospitalA, sixth, CAP);
+    }
+
+    /// A review (either way) or an overdue record frees a pending place; closing does not.
+    function test_pending_countsDownOnReviewAndOverdueOnly() public {
+        uint64 first = open(hospitalB, patient, 1 hours);
+        uint64 second = open(hospitalB, patient2, 1 hours);
+        uint64 third = open(hospitalB, patient3, 1 hours);
+        closeAs(hospitalB, patient3, hospitalB);
+        assertEq(consent.emergencyPending(hospitalB), 3);
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(first, true);
+        assertEq(consent.emergencyPending(hospitalB), 2);
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(second, false);
+        assertEq(consent.emergencyPending(hospitalB), 1);
+        vm.warp(block.timestamp + 72 hours);
+        consent.recordEmergencyOverdue(third);
+        assertEq(consent.emergencyPending(hospitalB), 0);
+        // A late review of the overdue one does not count down a second time.
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(third, true);
+        assertEq(consent.emergencyPending(hospitalB), 0);
+    }
+
+    /// Once governance reviews one of five pending openings, the provider may open again.
+    function test_pending_reviewReopensTheWay() public {
+        uint64 first;
+        for (uint256 i = 1; i <= 5; ++i) {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            uint64 id = open(hospitalB, address(uint160(0x10000 + i)), CAP);
+            if (i == 1) first = id;
+        }
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(first, true);
+        open(hospitalB, address(uint160(0x10006)), CAP);
+        assertEq(consent.emergencyPending(hospitalB), 5);
+    }
+
+    /// A7. Before, the provider closed its opening itself just before the patient's close: the
+    /// patient's close reverted and the provider reopened at once. Now the patient refuses
+    /// the ended opening and the cooling-off holds.
+    function test_attack_providerClosesFirst_patientStillRefuses() public {
+        open(hospitalB, patient, CAP);
+        closeAs(hospitalB, patient, hospitalB);
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.EmergencyAccessClosed(patient, hospitalB, patient);
+        closeAs(patient, patient, hospitalB);
+        uint40 until = now40() + 7 days;
+        assertEq(consent.emergencyBoundsOf(patient, hospitalB).coolingOffUntil, until);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentEmergencyCoolingOff.selector, patient, hospitalB, until
+            )
+        );
+        open(hospitalB, patient, CAP);
+        assertFalse(consent.canRead(hospitalB, patient, NOTES_CAT));
+    }
+
+    /// A7, the other way: a short opening left to expire before the patient could close it.
+    function test_attack_shortOpeningExpires_patientStillRefuses() public {
+        open(hospitalB, patient, 1);
+        vm.warp(block.timestamp + 1);
+        closeAs(patient, patient, hospitalB);
+        assertEq(consent.emergencyAccessOf(patient, hospitalB).expiresAt, 0);
+        vm.expectPartialRevert(IConsentRegistry.ConsentEmergencyCoolingOff.selector);
+        open(hospitalB, patient, CAP);
+        // Refusing again restarts the cooling-off from now.
+        vm.warp(block.timestamp + 1 days);
+        closeAs(patient, patient, hospitalB);
+        assertEq(consent.emergencyBoundsOf(patient, hospitalB).coolingOffUntil, now40() + 7 days);
+    }
+
+    /// The patient refuses an ended opening only while it is recent (the longer of the
+    /// period and the review window); no one else closes an ended one.
+    function test_refuse_endedOpeningOnlyByPatientWhileRecent() public {
+        open(hospitalB, patient, 1 hours);
+        vm.warp(block.timestamp + 2 hours);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentEmergencyNotFound.selector, patient, hospitalB
+            )
+        );
+        closeAs(hospitalB, patient, hospitalB);
+        vm.warp(block.timestamp + 30 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentEmergencyNotFound.selector, patient, hospitalB
+            )
+        );
+        closeAs(patient, patient, hospitalB);
+        // Never opened: nothing to refuse.
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentEmergencyNotFound.selector, patient2, hospitalB
+            )
+        );
+        closeAs(patient2, patient2, hospitalB);
+    }
+
+    /// With the frequency bound switched off (period 0), the review window still lets the
+    /// patient refuse.
+    function test_refuse_periodZeroUsesReviewWindow() public {
+        setPolicy(policy(5, 0, 7 days, 72 hours, 3));
+        open(hospitalB, patient, 1 hours);
+        closeAs(hospitalB, patient, hospitalB);
+        vm.warp(block.timestamp + 72 hours - 1);
+        closeAs(patient, patient, hospitalB);
+        assertEq(consent.emergencyBoundsOf(patient, hospitalB).coolingOffUntil, now40() + 7 days);
+    }
+
+    /// A5. Before, break-glass opened under a credential later revoked counted again once the
+    /// credential was re-issued. Now a new credential run voids it.
+    function test_attack_breakGlassNotRevivedByRecredential() public {
+        open(hospitalB, patient, CAP);
+        vm.prank(governor);
+        participants.revokeCredential(hospitalB);
+        assertFalse(consent.canRead(hospitalB, patient, LABS_CAT));
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(governor);
+        participants.issueCredential(
+            hospitalB, IParticipantRegistry.Role.Provider, keccak256("again"), now40() + YEAR
+        );
+        assertFalse(consent.canRead(hospitalB, patient, LABS_CAT), "old run's break-glass");
+        assertEq(consent.readableCategories(hospitalB, patient), 0);
+    }
+
+    /// A renewal of a live credential keeps its run: break-glass opened before it counts.
+    function test_breakGlass_survivesRenewalOfLiveCredential() public {
+        open(hospitalB, patient, CAP);
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(governor);
+        participants.issueCredential(
+            hospitalB, IParticipantRegistry.Role.Provider, keccak256("renewed"), now40() + YEAR
+        );
+        assertTrue(consent.canRead(hospitalB, patient, LABS_CAT));
+    }
+
+    /// A8. Before, after governance cleared a provider's count, a late justified review of an
+    /// opening recorded overdue before the clear took one off the count of a later overdue
+    /// opening. Now only an opening recorded since the last clear comes off.
+    function test_attack_clearThenLateJustifyKeepsLaterOverdueCounted() public {
+        uint64 a = open(hospitalB, patient, 1 hours);
+        vm.warp(block.timestamp + 73 hours);
+        consent.recordEmergencyOverdue(a);
+        vm.prank(governor);
+        consent.clearEmergencyUnjustified(hospitalB);
+        uint64 b = open(hospitalB, patient2, 1 hours);
+        vm.warp(block.timestamp + 73 hours);
+        consent.recordEmergencyOverdue(b);
+        assertEq(consent.emergencyUnjustified(hospitalB), 1);
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(a, true);
+        assertEq(consent.emergencyUnjustified(hospitalB), 1, "b is overdue and counts");
+        // b itself, justified late, still comes off.
+        vm.prank(governor);
+        consent.reviewEmergencyAccess(b, true);
+        assertEq(consent.emergencyUnjustified(hospitalB), 0);
     }
 }

@@ -23,7 +23,8 @@ pragma solidity ^0.8.30;
 ///
 /// A grant counts only when it was made (`grantedAt`) at or after the `validSince` of the
 /// grantee's credential: a provider credentialed again after a revocation or a lapse does not
-/// get back the grants it held before ({IParticipantRegistry-validSinceOf}).
+/// get back the grants it held before ({IParticipantRegistry-validSinceOf}), nor break-glass it
+/// opened before (`openedAt`).
 /// Every state change emits an event carrying the whole new state, so an indexer can rebuild
 /// all state from events alone.
 interface IConsentRegistry {
@@ -65,13 +66,16 @@ interface IConsentRegistry {
     /// the patient closes one, that provider may not open to that patient again for
     /// `coolingOff` seconds; each opening must be reviewed as justified within
     /// `justifyWithin` seconds; a provider with `maxUnjustified` openings reviewed unjustified
-    /// or recorded overdue opens no more until governance clears them.
+    /// or recorded overdue opens no more until governance clears them; a provider with
+    /// `maxPending` openings (to any patients) neither reviewed nor recorded overdue opens no
+    /// more until one is (at most {MAX_EMERGENCY_PENDING}; this bound cannot be switched off).
     struct EmergencyPolicy {
         uint8 maxOpenings;
         uint40 period;
         uint40 coolingOff;
         uint40 justifyWithin;
         uint16 maxUnjustified;
+        uint16 maxPending;
     }
 
     /// @notice Where an opening stands in its review.
@@ -86,12 +90,15 @@ interface IConsentRegistry {
     }
 
     /// @notice One break-glass opening and its review (three slots).
+    /// @dev `clears` is the provider's count of {clearEmergencyUnjustified} when the opening
+    /// was recorded overdue: a late justified review uncounts it only while that still holds.
     struct EmergencyOpening {
         address patient;
         uint40 openedAt;
         uint40 reviewBy;
         EmergencyReview status;
         address provider;
+        uint32 clears;
         bytes32 reasonHash;
     }
 
@@ -138,7 +145,9 @@ interface IConsentRegistry {
         uint40 expiresAt
     );
 
-    /// @notice Emitted when break-glass access is closed before its expiry by `by`.
+    /// @notice Emitted when break-glass access is closed before its expiry by `by`, or when the
+    /// patient (`by`) refuses an opening that already ended; `by` the patient starts the
+    /// policy's cooling-off.
     event EmergencyAccessClosed(address indexed patient, address indexed provider, address by);
 
     /// @notice Emitted when governance sets the longest break-glass window.
@@ -169,7 +178,8 @@ interface IConsentRegistry {
         uint40 period,
         uint40 coolingOff,
         uint40 justifyWithin,
-        uint16 maxUnjustified
+        uint16 maxUnjustified,
+        uint16 maxPending
     );
 
     /// @notice Emitted when `patient` sets the categories break-glass never opens.
@@ -243,6 +253,13 @@ interface IConsentRegistry {
     error ConsentEmergencyRuleNotSensitive(uint64 excluded, uint64 sensitive);
     /// @notice The break-glass policy is outside the hard bounds (see {setEmergencyPolicy}).
     error ConsentInvalidEmergencyPolicy();
+
+    // ------------------------------------------ break-glass review findings (issue 14)
+
+    /// @notice `provider` has `pending` openings neither reviewed nor recorded overdue, the
+    /// policy's `maxPending`: it opens no more until governance reviews one (or one is recorded
+    /// overdue).
+    error ConsentEmergencyTooManyPending(address provider, uint16 pending);
 
     /// @notice Grants `grantee` access to `categories` of `patient` for `purpose` within
     /// [notBefore, expiresAt), replacing any earlier grant to `grantee`. `notBefore` 0 means now.
@@ -348,7 +365,10 @@ interface IConsentRegistry {
     /// policy's `maxUnjustified`; `patient` non-zero and not the caller; `reasonHash` non-zero;
     /// `0 < duration <= emergencyCap()`; no break-glass of the caller to `patient` is open; the
     /// patient's cooling-off for the caller is over; fewer than the policy's `maxOpenings`
-    /// openings of the caller to `patient` within its `period`.
+    /// openings of the caller to `patient` within its `period`; fewer than the policy's
+    /// `maxPending` openings of the caller to anyone pending review.
+    /// Break-glass counts only while the caller's credential run that opened it lasts: after a
+    /// revocation and re-issue it is void ({IParticipantRegistry-validSinceOf}).
     /// Emits {EmergencyAccessOpened} and {EmergencyJustificationDue}.
     /// @param reasonHash a salted commitment, keccak256(abi.encode(bytes32 salt, string reason))
     /// with a fresh random salt, so no dictionary of likely reasons recovers it
@@ -359,7 +379,11 @@ interface IConsentRegistry {
 
     /// @notice Closes the open break-glass access of `provider` to `patient` early. When the
     /// patient closes it, `provider` may not open to them again for the policy's `coolingOff`.
-    /// Requirements: caller is `provider` or `patient`; the access is open.
+    /// The patient may also refuse an opening that already ended (closed by the provider or
+    /// expired) while its latest opening is within the policy's `period` or `justifyWithin`,
+    /// whichever is longer: that starts the same cooling-off, so closing first does not dodge it.
+    /// Requirements: caller is `provider` or `patient`; the access is open, or the caller is the
+    /// patient and the provider's latest opening to them is that recent.
     /// Emits {EmergencyAccessClosed}.
     function closeEmergencyAccess(address patient, address provider) external;
 
@@ -367,13 +391,15 @@ interface IConsentRegistry {
     /// {setEmergencyCap}'s).
     /// Requirements: caller holds the governance role; `1 <= maxOpenings <=
     /// MAX_EMERGENCY_OPENINGS`; `period` and `coolingOff` at most a year; `1 hours <=
-    /// justifyWithin <= 30 days`; `maxUnjustified >= 1`.
+    /// justifyWithin <= 30 days`; `maxUnjustified >= 1`; `1 <= maxPending <=
+    /// MAX_EMERGENCY_PENDING`. A `period` or `coolingOff` of 0 switches that bound off;
+    /// `maxPending` always holds.
     /// Emits {EmergencyPolicySet}.
     function setEmergencyPolicy(EmergencyPolicy calldata policy) external;
 
     /// @notice Records governance's review of opening `id`: justified or not. An unjustified
     /// opening counts against its provider; an overdue one reviewed as justified late stops
-    /// counting.
+    /// counting (unless governance cleared the provider's count since it was recorded).
     /// Requirements: caller holds the governance role; the opening exists and is pending or
     /// overdue.
     /// Emits {EmergencyAccessReviewed}.
@@ -449,6 +475,9 @@ interface IConsentRegistry {
     /// @notice The unjustified openings (reviewed so or recorded overdue) counted against
     /// `provider`.
     function emergencyUnjustified(address provider) external view returns (uint16);
+
+    /// @notice The openings of `provider` neither reviewed nor recorded overdue.
+    function emergencyPending(address provider) external view returns (uint16);
 
     /// @notice The cooling-off and recent openings bounding `provider`'s next opening to `patient`.
     function emergencyBoundsOf(address patient, address provider)

@@ -154,6 +154,9 @@ interface IStudyRegistry {
     error StudyPinnedBlockInFuture(uint64 pinnedBlock, uint256 currentBlock);
     /// @notice Query `queryHash` of study `studyId` already has its receipt.
     error StudyQueryExists(uint256 studyId, bytes32 queryHash);
+    /// @notice Study `studyId` was registered (`registeredAt`) before its researcher's current
+    /// credential run began (`validSince`): a revocation ends the studies of the run it ended.
+    error StudyResearcherRecredentialed(uint256 studyId, uint40 registeredAt, uint40 validSince);
 
     /// @notice Registers a study with the caller as its researcher; it awaits governance's
     /// approval. Returns its id (sequential from 1).
@@ -246,7 +249,9 @@ interface IStudyRegistry {
     /// Approved (a closed study takes no receipt, so neither a revoked researcher nor one whose
     /// study was closed records queries or spends its budget); `cost`, `queryHash` and
     /// `answerHash` non-zero; `pinnedBlock <= block.number`; `queryHash` has no receipt yet in
-    /// the study; `spent + cost <= budget`.
+    /// the study; `spent + cost <= budget`; the study was registered in the researcher's
+    /// current credential run ({IParticipantRegistry-validSinceOf}), so a revoked and
+    /// re-issued researcher starts over with new studies.
     /// Emits {QueryAnswered}.
     function recordQuery(
         uint256 studyId,

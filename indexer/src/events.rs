@@ -506,13 +506,15 @@ impl Indexed for ConsentRegistry::EmergencyPolicySet {
         ("cooling_off", BigInt),
         ("justify_within", BigInt),
         ("max_unjustified", BigInt),
+        ("max_pending", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.code(self.maxOpenings)
             .uint(t(self.period))
             .uint(t(self.coolingOff))
             .uint(t(self.justifyWithin))
-            .uint(self.maxUnjustified);
+            .uint(self.maxUnjustified)
+            .uint(self.maxPending);
     }
 }
 

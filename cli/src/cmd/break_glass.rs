@@ -25,7 +25,7 @@ pub enum BreakGlassCmd {
     /// rule excludes); prints the reason's salt, to give to the patient and governance
     Open(OpenArgs),
     /// Provider or patient: close emergency access early (a patient's close starts a
-    /// cooling-off for that provider)
+    /// cooling-off for that provider, and also refuses a recent opening that already ended)
     Close(CloseArgs),
     /// Show a provider's emergency access to a patient
     Show(ShowArgs),
@@ -178,6 +178,10 @@ pub struct PolicyArgs {
     /// Unjustified or overdue openings at which a provider may open no more
     #[arg(long, default_value_t = 3)]
     pub max_unjustified: u16,
+    /// Openings of one provider, to any patients, awaiting review at which it may open no
+    /// more until governance reviews one (1 to 1000)
+    #[arg(long, default_value_t = 5)]
+    pub max_pending: u16,
 }
 
 /// `break-glass set-cap`.
@@ -468,17 +472,18 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
                 "break-glass policy",
                 json!({"cap": cap, "maxOpenings": p.maxOpenings, "period": period,
                        "coolingOff": cool, "justifyWithin": within,
-                       "maxUnjustified": p.maxUnjustified}),
+                       "maxUnjustified": p.maxUnjustified, "maxPending": p.maxPending}),
                 &format!(
                     "at most {} per opening; {} opening(s) per provider and patient in {}; \
                      {} cooling-off after the patient closes one; review within {}; \
-                     a provider with {} unjustified opens no more",
+                     a provider with {} unjustified, or {} awaiting review, opens no more",
                     span(cap),
                     p.maxOpenings,
                     span(period),
                     span(cool),
                     span(within),
-                    p.maxUnjustified
+                    p.maxUnjustified,
+                    p.maxPending
                 ),
             );
         }
@@ -497,6 +502,7 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
                 coolingOff: secs(&a.cooling_off, "--cooling-off")?,
                 justifyWithin: secs(&a.justify_within, "--justify-within")?,
                 maxUnjustified: a.max_unjustified,
+                maxPending: a.max_pending,
             };
             let signer = keys::load(settings)?;
             let chain = Chain::connect_signer(settings, signer).await?;
@@ -505,7 +511,8 @@ pub async fn run(cmd: BreakGlassCmd, settings: &Settings, out: Printer) -> Resul
             out.result(
                 "break-glass set-policy",
                 json!({"maxOpenings": a.max_openings, "period": a.period, "coolingOff": a.cooling_off,
-                       "justifyWithin": a.justify_within, "maxUnjustified": a.max_unjustified, "tx": tx}),
+                       "justifyWithin": a.justify_within, "maxUnjustified": a.max_unjustified,
+                       "maxPending": a.max_pending, "tx": tx}),
                 &format!("break-glass policy set (tx {})", tx.tx_hash),
             );
         }

@@ -340,3 +340,86 @@ fn the_policys_bounds_through_the_cli() {
     );
     assert!(e.contains("ConsentEmergencyTooFrequent"), "{e}");
 }
+
+/// Review findings A7 and A6 through the CLI: the patient refuses an opening the provider
+/// closed first (or let expire), and one provider's openings awaiting review are bounded over
+/// all patients.
+#[test]
+fn the_patient_refuses_an_ended_opening_and_pending_openings_are_bounded() {
+    let env = Env::deployed();
+    let (b, p) = (env.addr("hospital-b"), env.addr("patient"));
+    let reopen = |who: &str, patient: &str| {
+        env.fail(
+            3,
+            &[
+                "-a",
+                who,
+                "break-glass",
+                "open",
+                patient,
+                "--reason",
+                "trauma",
+            ],
+        )
+    };
+
+    // The provider closes first; the patient's close still refuses it.
+    open(&env, "hospital-b", &p, "trauma", &[]);
+    env.json(&["-a", "hospital-b", "break-glass", "close", &p]);
+    env.json(&[
+        "-a",
+        "patient",
+        "break-glass",
+        "close",
+        &p,
+        "--provider",
+        &b,
+    ]);
+    let e = reopen("hospital-b", &p);
+    assert!(e.contains("ConsentEmergencyCoolingOff"), "{e}");
+
+    // A short opening left to expire: the guardian's account, as a patient, refuses it too.
+    let g = env.addr("guardian");
+    open(&env, "hospital-b", &g, "trauma", &[]);
+    env.advance(2 * 3600);
+    env.json(&[
+        "-a",
+        "guardian",
+        "break-glass",
+        "close",
+        &g,
+        "--provider",
+        &b,
+    ]);
+    let e = reopen("hospital-b", &g);
+    assert!(e.contains("ConsentEmergencyCoolingOff"), "{e}");
+
+    // One opening awaiting review at most: hospital B (two pending) opens to no one else.
+    env.json(&[
+        "-a",
+        "gov",
+        "break-glass",
+        "set-policy",
+        "--max-pending",
+        "2",
+    ]);
+    assert_eq!(env.json(&["break-glass", "policy"])["maxPending"], 2);
+    let s = env.addr("stranger");
+    let e = reopen("hospital-b", &s);
+    assert!(e.contains("ConsentEmergencyTooManyPending"), "{e}");
+    // Governance reviews one: the way opens again.
+    env.json(&["-a", "gov", "break-glass", "review", "1", "--justified"]);
+    open(&env, "hospital-b", &s, "trauma", &[]);
+    let e = env.fail(
+        3,
+        &[
+            "-a",
+            "gov",
+            "break-glass",
+            "set-policy",
+            "--max-pending",
+            "0",
+        ],
+    );
+    assert!(e.contains("ConsentInvalidEmergencyPolicy"), "{e}");
+}

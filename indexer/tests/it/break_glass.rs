@@ -73,6 +73,7 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
         coolingOff: U40::from(DAY),
         justifyWithin: U40::from(DAY),
         maxUnjustified: 5,
+        maxPending: 7,
     };
     w.send("setEmergencyPolicy", admin, c.setEmergencyPolicy(policy))
         .await;
@@ -107,13 +108,14 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
             .await
             .unwrap();
     assert_eq!(rules, vec![(p1.to_vec(), rule as i64)]);
-    let p: (i16, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT max_openings, period, cooling_off, justify_within, max_unjustified FROM emergency_policy",
+    let p: (i16, i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT max_openings, period, cooling_off, justify_within, max_unjustified, max_pending \
+         FROM emergency_policy",
     )
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!(p, (2, 7 * DAY as i64, DAY as i64, DAY as i64, 5));
+    assert_eq!(p, (2, 7 * DAY as i64, DAY as i64, DAY as i64, 5, 7));
 
     // Under break-glass, the API answers as canRead: the rule's categories are not readable.
     let access = |cat: &str, block: u64| {
@@ -137,4 +139,50 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
         assert_eq!(chain, allowed, "{cat} on chain");
     }
     assert!(head > opened);
+}
+
+/// The patient refuses openings that already ended (review finding A7): after the provider's
+/// own close, and after expiry. The chain emits a second close, or a close of an expired
+/// access; the indexer keeps every table as the chain says, and the pending bound's policy
+/// field is indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patients_refusal_of_an_ended_opening_is_indexed_as_the_chain_holds_it() {
+    let w = World::deploy().await;
+    let db = TestDb::create("break_glass_refusal").await;
+    let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
+    let (h1, h2, p1, p2) = (w.a(H1), w.a(H2), w.a(P1), w.a(P2));
+    let exp = w.now().await + YEAR;
+    w.issue(h1, 1, "h1", exp).await;
+    w.issue(h2, 1, "h2", exp).await;
+
+    open(&w, h2, p2, "trauma bay").await;
+    w.close_emergency(h2, p2, h2).await;
+    w.close_emergency(p2, p2, h2).await;
+    open(&w, h1, p1, "stroke").await;
+    w.rpc("evm_increaseTime", serde_json::json!([2 * 3600]))
+        .await;
+    w.rpc("evm_mine", serde_json::json!([])).await;
+    w.close_emergency(p1, p1, h1).await;
+
+    let head = wait_indexed(&w, &db, &mut idx).await;
+    crate::model::assert_db_matches_chain(&w, &db, head).await;
+    let closes: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT patient, by_account FROM ev_emergency_closed ORDER BY block_number, log_index",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        closes,
+        vec![
+            (p2.to_vec(), h2.to_vec()),
+            (p2.to_vec(), p2.to_vec()),
+            (p1.to_vec(), p1.to_vec()),
+        ]
+    );
+    let pending: (i64,) = sqlx::query_as("SELECT max_pending FROM emergency_policy")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending.0, 5);
 }

@@ -27,6 +27,8 @@ async fn base(w: &World) {
         coolingOff: alloy::primitives::aliases::U40::ZERO,
         justifyWithin: alloy::primitives::aliases::U40::from(DAY),
         maxUnjustified: 1,
+        // Room for every opening of the run, none reviewed.
+        maxPending: 1000,
     };
     let c = w.consent_c();
     w.send(
