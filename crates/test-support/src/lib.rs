@@ -31,7 +31,7 @@ pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};
 pub use process::{Proc, free_port};
 pub use slow::{
-    Dripped, accepted_connections, drip, held_connections, idle_connections, padded_head,
-    socket_addr,
+    Dripped, accepted_connections, assert_dripped_head_cut_off, drip, held_connections,
+    idle_connections, padded_head, socket_addr,
 };
 pub use wait::{now, unique, wait_for, wait_http};

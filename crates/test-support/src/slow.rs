@@ -109,6 +109,30 @@ pub fn padded_head(path: &str, pad: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Drips a `GET path` head to the service at `base_url` one byte every 100 ms and asserts the
+/// service cut the connection off, unanswered, after a header timeout of 2 s (started with
+/// `--header-timeout 2`), long before the head was through.
+pub async fn assert_dripped_head_cut_off(base_url: &str, path: &str) {
+    let head = padded_head(path, 200);
+    let d = drip(
+        socket_addr(base_url),
+        b"",
+        &head,
+        Duration::from_millis(100),
+        Duration::from_secs(15),
+    )
+    .await;
+    let after = d
+        .closed_after
+        .expect("the connection was still open after 15 s");
+    assert!(
+        after >= Duration::from_millis(1_800) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+    assert!(d.sent < head.len(), "the whole head went through");
+    assert!(d.answer.is_empty(), "answered: {}", d.status_line());
+}
+
 /// `n` connections to `addr` that never send a byte, held until dropped.
 pub async fn idle_connections(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut v = Vec::with_capacity(n);
