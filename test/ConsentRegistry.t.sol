@@ -1183,11 +1183,12 @@ contract ConsentRegistryTest is Base {
         vm.warp(block.timestamp + 1);
         SignedRevoke memory r = _signedRevoke();
         _revokeBySig(r, _signRevoke(patientKey, r));
-        assertEq(epochOf(patient, hospitalA), 0);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch and resets signedAt (issue 14, A2).
+        assertEq(epochOf(patient, hospitalA), 1);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
         // A direct change moves to the next epoch and resets signedAt.
         grantAs(patient, hospitalA, LABS);
-        assertEq(epochOf(patient, hospitalA), 1);
+        assertEq(epochOf(patient, hospitalA), 2);
         assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
         // Other relationships are untouched.
         assertEq(epochOf(patient, hospitalB), 0);
@@ -1539,7 +1540,9 @@ contract ConsentRegistryTest is Base {
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_revertsOnWrongSigner() public {
@@ -1574,7 +1577,7 @@ contract ConsentRegistryTest is Base {
 
         vm.expectRevert(
             abi.encodeWithSelector(
-                IConsentRegistry.ConsentSignatureStale.selector, 1, r.issuedAt, 2, 0
+                IConsentRegistry.ConsentSignatureStale.selector, 1, r.issuedAt, 3, 0
             )
         );
         vm.prank(stranger);
@@ -1626,7 +1629,7 @@ contract ConsentRegistryTest is Base {
     }
 
     /// @dev Behaviour changed with per-relationship ordering: a signed revocation without a
-    /// grant applies (it records its time, so a grant signed before it cannot follow it).
+    /// grant applies (it moves the epoch, so a grant signed before it cannot follow it).
     function test_revokeBySig_withoutGrantRecordsItsTime() public {
         SignedRevoke memory r = _signedRevoke();
         bytes memory sig = _signRevoke(patientKey, r);
@@ -1634,7 +1637,9 @@ contract ConsentRegistryTest is Base {
         emit IConsentRegistry.Revoked(patient, hospitalA, patient);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_byGuardianWithinScope() public {
@@ -1648,7 +1653,9 @@ contract ConsentRegistryTest is Base {
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_revertsWhenGuardianScopeNarrowerThanGrant() public {
