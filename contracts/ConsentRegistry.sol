@@ -448,7 +448,9 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             signedAt: signedAt,
             grantedAt: uint40(block.timestamp)
         });
-        emit Granted(patient, grantee, caller, categories, purpose, notBefore, expiresAt);
+        emit Granted(
+            patient, grantee, caller, categories, purpose, notBefore, expiresAt, epoch, signedAt
+        );
     }
 
     /// @dev A revocation, direct or signed, moves the relationship to its next epoch: it wins
@@ -475,7 +477,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             signedAt: signedAt,
             grantedAt: 0
         });
-        emit Revoked(patient, grantee, caller);
+        emit Revoked(patient, grantee, caller, epoch, signedAt);
     }
 
     /// @dev Moves the relationship to its next epoch. A grant applied from a signature of the
@@ -503,12 +505,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
                 signedAt: signedAt,
                 grantedAt: 0
             });
-            emit Revoked(patient, grantee, caller);
+            emit Revoked(patient, grantee, caller, epoch, signedAt);
         } else {
             slot.epoch = epoch;
             slot.signedAt = signedAt;
         }
-        emit ConsentSignaturesCancelled(patient, grantee, caller, epoch);
+        emit ConsentSignaturesCancelled(patient, grantee, caller, epoch, signedAt);
     }
 
     /// @dev The epoch and `signedAt` after a change that voids the relationship's outstanding

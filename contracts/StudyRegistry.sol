@@ -259,7 +259,7 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         p.changedAtBlock = uint64(block.number);
         p.epoch = epoch;
         p.signedAt = signedAt;
-        emit OptedIn(studyId, patient, msg.sender);
+        emit OptedIn(studyId, patient, msg.sender, epoch, signedAt);
     }
 
     /// @dev A withdrawal, direct or signed, moves the participation to its next epoch: it wins
@@ -273,7 +273,7 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         _participations[studyId][patient] = Participation({
             optedIn: false, changedAtBlock: uint64(block.number), epoch: epoch, signedAt: signedAt
         });
-        emit Withdrew(studyId, patient, msg.sender);
+        emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
     }
 
     /// @dev Moves the participation to its next epoch. An opt-in applied from a signature of
@@ -290,12 +290,12 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
                 epoch: epoch,
                 signedAt: signedAt
             });
-            emit Withdrew(studyId, patient, msg.sender);
+            emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
         } else {
             p.epoch = epoch;
             p.signedAt = signedAt;
         }
-        emit StudySignaturesCancelled(studyId, patient, epoch);
+        emit StudySignaturesCancelled(studyId, patient, epoch, signedAt);
     }
 
     /// @dev As the consent registry's: the next epoch with nothing signed, or at the last epoch

@@ -219,7 +219,7 @@ contract ConsentRegistryTest is Base {
         uint40 exp = now40() + YEAR;
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), exp
+            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), exp, 1, 0
         );
         vm.prank(patient);
         consent.grant(patient, hospitalA, LABS | NOTES, TREATMENT, 0, exp);
@@ -238,7 +238,7 @@ contract ConsentRegistryTest is Base {
         uint40 nb = now40() - 1 days;
         uint40 exp = now40() + 1 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, patient, LABS, TREATMENT, nb, exp);
+        emit IConsentRegistry.Granted(patient, hospitalA, patient, LABS, TREATMENT, nb, exp, 1, 0);
         vm.prank(patient);
         consent.grant(patient, hospitalA, LABS, TREATMENT, nb, exp);
         _assertGrant(patient, hospitalA, LABS, TREATMENT, nb, exp);
@@ -252,7 +252,7 @@ contract ConsentRegistryTest is Base {
         uint40 nb = now40() + 1 days;
         uint40 exp = now40() + 30 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, patient, NOTES, RESEARCH, nb, exp);
+        emit IConsentRegistry.Granted(patient, hospitalA, patient, NOTES, RESEARCH, nb, exp, 2, 0);
         vm.prank(patient);
         consent.grant(patient, hospitalA, NOTES, RESEARCH, nb, exp);
 
@@ -420,7 +420,9 @@ contract ConsentRegistryTest is Base {
         _setGuardian(LABS | NOTES, 0, now40() + YEAR);
         uint40 exp = now40() + 30 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, guardian, LABS, TREATMENT, now40(), exp);
+        emit IConsentRegistry.Granted(
+            patient, hospitalA, guardian, LABS, TREATMENT, now40(), exp, 1, 0
+        );
         vm.prank(guardian);
         consent.grant(patient, hospitalA, LABS, TREATMENT, 0, exp);
         _assertGrant(patient, hospitalA, LABS, TREATMENT, now40(), exp);
@@ -520,7 +522,7 @@ contract ConsentRegistryTest is Base {
     function test_revoke_deletesAndEmits() public {
         grantAs(patient, hospitalA, LABS);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 2, 0);
         vm.prank(patient);
         consent.revoke(patient, hospitalA);
         _assertNoGrant(patient, hospitalA);
@@ -591,7 +593,7 @@ contract ConsentRegistryTest is Base {
         grantAs(patient, hospitalA, LABS);
         _setGuardian(LABS | NOTES, 0, now40() + 30 days);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, guardian);
+        emit IConsentRegistry.Revoked(patient, hospitalA, guardian, 2, 0);
         vm.prank(guardian);
         consent.revoke(patient, hospitalA);
         _assertNoGrant(patient, hospitalA);
@@ -1261,7 +1263,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), g.expiresAt
+            patient,
+            hospitalA,
+            patient,
+            LABS | NOTES,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1456,7 +1466,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, guardian, NOTES, TREATMENT, now40(), g.expiresAt
+            patient,
+            hospitalA,
+            guardian,
+            NOTES,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1483,7 +1501,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            address(wallet), hospitalA, address(wallet), LABS, TREATMENT, now40(), g.expiresAt
+            address(wallet),
+            hospitalA,
+            address(wallet),
+            LABS,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1535,7 +1561,7 @@ contract ConsentRegistryTest is Base {
         );
 
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, r.epoch + 1, 0);
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
@@ -1634,7 +1660,7 @@ contract ConsentRegistryTest is Base {
         SignedRevoke memory r = _signedRevoke();
         bytes memory sig = _signRevoke(patientKey, r);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, r.epoch + 1, 0);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
         // A signed revocation moves to the next epoch, like a direct one.
@@ -1649,7 +1675,7 @@ contract ConsentRegistryTest is Base {
         r.signer = guardian;
         bytes memory sig = _signRevoke(guardianKey, r);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, guardian);
+        emit IConsentRegistry.Revoked(patient, hospitalA, guardian, r.epoch + 1, 0);
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
@@ -1685,7 +1711,7 @@ contract ConsentRegistryTest is Base {
         _revokeBySig(r, bad);
 
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(address(wallet), hospitalA, address(wallet));
+        emit IConsentRegistry.Revoked(address(wallet), hospitalA, address(wallet), r.epoch + 1, 0);
         _revokeBySig(r, _signRevoke(walletKey, r));
         _assertNoGrant(address(wallet), hospitalA);
     }
@@ -1740,7 +1766,7 @@ contract ConsentRegistryTest is Base {
 
         address by = byGuardian ? guardian : patient;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, by);
+        emit IConsentRegistry.Revoked(patient, hospitalA, by, 2, 0);
         vm.prank(by);
         consent.revoke(patient, hospitalA);
 

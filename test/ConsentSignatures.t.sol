@@ -170,7 +170,7 @@ contract ConsentSignaturesTest is Base {
         // The relayer sends the revocation first (there is no grant yet: it applies all the
         // same and moves the epoch) ...
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 1, 0);
         _relayRevoke(hospitalA, 0, t + 60, block.timestamp + 1 days, revocation);
         // ... then the older grant: stale.
         _stale(0, t, 1, 0);
@@ -232,7 +232,7 @@ contract ConsentSignaturesTest is Base {
         uint40 t = now40();
         bytes memory sig = _signGrant(hospitalA, t);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1);
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
         vm.prank(patient);
         consent.cancelSignatures(patient, hospitalA);
         _stale(0, t, 1, 0);
@@ -297,7 +297,7 @@ contract ConsentSignaturesTest is Base {
             )
         );
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1);
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
         vm.prank(stranger);
         consent.cancelBySig(patient, hospitalA, patient, 0, t + 1, deadline, cancel);
 
@@ -342,7 +342,7 @@ contract ConsentSignaturesTest is Base {
             )
         );
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1);
+        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
         vm.prank(patient);
         studies.cancelSignatures(id);
         vm.expectRevert(
@@ -473,6 +473,10 @@ contract ConsentSignaturesTest is Base {
         bytes memory cancel = _signCancel(t + 1, deadline);
         _relayGrant(hospitalA, 0, t, t + YEAR, deadline, grant);
         assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 1, 0);
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
         vm.prank(stranger);
         consent.cancelBySig(patient, hospitalA, patient, 0, t + 1, deadline, cancel);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT), "cancelled grant is live");
@@ -630,6 +634,10 @@ contract ConsentSignaturesTest is Base {
 
         grantAs(patient, hospitalA, LABS);
         assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.ConsentSignaturesCancelled(
+            patient, hospitalA, patient, max, type(uint40).max
+        );
         vm.prank(patient);
         consent.cancelSignatures(patient, hospitalA);
         assertTrue(consent.canRead(hospitalA, patient, LABS_CAT), "direct grant stays");

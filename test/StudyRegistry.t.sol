@@ -583,7 +583,7 @@ contract StudyRegistryTest is Base {
         uint256 id = _approved();
         vm.roll(123);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, 1, 0);
         vm.prank(patient);
         studies.optIn(id);
 
@@ -619,7 +619,7 @@ contract StudyRegistryTest is Base {
         studies.withdraw(id);
         vm.roll(30);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, 3, 0);
         _optIn(id, patient);
         _assertParticipation(id, patient, true, 30);
         assertTrue(studies.isOptedIn(id, patient));
@@ -667,7 +667,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, other);
         vm.roll(51);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient);
+        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
         vm.prank(patient);
         studies.withdraw(id);
 
@@ -683,7 +683,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, patient);
         _close(id);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient);
+        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
         vm.prank(patient);
         studies.withdraw(id);
         _assertParticipation(id, patient, false, uint64(block.number));
@@ -721,7 +721,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(patientKey, s);
         vm.roll(77);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, stranger);
+        emit IStudyRegistry.OptedIn(id, patient, stranger, s.epoch, s.issuedAt);
         vm.prank(stranger);
         _optInBySig(s, sig);
 
@@ -736,7 +736,7 @@ contract StudyRegistryTest is Base {
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, s.epoch, s.issuedAt);
         vm.prank(patient);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, patient));
@@ -912,7 +912,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(walletKey, s);
 
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, address(wallet), stranger);
+        emit IStudyRegistry.OptedIn(id, address(wallet), stranger, s.epoch, s.issuedAt);
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, address(wallet)));
@@ -948,7 +948,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signWithdraw(patientKey, s);
         vm.roll(200);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, stranger);
+        emit IStudyRegistry.Withdrew(id, patient, stranger, s.epoch + 1, 0);
         vm.prank(stranger);
         _withdrawBySig(s, sig);
 
@@ -1100,7 +1100,7 @@ contract StudyRegistryTest is Base {
 
         bytes memory sig = _signWithdraw(walletKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, address(wallet), stranger);
+        emit IStudyRegistry.Withdrew(id, address(wallet), stranger, s.epoch + 1, 0);
         vm.prank(stranger);
         _withdrawBySig(s, sig);
         assertFalse(studies.isOptedIn(id, address(wallet)));
@@ -1520,6 +1520,10 @@ contract StudyRegistryTest is Base {
         vm.prank(stranger);
         _optInBySig(s, optIn);
         assertTrue(studies.isOptedIn(id, patient));
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, patient, stranger, 1, 0);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
         vm.prank(stranger);
         studies.cancelBySig(id, patient, c.epoch, c.issuedAt, c.deadline, cancel);
         assertFalse(studies.isOptedIn(id, patient), "cancelled opt-in is live");

@@ -117,7 +117,8 @@ interface IConsentRegistry {
         uint200 recentOpenings;
     }
 
-    /// @notice Emitted when `by` (the patient or one of their guardians) grants `grantee` access.
+    /// @notice Emitted when `by` (the patient or one of their guardians) grants `grantee` access;
+    /// `epoch` and `signedAt` are the relationship's signature state after it (see above).
     event Granted(
         address indexed patient,
         address indexed grantee,
@@ -125,11 +126,21 @@ interface IConsentRegistry {
         uint64 categories,
         uint8 purpose,
         uint40 notBefore,
-        uint40 expiresAt
+        uint40 expiresAt,
+        uint24 epoch,
+        uint40 signedAt
     );
 
-    /// @notice Emitted when `by` revokes the grant of `grantee`; no access remains from this block.
-    event Revoked(address indexed patient, address indexed grantee, address indexed by);
+    /// @notice Emitted when `by` revokes the grant of `grantee` (by a revocation, or by a
+    /// cancellation that voids a signed grant); no access remains from this block. `epoch` and
+    /// `signedAt` are the relationship's signature state after it.
+    event Revoked(
+        address indexed patient,
+        address indexed grantee,
+        address indexed by,
+        uint24 epoch,
+        uint40 signedAt
+    );
 
     /// @notice Emitted when `patient` names (or re-names) `guardian`.
     event GuardianSet(
@@ -192,9 +203,14 @@ interface IConsentRegistry {
     // ------------------------------------------- signature ordering (issue 14)
 
     /// @notice Emitted when `by` voids every outstanding signed message of (`patient`,
-    /// `grantee`); messages must now be signed in `epoch`.
+    /// `grantee`); messages must now be signed in `epoch`, after `signedAt` (0; at the last
+    /// epoch `type(uint40).max`: signatures void for good).
     event ConsentSignaturesCancelled(
-        address indexed patient, address indexed grantee, address indexed by, uint24 epoch
+        address indexed patient,
+        address indexed grantee,
+        address indexed by,
+        uint24 epoch,
+        uint40 signedAt
     );
 
     /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the

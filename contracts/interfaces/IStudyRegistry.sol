@@ -81,7 +81,10 @@ interface IStudyRegistry {
 
     /// @notice Emitted when `patient` voids every outstanding signed message of theirs for
     /// study `studyId`; messages must now be signed in `epoch`.
-    event StudySignaturesCancelled(uint256 indexed studyId, address indexed patient, uint24 epoch);
+    /// `signedAt` is 0, or at the last epoch `type(uint40).max` (signatures void for good).
+    event StudySignaturesCancelled(
+        uint256 indexed studyId, address indexed patient, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
     /// participation is in `currentEpoch` and its last signed message applied was issued at
@@ -111,12 +114,19 @@ interface IStudyRegistry {
     event StudyClosed(uint256 indexed studyId, uint40 closedAt);
 
     /// @notice Emitted when `patient` opts in to study `studyId`; `by` sent the transaction (the
-    /// patient, or whoever relayed the patient's signature).
-    event OptedIn(uint256 indexed studyId, address indexed patient, address by);
+    /// patient, or whoever relayed the patient's signature); `epoch` and `signedAt` are the
+    /// participation's signature state after it.
+    event OptedIn(
+        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice Emitted when `patient` withdraws from study `studyId`; the opt-in stops counting
-    /// in this block. `by` sent the transaction (the patient, or the relayer of their signature).
-    event Withdrew(uint256 indexed studyId, address indexed patient, address by);
+    /// in this block (by a withdrawal, or by a cancellation that voids a signed opt-in). `by`
+    /// sent the transaction (the patient, or the relayer of their signature); `epoch` and
+    /// `signedAt` are the participation's signature state after it.
+    event Withdrew(
+        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice Emitted when the study's researcher records the receipt of query `queryHash`:
     /// answered over the patients opted in as of `pinnedBlock`, spending `cost` of the budget,

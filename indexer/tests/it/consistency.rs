@@ -249,6 +249,7 @@ fn current_grants(evs: &[Logged]) -> GrantMap {
                 purpose,
                 not_before,
                 expires_at,
+                ..
             } => {
                 m.insert(
                     (*patient, *grantee),
