@@ -214,7 +214,7 @@ pub async fn signing_context(
     };
     let latest = chain.now().await?;
     let issued_at = medrec_bindings::bounded_issued_at(now, signed_at, latest + skew)
-        .ok_or_else(|| void_for_good(signed_at, latest + skew))?;
+        .ok_or_else(|| no_issue_time(signed_at, latest + skew))?;
     Ok(SigningContext {
         chain_id: chain.chain_id,
         deployment,
@@ -226,7 +226,7 @@ pub async fn signing_context(
 
 /// Why no issue time fits: the relationship's signatures are void for good (its last epoch), or
 /// its last signed message is dated after what the chain accepts now.
-fn void_for_good(signed_at: u64, ceiling: u64) -> CliError {
+fn no_issue_time(signed_at: u64, ceiling: u64) -> CliError {
     if signed_at >= (1 << 40) - 1 {
         CliError::input(
             "this relationship's signatures are void for good (its epoch reached the maximum): send the change without --sign-only",

@@ -859,6 +859,7 @@ fn a_signed_grant_on_a_clock_ahead_of_the_chain_is_dated_within_the_skew() {
     ]);
     let e = env.fail(3, &["-a", "stranger", "relay", "offline.json"]);
     assert!(e.contains("ConsentSignatureFromFuture"), "{e}");
+    assert!(e.contains("sign it again"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
 

@@ -369,7 +369,10 @@ impl std::fmt::Display for DecodedRevert {
 fn next_step(error: &str) -> Option<&'static str> {
     match error {
         "ConsentSignatureStale" | "StudySignatureStale" => Some(
-            "the signed message was replayed, is older than one already applied, or was voided by a direct change or a cancellation: ask the signer to sign it again (--sign-only reads the current epoch)",
+            "the signed message was replayed, is older than one already applied, or was voided by a direct change, a revocation or a cancellation: ask the signer to sign it again (--sign-only reads the current epoch)",
+        ),
+        "ConsentSignatureFromFuture" | "StudySignatureFromFuture" => Some(
+            "the signer's clock ran more than 5 minutes ahead of the chain's: ask the signer to sign it again with a node reachable (--sign-only then dates it by the chain)",
         ),
         _ => None,
     }
