@@ -901,3 +901,48 @@ fn grant_refuses_while_the_grantees_credential_starts_next_second() {
         true
     );
 }
+
+/// Issue 14 hole 3 follow-up, A4 (the CLI's half): at the last epoch (2^24 - 1) a
+/// relationship's signatures are void for good; `--sign-only` says so in one line instead of
+/// signing a message no relay can apply, and direct changes keep working.
+#[test]
+fn signing_for_a_relationship_at_its_last_epoch_is_refused_and_direct_changes_work() {
+    use alloy::primitives::{Address, B256, U256, keccak256};
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    let d: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("deployments").join("31337.json")).unwrap(),
+    )
+    .unwrap();
+    let consent = d["consentRegistry"].as_str().unwrap();
+    // The grant slot of (patient, hospital-a): `_grants` is storage slot 3; the epoch sits at
+    // bit 152 of the packed Grant.
+    let word = |a: &str| B256::left_padding_from(a.parse::<Address>().unwrap().as_slice());
+    let inner = keccak256([word(&p).as_slice(), &B256::from(U256::from(3)).0].concat());
+    let slot = keccak256([word(&h).as_slice(), inner.as_slice()].concat());
+    let value = B256::from(U256::from(0xff_ffffu64) << 152);
+    env.rpc(
+        "anvil_setStorageAt",
+        &format!(r#"["{consent}", "{slot}", "{value}"]"#),
+    );
+    assert_eq!(
+        env.json(&["show-grant", &h, "--patient", &p])["epoch"],
+        16_777_215,
+        "layout"
+    );
+    // A direct grant at the last epoch keeps it and voids signatures for good.
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    let g = env.json(&["show-grant", &h, "--patient", &p]);
+    assert_eq!(g["epoch"], 16_777_215);
+    assert_eq!(g["signedAt"], 1_099_511_627_775u64);
+    let e = env.fail(2, &["-a", "patient", "revoke", &h, "--sign-only"]);
+    assert!(e.contains("void for good"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // Direct changes go on.
+    env.json(&["-a", "patient", "revoke", &h]);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+}
