@@ -5,7 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {IConsentRegistry} from "./interfaces/IConsentRegistry.sol";
+import {IConsentRegistry, SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 
 /// @title ConsentRegistry
@@ -36,6 +36,12 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
     bytes32 public constant CANCEL_TYPEHASH = keccak256(
         "CancelSignatures(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
+
+    // ------------------------------------------- signature ordering (issue 14)
+
+    /// @notice How far a signed message's `issuedAt` may be ahead of the block time: 5 minutes
+    /// (see {SIGNATURE_SKEW}).
+    uint40 public constant MAX_SIGNATURE_SKEW = SIGNATURE_SKEW;
 
     /// @dev One provider's break-glass standing (one slot): its openings counted unjustified,
     /// those pending review, and how often governance cleared the former.
@@ -108,7 +114,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
 
     /// @inheritdoc IConsentRegistry
     function revoke(address patient, address grantee) external {
-        _revoke(msg.sender, patient, grantee, 0);
+        _revoke(msg.sender, patient, grantee, false);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -158,7 +164,7 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             abi.encode(REVOKE_TYPEHASH, patient, grantee, signer, epoch, issuedAt, deadline)
         );
         _checkSignature(structHash, patient, grantee, signer, epoch, issuedAt, deadline, signature);
-        _revoke(signer, patient, grantee, issuedAt);
+        _revoke(signer, patient, grantee, true);
     }
 
     /// @inheritdoc IConsentRegistry
@@ -474,7 +480,8 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         if (caller != patient) {
             _requireGuardian(patient, caller, categories | slot.categories, expiresAt);
         }
-        uint24 epoch = signedAt == 0 ? slot.epoch + 1 : slot.epoch;
+        uint24 epoch = slot.epoch;
+        if (signedAt == 0) (epoch, signedAt) = _voidSignatures(epoch);
         _grants[patient][grantee] = Grant({
             categories: categories,
             purpose: purpose,
@@ -484,17 +491,26 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             signedAt: signedAt,
             grantedAt: uint40(block.timestamp)
         });
-        emit Granted(patient, grantee, caller, categories, purpose, notBefore, expiresAt);
+        emit Granted(
+            patient, grantee, caller, categories, purpose, notBefore, expiresAt, epoch, signedAt
+        );
     }
 
-    /// @dev `signedAt` as in {_grant}. A signed revocation applies without a grant too, so that
-    /// a grant signed before it cannot follow it. The slot keeps its epoch: never deleted.
-    function _revoke(address caller, address patient, address grantee, uint40 signedAt) private {
+    /// @dev A revocation, direct or signed, moves the relationship to its next epoch: it wins
+    /// over every message signed in the epoch it closes, whatever their `issuedAt` and the
+    /// order a relayer chose. The slot keeps its epoch: never deleted. The patient's signed
+    /// revocation applies without a grant too, so that a grant they signed and gave away
+    /// cannot follow it; a guardian's needs a grant within its scope, so that a guardian
+    /// cannot move relationships it has no say in.
+    function _revoke(address caller, address patient, address grantee, bool signed) private {
         Grant storage slot = _grants[patient][grantee];
         uint64 categories = slot.categories;
-        if (categories == 0 && signedAt == 0) revert ConsentGrantNotFound(patient, grantee);
-        if (caller != patient) _requireGuardian(patient, caller, categories, 0);
-        uint24 epoch = signedAt == 0 ? slot.epoch + 1 : slot.epoch;
+        if (categories == 0 && !signed) revert ConsentGrantNotFound(patient, grantee);
+        if (caller != patient) {
+            _requireGuardian(patient, caller, categories, 0);
+            if (categories == 0) revert ConsentGrantNotFound(patient, grantee);
+        }
+        (uint24 epoch, uint40 signedAt) = _voidSignatures(slot.epoch);
         _grants[patient][grantee] = Grant({
             categories: 0,
             purpose: 0,
@@ -504,17 +520,51 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
             signedAt: signedAt,
             grantedAt: 0
         });
-        emit Revoked(patient, grantee, caller);
+        emit Revoked(patient, grantee, caller, epoch, signedAt);
     }
 
+    /// @dev Moves the relationship to its next epoch. A grant applied from a signature of the
+    /// closing epoch (`signedAt` a real `issuedAt`) was signed before this cancellation: a
+    /// relayer may have applied it just ahead of the cancellation to keep it alive, so it is
+    /// revoked too. A direct grant (`signedAt` 0, or the saturation mark) stays. A guardian
+    /// cancels only where a grant within its scope exists, as for {_revoke}.
     function _cancel(address caller, address patient, address grantee) private {
         if (patient == address(0) || grantee == address(0)) revert ConsentZeroAddress();
         Grant storage slot = _grants[patient][grantee];
-        if (caller != patient) _requireGuardian(patient, caller, slot.categories, 0);
-        uint24 epoch = slot.epoch + 1;
-        slot.epoch = epoch;
-        slot.signedAt = 0;
-        emit ConsentSignaturesCancelled(patient, grantee, caller, epoch);
+        uint64 categories = slot.categories;
+        if (caller != patient) {
+            _requireGuardian(patient, caller, categories, 0);
+            if (categories == 0) revert ConsentGrantNotFound(patient, grantee);
+        }
+        uint40 lastSigned = slot.signedAt;
+        (uint24 epoch, uint40 signedAt) = _voidSignatures(slot.epoch);
+        if (categories != 0 && lastSigned != 0 && lastSigned != type(uint40).max) {
+            _grants[patient][grantee] = Grant({
+                categories: 0,
+                purpose: 0,
+                notBefore: 0,
+                expiresAt: 0,
+                epoch: epoch,
+                signedAt: signedAt,
+                grantedAt: 0
+            });
+            emit Revoked(patient, grantee, caller, epoch, signedAt);
+        } else {
+            slot.epoch = epoch;
+            slot.signedAt = signedAt;
+        }
+        emit ConsentSignaturesCancelled(patient, grantee, caller, epoch, signedAt);
+    }
+
+    /// @dev The epoch and `signedAt` after a change that voids the relationship's outstanding
+    /// signatures: the next epoch with nothing signed yet. At the last epoch (2^24 - 1) the
+    /// epoch stays and `signedAt` takes its maximum, which no `issuedAt` passes: signatures
+    /// are void for good, while direct calls keep working instead of overflowing.
+    function _voidSignatures(uint24 epoch) private pure returns (uint24, uint40) {
+        if (epoch == type(uint24).max) return (epoch, type(uint40).max);
+        unchecked {
+            return (epoch + 1, 0);
+        }
     }
 
     /// @dev Reverts unless `guardian` is live for `patient` now, its scope covers `categories`,
@@ -547,6 +597,15 @@ contract ConsentRegistry is IConsentRegistry, AccessControl, EIP712 {
         if (block.timestamp > deadline) {
             revert ConsentSignatureExpired(deadline);
         }
+        // A signer's clock orders its messages, so it may not run ahead of the chain's by more
+        // than the skew: else a message signed earlier on a fast clock (or forged far ahead)
+        // would be ordered after every message signed later.
+        uint256 latest;
+        // Block times are far below 2^256 - 5 minutes.
+        unchecked {
+            latest = block.timestamp + MAX_SIGNATURE_SKEW;
+        }
+        if (issuedAt > latest) revert ConsentSignatureFromFuture(issuedAt, latest);
         bytes32 digest = _hashTypedDataV4(structHash);
         // The key's own signature first, then ERC-1271: an EOA's signature is checked without
         // looking up the signer's (cold) code, which is most of what a relayed consent costs

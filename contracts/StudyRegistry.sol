@@ -7,6 +7,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
+import {SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 
 /// @title StudyRegistry
 /// @notice Research studies, patients' opt-ins and receipts of answered queries. See
@@ -26,6 +27,10 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     bytes32 public constant CANCEL_TYPEHASH = keccak256(
         "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
+
+    /// @notice How far a signed message's `issuedAt` may be ahead of the block time: 5 minutes
+    /// (the consent registry's {SIGNATURE_SKEW}, for the same reasons).
+    uint40 public constant MAX_SIGNATURE_SKEW = SIGNATURE_SKEW;
 
     /// @notice Where researchers' credentials are checked.
     IParticipantRegistry public immutable participants;
@@ -111,7 +116,7 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
 
     /// @inheritdoc IStudyRegistry
     function withdraw(uint256 studyId) external {
-        _withdraw(studyId, msg.sender, 0);
+        _withdraw(studyId, msg.sender, false);
     }
 
     /// @inheritdoc IStudyRegistry
@@ -143,7 +148,7 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
             abi.encode(WITHDRAW_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
         );
         _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
-        _withdraw(studyId, patient, issuedAt);
+        _withdraw(studyId, patient, true);
     }
 
     /// @inheritdoc IStudyRegistry
@@ -255,35 +260,59 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
         Participation storage p = _participations[studyId][patient];
         if (p.optedIn) revert StudyAlreadyOptedIn(studyId, patient);
-        _participations[studyId][patient] = Participation({
-            optedIn: true,
-            changedAtBlock: uint64(block.number),
-            epoch: signedAt == 0 ? p.epoch + 1 : p.epoch,
-            signedAt: signedAt
-        });
-        emit OptedIn(studyId, patient, msg.sender);
+        uint24 epoch = p.epoch;
+        if (signedAt == 0) (epoch, signedAt) = _voidSignatures(epoch);
+        p.optedIn = true;
+        p.changedAtBlock = uint64(block.number);
+        p.epoch = epoch;
+        p.signedAt = signedAt;
+        emit OptedIn(studyId, patient, msg.sender, epoch, signedAt);
     }
 
-    /// @dev As {_optIn}. A signed withdrawal applies without an opt-in too (recording only its
-    /// time), so that an opt-in signed before it cannot follow it.
-    function _withdraw(uint256 studyId, address patient, uint40 signedAt) private {
+    /// @dev A withdrawal, direct or signed, moves the participation to its next epoch: it wins
+    /// over every message signed in the epoch it closes, whatever their `issuedAt`. A signed
+    /// one applies without an opt-in too (moving only the epoch), so that an opt-in signed
+    /// before it cannot follow it.
+    function _withdraw(uint256 studyId, address patient, bool signed) private {
         Participation storage p = _participations[studyId][patient];
-        if (!p.optedIn && signedAt == 0) revert StudyNotOptedIn(studyId, patient);
+        if (!p.optedIn && !signed) revert StudyNotOptedIn(studyId, patient);
+        (uint24 epoch, uint40 signedAt) = _voidSignatures(p.epoch);
         _participations[studyId][patient] = Participation({
-            optedIn: false,
-            changedAtBlock: uint64(block.number),
-            epoch: signedAt == 0 ? p.epoch + 1 : p.epoch,
-            signedAt: signedAt
+            optedIn: false, changedAtBlock: uint64(block.number), epoch: epoch, signedAt: signedAt
         });
-        emit Withdrew(studyId, patient, msg.sender);
+        emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
     }
 
+    /// @dev Moves the participation to its next epoch. An opt-in applied from a signature of
+    /// the closing epoch was signed before this cancellation (a relayer may have applied it just
+    /// ahead of it), so it is withdrawn too; a direct opt-in stays.
     function _cancel(uint256 studyId, address patient) private {
         Participation storage p = _participations[studyId][patient];
-        uint24 epoch = p.epoch + 1;
-        p.epoch = epoch;
-        p.signedAt = 0;
-        emit StudySignaturesCancelled(studyId, patient, epoch);
+        uint40 lastSigned = p.signedAt;
+        (uint24 epoch, uint40 signedAt) = _voidSignatures(p.epoch);
+        if (p.optedIn && lastSigned != 0 && lastSigned != type(uint40).max) {
+            _participations[studyId][patient] = Participation({
+                optedIn: false,
+                changedAtBlock: uint64(block.number),
+                epoch: epoch,
+                signedAt: signedAt
+            });
+            emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
+        } else {
+            p.epoch = epoch;
+            p.signedAt = signedAt;
+        }
+        emit StudySignaturesCancelled(studyId, patient, epoch, signedAt);
+    }
+
+    /// @dev As the consent registry's: the next epoch with nothing signed, or at the last epoch
+    /// (2^24 - 1) the same epoch with `signedAt` at its maximum, voiding signatures for good
+    /// while direct calls keep working.
+    function _voidSignatures(uint24 epoch) private pure returns (uint24, uint40) {
+        if (epoch == type(uint24).max) return (epoch, type(uint40).max);
+        unchecked {
+            return (epoch + 1, 0);
+        }
     }
 
     function _requireResearcher() private view {
@@ -311,6 +340,14 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         bytes calldata signature
     ) private view {
         if (block.timestamp > deadline) revert StudySignatureExpired(deadline);
+        // The patient's clock orders their messages: it may not run ahead of the chain's by
+        // more than the skew (see {SIGNATURE_SKEW}).
+        uint256 latest;
+        // Block times are far below 2^256 - 5 minutes.
+        unchecked {
+            latest = block.timestamp + MAX_SIGNATURE_SKEW;
+        }
+        if (issuedAt > latest) revert StudySignatureFromFuture(issuedAt, latest);
         bytes32 digest = _hashTypedDataV4(structHash);
         // The key's own signature first, then ERC-1271: an EOA's signature is checked without
         // looking up the signer's (cold) code, which is most of what a relayed consent costs

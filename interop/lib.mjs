@@ -53,9 +53,12 @@ export const OPT_IN_TYPES = {
 };
 
 /** The `issuedAt` of a signed consent: the signer's clock, strictly after `signedAt`, the last
- * signed message the chain applied for the relationship (medrec_bindings::next_issued_at). */
-export function nextIssuedAt(signedAt) {
-  const wall = BigInt(Math.floor(Date.now() / 1000));
+ * signed message the chain applied for the relationship, and, given `ceiling` (the latest
+ * block's time plus the registry's MAX_SIGNATURE_SKEW), never after it: the registries refuse a
+ * message dated further ahead (medrec_bindings::next_issued_at, bounded_issued_at). */
+export function nextIssuedAt(signedAt, ceiling) {
+  let wall = BigInt(Math.floor(Date.now() / 1000));
+  if (ceiling !== undefined && wall > BigInt(ceiling)) wall = BigInt(ceiling);
   return wall > BigInt(signedAt) ? wall : BigInt(signedAt) + 1n;
 }
 

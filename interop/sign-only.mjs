@@ -28,6 +28,11 @@ const slot = await chain.client.readContract({
   functionName: "grantOf",
   args: [patient.address, provider],
 });
+const skew = await chain.client.readContract({
+  address: chain.deployment.consentRegistry,
+  abi: chain.abis.consent,
+  functionName: "MAX_SIGNATURE_SKEW",
+});
 const message = {
   patient: patient.address,
   grantee: provider,
@@ -37,7 +42,7 @@ const message = {
   expiresAt: Number(now + 90n * 86400n),
   signer: patient.address,
   epoch: slot.epoch,
-  issuedAt: nextIssuedAt(slot.signedAt),
+  issuedAt: nextIssuedAt(slot.signedAt, now + BigInt(skew)),
   deadline: now + 3600n,
 };
 const signature = await patient.signTypedData({

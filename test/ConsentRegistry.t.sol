@@ -219,7 +219,7 @@ contract ConsentRegistryTest is Base {
         uint40 exp = now40() + YEAR;
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), exp
+            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), exp, 1, 0
         );
         vm.prank(patient);
         consent.grant(patient, hospitalA, LABS | NOTES, TREATMENT, 0, exp);
@@ -238,7 +238,7 @@ contract ConsentRegistryTest is Base {
         uint40 nb = now40() - 1 days;
         uint40 exp = now40() + 1 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, patient, LABS, TREATMENT, nb, exp);
+        emit IConsentRegistry.Granted(patient, hospitalA, patient, LABS, TREATMENT, nb, exp, 1, 0);
         vm.prank(patient);
         consent.grant(patient, hospitalA, LABS, TREATMENT, nb, exp);
         _assertGrant(patient, hospitalA, LABS, TREATMENT, nb, exp);
@@ -252,7 +252,7 @@ contract ConsentRegistryTest is Base {
         uint40 nb = now40() + 1 days;
         uint40 exp = now40() + 30 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, patient, NOTES, RESEARCH, nb, exp);
+        emit IConsentRegistry.Granted(patient, hospitalA, patient, NOTES, RESEARCH, nb, exp, 2, 0);
         vm.prank(patient);
         consent.grant(patient, hospitalA, NOTES, RESEARCH, nb, exp);
 
@@ -420,7 +420,9 @@ contract ConsentRegistryTest is Base {
         _setGuardian(LABS | NOTES, 0, now40() + YEAR);
         uint40 exp = now40() + 30 days;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Granted(patient, hospitalA, guardian, LABS, TREATMENT, now40(), exp);
+        emit IConsentRegistry.Granted(
+            patient, hospitalA, guardian, LABS, TREATMENT, now40(), exp, 1, 0
+        );
         vm.prank(guardian);
         consent.grant(patient, hospitalA, LABS, TREATMENT, 0, exp);
         _assertGrant(patient, hospitalA, LABS, TREATMENT, now40(), exp);
@@ -520,7 +522,7 @@ contract ConsentRegistryTest is Base {
     function test_revoke_deletesAndEmits() public {
         grantAs(patient, hospitalA, LABS);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 2, 0);
         vm.prank(patient);
         consent.revoke(patient, hospitalA);
         _assertNoGrant(patient, hospitalA);
@@ -591,7 +593,7 @@ contract ConsentRegistryTest is Base {
         grantAs(patient, hospitalA, LABS);
         _setGuardian(LABS | NOTES, 0, now40() + 30 days);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, guardian);
+        emit IConsentRegistry.Revoked(patient, hospitalA, guardian, 2, 0);
         vm.prank(guardian);
         consent.revoke(patient, hospitalA);
         _assertNoGrant(patient, hospitalA);
@@ -1185,11 +1187,12 @@ contract ConsentRegistryTest is Base {
         vm.warp(block.timestamp + 1);
         SignedRevoke memory r = _signedRevoke();
         _revokeBySig(r, _signRevoke(patientKey, r));
-        assertEq(epochOf(patient, hospitalA), 0);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch and resets signedAt (issue 14, A2).
+        assertEq(epochOf(patient, hospitalA), 1);
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
         // A direct change moves to the next epoch and resets signedAt.
         grantAs(patient, hospitalA, LABS);
-        assertEq(epochOf(patient, hospitalA), 1);
+        assertEq(epochOf(patient, hospitalA), 2);
         assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
         // Other relationships are untouched.
         assertEq(epochOf(patient, hospitalB), 0);
@@ -1262,7 +1265,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, patient, LABS | NOTES, TREATMENT, now40(), g.expiresAt
+            patient,
+            hospitalA,
+            patient,
+            LABS | NOTES,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1457,7 +1468,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            patient, hospitalA, guardian, NOTES, TREATMENT, now40(), g.expiresAt
+            patient,
+            hospitalA,
+            guardian,
+            NOTES,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1484,7 +1503,15 @@ contract ConsentRegistryTest is Base {
 
         vm.expectEmit(true, true, true, true, address(consent));
         emit IConsentRegistry.Granted(
-            address(wallet), hospitalA, address(wallet), LABS, TREATMENT, now40(), g.expiresAt
+            address(wallet),
+            hospitalA,
+            address(wallet),
+            LABS,
+            TREATMENT,
+            now40(),
+            g.expiresAt,
+            g.epoch,
+            g.issuedAt
         );
         vm.prank(stranger);
         _grantBySig(g, sig);
@@ -1536,12 +1563,14 @@ contract ConsentRegistryTest is Base {
         );
 
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, r.epoch + 1, 0);
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_revertsOnWrongSigner() public {
@@ -1576,7 +1605,7 @@ contract ConsentRegistryTest is Base {
 
         vm.expectRevert(
             abi.encodeWithSelector(
-                IConsentRegistry.ConsentSignatureStale.selector, 1, r.issuedAt, 2, 0
+                IConsentRegistry.ConsentSignatureStale.selector, 1, r.issuedAt, 3, 0
             )
         );
         vm.prank(stranger);
@@ -1628,15 +1657,17 @@ contract ConsentRegistryTest is Base {
     }
 
     /// @dev Behaviour changed with per-relationship ordering: a signed revocation without a
-    /// grant applies (it records its time, so a grant signed before it cannot follow it).
+    /// grant applies (it moves the epoch, so a grant signed before it cannot follow it).
     function test_revokeBySig_withoutGrantRecordsItsTime() public {
         SignedRevoke memory r = _signedRevoke();
         bytes memory sig = _signRevoke(patientKey, r);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, r.epoch + 1, 0);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_byGuardianWithinScope() public {
@@ -1646,11 +1677,13 @@ contract ConsentRegistryTest is Base {
         r.signer = guardian;
         bytes memory sig = _signRevoke(guardianKey, r);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, guardian);
+        emit IConsentRegistry.Revoked(patient, hospitalA, guardian, r.epoch + 1, 0);
         vm.prank(stranger);
         _revokeBySig(r, sig);
         _assertNoGrant(patient, hospitalA);
-        assertEq(consent.grantOf(patient, hospitalA).signedAt, r.issuedAt);
+        // A signed revocation moves to the next epoch, like a direct one.
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, 0);
+        assertEq(epochOf(patient, hospitalA), r.epoch + 1);
     }
 
     function test_revokeBySig_revertsWhenGuardianScopeNarrowerThanGrant() public {
@@ -1680,7 +1713,7 @@ contract ConsentRegistryTest is Base {
         _revokeBySig(r, bad);
 
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(address(wallet), hospitalA, address(wallet));
+        emit IConsentRegistry.Revoked(address(wallet), hospitalA, address(wallet), r.epoch + 1, 0);
         _revokeBySig(r, _signRevoke(walletKey, r));
         _assertNoGrant(address(wallet), hospitalA);
     }
@@ -1735,7 +1768,7 @@ contract ConsentRegistryTest is Base {
 
         address by = byGuardian ? guardian : patient;
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, by);
+        emit IConsentRegistry.Revoked(patient, hospitalA, by, 2, 0);
         vm.prank(by);
         consent.revoke(patient, hospitalA);
 

@@ -168,12 +168,12 @@ contract ConsentSignaturesTest is Base {
         vm.warp(block.timestamp + 60);
         bytes memory revocation = _signRevoke(hospitalA, t + 60);
         // The relayer sends the revocation first (there is no grant yet: it applies all the
-        // same and records its time) ...
+        // same and moves the epoch) ...
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.Revoked(patient, hospitalA, patient);
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 1, 0);
         _relayRevoke(hospitalA, 0, t + 60, block.timestamp + 1 days, revocation);
         // ... then the older grant: stale.
-        _stale(0, t, 0, t + 60);
+        _stale(0, t, 1, 0);
         _relayGrant(hospitalA, 0, t, exp, deadline, grant);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
     }
@@ -188,7 +188,7 @@ contract ConsentSignaturesTest is Base {
         _relayRevoke(hospitalA, 0, t + 1, block.timestamp + 1 days, revocation);
         assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
         // And the grant cannot be replayed afterwards.
-        _stale(0, t, 0, t + 1);
+        _stale(0, t, 1, 0);
         _relayGrant(hospitalA, 0, t, now40() + YEAR, block.timestamp + 1 days, grant);
     }
 
@@ -232,7 +232,7 @@ contract ConsentSignaturesTest is Base {
         uint40 t = now40();
         bytes memory sig = _signGrant(hospitalA, t);
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1);
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
         vm.prank(patient);
         consent.cancelSignatures(patient, hospitalA);
         _stale(0, t, 1, 0);
@@ -297,7 +297,7 @@ contract ConsentSignaturesTest is Base {
             )
         );
         vm.expectEmit(true, true, true, true, address(consent));
-        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1);
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
         vm.prank(stranger);
         consent.cancelBySig(patient, hospitalA, patient, 0, t + 1, deadline, cancel);
 
@@ -342,7 +342,7 @@ contract ConsentSignaturesTest is Base {
             )
         );
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1);
+        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
         vm.prank(patient);
         studies.cancelSignatures(id);
         vm.expectRevert(
@@ -432,5 +432,236 @@ contract ConsentSignaturesTest is Base {
         bytes32 id = records.recordIdOf(hospitalA, patient, keccak256("x"));
         vm.prank(hospitalA);
         records.anchor(pointer(id, patient, LABS_CAT, keccak256("x")), bytes32(0));
+    }
+
+    // ------------------------------------- hole 3 follow-up: the review's attacks
+
+    /// @dev A signed cancellation of (patient, hospitalA) in epoch 0 at `issuedAt`.
+    function _signCancel(uint40 issuedAt, uint256 deadline) internal view returns (bytes memory) {
+        return sign(
+            patientKey,
+            keccak256(
+                abi.encode(
+                    consent.CANCEL_TYPEHASH(),
+                    patient,
+                    hospitalA,
+                    patient,
+                    epochOf(patient, hospitalA),
+                    issuedAt,
+                    deadline
+                )
+            )
+        );
+    }
+
+    /// @dev Writes `epoch` into the grant slot of (patient, `grantee`): `_grants` is storage
+    /// slot 3 and the epoch sits at bit 152 of the packed Grant.
+    function _storeEpoch(address grantee, uint24 epoch) internal {
+        bytes32 slot = keccak256(abi.encode(grantee, keccak256(abi.encode(patient, uint256(3)))));
+        uint256 w = uint256(vm.load(address(consent), slot));
+        w = (w & ~(uint256(type(uint24).max) << 152)) | (uint256(epoch) << 152);
+        vm.store(address(consent), slot, bytes32(w));
+        assertEq(epochOf(patient, grantee), epoch, "layout");
+    }
+
+    /// @dev A1: a relayer holding a signed grant front-runs the patient's signed cancellation
+    /// with it. The cancellation revokes that grant: it was signed before the cancellation.
+    function test_attack_A1_grantRelayedAheadOfCancelBySig_isRevoked() public {
+        uint40 t = now40();
+        uint256 deadline = block.timestamp + 1 days;
+        bytes memory grant = _signGrant(hospitalA, t);
+        bytes memory cancel = _signCancel(t + 1, deadline);
+        _relayGrant(hospitalA, 0, t, t + YEAR, deadline, grant);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.Revoked(patient, hospitalA, patient, 1, 0);
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.ConsentSignaturesCancelled(patient, hospitalA, patient, 1, 0);
+        vm.prank(stranger);
+        consent.cancelBySig(patient, hospitalA, patient, 0, t + 1, deadline, cancel);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT), "cancelled grant is live");
+        IConsentRegistry.Grant memory g = consent.grantOf(patient, hospitalA);
+        assertEq(g.categories, 0);
+        assertEq(g.grantedAt, 0);
+        assertEq(g.epoch, 1);
+        assertEq(g.signedAt, 0);
+    }
+
+    /// @dev A1 with a direct cancellation: the same front-run, the same outcome.
+    function test_attack_A1_grantRelayedAheadOfDirectCancel_isRevoked() public {
+        uint40 t = now40();
+        bytes memory grant = _signGrant(hospitalA, t);
+        _relayGrant(hospitalA, 0, t, t + YEAR, block.timestamp + 1 days, grant);
+        vm.prank(patient);
+        consent.cancelSignatures(patient, hospitalA);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT), "cancelled grant is live");
+        assertEq(epochOf(patient, hospitalA), 1);
+    }
+
+    /// @dev A1's defence touches only signed grants: a cancellation after a direct grant
+    /// (which closed the epoch of every earlier signature) leaves it.
+    function test_cancelSignatures_afterSignedThenDirectGrant_leavesTheDirectGrant() public {
+        uint40 t = now40();
+        _relayGrant(hospitalA, 0, t, t + YEAR, block.timestamp + 1 days, _signGrant(hospitalA, t));
+        grantAs(patient, hospitalA, LABS);
+        vm.prank(patient);
+        consent.cancelSignatures(patient, hospitalA);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+        assertEq(epochOf(patient, hospitalA), 2);
+    }
+
+    /// @dev A2: a grant signed on a clock an hour fast is refused outright.
+    function test_attack_A2_grantFromFastClock_isRefused() public {
+        uint40 t = now40();
+        uint40 issuedAt = t + 1 hours;
+        bytes memory grant = _signGrant(hospitalA, issuedAt);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentSignatureFromFuture.selector,
+                issuedAt,
+                block.timestamp + consent.MAX_SIGNATURE_SKEW()
+            )
+        );
+        _relayGrant(hospitalA, 0, issuedAt, t + YEAR, block.timestamp + 1 days, grant);
+    }
+
+    /// @dev The bound is inclusive: a clock exactly the skew ahead still signs.
+    function test_grantBySig_acceptsIssuedAtExactlyTheSkewAhead() public {
+        uint40 issuedAt = now40() + consent.MAX_SIGNATURE_SKEW();
+        bytes memory grant = _signGrant(hospitalA, issuedAt);
+        _relayGrant(hospitalA, 0, issuedAt, now40() + YEAR, block.timestamp + 1 days, grant);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+    }
+
+    /// @dev A2 within the skew: the patient's phone runs four minutes fast and signs a grant;
+    /// a minute later the guardian signs a revocation of the grant in place, which is applied
+    /// first. The earlier-signed grant, with its later `issuedAt`, no longer follows it.
+    function test_attack_A2_grantOnFastClockLosesToLaterSignedRevocation() public {
+        grantAs(patient, hospitalA, LABS);
+        vm.prank(patient);
+        consent.setGuardian(guardian, LABS, 0, now40() + YEAR);
+        uint40 t = now40();
+        uint256 deadline = block.timestamp + 1 days;
+        bytes memory grant = _signGrant(hospitalA, t + 4 minutes);
+        vm.warp(t + 60);
+        bytes memory revocation =
+            sign(guardianKey, revokeStructHash(patient, hospitalA, guardian, 1, t + 60, deadline));
+        vm.prank(stranger);
+        consent.revokeBySig(patient, hospitalA, guardian, 1, t + 60, deadline, revocation);
+        _stale(1, t + 4 minutes, 2, 0);
+        _relayGrant(hospitalA, 1, t + 4 minutes, t + YEAR, deadline, grant);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
+    }
+
+    /// @dev A3: a guardian scoped to NOTES signs a revocation of an empty (patient, hospitalA)
+    /// with the largest `issuedAt`, to make every later signed message of it stale. Refused
+    /// for its clock, and for the missing grant at any `issuedAt`; the patient's grant applies.
+    function test_attack_A3_guardianMaxIssuedAtOnEmptyRelationship_isRefused() public {
+        vm.prank(patient);
+        consent.setGuardian(guardian, NOTES, 0, now40() + YEAR);
+        uint40 max = type(uint40).max;
+        uint256 deadline = block.timestamp + 1 days;
+        bytes memory r =
+            sign(guardianKey, revokeStructHash(patient, hospitalA, guardian, 0, max, deadline));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentSignatureFromFuture.selector,
+                max,
+                block.timestamp + consent.MAX_SIGNATURE_SKEW()
+            )
+        );
+        vm.prank(stranger);
+        consent.revokeBySig(patient, hospitalA, guardian, 0, max, deadline, r);
+
+        uint40 t = now40();
+        r = sign(guardianKey, revokeStructHash(patient, hospitalA, guardian, 0, t, deadline));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentGrantNotFound.selector, patient, hospitalA
+            )
+        );
+        vm.prank(stranger);
+        consent.revokeBySig(patient, hospitalA, guardian, 0, t, deadline, r);
+
+        _relayGrant(hospitalA, 0, t, t + YEAR, deadline, _signGrant(hospitalA, t));
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+    }
+
+    /// @dev A3 by cancellation: a guardian cannot cancel (directly or signed) where no grant of
+    /// its scope exists, so it cannot void the patient's outstanding signatures there.
+    function test_attack_A3_guardianCancelOnEmptyRelationship_isRefused() public {
+        vm.prank(patient);
+        consent.setGuardian(guardian, NOTES, 0, now40() + YEAR);
+        uint40 t = now40();
+        uint256 deadline = block.timestamp + 1 days;
+        bytes memory grant = _signGrant(hospitalA, t);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentGrantNotFound.selector, patient, hospitalA
+            )
+        );
+        vm.prank(guardian);
+        consent.cancelSignatures(patient, hospitalA);
+        bytes memory cancel = sign(
+            guardianKey,
+            keccak256(
+                abi.encode(consent.CANCEL_TYPEHASH(), patient, hospitalA, guardian, 0, t, deadline)
+            )
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IConsentRegistry.ConsentGrantNotFound.selector, patient, hospitalA
+            )
+        );
+        vm.prank(stranger);
+        consent.cancelBySig(patient, hospitalA, guardian, 0, t, deadline, cancel);
+        _relayGrant(hospitalA, 0, t, t + YEAR, deadline, grant);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+    }
+
+    /// @dev A4: at the last epoch a direct revocation, grant and cancellation still work; the
+    /// epoch stays and signatures are void for good.
+    function test_attack_A4_saturatedEpoch_directCallsWork_signaturesVoid() public {
+        grantAs(patient, hospitalA, LABS);
+        uint24 max = type(uint24).max;
+        _storeEpoch(hospitalA, max);
+        vm.prank(patient);
+        consent.revoke(patient, hospitalA);
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
+        IConsentRegistry.Grant memory g = consent.grantOf(patient, hospitalA);
+        assertEq(g.epoch, max);
+        assertEq(g.signedAt, type(uint40).max);
+
+        grantAs(patient, hospitalA, LABS);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
+        vm.expectEmit(true, true, true, true, address(consent));
+        emit IConsentRegistry.ConsentSignaturesCancelled(
+            patient, hospitalA, patient, max, type(uint40).max
+        );
+        vm.prank(patient);
+        consent.cancelSignatures(patient, hospitalA);
+        assertTrue(consent.canRead(hospitalA, patient, LABS_CAT), "direct grant stays");
+        assertEq(epochOf(patient, hospitalA), max);
+
+        uint40 t = now40();
+        bytes memory grant = _signGrant(hospitalA, t);
+        _stale(max, t, max, type(uint40).max);
+        _relayGrant(hospitalA, max, t, t + YEAR, block.timestamp + 1 days, grant);
+    }
+
+    /// @dev A4 from a signed grant: the patient's signed revocation at the last epoch applies and
+    /// voids signatures for good; direct calls go on.
+    function test_attack_A4_saturatedEpoch_signedRevocationVoidsForGood() public {
+        uint24 max = type(uint24).max;
+        _storeEpoch(hospitalA, max);
+        uint40 t = now40();
+        _relayGrant(hospitalA, max, t, t + YEAR, block.timestamp + 1 days, _signGrant(hospitalA, t));
+        _relayRevoke(hospitalA, max, t + 1, block.timestamp + 1 days, _signRevoke(hospitalA, t + 1));
+        assertFalse(consent.canRead(hospitalA, patient, LABS_CAT));
+        assertEq(consent.grantOf(patient, hospitalA).signedAt, type(uint40).max);
+        grantAs(patient, hospitalA, LABS);
+        vm.prank(patient);
+        consent.revoke(patient, hospitalA);
+        assertEq(epochOf(patient, hospitalA), max);
     }
 }

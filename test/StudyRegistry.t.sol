@@ -583,7 +583,7 @@ contract StudyRegistryTest is Base {
         uint256 id = _approved();
         vm.roll(123);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, 1, 0);
         vm.prank(patient);
         studies.optIn(id);
 
@@ -619,7 +619,7 @@ contract StudyRegistryTest is Base {
         studies.withdraw(id);
         vm.roll(30);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, 3, 0);
         _optIn(id, patient);
         _assertParticipation(id, patient, true, 30);
         assertTrue(studies.isOptedIn(id, patient));
@@ -667,7 +667,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, other);
         vm.roll(51);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient);
+        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
         vm.prank(patient);
         studies.withdraw(id);
 
@@ -683,7 +683,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, patient);
         _close(id);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient);
+        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
         vm.prank(patient);
         studies.withdraw(id);
         _assertParticipation(id, patient, false, uint64(block.number));
@@ -721,7 +721,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(patientKey, s);
         vm.roll(77);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, stranger);
+        emit IStudyRegistry.OptedIn(id, patient, stranger, s.epoch, s.issuedAt);
         vm.prank(stranger);
         _optInBySig(s, sig);
 
@@ -736,7 +736,7 @@ contract StudyRegistryTest is Base {
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient);
+        emit IStudyRegistry.OptedIn(id, patient, patient, s.epoch, s.issuedAt);
         vm.prank(patient);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, patient));
@@ -912,7 +912,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(walletKey, s);
 
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, address(wallet), stranger);
+        emit IStudyRegistry.OptedIn(id, address(wallet), stranger, s.epoch, s.issuedAt);
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, address(wallet)));
@@ -948,13 +948,15 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signWithdraw(patientKey, s);
         vm.roll(200);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, stranger);
+        emit IStudyRegistry.Withdrew(id, patient, stranger, s.epoch + 1, 0);
         vm.prank(stranger);
         _withdrawBySig(s, sig);
 
         assertFalse(studies.isOptedIn(id, patient));
         _assertParticipation(id, patient, false, 200);
-        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
+        // A signed withdrawal moves to the next epoch, like a direct one.
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
+        assertEq(studies.participationOf(id, patient).epoch, s.epoch + 1);
     }
 
     function test_withdrawBySig_afterOptInBySigIssuedLater() public {
@@ -964,7 +966,9 @@ contract StudyRegistryTest is Base {
         s.issuedAt += 1;
         _withdrawBySig(s, _signWithdraw(patientKey, s));
         assertFalse(studies.isOptedIn(id, patient));
-        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
+        // A signed withdrawal moves to the next epoch, like a direct one.
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
+        assertEq(studies.participationOf(id, patient).epoch, s.epoch + 1);
     }
 
     function test_withdrawBySig_revertsOnWrongSigner() public {
@@ -1019,7 +1023,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, patient);
 
         vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 1, s.issuedAt, 2, 0)
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 1, s.issuedAt, 3, 0)
         );
         vm.prank(stranger);
         _withdrawBySig(s, sig);
@@ -1070,14 +1074,16 @@ contract StudyRegistryTest is Base {
     }
 
     /// @dev Behaviour changed with per-participation ordering: a signed withdrawal without an
-    /// opt-in applies (it records its time, so an opt-in signed before it cannot follow it).
+    /// opt-in applies (it moves the epoch, so an opt-in signed before it cannot follow it).
     function test_withdrawBySig_withoutOptInRecordsItsTime() public {
         uint256 id = _approved();
         Signed memory s = _signed(id);
         bytes memory sig = _signWithdraw(patientKey, s);
         _withdrawBySig(s, sig);
         assertFalse(studies.isOptedIn(id, patient));
-        assertEq(studies.participationOf(id, patient).signedAt, s.issuedAt);
+        // A signed withdrawal moves to the next epoch, like a direct one.
+        assertEq(studies.participationOf(id, patient).signedAt, 0);
+        assertEq(studies.participationOf(id, patient).epoch, s.epoch + 1);
     }
 
     function test_withdrawBySig_erc1271WalletPatient() public {
@@ -1094,11 +1100,13 @@ contract StudyRegistryTest is Base {
 
         bytes memory sig = _signWithdraw(walletKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, address(wallet), stranger);
+        emit IStudyRegistry.Withdrew(id, address(wallet), stranger, s.epoch + 1, 0);
         vm.prank(stranger);
         _withdrawBySig(s, sig);
         assertFalse(studies.isOptedIn(id, address(wallet)));
-        assertEq(studies.participationOf(id, address(wallet)).signedAt, s.issuedAt);
+        // A signed withdrawal moves to the next epoch, like a direct one.
+        assertEq(studies.participationOf(id, address(wallet)).signedAt, 0);
+        assertEq(studies.participationOf(id, address(wallet)).epoch, s.epoch + 1);
     }
 
     // ------------------------------------------------------------ recordQuery
@@ -1480,5 +1488,124 @@ contract StudyRegistryTest is Base {
         assertEq(qs[1].answerHash, keccak256("answer 2"));
         assertEq(rebuilt[a].spent, COST + 3);
         assertEq(uint8(rebuilt[a].status), uint8(IStudyRegistry.Status.Closed));
+    }
+
+    // ----------------------- signed consents, review findings (issue 14 hole 3 follow-up)
+
+    function _signCancel(uint256 key, Signed memory s) internal view returns (bytes memory) {
+        return _signWithDomain(
+            key, studies.DOMAIN_SEPARATOR(), keccak256(abi.encode(studies.CANCEL_TYPEHASH(), s))
+        );
+    }
+
+    /// @dev Writes `epoch` into the participation of `patient` in `id`: `_participations` is
+    /// storage slot 5 and the epoch sits at bit 72 of the packed Participation.
+    function _storeEpoch(uint256 id, uint24 epoch) internal {
+        bytes32 slot = keccak256(abi.encode(patient, keccak256(abi.encode(id, uint256(5)))));
+        uint256 w = uint256(vm.load(address(studies), slot));
+        w = (w & ~(uint256(type(uint24).max) << 72)) | (uint256(epoch) << 72);
+        vm.store(address(studies), slot, bytes32(w));
+        assertEq(studies.participationOf(id, patient).epoch, epoch, "layout");
+    }
+
+    /// @dev A1: a relayer holding a signed opt-in front-runs the patient's signed cancellation
+    /// with it; the cancellation withdraws that opt-in.
+    function test_attack_A1_optInRelayedAheadOfCancelBySig_isWithdrawn() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory optIn = _signOptIn(patientKey, s);
+        Signed memory c = _signed(id);
+        c.issuedAt += 1;
+        bytes memory cancel = _signCancel(patientKey, c);
+        vm.prank(stranger);
+        _optInBySig(s, optIn);
+        assertTrue(studies.isOptedIn(id, patient));
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.Withdrew(id, patient, stranger, 1, 0);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
+        vm.prank(stranger);
+        studies.cancelBySig(id, patient, c.epoch, c.issuedAt, c.deadline, cancel);
+        assertFalse(studies.isOptedIn(id, patient), "cancelled opt-in is live");
+        IStudyRegistry.Participation memory p = studies.participationOf(id, patient);
+        assertEq(p.epoch, 1);
+        assertEq(p.signedAt, 0);
+    }
+
+    /// @dev A1 with a direct cancellation; a direct opt-in stays.
+    function test_attack_A1_optInRelayedAheadOfDirectCancel_isWithdrawn() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        _optInBySig(s, _signOptIn(patientKey, s));
+        vm.prank(patient);
+        studies.cancelSignatures(id);
+        assertFalse(studies.isOptedIn(id, patient), "cancelled opt-in is live");
+        _optIn(id, patient);
+        vm.prank(patient);
+        studies.cancelSignatures(id);
+        assertTrue(studies.isOptedIn(id, patient), "direct opt-in stays");
+    }
+
+    /// @dev A2: an opt-in signed on a clock an hour fast is refused.
+    function test_attack_A2_optInFromFastClock_isRefused() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        s.issuedAt += 1 hours;
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudySignatureFromFuture.selector,
+                s.issuedAt,
+                block.timestamp + studies.MAX_SIGNATURE_SKEW()
+            )
+        );
+        _optInBySig(s, sig);
+    }
+
+    /// @dev A2 within the skew: an opt-in signed on a clock four minutes fast, then a
+    /// withdrawal signed a minute later on a right clock and applied first: the opt-in no
+    /// longer follows it.
+    function test_attack_A2_optInOnFastClockLosesToLaterSignedWithdrawal() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        uint40 t = s.issuedAt;
+        s.issuedAt = t + 4 minutes;
+        bytes memory optIn = _signOptIn(patientKey, s);
+        vm.warp(t + 60);
+        Signed memory w = _signed(id);
+        _withdrawBySig(w, _signWithdraw(patientKey, w));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudySignatureStale.selector, 0, t + 4 minutes, 1, 0
+            )
+        );
+        _optInBySig(s, optIn);
+        assertFalse(studies.isOptedIn(id, patient));
+    }
+
+    /// @dev A4: at the last epoch direct opt-in, withdrawal and cancellation work; the epoch
+    /// stays and signatures are void for good.
+    function test_attack_A4_saturatedEpoch_directCallsWork_signaturesVoid() public {
+        uint256 id = _approved();
+        uint24 max = type(uint24).max;
+        _storeEpoch(id, max);
+        _optIn(id, patient);
+        vm.prank(patient);
+        studies.withdraw(id);
+        vm.prank(patient);
+        studies.cancelSignatures(id);
+        IStudyRegistry.Participation memory p = studies.participationOf(id, patient);
+        assertEq(p.epoch, max);
+        assertEq(p.signedAt, type(uint40).max);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudySignatureStale.selector, max, s.issuedAt, max, type(uint40).max
+            )
+        );
+        _optInBySig(s, sig);
+        _optIn(id, patient);
+        assertTrue(studies.isOptedIn(id, patient));
     }
 }

@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.30;
 
+// How far a signed consent's `issuedAt` may be ahead of the block time: 5 minutes. Signed
+// messages are ordered by their signer's clock. Devices and block times agree to within
+// seconds when their clocks are set by the network, so minutes leave room for a device that
+// drifts and for a slow block, while a clock an hour fast (or an `issuedAt` forged far ahead
+// to block every later message) is refused. Both registries use it.
+uint40 constant SIGNATURE_SKEW = 5 minutes;
+
 /// @title IConsentRegistry
 /// @notice Who may see which categories of a patient's records, for what purpose, until when.
 /// @dev A grant is keyed by (patient, grantee); a new grant replaces the previous one whole.
@@ -12,19 +19,26 @@ pragma solidity ^0.8.30;
 /// Signed messages are ordered per relationship (patient, grantee), not per signer: the grant
 /// slot holds an `epoch` and the `signedAt` of the last signed message applied. A signed grant,
 /// revocation or cancellation carries the `epoch` it was signed in and `issuedAt`, the signer's
-/// clock; it applies only while `epoch` is the stored epoch and `issuedAt` is after the stored
-/// `signedAt`, and sets `signedAt = issuedAt`. So a replay is stale, a message signed before
-/// another one that was applied loses to it whatever order a relayer chose, and a withheld
-/// message blocks nothing: neither later messages of the same relationship nor any message of
-/// another. Every direct grant or revocation, and every cancellation ({cancelSignatures},
-/// {cancelBySig}), moves to the next epoch and resets `signedAt`: every signature outstanding
-/// for the relationship is void. A revocation keeps the slot's epoch (the slot is never
-/// deleted), so a revoked relationship's old signatures stay void.
+/// clock, which may be at most {SIGNATURE_SKEW} ahead of the block time; it applies only while
+/// `epoch` is the stored epoch and `issuedAt` is after the stored `signedAt`. A signed grant
+/// keeps the epoch and sets `signedAt = issuedAt`, so a replay is stale and of two grants the
+/// one signed later wins whatever order a relayer chose. Every revocation (direct or signed),
+/// every cancellation ({cancelSignatures}, {cancelBySig}) and every direct grant moves to the
+/// next epoch and resets `signedAt`: every signature outstanding for the relationship is void,
+/// so a revocation wins over every message signed before it was applied, whatever its signer's
+/// clock said. A cancellation also revokes a grant applied from a signature of the epoch it
+/// closes (a relayer cannot keep a grant alive by applying it just ahead of the cancellation).
+/// A withheld message blocks nothing: neither later messages of the same relationship nor any
+/// message of another. The slot is never deleted, so a revoked relationship's old signatures
+/// stay void. At the last epoch (2^24 - 1) the epoch stays and `signedAt` becomes
+/// `type(uint40).max`: signatures are void for good, direct calls keep working.
 ///
 /// A grant counts only when it was made (`grantedAt`) at or after the `validSince` of the
 /// grantee's credential: a provider credentialed again after a revocation or a lapse does not
 /// get back the grants it held before ({IParticipantRegistry-validSinceOf}), nor break-glass it
-/// opened before (`openedAt`).
+/// opened before (`openedAt`). A credential issued again takes effect from the next second
+/// (`validSince` is its block time + 1), so a grant made in that same second never counts:
+/// grant again once `validSince` has passed.
 /// Every state change emits an event carrying the whole new state, so an indexer can rebuild
 /// all state from events alone.
 interface IConsentRegistry {
@@ -110,7 +124,8 @@ interface IConsentRegistry {
         uint200 recentOpenings;
     }
 
-    /// @notice Emitted when `by` (the patient or one of their guardians) grants `grantee` access.
+    /// @notice Emitted when `by` (the patient or one of their guardians) grants `grantee` access;
+    /// `epoch` and `signedAt` are the relationship's signature state after it (see above).
     event Granted(
         address indexed patient,
         address indexed grantee,
@@ -118,11 +133,21 @@ interface IConsentRegistry {
         uint64 categories,
         uint8 purpose,
         uint40 notBefore,
-        uint40 expiresAt
+        uint40 expiresAt,
+        uint24 epoch,
+        uint40 signedAt
     );
 
-    /// @notice Emitted when `by` revokes the grant of `grantee`; no access remains from this block.
-    event Revoked(address indexed patient, address indexed grantee, address indexed by);
+    /// @notice Emitted when `by` revokes the grant of `grantee` (by a revocation, or by a
+    /// cancellation that voids a signed grant); no access remains from this block. `epoch` and
+    /// `signedAt` are the relationship's signature state after it.
+    event Revoked(
+        address indexed patient,
+        address indexed grantee,
+        address indexed by,
+        uint24 epoch,
+        uint40 signedAt
+    );
 
     /// @notice Emitted when `patient` names (or re-names) `guardian`.
     event GuardianSet(
@@ -188,9 +213,14 @@ interface IConsentRegistry {
     // ------------------------------------------- signature ordering (issue 14)
 
     /// @notice Emitted when `by` voids every outstanding signed message of (`patient`,
-    /// `grantee`); messages must now be signed in `epoch`.
+    /// `grantee`); messages must now be signed in `epoch`, after `signedAt` (0; at the last
+    /// epoch `type(uint40).max`: signatures void for good).
     event ConsentSignaturesCancelled(
-        address indexed patient, address indexed grantee, address indexed by, uint24 epoch
+        address indexed patient,
+        address indexed grantee,
+        address indexed by,
+        uint24 epoch,
+        uint40 signedAt
     );
 
     /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
@@ -200,6 +230,10 @@ interface IConsentRegistry {
     error ConsentSignatureStale(
         uint24 epoch, uint40 issuedAt, uint24 currentEpoch, uint40 signedAt
     );
+
+    /// @notice The signed message's `issuedAt` is after `latest`, the block time plus
+    /// {SIGNATURE_SKEW}: the signer's clock runs ahead of the chain's; sign again.
+    error ConsentSignatureFromFuture(uint40 issuedAt, uint256 latest);
 
     /// @notice An address argument is zero.
     error ConsentZeroAddress();
@@ -264,6 +298,9 @@ interface IConsentRegistry {
     /// @notice Grants `grantee` access to `categories` of `patient` for `purpose` within
     /// [notBefore, expiresAt), replacing any earlier grant to `grantee`. `notBefore` 0 means now.
     /// A direct grant moves the relationship to its next epoch: outstanding signatures are void.
+    /// A grant counts only from the grantee's `validSince` on: one made in the same second as
+    /// the grantee's credential was issued again (`validSince` = that block time + 1) never
+    /// counts, and nothing reverts; grant once `validSince` has passed.
     /// Requirements: caller is `patient`, or a guardian of `patient` live now whose scope
     /// covers `categories` and the categories of the grant it replaces, and whose mandate lasts
     /// at least until `expiresAt`; `grantee` non-zero
@@ -280,7 +317,8 @@ interface IConsentRegistry {
     ) external;
 
     /// @notice Revokes the grant of `patient` to `grantee`; it stops counting in this block.
-    /// Moves the relationship to its next epoch: outstanding signatures are void.
+    /// Moves the relationship to its next epoch: outstanding signatures are void (at the last
+    /// epoch they are voided for good instead, see above).
     /// Requirements: a grant exists; caller is `patient`, or a guardian live now whose scope
     /// covers the grant's categories.
     /// Emits {Revoked}.
@@ -291,7 +329,8 @@ interface IConsentRegistry {
     /// signer's `issuedAt` and `deadline`; keeps the epoch and sets `signedAt` to `issuedAt`.
     /// Requirements: as {grant} with `signer` as the caller; `block.timestamp <= deadline`;
     /// the signature is valid; `epoch` is the stored epoch and `issuedAt` after the stored
-    /// `signedAt` (else {ConsentSignatureStale}).
+    /// `signedAt` (else {ConsentSignatureStale}); `issuedAt` at most {SIGNATURE_SKEW} ahead of
+    /// the block time (else {ConsentSignatureFromFuture}).
     /// Emits {Granted}.
     function grantBySig(
         address patient,
@@ -307,11 +346,15 @@ interface IConsentRegistry {
         bytes calldata signature
     ) external;
 
-    /// @notice {revoke} authorised by `signer`'s EIP-712 signature, relayed by anyone. Applies
-    /// also when there is no grant (it then only records `signedAt`), so that a grant signed
-    /// before it cannot be relayed after it.
+    /// @notice {revoke} authorised by `signer`'s EIP-712 signature, relayed by anyone. Moves the
+    /// relationship to its next epoch like {revoke}, so every message signed before it was
+    /// applied is void. The patient's applies also when there is no grant (it then only moves
+    /// the epoch), so that a grant they signed before it cannot be relayed after it.
     /// Requirements: `signer` is `patient`, or a guardian live now whose scope covers the
-    /// stored grant's categories; as {grantBySig} for the deadline, signature and ordering.
+    /// stored grant's categories, and for a guardian a grant exists (else
+    /// {ConsentGrantNotFound}); `issuedAt` at most {SIGNATURE_SKEW} ahead of the block time
+    /// (else {ConsentSignatureFromFuture}); as {grantBySig} for the deadline, signature and
+    /// ordering.
     /// Emits {Revoked}.
     function revokeBySig(
         address patient,
@@ -324,17 +367,21 @@ interface IConsentRegistry {
     ) external;
 
     /// @notice Voids every outstanding signed message of (`patient`, `grantee`): moves to the
-    /// next epoch and resets `signedAt`. The grant itself, if any, is left as it is.
+    /// next epoch and resets `signedAt`. A grant applied from a signature of the epoch this
+    /// closes (`signedAt` non-zero) is revoked as well: it was signed before the cancellation,
+    /// and a relayer holding it could otherwise apply it just ahead of the cancellation. A
+    /// direct grant is left as it is.
     /// Requirements: caller is `patient`, or a guardian live now whose scope covers the stored
-    /// grant's categories.
-    /// Emits {ConsentSignaturesCancelled}.
+    /// grant's categories, and for a guardian a grant exists (else {ConsentGrantNotFound}).
+    /// Emits {Revoked} when it revokes a signed grant, then {ConsentSignaturesCancelled}.
     function cancelSignatures(address patient, address grantee) external;
 
     /// @notice {cancelSignatures} authorised by `signer`'s EIP-712 signature, relayed by
-    /// anyone: a patient without gas voids a signature they gave away.
-    /// Requirements: as {cancelSignatures} with `signer` as the caller; as {grantBySig} for
-    /// the deadline, signature and ordering.
-    /// Emits {ConsentSignaturesCancelled}.
+    /// anyone: a patient without gas voids a signature they gave away, and revokes the grant
+    /// of one that a relayer applied before the cancellation (see {cancelSignatures}).
+    /// Requirements: as {cancelSignatures} with `signer` as the caller; as {revokeBySig} for
+    /// the deadline, clock, signature and ordering.
+    /// Emits {Revoked} when it revokes a signed grant, then {ConsentSignaturesCancelled}.
     function cancelBySig(
         address patient,
         address grantee,

@@ -15,8 +15,13 @@ pragma solidity ^0.8.30;
 /// relay; an opt-in counts only while the study is approved. Signed messages are ordered per
 /// (study, patient), as the consent registry orders them per relationship: each carries the
 /// participation's `epoch` and the patient's `issuedAt`, applies only while its epoch is current
-/// and `issuedAt` is after the last applied one's, and a direct opt-in or withdrawal or a
-/// cancellation moves to the next epoch, voiding every outstanding signature of that study.
+/// and `issuedAt` is after the last applied one's and at most the consent registry's
+/// `SIGNATURE_SKEW` ahead of the block time; a direct opt-in, any withdrawal (direct or signed)
+/// and a cancellation move to the next epoch, voiding every outstanding signature of that
+/// study, so a withdrawal wins over every message signed before it was applied. A cancellation
+/// also withdraws an opt-in applied from a signature of the epoch it closes. At the last epoch
+/// (2^24 - 1) the epoch stays and `signedAt` becomes `type(uint40).max`: signatures are void
+/// for good, direct calls keep working.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
 /// change emits an event carrying the whole new state (an opt-in's block is its log's block), so
 /// an indexer can rebuild all state from events alone.
@@ -76,13 +81,20 @@ interface IStudyRegistry {
 
     /// @notice Emitted when `patient` voids every outstanding signed message of theirs for
     /// study `studyId`; messages must now be signed in `epoch`.
-    event StudySignaturesCancelled(uint256 indexed studyId, address indexed patient, uint24 epoch);
+    /// `signedAt` is 0, or at the last epoch `type(uint40).max` (signatures void for good).
+    event StudySignaturesCancelled(
+        uint256 indexed studyId, address indexed patient, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
     /// participation is in `currentEpoch` and its last signed message applied was issued at
     /// `signedAt`. A replay, a message older than one applied, or one voided by a direct
     /// change or a cancellation: sign it again in the current epoch.
     error StudySignatureStale(uint24 epoch, uint40 issuedAt, uint24 currentEpoch, uint40 signedAt);
+
+    /// @notice The signed message's `issuedAt` is after `latest`, the block time plus the
+    /// allowed skew: the patient's clock runs ahead of the chain's; sign again.
+    error StudySignatureFromFuture(uint40 issuedAt, uint256 latest);
 
     /// @notice Emitted when `researcher` registers study `studyId`.
     event StudyRegistered(
@@ -102,12 +114,19 @@ interface IStudyRegistry {
     event StudyClosed(uint256 indexed studyId, uint40 closedAt);
 
     /// @notice Emitted when `patient` opts in to study `studyId`; `by` sent the transaction (the
-    /// patient, or whoever relayed the patient's signature).
-    event OptedIn(uint256 indexed studyId, address indexed patient, address by);
+    /// patient, or whoever relayed the patient's signature); `epoch` and `signedAt` are the
+    /// participation's signature state after it.
+    event OptedIn(
+        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice Emitted when `patient` withdraws from study `studyId`; the opt-in stops counting
-    /// in this block. `by` sent the transaction (the patient, or the relayer of their signature).
-    event Withdrew(uint256 indexed studyId, address indexed patient, address by);
+    /// in this block (by a withdrawal, or by a cancellation that voids a signed opt-in). `by`
+    /// sent the transaction (the patient, or the relayer of their signature); `epoch` and
+    /// `signedAt` are the participation's signature state after it.
+    event Withdrew(
+        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
+    );
 
     /// @notice Emitted when the study's researcher records the receipt of query `queryHash`:
     /// answered over the patients opted in as of `pinnedBlock`, spending `cost` of the budget,
@@ -198,7 +217,8 @@ interface IStudyRegistry {
     /// `epoch`, the patient's `issuedAt` and `deadline`; sets `signedAt` to `issuedAt`.
     /// Requirements: as {optIn} for `patient`; `block.timestamp <= deadline`; the signature is
     /// valid; `epoch` is the stored epoch and `issuedAt` after the stored `signedAt` (else
-    /// {StudySignatureStale}).
+    /// {StudySignatureStale}) and at most the skew ahead of the block time (else
+    /// {StudySignatureFromFuture}).
     /// Emits {OptedIn}.
     function optInBySig(
         uint256 studyId,
@@ -210,8 +230,9 @@ interface IStudyRegistry {
     ) external;
 
     /// @notice {withdraw} of `patient` authorised by their EIP-712 signature, relayed by anyone.
-    /// Applies also when the patient is not opted in (it then only records `signedAt`), so that
-    /// an opt-in signed before it cannot be relayed after it.
+    /// Moves to the next epoch like {withdraw}, so every message signed before it was applied is
+    /// void. Applies also when the patient is not opted in (it then only moves the epoch), so
+    /// that an opt-in signed before it cannot be relayed after it.
     /// Requirements: as {optInBySig} for the deadline, signature and ordering.
     /// Emits {Withdrew}.
     function withdrawBySig(
@@ -224,14 +245,16 @@ interface IStudyRegistry {
     ) external;
 
     /// @notice Voids every outstanding signed message of the caller for study `studyId`: moves
-    /// to the next epoch and resets `signedAt`; the participation itself stays as it is.
-    /// Emits {StudySignaturesCancelled}.
+    /// to the next epoch and resets `signedAt`. An opt-in applied from a signature of the epoch
+    /// this closes is withdrawn as well (it was signed before the cancellation, and a relayer
+    /// could otherwise apply it just ahead of it); a direct opt-in stays.
+    /// Emits {Withdrew} when it withdraws a signed opt-in, then {StudySignaturesCancelled}.
     function cancelSignatures(uint256 studyId) external;
 
     /// @notice {cancelSignatures} of `patient` authorised by their EIP-712 signature, relayed
-    /// by anyone.
-    /// Requirements: as {optInBySig} for the deadline, signature and ordering.
-    /// Emits {StudySignaturesCancelled}.
+    /// by anyone; withdraws a signed opt-in as {cancelSignatures} does.
+    /// Requirements: as {optInBySig} for the deadline, clock, signature and ordering.
+    /// Emits {Withdrew} when it withdraws a signed opt-in, then {StudySignaturesCancelled}.
     function cancelBySig(
         uint256 studyId,
         address patient,

@@ -301,6 +301,10 @@ impl Indexed for ConsentRegistry::Granted {
         ("purpose", SmallInt),
         ("not_before", BigInt),
         ("expires_at", BigInt),
+        // The relationship's signature state after the grant
+        // (migrations/indexer/20261129000006_signature_state.sql).
+        ("epoch", BigInt),
+        ("signed_at", BigInt),
         ("granted_at", BigInt),
     ];
     /// The fields without the grant's time: see [`Indexed::bind_at`].
@@ -311,7 +315,9 @@ impl Indexed for ConsentRegistry::Granted {
             .uint(self.categories)
             .code(self.purpose)
             .uint(t(self.notBefore))
-            .uint(t(self.expiresAt));
+            .uint(t(self.expiresAt))
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
     /// The grant's time is its block's (the contract's `grantedAt`), which the event does not
     /// carry; 0 where the node does not say it (the API then compares by block).
@@ -338,11 +344,15 @@ impl Indexed for ConsentRegistry::Revoked {
         ("patient", Bytea),
         ("grantee", Bytea),
         ("by_account", Bytea),
+        ("epoch", BigInt),
+        ("signed_at", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.address(self.patient)
             .address(self.grantee)
-            .address(self.by);
+            .address(self.by)
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
     fn change(&self) -> Result<Option<Change>, String> {
         let key = vec![self.patient.into(), self.grantee.into()];
@@ -666,10 +676,15 @@ impl Indexed for StudyRegistry::OptedIn {
         ("study_id", BigInt),
         ("patient", Bytea),
         ("by_account", Bytea),
+        ("epoch", BigInt),
+        ("signed_at", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient).address(self.by);
+        w.address(self.patient)
+            .address(self.by)
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
     fn change(&self) -> Result<Option<Change>, String> {
         let key = vec![study_key(self.studyId)?, self.patient.into()];
@@ -683,10 +698,15 @@ impl Indexed for StudyRegistry::Withdrew {
         ("study_id", BigInt),
         ("patient", Bytea),
         ("by_account", Bytea),
+        ("epoch", BigInt),
+        ("signed_at", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient).address(self.by);
+        w.address(self.patient)
+            .address(self.by)
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
     fn change(&self) -> Result<Option<Change>, String> {
         let key = vec![study_key(self.studyId)?, self.patient.into()];
@@ -719,22 +739,30 @@ impl Indexed for ConsentRegistry::ConsentSignaturesCancelled {
         ("grantee", Bytea),
         ("by_account", Bytea),
         ("epoch", BigInt),
+        ("signed_at", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.address(self.patient)
             .address(self.grantee)
             .address(self.by)
-            .uint(self.epoch.to::<u64>());
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
 }
 
 impl Indexed for StudyRegistry::StudySignaturesCancelled {
     const TABLE: &'static str = "ev_study_signatures_cancelled";
-    const COLUMNS: &'static [ColumnDef] =
-        &[("study_id", BigInt), ("patient", Bytea), ("epoch", BigInt)];
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("study_id", BigInt),
+        ("patient", Bytea),
+        ("epoch", BigInt),
+        ("signed_at", BigInt),
+    ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient).uint(self.epoch.to::<u64>());
+        w.address(self.patient)
+            .uint(self.epoch.to::<u64>())
+            .uint(t(self.signedAt));
     }
 }
 

@@ -6,8 +6,9 @@ import {ConsentRegistry} from "../../contracts/ConsentRegistry.sol";
 
 /// @notice Signs grants, revocations and cancellations for a few relationships, relays them in
 /// any order, interleaved with direct changes, and keeps a model of the ordering rule: a signed
-/// message applies only in its relationship's epoch and after the last one applied; a direct
-/// change or a cancellation moves to the next epoch.
+/// message applies only in its relationship's epoch, after the last one applied and at most the
+/// skew ahead of the block time; a direct change, a revocation or a cancellation moves to the
+/// next epoch, and a cancellation also revokes a grant applied from a signature.
 contract SignatureHandler is Test {
     ConsentRegistry public immutable consent;
 
@@ -35,6 +36,8 @@ contract SignatureHandler is Test {
         uint24 epoch;
         uint40 signedAt;
         bool granted;
+        /// The grant came from a signature of the current epoch.
+        bool signedGrant;
     }
 
     Message[] internal messages;
@@ -116,7 +119,8 @@ contract SignatureHandler is Test {
         Message memory m = messages[seed % messages.length];
         address patient = vm.addr(m.key);
         Model storage md = model[patient][m.grantee];
-        bool inOrder = m.epoch == md.epoch && m.issuedAt > md.signedAt;
+        bool inOrder = m.epoch == md.epoch && m.issuedAt > md.signedAt
+            && m.issuedAt <= block.timestamp + consent.MAX_SIGNATURE_SKEW();
         bool allowed = inOrder && block.timestamp <= m.deadline
             && (m.kind != GRANT || block.timestamp < m.expiresAt);
         bool ok = _send(m, patient);
@@ -124,13 +128,17 @@ contract SignatureHandler is Test {
         if (!ok && allowed) validRefused++;
         if (!ok) return;
         applied++;
-        if (m.kind == CANCEL) {
-            md.epoch++;
-            md.signedAt = 0;
-        } else {
+        if (m.kind == GRANT) {
             md.signedAt = m.issuedAt;
-            md.granted = m.kind == GRANT;
+            md.granted = true;
+            md.signedGrant = true;
+            return;
         }
+        // A revocation, and a cancellation of a signed grant, leave no grant.
+        if (m.kind == REVOKE || md.signedGrant) md.granted = false;
+        md.epoch++;
+        md.signedAt = 0;
+        md.signedGrant = false;
     }
 
     function _send(Message memory m, address patient) internal returns (bool) {
@@ -189,8 +197,10 @@ contract SignatureHandler is Test {
             md.granted = false;
         } else {
             consent.cancelSignatures(patient, grantee);
+            if (md.signedGrant) md.granted = false;
         }
         md.epoch++;
         md.signedAt = 0;
+        md.signedGrant = false;
     }
 }

@@ -28,7 +28,7 @@ contract SignatureInvariantsTest is Base {
             address p = handler.patientOf(i);
             for (uint256 j; j < 2; ++j) {
                 address g = handler.grantees(j);
-                (uint24 epoch, uint40 signedAt, bool granted) = handler.model(p, g);
+                (uint24 epoch, uint40 signedAt, bool granted,) = handler.model(p, g);
                 IConsentRegistry.Grant memory s = consent.grantOf(p, g);
                 assertEq(s.epoch, epoch, "epoch");
                 assertEq(s.signedAt, signedAt, "signedAt");

@@ -53,8 +53,11 @@ pub struct SignOnly {
     #[arg(long, default_value = "1d", requires = "sign_only")]
     pub deadline: String,
     /// The relationship's signature epoch (with --chain-id, signs with no node at all; the
-    /// issue time is then this machine's clock) [default: read from the chain, with the time
-    /// of the last signed message applied, so that this one comes after it]
+    /// issue time is then this machine's clock, unchecked: the registries refuse a message
+    /// issued more than 5 minutes ahead of the chain) [default: read from the chain, with the
+    /// time of the last signed message applied, so that this one comes after it; the issue
+    /// time is then this machine's clock, at most the registries' skew ahead of the latest
+    /// block]
     #[arg(long, requires = "sign_only")]
     pub epoch: Option<u32>,
     /// Write the signed message to this file instead of stdout
@@ -147,14 +150,18 @@ pub struct SigningContext {
     pub deployment: Deployment,
     /// The relationship's epoch.
     pub epoch: u32,
-    /// The signer's issue time: this machine's clock, after the last signed message applied.
+    /// The signer's issue time: this machine's clock, after the last signed message applied
+    /// and (online) at most the registries' skew ahead of the latest block.
     pub issued_at: u64,
     /// The signature's deadline.
     pub deadline: U256,
 }
 
 /// Reads the epoch and the last signed time of `rel` from the chain, or, with `--epoch` and
-/// `--chain-id`, signs offline with this machine's clock.
+/// `--chain-id`, signs offline with this machine's clock. Online, the issue time is never more
+/// than the registry's `MAX_SIGNATURE_SKEW` ahead of the latest block, which it would refuse;
+/// offline nothing bounds it (a clock that far ahead makes the relay fail, and the signer signs
+/// again).
 pub async fn signing_context(
     settings: &Settings,
     sign: &SignOnly,
@@ -175,32 +182,61 @@ pub async fn signing_context(
     }
     let chain = Chain::connect(settings).await?;
     let deployment = chain.deployment(settings).await?;
-    let (epoch, signed_at): (u32, u64) = match rel {
+    let (epoch, signed_at, skew): (u32, u64, u64) = match rel {
         Relationship::Consent { patient, grantee } => {
-            let g = chain
-                .consent(&deployment)
+            let consent = chain.consent(&deployment);
+            let g = consent
                 .grantOf(patient, grantee)
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
-            (g.epoch.to(), g.signedAt.to())
+            let skew = consent
+                .MAX_SIGNATURE_SKEW()
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            (g.epoch.to(), g.signedAt.to(), skew.to())
         }
         Relationship::Study { id, patient } => {
-            let p = super::study::studies(&chain, &deployment)?
+            let studies = super::study::studies(&chain, &deployment)?;
+            let p = studies
                 .participationOf(id, patient)
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
-            (p.epoch.to(), p.signedAt.to())
+            let skew = studies
+                .MAX_SIGNATURE_SKEW()
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            (p.epoch.to(), p.signedAt.to(), skew.to())
         }
     };
+    let latest = chain.now().await?;
+    let issued_at = medrec_bindings::bounded_issued_at(now, signed_at, latest + skew)
+        .ok_or_else(|| no_issue_time(signed_at, latest + skew))?;
     Ok(SigningContext {
         chain_id: chain.chain_id,
         deployment,
         epoch: sign.epoch.unwrap_or(epoch),
-        issued_at: medrec_bindings::next_issued_at(now, signed_at),
+        issued_at,
         deadline,
     })
+}
+
+/// Why no issue time fits: the relationship's signatures are void for good (its last epoch), or
+/// its last signed message is dated after what the chain accepts now.
+fn no_issue_time(signed_at: u64, ceiling: u64) -> CliError {
+    if signed_at >= (1 << 40) - 1 {
+        CliError::input(
+            "this relationship's signatures are void for good (its epoch reached the maximum): send the change without --sign-only",
+        )
+    } else {
+        CliError::input(format!(
+            "the last signed message applied here was issued at {signed_at}, after what the chain accepts now ({ceiling}): try again in {} seconds",
+            signed_at + 1 - ceiling
+        ))
+    }
 }
 
 /// Prints or writes a signed message.
@@ -279,6 +315,7 @@ pub async fn run_grant(a: GrantArgs, settings: &Settings, out: Printer) -> Resul
 
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
+    refuse_before_valid_since(&chain, &d, grantee).await?;
     let consent = chain.consent(&d);
     let call = consent.grant(
         patient,
@@ -304,6 +341,26 @@ pub async fn run_grant(a: GrantArgs, settings: &Settings, out: Printer) -> Resul
             tx.block_number
         ),
     );
+    Ok(())
+}
+
+/// Refuses a grant that could never count: the grantee's credential was issued again within
+/// the current second, so its `validSince` (that block's time + 1) is after both this machine's
+/// clock and the latest block's time, and a grant made in that second is ignored by the
+/// registry without a revert.
+async fn refuse_before_valid_since(chain: &Chain, d: &Deployment, grantee: Address) -> Result<()> {
+    let valid_since: u64 = chain
+        .participants(d)
+        .validSinceOf(grantee)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?
+        .to();
+    if valid_since > chain.now().await?.max(now_secs()) {
+        return Err(CliError::input(format!(
+            "{grantee}'s credential was issued again this second: a grant now would never count; try again in a second"
+        )));
+    }
     Ok(())
 }
 

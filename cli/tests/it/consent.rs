@@ -793,3 +793,156 @@ fn a_short_grant_works_on_an_idle_chain_whose_last_block_is_old() {
     assert!(e.contains("already over"), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// Issue 14 hole 3 follow-up, A2 (the CLI's half): the registries refuse a message issued more
+/// than 5 minutes ahead of the block time. On a chain an hour behind this machine's clock, a
+/// signed grant was dated by the machine's clock and its relay refused; it is now dated at
+/// most the skew ahead of the latest block, and applies. Offline (`--epoch`, `--chain-id`)
+/// nothing bounds it, and the relay is refused by name.
+#[test]
+fn a_signed_grant_on_a_clock_ahead_of_the_chain_is_dated_within_the_skew() {
+    let old = (medrec_protocol::clock::now_secs() - 3_600).to_string();
+    let env = Env::deployed_with(&["--timestamp", &old]);
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    env.ok(&[
+        "-a",
+        "patient",
+        "grant",
+        &h,
+        "-c",
+        "labs",
+        "--for",
+        "30d",
+        "--sign-only",
+        "--out",
+        "ahead.json",
+    ]);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("ahead.json")).unwrap()).unwrap();
+    let issued: u64 = file["message"]["issuedAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let latest = env.rpc("eth_getBlockByNumber", r#"["latest", false]"#)["timestamp"]
+        .as_str()
+        .map(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16).unwrap())
+        .unwrap();
+    assert!(
+        issued <= latest + 300,
+        "issuedAt {issued}, latest block {latest}"
+    );
+    let r = env.json(&["-a", "stranger", "relay", "ahead.json"]);
+    assert_eq!(r["type"], "grant");
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+
+    // Offline, the machine's clock is signed as it is: the relay names why it is refused.
+    let epoch = env.json(&["show-grant", &h, "--patient", &p])["epoch"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    env.ok(&[
+        "-a",
+        "patient",
+        "--chain-id",
+        "31337",
+        "revoke",
+        &h,
+        "--sign-only",
+        "--epoch",
+        &epoch,
+        "--out",
+        "offline.json",
+    ]);
+    let e = env.fail(3, &["-a", "stranger", "relay", "offline.json"]);
+    assert!(e.contains("ConsentSignatureFromFuture"), "{e}");
+    assert!(e.contains("sign it again"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+/// Issue 14 hole 3 follow-up, A9: a grant made in the second a grantee's credential was issued
+/// again never counts, silently. `medrec grant` refuses it until `validSince` has passed.
+#[test]
+fn grant_refuses_while_the_grantees_credential_starts_next_second() {
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    env.json(&["-a", "gov", "participant", "revoke", &h]);
+    // The re-issue's block an hour ahead of this machine's clock: its second lasts until the
+    // next block, so the test does not race the clock.
+    let ahead = medrec_protocol::clock::now_secs() + 3_600;
+    env.rpc("evm_setNextBlockTimestamp", &format!("[{ahead}]"));
+    env.json(&[
+        "-a",
+        "gov",
+        "participant",
+        "add",
+        &h,
+        "--role",
+        "provider",
+        "--ref",
+        "again",
+        "--until",
+        "2099-01-01",
+    ]);
+    let e = env.fail(
+        2,
+        &["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"],
+    );
+    assert!(e.contains("try again in a second"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // Once a block of a later second is mined, the grant goes through and counts.
+    env.rpc("evm_mine", &format!("[{}]", ahead + 1));
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+}
+
+/// Issue 14 hole 3 follow-up, A4 (the CLI's half): at the last epoch (2^24 - 1) a
+/// relationship's signatures are void for good; `--sign-only` says so in one line instead of
+/// signing a message no relay can apply, and direct changes keep working.
+#[test]
+fn signing_for_a_relationship_at_its_last_epoch_is_refused_and_direct_changes_work() {
+    use alloy::primitives::{Address, B256, U256, keccak256};
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    let d: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("deployments").join("31337.json")).unwrap(),
+    )
+    .unwrap();
+    let consent = d["consentRegistry"].as_str().unwrap();
+    // The grant slot of (patient, hospital-a): `_grants` is storage slot 3; the epoch sits at
+    // bit 152 of the packed Grant.
+    let word = |a: &str| B256::left_padding_from(a.parse::<Address>().unwrap().as_slice());
+    let inner = keccak256([word(&p).as_slice(), &B256::from(U256::from(3)).0].concat());
+    let slot = keccak256([word(&h).as_slice(), inner.as_slice()].concat());
+    let value = B256::from(U256::from(0xff_ffffu64) << 152);
+    env.rpc(
+        "anvil_setStorageAt",
+        &format!(r#"["{consent}", "{slot}", "{value}"]"#),
+    );
+    assert_eq!(
+        env.json(&["show-grant", &h, "--patient", &p])["epoch"],
+        16_777_215,
+        "layout"
+    );
+    // A direct grant at the last epoch keeps it and voids signatures for good.
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    let g = env.json(&["show-grant", &h, "--patient", &p]);
+    assert_eq!(g["epoch"], 16_777_215);
+    assert_eq!(g["signedAt"], 1_099_511_627_775u64);
+    let e = env.fail(2, &["-a", "patient", "revoke", &h, "--sign-only"]);
+    assert!(e.contains("void for good"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // Direct changes go on.
+    env.json(&["-a", "patient", "revoke", &h]);
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    assert_eq!(
+        env.json(&["check", "--grantee", &h, "-c", "labs", "--patient", &p])["allowed"],
+        true
+    );
+}

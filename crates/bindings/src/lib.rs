@@ -189,6 +189,16 @@ pub fn next_issued_at(now: u64, last_signed_at: u64) -> u64 {
     now.max(last_signed_at + 1)
 }
 
+/// As [`next_issued_at`], but never after `ceiling`: the chain's latest block time plus the
+/// registries' `MAX_SIGNATURE_SKEW`, beyond which a message is refused as signed on a clock
+/// running ahead. A clock further ahead signs `ceiling`. `None` when no time fits: the last
+/// signed time is at or past `ceiling` (at its last epoch a relationship's is the largest
+/// `uint40`, voiding its signatures for good).
+pub fn bounded_issued_at(now: u64, last_signed_at: u64, ceiling: u64) -> Option<u64> {
+    let issued = next_issued_at(now.min(ceiling), last_signed_at);
+    (issued <= ceiling).then_some(issued)
+}
+
 /// The EIP-712 domain of the study registry at `contract` on chain `chain_id`.
 pub fn study_domain(chain_id: u64, contract: Address) -> Eip712Domain {
     eip712_domain! {
@@ -359,7 +369,10 @@ impl std::fmt::Display for DecodedRevert {
 fn next_step(error: &str) -> Option<&'static str> {
     match error {
         "ConsentSignatureStale" | "StudySignatureStale" => Some(
-            "the signed message was replayed, is older than one already applied, or was voided by a direct change or a cancellation: ask the signer to sign it again (--sign-only reads the current epoch)",
+            "the signed message was replayed, is older than one already applied, or was voided by a direct change, a revocation or a cancellation: ask the signer to sign it again (--sign-only reads the current epoch)",
+        ),
+        "ConsentSignatureFromFuture" | "StudySignatureFromFuture" => Some(
+            "the signer's clock ran more than 5 minutes ahead of the chain's: ask the signer to sign it again with a node reachable (--sign-only then dates it by the chain)",
         ),
         _ => None,
     }
@@ -471,6 +484,27 @@ mod tests {
         // A signer whose clock is behind the last message applied still signs a later one.
         assert_eq!(next_issued_at(1_800_000_000, 1_800_000_100), 1_800_000_101);
         assert_eq!(next_issued_at(1_800_000_000, 1_800_000_000), 1_800_000_001);
+        // A clock ahead of the chain by more than the skew signs the ceiling.
+        assert_eq!(
+            bounded_issued_at(1_800_001_000, 0, 1_800_000_300),
+            Some(1_800_000_300)
+        );
+        assert_eq!(
+            bounded_issued_at(1_800_000_000, 0, 1_800_000_300),
+            Some(1_800_000_000)
+        );
+        assert_eq!(
+            bounded_issued_at(1_800_000_000, 1_800_000_299, 1_800_000_300),
+            Some(1_800_000_300)
+        );
+        assert_eq!(
+            bounded_issued_at(1_800_000_000, 1_800_000_300, 1_800_000_300),
+            None
+        );
+        assert_eq!(
+            bounded_issued_at(1_800_000_000, (1 << 40) - 1, 1_800_000_300),
+            None
+        );
     }
 
     /// The gatekeeper's domain is the record registry's ERC-5267 domain: the separator and

@@ -38,6 +38,8 @@ pub enum Ev {
         purpose: u8,
         not_before: u64,
         expires_at: u64,
+        epoch: u64,
+        signed_at: u64,
         /// Its block's time (from the block header, not the log).
         granted_at: u64,
     },
@@ -45,6 +47,8 @@ pub enum Ev {
         patient: Address,
         grantee: Address,
         by: Address,
+        epoch: u64,
+        signed_at: u64,
     },
     GuardianSet {
         patient: Address,
@@ -101,12 +105,15 @@ pub enum Ev {
         study: u64,
         patient: Address,
         by: Address,
+        epoch: u64,
+        signed_at: u64,
     },
     ConsentSignaturesCancelled {
         patient: Address,
         grantee: Address,
         by: Address,
         epoch: u64,
+        signed_at: u64,
     },
     JustificationDue {
         id: u64,
@@ -129,11 +136,14 @@ pub enum Ev {
         study: u64,
         patient: Address,
         epoch: u64,
+        signed_at: u64,
     },
     Withdrew {
         study: u64,
         patient: Address,
         by: Address,
+        epoch: u64,
+        signed_at: u64,
     },
     QueryAnswered {
         study: u64,
@@ -234,12 +244,16 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     purpose: e.purpose,
                     not_before: t(e.notBefore),
                     expires_at: t(e.expiresAt),
+                    epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                     granted_at: w.block(log.block_number.unwrap()).await.1,
                 },
                 CE::Revoked(e) => Ev::Revoked {
                     patient: e.patient,
                     grantee: e.grantee,
                     by: e.by,
+                    epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                 },
                 CE::GuardianSet(e) => Ev::GuardianSet {
                     patient: e.patient,
@@ -270,6 +284,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     grantee: e.grantee,
                     by: e.by,
                     epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                 },
                 CE::EmergencyJustificationDue(e) => Ev::JustificationDue {
                     id: e.id,
@@ -346,11 +361,15 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     study: id(e.studyId),
                     patient: e.patient,
                     by: e.by,
+                    epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                 },
                 SE::Withdrew(e) => Ev::Withdrew {
                     study: id(e.studyId),
                     patient: e.patient,
                     by: e.by,
+                    epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                 },
                 SE::QueryAnswered(e) => Ev::QueryAnswered {
                     study: id(e.studyId),
@@ -363,6 +382,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     study: id(e.studyId),
                     patient: e.patient,
                     epoch: e.epoch.to::<u64>(),
+                    signed_at: t(e.signedAt),
                 },
                 _ => continue,
             }
@@ -592,6 +612,8 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 purpose,
                 not_before,
                 expires_at,
+                epoch,
+                signed_at,
                 granted_at,
             } => {
                 let m = mask(*categories);
@@ -608,6 +630,8 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                         *purpose,
                         *not_before,
                         *expires_at,
+                        *epoch,
+                        *signed_at,
                         *granted_at
                     ),
                 );
@@ -626,8 +650,13 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 patient,
                 grantee,
                 by,
+                epoch,
+                signed_at,
             } => {
-                push("ev_revoked", row!(bn, li, tx, *patient, *grantee, *by));
+                push(
+                    "ev_revoked",
+                    row!(bn, li, tx, *patient, *grantee, *by, *epoch, *signed_at),
+                );
                 grants.close(&(*patient, *grantee), bn, "revoked", true);
             }
             Ev::GuardianSet {
@@ -691,9 +720,10 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 grantee,
                 by,
                 epoch,
+                signed_at,
             } => push(
                 "ev_consent_signatures_cancelled",
-                row!(bn, li, tx, *patient, *grantee, *by, *epoch),
+                row!(bn, li, tx, *patient, *grantee, *by, *epoch, *signed_at),
             ),
             Ev::JustificationDue {
                 id,
@@ -733,9 +763,10 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 study,
                 patient,
                 epoch,
+                signed_at,
             } => push(
                 "ev_study_signatures_cancelled",
-                row!(bn, li, tx, *study, *patient, *epoch),
+                row!(bn, li, tx, *study, *patient, *epoch, *signed_at),
             ),
             Ev::Anchored {
                 record_id,
@@ -814,12 +845,30 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 push("ev_study_closed", row!(bn, li, tx, *study, *at));
                 statuses.open(*study, row!(*study, 3u8, *at), bn, li);
             }
-            Ev::OptedIn { study, patient, by } => {
-                push("ev_opted_in", row!(bn, li, tx, *study, *patient, *by));
+            Ev::OptedIn {
+                study,
+                patient,
+                by,
+                epoch,
+                signed_at,
+            } => {
+                push(
+                    "ev_opted_in",
+                    row!(bn, li, tx, *study, *patient, *by, *epoch, *signed_at),
+                );
                 opt_ins.open((*study, *patient), row!(*study, *patient, *by), bn, li);
             }
-            Ev::Withdrew { study, patient, by } => {
-                push("ev_withdrew", row!(bn, li, tx, *study, *patient, *by));
+            Ev::Withdrew {
+                study,
+                patient,
+                by,
+                epoch,
+                signed_at,
+            } => {
+                push(
+                    "ev_withdrew",
+                    row!(bn, li, tx, *study, *patient, *by, *epoch, *signed_at),
+                );
                 opt_ins.close(&(*study, *patient), bn, "withdrew", true);
             }
             Ev::QueryAnswered {
@@ -941,11 +990,11 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_granted",
-        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at, granted_at FROM ev_granted",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, categories, purpose, not_before, expires_at, epoch, signed_at, granted_at FROM ev_granted",
     ),
     (
         "ev_revoked",
-        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account FROM ev_revoked",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, epoch, signed_at FROM ev_revoked",
     ),
     (
         "ev_guardian_set",
@@ -1001,11 +1050,11 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_opted_in",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account FROM ev_opted_in",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account, epoch, signed_at FROM ev_opted_in",
     ),
     (
         "ev_withdrew",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account FROM ev_withdrew",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account, epoch, signed_at FROM ev_withdrew",
     ),
     (
         "ev_query_answered",
@@ -1025,11 +1074,11 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_consent_signatures_cancelled",
-        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, epoch FROM ev_consent_signatures_cancelled",
+        "SELECT block_number, log_index, tx_hash, patient, grantee, by_account, epoch, signed_at FROM ev_consent_signatures_cancelled",
     ),
     (
         "ev_study_signatures_cancelled",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, epoch FROM ev_study_signatures_cancelled",
+        "SELECT block_number, log_index, tx_hash, study_id, patient, epoch, signed_at FROM ev_study_signatures_cancelled",
     ),
     (
         "study_status_history",

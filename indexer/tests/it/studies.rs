@@ -250,6 +250,7 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
         w.consent_c().cancelSignatures(p4, w.a(P1)),
     )
     .await;
+    signed_grant_then_signed_cancellation(&w).await;
     assert_eq!(s3, 3);
 
     let head = wait_indexed(&w, &db, &mut idx).await;
@@ -408,5 +409,93 @@ async fn a_database_filled_before_the_study_registry_was_added_says_to_reindex()
         migrations(&db).await,
         before,
         "the refused database was migrated"
+    );
+}
+
+/// A grant signed by a patient without ether and relayed, then the patient's signed
+/// cancellation, which revokes it (issue 14 hole 3 follow-up, A1): the events carry the
+/// relationship's signature state (epoch, signedAt), which the model compares column by column.
+async fn signed_grant_then_signed_cancellation(w: &World) {
+    use alloy::primitives::aliases::{U24, U40};
+    use alloy::providers::Provider;
+    use alloy::signers::{Signer, local::PrivateKeySigner};
+    use alloy::sol_types::SolStruct;
+    use medrec_bindings::eip712;
+
+    let key = PrivateKeySigner::random();
+    let (patient, grantee, now) = (key.address(), w.a(H2), w.now().await);
+    let chain_id = w.p.get_chain_id().await.unwrap();
+    let domain = medrec_bindings::consent_domain(chain_id, w.consent);
+    let deadline = U256::from(now + DAY);
+    let grant = eip712::Grant {
+        patient,
+        grantee,
+        categories: 1 << 3,
+        purpose: 1,
+        notBefore: U40::ZERO,
+        expiresAt: U40::from(now + YEAR),
+        signer: patient,
+        epoch: U24::ZERO,
+        issuedAt: U40::from(now),
+        deadline,
+    };
+    let sig = key
+        .sign_hash(&grant.eip712_signing_hash(&domain))
+        .await
+        .unwrap();
+    w.send(
+        "grantBySig",
+        w.a(STRANGER),
+        w.consent_c().grantBySig(
+            patient,
+            grantee,
+            grant.categories,
+            grant.purpose,
+            grant.notBefore,
+            grant.expiresAt,
+            patient,
+            grant.epoch,
+            grant.issuedAt,
+            deadline,
+            sig.as_bytes().to_vec().into(),
+        ),
+    )
+    .await;
+    let cancel = eip712::CancelSignatures {
+        patient,
+        grantee,
+        signer: patient,
+        epoch: U24::ZERO,
+        issuedAt: U40::from(now + 1),
+        deadline,
+    };
+    let sig = key
+        .sign_hash(&cancel.eip712_signing_hash(&domain))
+        .await
+        .unwrap();
+    w.send(
+        "cancelBySig",
+        w.a(STRANGER),
+        w.consent_c().cancelBySig(
+            patient,
+            grantee,
+            patient,
+            cancel.epoch,
+            cancel.issuedAt,
+            deadline,
+            sig.as_bytes().to_vec().into(),
+        ),
+    )
+    .await;
+    let g = w
+        .consent_c()
+        .grantOf(patient, grantee)
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.categories, g.epoch.to::<u32>()),
+        (0, 1),
+        "revoked by the cancellation"
     );
 }

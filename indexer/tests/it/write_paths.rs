@@ -3,7 +3,11 @@
 
 use crate::harness::*;
 use crate::model;
-use alloy::primitives::{Address, B256, LogData, U256, aliases::U40, keccak256};
+use alloy::primitives::{
+    Address, B256, LogData, U256,
+    aliases::{U24, U40},
+    keccak256,
+};
 use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use medrec_bindings::{ConsentRegistry, RecordRegistry, StudyRegistry};
@@ -58,11 +62,16 @@ fn logs() -> Vec<Log> {
             purpose: 1,
             notBefore: U40::from(i),
             expiresAt: U40::from(i + 1_000),
+            // Up to the largest signedAt, that of a relationship at its last epoch.
+            epoch: U24::from(i & 0xff_ffff),
+            signedAt: U40::from((1u64 << 40) - 1 - i),
         };
         let opted = StudyRegistry::OptedIn {
             studyId: U256::from(1 + i % 3),
             patient,
             by: patient,
+            epoch: U24::from(1u32),
+            signedAt: U40::from(i),
         };
         out.push(log(anchored.encode_log_data(), block, index));
         out.push(log(granted.encode_log_data(), block, index + 1));
