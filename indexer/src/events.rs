@@ -301,14 +301,21 @@ impl Indexed for ConsentRegistry::Granted {
         ("purpose", SmallInt),
         ("not_before", BigInt),
         ("expires_at", BigInt),
+        ("granted_at", BigInt),
         // The relationship's signature state after the grant
         // (migrations/indexer/20261129000006_signature_state.sql).
         ("epoch", BigInt),
         ("signed_at", BigInt),
-        ("granted_at", BigInt),
     ];
-    /// The fields without the grant's time: see [`Indexed::bind_at`].
+    /// The row with a grant time of 0 (unknown): see [`Indexed::bind_at`].
     fn bind(&self, w: &mut RowWriter<'_>) {
+        self.bind_at(w, None);
+    }
+    /// The grant's time is its block's (the contract's `grantedAt`), which the event does not
+    /// carry; 0 where the node does not say it (the API then compares by block). The columns
+    /// follow the migrations' order: the time (20261129000005) before the signature state
+    /// (20261129000006).
+    fn bind_at(&self, w: &mut RowWriter<'_>, block_time: Option<u64>) {
         w.address(self.patient)
             .address(self.grantee)
             .address(self.by)
@@ -316,14 +323,9 @@ impl Indexed for ConsentRegistry::Granted {
             .code(self.purpose)
             .uint(t(self.notBefore))
             .uint(t(self.expiresAt))
+            .uint(block_time.unwrap_or(0))
             .uint(self.epoch.to::<u64>())
             .uint(t(self.signedAt));
-    }
-    /// The grant's time is its block's (the contract's `grantedAt`), which the event does not
-    /// carry; 0 where the node does not say it (the API then compares by block).
-    fn bind_at(&self, w: &mut RowWriter<'_>, block_time: Option<u64>) {
-        self.bind(w);
-        w.uint(block_time.unwrap_or(0));
     }
     fn change(&self) -> Result<Option<Change>, String> {
         let state = vec![
