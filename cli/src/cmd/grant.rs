@@ -8,6 +8,7 @@ use crate::output::Printer;
 use crate::signed::{GrantMessage, RelationshipMessage, Unsigned};
 use crate::units;
 use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
 use medrec_protocol::clock::now_secs;
 use serde_json::json;
@@ -364,35 +365,58 @@ async fn refuse_before_valid_since(chain: &Chain, d: &Deployment, grantee: Addre
     Ok(())
 }
 
-/// Runs `revoke`.
-pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Result<()> {
-    let grantee = units::address(&a.grantee, "grantee")?;
-    let patient_arg = a
-        .patient
-        .as_deref()
-        .map(|p| units::address(p, "patient"))
-        .transpose()?;
+/// What `revoke` and `cancel-signatures` share: the grantee and patient from the command line
+/// (the patient defaults to the signer's account) and, with `--sign-only`, the message signed
+/// in the relationship's current epoch and written instead of sent (`None` then). Otherwise
+/// the signer, patient and grantee to send the transaction with.
+async fn relationship_command(
+    grantee: &str,
+    patient: Option<&str>,
+    sign: &SignOnly,
+    settings: &Settings,
+    out: Printer,
+    what: &str,
+    kind: fn(RelationshipMessage) -> Unsigned,
+) -> Result<Option<(PrivateKeySigner, Address, Address)>> {
+    let grantee = units::address(grantee, "grantee")?;
+    let patient_arg = patient.map(|p| units::address(p, "patient")).transpose()?;
     let signer = keys::load(settings)?;
     let me = signer.address();
     let patient = patient_arg.unwrap_or(me);
-
-    if a.sign.sign_only {
-        let rel = Relationship::Consent { patient, grantee };
-        let ctx = signing_context(settings, &a.sign, rel).await?;
-        let message = RelationshipMessage {
-            patient,
-            grantee,
-            signer: me,
-            epoch: ctx.epoch,
-            issued_at: ctx.issued_at,
-            deadline: ctx.deadline,
-        };
-        let contract = ctx.deployment.consent_registry;
-        let msg =
-            SignedMessage::sign(&signer, ctx.chain_id, contract, Unsigned::Revoke(message)).await?;
-        return emit_signed(out, &msg, a.sign.out.as_ref(), "revoke");
+    if !sign.sign_only {
+        return Ok(Some((signer, patient, grantee)));
     }
+    let rel = Relationship::Consent { patient, grantee };
+    let ctx = signing_context(settings, sign, rel).await?;
+    let message = RelationshipMessage {
+        patient,
+        grantee,
+        signer: me,
+        epoch: ctx.epoch,
+        issued_at: ctx.issued_at,
+        deadline: ctx.deadline,
+    };
+    let contract = ctx.deployment.consent_registry;
+    let msg = SignedMessage::sign(&signer, ctx.chain_id, contract, kind(message)).await?;
+    emit_signed(out, &msg, sign.out.as_ref(), what)?;
+    Ok(None)
+}
 
+/// Runs `revoke`.
+pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Result<()> {
+    let Some((signer, patient, grantee)) = relationship_command(
+        &a.grantee,
+        a.patient.as_deref(),
+        &a.sign,
+        settings,
+        out,
+        "revoke",
+        Unsigned::Revoke,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let tx = chain::send(&chain, chain.consent(&d).revoke(patient, grantee)).await?;
@@ -409,33 +433,19 @@ pub async fn run_revoke(a: RevokeArgs, settings: &Settings, out: Printer) -> Res
 
 /// Runs `cancel-signatures`.
 pub async fn run_cancel(a: CancelArgs, settings: &Settings, out: Printer) -> Result<()> {
-    let grantee = units::address(&a.grantee, "grantee")?;
-    let patient_arg = a
-        .patient
-        .as_deref()
-        .map(|p| units::address(p, "patient"))
-        .transpose()?;
-    let signer = keys::load(settings)?;
-    let me = signer.address();
-    let patient = patient_arg.unwrap_or(me);
-
-    if a.sign.sign_only {
-        let rel = Relationship::Consent { patient, grantee };
-        let ctx = signing_context(settings, &a.sign, rel).await?;
-        let message = RelationshipMessage {
-            patient,
-            grantee,
-            signer: me,
-            epoch: ctx.epoch,
-            issued_at: ctx.issued_at,
-            deadline: ctx.deadline,
-        };
-        let contract = ctx.deployment.consent_registry;
-        let unsigned = Unsigned::CancelSignatures(message);
-        let msg = SignedMessage::sign(&signer, ctx.chain_id, contract, unsigned).await?;
-        return emit_signed(out, &msg, a.sign.out.as_ref(), "cancel-signatures");
-    }
-
+    let Some((signer, patient, grantee)) = relationship_command(
+        &a.grantee,
+        a.patient.as_deref(),
+        &a.sign,
+        settings,
+        out,
+        "cancel-signatures",
+        Unsigned::CancelSignatures,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let consent = chain.consent(&d);
