@@ -10,10 +10,8 @@ use crate::units;
 use alloy::primitives::Address;
 use alloy::transports::http::reqwest;
 use clap::{Args, Subcommand};
+use medrec_protocol::participant::Role;
 use serde_json::json;
-
-/// `ParticipantRegistry.Role.Provider`.
-const PROVIDER: u8 = 1;
 
 /// Longest endpoint the registry accepts.
 const MAX_ENDPOINT: usize = 256;
@@ -189,7 +187,7 @@ pub async fn credentialed_gatekeeper_url(
 ) -> Result<String> {
     let credentialed = chain
         .participants(d)
-        .isCredentialed(holder, PROVIDER)
+        .isCredentialed(holder, Role::Provider.to_solidity())
         .call()
         .await
         .map_err(|e| chain.err(e))?;

@@ -22,9 +22,6 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// `ParticipantRegistry.Role.Provider`.
-const PROVIDER: u8 = 1;
-
 /// `put`.
 #[derive(Debug, Args)]
 pub struct PutArgs {
@@ -275,19 +272,7 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
     // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
     // a stranger. Nor to a holder the consortium no longer credentials: its registration stays
     // on chain, but it may no longer hold records (nor anchor the read in its log).
-    let base = super::holder::gatekeeper_url(&chain, &d, p.holder).await?;
-    let credentialed = chain
-        .participants(&d)
-        .isCredentialed(p.holder, PROVIDER)
-        .call()
-        .await
-        .map_err(|e| chain.err(e))?;
-    if !credentialed {
-        return Err(CliError::input(format!(
-            "the holder {} of record {id} is not a credentialed provider now: medrec sends it no request",
-            p.holder
-        )));
-    }
+    let base = super::holder::credentialed_gatekeeper_url(&chain, &d, p.holder).await?;
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let issued = now_secs();
     let req = RecordRequest {
