@@ -10,7 +10,6 @@
 use crate::envelope::ResearchRequest;
 use alloy::primitives::{Address, B256, U256, keccak256};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Where a researcher asks a holder.
 pub const QUERY_PATH: &str = "/v1/research/query";
@@ -38,6 +37,47 @@ pub fn condition_system(short: &str) -> Option<&'static str> {
 
 /// The largest epsilon a query may ask for.
 pub const MAX_EPSILON: f64 = 10.0;
+
+/// Budget units per epsilon: budgets and costs are counted in millionths of an epsilon.
+pub const MICROS_PER_EPSILON: u64 = 1_000_000;
+
+/// The most holders one query may name.
+pub const MAX_HOLDERS: usize = 64;
+
+/// The largest magnitude an observation's declared bounds may have.
+pub const MAX_BOUND: f64 = 1e12;
+
+/// An observation's value is clamped to the query's bounds and rounded to one of
+/// `2 * VALUE_HALF_GRID + 1` steps centred on the bounds' midpoint, from `-VALUE_HALF_GRID` to
+/// `VALUE_HALF_GRID`: a patient moves the noised sum of steps by at most this much.
+pub const VALUE_HALF_GRID: i64 = 500;
+
+/// The age bands of a condition count, at the pinned block's time: the rows of its domain.
+pub const AGE_BANDS: [&str; 5] = ["0-17", "18-39", "40-64", "65+", "unknown"];
+
+/// The sexes of a condition count (FHIR administrative gender): the columns of its domain.
+pub const SEXES: [&str; 4] = ["female", "male", "other", "unknown"];
+
+/// The sex cell of a FHIR administrative gender: one of [`SEXES`], `unknown` for anything else.
+pub fn sex_cell(gender: Option<&str>) -> &'static str {
+    match gender {
+        Some("female") => "female",
+        Some("male") => "male",
+        Some("other") => "other",
+        _ => "unknown",
+    }
+}
+
+/// The age band of an age in whole years, `unknown` without one.
+pub fn age_band(years: Option<i64>) -> &'static str {
+    match years {
+        None => "unknown",
+        Some(y) if y < 18 => "0-17",
+        Some(y) if y < 40 => "18-39",
+        Some(y) if y < 65 => "40-64",
+        Some(_) => "65+",
+    }
+}
 
 /// How many blocks old a new query's pinned block may be at a holder on its defaults
 /// (`--research-max-pin-age`): older pins would count patients who have since withdrawn.
@@ -68,32 +108,59 @@ pub enum QueryError {
     /// Epsilon is not in (0, [`MAX_EPSILON`]].
     #[error("epsilon must be in (0, {}]", MAX_EPSILON)]
     Epsilon,
+    /// The holders are none, more than [`MAX_HOLDERS`], or not in ascending order each once.
+    #[error(
+        "the holders must be 1 to {} addresses in ascending order, each once",
+        MAX_HOLDERS
+    )]
+    Holders,
+    /// An observation's bounds are not finite numbers with `lower < upper` within
+    /// [`MAX_BOUND`].
+    #[error(
+        "an observation's bounds must be finite, lower below upper, within ±{:e}",
+        MAX_BOUND
+    )]
+    Bounds,
 }
 
-/// A query of the fixed vocabulary.
+/// A query of the fixed vocabulary. Every query is answered with noise: its `epsilon` is what
+/// the study's budget pays for it, shared equally by the `holders` it names (each adds noise
+/// at `epsilon / holders`), so the combined answer is `epsilon`-differentially private for
+/// every patient, whichever of those holders keep their records. A holder answers only a query
+/// that names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Query {
-    /// Patients with a Condition code, by age band and sex.
+    /// Patients with a Condition code, in every cell of age band by sex ([`AGE_BANDS`] x
+    /// [`SEXES`]).
     ConditionCount {
         /// SNOMED CT or ICD-10 system URI.
         system: String,
         /// The code.
         code: String,
-        /// Differential-privacy epsilon: Laplace noise on counts when given.
-        epsilon: Option<f64>,
+        /// The privacy loss the query is charged (differential-privacy epsilon).
+        epsilon: f64,
+        /// The holders asked, in ascending order.
+        holders: Vec<Address>,
         /// The block the query pins (so that asking again later is another query).
         #[serde(rename = "pinnedBlock")]
         pinned_block: u64,
     },
-    /// Count, mean and quartiles of an Observation's value.
+    /// The count and mean of an Observation's value, each patient's value clamped to
+    /// `[lower, upper]`.
     ObservationStats {
         /// LOINC system URI.
         system: String,
         /// The code.
         code: String,
-        /// Differential-privacy epsilon (noise on the count).
-        epsilon: Option<f64>,
+        /// The privacy loss the query is charged.
+        epsilon: f64,
+        /// The smallest value counted as itself; smaller ones count as this.
+        lower: f64,
+        /// The largest value counted as itself; larger ones count as this.
+        upper: f64,
+        /// The holders asked, in ascending order.
+        holders: Vec<Address>,
         /// The block the query pins.
         #[serde(rename = "pinnedBlock")]
         pinned_block: u64,
@@ -109,7 +176,8 @@ impl Query {
         Ok(q)
     }
 
-    /// Checks the query against the vocabulary: its code system, its code, its epsilon.
+    /// Checks the query against the vocabulary: its code system, its code, its epsilon, its
+    /// holders, an observation's bounds.
     pub fn check(&self) -> Result<(), QueryError> {
         match self {
             Query::ConditionCount { system, .. } => {
@@ -117,9 +185,22 @@ impl Query {
                     return Err(QueryError::ConditionSystem(system.clone()));
                 }
             }
-            Query::ObservationStats { system, .. } => {
+            Query::ObservationStats {
+                system,
+                lower,
+                upper,
+                ..
+            } => {
                 if system != LOINC {
                     return Err(QueryError::ObservationSystem(system.clone()));
+                }
+                if !(lower.is_finite()
+                    && upper.is_finite()
+                    && lower < upper
+                    && lower.abs() <= MAX_BOUND
+                    && upper.abs() <= MAX_BOUND)
+                {
+                    return Err(QueryError::Bounds);
                 }
             }
         }
@@ -132,10 +213,16 @@ impl Query {
         {
             return Err(QueryError::Code(code.to_string()));
         }
-        if let Some(e) = self.epsilon()
-            && !(e.is_finite() && e > 0.0 && e <= MAX_EPSILON)
-        {
+        let e = self.epsilon();
+        if !(e.is_finite() && e > 0.0 && e <= MAX_EPSILON) {
             return Err(QueryError::Epsilon);
+        }
+        let holders = self.holders();
+        if holders.is_empty()
+            || holders.len() > MAX_HOLDERS
+            || holders.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(QueryError::Holders);
         }
         Ok(())
     }
@@ -147,11 +234,20 @@ impl Query {
         }
     }
 
-    /// The epsilon asked for, if any.
-    pub fn epsilon(&self) -> Option<f64> {
+    /// The epsilon asked for.
+    pub fn epsilon(&self) -> f64 {
         match self {
             Query::ConditionCount { epsilon, .. } | Query::ObservationStats { epsilon, .. } => {
                 *epsilon
+            }
+        }
+    }
+
+    /// The holders asked, in ascending order.
+    pub fn holders(&self) -> &[Address] {
+        match self {
+            Query::ConditionCount { holders, .. } | Query::ObservationStats { holders, .. } => {
+                holders
             }
         }
     }
@@ -164,10 +260,21 @@ impl Query {
         }
     }
 
-    /// The budget a query spends: epsilon in millionths (rounded up), at least 1. The holders
-    /// refuse a receipt that pays less, so both ends use this one formula.
+    /// The budget a query spends: epsilon in millionths, rounded up. The holders refuse a
+    /// receipt that pays less, and add noise for exactly this epsilon (shared among the
+    /// holders), so both ends use this one formula.
     pub fn cost(&self) -> u64 {
         cost(self.epsilon())
+    }
+
+    /// The epsilon each holder's answer spends, as the fraction `(numerator, denominator)`:
+    /// the query's cost in millionths over a million times the number of holders. Noise is
+    /// drawn for this exact fraction, so what the budget pays is what is spent.
+    pub fn holder_epsilon(&self) -> (u64, u64) {
+        (
+            self.cost(),
+            MICROS_PER_EPSILON * self.holders().len().max(1) as u64,
+        )
     }
 
     /// The query's text: what the researcher signs the hash of and sends.
@@ -181,9 +288,9 @@ impl Query {
     }
 }
 
-/// The budget a query with `epsilon` spends: epsilon in millionths (rounded up), at least 1.
-pub fn cost(epsilon: Option<f64>) -> u64 {
-    epsilon.map(|e| (e * 1e6).ceil() as u64).unwrap_or(1).max(1)
+/// The budget a query with `epsilon` spends: epsilon in millionths, rounded up, at least 1.
+pub fn cost(epsilon: f64) -> u64 {
+    ((epsilon * MICROS_PER_EPSILON as f64).ceil() as u64).max(1)
 }
 
 /// A researcher's signed query: `{"request", "query", "signature"}`, where `query` is the
@@ -220,8 +327,10 @@ pub struct Answer {
     pub query_hash: B256,
     /// The block whose opt-ins were counted.
     pub pinned_block: u64,
-    /// The study's minimum cell size: smaller cells are suppressed.
+    /// The study's minimum cell size: a cell whose noised count is under it is held back.
     pub min_cell_size: i64,
+    /// The epsilon this holder's noise was drawn for: the query's over its holders.
+    pub epsilon: f64,
     /// The figures.
     pub result: QueryResult,
 }
@@ -230,14 +339,15 @@ pub struct Answer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum QueryResult {
-    /// A condition count, by age band and sex.
+    /// A condition count: every cell of age band by sex, in [`AGE_BANDS`] then [`SEXES`]
+    /// order.
     Cells {
-        /// The cells, ordered by age band and sex.
+        /// The cells.
         cells: Vec<Cell>,
     },
-    /// An observation's statistics.
+    /// An observation's noised count and mean.
     Stats(Stats),
-    /// An observation whose count is under the minimum cell size.
+    /// An observation whose noised count is under the minimum cell size.
     Suppressed {
         /// Always true.
         suppressed: bool,
@@ -248,44 +358,38 @@ pub enum QueryResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cell {
-    /// `0-17`, `18-39`, `40-64`, `65+` or `unknown` (age at the pinned block's time).
+    /// One of [`AGE_BANDS`] (age at the pinned block's time).
     pub age_band: String,
-    /// The patient's administrative gender, or `unknown`.
+    /// One of [`SEXES`].
     pub sex: String,
-    /// The count (noisy when the query asked for epsilon); absent when suppressed.
+    /// The noised count; absent when held back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
-    /// True when the count is under the minimum cell size and not shown.
+    /// True when the noised count is under the minimum cell size and not shown.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
 }
 
 impl Cell {
-    /// A cell with `count` patients, suppressed when under `min_cell_size`.
-    pub fn new(age_band: String, sex: String, count: i64, min_cell_size: i64) -> Self {
-        let suppressed = count < min_cell_size;
+    /// A cell whose noised count is `noised`, held back when under `min_cell_size`.
+    pub fn new(age_band: String, sex: String, noised: i64, min_cell_size: i64) -> Self {
+        let suppressed = noised < min_cell_size;
         Self {
             age_band,
             sex,
-            count: (!suppressed).then_some(count),
+            count: (!suppressed).then_some(noised),
             suppressed,
         }
     }
 }
 
-/// An observation's statistics at one holder.
+/// An observation's noised figures at one holder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
-    /// How many values (noisy when the query asked for epsilon).
+    /// How many patients have a value (noised).
     pub count: i64,
-    /// Their mean.
+    /// The mean of the patients' clamped values: the noised sum over the noised count.
     pub mean: Option<f64>,
-    /// First quartile.
-    pub q1: Option<f64>,
-    /// Median.
-    pub median: Option<f64>,
-    /// Third quartile.
-    pub q3: Option<f64>,
 }
 
 /// The holders' answers combined: what the receipt's `answerHash` is the hash of.
@@ -294,16 +398,16 @@ pub struct Stats {
 pub enum Combined {
     /// Condition counts: a cell's counts add up over the holders.
     Cells {
-        /// The cells, ordered by age band and sex.
+        /// The cells, in [`AGE_BANDS`] then [`SEXES`] order.
         cells: Vec<CombinedCell>,
     },
     /// Observation statistics: counts add up, means are weighted by count.
     Stats {
-        /// The values counted at the holders that showed theirs.
+        /// The noised counts of the holders that showed theirs, added up.
         count: i64,
-        /// Their mean.
+        /// Their means weighted by their counts.
         mean: Option<f64>,
-        /// How many holders suppressed their figures.
+        /// How many holders held their figures back.
         #[serde(rename = "holdersSuppressed")]
         holders_suppressed: u64,
     },
@@ -317,43 +421,46 @@ pub struct CombinedCell {
     pub age_band: String,
     /// The sex.
     pub sex: String,
-    /// The sum of the counts the holders showed.
+    /// The sum of the noised counts the holders showed.
     pub count: i64,
-    /// True when some holder suppressed this cell.
+    /// True when some holder held this cell back.
     pub suppressed_at_some_holder: bool,
 }
 
-/// Combines the holders' results: by cells when the first is a condition count, else as
-/// observation statistics.
+/// Combines the holders' results: by cells when the first is a condition count (every cell
+/// of the domain, in its order), else as observation statistics.
 pub fn combine<'a>(results: impl IntoIterator<Item = &'a QueryResult>) -> Combined {
     let results: Vec<&QueryResult> = results.into_iter().collect();
     if let Some(QueryResult::Cells { .. }) = results.first() {
-        let mut cells: BTreeMap<(String, String), (i64, bool)> = BTreeMap::new();
+        let mut cells: Vec<CombinedCell> = AGE_BANDS
+            .iter()
+            .flat_map(|band| {
+                SEXES.iter().map(|sex| CombinedCell {
+                    age_band: band.to_string(),
+                    sex: sex.to_string(),
+                    count: 0,
+                    suppressed_at_some_holder: false,
+                })
+            })
+            .collect();
         for r in &results {
             let QueryResult::Cells { cells: theirs } = r else {
                 continue;
             };
             for c in theirs {
-                let e = cells
-                    .entry((c.age_band.clone(), c.sex.clone()))
-                    .or_insert((0, false));
+                let Some(e) = cells
+                    .iter_mut()
+                    .find(|e| e.age_band == c.age_band && e.sex == c.sex)
+                else {
+                    continue;
+                };
                 match c.count {
-                    Some(n) => e.0 += n,
-                    None => e.1 = true,
+                    Some(n) => e.count += n,
+                    None => e.suppressed_at_some_holder = true,
                 }
             }
         }
-        Combined::Cells {
-            cells: cells
-                .into_iter()
-                .map(|((age_band, sex), (count, suppressed))| CombinedCell {
-                    age_band,
-                    sex,
-                    count,
-                    suppressed_at_some_holder: suppressed,
-                })
-                .collect(),
-        }
+        Combined::Cells { cells }
     } else {
         let (mut count, mut sum, mut suppressed) = (0i64, 0f64, 0u64);
         for r in &results {
@@ -361,7 +468,6 @@ pub fn combine<'a>(results: impl IntoIterator<Item = &'a QueryResult>) -> Combin
                 QueryResult::Stats(Stats {
                     count: c,
                     mean: Some(m),
-                    ..
                 }) => {
                     count += c;
                     sum += m * *c as f64;
@@ -389,34 +495,68 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const H1: &str = "0x1111111111111111111111111111111111111111";
+    const H2: &str = "0x2222222222222222222222222222222222222222";
+
     #[test]
     fn queries_parse_with_clear_errors_and_costs() {
-        let q = Query::parse(r#"{"kind":"condition-count","system":"http://snomed.info/sct","code":"44054006","epsilon":null,"pinnedBlock":7}"#).unwrap();
-        assert_eq!((q.cost(), q.pinned_block()), (1, 7));
-        let q = Query::parse(r#"{"kind":"condition-count","system":"http://hl7.org/fhir/sid/icd-10-cm","code":"E11.9","epsilon":null,"pinnedBlock":7}"#).unwrap();
-        assert_eq!(q.cost(), 1);
-        let q = Query::parse(r#"{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":0.25,"pinnedBlock":1}"#).unwrap();
+        let q = Query::parse(&format!(r#"{{"kind":"condition-count","system":"http://snomed.info/sct","code":"44054006","epsilon":0.5,"holders":["{H1}","{H2}"],"pinnedBlock":7}}"#)).unwrap();
+        assert_eq!((q.cost(), q.pinned_block()), (500_000, 7));
+        assert_eq!(q.holder_epsilon(), (500_000, 2_000_000));
+        let q = Query::parse(&format!(r#"{{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":0.25,"lower":0,"upper":20,"holders":["{H1}"],"pinnedBlock":1}}"#)).unwrap();
         assert_eq!(q.cost(), 250_000);
+        assert_eq!(q.holder_epsilon(), (250_000, 1_000_000));
+        let cc = |eps: &str, holders: &str| {
+            format!(
+                r#"{{"kind":"condition-count","system":"http://snomed.info/sct","code":"1","epsilon":{eps},"holders":[{holders}],"pinnedBlock":1}}"#
+            )
+        };
+        let obs = |lower: &str, upper: &str| {
+            format!(
+                r#"{{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":1,"lower":{lower},"upper":{upper},"holders":["{H1}"],"pinnedBlock":1}}"#
+            )
+        };
+        let h1 = format!("\"{H1}\"");
         for (bad, why) in [
             (
-                r#"{"kind":"condition-count","system":"http://loinc.org","code":"1","epsilon":null,"pinnedBlock":1}"#,
+                format!(
+                    r#"{{"kind":"condition-count","system":"http://loinc.org","code":"1","epsilon":1,"holders":[{h1}],"pinnedBlock":1}}"#
+                ),
                 "unknown code system",
             ),
             (
-                r#"{"kind":"condition-count","system":"http://snomed.info/sct","code":"1; DROP","epsilon":null,"pinnedBlock":1}"#,
+                format!(
+                    r#"{{"kind":"condition-count","system":"http://snomed.info/sct","code":"1; DROP","epsilon":1,"holders":[{h1}],"pinnedBlock":1}}"#
+                ),
                 "malformed code",
             ),
+            // No exact queries: epsilon is required, positive and capped.
+            (cc("null", &h1), "malformed query"),
+            (cc("0", &h1), "epsilon"),
+            (cc("-1", &h1), "epsilon"),
+            (cc("10.5", &h1), "epsilon"),
             (
-                r#"{"kind":"observation-stats","system":"http://loinc.org","code":"718-7","epsilon":-1,"pinnedBlock":1}"#,
-                "epsilon",
-            ),
-            (
-                r#"{"kind":"median","system":"http://loinc.org","code":"718-7","pinnedBlock":1}"#,
+                format!(
+                    r#"{{"kind":"condition-count","system":"http://snomed.info/sct","code":"1","holders":[{h1}],"pinnedBlock":1}}"#
+                ),
                 "malformed query",
             ),
-            ("not json", "malformed query"),
+            // Holders: at least one, ascending, each once.
+            (cc("1", ""), "holders"),
+            (cc("1", &format!("\"{H2}\",\"{H1}\"")), "holders"),
+            (cc("1", &format!("{h1},{h1}")), "holders"),
+            (obs("5", "5"), "bounds"),
+            (obs("10", "0"), "bounds"),
+            (obs("-1e13", "0"), "bounds"),
+            (
+                format!(
+                    r#"{{"kind":"median","system":"http://loinc.org","code":"718-7","pinnedBlock":1}}"#
+                ),
+                "malformed query",
+            ),
+            ("not json".to_string(), "malformed query"),
         ] {
-            let e = Query::parse(bad).unwrap_err().to_string();
+            let e = Query::parse(&bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
         }
     }
@@ -424,14 +564,13 @@ mod tests {
     #[test]
     fn the_cost_is_epsilon_in_millionths_rounded_up_and_at_least_one() {
         for (eps, want) in [
-            (None, 1),
-            (Some(1e-9), 1),
-            (Some(0.000_001), 1),
-            (Some(0.000_001_5), 2),
-            (Some(0.1), 100_000),
-            (Some(0.25), 250_000),
-            (Some(1.0), 1_000_000),
-            (Some(10.0), 10_000_000),
+            (1e-9, 1),
+            (0.000_001, 1),
+            (0.000_001_5, 2),
+            (0.1, 100_000),
+            (0.25, 250_000),
+            (1.0, 1_000_000),
+            (10.0, 10_000_000),
         ] {
             assert_eq!(cost(eps), want, "{eps:?}");
         }
@@ -439,20 +578,21 @@ mod tests {
 
     #[test]
     fn the_query_text_has_sorted_keys_so_every_client_hashes_the_same() {
+        let holder: Address = H1.parse().unwrap();
         let q = Query::ConditionCount {
             system: SNOMED.into(),
             code: "44054006".into(),
-            epsilon: None,
+            epsilon: 1.0,
+            holders: vec![holder],
             pinned_block: 12,
         };
-        // The text the CLI has always sent (and the tests and other clients build with a
-        // JSON object whose keys sort).
+        // The text a client builds with a JSON object whose keys sort.
         let text = json!({"kind": "condition-count", "system": SNOMED, "code": "44054006",
-                          "epsilon": null, "pinnedBlock": 12})
+                          "epsilon": 1.0, "holders": [holder], "pinnedBlock": 12})
         .to_string();
         assert_eq!(
             text,
-            r#"{"code":"44054006","epsilon":null,"kind":"condition-count","pinnedBlock":12,"system":"http://snomed.info/sct"}"#
+            r#"{"code":"44054006","epsilon":1.0,"holders":["0x1111111111111111111111111111111111111111"],"kind":"condition-count","pinnedBlock":12,"system":"http://snomed.info/sct"}"#
         );
         assert_eq!(q.text(), text);
         assert_eq!(q.hash(), keccak256(text.as_bytes()));
@@ -460,12 +600,15 @@ mod tests {
         let q = Query::ObservationStats {
             system: LOINC.into(),
             code: "718-7".into(),
-            epsilon: Some(0.5),
+            epsilon: 0.5,
+            lower: 4.0,
+            upper: 14.0,
+            holders: vec![holder],
             pinned_block: 3,
         };
         assert_eq!(
             q.text(),
-            r#"{"code":"718-7","epsilon":0.5,"kind":"observation-stats","pinnedBlock":3,"system":"http://loinc.org"}"#
+            r#"{"code":"718-7","epsilon":0.5,"holders":["0x1111111111111111111111111111111111111111"],"kind":"observation-stats","lower":4.0,"pinnedBlock":3,"system":"http://loinc.org","upper":14.0}"#
         );
         assert_eq!(condition_system("icd10-cm"), Some(ICD10CM));
         assert_eq!(condition_system("read-v2"), None);
@@ -473,7 +616,7 @@ mod tests {
 
     #[test]
     fn answers_round_trip_in_canonical_form() {
-        let text = r#"{"holder":"0x1111111111111111111111111111111111111111","minCellSize":5,"pinnedBlock":9,"queryHash":"0x2222222222222222222222222222222222222222222222222222222222222222","result":{"cells":[{"ageBand":"18-39","count":7,"sex":"female"},{"ageBand":"40-64","sex":"male","suppressed":true}]},"studyId":"0x1"}"#;
+        let text = r#"{"epsilon":0.5,"holder":"0x1111111111111111111111111111111111111111","minCellSize":5,"pinnedBlock":9,"queryHash":"0x2222222222222222222222222222222222222222222222222222222222222222","result":{"cells":[{"ageBand":"18-39","count":7,"sex":"female"},{"ageBand":"40-64","sex":"male","suppressed":true}]},"studyId":"0x1"}"#;
         let a: Answer = serde_json::from_str(text).unwrap();
         assert_eq!(a.study_id, U256::from(1));
         assert_eq!(
@@ -488,12 +631,37 @@ mod tests {
         assert_eq!(canonical_json(&a).unwrap(), text);
         for result in [
             r#"{"suppressed":true}"#,
-            r#"{"count":12,"mean":13.5,"median":13.0,"q1":12.25,"q3":14.0}"#,
-            r#"{"count":0,"mean":null,"median":null,"q1":null,"q3":null}"#,
+            r#"{"count":12,"mean":13.5}"#,
+            r#"{"count":0,"mean":null}"#,
         ] {
             let r: QueryResult = serde_json::from_str(result).unwrap();
             assert_eq!(canonical_json(&r).unwrap(), result);
         }
+    }
+
+    #[test]
+    fn the_domain_has_every_cell_once() {
+        assert_eq!(age_band(None), "unknown");
+        assert_eq!(age_band(Some(17)), "0-17");
+        assert_eq!(age_band(Some(18)), "18-39");
+        assert_eq!(age_band(Some(64)), "40-64");
+        assert_eq!(age_band(Some(65)), "65+");
+        assert_eq!(sex_cell(Some("female")), "female");
+        assert_eq!(sex_cell(Some("Female")), "unknown");
+        assert_eq!(sex_cell(None), "unknown");
+        let Combined::Cells { cells } = combine([&QueryResult::Cells { cells: vec![] }]) else {
+            panic!("cells");
+        };
+        assert_eq!(cells.len(), AGE_BANDS.len() * SEXES.len());
+        assert_eq!(
+            (cells[0].age_band.as_str(), cells[0].sex.as_str()),
+            ("0-17", "female")
+        );
+        assert!(
+            cells
+                .iter()
+                .all(|c| c.count == 0 && !c.suppressed_at_some_holder)
+        );
     }
 
     #[test]
@@ -505,22 +673,28 @@ mod tests {
             ],
         };
         let b = QueryResult::Cells {
-            cells: vec![Cell::new("18-39".into(), "female".into(), 6, 5)],
+            cells: vec![
+                Cell::new("18-39".into(), "female".into(), 6, 5),
+                // Not a cell of the domain: not counted.
+                Cell::new("18-39".into(), "robot".into(), 60, 5),
+            ],
         };
-        let c = combine([&a, &b]);
-        assert_eq!(
-            canonical_json(&c).unwrap(),
-            r#"{"cells":[{"ageBand":"18-39","count":13,"sex":"female","suppressedAtSomeHolder":false},{"ageBand":"40-64","count":0,"sex":"male","suppressedAtSomeHolder":true}]}"#
-        );
-        let s = |count, mean| {
-            QueryResult::Stats(Stats {
-                count,
-                mean,
-                q1: None,
-                median: None,
-                q3: None,
-            })
+        let Combined::Cells { cells } = combine([&a, &b]) else {
+            panic!("cells");
         };
+        let cell = |band: &str, sex: &str| {
+            cells
+                .iter()
+                .find(|c| c.age_band == band && c.sex == sex)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(cell("18-39", "female").count, 13);
+        assert!(!cell("18-39", "female").suppressed_at_some_holder);
+        assert_eq!(cell("40-64", "male").count, 0);
+        assert!(cell("40-64", "male").suppressed_at_some_holder);
+        assert_eq!(cells.len(), 20);
+        let s = |count, mean| QueryResult::Stats(Stats { count, mean });
         let c = combine([
             &s(10, Some(1.0)),
             &s(30, Some(3.0)),
