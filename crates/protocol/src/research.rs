@@ -549,9 +549,8 @@ mod tests {
             (obs("10", "0"), "bounds"),
             (obs("-1e13", "0"), "bounds"),
             (
-                format!(
-                    r#"{{"kind":"median","system":"http://loinc.org","code":"718-7","pinnedBlock":1}}"#
-                ),
+                r#"{"kind":"median","system":"http://loinc.org","code":"718-7","pinnedBlock":1}"#
+                    .to_string(),
                 "malformed query",
             ),
             ("not json".to_string(), "malformed query"),
