@@ -1,7 +1,9 @@
-//! Research aggregates, computed where the records are: a researcher's signed query is
-//! checked against the chain (credential, approved study, budget left), evaluated over the
-//! coded facts of the patients whose opt-in was live at the block the query pins, small cells
-//! suppressed, noise added when asked, and the answer signed and stored.
+//! Research aggregates, computed where the records are: a researcher's signed query that names
+//! this holder is checked against the chain (credential, approved study, budget left),
+//! evaluated over the coded facts of the patients whose opt-in was live at the block the query
+//! pins, from records of the study's categories only, every figure noised for this holder's
+//! share of the query's epsilon (cells under the study's minimum held back), and the answer
+//! signed and stored. See docs/research-privacy.md.
 //!
 //! The query's receipt (cost, pinned block, answer hash) is recorded on chain by the
 //! researcher in one transaction after the holders answer. Until a receipt that pays for it
@@ -14,6 +16,7 @@
 //! ([`Research::chain_facts`], [`ChainFacts::check`]), [`check_unrecorded`], the consenting
 //! patients ([`follower`]), [`evaluate`], then [`Research::sign_and_store`].
 
+pub mod dp;
 pub mod evaluate;
 pub mod follower;
 
@@ -137,6 +140,16 @@ impl Research {
     ) -> Result<SignedAnswer, ErrorBody> {
         let query = Query::parse(query_text)
             .map_err(|e| ErrorBody::new(ErrorCode::BadQuery, e.to_string()))?;
+        if !query.holders().contains(&self.holder) {
+            return Err(ErrorBody::new(
+                ErrorCode::BadQuery,
+                format!(
+                    "the query does not name this holder ({}): a holder answers only a query \
+                     whose holders list it, since each noises for its share of the epsilon",
+                    self.holder
+                ),
+            ));
+        }
         let study_key = r.studyId.to_string();
         // Asked before: the stored answer, whatever the chain says now (it was given already).
         if let Some(found) = stored_answer(pool, &study_key, r.queryHash, r.researcher)
@@ -169,9 +182,16 @@ impl Research {
         };
         let min = i64::from(facts.study.minCellSize);
         let db_started = Instant::now();
-        let result = evaluate::evaluate(pool, &query, &patients, timestamp, min)
-            .await
-            .map_err(database)?;
+        let result = evaluate::evaluate(
+            pool,
+            &query,
+            &patients,
+            timestamp,
+            facts.study.categories,
+            min,
+        )
+        .await
+        .map_err(database)?;
         let db_ms = db_started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(target: "medrec::gatekeeper", study = %r.studyId, pinned, patients = patients.len(),
             chain_ms, consent_ms, db_ms, total_ms = started.elapsed().as_secs_f64() * 1e3,
@@ -182,6 +202,10 @@ impl Research {
             query_hash: r.queryHash,
             pinned_block: pinned,
             min_cell_size: min,
+            epsilon: {
+                let (num, den) = query.holder_epsilon();
+                num as f64 / den as f64
+            },
             result,
         };
         self.sign_and_store(pool, r, &query, &answer, recorded)
@@ -410,11 +434,12 @@ mod tests {
         }
     }
 
-    fn query(epsilon: Option<f64>, pinned: u64) -> Query {
+    fn query(epsilon: f64, pinned: u64) -> Query {
         Query::ConditionCount {
             system: SNOMED.into(),
             code: "44054006".into(),
             epsilon,
+            holders: vec![Address::repeat_byte(9)],
             pinned_block: pinned,
         }
     }
@@ -454,21 +479,21 @@ mod tests {
         let me = Address::repeat_byte(1);
         // No receipt yet: the budget left must pay the cost.
         let f = facts(me, 2, 900_000, (0, 0));
-        assert_eq!(f.check_payment(&query(Some(0.1), 90)).ok(), Some(false));
+        assert_eq!(f.check_payment(&query(0.1, 90)).ok(), Some(false));
         assert_eq!(
-            code(f.check_payment(&query(Some(0.100_001), 90))),
+            code(f.check_payment(&query(0.100_001, 90))),
             Some(ErrorCode::BudgetExhausted)
         );
         // Its receipt is on chain: only the query it paid for, at its pinned block.
         let f = facts(me, 2, 1_000_000, (100_000, 90));
-        assert_eq!(f.check_payment(&query(Some(0.1), 90)).ok(), Some(true));
-        assert_eq!(f.check_payment(&query(None, 90)).ok(), Some(true));
+        assert_eq!(f.check_payment(&query(0.1, 90)).ok(), Some(true));
+        assert_eq!(f.check_payment(&query(0.05, 90)).ok(), Some(true));
         assert_eq!(
-            code(f.check_payment(&query(Some(0.2), 90))),
+            code(f.check_payment(&query(0.2, 90))),
             Some(ErrorCode::Denied)
         );
         assert_eq!(
-            code(f.check_payment(&query(Some(0.1), 91))),
+            code(f.check_payment(&query(0.1, 91))),
             Some(ErrorCode::Denied)
         );
     }

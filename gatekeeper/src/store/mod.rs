@@ -71,10 +71,12 @@ pub async fn insert_record(
     if stored {
         if let Some((gender, birth)) = &facts.demographics {
             sqlx::query(
-                "INSERT INTO gk_patients (patient, gender, birth_date) VALUES ($1, $2, $3::date)
-                 ON CONFLICT (patient) DO UPDATE SET gender = EXCLUDED.gender, birth_date = EXCLUDED.birth_date",
+                "INSERT INTO gk_demographics (record_id, patient, category, gender, birth_date)
+                 VALUES ($1, $2, $3, $4, $5::date)",
             )
+            .bind(id.to_vec())
             .bind(upload.patient.to_vec())
+            .bind(upload.category as i16)
             .bind(gender)
             .bind(birth)
             .execute(&mut *tx)
@@ -89,12 +91,13 @@ pub async fn insert_record(
                 values.push(*value);
             }
             sqlx::query(
-                "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
-                 SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::text[], $6::float8[])
+                "INSERT INTO gk_facts (record_id, patient, category, kind, system, code, value)
+                 SELECT $1, $2, $3, * FROM unnest($4::text[], $5::text[], $6::text[], $7::float8[])
                  ON CONFLICT DO NOTHING",
             )
             .bind(id.to_vec())
             .bind(upload.patient.to_vec())
+            .bind(upload.category as i16)
             .bind(&kinds)
             .bind(&systems)
             .bind(&codes)
