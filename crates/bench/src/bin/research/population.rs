@@ -31,6 +31,24 @@ pub fn day_of(unix_secs: u64) -> Date {
 
 /// The study's smallest reported cell.
 pub const MIN_CELL: u32 = 10;
+/// The categories the facts are written under: demographics, conditions and labs (the
+/// study is approved for all three).
+pub const DEMOGRAPHICS: i16 = 0;
+/// Conditions' category.
+pub const CONDITIONS_CATEGORY: i16 = 5;
+/// Observations' category (labs).
+pub const LABS: i16 = 3;
+/// The epsilon of each query: ten of them spend the study's budget of 10.
+pub const EPSILON: f64 = 1.0;
+/// How far a noised cell of the two holders together may be from the truth: each holder's
+/// noise has scale 2 (epsilon 1/2 each); 50 is beyond 12 scales.
+const CELL_SLACK: i64 = 50;
+
+/// An observation's clamping bounds: four standard deviations either side of its mean.
+pub fn bounds(code: &str) -> (f64, f64) {
+    let (_, mean, sd) = OBSERVATIONS.iter().find(|(c, ..)| *c == code).unwrap();
+    (mean - 4.0 * sd, mean + 4.0 * sd)
+}
 /// Type 2 diabetes, essential hypertension.
 pub const CONDITIONS: [(&str, f64); 2] = [("44054006", 0.15), ("59621000", 0.30)];
 /// Haemoglobin A1c, haemoglobin.
@@ -86,18 +104,25 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
             .map(|p| if p.female { "female" } else { "male" })
             .collect();
         let births: Vec<String> = chunk.iter().map(|p| p.birth.to_string()).collect();
+        let demographic_records: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|p| keccak256(format!("{} demographics", p.address)).to_vec())
+            .collect();
         sqlx::query(
-            "INSERT INTO gk_patients (patient, gender, birth_date)
-             SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[]::date[])",
+            "INSERT INTO gk_demographics (record_id, patient, category, gender, birth_date)
+             SELECT r, p, $5, g, b::date
+             FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[]) AS t(r, p, g, b)",
         )
+        .bind(&demographic_records)
         .bind(&addrs)
         .bind(&genders)
         .bind(&births)
+        .bind(DEMOGRAPHICS)
         .execute(&pool)
         .await
         .unwrap();
-        let (mut rid, mut who, mut kind, mut system, mut code, mut value) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut rid, mut who, mut category, mut kind, mut system, mut code, mut value) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
         for p in chunk {
             let facts = p
                 .conditions
@@ -111,6 +136,11 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
             for (k, s, c, v) in facts {
                 rid.push(keccak256(format!("{}{c}", p.address)).to_vec());
                 who.push(p.address.to_vec());
+                category.push(if k == "condition" {
+                    CONDITIONS_CATEGORY
+                } else {
+                    LABS
+                });
                 kind.push(k);
                 system.push(s);
                 code.push(c);
@@ -118,12 +148,13 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
             }
         }
         sqlx::query(
-            "INSERT INTO gk_facts (record_id, patient, kind, system, code, value)
-             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::text[], $5::text[],
-                                  $6::float8[])",
+            "INSERT INTO gk_facts (record_id, patient, category, kind, system, code, value)
+             SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::text[], $5::text[],
+                                  $6::text[], $7::float8[])",
         )
         .bind(&rid)
         .bind(&who)
+        .bind(&category)
         .bind(&kind)
         .bind(&system)
         .bind(&code)
@@ -136,11 +167,12 @@ pub async fn load_facts(db_url: &str, patients: &[&Patient]) {
     pool.close().await;
 }
 
-/// Checks a combined answer against the consenting patients' facts.
+/// Checks a combined, noised answer against the consenting patients' facts: every cell of
+/// the domain, each within the noise's reach of the truth; a cell well above the minimum at
+/// both holders is never held back; the observation's count and mean close to the truth.
 pub fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: &Value) {
     if flag == "--condition" {
         let today = day_of(ts);
-        // Each holder suppresses its cells under the study's minimum: they add nothing.
         let mut per_holder: [BTreeMap<(String, String), i64>; 2] = Default::default();
         for (i, p) in consenting.iter().enumerate() {
             if p.conditions.contains(&code) {
@@ -150,46 +182,59 @@ pub fn check(consenting: &[Patient], flag: &str, code: &str, ts: u64, combined: 
                     .or_default() += 1;
             }
         }
-        let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for cells in per_holder {
-            for (k, n) in cells {
-                *want.entry(k).or_default() += if n < i64::from(MIN_CELL) { 0 } else { n };
+        let cells = combined["cells"].as_array().unwrap();
+        assert_eq!(
+            cells.len(),
+            20,
+            "condition {code}: every cell of the domain"
+        );
+        for c in cells {
+            let key = (
+                c["ageBand"].as_str().unwrap().to_string(),
+                c["sex"].as_str().unwrap().to_string(),
+            );
+            let (a, b) = (
+                *per_holder[0].get(&key).unwrap_or(&0),
+                *per_holder[1].get(&key).unwrap_or(&0),
+            );
+            let got = c["count"].as_i64().unwrap();
+            let held_back = c["suppressedAtSomeHolder"].as_bool().unwrap();
+            let far = i64::from(MIN_CELL) + CELL_SLACK;
+            assert!(
+                !(held_back && a >= far && b >= far),
+                "condition {code}, {key:?}: held back though {a} and {b} patients"
+            );
+            if held_back {
+                assert!(
+                    got <= a + b + CELL_SLACK,
+                    "condition {code}, {key:?}: {got}"
+                );
+            } else {
+                assert!(
+                    (got - a - b).abs() <= CELL_SLACK,
+                    "condition {code}, {key:?}: {got} is not near {}",
+                    a + b
+                );
             }
         }
-        let got: BTreeMap<(String, String), i64> = combined["cells"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                (
-                    (
-                        c["ageBand"].as_str().unwrap().to_string(),
-                        c["sex"].as_str().unwrap().to_string(),
-                    ),
-                    c["count"].as_i64().unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            got, want,
-            "condition {code}: the answer is not the known count"
-        );
     } else {
+        let (lower, upper) = bounds(code);
         let values: Vec<f64> = consenting
             .iter()
             .flat_map(|p| p.observations.iter().filter(|(c, _)| *c == code))
-            .map(|(_, v)| *v)
+            .map(|(_, v)| v.clamp(lower, upper))
             .collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
-        assert_eq!(
-            combined["count"].as_i64().unwrap(),
-            values.len() as i64,
-            "observation {code}: the count is not the known count"
-        );
+        let count = combined["count"].as_i64().unwrap();
         assert!(
-            (combined["mean"].as_f64().unwrap() - mean).abs() < 1e-6,
-            "observation {code}: mean {} is not {mean}",
-            combined["mean"]
+            (count - values.len() as i64).abs() <= 2 * CELL_SLACK,
+            "observation {code}: the count {count} is not near {}",
+            values.len()
+        );
+        let got = combined["mean"].as_f64().unwrap();
+        assert!(
+            (got - mean).abs() < (upper - lower) / 200.0,
+            "observation {code}: mean {got} is not near {mean}"
         );
     }
 }
