@@ -7,8 +7,8 @@
 //! - a condition count counts a patient once, in the one cell of the domain (age band by sex)
 //!   their latest demographics of the study's categories place them in, so one patient more
 //!   or less moves one cell by one (sensitivity 1 for the whole table);
-//! - an observation takes one value per patient, the mean of their values, clamped to the
-//!   query's bounds and rounded to a step from `-VALUE_HALF_GRID` to `VALUE_HALF_GRID`; the
+//! - an observation takes one value per patient, the mean of their values each clamped to
+//!   the query's bounds, rounded to a step from `-VALUE_HALF_GRID` to `VALUE_HALF_GRID`; the
 //!   count moves by one and the sum of steps by at most `VALUE_HALF_GRID`, and each gets half
 //!   the epsilon.
 //!
@@ -106,9 +106,10 @@ pub async fn tally(
             upper,
             ..
         } => {
-            // One value per patient: the mean of theirs.
+            // One value per patient: the mean of theirs, each clamped first (so that no sum
+            // of extreme values can overflow into an error that only some patients cause).
             let rows = sqlx::query(
-                "SELECT patient, avg(value) AS value FROM gk_facts
+                "SELECT patient, avg(LEAST(GREATEST(value, $4), $5)) AS value FROM gk_facts
                  WHERE kind = 'observation' AND system = $1 AND code = $2
                    AND value IS NOT NULL AND category = ANY($3)
                  GROUP BY patient",
@@ -116,6 +117,8 @@ pub async fn tally(
             .bind(system)
             .bind(code)
             .bind(&categories)
+            .bind(lower)
+            .bind(upper)
             .fetch_all(pool)
             .await?;
             Tally::Values(
