@@ -512,6 +512,15 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         );
         return Err(
             match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await {
+                // A refused answer would come back the same (holders store what they answer):
+                // asking again helps only the holders that could not be reached.
+                Ok(tx) if matches!(e, CliError::Integrity(_)) => e.with_note(&format!(
+                    "the receipt for the {} of {} holder(s) whose answers were counted was \
+                     recorded (tx {}), without the refused answer",
+                    timed.len(),
+                    holders.len(),
+                    tx.tx_hash
+                )),
                 Ok(tx) => e.with_note(&format!(
                     "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); \
                      {again} for the others",
