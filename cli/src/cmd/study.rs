@@ -817,13 +817,14 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
 
 /// The combined answer for people: every cell, held-back ones said as such, and the noise.
 fn render(combined: &Combined, q: &Query, study: u64, min_cell: i64) -> String {
-    let holders = q.holders().len();
+    let (num, den) = q.holder_epsilon();
     let mut lines = vec![format!(
-        "study {study}, consenting patients as of block {}; noised, epsilon {} over {holders} \
-         holder(s) (each at {:.6})",
+        "study {study}, consenting patients as of block {}; noised, epsilon {} over {} \
+         holder(s) (each at {})",
         q.pinned_block(),
         q.epsilon(),
-        q.epsilon() / holders.max(1) as f64,
+        q.holders().len(),
+        num as f64 / den as f64,
     )];
     let held_back = format!("held back (noised count under {min_cell})");
     match combined {
