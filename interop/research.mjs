@@ -1,10 +1,14 @@
 // docs/protocol.md's research route against a running gatekeeper that holds its holder's key:
-// a researcher's study approved, four patients' records uploaded and three of them opted in by
-// signatures that a relayer sends; a condition-count query signed as a ResearchRequest; the
-// answer's signature recovered from keccak256 of its exact text (no EIP-191 prefix), its cells
-// (a small cell suppressed, a patient not opted in not counted); the same query answered again
-// alike; another query refused with 409 unrecorded_answer until the receipt is on chain; the
-// receipt's cost as the document's formula gives it.
+// a researcher's study approved (a minimum cell of 5, within governance's floor), thirteen
+// patients' records uploaded (demographics and a condition each) and ten of them opted in by
+// signatures that a relayer sends; a noised condition-count query naming its holder and its
+// epsilon, signed as a ResearchRequest; the answer's signature recovered from keccak256 of its
+// exact text (no EIP-191 prefix), its epsilon (the query's over its one holder), every one of
+// the 20 cells of age band by sex in order, each a count at or over the minimum or held back
+// (a cell of 2 held back like an empty one, a large cell within a few of its true count, the
+// patients not opted in not counted); the same query answered again alike; another query
+// refused with 409 unrecorded_answer until the receipt is on chain; the receipts' costs as the
+// document's formula gives them, and a query past the budget refused.
 //
 // Usage: node research.mjs <rpc-url> <deployments/<chainId>.json> <gatekeeper-url>
 // The gatekeeper must serve for anvil's account 2 with that account's keystore
@@ -38,54 +42,58 @@ const gatekeeperDomain = await chain.domainOf(deployment.recordRegistry);
 const studyDomain = await chain.domainOf(studies);
 eq("study domain name", studyDomain.name, "medrec.StudyRegistry");
 
-// ---- A study: conditions only, cells under 2 suppressed, a budget of one epsilon.
+// ---- A study of demographics and conditions: cells under 5 held back, a budget of ten
+// epsilon (the governance defaults' floor and ceiling).
+const DEMOGRAPHICS = 0;
 const CONDITIONS = 5;
+const MIN_CELL = 5;
+const BUDGET = 10_000_000n;
 await chain.credential(researcher.address, ROLE.researcher);
 await chain.send(researcher, studies, abis.studies, "registerStudy", [
   keccak256(toHex("protocol")),
-  1n << BigInt(CONDITIONS),
-  2,
-  1_000_000n,
+  (1n << BigInt(DEMOGRAPHICS)) | (1n << BigInt(CONDITIONS)),
+  MIN_CELL,
+  BUDGET,
 ]);
 const studyId = await client.readContract({ address: studies, abi: abis.studies, functionName: "studyCount" });
 await chain.send(governance, studies, abis.studies, "approveStudy", [studyId]);
 
-// ---- Four diabetic patients at the holder; the first three opt in by signature.
+// ---- Thirteen diabetic patients at the holder, each a Patient record (demographics) and a
+// Condition record: eight women of 40-64 and two men of 65+ opt in by signature; three more
+// women of 40-64 do not.
 const DIABETES = "44054006";
-const bundle = (gender, birthDate) =>
-  new TextEncoder().encode(
-    JSON.stringify({
-      resourceType: "Bundle",
-      type: "collection",
-      entry: [
-        { resource: { resourceType: "Patient", gender, birthDate } },
-        {
-          resource: {
-            resourceType: "Condition",
-            code: { coding: [{ system: "http://snomed.info/sct", code: DIABETES }] },
-          },
-        },
-      ],
-    }),
-  );
+const record = (resource) => new TextEncoder().encode(JSON.stringify(resource));
+const condition = {
+  resourceType: "Condition",
+  code: { coding: [{ system: "http://snomed.info/sct", code: DIABETES }] },
+};
 const patients = [
-  ["female", "1970-05-01"],
-  ["female", "1975-09-12"],
-  ["male", "1950-01-01"],
-  ["male", "1960-03-03"],
-].map(([gender, birthDate]) => ({ account: privateKeyToAccount(generatePrivateKey()), gender, birthDate }));
+  ...Array(8).fill(["female", "1970-05-01", true]),
+  ...Array(2).fill(["male", "1950-01-01", true]),
+  ...Array(3).fill(["female", "1972-03-03", false]),
+].map(([gender, birthDate, optsIn]) => ({
+  account: privateKeyToAccount(generatePrivateKey()),
+  gender,
+  birthDate,
+  optsIn,
+}));
 for (const p of patients) {
-  const { response } = await upload(
-    gatekeeperUrl,
-    gatekeeperDomain,
-    holder,
-    p.account.address,
-    CONDITIONS,
-    bundle(p.gender, p.birthDate),
-  );
-  eq(`upload of a ${p.gender} patient's bundle: 201`, response.status, 201);
+  for (const [category, resource] of [
+    [DEMOGRAPHICS, { resourceType: "Patient", gender: p.gender, birthDate: p.birthDate }],
+    [CONDITIONS, condition],
+  ]) {
+    const { response } = await upload(
+      gatekeeperUrl,
+      gatekeeperDomain,
+      holder,
+      p.account.address,
+      category,
+      record(resource),
+    );
+    eq(`upload of a ${p.gender} patient's ${resource.resourceType}: 201`, response.status, 201);
+  }
 }
-for (const p of patients.slice(0, 3)) {
+for (const p of patients.filter((p) => p.optsIn)) {
   // The participation's epoch and last signed time order signed messages (not a nonce).
   const slot = await client.readContract({
     address: studies,
@@ -149,9 +157,25 @@ async function ask(query) {
   return { response, queryHash: request.queryHash };
 }
 
-const count = { kind: "condition-count", system: "http://snomed.info/sct", code: DIABETES, epsilon: null, pinnedBlock };
+// The query names its holders (ascending; one here) and its epsilon: the holder noises at
+// epsilon over the number of holders. Eight of ten epsilon: the noise is small enough that the
+// checks below hold but for a chance far under one in a million.
+const EPSILON = 8;
+const count = {
+  kind: "condition-count",
+  system: "http://snomed.info/sct",
+  code: DIABETES,
+  epsilon: EPSILON,
+  holders: [holder.address],
+  pinnedBlock,
+};
+const cost = (epsilon) => BigInt(Math.max(1, Math.ceil(epsilon * 1e6))); // micro-epsilon
 const first = await ask(count);
 eq("query: 200", first.response.status, 200);
+if (first.response.status !== 200) {
+  console.error(`interop: the holder answered ${await first.response.text()}`);
+  done("");
+}
 const { answer, signature } = await first.response.json();
 eq(
   "the answer is signed by the holder over keccak256 of its text",
@@ -159,46 +183,73 @@ eq(
   holder.address.toLowerCase(),
 );
 const parsed = JSON.parse(answer);
+eq("answer: holder", parsed.holder.toLowerCase(), holder.address.toLowerCase());
 eq("answer: queryHash", parsed.queryHash, first.queryHash);
 eq("answer: studyId", BigInt(parsed.studyId), studyId);
 eq("answer: pinnedBlock", parsed.pinnedBlock, pinnedBlock);
-eq("answer: minCellSize", parsed.minCellSize, 2);
-// Had the last man been counted, his cell would hold 2 and show.
+eq("answer: minCellSize", parsed.minCellSize, MIN_CELL);
+// The holder's share: the query's cost in micro-epsilon over 10^6 times the holders.
 eq(
-  "answer: the opted-in counted, a cell under minCellSize suppressed",
-  parsed.result.cells
-    .map((c) => `${c.ageBand}/${c.sex}:${c.suppressed ? "suppressed" : c.count}`)
-    .join(","),
-  "40-64/female:2,65+/male:suppressed",
+  "answer: epsilon, the query's over its one holder",
+  parsed.epsilon,
+  Number(cost(EPSILON)) / (1e6 * count.holders.length),
 );
+const AGE_BANDS = ["0-17", "18-39", "40-64", "65+", "unknown"];
+const SEXES = ["female", "male", "other", "unknown"];
+const domain = AGE_BANDS.flatMap((band) => SEXES.map((sex) => `${band}/${sex}`));
+const cells = parsed.result.cells ?? [];
+eq(
+  "answer: every cell of age band by sex, once, in order",
+  cells.map((c) => `${c.ageBand}/${c.sex}`).join(","),
+  domain.join(","),
+);
+check(
+  "answer: each cell a noised count at or over the minimum, or held back",
+  cells.every((c) =>
+    c.suppressed === true
+      ? c.count === undefined
+      : Number.isInteger(c.count) && c.count >= MIN_CELL && !c.suppressed,
+  ),
+  JSON.stringify(cells),
+);
+const cellOf = (band, sex) => cells.find((c) => c.ageBand === band && c.sex === sex) ?? {};
+const women = cellOf("40-64", "female");
+// Eight opted in; the three who did not would make it eleven.
+check(
+  "answer: 40-64 women shown, within 2 of the 8 opted in",
+  Math.abs((women.count ?? -99) - 8) <= 2,
+  JSON.stringify(women),
+);
+eq("answer: 65+ men (2 opted in) held back", cellOf("65+", "male").suppressed, true);
+eq("answer: an empty cell held back alike", cellOf("0-17", "female").suppressed, true);
 const again = await ask(count);
 eq("the same query again: the same answer", (await again.response.json()).answer, answer);
 
-const noisy = { ...count, epsilon: 0.5 };
-const early = await ask(noisy);
+const other = { ...count, epsilon: 1 };
+const early = await ask(other);
 eq("another query before the receipt: 409", early.response.status, 409);
 eq("  code unrecorded_answer", (await early.response.json()).error.code, "unrecorded_answer");
 
-// ---- The receipt: cost 1 without epsilon.
+// ---- The receipts: each pays max(1, ceil(epsilon × 10^6)) of the budget.
 await chain.send(researcher, studies, abis.studies, "recordQuery", [
   studyId,
   first.queryHash,
-  1n,
+  cost(EPSILON),
   BigInt(pinnedBlock),
   keccak256(toHex(answer)),
 ]);
-const later = await ask(noisy);
+const later = await ask(other);
 eq("the other query once the receipt is on chain: 200", later.response.status, 200);
 await chain.send(researcher, studies, abis.studies, "recordQuery", [
   studyId,
   later.queryHash,
-  500_000n, // max(1, ceil(0.5 × 10^6))
+  cost(other.epsilon),
   BigInt(pinnedBlock),
   keccak256(toHex((await later.response.json()).answer)),
 ]);
 const study = await client.readContract({ address: studies, abi: abis.studies, functionName: "studyOf", args: [studyId] });
-eq("the study's budget spent: 1 + 500,000", study.spent, 500_001n);
-const tooDear = await ask({ ...count, epsilon: 0.6 });
+eq("the study's budget spent: 8,000,000 + 1,000,000", study.spent, cost(EPSILON) + cost(other.epsilon));
+const tooDear = await ask({ ...count, epsilon: 1.5 });
 eq("a query that costs more than the budget left: 403", tooDear.response.status, 403);
 eq("  code budget_exhausted", (await tooDear.response.json()).error.code, "budget_exhausted");
 

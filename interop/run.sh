@@ -8,8 +8,8 @@
 #  - when DATABASE_URL is set (a role that may create databases): starts a gatekeeper
 #    (target/debug/medrec-gatekeeper, or $MEDREC_GATEKEEPER) on a scratch database and runs
 #    read.mjs (viem): an upload, a read checked against the chain, refusals, the access log
-#    (example 3); then research.mjs (viem): a study, signed opt-ins, a research query and its
-#    signed answer, the receipt on chain; then starts the indexer (target/debug/medrec-indexer,
+#    (example 3); then research.mjs (viem): a study, signed opt-ins, a noised research query
+#    and its signed answer, the receipt on chain; then starts the indexer (target/debug/medrec-indexer,
 #    or $MEDREC_INDEXER) and runs indexer.mjs: its answers as JavaScript reads them, masks and
 #    amounts above 2^53 exact.
 # Leaves nothing behind: anvil and the gatekeeper stopped, the deployment file and the scratch

@@ -6,7 +6,7 @@
 # hospital A stores a record, hospital B is refused, then granted, resolves and verifies it,
 # break-glass shows, a revocation refuses B again, a guardian acts for a minor, the patient
 # reads the timeline (indexer) and hospital A's access log (checked against its on-chain
-# anchor), and a researcher's study collects opt-ins and pulls aggregates. It ends with the
+# anchor), and a researcher's study collects opt-ins and pulls noised aggregates. It ends with the
 # run's figures. Re-running reuses what is up and what was loaded.
 # `script/demo.sh stop` stops what it started.
 # Usage: script/demo.sh [--patients N]   (default 2000; MEDREC_PATIENTS works too)
@@ -330,14 +330,15 @@ sleep 3
 medrec -a patient access-log --holder "$A" --gatekeeper-url $gk_a
 
 step "Research: a study of type 2 diabetes across both hospitals, over the patients who opt in"
-# Each run's two queries spend 2 of the study's budget: once it is spent, a new study.
+# Each run's two queries spend epsilon 1 each, 2,000,000 of the study's budget in millionths
+# of epsilon: once it is spent, a new study.
 if [[ -f $state/study-id ]]; then
   left=$("$medrec_bin" --json study show "$(cat "$state/study-id")" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)["data"]
 n = lambda v: int(v, 0) if isinstance(v, str) else int(v)
 print(n(d["budget"]) - n(d["spent"]))') || left=0
-  if ((left < 2)); then
+  if ((left < 2000000)); then
     echo "study $(cat "$state/study-id")'s budget is spent: the researcher registers a new one"
     rm -f "$state/study-id"
   fi
@@ -345,7 +346,7 @@ fi
 if [[ ! -f $state/study-id ]]; then
   printf 'Type 2 diabetes by age band and sex; HbA1c distribution. Demo protocol.\n' >"$state/protocol.txt"
   "$medrec_bin" --json -a researcher study register --protocol "$state/protocol.txt" \
-    -c conditions,demographics,labs --min-cell 5 --budget 100 |
+    -c conditions,demographics,labs --min-cell 5 --budget 10000000 |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["studyId"])' >"$state/study-id.tmp" ||
     die "study registration failed"
   mv "$state/study-id.tmp" "$state/study-id"
@@ -360,9 +361,13 @@ medrec study show "$S"
 sim opt-in --population "$pop" --study "$S" --share 0.6 || die "the opt-ins could not be relayed"
 "$medrec_bin" -q -a patient study opt-in "$S" 2>/dev/null || true
 medrec -a patient study mine
-medrec -a researcher study query "$S" --condition E11.9 --system icd10-cm \
+# Every answer is noised (epsilon 1, shared by the two hospitals); a cell whose noised count is
+# under the study's minimum of 5 is held back, an empty one alike.
+medrec -a researcher study query "$S" --condition E11.9 --system icd10-cm --epsilon 1 \
   --holders $A,$B || die "the research query failed"
-medrec -a researcher study query "$S" --observation 4548-4 \
+# HbA1c (%): each patient's value clamped to [3, 15], so that one patient moves the mean by a
+# bounded amount.
+medrec -a researcher study query "$S" --observation 4548-4 --lower 3 --upper 15 --epsilon 1 \
   --holders $A,$B || die "the research query failed"
 
 step "Indexing rate: a second indexer reads the whole chain into a scratch database"
@@ -405,7 +410,7 @@ Keep exploring with the same settings:
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
   target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
-  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --holders $A,$B
+  target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --epsilon 1 --holders $A,$B
 The simulated patients are listed in $pop/patients.json (their records in $pop/records).
 Stop it with: $stop_cmd
 DONE

@@ -20,8 +20,8 @@ use medrec_protocol::clock::{RESEARCH_VALIDITY_SECS, now_secs};
 use medrec_protocol::envelope::random_nonce;
 use medrec_protocol::health::{HEALTH_PATH, Health};
 use medrec_protocol::research::{
-    self as wire, Answer, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_EPSILON, QUERY_PATH, Query,
-    QueryError, SignedAnswer, SignedQuery,
+    self as wire, AGE_BANDS, Answer, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_BOUND, MAX_EPSILON,
+    MAX_HOLDERS, QUERY_PATH, Query, QueryError, QueryResult, SEXES, SignedAnswer, SignedQuery,
 };
 use medrec_protocol::study::StudyStatus;
 use serde_json::json;
@@ -73,13 +73,16 @@ pub struct RegisterArgs {
     /// The protocol document (only its keccak256 goes on chain)
     #[arg(long)]
     pub protocol: std::path::PathBuf,
-    /// Categories the study reads, comma-separated
+    /// Categories the study reads, comma-separated: holders count only records of these
     #[arg(long, short = 'c')]
     pub categories: String,
-    /// Smallest cell reported; smaller ones are suppressed
+    /// Smallest cell shown: a cell whose noised count is under it is held back. At least the
+    /// governance policy's floor (5 unless governance set another; `study policy` shows it)
     #[arg(long, default_value_t = 10)]
     pub min_cell: u32,
-    /// Privacy budget in millionths of epsilon (each query spends at least 1)
+    /// Privacy budget in millionths of epsilon: each query spends its epsilon x 1,000,000,
+    /// rounded up. At most the governance policy's ceiling per study (10,000,000 unless
+    /// governance set another), and within the researcher's ceiling over all their studies
     #[arg(long, default_value_t = 10_000_000)]
     pub budget: u64,
 }
@@ -89,21 +92,32 @@ pub struct RegisterArgs {
 pub struct QueryArgs {
     /// The study id
     pub study: u64,
-    /// Count patients with this Condition code (SNOMED CT or ICD-10), by age band and sex
+    /// Count patients with this Condition code (SNOMED CT or ICD-10), in every cell of age band
+    /// by sex
     #[arg(long, conflicts_with = "observation")]
     pub condition: Option<String>,
     /// Code system of --condition: snomed, icd10 or icd10-cm
     #[arg(long, default_value = "snomed")]
     pub system: String,
-    /// Count, mean and quartiles of this Observation code's value (LOINC)
+    /// Count and mean of this Observation code's value (LOINC), each patient's value clamped
+    /// to [--lower, --upper]
     #[arg(long)]
     pub observation: Option<String>,
-    /// Add Laplace noise with this epsilon (spends epsilon x 1,000,000 of the budget)
+    /// With --observation (required there): values under it count as it
+    #[arg(long, allow_negative_numbers = true)]
+    pub lower: Option<f64>,
+    /// With --observation (required there): values over it count as it
+    #[arg(long, allow_negative_numbers = true)]
+    pub upper: Option<f64>,
+    /// Required: the privacy loss of the answer, in (0, 10]. Every answer is noised; smaller
+    /// means more noise. The query costs epsilon x 1,000,000 of the study's budget (rounded
+    /// up), and each of the H holders asked adds noise at epsilon / H
     #[arg(long)]
     pub epsilon: Option<f64>,
-    /// The holders to ask: their addresses (0x...), comma-separated, each once. Each is asked
-    /// at the gatekeeper endpoint it registered on chain and only while it is a credentialed
-    /// provider; its answer must be signed by that address
+    /// The holders to ask: their addresses (0x...), comma-separated, each once (the query
+    /// names them in ascending order). Each is asked at the gatekeeper endpoint it registered
+    /// on chain and only while it is a credentialed provider; its answer must be signed by
+    /// that address
     #[arg(
         long,
         env = "MEDREC_HOLDERS",
@@ -112,9 +126,10 @@ pub struct QueryArgs {
         value_name = "ADDRESSES"
     )]
     pub holders: Vec<String>,
-    /// Pin this block instead of the latest. The same code, system, epsilon and block make
-    /// the same query: the holders give back the answers they stored, and its receipt is
-    /// recorded if it is not on chain yet (after an interrupted query)
+    /// Pin this block instead of the latest. The same code, system, epsilon, holders and
+    /// block (and an observation's bounds) make the same query: the holders give back the
+    /// answers they stored, and its receipt is recorded if it is not on chain yet (after an
+    /// interrupted query)
     #[arg(long, value_name = "BLOCK")]
     pub pin: Option<u64>,
 }
@@ -132,28 +147,55 @@ pub fn studies(
     Ok(StudyRegistry::new(a, chain.provider.clone()))
 }
 
-/// The query the flags ask for, pinned at `pinned`, checked as the holders check it.
-fn build_query(a: &QueryArgs, pinned: u64) -> Result<Query> {
+/// The query the flags ask for, to `holders` (ascending), pinned at `pinned`, checked as the
+/// holders check it.
+fn build_query(a: &QueryArgs, holders: &[Address], pinned: u64) -> Result<Query> {
+    let epsilon = a.epsilon.ok_or_else(|| {
+        CliError::input(format!(
+            "give --epsilon E in (0, {MAX_EPSILON}]: every answer is noised, and the query costs \
+             E x 1,000,000 of the study's budget"
+        ))
+    })?;
+    let holders = holders.to_vec();
     let q = match (&a.condition, &a.observation) {
-        (Some(code), None) => Query::ConditionCount {
-            system: wire::condition_system(&a.system)
-                .ok_or_else(|| {
-                    CliError::input(format!(
-                        "unknown code system {:?}: use snomed, icd10 or icd10-cm",
-                        a.system
-                    ))
-                })?
-                .to_string(),
-            code: code.clone(),
-            epsilon: a.epsilon,
-            pinned_block: pinned,
-        },
-        (None, Some(code)) => Query::ObservationStats {
-            system: LOINC.to_string(),
-            code: code.clone(),
-            epsilon: a.epsilon,
-            pinned_block: pinned,
-        },
+        (Some(code), None) => {
+            if a.lower.is_some() || a.upper.is_some() {
+                return Err(CliError::input(
+                    "--lower and --upper bound an --observation's values, not a --condition",
+                ));
+            }
+            Query::ConditionCount {
+                system: wire::condition_system(&a.system)
+                    .ok_or_else(|| {
+                        CliError::input(format!(
+                            "unknown code system {:?}: use snomed, icd10 or icd10-cm",
+                            a.system
+                        ))
+                    })?
+                    .to_string(),
+                code: code.clone(),
+                epsilon,
+                holders,
+                pinned_block: pinned,
+            }
+        }
+        (None, Some(code)) => {
+            let (Some(lower), Some(upper)) = (a.lower, a.upper) else {
+                return Err(CliError::input(
+                    "--observation needs --lower and --upper: each patient's value is clamped \
+                     to them, so that one patient moves the mean by a bounded amount",
+                ));
+            };
+            Query::ObservationStats {
+                system: LOINC.to_string(),
+                code: code.clone(),
+                epsilon,
+                lower,
+                upper,
+                holders,
+                pinned_block: pinned,
+            }
+        }
         _ => {
             return Err(CliError::input(
                 "give --condition CODE or --observation LOINC-CODE",
@@ -162,6 +204,12 @@ fn build_query(a: &QueryArgs, pinned: u64) -> Result<Query> {
     };
     q.check().map_err(|e| match e {
         QueryError::Epsilon => CliError::input(format!("--epsilon must be in (0, {MAX_EPSILON}]")),
+        QueryError::Holders => {
+            CliError::input(format!("--holders names more than {MAX_HOLDERS} holders"))
+        }
+        QueryError::Bounds => CliError::input(format!(
+            "--lower must be under --upper, both finite and within ±{MAX_BOUND:e}"
+        )),
         other => CliError::input(other.to_string()),
     })?;
     Ok(q)
@@ -350,8 +398,9 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
 
 async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     let started = std::time::Instant::now();
-    build_query(&a, 0)?; // bad input fails before a key, a node or any gas is involved
+    // Bad input fails before a key, a node or any gas is involved.
     let holders = holder_list(&a.holders)?;
+    build_query(&a, &holders, 0)?;
     let signer = keys::load(settings)?;
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
@@ -375,8 +424,9 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
             "--pin {pinned} is after the latest block ({latest})"
         )));
     }
-    let q = build_query(&a, pinned)?;
+    let q = build_query(&a, &holders, pinned)?;
     let (text, hash, cost) = (q.text(), q.hash(), q.cost());
+    let (num, den) = q.holder_epsilon();
     // Before any holder is asked: the receipt this query will need must be recordable (the
     // study, its researcher, its status, the budget), checked by simulating it; a query asked
     // again with --pin may already have its receipt.
@@ -399,9 +449,21 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     }
     let setup_ms = started.elapsed().as_secs_f64() * 1e3;
     out.progress(&format!(
-        "query {hash} ({cost} of the budget), pinned at block {pinned}: asking {} holder(s)",
+        "query {hash} (epsilon {}, {cost} of the budget), pinned at block {pinned}: asking {} \
+         holder(s)",
+        q.epsilon(),
         holders.len()
     ));
+    // What every answer must say of itself before it is counted: this query, this pin, this
+    // study's minimum cell, and noise drawn for exactly the holder's share of epsilon.
+    let expect = Expected {
+        study: id,
+        hash,
+        pinned,
+        epsilon: num as f64 / den as f64,
+        min_cell: i64::from(study.minCellSize),
+        cells: matches!(q, Query::ConditionCount { .. }),
+    };
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let client = client()?;
     // Every holder is asked at once; the slowest sets the pace.
@@ -413,8 +475,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
             client: client.clone(),
             signer: signer.clone(),
             domain: domain.clone(),
-            study: id,
-            hash,
+            expect: expect.clone(),
             text: text.clone(),
             base: url.trim_end_matches('/').to_string(),
         };
@@ -435,7 +496,8 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     }
     let timed: Vec<(Address, Answer, f64)> = answers.into_iter().flatten().collect();
     let holders_ms = asked.elapsed().as_secs_f64() * 1e3;
-    // Combine: counts add up per cell; a cell suppressed at any holder is reported as such.
+    // Combine: noised counts add up per cell; a cell held back at any holder is reported as
+    // such.
     let combined = wire::combine(timed.iter().map(|(_, a, _)| &a.result));
     let answer_hash = combined.hash();
     if let Some(e) = failed {
@@ -450,6 +512,15 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         );
         return Err(
             match chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await {
+                // A refused answer would come back the same (holders store what they answer):
+                // asking again helps only the holders that could not be reached.
+                Ok(tx) if matches!(e, CliError::Integrity(_)) => e.with_note(&format!(
+                    "the receipt for the {} of {} holder(s) whose answers were counted was \
+                     recorded (tx {}), without the refused answer",
+                    timed.len(),
+                    holders.len(),
+                    tx.tx_hash
+                )),
                 Ok(tx) => e.with_note(&format!(
                     "the receipt for the {} of {} holder(s) that answered was recorded (tx {}); \
                      {again} for the others",
@@ -474,7 +545,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         Some(chain::send(&chain, s.recordQuery(id, hash, cost, pinned, answer_hash)).await?)
     };
     let record_ms = started.elapsed().as_secs_f64() * 1e3 - setup_ms - holders_ms;
-    let mut human = render(&combined, a.study, pinned);
+    let mut human = render(&combined, &q, a.study, expect.min_cell);
     for (h, _, ms) in &timed {
         human.push_str(&format!("\n  answered by {h} in {ms:.0} ms"));
     }
@@ -490,7 +561,9 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     out.result(
         "study query",
         json!({"studyId": a.study, "queryHash": hash, "query": q,
-               "pinnedBlock": pinned, "cost": cost, "combined": combined, "answerHash": answer_hash,
+               "pinnedBlock": pinned, "cost": cost, "epsilon": q.epsilon(),
+               "holderEpsilon": expect.epsilon, "minCellSize": expect.min_cell,
+               "combined": combined, "answerHash": answer_hash,
                "holders": timed.iter().map(|(h, a, ms)| json!({"holder": h, "answer": a, "ms": ms})).collect::<Vec<_>>(),
                "receiptTx": receipt, "alreadyRecorded": recorded,
                "receiptMatches": if recorded { matches } else { true },
@@ -501,8 +574,8 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     Ok(())
 }
 
-/// The holders of `--holders`: addresses, each once (a holder listed twice would be counted
-/// twice).
+/// The holders of `--holders`, in ascending order: addresses, each once (a holder listed
+/// twice would be counted twice).
 fn holder_list(given: &[String]) -> Result<Vec<Address>> {
     let mut holders: Vec<Address> = Vec::with_capacity(given.len());
     for s in given {
@@ -517,6 +590,9 @@ fn holder_list(given: &[String]) -> Result<Vec<Address>> {
     if holders.is_empty() {
         return Err(CliError::input("--holders names no holder"));
     }
+    // The query names its holders in ascending order, whatever order they were given in, so
+    // that the same holders make the same query.
+    holders.sort();
     Ok(holders)
 }
 
@@ -527,10 +603,108 @@ struct Ask {
     client: reqwest::Client,
     signer: alloy::signers::local::PrivateKeySigner,
     domain: alloy::sol_types::Eip712Domain,
-    study: U256,
-    hash: B256,
+    /// What its answer must say of itself.
+    expect: Expected,
     text: String,
     base: String,
+}
+
+/// What an answer must say of itself to be counted.
+#[derive(Debug, Clone)]
+struct Expected {
+    study: U256,
+    /// The query's hash.
+    hash: B256,
+    pinned: u64,
+    /// The query's holder epsilon as f64: the share of epsilon each holder's noise is drawn for.
+    epsilon: f64,
+    /// The study's minimum cell on chain.
+    min_cell: i64,
+    /// A condition count (every cell of the domain) rather than observation statistics.
+    cells: bool,
+}
+
+/// Why `answer`, signed by `holder`, is not an answer to the query `want` describes, if it is
+/// not: another holder, study, query or pin; noise drawn for another epsilon than the holder's
+/// share (a holder that adds less noise spends more of the patients' privacy than the budget
+/// paid for); for a condition count, anything but every cell of the domain once in its order,
+/// each either shown at or over the minimum cell or held back; for an observation, anything
+/// but statistics at or over the minimum cell or held back.
+fn answer_fault(answer: &Answer, holder: Address, want: &Expected) -> Option<String> {
+    if answer.holder != holder {
+        return Some(format!("it is the answer of {}", answer.holder));
+    }
+    if answer.study_id != want.study {
+        return Some(format!("it answers study {}", answer.study_id));
+    }
+    if answer.query_hash != want.hash {
+        return Some(format!("it answers another query ({})", answer.query_hash));
+    }
+    if answer.pinned_block != want.pinned {
+        return Some(format!(
+            "it counts block {}, not the pinned block {}",
+            answer.pinned_block, want.pinned
+        ));
+    }
+    if answer.epsilon != want.epsilon {
+        return Some(format!(
+            "its noise is drawn for epsilon {}, not its share {} of the query's",
+            answer.epsilon, want.epsilon
+        ));
+    }
+    if answer.min_cell_size != want.min_cell {
+        return Some(format!(
+            "it holds back cells under {}, not the study's minimum {}",
+            answer.min_cell_size, want.min_cell
+        ));
+    }
+    let shown = |count: i64| count >= want.min_cell;
+    match (&answer.result, want.cells) {
+        (QueryResult::Cells { cells }, true) => {
+            let domain = AGE_BANDS
+                .iter()
+                .flat_map(|band| SEXES.iter().map(move |sex| (*band, *sex)));
+            if cells.len() != AGE_BANDS.len() * SEXES.len() {
+                return Some(format!(
+                    "it has {} cells, not the {} of age band by sex",
+                    cells.len(),
+                    AGE_BANDS.len() * SEXES.len()
+                ));
+            }
+            for (c, (band, sex)) in cells.iter().zip(domain) {
+                if (c.age_band.as_str(), c.sex.as_str()) != (band, sex) {
+                    return Some(format!(
+                        "its cells are not every cell of age band by sex once in order \
+                         ({}/{} where {band}/{sex} belongs)",
+                        c.age_band, c.sex
+                    ));
+                }
+                match (c.count, c.suppressed) {
+                    (Some(n), false) if shown(n) => {}
+                    (None, true) => {}
+                    (Some(n), false) => {
+                        return Some(format!(
+                            "it shows {n} in cell {band}/{sex}, under the minimum cell {}",
+                            want.min_cell
+                        ));
+                    }
+                    _ => {
+                        return Some(format!(
+                            "cell {band}/{sex} is neither a count nor held back"
+                        ));
+                    }
+                }
+            }
+            None
+        }
+        (QueryResult::Stats(st), false) if shown(st.count) => None,
+        (QueryResult::Stats(st), false) => Some(format!(
+            "it shows a count of {}, under the minimum cell {}",
+            st.count, want.min_cell
+        )),
+        (QueryResult::Suppressed { suppressed: true }, false) => None,
+        _ => Some("its figures are not of the query's kind".into()),
+    }
 }
 
 /// Signs the query for one holder, sends it and checks the signed answer; returns the holder,
@@ -542,11 +716,11 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
         client,
         signer,
         domain,
-        study: id,
-        hash,
+        expect,
         text,
         base,
     } = q;
+    let (id, hash) = (expect.study, expect.hash);
     let base = base.as_str();
     let unreachable =
         |e: reqwest::Error| CliError::Rpc(format!("cannot reach the holder at {base}: {e}"));
@@ -633,42 +807,236 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
             "{base} answered something that is not an answer: {e}"
         ))
     })?;
-    if answer.query_hash != hash {
+    if let Some(why) = answer_fault(&answer, holder, &expect) {
         return Err(CliError::Integrity(format!(
-            "{base} answered another query"
+            "the answer of {holder} is refused: {why}"
         )));
     }
     Ok((holder, answer, started.elapsed().as_secs_f64() * 1e3))
 }
 
-/// The combined answer for people.
-fn render(combined: &Combined, study: u64, pinned: u64) -> String {
+/// The combined answer for people: every cell, held-back ones said as such, and the noise.
+fn render(combined: &Combined, q: &Query, study: u64, min_cell: i64) -> String {
+    let (num, den) = q.holder_epsilon();
     let mut lines = vec![format!(
-        "study {study}, consenting patients as of block {pinned}"
+        "study {study}, consenting patients as of block {}; noised, epsilon {} over {} \
+         holder(s) (each at {})",
+        q.pinned_block(),
+        q.epsilon(),
+        q.holders().len(),
+        num as f64 / den as f64,
     )];
+    let held_back = format!("held back (noised count under {min_cell})");
     match combined {
         Combined::Cells { cells } => {
             lines.push(format!("  {:<8} {:<8} {:>7}", "age", "sex", "count"));
             for c in cells {
                 let count = match (c.count, c.suppressed_at_some_holder) {
-                    (0, true) => "suppressed".to_string(),
-                    (n, true) => format!("{n}  (+ cells under the minimum at some holder)"),
+                    (0, true) => held_back.clone(),
+                    (n, true) => format!("{n}  (+ {held_back} at some holder)"),
                     (n, false) => n.to_string(),
                 };
                 lines.push(format!("  {:<8} {:<8} {count:>7}", c.age_band, c.sex));
-            }
-            if cells.is_empty() {
-                lines.push("  no patient".into());
             }
         }
         Combined::Stats {
             count,
             mean,
             holders_suppressed,
-        } => lines.push(format!(
-            "  count {count}  mean {}  ({holders_suppressed} holders suppressed their cell)",
-            mean.map(|m| format!("{m:.2}")).unwrap_or("-".into()),
-        )),
+        } => {
+            let bounds = match q {
+                Query::ObservationStats { lower, upper, .. } => {
+                    format!(" (each value clamped to [{lower}, {upper}])")
+                }
+                Query::ConditionCount { .. } => String::new(),
+            };
+            lines.push(match mean {
+                _ if *count == 0 && *holders_suppressed > 0 => {
+                    format!("  {held_back} at every holder")
+                }
+                Some(m) => format!("  count {count}  mean {m:.2}{bounds}"),
+                None => format!("  count {count}  no mean"),
+            });
+            if *holders_suppressed > 0 && *count > 0 {
+                lines.push(format!(
+                    "  {holders_suppressed} holder(s) {held_back}: not in the count or mean"
+                ));
+            }
+        }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medrec_protocol::research::{Cell, Stats};
+
+    const HOLDER: Address = Address::repeat_byte(0x11);
+
+    fn want(cells: bool) -> Expected {
+        Expected {
+            study: U256::from(3),
+            hash: B256::repeat_byte(0x22),
+            pinned: 40,
+            epsilon: 0.5,
+            min_cell: 5,
+            cells,
+        }
+    }
+
+    /// Every cell of the domain in order, the first shown at `first` and the rest held back.
+    fn domain(first: i64) -> Vec<Cell> {
+        AGE_BANDS
+            .iter()
+            .flat_map(|b| SEXES.iter().map(move |s| (b, s)))
+            .enumerate()
+            .map(|(i, (b, s))| {
+                Cell::new(
+                    b.to_string(),
+                    s.to_string(),
+                    if i == 0 { first } else { 0 },
+                    5,
+                )
+            })
+            .collect()
+    }
+
+    fn answer(result: QueryResult) -> Answer {
+        Answer {
+            holder: HOLDER,
+            study_id: U256::from(3),
+            query_hash: B256::repeat_byte(0x22),
+            pinned_block: 40,
+            min_cell_size: 5,
+            epsilon: 0.5,
+            result,
+        }
+    }
+
+    fn fault(a: &Answer, cells: bool) -> String {
+        answer_fault(a, HOLDER, &want(cells)).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_answer_of_every_cell_at_the_holders_share_of_epsilon_is_counted() {
+        let a = answer(QueryResult::Cells { cells: domain(9) });
+        assert_eq!(answer_fault(&a, HOLDER, &want(true)), None);
+        for r in [
+            QueryResult::Stats(Stats {
+                count: 5,
+                mean: Some(6.1),
+            }),
+            QueryResult::Suppressed { suppressed: true },
+        ] {
+            assert_eq!(answer_fault(&answer(r), HOLDER, &want(false)), None);
+        }
+    }
+
+    /// A holder that noises for the whole epsilon (or none) instead of its share spends more
+    /// of the patients' privacy than the budget paid: its answer is not counted.
+    #[test]
+    fn an_answer_noised_for_another_epsilon_is_refused() {
+        let mut a = answer(QueryResult::Cells { cells: domain(9) });
+        a.epsilon = 1.0;
+        assert!(fault(&a, true).contains("epsilon 1"), "{}", fault(&a, true));
+    }
+
+    /// Left-out cells would tell "absent" from "held back" again; extra, repeated or reordered
+    /// cells would be added up wrongly.
+    #[test]
+    fn an_answer_without_exactly_the_domains_cells_in_order_is_refused() {
+        let mut short = domain(9);
+        short.pop();
+        let mut repeated = domain(9);
+        repeated[1] = repeated[0].clone();
+        let mut swapped = domain(9);
+        swapped.swap(0, 1);
+        let mut small = domain(9);
+        small[0] = Cell {
+            count: Some(2),
+            ..small[0].clone()
+        };
+        let mut both = domain(9);
+        both[0].suppressed = true;
+        for (cells, why) in [
+            (short, "19 cells"),
+            (repeated, "once in order"),
+            (swapped, "once in order"),
+            (small, "under the minimum cell"),
+            (both, "neither a count nor held back"),
+        ] {
+            let f = fault(&answer(QueryResult::Cells { cells }), true);
+            assert!(f.contains(why), "{why}: {f}");
+        }
+    }
+
+    #[test]
+    fn an_answer_to_another_query_pin_study_holder_or_kind_is_refused() {
+        let ok = answer(QueryResult::Cells { cells: domain(9) });
+        let mut cases = vec![];
+        let mut a = ok.clone();
+        a.pinned_block = 39;
+        cases.push((a, true, "block 39"));
+        let mut a = ok.clone();
+        a.query_hash = B256::ZERO;
+        cases.push((a, true, "another query"));
+        let mut a = ok.clone();
+        a.study_id = U256::from(4);
+        cases.push((a, true, "study 4"));
+        let mut a = ok.clone();
+        a.holder = Address::repeat_byte(0x33);
+        cases.push((a, true, "the answer of"));
+        let mut a = ok.clone();
+        a.min_cell_size = 1;
+        cases.push((a, true, "under 1"));
+        cases.push((ok.clone(), false, "not of the query's kind"));
+        let small = answer(QueryResult::Stats(Stats {
+            count: 3,
+            mean: Some(1.0),
+        }));
+        cases.push((small, false, "under the minimum cell"));
+        for (a, cells, why) in cases {
+            let f = fault(&a, cells);
+            assert!(f.contains(why), "{why}: {f}");
+        }
+    }
+
+    #[test]
+    fn the_rendering_shows_every_cell_the_noise_and_the_bounds() {
+        let q = Query::ConditionCount {
+            system: wire::SNOMED.into(),
+            code: "44054006".into(),
+            epsilon: 1.0,
+            holders: vec![HOLDER, Address::repeat_byte(0x33)],
+            pinned_block: 40,
+        };
+        let c = wire::combine([&QueryResult::Cells { cells: domain(9) }]);
+        let r = render(&c, &q, 3, 5);
+        assert!(r.contains("noised, epsilon 1 over 2 holder(s)"), "{r}");
+        assert_eq!(
+            r.matches("held back (noised count under 5)").count(),
+            19,
+            "{r}"
+        );
+        assert!(r.contains("0-17     female         9"), "{r}");
+        let q = Query::ObservationStats {
+            system: LOINC.into(),
+            code: "4548-4".into(),
+            epsilon: 1.0,
+            lower: 3.0,
+            upper: 15.0,
+            holders: vec![HOLDER],
+            pinned_block: 40,
+        };
+        let c = wire::combine([&QueryResult::Stats(Stats {
+            count: 12,
+            mean: Some(6.25),
+        })]);
+        let r = render(&c, &q, 3, 5);
+        assert!(
+            r.contains("count 12  mean 6.25 (each value clamped to [3, 15])"),
+            "{r}"
+        );
+    }
 }
