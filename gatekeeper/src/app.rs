@@ -96,7 +96,14 @@ impl App {
                 .wallet(alloy::network::EthereumWallet::from(signer.clone()))
                 .connect_http(url.clone())
                 .erased();
-            research = start_research(&d, &wallet, signer.clone(), holder, a.research_max_pin_age);
+            research = start_research(
+                &d,
+                &wallet,
+                signer.clone(),
+                holder,
+                a.research_max_pin_age,
+                a.research_max_epsilon,
+            );
             anchor_key = Some(signer);
         }
         if let Some(keystore) = &a.service_keystore {
@@ -220,6 +227,7 @@ fn start_research(
     signer: PrivateKeySigner,
     holder: Address,
     max_pin_age: u64,
+    max_epsilon: f64,
 ) -> Option<Arc<Research>> {
     let studies = d.study_registry?;
     let opt_ins = Arc::new(OptIns::new(wallet.clone(), studies));
@@ -235,5 +243,6 @@ fn start_research(
         signer,
         opt_ins,
         max_pin_age,
+        max_epsilon,
     }))
 }

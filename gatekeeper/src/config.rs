@@ -22,6 +22,18 @@ pub const RECORD_CACHE_SECS: u64 = 60;
 pub const ANCHOR_EVERY_SECS: u64 = 300;
 /// Default age in blocks a new research query's pinned block may have.
 pub const RESEARCH_MAX_PIN_AGE: u64 = medrec_protocol::research::DEFAULT_MAX_PIN_AGE;
+/// The largest epsilon of a research query a holder answers on its defaults.
+pub const RESEARCH_MAX_EPSILON: f64 = 1.0;
+
+/// An epsilon in (0, the vocabulary's largest].
+fn parse_epsilon(s: &str) -> Result<f64, String> {
+    let max = medrec_protocol::research::MAX_EPSILON;
+    match s.parse::<f64>() {
+        Ok(e) if e.is_finite() && e > 0.0 && e <= max => Ok(e),
+        _ => Err(format!("an epsilon in (0, {max}], not {s:?}")),
+    }
+}
+
 /// How often the opt-in follower looks for new blocks.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// Connections to the holder's database.
@@ -108,6 +120,12 @@ pub struct ServeArgs {
     /// patients who have withdrawn since)
     #[arg(long, default_value_t = RESEARCH_MAX_PIN_AGE)]
     pub research_max_pin_age: u64,
+    /// The largest epsilon of a research query this holder answers. A holder answers before
+    /// the query's receipt is on chain, so a researcher who never records it holds one unpaid
+    /// answer per holder: this bounds what that answer can tell (docs/research-privacy.md)
+    #[arg(long, env = "MEDREC_RESEARCH_MAX_EPSILON", default_value_t = RESEARCH_MAX_EPSILON,
+          value_parser = parse_epsilon)]
+    pub research_max_epsilon: f64,
     /// Seconds the node's latest block may lag the wall clock; beyond it reads are refused
     /// (503 chain_stale) and /health says so: a node that stopped syncing, or a chain that
     /// makes blocks only on demand, cannot tell whether a grant has expired or been revoked

@@ -55,7 +55,11 @@ impl Gatekeeper<'_> {
             .stderr(Stdio::null())
             // Test chains mine only when a transaction arrives: their latest block is as old as
             // the last transaction. A test about the chain's age passes --max-head-age.
-            .env("MEDREC_MAX_HEAD_AGE", "86400");
+            .env("MEDREC_MAX_HEAD_AGE", "86400")
+            // Test cohorts are small: their research queries use epsilons up to the
+            // vocabulary's largest so that a count is told from noise. A test about the
+            // holder's cap passes --research-max-epsilon.
+            .env("MEDREC_RESEARCH_MAX_EPSILON", "10");
         (c, format!("http://127.0.0.1:{port}"))
     }
 

@@ -150,6 +150,24 @@ impl OptIns {
         st.catch_up(Some(at), QUERY_RETRIES).await?;
         Ok(st.live_at(study, at))
     }
+
+    /// The patients opted in to `study` both at block `at` and at block `now` (`at <= now`):
+    /// a query pinned before a withdrawal does not count the patient who withdrew since.
+    pub async fn consenting_throughout(
+        &self,
+        study: U256,
+        at: u64,
+        now: u64,
+    ) -> Result<HashSet<Address>, ChainError> {
+        let mut st = self.state.lock().await;
+        st.catch_up(Some(now.max(at)), QUERY_RETRIES).await?;
+        let later = st.live_at(study, now);
+        Ok(st
+            .live_at(study, at)
+            .into_iter()
+            .filter(|p| later.contains(p))
+            .collect())
+    }
 }
 
 /// Follows the registry's opt-ins as blocks arrive, so that queries find them read already.

@@ -814,9 +814,11 @@ async fn differencing_two_pins_around_one_opt_in_tells_nothing_beyond_epsilon() 
     // Twelve patients already in the study, six of them men over 65 with the condition; the
     // target is one more (so that even the cell's shown counts, 6 against 7, told exactly).
     let mut cohort = HashSet::new();
+    let mut men = vec![];
     for i in 0..12 {
         let p = w.account().await;
         let (gender, birth) = if i < 6 {
+            men.push(p.clone());
             ("male", "1950-03-03")
         } else {
             ("female", "1970-01-01")
@@ -934,6 +936,72 @@ async fn differencing_two_pins_around_one_opt_in_tells_nothing_beyond_epsilon() 
         "the attacker guesses right {accuracy:.3} of the time"
     );
     pool.close().await;
+
+    // A query pinned before withdrawals and asked after them counts only the patients still
+    // opted in: the seven men over 65 withdraw, and their cell (seven at the pinned block) is
+    // held back. At epsilon 8 a noised 1 reaching the minimum of 5, or a noised 7 falling
+    // under it, has a probability under 1e-10.
+    let pin = w.as_(&w.gov).get_block_number().await.unwrap();
+    men.push(target.clone());
+    for p in &men {
+        StudyRegistry::new(w.studies, w.as_(p))
+            .withdraw(study_id)
+            .mined()
+            .await;
+    }
+    let (code, a) = ask_diabetes_with(
+        &w,
+        &study,
+        &me,
+        &["--epsilon", "8", "--pin", &pin.to_string()],
+    );
+    assert_eq!(code, 0, "{a}");
+    held_back(&a, "65+", "male");
+    shown_near(&a, "40-64", "female", 6, 2);
+}
+
+/// A holder answers before the receipt is on chain, so each holder bounds what its one
+/// possibly unpaid answer can tell: it answers no query above its epsilon cap (1 on its
+/// defaults).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_answers_no_query_above_its_epsilon_cap() {
+    let (mut w, researcher, holder, _study, study_id) = one_holder_study("10000000").await;
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/holder")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    w.start_gatekeeper(&[
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+        "--research-max-epsilon",
+        "1",
+    ])
+    .await;
+    let url = w.gk_url.clone();
+    let latest = w.as_(&w.gov).get_block_number().await.unwrap();
+    let me = researcher.address();
+    let (text, hash) = diabetes_query(1.5, &[holder.address()], latest);
+    let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, hash).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_query")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("epsilon up to 1"),
+        "{body}"
+    );
+    let (text, hash) = diabetes_query(1.0, &[holder.address()], latest);
+    let (status, body) = ask_directly(&w, &url, &researcher, me, study_id, &text, hash).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A study approved for some categories counts only records of those: a condition in a
