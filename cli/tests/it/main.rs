@@ -15,3 +15,4 @@ mod errors;
 mod holders;
 mod listings;
 mod pointers;
+mod study_policy;
