@@ -10,8 +10,14 @@ import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
 import {SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 
 /// @title StudyRegistry
-/// @notice Research studies, patients' opt-ins and receipts of answered queries. See
-/// {IStudyRegistry}.
+/// @notice Research studies, patients' opt-ins and receipts of answered queries, within
+/// governance's research policy. See {IStudyRegistry}.
+/// @dev The policy's budgets are ceilings on epsilon because every released answer is
+/// differentially private at the patient level under the epsilon its query was charged, and
+/// epsilons compose: a study's budget bounds what all of its queries together reveal about any
+/// one patient, and a researcher's ceiling bounds what all of one researcher's studies reveal
+/// about a patient who joins several of them. The floor on the minimum cell keeps the noisy
+/// threshold below which holders hold cells back from being set to nothing.
 contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     /// @notice The consortium's governance role: approves and closes studies.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
@@ -37,11 +43,15 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
 
     // Storage: a study takes three slots (researcher, status, categories | minCellSize, budget,
     // spent, registeredAt | protocolHash); a query two; a participation one (optedIn,
-    // changedAtBlock, epoch, signedAt).
+    // changedAtBlock, epoch, signedAt); the policy one (floor, study ceiling, researcher
+    // ceiling); a researcher's committed budget one. New state goes after the old, so the
+    // slots of the first four stay where tests and tools expect them.
     mapping(uint256 studyId => Study) private _studies;
     mapping(uint256 studyId => mapping(bytes32 queryHash => Query)) private _queries;
     mapping(uint256 studyId => mapping(address patient => Participation)) private _participations;
     uint256 private _studyCount;
+    ResearchPolicy private _policy;
+    mapping(address researcher => uint64) private _committed;
 
     /// @param admin receives the admin and governance roles
     /// @param participants_ the credential registry
@@ -54,6 +64,10 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNANCE_ROLE, admin);
         participants = participants_;
+        // Defaults a privacy officer would start from: cells of fewer than 5 patients are never
+        // released, a study spends at most epsilon 10 and a researcher's studies together at
+        // most epsilon 50.
+        _setResearchPolicy(5, 10_000_000, 50_000_000);
     }
 
     // ----------------------------------------------------------------- studies
@@ -70,6 +84,10 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (categories == 0) revert StudyNoCategories();
         if (minCellSize == 0) revert StudyZeroCellSize();
         if (budget == 0) revert StudyZeroBudget();
+        uint64 committed = _committed[msg.sender];
+        _checkPolicy(msg.sender, minCellSize, budget, committed);
+        // _checkPolicy bounded the sum by a uint64 ceiling.
+        _committed[msg.sender] = committed + budget;
         studyId = ++_studyCount;
         uint40 nowTs = uint40(block.timestamp);
         _studies[studyId] = Study({
@@ -93,6 +111,12 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         Status status = s.status;
         if (status == Status.None) revert StudyNotFound(studyId);
         if (status != Status.Registered) revert StudyInvalidStatus(studyId, status);
+        // The policy may have been tightened since registration. The researcher's committed
+        // budget already holds this study's, so it is checked as one registered on top of the
+        // others.
+        address researcher = s.researcher;
+        uint64 budget = s.budget;
+        _checkPolicy(researcher, s.minCellSize, budget, _committed[researcher] - budget);
         s.status = Status.Approved;
         emit StudyApproved(studyId, uint40(block.timestamp));
     }
@@ -104,7 +128,19 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (status == Status.None) revert StudyNotFound(studyId);
         if (status == Status.Closed) revert StudyInvalidStatus(studyId, status);
         s.status = Status.Closed;
+        // A closed study records no more queries, so what it spent is final: the rest of its
+        // budget goes back to its researcher. spent <= budget <= committed always holds.
+        _committed[s.researcher] -= s.budget - s.spent;
         emit StudyClosed(studyId, uint40(block.timestamp));
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function setResearchPolicy(
+        uint32 minCellSizeFloor,
+        uint64 maxStudyBudget,
+        uint64 maxResearcherBudget
+    ) external onlyRole(GOVERNANCE_ROLE) {
+        _setResearchPolicy(minCellSizeFloor, maxStudyBudget, maxResearcherBudget);
     }
 
     // --------------------------------------------------------------- consent
@@ -243,6 +279,16 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         return _studyCount;
     }
 
+    /// @inheritdoc IStudyRegistry
+    function researchPolicy() external view returns (ResearchPolicy memory) {
+        return _policy;
+    }
+
+    /// @inheritdoc IStudyRegistry
+    function committedBudgetOf(address researcher) external view returns (uint64) {
+        return _committed[researcher];
+    }
+
     /// @notice The EIP-712 domain separator of this contract on this chain.
     // solhint-disable-next-line func-name-mixedcase
     function DOMAIN_SEPARATOR() external view returns (bytes32) {
@@ -312,6 +358,41 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (epoch == type(uint24).max) return (epoch, type(uint40).max);
         unchecked {
             return (epoch + 1, 0);
+        }
+    }
+
+    function _setResearchPolicy(
+        uint32 minCellSizeFloor,
+        uint64 maxStudyBudget,
+        uint64 maxResearcherBudget
+    ) private {
+        if (minCellSizeFloor == 0 || maxStudyBudget == 0 || maxResearcherBudget < maxStudyBudget) {
+            revert StudyInvalidResearchPolicy(minCellSizeFloor, maxStudyBudget, maxResearcherBudget);
+        }
+        _policy = ResearchPolicy({
+            minCellSizeFloor: minCellSizeFloor,
+            maxStudyBudget: maxStudyBudget,
+            maxResearcherBudget: maxResearcherBudget
+        });
+        emit ResearchPolicySet(minCellSizeFloor, maxStudyBudget, maxResearcherBudget);
+    }
+
+    /// @dev Reverts unless a study of `researcher` with `minCellSize` and `budget`, on top of
+    /// `committed` by their other studies, is within the policy in force.
+    function _checkPolicy(address researcher, uint32 minCellSize, uint64 budget, uint64 committed)
+        private
+        view
+    {
+        ResearchPolicy memory p = _policy;
+        if (minCellSize < p.minCellSizeFloor) {
+            revert StudyCellSizeBelowFloor(minCellSize, p.minCellSizeFloor);
+        }
+        if (budget > p.maxStudyBudget) revert StudyBudgetAboveCeiling(budget, p.maxStudyBudget);
+        // In 256 bits: the sum of two uint64 may not fit in one.
+        if (uint256(committed) + budget > p.maxResearcherBudget) {
+            revert StudyResearcherBudgetExceeded(
+                researcher, committed, budget, p.maxResearcherBudget
+            );
         }
     }
 

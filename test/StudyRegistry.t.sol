@@ -55,6 +55,13 @@ contract StudyRegistryTest is Base {
         return studies.registerStudy(PROTOCOL, LABS | NOTES, MIN_CELL, BUDGET);
     }
 
+    /// @dev Governance opens the research policy as wide as it goes (floor 1, no ceilings), for
+    /// the tests of what the registry stores and spends whatever the policy.
+    function _openPolicy() internal {
+        vm.prank(governor);
+        studies.setResearchPolicy(1, type(uint64).max, type(uint64).max);
+    }
+
     function _approve(uint256 id) internal {
         vm.prank(governor);
         studies.approveStudy(id);
@@ -321,7 +328,10 @@ contract StudyRegistryTest is Base {
         assertEq(studies.studyOf(3).researcher, researcher);
     }
 
+    /// @dev Under the widest policy governance may set (issue 15: the defaults refuse these);
+    /// the second study is researcher2's, as the first commits all of researcher's ceiling.
     function test_registerStudy_acceptsExtremeValues() public {
+        _openPolicy();
         vm.prank(researcher);
         uint256 id = studies.registerStudy(
             bytes32(type(uint256).max), type(uint64).max, type(uint32).max, type(uint64).max
@@ -337,10 +347,10 @@ contract StudyRegistryTest is Base {
             now40(),
             bytes32(type(uint256).max)
         );
-        vm.prank(researcher);
+        vm.prank(researcher2);
         id = studies.registerStudy(PROTOCOL, 1, 1, 1);
         _assertStudy(
-            id, researcher, IStudyRegistry.Status.Registered, 1, 1, 1, 0, now40(), PROTOCOL
+            id, researcher2, IStudyRegistry.Status.Registered, 1, 1, 1, 0, now40(), PROTOCOL
         );
     }
 
@@ -421,7 +431,10 @@ contract StudyRegistryTest is Base {
         uint64 budget,
         bool second
     ) public {
-        vm.assume(protocolHash != 0 && categories != 0 && minCellSize != 0 && budget != 0);
+        vm.assume(protocolHash != 0 && categories != 0);
+        // Valid is within the default policy (issue 15): a cell of at least 5, at most epsilon 10.
+        minCellSize = uint32(bound(minCellSize, 5, type(uint32).max));
+        budget = uint64(bound(budget, 1, 10_000_000));
         address r = second ? researcher2 : researcher;
         vm.expectEmit(true, true, true, true, address(studies));
         emit IStudyRegistry.StudyRegistered(
@@ -1174,6 +1187,8 @@ contract StudyRegistryTest is Base {
     }
 
     function test_recordQuery_revertsOnCostAboveBudgetWithoutOverflow() public {
+        // A budget of 2^64 - 1 needs governance's widest policy (issue 15).
+        _openPolicy();
         vm.prank(researcher);
         uint256 id = studies.registerStudy(PROTOCOL, LABS, MIN_CELL, type(uint64).max);
         _approve(id);
@@ -1360,6 +1375,8 @@ contract StudyRegistryTest is Base {
         // Log-uniform budgets and costs, so that small, large and exact fits all occur.
         uint64 budget = rawBudget >> (rawBudget % 64);
         if (budget == 0) budget = 1;
+        // Budgets up to 2^64 - 1 need governance's widest policy (issue 15).
+        _openPolicy();
         vm.prank(researcher);
         uint256 id = studies.registerStudy(PROTOCOL, LABS, MIN_CELL, budget);
         _approve(id);
@@ -1424,7 +1441,7 @@ contract StudyRegistryTest is Base {
         vm.recordLogs();
         uint256 a = _approved();
         vm.prank(researcher2);
-        uint256 b = studies.registerStudy(keccak256("p2"), LABS, 3, 50);
+        uint256 b = studies.registerStudy(keccak256("p2"), LABS, 5, 50);
         vm.roll(block.number + 1);
         _optIn(a, patient);
         Signed memory s = _signed(a);
@@ -1607,5 +1624,326 @@ contract StudyRegistryTest is Base {
         _optInBySig(s, sig);
         _optIn(id, patient);
         assertTrue(studies.isOptedIn(id, patient));
+    }
+
+    // ------------------------------------------- research policy (issue 15)
+
+    uint32 internal constant FLOOR = 5;
+    uint64 internal constant STUDY_CEILING = 10_000_000;
+    uint64 internal constant RESEARCHER_CEILING = 50_000_000;
+
+    function _assertPolicy(uint32 floor, uint64 studyCeiling, uint64 researcherCeiling)
+        internal
+        view
+    {
+        IStudyRegistry.ResearchPolicy memory p = studies.researchPolicy();
+        assertEq(p.minCellSizeFloor, floor, "floor");
+        assertEq(p.maxStudyBudget, studyCeiling, "study ceiling");
+        assertEq(p.maxResearcherBudget, researcherCeiling, "researcher ceiling");
+    }
+
+    function _setPolicy(uint32 floor, uint64 studyCeiling, uint64 researcherCeiling) internal {
+        vm.prank(governor);
+        studies.setResearchPolicy(floor, studyCeiling, researcherCeiling);
+    }
+
+    function _registerWith(address r, uint32 minCellSize, uint64 budget)
+        internal
+        returns (uint256)
+    {
+        vm.prank(r);
+        return studies.registerStudy(PROTOCOL, LABS, minCellSize, budget);
+    }
+
+    function _expectBelowFloor(uint32 minCellSize, uint32 floor) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyCellSizeBelowFloor.selector, minCellSize, floor
+            )
+        );
+    }
+
+    function _expectAboveCeiling(uint64 budget, uint64 ceiling) internal {
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyBudgetAboveCeiling.selector, budget, ceiling)
+        );
+    }
+
+    function _expectResearcherExceeded(address r, uint64 committed, uint64 budget, uint64 ceiling)
+        internal
+    {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyResearcherBudgetExceeded.selector, r, committed, budget, ceiling
+            )
+        );
+    }
+
+    function _expectInvalidPolicy(uint32 floor, uint64 studyCeiling, uint64 researcherCeiling)
+        internal
+    {
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStudyRegistry.StudyInvalidResearchPolicy.selector,
+                floor,
+                studyCeiling,
+                researcherCeiling
+            )
+        );
+    }
+
+    /// @dev The constructor sets the defaults and says so in an event, so that an indexer
+    /// rebuilds the policy from events alone.
+    function test_constructor_setsDefaultPolicyAndEmits() public {
+        _assertPolicy(FLOOR, STUDY_CEILING, RESEARCHER_CEILING);
+        vm.expectEmit(
+            true,
+            true,
+            true,
+            true,
+            vm.computeCreateAddress(address(this), vm.getNonce(address(this)))
+        );
+        emit IStudyRegistry.ResearchPolicySet(FLOOR, STUDY_CEILING, RESEARCHER_CEILING);
+        new StudyRegistry(governor, participants);
+        assertEq(studies.committedBudgetOf(researcher), 0);
+    }
+
+    /// @dev Issue 15, "a study can be registered with a minimum cell of 1 and an unlimited
+    /// budget; governance approval is the only check": both are refused at registration.
+    /// Failed before the fix (the registration went through).
+    function test_attack_15_registerStudyWithCellOfOneAndUnlimitedBudget_reverts() public {
+        _expectBelowFloor(1, FLOOR);
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, 1, BUDGET);
+        _expectAboveCeiling(type(uint64).max, STUDY_CEILING);
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, MIN_CELL, type(uint64).max);
+        _expectBelowFloor(1, FLOOR);
+        vm.prank(researcher);
+        studies.registerStudy(PROTOCOL, LABS, 1, type(uint64).max);
+        assertEq(studies.studyCount(), 0);
+        assertEq(studies.committedBudgetOf(researcher), 0);
+    }
+
+    /// @dev Issue 15: one researcher's studies together stay within the researcher ceiling, so
+    /// splitting an unlimited budget over many studies does not get round the study ceiling.
+    /// Failed before the fix.
+    function test_attack_15_manyStudiesOfOneResearcher_revertPastCeiling() public {
+        for (uint256 i; i < 5; ++i) {
+            _registerWith(researcher, FLOOR, STUDY_CEILING);
+        }
+        assertEq(studies.committedBudgetOf(researcher), RESEARCHER_CEILING);
+        _expectResearcherExceeded(researcher, RESEARCHER_CEILING, 1, RESEARCHER_CEILING);
+        _registerWith(researcher, FLOOR, 1);
+        assertEq(studies.studyCount(), 5);
+        // Another researcher's ceiling is their own.
+        _registerWith(researcher2, FLOOR, STUDY_CEILING);
+        assertEq(studies.committedBudgetOf(researcher2), STUDY_CEILING);
+        assertEq(studies.committedBudgetOf(researcher), RESEARCHER_CEILING);
+    }
+
+    function test_registerStudy_revertsBelowCellFloor() public {
+        _expectBelowFloor(FLOOR - 1, FLOOR);
+        _registerWith(researcher, FLOOR - 1, BUDGET);
+        _setPolicy(20, STUDY_CEILING, RESEARCHER_CEILING);
+        _expectBelowFloor(19, 20);
+        _registerWith(researcher, 19, BUDGET);
+        assertEq(studies.studyCount(), 0);
+        assertEq(studies.committedBudgetOf(researcher), 0);
+    }
+
+    function test_registerStudy_acceptsCellEqualToFloor() public {
+        uint256 id = _registerWith(researcher, FLOOR, BUDGET);
+        assertEq(studies.studyOf(id).minCellSize, FLOOR);
+        _setPolicy(20, STUDY_CEILING, RESEARCHER_CEILING);
+        id = _registerWith(researcher, 20, BUDGET);
+        assertEq(studies.studyOf(id).minCellSize, 20);
+    }
+
+    function test_registerStudy_revertsAboveStudyCeiling() public {
+        _expectAboveCeiling(STUDY_CEILING + 1, STUDY_CEILING);
+        _registerWith(researcher, MIN_CELL, STUDY_CEILING + 1);
+        assertEq(studies.studyCount(), 0);
+        assertEq(studies.committedBudgetOf(researcher), 0);
+    }
+
+    function test_registerStudy_acceptsBudgetEqualToStudyCeiling() public {
+        uint256 id = _registerWith(researcher, MIN_CELL, STUDY_CEILING);
+        assertEq(studies.studyOf(id).budget, STUDY_CEILING);
+        assertEq(studies.committedBudgetOf(researcher), STUDY_CEILING);
+    }
+
+    /// @dev The researcher ceiling counts the committed budget before this study's: equal
+    /// passes, one more reverts naming what is committed.
+    function test_registerStudy_researcherCeilingBoundary() public {
+        _setPolicy(FLOOR, 2 * BUDGET + 7, 2 * BUDGET + 7);
+        _registerWith(researcher, MIN_CELL, BUDGET);
+        _expectResearcherExceeded(researcher, BUDGET, BUDGET + 8, 2 * BUDGET + 7);
+        _registerWith(researcher, MIN_CELL, BUDGET + 8);
+        _registerWith(researcher, MIN_CELL, BUDGET + 7);
+        assertEq(studies.committedBudgetOf(researcher), 2 * BUDGET + 7);
+        _expectResearcherExceeded(researcher, 2 * BUDGET + 7, 1, 2 * BUDGET + 7);
+        _registerWith(researcher, MIN_CELL, 1);
+    }
+
+    /// @dev A study's own zero checks come before the policy's.
+    function test_registerStudy_zeroChecksComeFirst() public {
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroCellSize.selector));
+        _registerWith(researcher, 0, BUDGET);
+        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyZeroBudget.selector));
+        _registerWith(researcher, MIN_CELL, 0);
+    }
+
+    function test_setResearchPolicy_storesAndEmits() public {
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.ResearchPolicySet(20, 3_000_000, 9_000_000);
+        _setPolicy(20, 3_000_000, 9_000_000);
+        _assertPolicy(20, 3_000_000, 9_000_000);
+        // The researcher ceiling may equal the study ceiling.
+        _setPolicy(1, 1, 1);
+        _assertPolicy(1, 1, 1);
+    }
+
+    function test_setResearchPolicy_revertsForNonGovernance() public {
+        _expectUnauthorizedRole(stranger);
+        vm.prank(stranger);
+        studies.setResearchPolicy(1, 1, 1);
+        _expectUnauthorizedRole(researcher);
+        vm.prank(researcher);
+        studies.setResearchPolicy(1, type(uint64).max, type(uint64).max);
+        _assertPolicy(FLOOR, STUDY_CEILING, RESEARCHER_CEILING);
+    }
+
+    function test_setResearchPolicy_revertsOnInvalid() public {
+        _expectInvalidPolicy(0, STUDY_CEILING, RESEARCHER_CEILING);
+        _setPolicy(0, STUDY_CEILING, RESEARCHER_CEILING);
+        _expectInvalidPolicy(FLOOR, 0, RESEARCHER_CEILING);
+        _setPolicy(FLOOR, 0, RESEARCHER_CEILING);
+        _expectInvalidPolicy(FLOOR, 0, 0);
+        _setPolicy(FLOOR, 0, 0);
+        _expectInvalidPolicy(FLOOR, STUDY_CEILING, STUDY_CEILING - 1);
+        _setPolicy(FLOOR, STUDY_CEILING, STUDY_CEILING - 1);
+        _assertPolicy(FLOOR, STUDY_CEILING, RESEARCHER_CEILING);
+    }
+
+    /// @dev Closing a study that never ran refunds all of its budget.
+    function test_closeStudy_refundsBudgetOfRegistered() public {
+        uint256 a = _register();
+        uint256 b = _register();
+        assertEq(studies.committedBudgetOf(researcher), 2 * BUDGET);
+        _close(a);
+        assertEq(studies.committedBudgetOf(researcher), BUDGET);
+        _close(b);
+        assertEq(studies.committedBudgetOf(researcher), 0);
+    }
+
+    /// @dev Closing an approved study that spent part of its budget keeps what it spent
+    /// committed and refunds the rest; the refund makes room for a new study.
+    function test_closeStudy_refundsUnspentOfApprovedPartlySpent() public {
+        for (uint256 i; i < 4; ++i) {
+            _registerWith(researcher, MIN_CELL, STUDY_CEILING);
+        }
+        uint256 id = _registerWith(researcher, MIN_CELL, STUDY_CEILING);
+        _approve(id);
+        _record(id, QUERY, COST);
+        _record(id, keccak256("q2"), 2 * COST);
+        assertEq(studies.committedBudgetOf(researcher), RESEARCHER_CEILING);
+        _expectResearcherExceeded(researcher, RESEARCHER_CEILING, 1, RESEARCHER_CEILING);
+        _registerWith(researcher, MIN_CELL, 1);
+        _close(id);
+        assertEq(
+            studies.committedBudgetOf(researcher), RESEARCHER_CEILING - STUDY_CEILING + 3 * COST
+        );
+        // Exactly the refund fits again.
+        _registerWith(researcher, MIN_CELL, STUDY_CEILING - 3 * COST);
+        assertEq(studies.committedBudgetOf(researcher), RESEARCHER_CEILING);
+    }
+
+    /// @dev Governance tightened the policy after registration: approval re-checks it, with the
+    /// registration's errors, and goes through once the study is within it again.
+    function test_approveStudy_revertsWhenPolicyTightened() public {
+        uint256 other = _registerWith(researcher, MIN_CELL, 3 * BUDGET);
+        uint256 id = _register();
+        _setPolicy(MIN_CELL + 1, STUDY_CEILING, RESEARCHER_CEILING);
+        _expectBelowFloor(MIN_CELL, MIN_CELL + 1);
+        _approve(id);
+        _setPolicy(MIN_CELL, BUDGET - 1, RESEARCHER_CEILING);
+        _expectAboveCeiling(BUDGET, BUDGET - 1);
+        _approve(id);
+        // The researcher's others (3 epsilon) plus this one (1) against a ceiling of 3.5.
+        _setPolicy(MIN_CELL, BUDGET, 3 * BUDGET + BUDGET / 2);
+        _expectResearcherExceeded(researcher, 3 * BUDGET, BUDGET, 3 * BUDGET + BUDGET / 2);
+        _approve(id);
+        _assertStatus(id, IStudyRegistry.Status.Registered);
+        // Closing the other study makes room.
+        _close(other);
+        _approve(id);
+        _assertStatus(id, IStudyRegistry.Status.Approved);
+    }
+
+    /// @dev Loosening the policy does not touch studies or committed budgets.
+    function test_setResearchPolicy_keepsStudiesAndCommitted() public {
+        uint256 id = _approved();
+        _setPolicy(MIN_CELL + 5, BUDGET / 2, BUDGET / 2);
+        assertEq(studies.committedBudgetOf(researcher), BUDGET);
+        // An approved study is not re-checked when it is queried.
+        _record(id, QUERY, COST);
+        _assertStatus(id, IStudyRegistry.Status.Approved);
+        // Nor may the researcher register more while above the new ceiling.
+        _expectResearcherExceeded(researcher, BUDGET, 1, BUDGET / 2);
+        _registerWith(researcher, MIN_CELL + 5, 1);
+    }
+
+    /// @dev Whatever researchers register, approve, spend and governance closes, each
+    /// researcher's committed budget is the sum of their open studies' budgets and their closed
+    /// studies' spending, and never passes the ceiling.
+    function testFuzz_committedBudget_neverExceedsCeiling(uint256[] memory ops) public {
+        address[2] memory rs = [researcher, researcher2];
+        uint256 n = ops.length < 60 ? ops.length : 60;
+        uint256 count;
+        for (uint256 i; i < n; ++i) {
+            uint256 op = ops[i];
+            uint256 action = op % 4;
+            address r = rs[(op >> 8) % 2];
+            // Log-uniform budgets and costs, so that small, large and exact fits all occur.
+            uint64 amount = uint64(op >> 16) >> ((op >> 80) % 64);
+            if (amount == 0) amount = 1;
+            if (action == 0 || count == 0) {
+                uint64 budget = amount > STUDY_CEILING ? STUDY_CEILING : amount;
+                uint64 before = studies.committedBudgetOf(r);
+                vm.prank(r);
+                try studies.registerStudy(PROTOCOL, LABS, MIN_CELL, budget) returns (uint256 id) {
+                    count = id;
+                    assertLe(uint256(before) + budget, RESEARCHER_CEILING, "accepted past ceiling");
+                } catch {
+                    assertGt(uint256(before) + budget, RESEARCHER_CEILING, "refused within ceiling");
+                }
+            } else {
+                uint256 id = 1 + (op >> 120) % count;
+                IStudyRegistry.Study memory st = studies.studyOf(id);
+                if (action == 1 && st.status == IStudyRegistry.Status.Registered) {
+                    _approve(id);
+                } else if (action == 2 && st.status == IStudyRegistry.Status.Approved) {
+                    uint64 cost = amount % (st.budget - st.spent + 1);
+                    if (cost != 0) {
+                        vm.prank(st.researcher);
+                        studies.recordQuery(id, keccak256(abi.encode(i)), cost, 0, ANSWER);
+                    }
+                } else if (action == 3 && st.status != IStudyRegistry.Status.Closed) {
+                    _close(id);
+                }
+            }
+            for (uint256 k; k < 2; ++k) {
+                uint256 sum;
+                for (uint256 id = 1; id <= count; ++id) {
+                    IStudyRegistry.Study memory st = studies.studyOf(id);
+                    if (st.researcher != rs[k]) continue;
+                    sum += st.status == IStudyRegistry.Status.Closed ? st.spent : st.budget;
+                }
+                uint64 committed = studies.committedBudgetOf(rs[k]);
+                assertEq(committed, sum, "committed != open budgets + closed spending");
+                assertLe(committed, RESEARCHER_CEILING, "committed past the ceiling");
+            }
+        }
     }
 }

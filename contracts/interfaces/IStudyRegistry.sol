@@ -22,9 +22,20 @@ pragma solidity ^0.8.30;
 /// also withdraws an opt-in applied from a signature of the epoch it closes. At the last epoch
 /// (2^24 - 1) the epoch stays and `signedAt` becomes `type(uint40).max`: signatures are void
 /// for good, direct calls keep working.
+/// Governance sets a research policy (issue 15): the smallest minimum cell a study may name, and
+/// two ceilings on epsilon, one per study and one per researcher. Every released number is
+/// differentially private at the patient level under the epsilon its query was charged, and a
+/// study's budget composes over all of its queries, so a study's budget bounds what the study
+/// can learn about any one patient; a patient who joins several studies of one researcher is
+/// exposed to the sum of their budgets, which the researcher's ceiling bounds. A researcher's
+/// committed budget is the sum over their studies of `budget`, where a closed study counts only
+/// what it `spent` (closing refunds the rest: a closed study records no more queries). A study
+/// registered outside the policy in force is refused, and so is its approval when governance has
+/// tightened the policy since.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
 /// change emits an event carrying the whole new state (an opt-in's block is its log's block), so
-/// an indexer can rebuild all state from events alone.
+/// an indexer can rebuild all state from events alone (the committed budgets too: from
+/// {StudyRegistered}, {QueryAnswered} and {StudyClosed}).
 interface IStudyRegistry {
     /// @notice Where a study is in its life: registered by its researcher, approved by
     /// governance (patients may opt in, holders answer queries), or closed for good.
@@ -75,6 +86,17 @@ interface IStudyRegistry {
         uint64 changedAtBlock;
         uint24 epoch;
         uint40 signedAt;
+    }
+
+    /// @notice Governance's research policy (one slot). Budgets are in micro-epsilon units.
+    /// @param minCellSizeFloor the smallest `minCellSize` a study may name (at least 1)
+    /// @param maxStudyBudget the largest budget of one study (at least 1)
+    /// @param maxResearcherBudget the largest budget one researcher may have committed over all
+    /// of their studies (at least `maxStudyBudget`)
+    struct ResearchPolicy {
+        uint32 minCellSizeFloor;
+        uint64 maxStudyBudget;
+        uint64 maxResearcherBudget;
     }
 
     // ------------------------------------------- signature ordering (issue 14)
@@ -139,6 +161,29 @@ interface IStudyRegistry {
         bytes32 answerHash
     );
 
+    /// @notice Emitted when governance sets the research policy, and by the constructor with
+    /// the defaults; it applies to registrations and approvals from this block.
+    event ResearchPolicySet(
+        uint32 minCellSizeFloor, uint64 maxStudyBudget, uint64 maxResearcherBudget
+    );
+
+    /// @notice The study's `minCellSize` is below the policy's `floor`: name a larger minimum
+    /// cell.
+    error StudyCellSizeBelowFloor(uint32 minCellSize, uint32 floor);
+    /// @notice The study's `budget` is above the policy's per-study `ceiling`: ask for less.
+    error StudyBudgetAboveCeiling(uint64 budget, uint64 ceiling);
+    /// @notice `researcher` has `committed` budget over their studies, and `budget` more would
+    /// pass the policy's per-researcher `ceiling`: ask for less, or have governance close a
+    /// study (which refunds its unspent budget).
+    error StudyResearcherBudgetExceeded(
+        address researcher, uint64 committed, uint64 budget, uint64 ceiling
+    );
+    /// @notice The research policy is invalid: a floor or a study ceiling of 0, or a researcher
+    /// ceiling below the study ceiling.
+    error StudyInvalidResearchPolicy(
+        uint32 minCellSizeFloor, uint64 maxStudyBudget, uint64 maxResearcherBudget
+    );
+
     /// @notice An address argument is zero.
     error StudyZeroAddress();
     /// @notice `account` is not a credentialed researcher.
@@ -180,7 +225,11 @@ interface IStudyRegistry {
     /// @notice Registers a study with the caller as its researcher; it awaits governance's
     /// approval. Returns its id (sequential from 1).
     /// Requirements: caller is a credentialed researcher; `protocolHash`, `categories`,
-    /// `minCellSize` and `budget` non-zero.
+    /// `minCellSize` and `budget` non-zero; within the research policy in force: `minCellSize`
+    /// at least its floor (else {StudyCellSizeBelowFloor}), `budget` at most its study ceiling
+    /// (else {StudyBudgetAboveCeiling}), and the caller's committed budget plus `budget` at most
+    /// its researcher ceiling (else {StudyResearcherBudgetExceeded}). Adds `budget` to the
+    /// caller's committed budget.
     /// Emits {StudyRegistered}.
     function registerStudy(
         bytes32 protocolHash,
@@ -190,14 +239,19 @@ interface IStudyRegistry {
     ) external returns (uint256 studyId);
 
     /// @notice Approves study `studyId`: patients may opt in and its researcher may query it.
-    /// Requirements: caller holds the governance role; the study exists and is Registered.
+    /// Requirements: caller holds the governance role; the study exists and is Registered; the
+    /// study is within the research policy in force now, which governance may have tightened
+    /// since it was registered: its `minCellSize` and `budget` as in {registerStudy}, and its
+    /// researcher's committed budget (this study's included) at most the researcher ceiling;
+    /// each with {registerStudy}'s error.
     /// Emits {StudyApproved}.
     function approveStudy(uint256 studyId) external;
 
-    /// @notice Closes study `studyId` for good: no opt-in counts and holders answer no new query
-    /// (the receipt of an answer given before may still be recorded).
+    /// @notice Closes study `studyId` for good: no opt-in counts, holders answer no new query and
+    /// no receipt is recorded (see {recordQuery}).
     /// Requirements: caller holds the governance role; the study exists and is Registered or
-    /// Approved.
+    /// Approved. Refunds the unspent part of its budget to its researcher's committed budget:
+    /// from now on the study counts there only for what it spent, which is final.
     /// Emits {StudyClosed}.
     function closeStudy(uint256 studyId) external;
 
@@ -302,4 +356,23 @@ interface IStudyRegistry {
 
     /// @notice How many studies were registered: the id of the latest.
     function studyCount() external view returns (uint256);
+
+    /// @notice Sets the research policy for registrations and approvals from now on; studies
+    /// already approved keep their terms, and committed budgets above a lowered ceiling stay
+    /// (the researcher registers no more until they fall below it).
+    /// Requirements: caller holds the governance role; `minCellSizeFloor` and `maxStudyBudget`
+    /// non-zero; `maxResearcherBudget >= maxStudyBudget` (else {StudyInvalidResearchPolicy}).
+    /// Emits {ResearchPolicySet}.
+    function setResearchPolicy(
+        uint32 minCellSizeFloor,
+        uint64 maxStudyBudget,
+        uint64 maxResearcherBudget
+    ) external;
+
+    /// @notice The research policy in force.
+    function researchPolicy() external view returns (ResearchPolicy memory);
+
+    /// @notice The budget `researcher` has committed: the sum over their studies of `budget`,
+    /// where a closed study counts only what it spent (micro-epsilon units).
+    function committedBudgetOf(address researcher) external view returns (uint64);
 }

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use medrec_protocol::indexer::{
     Access, GrantTerms, GranteePatient, GranteePatients, Health, LogAnchor, LogAnchors,
     PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy, Pointer,
-    PointerAnswer, QueryReceipt, Studies, Study, StudyAnswer, StudyStatus, Timeline, TimelineData,
-    TimelineEvent,
+    PointerAnswer, QueryReceipt, ResearchPolicy, Studies, Study, StudyAnswer, StudyStatus,
+    Timeline, TimelineData, TimelineEvent,
 };
 use medrec_protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
@@ -50,6 +50,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/studies", get(studies))
         .route("/v1/studies/{study}", get(study))
         .route("/v1/patients/{patient}/studies", get(patient_studies))
+        .route("/v1/research/policy", get(research_policy))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .with_state(state)
 }
@@ -610,17 +611,20 @@ fn status_of(r: &sqlx::postgres::PgRow) -> Result<StudyStatus, ApiError> {
     })
 }
 
+/// A NUMERIC uint64 amount (budgets, spent) selected as text: sqlx reads NUMERIC only with a
+/// decimal crate.
+fn amount(r: &sqlx::postgres::PgRow, column: &str) -> Result<u64, ApiError> {
+    r.get::<String, _>(column).parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::Integrity,
+            format!("a stored {column} is not a uint64"),
+        )
+    })
+}
+
 fn study_of(r: &sqlx::postgres::PgRow) -> Result<Study, ApiError> {
     let cats = uint(r, "categories");
-    // NUMERIC amounts read as text: sqlx reads NUMERIC only with a decimal crate.
-    let amount = |c: &str| -> Result<u64, ApiError> {
-        r.get::<String, _>(c).parse().map_err(|_| {
-            ApiError::new(
-                ErrorCode::Integrity,
-                format!("a study's {c} is not a uint64"),
-            )
-        })
-    };
+    let amount = |c: &str| amount(r, c);
     let status = status_of(r)?;
     Ok(Study {
         study_id: uint(r, "study_id"),
@@ -724,5 +728,28 @@ async fn patient_studies(
         block,
         patient,
         studies,
+    }))
+}
+
+async fn research_policy(
+    State(s): State<ApiState>,
+    Query(w): Query<Wait>,
+) -> ApiResult<ResearchPolicy> {
+    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let r = sqlx::query(
+        "SELECT min_cell_size_floor, max_study_budget::text AS max_study_budget,
+                max_researcher_budget::text AS max_researcher_budget, block_number
+         FROM research_policy",
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    // The registry's constructor emits it: none means no study registry is indexed.
+    .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no research policy indexed"))?;
+    Ok(Json(ResearchPolicy {
+        block,
+        min_cell_size_floor: uint(&r, "min_cell_size_floor") as u32,
+        max_study_budget: amount(&r, "max_study_budget")?,
+        max_researcher_budget: amount(&r, "max_researcher_budget")?,
+        set_block: uint(&r, "block_number"),
     }))
 }

@@ -121,6 +121,8 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<StudyRegistry::Withdrew>(PhantomData),
     &Table::<StudyRegistry::QueryAnswered>(PhantomData),
     &Table::<StudyRegistry::StudySignaturesCancelled>(PhantomData),
+    // Governance's research policy (migrations/indexer/20261129000008_research_policy.sql).
+    &Table::<StudyRegistry::ResearchPolicySet>(PhantomData),
 ];
 
 /// The topics the indexer asks for.
@@ -731,6 +733,20 @@ impl Indexed for StudyRegistry::QueryAnswered {
             .uint(self.cost)
             .uint(self.pinnedBlock)
             .word(self.answerHash);
+    }
+}
+
+impl Indexed for StudyRegistry::ResearchPolicySet {
+    const TABLE: &'static str = "ev_research_policy_set";
+    const COLUMNS: &'static [ColumnDef] = &[
+        ("min_cell_size_floor", BigInt),
+        ("max_study_budget", BigInt),
+        ("max_researcher_budget", BigInt),
+    ];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.uint(self.minCellSizeFloor)
+            .uint(self.maxStudyBudget)
+            .uint(self.maxResearcherBudget);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod listing;
 pub mod participant;
 pub mod records;
 pub mod study;
+pub mod study_policy;
 
 use crate::error::{CliError, Result};
 use crate::keys;

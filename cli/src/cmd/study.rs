@@ -48,6 +48,11 @@ pub enum StudyCmd {
     /// Researcher: ask every holder an aggregate question, combine the answers and record the
     /// query's receipt on chain (one transaction, spending its cost of the budget)
     Query(QueryArgs),
+    /// Show governance's research policy: the smallest minimum cell, the largest budget of a
+    /// study and of one researcher's studies together
+    Policy(super::study_policy::PolicyArgs),
+    /// Operator: set the research policy (governance role)
+    SetPolicy(super::study_policy::SetPolicyArgs),
 }
 
 /// A study id.
@@ -321,6 +326,8 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             );
         }
         StudyCmd::Query(a) => query(a, settings, out).await?,
+        StudyCmd::Policy(a) => super::study_policy::policy(a, settings, out).await?,
+        StudyCmd::SetPolicy(a) => super::study_policy::set_policy(a, settings, out).await?,
     }
     Ok(())
 }

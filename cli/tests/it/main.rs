@@ -16,3 +16,4 @@ mod holders;
 mod listings;
 mod pointers;
 mod research;
+mod study_policy;

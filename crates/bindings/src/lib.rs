@@ -374,6 +374,18 @@ fn next_step(error: &str) -> Option<&'static str> {
         "ConsentSignatureFromFuture" | "StudySignatureFromFuture" => Some(
             "the signer's clock ran more than 5 minutes ahead of the chain's: ask the signer to sign it again with a node reachable (--sign-only then dates it by the chain)",
         ),
+        "StudyCellSizeBelowFloor" => Some(
+            "governance's research policy sets a larger smallest cell (medrec study policy): register with --min-cell at least the floor",
+        ),
+        "StudyBudgetAboveCeiling" => Some(
+            "governance's research policy caps one study's budget (medrec study policy): register with a --budget at most the ceiling",
+        ),
+        "StudyResearcherBudgetExceeded" => Some(
+            "your studies together would pass governance's ceiling per researcher (medrec study policy --researcher YOU): ask for less, or have the operator close a study you no longer need (closing refunds what it did not spend)",
+        ),
+        "StudyInvalidResearchPolicy" => Some(
+            "the floor and the study ceiling must be at least 1, and the researcher ceiling at least the study ceiling",
+        ),
         _ => None,
     }
 }

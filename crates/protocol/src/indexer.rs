@@ -489,6 +489,26 @@ pub struct Studies {
     pub studies: Vec<Study>,
 }
 
+/// `GET /v1/research/policy`: governance's research policy in force (the study registry's
+/// `researchPolicy()`): a study's minimum cell is at least the floor, its budget at most the
+/// study ceiling, and one researcher's committed budget at most the researcher ceiling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResearchPolicy {
+    /// The indexed block the answer reflects.
+    pub block: u64,
+    /// The smallest minimum cell a study may name.
+    pub min_cell_size_floor: u32,
+    /// The largest budget of one study, in micro-epsilon (a 64-bit amount).
+    #[serde(with = "crate::mask")]
+    pub max_study_budget: u64,
+    /// The largest budget one researcher may have committed (likewise).
+    #[serde(with = "crate::mask")]
+    pub max_researcher_budget: u64,
+    /// The block of the event that set it.
+    pub set_block: u64,
+}
+
 /// `GET /v1/studies/{id}`: a study and its recorded queries. Not who takes part: a list of a
 /// study's participants would hand a researcher the exact set of patients that joined between
 /// two pinned blocks (differencing around the answers' noise) and tell anyone who is in, say,

@@ -138,6 +138,11 @@ pub enum Ev {
         epoch: u64,
         signed_at: u64,
     },
+    ResearchPolicySet {
+        floor: u32,
+        study: u64,
+        researcher: u64,
+    },
     Withdrew {
         study: u64,
         patient: Address,
@@ -384,6 +389,11 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     epoch: e.epoch.to::<u64>(),
                     signed_at: t(e.signedAt),
                 },
+                SE::ResearchPolicySet(e) => Ev::ResearchPolicySet {
+                    floor: e.minCellSizeFloor,
+                    study: e.maxStudyBudget,
+                    researcher: e.maxResearcherBudget,
+                },
                 _ => continue,
             }
         } else {
@@ -532,6 +542,9 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
     let mut opt_ins: Hist<(u64, Address)> = Hist::new();
     // study id -> (registration row prefix, budget, spent, queries)
     let mut studies: BTreeMap<u64, (String, u64, u128, u64)> = BTreeMap::new();
+    // study id -> its researcher; and the research policy in force (its view's row)
+    let mut researchers: BTreeMap<u64, Address> = BTreeMap::new();
+    let mut policy: Option<String> = None;
     // record id -> (row prefix, superseded_by, superseded_block), in anchoring order
     let mut pointers: Vec<(B256, String, Option<B256>, Option<u64>)> = vec![];
     let mut push = |t: &'static str, r: String| out.get_mut(t).unwrap().push(r);
@@ -836,6 +849,18 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                     "the chain registered study {study} twice"
                 );
                 statuses.open(*study, row!(*study, 1u8, *registered_at), bn, li);
+                researchers.insert(*study, *researcher);
+            }
+            Ev::ResearchPolicySet {
+                floor,
+                study,
+                researcher,
+            } => {
+                push(
+                    "ev_research_policy_set",
+                    row!(bn, li, tx, *floor, mask(*study), mask(*researcher)),
+                );
+                policy = Some(row!(*floor, study.to_string(), researcher.to_string(), bn));
             }
             Ev::StudyApproved { study, at } => {
                 push("ev_study_approved", row!(bn, li, tx, *study, *at));
@@ -962,6 +987,22 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 let amounts = row!(budget.to_string(), spent.to_string(), *queries);
                 format!("{reg}|{amounts}|{status}|{from}")
             })
+            .collect(),
+    );
+    out.insert("research_policy", policy.into_iter().collect());
+    // Each researcher's committed budget: a study's budget, or what it spent once closed.
+    let mut committed: BTreeMap<Address, (u128, u64)> = BTreeMap::new();
+    for (id, (_, budget, spent, _)) in &studies {
+        let closed = current[id].0.starts_with("3|");
+        let c = committed.entry(researchers[id]).or_default();
+        c.0 += if closed { *spent } else { u128::from(*budget) };
+        c.1 += 1;
+    }
+    out.insert(
+        "researcher_budgets",
+        committed
+            .iter()
+            .map(|(r, (sum, n))| row!(*r, sum.to_string(), *n))
             .collect(),
     );
     out.insert("grants", grants.current());
@@ -1091,6 +1132,18 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "study_opt_ins",
         "SELECT study_id, patient, by_account, block_number FROM study_opt_ins",
+    ),
+    (
+        "ev_research_policy_set",
+        "SELECT block_number, log_index, tx_hash, min_cell_size_floor, max_study_budget, max_researcher_budget FROM ev_research_policy_set",
+    ),
+    (
+        "research_policy",
+        "SELECT min_cell_size_floor, max_study_budget::text, max_researcher_budget::text, block_number FROM research_policy",
+    ),
+    (
+        "researcher_budgets",
+        "SELECT researcher, committed::text, studies FROM researcher_budgets",
     ),
     (
         "studies",
@@ -1284,6 +1337,7 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::QueryAnswered { .. } => "query_answered",
             Ev::ConsentSignaturesCancelled { .. } => "consent_signatures_cancelled",
             Ev::StudySignaturesCancelled { .. } => "study_signatures_cancelled",
+            Ev::ResearchPolicySet { .. } => "research_policy_set",
             Ev::JustificationDue { .. } => "justification_due",
             Ev::Reviewed { .. } => "reviewed",
             Ev::Overdue { .. } => "overdue",

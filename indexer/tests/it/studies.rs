@@ -53,6 +53,17 @@ impl Registry {
         c.studyCount().call().await.unwrap().to::<u64>()
     }
 
+    /// Governance sets the research policy.
+    pub async fn set_policy(&self, w: &World, floor: u32, study: u64, researcher: u64) {
+        let c = self.c(w);
+        w.send(
+            "setResearchPolicy",
+            w.a(ADMIN),
+            c.setResearchPolicy(floor, study, researcher),
+        )
+        .await;
+    }
+
     pub async fn approve(&self, w: &World, study: u64) {
         let c = self.c(w);
         w.send(
@@ -120,11 +131,46 @@ impl Registry {
             .optedIn
     }
 
-    /// Checks the API's studies, participants and patients' studies against the registry's
-    /// own view functions at `head`.
-    pub async fn assert_api_matches_registry(&self, w: &World, idx: &Indexer, head: u64) {
+    /// Checks the API's studies, participants, patients' studies and research policy against
+    /// the registry's own view functions at `head`, and the database's committed budgets
+    /// against `committedBudgetOf`.
+    pub async fn assert_api_matches_registry(
+        &self,
+        w: &World,
+        db: &TestDb,
+        idx: &Indexer,
+        head: u64,
+    ) {
         let c = self.c(w);
         let count = c.studyCount().call().await.unwrap().to::<u64>();
+        let policy = c.researchPolicy().call().await.unwrap();
+        let got = idx
+            .get_ok(&format!("/v1/research/policy?min_block={head}"))
+            .await;
+        assert_eq!(got["minCellSizeFloor"], policy.minCellSizeFloor, "{got}");
+        assert_eq!(
+            got["maxStudyBudget"],
+            medrec_protocol::mask::to_json(policy.maxStudyBudget),
+            "{got}"
+        );
+        assert_eq!(
+            got["maxResearcherBudget"],
+            medrec_protocol::mask::to_json(policy.maxResearcherBudget),
+            "{got}"
+        );
+        let committed = c.committedBudgetOf(w.a(RESEARCHER)).call().await.unwrap();
+        let stored: Option<String> = sqlx::query_scalar(
+            "SELECT committed::text FROM researcher_budgets WHERE researcher = $1",
+        )
+        .bind(w.a(RESEARCHER).to_vec())
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            stored.unwrap_or_else(|| "0".into()),
+            committed.to_string(),
+            "the researcher's committed budget"
+        );
         let all = idx.get_ok(&format!("/v1/studies?min_block={head}")).await;
         let listed = all["studies"].as_array().unwrap();
         assert_eq!(listed.len() as u64, count, "{all}");
@@ -221,9 +267,14 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
     let (p1, p2, p3, p4) = (w.a(P1), w.a(P2), w.a(P3), w.a(P4));
 
+    // Governance opens the research policy as wide as it goes, so that the largest budgets and
+    // a cell of 3 may be registered; the committed budget then reaches 2^64 - 1 exactly.
+    reg.set_policy(&w, 1, u64::MAX, u64::MAX).await;
     let s1 = reg.register(&w, LABS | NOTES, 5, 1_000).await;
-    // Bit 63 and the largest budget: both above 2^53, strings in JSON.
-    let s2 = reg.register(&w, NOTES | (1 << 63), 10, u64::MAX).await;
+    // Bit 63 and the largest budget left: both above 2^53, strings in JSON.
+    let s2 = reg
+        .register(&w, NOTES | (1 << 63), 10, u64::MAX - 1_050)
+        .await;
     let s3 = reg.register(&w, 1, 3, 50).await;
     reg.approve(&w, s1).await;
     reg.approve(&w, s2).await;
@@ -252,6 +303,8 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     .await;
     signed_grant_then_signed_cancellation(&w).await;
     assert_eq!(s3, 3);
+    // Governance tightens the policy again: the latest event is the policy in force.
+    reg.set_policy(&w, 11, 5_000_000, 20_000_000).await;
 
     let head = wait_indexed(&w, &db, &mut idx).await;
     let evs = model::assert_db_matches_chain(&w, &db, head).await;
@@ -265,10 +318,11 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
         "query_answered",
         "study_signatures_cancelled",
         "consent_signatures_cancelled",
+        "research_policy_set",
     ] {
         assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k}: {kinds:?}");
     }
-    reg.assert_api_matches_registry(&w, &idx, head).await;
+    reg.assert_api_matches_registry(&w, &db, &idx, head).await;
 
     // The patient's timeline names the opt-ins and the withdrawal.
     let v = idx.get_ok(&format!("/v1/patients/{p2}/timeline")).await;
@@ -311,7 +365,7 @@ async fn action(w: &World, reg: &Registry, kind: usize, tag: &str) {
             }
         }
         2 => {
-            reg.register(w, LABS, 2, 100 + kind as u64).await;
+            reg.register(w, LABS, 5, 100 + kind as u64).await;
         }
         3 => {
             // Approve the newest registered study, or register one.
@@ -319,7 +373,7 @@ async fn action(w: &World, reg: &Registry, kind: usize, tag: &str) {
             if newest.status as u8 == 1 {
                 reg.approve(w, count).await;
             } else {
-                reg.register(w, NOTES, 4, 500).await;
+                reg.register(w, NOTES, 6, 500).await;
             }
         }
         4 => reg.cancel_signatures(w, p, 1).await,
@@ -363,7 +417,7 @@ async fn reorgs_roll_the_study_tables_back_exactly() {
         let (canonical, _) = w.block(orphan_head).await;
         assert_ne!(canonical, orphan_hash, "the branches should differ");
         model::assert_db_matches_chain(&w, &db, head).await;
-        reg.assert_api_matches_registry(&w, &idx, head).await;
+        reg.assert_api_matches_registry(&w, &db, &idx, head).await;
     }
     assert!(idx.metric("medrec_indexer_reorgs_total").await >= 4);
 }
