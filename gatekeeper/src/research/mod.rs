@@ -51,6 +51,8 @@ pub struct Research {
     pub opt_ins: Arc<OptIns>,
     /// How many blocks old a new query's pinned block may be.
     pub max_pin_age: u64,
+    /// The largest epsilon of a query this holder answers.
+    pub max_epsilon: f64,
 }
 
 fn database(e: sqlx::Error) -> ErrorBody {
@@ -69,7 +71,9 @@ pub struct ChainFacts {
     pub study: IStudyRegistry::Study,
     /// The query's receipt (cost 0: none yet).
     pub receipt: IStudyRegistry::Query,
-    /// The latest block.
+    /// When the researcher's current credential run began (`validSinceOf`).
+    pub valid_since: u64,
+    /// The block all of the above were read at.
     pub latest: u64,
 }
 
@@ -83,9 +87,13 @@ impl ChainFacts {
         pinned: u64,
         max_pin_age: u64,
     ) -> Result<(), ErrorBody> {
+        // The chain's own conditions for the receipt (`recordQuery`), so that every answer
+        // given can be paid: a live researcher's approved study, registered in the
+        // researcher's current credential run.
         if !self.credentialed
             || self.study.researcher != r.researcher
             || StudyStatus::from_solidity(self.study.status) != Some(StudyStatus::Approved)
+            || self.study.registeredAt.to::<u64>() < self.valid_since
         {
             return Err(ErrorBody::denied());
         }
@@ -158,16 +166,34 @@ impl Research {
         {
             return Ok(found);
         }
+        if query.epsilon() > self.max_epsilon {
+            return Err(ErrorBody::new(
+                ErrorCode::BadQuery,
+                format!(
+                    "this holder answers queries of epsilon up to {}: ask with a smaller \
+                     --epsilon",
+                    self.max_epsilon
+                ),
+            ));
+        }
         let started = Instant::now();
-        let facts = self.chain_facts(r).await?;
+        // Everything the chain says is read at one block: a receipt seen as recorded is then
+        // also in the budget spent that pays for this query.
+        let latest = self
+            .provider
+            .get_block_number()
+            .await
+            .map_err(chain_unavailable)?;
+        let facts = self.chain_facts(r, latest).await?;
         let pinned = query.pinned_block();
         facts.check(r, pinned, self.max_pin_age)?;
-        check_unrecorded(pool, self, r.studyId, &study_key).await?;
+        check_unrecorded(pool, self, r.studyId, &study_key, latest).await?;
         let recorded = facts.check_payment(&query)?;
         let chain_ms = started.elapsed().as_secs_f64() * 1e3;
+        // Counted: the patients opted in at the pinned block who still are.
         let patients = self
             .opt_ins
-            .consenting(r.studyId, pinned)
+            .consenting_throughout(r.studyId, pinned, latest)
             .await
             .map_err(|e| ErrorBody::new(ErrorCode::Chain, e.to_string()))?;
         let consent_ms = started.elapsed().as_secs_f64() * 1e3 - chain_ms;
@@ -212,12 +238,18 @@ impl Research {
             .await
     }
 
-    /// The chain's facts about the query, read at once.
-    pub async fn chain_facts(&self, r: &ResearchRequest) -> Result<ChainFacts, ErrorBody> {
-        let (credentialed, study, receipt, latest) = tokio::try_join!(
+    /// The chain's facts about the query, read at once, all at block `latest`.
+    pub async fn chain_facts(
+        &self,
+        r: &ResearchRequest,
+        latest: u64,
+    ) -> Result<ChainFacts, ErrorBody> {
+        let at = alloy::eips::BlockId::number(latest);
+        let (credentialed, study, receipt, valid_since) = tokio::try_join!(
             async {
                 self.participants
                     .isCredentialed(r.researcher, Role::Researcher.to_solidity())
+                    .block(at)
                     .call()
                     .await
                     .map_err(|e| e.to_string())
@@ -225,6 +257,7 @@ impl Research {
             async {
                 self.studies
                     .studyOf(r.studyId)
+                    .block(at)
                     .call()
                     .await
                     .map_err(|e| e.to_string())
@@ -232,13 +265,16 @@ impl Research {
             async {
                 self.studies
                     .queryOf(r.studyId, r.queryHash)
+                    .block(at)
                     .call()
                     .await
                     .map_err(|e| e.to_string())
             },
             async {
-                self.provider
-                    .get_block_number()
+                self.participants
+                    .validSinceOf(r.researcher)
+                    .block(at)
+                    .call()
                     .await
                     .map_err(|e| e.to_string())
             },
@@ -248,6 +284,7 @@ impl Research {
             credentialed,
             study,
             receipt,
+            valid_since: valid_since.to::<u64>(),
             latest,
         })
     }
@@ -340,6 +377,7 @@ pub async fn check_unrecorded(
     research: &Research,
     study_id: U256,
     study: &str,
+    latest: u64,
 ) -> Result<(), ErrorBody> {
     let pending = sqlx::query(
         "SELECT query_hash, pinned_block, cost FROM gk_research_answers
@@ -356,6 +394,7 @@ pub async fn check_unrecorded(
         let receipt = research
             .studies
             .queryOf(study_id, hash)
+            .block(alloy::eips::BlockId::number(latest))
             .call()
             .await
             .map_err(chain_unavailable)?;
@@ -430,6 +469,7 @@ mod tests {
                 pinnedBlock: receipt.1,
                 answerHash: B256::ZERO,
             },
+            valid_since: 0,
             latest: 100,
         }
     }
@@ -456,8 +496,12 @@ mod tests {
         assert_eq!(code(facts(me, 2, 0, (0, 0)).check(&r, 36, 64)), None);
         let mut uncredentialed = facts(me, 2, 0, (0, 0));
         uncredentialed.credentialed = false;
+        // Registered before the researcher's current credential run: its receipts revert.
+        let mut recredentialed = facts(me, 2, 0, (0, 0));
+        recredentialed.valid_since = 1;
         for refused in [
             uncredentialed,
+            recredentialed,
             facts(Address::repeat_byte(2), 2, 0, (0, 0)),
             facts(me, 1, 0, (0, 0)),
             facts(me, 3, 0, (0, 0)),
