@@ -54,9 +54,15 @@ const timeline = await get(`/v1/patients/${patient.address}/timeline?min_block=$
 const granted = timeline.events.find((e) => e.type === "granted");
 eq("timeline: the grant's mask as a string", granted?.data.categoryMask, categories.toString());
 
-// ---- A study whose budget is above 2^53 - 1.
+// ---- A study whose budget is above 2^53 - 1: governance first lifts its ceilings that far
+// (a budget of 10 epsilon is the largest on the defaults; this researcher has studies already).
 await chain.credential(researcher.address, ROLE.researcher);
 const budget = (1n << 60n) + 1n;
+await chain.send(governance, deployment.studyRegistry, abis.studies, "setResearchPolicy", [
+  5,
+  budget,
+  (1n << 64n) - 1n,
+]);
 await chain.send(researcher, deployment.studyRegistry, abis.studies, "registerStudy", [
   keccak256(toHex("indexer check")),
   1n << 5n,

@@ -21,11 +21,8 @@ CREATE TABLE gk_demographics (
 );
 CREATE INDEX gk_demographics_patient ON gk_demographics (patient, seq DESC) INCLUDE (category);
 
--- Demographics read before this change did not keep their record: they are attributed to the
--- patient's latest record of the demographics category (0) and dropped when there is none,
--- so that no study counts them from a category it was not approved for.
-INSERT INTO gk_demographics (record_id, patient, category, gender, birth_date)
-SELECT DISTINCT ON (p.patient) r.record_id, p.patient, 0, p.gender, p.birth_date
-FROM gk_patients p JOIN gk_records r ON r.patient = p.patient AND r.category = 0
-ORDER BY p.patient, r.stored_at DESC, r.record_id;
+-- Demographics read before this change did not keep their record, so their category cannot be
+-- told (the latest upload of any category had overwritten them): they are dropped rather than
+-- attributed to a category they may not come from. Those patients count in the unknown cell
+-- until a record with their demographics is stored again.
 DROP TABLE gk_patients;

@@ -267,8 +267,10 @@ mod tests {
         seen
     }
 
-    /// Every outcome seen at least `floor` times under both tallies has frequencies whose
-    /// ratio stays within e^epsilon, with room for sampling error.
+    /// Every outcome seen at least `floor` times under either tally has frequencies whose
+    /// ratio stays within e^epsilon, with room for sampling error; an outcome common under
+    /// one and rare or absent under the other (the shape of a leak) fails. Returns how many
+    /// outcomes were compared.
     fn within_e_epsilon(
         a: &BTreeMap<Option<i64>, usize>,
         b: &BTreeMap<Option<i64>, usize>,
@@ -276,15 +278,21 @@ mod tests {
         floor: usize,
     ) -> usize {
         let mut compared = 0;
-        for (k, &na) in a {
-            let nb = *b.get(k).unwrap_or(&0);
-            if na < floor || nb < floor {
+        for k in a
+            .keys()
+            .chain(b.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (na, nb) = (*a.get(k).unwrap_or(&0), *b.get(k).unwrap_or(&0));
+            if na < floor && nb < floor {
                 continue;
             }
-            // The log of the ratio of two frequencies of `na` and `nb` draws has a standard
-            // error of about sqrt(1/na + 1/nb): four of them are allowed for sampling.
-            let ratio = na as f64 / nb as f64;
-            let bound = (epsilon + 4.0 * (1.0 / na as f64 + 1.0 / nb as f64).sqrt()).exp();
+            // Counts smoothed by one, so that an outcome never seen on one side still gives a
+            // finite ratio; the log of the ratio has a standard error of about
+            // sqrt(1/na + 1/nb): four of them are allowed for sampling.
+            let (na, nb) = ((na + 1) as f64, (nb + 1) as f64);
+            let ratio = na / nb;
+            let bound = (epsilon + 4.0 * (1.0 / na + 1.0 / nb).sqrt()).exp();
             assert!(
                 ratio <= bound && 1.0 / ratio <= bound,
                 "outcome {k:?}: {na} vs {nb} draws, ratio {ratio:.3} beyond e^{epsilon} = {:.3}",

@@ -33,7 +33,7 @@ fn birth_date(s: &str) -> Option<String> {
     match parts.as_slice() {
         [y] if ok(y, 4) => Some(format!("{y}-01-01")),
         [y, m] if ok(y, 4) && ok(m, 2) => Some(format!("{y}-{m}-01")),
-        [y, m, d] if ok(y, 4) && ok(m, 2) && ok(&d[..d.len().min(2)], 2) => {
+        [y, m, d] if ok(y, 4) && ok(m, 2) && d.get(..2).is_some_and(|d| ok(d, 2)) => {
             Some(format!("{y}-{m}-{}", &d[..2]))
         }
         _ => None,
@@ -133,5 +133,9 @@ mod tests {
         );
         assert_eq!(birth_date("1980"), Some("1980-01-01".into()));
         assert_eq!(birth_date("19x0"), None);
+        // A multi-byte character where the day's digits are: no date, no panic.
+        assert_eq!(birth_date("1970-01-1é"), None);
+        assert_eq!(birth_date("1970-01-é1"), None);
+        assert_eq!(birth_date("1970-01-05T00:00"), Some("1970-01-05".into()));
     }
 }
