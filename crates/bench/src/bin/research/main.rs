@@ -371,8 +371,12 @@ async fn main() {
                 "--holders",
                 &holders,
             ];
-            let (lower, upper) = bounds(code);
-            let (lower, upper) = (lower.to_string(), upper.to_string());
+            let (lower, upper) = if flag == "--observation" {
+                let (l, u) = bounds(code);
+                (l.to_string(), u.to_string())
+            } else {
+                Default::default()
+            };
             if flag == "--observation" {
                 query.extend(["--lower", &lower, "--upper", &upper]);
             }
