@@ -688,19 +688,7 @@ fn cancel_signatures_voids_outstanding_signed_messages() {
 fn a_signed_opt_in_relayed_after_a_withdrawal_is_stale() {
     let env = Env::deployed();
     let r = env.new_account("researcher", true);
-    env.ok(&[
-        "-a",
-        "gov",
-        "participant",
-        "add",
-        &r,
-        "--role",
-        "researcher",
-        "--ref",
-        "irb",
-        "--for",
-        "365d",
-    ]);
+    env.credential(&r, "researcher", "irb");
     env.write("protocol.txt", "a protocol");
     env.json(&[
         "-a",

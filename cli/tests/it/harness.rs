@@ -71,19 +71,7 @@ impl Env {
         }
         for h in ["hospital-a", "hospital-b"] {
             let addr = env.addr(h);
-            env.ok(&[
-                "-a",
-                "gov",
-                "participant",
-                "add",
-                &addr,
-                "--role",
-                "provider",
-                "--ref",
-                h,
-                "--for",
-                "365d",
-            ]);
+            env.credential(&addr, "provider", h);
         }
         env
     }
@@ -178,6 +166,23 @@ impl Env {
         assert_eq!(v["version"], 1);
         assert_eq!(v["ok"], false);
         v["error"].clone()
+    }
+
+    /// Credentials `addr` as governance ("gov") for a year, in `role`, under `reference`.
+    pub fn credential(&self, addr: &str, role: &str, reference: &str) {
+        self.ok(&[
+            "-a",
+            "gov",
+            "participant",
+            "add",
+            addr,
+            "--role",
+            role,
+            "--ref",
+            reference,
+            "--for",
+            "365d",
+        ]);
     }
 
     /// Creates account `name`; `fund` gives it 100 ETH.

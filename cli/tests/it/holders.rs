@@ -94,19 +94,7 @@ fn provider_with_key(env: &Env, name: &str) -> (String, PrivateKeySigner) {
         "anvil_setBalance",
         &format!(r#"["{addr}","0x56bc75e2d63100000"]"#),
     );
-    env.ok(&[
-        "-a",
-        "gov",
-        "participant",
-        "add",
-        &addr,
-        "--role",
-        "provider",
-        "--ref",
-        name,
-        "--for",
-        "365d",
-    ]);
+    env.credential(&addr, "provider", name);
     (addr, key)
 }
 

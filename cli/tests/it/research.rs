@@ -170,19 +170,7 @@ fn serve(key: PrivateKeySigner, shown: i64) -> Holder {
 fn world(shown: [i64; 2]) -> (Env, Vec<Holder>) {
     let env = Env::deployed();
     let r = env.new_account("researcher", true);
-    env.ok(&[
-        "-a",
-        "gov",
-        "participant",
-        "add",
-        &r,
-        "--role",
-        "researcher",
-        "--ref",
-        "irb",
-        "--for",
-        "365d",
-    ]);
+    env.credential(&r, "researcher", "irb");
     let mut holders = vec![];
     for (i, n) in shown.into_iter().enumerate() {
         let key = PrivateKeySigner::random();
@@ -193,19 +181,7 @@ fn world(shown: [i64; 2]) -> (Env, Vec<Holder>) {
             "anvil_setBalance",
             &format!(r#"["{a}","0x56bc75e2d63100000"]"#),
         );
-        env.ok(&[
-            "-a",
-            "gov",
-            "participant",
-            "add",
-            &a,
-            "--role",
-            "provider",
-            "--ref",
-            &name,
-            "--for",
-            "365d",
-        ]);
+        env.credential(&a, "provider", &name);
         let h = serve(key, n);
         env.ok(&[
             "-a",

@@ -31,19 +31,7 @@ fn args(v: &[String]) -> Vec<&str> {
 fn governance_sets_the_research_policy_and_a_study_outside_it_is_refused() {
     let env = Env::deployed();
     let r = env.new_account("researcher", true);
-    env.ok(&[
-        "-a",
-        "gov",
-        "participant",
-        "add",
-        &r,
-        "--role",
-        "researcher",
-        "--ref",
-        "irb",
-        "--for",
-        "365d",
-    ]);
+    env.credential(&r, "researcher", "irb");
     env.write("protocol.txt", "a protocol");
 
     // The deployment's defaults.

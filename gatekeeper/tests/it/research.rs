@@ -541,6 +541,25 @@ async fn ask_directly(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Restarts the holder's gatekeeper of [`one_holder_study`] with its key and `extra` flags.
+async fn restart_holder_gatekeeper(w: &mut World, extra: &[&str]) {
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/holder")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    let mut args = vec![
+        "--anchor-keystore",
+        &keystore,
+        "--anchor-password-file",
+        &password,
+    ];
+    args.extend_from_slice(extra);
+    w.start_gatekeeper(&args).await;
+}
+
 /// One holder with a key to sign answers, a credentialed researcher and an approved study
 /// of conditions and demographics (minimum cell 5, budget `budget`); keys imported as
 /// "researcher", "gov" and "holder".
@@ -554,20 +573,7 @@ async fn one_holder_study(
     import_key(&w, "researcher", &researcher);
     import_key(&w, "gov", &gov);
     import_key(&w, "holder", &holder);
-    let password = w.dir.path().join("password").to_string_lossy().to_string();
-    let keystore = w
-        .dir
-        .path()
-        .join("keystores/holder")
-        .to_string_lossy()
-        .to_string();
-    w.start_gatekeeper(&[
-        "--anchor-keystore",
-        &keystore,
-        "--anchor-password-file",
-        &password,
-    ])
-    .await;
+    restart_holder_gatekeeper(&mut w, &[]).await;
     let (study, study_id) = register_approved(&w, "conditions,demographics", budget);
     (w, researcher, holder, study, study_id)
 }
@@ -973,22 +979,7 @@ async fn differencing_two_pins_around_one_opt_in_tells_nothing_beyond_epsilon() 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_holder_answers_no_query_above_its_epsilon_cap() {
     let (mut w, researcher, holder, _study, study_id) = one_holder_study("10000000").await;
-    let keystore = w
-        .dir
-        .path()
-        .join("keystores/holder")
-        .to_string_lossy()
-        .to_string();
-    let password = w.dir.path().join("password").to_string_lossy().to_string();
-    w.start_gatekeeper(&[
-        "--anchor-keystore",
-        &keystore,
-        "--anchor-password-file",
-        &password,
-        "--research-max-epsilon",
-        "1",
-    ])
-    .await;
+    restart_holder_gatekeeper(&mut w, &["--research-max-epsilon", "1"]).await;
     let url = w.gk_url.clone();
     let latest = w.as_(&w.gov).get_block_number().await.unwrap();
     let me = researcher.address();
@@ -1203,22 +1194,7 @@ async fn a_query_goes_only_to_credentialed_holders_at_their_registered_endpoint_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_holder_whose_node_is_behind_is_reported_as_such() {
     let (mut w, _researcher, holder, study, study_id) = one_holder_study("3000000").await;
-    let keystore = w
-        .dir
-        .path()
-        .join("keystores/holder")
-        .to_string_lossy()
-        .to_string();
-    let password = w.dir.path().join("password").to_string_lossy().to_string();
-    w.start_gatekeeper(&[
-        "--anchor-keystore",
-        &keystore,
-        "--anchor-password-file",
-        &password,
-        "--max-head-age",
-        "3",
-    ])
-    .await;
+    restart_holder_gatekeeper(&mut w, &["--max-head-age", "3"]).await;
     let (patient, reader) = (w.account().await, w.account().await);
     w.credential(reader.address()).await;
     import_key(&w, "reader", &reader);
