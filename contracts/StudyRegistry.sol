@@ -15,8 +15,9 @@ import {SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 /// @dev The policy's budgets are ceilings on epsilon because every released answer is
 /// differentially private at the patient level under the epsilon its query was charged, and
 /// epsilons compose: a study's budget bounds what all of its queries together reveal about any
-/// one patient, and a researcher's ceiling bounds what all of one researcher's studies reveal
-/// about a patient who joins several of them. The floor on the minimum cell keeps the noisy
+/// one patient (besides the one answer per holder that a researcher who never records a receipt
+/// keeps, which each holder's epsilon cap bounds), and a researcher's ceiling bounds what all of
+/// one researcher account's studies reveal about a patient who joins several of them. The floor on the minimum cell keeps the noisy
 /// threshold below which holders hold cells back from being set to nothing.
 contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     /// @notice The consortium's governance role: approves and closes studies.
@@ -64,8 +65,8 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNANCE_ROLE, admin);
         participants = participants_;
-        // Defaults a privacy officer would start from: cells of fewer than 5 patients are never
-        // released, a study spends at most epsilon 10 and a researcher's studies together at
+        // Defaults a privacy officer would start from: cells whose noised count is under 5 are
+        // held back, a study spends at most epsilon 10 and a researcher's studies together at
         // most epsilon 50.
         _setResearchPolicy(5, 10_000_000, 50_000_000);
     }
@@ -128,9 +129,10 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (status == Status.None) revert StudyNotFound(studyId);
         if (status == Status.Closed) revert StudyInvalidStatus(studyId, status);
         s.status = Status.Closed;
-        // A closed study records no more queries, so what it spent is final: the rest of its
-        // budget goes back to its researcher. spent <= budget <= committed always holds.
-        _committed[s.researcher] -= s.budget - s.spent;
+        // Only a study that never ran gives its budget back. An approved one keeps all of it
+        // committed: holders answer before a query's receipt is on chain, so what it revealed
+        // may exceed what it spent, and only the holders know by how much.
+        if (status == Status.Registered) _committed[s.researcher] -= s.budget;
         emit StudyClosed(studyId, uint40(block.timestamp));
     }
 

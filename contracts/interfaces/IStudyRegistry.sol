@@ -28,8 +28,10 @@ pragma solidity ^0.8.30;
 /// study's budget composes over all of its queries, so a study's budget bounds what the study
 /// can learn about any one patient; a patient who joins several studies of one researcher is
 /// exposed to the sum of their budgets, which the researcher's ceiling bounds. A researcher's
-/// committed budget is the sum over their studies of `budget`, where a closed study counts only
-/// what it `spent` (closing refunds the rest: a closed study records no more queries). A study
+/// committed budget is the sum of the `budget` of every study they registered, except studies
+/// closed without ever being approved (an approved study keeps its whole budget committed: its
+/// holders may have answered queries whose receipts never came). It is counted per researcher
+/// account: governance gives one person one researcher credential. A study
 /// registered outside the policy in force is refused, and so is its approval when governance has
 /// tightened the policy since.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
@@ -173,8 +175,9 @@ interface IStudyRegistry {
     /// @notice The study's `budget` is above the policy's per-study `ceiling`: ask for less.
     error StudyBudgetAboveCeiling(uint64 budget, uint64 ceiling);
     /// @notice `researcher` has `committed` budget over their studies, and `budget` more would
-    /// pass the policy's per-researcher `ceiling`: ask for less, or have governance close a
-    /// study (which refunds its unspent budget).
+    /// pass the policy's per-researcher `ceiling`: at registration, ask for less; at approval
+    /// (the policy was tightened since), governance loosens it or closes a study of theirs that
+    /// was never approved (which gives its budget back).
     error StudyResearcherBudgetExceeded(
         address researcher, uint64 committed, uint64 budget, uint64 ceiling
     );
@@ -250,8 +253,9 @@ interface IStudyRegistry {
     /// @notice Closes study `studyId` for good: no opt-in counts, holders answer no new query and
     /// no receipt is recorded (see {recordQuery}).
     /// Requirements: caller holds the governance role; the study exists and is Registered or
-    /// Approved. Refunds the unspent part of its budget to its researcher's committed budget:
-    /// from now on the study counts there only for what it spent, which is final.
+    /// Approved. A study closed before approval gives its budget back to its researcher's
+    /// committed budget; an approved one keeps all of it committed (its holders may have given
+    /// answers whose receipts never came, which only they know of).
     /// Emits {StudyClosed}.
     function closeStudy(uint256 studyId) external;
 
@@ -372,7 +376,7 @@ interface IStudyRegistry {
     /// @notice The research policy in force.
     function researchPolicy() external view returns (ResearchPolicy memory);
 
-    /// @notice The budget `researcher` has committed: the sum over their studies of `budget`,
-    /// where a closed study counts only what it spent (micro-epsilon units).
+    /// @notice The budget `researcher` has committed: the sum of the budgets of their studies,
+    /// except those closed without ever being approved (micro-epsilon units).
     function committedBudgetOf(address researcher) external view returns (uint64);
 }

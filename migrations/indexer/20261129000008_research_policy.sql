@@ -21,10 +21,12 @@ CREATE VIEW research_policy AS
     ORDER BY block_number DESC, log_index DESC LIMIT 1;
 
 -- Each researcher's committed budget, as the registry counts it (committedBudgetOf): the sum
--- over their studies of the budget, where a closed study counts only what it spent.
+-- of their studies' budgets, except those closed without ever being approved.
 CREATE VIEW researcher_budgets AS
     SELECT researcher,
-           sum(CASE WHEN status = 3 THEN spent ELSE budget END) AS committed,
+           sum(CASE WHEN status = 3 AND NOT EXISTS (
+                   SELECT 1 FROM ev_study_approved a WHERE a.study_id = studies.study_id)
+               THEN 0 ELSE budget END) AS committed,
            count(*) AS studies
     FROM studies
     GROUP BY researcher;

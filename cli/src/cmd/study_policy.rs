@@ -30,9 +30,9 @@ pub struct SetPolicyArgs {
     /// The largest budget of one study, in millionths of epsilon (at least 1)
     #[arg(long, value_name = "U")]
     pub max_study_budget: u64,
-    /// The largest budget one researcher may have committed over all of their studies (a
-    /// closed study counts what it spent), in millionths of epsilon (at least
-    /// --max-study-budget)
+    /// The largest budget one researcher may have committed over all of their studies (every
+    /// study counts its whole budget once approved; one closed before approval counts
+    /// nothing), in millionths of epsilon (at least --max-study-budget)
     #[arg(long, value_name = "U")]
     pub max_researcher_budget: u64,
 }
@@ -58,7 +58,8 @@ pub async fn policy(a: PolicyArgs, settings: &Settings, out: Printer) -> Result<
                           "maxResearcherBudget": p.maxResearcherBudget});
     let mut human = format!(
         "a study names a minimum cell of at least {}\n  its budget is at most {} ({})\n  \
-         a researcher's studies together at most {} ({}; a closed study counts what it spent)",
+         a researcher's studies together at most {} ({}; an approved study counts its whole \
+         budget, closed or not)",
         p.minCellSizeFloor,
         p.maxStudyBudget,
         epsilon(p.maxStudyBudget),
@@ -71,12 +72,19 @@ pub async fn policy(a: PolicyArgs, settings: &Settings, out: Printer) -> Result<
             .call()
             .await
             .map_err(|e| chain.err(e))?;
+        let left = p.maxResearcherBudget.saturating_sub(committed);
+        // The largest next study: what is left, within one study's ceiling.
+        let next = left.min(p.maxStudyBudget);
         data["researcher"] = json!(r);
         data["committedBudget"] = json!(committed);
+        data["left"] = json!(left);
+        data["largestNextStudy"] = json!(next);
         human.push_str(&format!(
-            "\n  {r} has committed {committed} ({}), {} left",
+            "\n  {r} has committed {committed} ({}): {left} ({}) left, a next study of at most \
+             {next} ({})",
             epsilon(committed),
-            p.maxResearcherBudget.saturating_sub(committed)
+            epsilon(left),
+            epsilon(next)
         ));
     }
     out.result("study policy", data, &human);

@@ -82,7 +82,7 @@ fn governance_sets_the_research_policy_and_a_study_outside_it_is_refused() {
     let e = env.fail(3, &args(&register(&env, "20", "1000001")));
     assert!(e.contains("StudyResearcherBudgetExceeded("), "{e}");
     assert!(e.contains("committed: 2000000, budget: 1000001"), "{e}");
-    assert!(e.contains("close a study"), "{e}");
+    assert!(e.contains("register a smaller study"), "{e}");
     let p = env.json(&["study", "policy", "--researcher", &r]);
     assert_eq!(p["committedBudget"], 2_000_000, "{p}");
 

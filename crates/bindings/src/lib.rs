@@ -375,13 +375,13 @@ fn next_step(error: &str) -> Option<&'static str> {
             "the signer's clock ran more than 5 minutes ahead of the chain's: ask the signer to sign it again with a node reachable (--sign-only then dates it by the chain)",
         ),
         "StudyCellSizeBelowFloor" => Some(
-            "governance's research policy sets a larger smallest cell (medrec study policy): register with --min-cell at least the floor",
+            "governance's research policy sets a larger smallest cell (medrec study policy): register with --min-cell at least the floor; at approval, the policy was tightened since registration: the study is closed, or the policy loosened",
         ),
         "StudyBudgetAboveCeiling" => Some(
-            "governance's research policy caps one study's budget (medrec study policy): register with a --budget at most the ceiling",
+            "governance's research policy caps one study's budget (medrec study policy): register with a --budget at most the ceiling; at approval, the policy was tightened since registration: the study is closed, or the policy loosened",
         ),
         "StudyResearcherBudgetExceeded" => Some(
-            "your studies together would pass governance's ceiling per researcher (medrec study policy --researcher YOU): ask for less, or have the operator close a study you no longer need (closing refunds what it did not spend)",
+            "the researcher's studies together would pass governance's ceiling per researcher (medrec study policy --researcher ADDRESS): register a smaller study; an approved study keeps its whole budget committed, and only a study closed before approval gives it back",
         ),
         "StudyInvalidResearchPolicy" => Some(
             "the floor and the study ceiling must be at least 1, and the researcher ceiling at least the study ceiling",

@@ -990,12 +990,21 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
             .collect(),
     );
     out.insert("research_policy", policy.into_iter().collect());
-    // Each researcher's committed budget: a study's budget, or what it spent once closed.
+    // Each researcher's committed budget: the budgets of their studies, except those closed
+    // without ever being approved.
     let mut committed: BTreeMap<Address, (u128, u64)> = BTreeMap::new();
-    for (id, (_, budget, spent, _)) in &studies {
+    for (id, (_, budget, _, _)) in &studies {
         let closed = current[id].0.starts_with("3|");
+        let approved = statuses
+            .rows
+            .iter()
+            .any(|(payload, ..)| payload.starts_with(&format!("{id}|2|")));
         let c = committed.entry(researchers[id]).or_default();
-        c.0 += if closed { *spent } else { u128::from(*budget) };
+        c.0 += if closed && !approved {
+            0
+        } else {
+            u128::from(*budget)
+        };
         c.1 += 1;
     }
     out.insert(

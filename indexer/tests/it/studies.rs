@@ -293,6 +293,9 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     reg.record(&w, s1, "b", 11).await;
     reg.record(&w, s2, "c", 1 << 60).await;
     reg.close(&w, s2).await;
+    // A study closed before approval gives its budget back; the approved s2 keeps all of its
+    // budget committed though closed.
+    reg.close(&w, s3).await;
     // Cancellations of signed consents: a study's and a grant's.
     reg.cancel_signatures(&w, p4, s1).await;
     w.send(
