@@ -33,10 +33,10 @@ pub struct AdversaryArgs {
     /// `patient` column)
     #[arg(long, env = "MEDREC_ADVERSARY_DATABASE_URL")]
     database_url: Option<String>,
-    /// Folder of candidate records (FHIR JSON files, searched recursively) to confirm by their
-    /// hashes
-    #[arg(long)]
-    candidates: Option<PathBuf>,
+    /// Folders of candidate records (FHIR JSON files, searched recursively) to confirm by
+    /// their hashes; comma-separated or repeated
+    #[arg(long, value_delimiter = ',')]
+    candidates: Vec<PathBuf>,
     /// Report what is recovered and exit 0 (today's baseline)
     #[arg(long)]
     report_only: bool,
@@ -287,13 +287,14 @@ pub async fn run(args: &Args, a: &AdversaryArgs) -> Result<()> {
             "nothing tried".into(),
         );
     }
-    match &a.candidates {
-        Some(dir) => guess_contents(dir, &mut f)?,
-        None => f.tried(
+    if a.candidates.is_empty() {
+        f.tried(
             "content by hash guessing",
             "no candidates given (--candidates)".into(),
             "nothing tried".into(),
-        ),
+        );
+    } else {
+        guess_contents(&a.candidates, &mut f)?;
     }
     f.derive_links();
     if a.json {
@@ -342,33 +343,34 @@ const MAX_ID_GUESSES: usize = 5_000_000;
 /// looks the hashes up among the content hashes seen; then recomputes the record id of each
 /// candidate for every patient and holder seen, which confirms a record even where its
 /// content hash is not in the clear.
-fn guess_contents(dir: &Path, f: &mut Findings) -> Result<()> {
+fn guess_contents(dirs: &[PathBuf], f: &mut Findings) -> Result<()> {
     use sha2::{Digest, Sha256};
-    if !dir.is_dir() {
-        return Err(input(format!(
-            "--candidates: {} is not a folder",
-            dir.display()
-        )));
+    let mut files = vec![];
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(input(format!(
+                "--candidates: {} is not a folder",
+                dir.display()
+            )));
+        }
+        files.extend(files_under(dir)?.into_iter().map(|p| (dir, p)));
     }
-    let files = files_under(dir)?;
-    let mut hashes: Vec<(B256, String)> = vec![];
-    for p in &files {
+    let mut hashes: BTreeMap<B256, String> = BTreeMap::new();
+    for (dir, p) in &files {
         let bytes =
             std::fs::read(p).map_err(|e| io(format!("cannot read {}: {e}", p.display())))?;
         let name = p.strip_prefix(dir).unwrap_or(p).display().to_string();
         let trimmed = bytes.trim_ascii_end();
         for b in [&bytes[..], trimmed] {
-            let h = B256::from_slice(&Sha256::digest(b));
-            if !hashes.iter().any(|(x, _)| *x == h) {
-                hashes.push((h, name.clone()));
-            }
+            hashes
+                .entry(B256::from_slice(&Sha256::digest(b)))
+                .or_insert_with(|| name.clone());
         }
     }
-    let by_hash: BTreeMap<B256, &str> = hashes.iter().map(|(h, n)| (*h, n.as_str())).collect();
     let pointers: Vec<SeenPointer> = f.pointers.iter().cloned().collect();
     let mut by_content = 0;
     for p in &pointers {
-        if let Some(name) = p.content_hash.and_then(|h| by_hash.get(&h)) {
+        if let Some(name) = p.content_hash.and_then(|h| hashes.get(&h)) {
             f.add(
                 p.patient,
                 Kind::Content,
@@ -383,7 +385,10 @@ fn guess_contents(dir: &Path, f: &mut Findings) -> Result<()> {
         format!(
             "{} candidate files under {} ({} hashes: as is, and without trailing whitespace), against {} content hashes seen",
             files.len(),
-            dir.display(),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             hashes.len(),
             pointers.iter().filter(|p| p.content_hash.is_some()).count()
         ),
@@ -462,16 +467,26 @@ fn print_text(f: &Findings, show: usize) {
         println!("  - {attack}: read {read}; {found}");
     }
     let patients = f.patients();
+    // The most exposed first: most kinds of fact, then most facts.
+    let mut ranked: Vec<(usize, usize, Address)> = patients
+        .iter()
+        .map(|p| {
+            let mine = f.facts.keys().filter(|(q, _, _)| q == p);
+            let kinds: BTreeSet<Kind> = mine.clone().map(|(_, k, _)| *k).collect();
+            (kinds.len(), mine.count(), *p)
+        })
+        .collect();
+    ranked.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
     println!(
         "\nWhat it recovered, per patient ({} patients{}):",
         patients.len(),
         if patients.len() > show {
-            format!(", the first {show} shown")
+            format!(", the {show} most exposed shown")
         } else {
             String::new()
         }
     );
-    for p in patients.iter().take(show) {
+    for (_, _, p) in ranked.iter().take(show) {
         println!("  {p}");
         for ((_, k, d), s) in f.facts.iter().filter(|((q, _, _), _)| q == p) {
             let sources: Vec<&str> = s.iter().copied().collect();
