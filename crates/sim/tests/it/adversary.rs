@@ -128,9 +128,10 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
     let (r, pr) = who(&rpc);
     let (p, pp) = who(&rpc);
     let (q, pq) = who(&rpc);
-    let guardian = PrivateKeySigner::random().address();
+    let (gk, pg) = who(&rpc);
+    let guardian = gk.address();
     let year = now() + 365 * 86_400;
-    for k in [&a, &b, &r, &p, &q] {
+    for k in [&a, &b, &r, &p, &q, &gk] {
         fund(&g, k.address()).await;
     }
     for (k, role) in [(&a, PROVIDER), (&b, PROVIDER), (&r, RESEARCHER)] {
@@ -157,6 +158,19 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         .mined()
         .await;
     ok(rc, "setGuardian");
+    // The guardian tries to grant outside the mandate: the transaction reverts, and its input
+    // still says what was asked (sent with a gas limit, so that no estimate refuses it first).
+    const MENTAL_HEALTH: u64 = 1 << 10;
+    let rc = consent(&pg)
+        .grant(p.address(), a.address(), MENTAL_HEALTH, TREATMENT, ta, tb)
+        .gas(300_000)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(!rc.status(), "a guardian granted outside the mandate");
     let known = br#"{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"718-7"}]},"valueQuantity":{"value":13.2,"unit":"g/dL"}}"#;
     let other = br#"{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"4548-4"}]},"valueQuantity":{"value":6.1,"unit":"%"}}"#;
     let q_record = br#"{"resourceType":"Observation","status":"final","code":{"text":"Q"}}"#;
@@ -383,7 +397,34 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("expected nothing"), "{err}");
 
-    // Bad input: one line, non-zero.
+    // The reverted grant, from its input alone.
+    assert!(
+        has(
+            &report,
+            p.address(),
+            "grantees",
+            &[&pa_s, "[mental-health]"],
+            &["calldata"]
+        ),
+        "{out}"
+    );
+
+    // Bad input, an unreachable node or database: one line, non-zero.
+    let (code, _, err) = adversary("http://127.0.0.1:9", &deployments, &["--report-only"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (code, _, err) = adversary(
+        &rpc,
+        &deployments,
+        &[
+            "--report-only",
+            "--database-url",
+            "postgres://nobody:x@127.0.0.1:9/none",
+        ],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("indexer database"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let (code, _, err) = adversary(
         &rpc,
         &deployments,
