@@ -38,6 +38,7 @@ pub async fn read(args: &Args, f: &mut Findings) -> Result<()> {
     let p = crate::provider(&args.rpc_url, None)?;
     let d = crate::deployment(args, &p).await?;
     let head = p.get_block_number().await.map_err(chain)?;
+    f.governance = Some(d.admin);
     let contracts: Vec<Address> = [
         d.participant_registry,
         d.consent_registry,
@@ -215,7 +216,7 @@ async fn calldata(
     let wanted: std::sync::Arc<BTreeSet<Address>> =
         std::sync::Arc::new(contracts.iter().copied().collect());
     let p2 = p.clone();
-    let txs = crate::parallel(n, move |i| {
+    let blocks = crate::parallel(n, move |i| {
         let (p, wanted) = (p2.clone(), wanted.clone());
         async move {
             let b = p
@@ -225,21 +226,30 @@ async fn calldata(
                 .map_err(chain)?;
             let Some(b) = b else { return Ok(None) };
             let (number, time) = (b.header.number, b.header.timestamp);
-            let txs: Vec<(u64, u64, Address, Address, Vec<u8>)> = b
-                .transactions
-                .txns()
-                .filter_map(|tx| {
-                    let to = tx.to()?;
-                    wanted
-                        .contains(&to)
-                        .then(|| (number, time, tx.from(), to, tx.input().to_vec()))
-                })
-                .collect();
-            Ok(Some(txs))
+            type Call = (u64, u64, Address, Address, Vec<u8>);
+            let mut calls: Vec<Call> = vec![];
+            let mut transfers: Vec<(Address, Address)> = vec![];
+            for tx in b.transactions.txns() {
+                let Some(to) = tx.to() else { continue };
+                if wanted.contains(&to) {
+                    calls.push((number, time, tx.from(), to, tx.input().to_vec()));
+                } else if !tx.value().is_zero() {
+                    transfers.push((tx.from(), to));
+                }
+            }
+            Ok(Some((calls, transfers)))
         }
     })
     .await?;
-    let txs: Vec<_> = txs.into_iter().flatten().collect();
+    let mut txs = vec![];
+    let mut transfers = 0usize;
+    for (calls, paid) in blocks {
+        txs.extend(calls);
+        transfers += paid.len();
+        for (from, to) in paid {
+            f.paid(from, to);
+        }
+    }
     let before = f.facts.len();
     let mut senders = BTreeSet::new();
     for (block, time, from, to, input) in &txs {
@@ -254,6 +264,7 @@ async fn calldata(
             match CC::abi_decode(input) {
                 Ok(CC::grant(c)) => {
                     patients.insert(c.patient);
+                    f.paid(from, c.patient);
                     let g = grant_detail(
                         c.grantee,
                         c.categories,
@@ -265,6 +276,7 @@ async fn calldata(
                 }
                 Ok(CC::grantBySig(c)) => {
                     patients.insert(c.patient);
+                    f.paid(from, c.patient);
                     let g = grant_detail(
                         c.grantee,
                         c.categories,
@@ -282,6 +294,7 @@ async fn calldata(
                 }
                 Ok(CC::openEmergencyAccess(c)) => {
                     patients.insert(c.patient);
+                    f.paid(from, c.patient);
                     f.add(
                         c.patient,
                         Kind::Emergency,
@@ -303,6 +316,7 @@ async fn calldata(
             };
             for ptr in ps {
                 patients.insert(ptr.patient);
+                f.paid(from, ptr.patient);
                 f.add(
                     ptr.patient,
                     Kind::Category,
@@ -327,6 +341,7 @@ async fn calldata(
             };
             if let Some((patient, study)) = joined {
                 patients.insert(patient);
+                f.paid(from, patient);
                 f.add(
                     patient,
                     Kind::Study,
@@ -340,7 +355,7 @@ async fn calldata(
     f.tried(
         "transaction inputs",
         format!(
-            "{} transactions to the registries in blocks {start}..{head}, reverted ones included (eth_getBlockByNumber with transactions; decoded with the bindings' call types)",
+            "{} transactions to the registries in blocks {start}..{head}, reverted ones included, and {transfers} transfers of ether (eth_getBlockByNumber with transactions; decoded with the bindings' call types)",
             txs.len()
         ),
         format!("{new} facts not in the logs"),

@@ -7,8 +7,10 @@
 //! patient and provider it saw, and, given `--database-url`, every table of the indexer's
 //! database that has a `patient` column (read-only SQL). From those it tries to recover, per
 //! patient: record categories at each holder, grantees with their scope, purpose and period,
-//! guardians, break-glass openings and rules, studies joined, cross-holder links (one patient
-//! known at two holders or more) and, given `--candidates`, a known record's content by hash
+//! guardians, break-glass openings and rules, studies joined, cross-holder links (one account
+//! known at two holders or more, or accounts at different holders whose gas or ether one
+//! payer provides, a relayer for a few accounts being one person or household) and, given
+//! `--candidates`, a known record's content by hash
 //! guessing (SHA-256 of each candidate file, looked up among content hashes, and record ids
 //! recomputed for every patient and holder seen).
 //!
@@ -132,6 +134,11 @@ pub struct Findings {
     pub pointers: BTreeSet<SeenPointer>,
     /// Providers (credentialed accounts of the provider role, and every grantee seen).
     pub providers: BTreeSet<Address>,
+    /// Who paid for whom: an account that sent a transaction acting for another (a relayed
+    /// grant or opt-in) or sent it ether, and those accounts.
+    pub paid_by: BTreeMap<Address, BTreeSet<Address>>,
+    /// The deployment's governance account (a relayer for everyone, which links nobody).
+    pub governance: Option<Address>,
     /// Studies seen, with their categories.
     pub studies: BTreeMap<u64, u64>,
     /// What was tried, in order: (attack, what it read, what it found).
@@ -145,6 +152,13 @@ impl Findings {
             .entry((patient, kind, detail))
             .or_default()
             .insert(source);
+    }
+
+    /// Notes that `payer` paid the gas of (or sent ether to) `account`.
+    pub fn paid(&mut self, payer: Address, account: Address) {
+        if payer != account {
+            self.paid_by.entry(payer).or_default().insert(account);
+        }
     }
 
     /// Notes an attack: what it read and what came of it.
@@ -200,11 +214,11 @@ impl Findings {
             }
         }
         let mut n = 0;
-        for (patient, holders) in at {
+        for (patient, holders) in &at {
             if holders.len() >= 2 {
                 let list: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
                 self.add(
-                    patient,
+                    *patient,
                     Kind::Link,
                     format!("known at {}", list.join(" and ")),
                     DERIVED,
@@ -213,13 +227,70 @@ impl Findings {
             }
         }
         self.tried(
-            "cross-holder links",
+            "cross-holder links: one account",
             "holders, grantees and break-glass providers of each patient, from every fact above"
                 .into(),
             format!("{n} patients known at two holders or more"),
         );
+        // Accounts whose gas one payer funds are one person (or one household): unless the
+        // payer is a public relayer, which pays for many, or a provider or governance.
+        let mut links = 0;
+        let payers: Vec<(Address, BTreeSet<Address>)> = self
+            .paid_by
+            .iter()
+            .filter(|(payer, _)| {
+                !self.providers.contains(*payer) && Some(**payer) != self.governance
+            })
+            .map(|(payer, paid)| {
+                let paid: BTreeSet<Address> = paid
+                    .iter()
+                    .filter(|a| at.contains_key(*a))
+                    .copied()
+                    .collect();
+                (*payer, paid)
+            })
+            .filter(|(_, paid)| (2..=MAX_HOUSEHOLD).contains(&paid.len()))
+            .collect();
+        for (payer, paid) in &payers {
+            let holders: BTreeSet<Address> =
+                paid.iter().flat_map(|a| at[a].iter().copied()).collect();
+            if holders.len() < 2 {
+                continue;
+            }
+            for a in paid {
+                let others: Vec<String> = paid
+                    .iter()
+                    .filter(|o| *o != a)
+                    .map(|o| o.to_string())
+                    .collect();
+                let list: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+                self.add(
+                    *a,
+                    Kind::Link,
+                    format!(
+                        "same payer {payer} as {}: known at {}",
+                        others.join(", "),
+                        list.join(" and ")
+                    ),
+                    DERIVED,
+                );
+                links += 1;
+            }
+        }
+        self.tried(
+            "cross-holder links: who pays the gas",
+            format!(
+                "{} accounts that relayed a patient's transaction or sent one ether, less providers, governance and relayers for over {MAX_HOUSEHOLD}",
+                self.paid_by.len()
+            ),
+            format!("{links} patients linked to another at a different holder"),
+        );
     }
 }
+
+/// Most patient accounts one payer funds and is still taken for one person or household;
+/// a payer for more is a public relayer, which links nobody.
+const MAX_HOUSEHOLD: usize = 5;
 
 /// The first `0x` + 40 hex digits in `s`.
 fn first_address(s: &str) -> Option<Address> {

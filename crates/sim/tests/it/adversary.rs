@@ -153,6 +153,37 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
             .await;
         ok(rc, "grant");
     }
+    // A household: one account sends ether to two patients, each of whom grants a different
+    // hospital from their own account; the payer links them.
+    let (fk, pf) = who(&rpc);
+    fund(&g, fk.address()).await;
+    let (u, pu) = who(&rpc);
+    let (v, pv) = who(&rpc);
+    for to in [u.address(), v.address()] {
+        use alloy::network::TransactionBuilder;
+        use alloy::providers::Provider;
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .with_to(to)
+            .with_value(U256::from(10u128.pow(18)));
+        let rc = pf
+            .send_transaction(tx)
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        ok(rc, "transfer");
+    }
+    for (pw, patient, grantee) in [
+        (&pu, u.address(), a.address()),
+        (&pv, v.address(), b.address()),
+    ] {
+        let rc = consent(pw)
+            .grant(patient, grantee, LABS, TREATMENT, ta, tb)
+            .mined()
+            .await;
+        ok(rc, "grant");
+    }
     let rc = consent(&pp)
         .setGuardian(guardian, LABS | IMMUNIZATIONS, ta, tb)
         .mined()
@@ -383,7 +414,29 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         "{out}"
     );
     assert!(!out.contains("unrelated.json"), "{out}");
-    assert_eq!(report["patients"], 2, "{out}");
+    // The household: linked through the account that paid for both.
+    let f_s = fk.address().to_string();
+    assert!(
+        has(
+            &report,
+            u.address(),
+            "cross-holder links",
+            &["same payer", &f_s, &v.address().to_string(), &pa_s, &pb_s],
+            &["derived"]
+        ),
+        "{out}"
+    );
+    assert!(
+        has(
+            &report,
+            v.address(),
+            "cross-holder links",
+            &["same payer", &f_s],
+            &["derived"]
+        ),
+        "{out}"
+    );
+    assert_eq!(report["patients"], 4, "{out}");
 
     // Text, and --expect-nothing fails with one line naming what was recovered.
     let (code, out, err) = adversary(&rpc, &deployments, &["--report-only"]);
