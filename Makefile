@@ -134,6 +134,10 @@ demo-smoke: node_modules/.installed ## The demo on 20 patients on its own ports 
 	if [ $$rc -ne 0 ]; then tail -40 target/demo-smoke.log; echo "demo-smoke: FAILED"; \
 	else echo "demo-smoke: the whole story ran"; fi; exit $$rc
 
+.PHONY: adversary
+adversary: node_modules/.installed ## demo-smoke, then what an adversary recovers from its chain and indexer database (report only)
+	@ADVERSARY=1 $(MAKE) -s demo-smoke && awk '/^== Adversary/{p=1} /^== Figures/{p=0} p' target/demo-smoke.log
+
 .PHONY: stop
 stop: ## Stop what `make demo` left running
 	script/demo.sh stop

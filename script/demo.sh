@@ -389,6 +389,12 @@ print(n)' "$state/reindex.log")
 as_postgres env PGOPTIONS=--client-min-messages=warning psql -qc "DROP DATABASE IF EXISTS ${db}_reindex WITH (FORCE)" >/dev/null
 echo "$reindex_events events in $reindex_ms ms (debug build; make bench-indexer measures a release build on 200,000 events)"
 
+if [[ -n ${ADVERSARY:-} ]]; then # opt-in: ADVERSARY=1 (make adversary); issue 16's baseline
+  step "Adversary: what the whole chain and the indexer's database tell about each patient"
+  sim adversary --report-only --database-url "$db_url" --candidates "$state/records,$pop/records" \
+    --show-patients 5 || die "the adversary tool failed"
+fi
+
 step "Figures of this run"
 {
   echo "indexing=$reindex_events events re-read from the chain in $reindex_ms ms, $((reindex_events * 1000 / (reindex_ms > 0 ? reindex_ms : 1))) events/s (debug build)"

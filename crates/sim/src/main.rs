@@ -7,6 +7,8 @@
 // A console program: what it prints is its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod adversary;
+
 use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256, aliases::U40, keccak256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -63,6 +65,9 @@ enum Cmd {
     OptIn(OptInArgs),
     /// Print the figures of the run: population, chain, indexer, and the steps' timings
     Summary(SummaryArgs),
+    /// Read the whole chain (and the indexer's database) as an adversary and print what it
+    /// recovers about each patient
+    Adversary(adversary::AdversaryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,6 +167,7 @@ async fn run(args: Args) -> Result<()> {
         Cmd::Population(a) => population(&args, a).await,
         Cmd::OptIn(a) => opt_in(&args, a).await,
         Cmd::Summary(a) => summary(&args, a).await,
+        Cmd::Adversary(a) => adversary::run(&args, a).await,
     }
 }
 

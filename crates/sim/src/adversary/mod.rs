@@ -1,0 +1,593 @@
+//! `medrec-sim adversary`: what a consortium member, node operator or indexer operator learns
+//! about each patient from the whole chain and the indexer's database (issue 16).
+//!
+//! It reads every log of the deployment's four registries (`eth_getLogs`), the input of every
+//! transaction sent to them (each block's transactions, reverted ones included: a refused
+//! call discloses as much as one that passed), the registries' public views for every pair of
+//! patient and provider it saw, and, given `--database-url`, every table of the indexer's
+//! database that has a `patient` column (read-only SQL). From those it tries to recover, per
+//! patient: record categories at each holder, grantees with their scope, purpose and period,
+//! guardians, break-glass openings and rules, studies joined, cross-holder links (one account
+//! known at two holders or more, or accounts at different holders whose gas or ether one
+//! payer provides, a relayer for a few accounts being one person or household) and, given
+//! `--candidates`, a known record's content by hash
+//! guessing (SHA-256 of each candidate file, looked up among content hashes, and record ids
+//! recomputed for every patient and holder seen).
+//!
+//! Today it recovers nearly everything: that is the baseline (`--report-only`, exit 0). Once
+//! the privacy design of issue 16 is in, `--expect-nothing` fails (exit 1) when anything is
+//! recovered; that is the check CI is meant to run then.
+
+mod chain;
+mod indexer_db;
+
+use crate::{Args, Fail, Result, input, io};
+use alloy::primitives::{Address, B256};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What the adversary reads and how it judges the outcome.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["report_only", "expect_nothing"])))]
+pub struct AdversaryArgs {
+    /// The indexer's PostgreSQL database, read with read-only SQL (every table with a
+    /// `patient` column)
+    #[arg(long, env = "MEDREC_ADVERSARY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Folders of candidate records (FHIR JSON files, searched recursively) to confirm by
+    /// their hashes; comma-separated or repeated
+    #[arg(long, value_delimiter = ',')]
+    candidates: Vec<PathBuf>,
+    /// Report what is recovered and exit 0 (today's baseline)
+    #[arg(long)]
+    report_only: bool,
+    /// Exit 1 when anything at all is recovered (what CI runs once issue 16 lands)
+    #[arg(long)]
+    expect_nothing: bool,
+    /// Print the report as one JSON document instead of text
+    #[arg(long)]
+    json: bool,
+    /// Patients listed one by one in the text report, at most (the summary counts them all)
+    #[arg(long, default_value_t = 20)]
+    show_patients: usize,
+}
+
+/// The kinds of fact the adversary tries to recover about a patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A record of a category at a holder.
+    Category,
+    /// A grantee, with the grant's categories, purpose and period.
+    Grantee,
+    /// A guardian, with their scope and period.
+    Guardian,
+    /// A break-glass opening (provider and block) or the patient's break-glass rule.
+    Emergency,
+    /// A study the patient joined.
+    Study,
+    /// The same patient known at two holders or more.
+    Link,
+    /// A record's content, confirmed by hashing a candidate file.
+    Content,
+}
+
+impl Kind {
+    const ALL: [Kind; 7] = [
+        Kind::Category,
+        Kind::Grantee,
+        Kind::Guardian,
+        Kind::Emergency,
+        Kind::Study,
+        Kind::Link,
+        Kind::Content,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Category => "categories",
+            Kind::Grantee => "grantees",
+            Kind::Guardian => "guardians",
+            Kind::Emergency => "emergencies",
+            Kind::Study => "studies",
+            Kind::Link => "cross-holder links",
+            Kind::Content => "contents by hash",
+        }
+    }
+}
+
+/// Where a fact was read.
+pub type Source = &'static str;
+/// Read from a registry's event logs.
+pub const LOGS: Source = "logs";
+/// Decoded from a transaction's input.
+pub const CALLDATA: Source = "calldata";
+/// Answered by a registry's view function.
+pub const VIEWS: Source = "views";
+/// Read from the indexer's database.
+pub const INDEXER_DB: Source = "indexer db";
+/// Derived from other facts.
+pub const DERIVED: Source = "derived";
+/// Confirmed by hashing a candidate file.
+pub const HASH_GUESS: Source = "hash guess";
+
+/// A pointer as the adversary saw it: enough to confirm a guessed record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeenPointer {
+    /// The record id.
+    pub record_id: B256,
+    /// Whose record it is.
+    pub patient: Address,
+    /// Who holds it.
+    pub holder: Address,
+    /// Its category.
+    pub category: u8,
+    /// Its SHA-256, when it was in the clear.
+    pub content_hash: Option<B256>,
+}
+
+/// Everything recovered: facts per patient, with the sources that gave each.
+#[derive(Debug, Default)]
+pub struct Findings {
+    facts: BTreeMap<(Address, Kind, String), BTreeSet<Source>>,
+    /// Pointers seen (for hash guessing).
+    pub pointers: BTreeSet<SeenPointer>,
+    /// Providers (credentialed accounts of the provider role, and every grantee seen).
+    pub providers: BTreeSet<Address>,
+    /// Who paid for whom: an account that sent a transaction acting for another (a relayed
+    /// grant or opt-in) or sent it ether, and those accounts.
+    pub paid_by: BTreeMap<Address, BTreeSet<Address>>,
+    /// The deployment's governance account (a relayer for everyone, which links nobody).
+    pub governance: Option<Address>,
+    /// Studies seen, with their categories.
+    pub studies: BTreeMap<u64, u64>,
+    /// What was tried, in order: (attack, what it read, what it found).
+    pub tried: Vec<(String, String, String)>,
+}
+
+impl Findings {
+    /// Records `detail` of `kind` about `patient`, read from `source`.
+    pub fn add(&mut self, patient: Address, kind: Kind, detail: String, source: Source) {
+        self.facts
+            .entry((patient, kind, detail))
+            .or_default()
+            .insert(source);
+    }
+
+    /// Notes that `payer` paid the gas of (or sent ether to) `account`.
+    pub fn paid(&mut self, payer: Address, account: Address) {
+        if payer != account {
+            self.paid_by.entry(payer).or_default().insert(account);
+        }
+    }
+
+    /// Notes an attack: what it read and what came of it.
+    pub fn tried(&mut self, attack: &str, read: String, found: String) {
+        self.tried.push((attack.to_string(), read, found));
+    }
+
+    /// Facts of `kind`, counted.
+    fn count(&self, kind: Kind) -> usize {
+        self.facts.keys().filter(|(_, k, _)| *k == kind).count()
+    }
+
+    /// Patients any fact is about.
+    fn patients(&self) -> BTreeSet<Address> {
+        self.facts.keys().map(|(p, _, _)| *p).collect()
+    }
+
+    /// Patients about whom a fact of `kind` is known.
+    fn patients_with(&self, kind: Kind) -> BTreeSet<Address> {
+        self.facts
+            .keys()
+            .filter(|(_, k, _)| *k == kind)
+            .map(|(p, _, _)| *p)
+            .collect()
+    }
+
+    /// Every fact, for the JSON report.
+    fn facts_json(&self) -> Value {
+        let mut by: BTreeMap<Address, Vec<Value>> = BTreeMap::new();
+        for ((p, k, d), s) in &self.facts {
+            by.entry(*p)
+                .or_default()
+                .push(json!({"kind": k.name(), "detail": d, "sources": s}));
+        }
+        json!(
+            by.into_iter()
+                .map(|(p, f)| json!({"patient": p, "facts": f}))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// Links: a patient related to two holders or more (records held, grants, break-glass).
+    fn derive_links(&mut self) {
+        let mut at: BTreeMap<Address, BTreeSet<Address>> = BTreeMap::new();
+        for p in &self.pointers {
+            at.entry(p.patient).or_default().insert(p.holder);
+        }
+        for (patient, kind, detail) in self.facts.keys() {
+            if matches!(kind, Kind::Grantee | Kind::Emergency | Kind::Category)
+                && let Some(a) = first_address(detail)
+            {
+                at.entry(*patient).or_default().insert(a);
+            }
+        }
+        let mut n = 0;
+        for (patient, holders) in &at {
+            if holders.len() >= 2 {
+                let list: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+                self.add(
+                    *patient,
+                    Kind::Link,
+                    format!("known at {}", list.join(" and ")),
+                    DERIVED,
+                );
+                n += 1;
+            }
+        }
+        self.tried(
+            "cross-holder links: one account",
+            "holders, grantees and break-glass providers of each patient, from every fact above"
+                .into(),
+            format!("{n} patients known at two holders or more"),
+        );
+        // Accounts whose gas one payer funds are one person (or one household): unless the
+        // payer is a public relayer, which pays for many, or a provider or governance.
+        let mut links = 0;
+        let payers: Vec<(Address, BTreeSet<Address>)> = self
+            .paid_by
+            .iter()
+            .filter(|(payer, _)| {
+                !self.providers.contains(*payer) && Some(**payer) != self.governance
+            })
+            .map(|(payer, paid)| {
+                let paid: BTreeSet<Address> = paid
+                    .iter()
+                    .filter(|a| at.contains_key(*a))
+                    .copied()
+                    .collect();
+                (*payer, paid)
+            })
+            .filter(|(_, paid)| (2..=MAX_HOUSEHOLD).contains(&paid.len()))
+            .collect();
+        for (payer, paid) in &payers {
+            let holders: BTreeSet<Address> =
+                paid.iter().flat_map(|a| at[a].iter().copied()).collect();
+            if holders.len() < 2 {
+                continue;
+            }
+            for a in paid {
+                let others: Vec<String> = paid
+                    .iter()
+                    .filter(|o| *o != a)
+                    .map(|o| o.to_string())
+                    .collect();
+                let list: Vec<String> = holders.iter().map(|h| h.to_string()).collect();
+                self.add(
+                    *a,
+                    Kind::Link,
+                    format!(
+                        "same payer {payer} as {}: known at {}",
+                        others.join(", "),
+                        list.join(" and ")
+                    ),
+                    DERIVED,
+                );
+                links += 1;
+            }
+        }
+        self.tried(
+            "cross-holder links: who pays the gas",
+            format!(
+                "{} accounts that relayed a patient's transaction or sent one ether, less providers, governance and relayers for over {MAX_HOUSEHOLD}",
+                self.paid_by.len()
+            ),
+            format!("{links} patients linked to another at a different holder"),
+        );
+    }
+}
+
+/// Most patient accounts one payer funds and is still taken for one person or household;
+/// a payer for more is a public relayer, which links nobody.
+const MAX_HOUSEHOLD: usize = 5;
+
+/// The first `0x` + 40 hex digits in `s`.
+fn first_address(s: &str) -> Option<Address> {
+    s.match_indices("0x")
+        .find_map(|(i, _)| s.get(i..i + 42).and_then(|a| a.parse().ok()))
+}
+
+/// A grant's facts, worded once so that every source gives the same string.
+pub fn grant_detail(
+    grantee: Address,
+    categories: u64,
+    purpose: u8,
+    from: u64,
+    until: u64,
+) -> String {
+    format!(
+        "{grantee}: [{}] for {}, from {from} until {until}",
+        medrec_bindings::category_names(categories).join(", "),
+        medrec_bindings::purpose_name(purpose)
+    )
+}
+
+/// A guardian's mandate, worded once.
+pub fn guardian_detail(guardian: Address, scope: u64, from: u64, until: u64) -> String {
+    format!(
+        "{guardian} over [{}], from {from} until {until}",
+        medrec_bindings::category_names(scope).join(", ")
+    )
+}
+
+/// A record category at a holder, worded once.
+pub fn category_detail(holder: Address, category: u8) -> String {
+    format!("{} at {holder}", medrec_bindings::category_name(category))
+}
+
+/// A break-glass opening, worded once.
+pub fn emergency_detail(provider: Address, block: u64) -> String {
+    format!("break-glass by {provider} in block {block}")
+}
+
+/// A break-glass rule, worded once.
+pub fn rule_detail(excluded: u64) -> String {
+    format!(
+        "break-glass rule excludes [{}]",
+        medrec_bindings::category_names(excluded).join(", ")
+    )
+}
+
+/// A study, worded once.
+pub fn study_detail(study: u64) -> String {
+    format!("study {study}")
+}
+
+/// Runs the adversary: reads everything, prints the report; with `--expect-nothing`, fails
+/// when anything was recovered.
+pub async fn run(args: &Args, a: &AdversaryArgs) -> Result<()> {
+    let mut f = Findings::default();
+    chain::read(args, &mut f).await?;
+    if let Some(url) = &a.database_url {
+        indexer_db::read(url, &mut f).await?;
+    } else {
+        f.tried(
+            "indexer database",
+            "not given (--database-url)".into(),
+            "nothing tried".into(),
+        );
+    }
+    if a.candidates.is_empty() {
+        f.tried(
+            "content by hash guessing",
+            "no candidates given (--candidates)".into(),
+            "nothing tried".into(),
+        );
+    } else {
+        guess_contents(&a.candidates, &mut f)?;
+    }
+    f.derive_links();
+    if a.json {
+        print_json(&f);
+    } else {
+        print_text(&f, a.show_patients);
+    }
+    let n = f.facts.len();
+    if a.expect_nothing && n > 0 {
+        return Err(Fail(
+            1,
+            format!(
+                "adversary: recovered {n} facts about {} patients (expected nothing)",
+                f.patients().len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Files under `dir`, recursively, in a fixed order.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| io(format!("cannot read {}: {e}", d.display())))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Most record-id guesses tried (candidates x patients x holders): beyond it the id guess is
+/// skipped and said so (the content-hash lookup still runs).
+const MAX_ID_GUESSES: usize = 5_000_000;
+
+/// Hashes each candidate as it is and without trailing whitespace (an editor's newline), and
+/// looks the hashes up among the content hashes seen; then recomputes the record id of each
+/// candidate for every patient and holder seen, which confirms a record even where its
+/// content hash is not in the clear.
+fn guess_contents(dirs: &[PathBuf], f: &mut Findings) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let mut files = vec![];
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(input(format!(
+                "--candidates: {} is not a folder",
+                dir.display()
+            )));
+        }
+        files.extend(files_under(dir)?.into_iter().map(|p| (dir, p)));
+    }
+    let mut hashes: BTreeMap<B256, String> = BTreeMap::new();
+    for (dir, p) in &files {
+        let bytes =
+            std::fs::read(p).map_err(|e| io(format!("cannot read {}: {e}", p.display())))?;
+        let name = p.strip_prefix(dir).unwrap_or(p).display().to_string();
+        let trimmed = bytes.trim_ascii_end();
+        for b in [&bytes[..], trimmed] {
+            hashes
+                .entry(B256::from_slice(&Sha256::digest(b)))
+                .or_insert_with(|| name.clone());
+        }
+    }
+    let pointers: Vec<SeenPointer> = f.pointers.iter().cloned().collect();
+    let mut by_content = 0;
+    for p in &pointers {
+        if let Some(name) = p.content_hash.and_then(|h| hashes.get(&h)) {
+            f.add(
+                p.patient,
+                Kind::Content,
+                content_detail(p, name),
+                HASH_GUESS,
+            );
+            by_content += 1;
+        }
+    }
+    f.tried(
+        "content by hash guessing: SHA-256",
+        format!(
+            "{} candidate files under {} ({} hashes: as is, and without trailing whitespace), against {} content hashes seen",
+            files.len(),
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hashes.len(),
+            pointers.iter().filter(|p| p.content_hash.is_some()).count()
+        ),
+        format!("{by_content} records' contents confirmed"),
+    );
+    // keccak256(holder, patient, SHA-256) for every patient and holder seen.
+    let ids: BTreeMap<B256, &SeenPointer> = pointers.iter().map(|p| (p.record_id, p)).collect();
+    let patients: BTreeSet<Address> = pointers.iter().map(|p| p.patient).collect();
+    let holders: BTreeSet<Address> = pointers.iter().map(|p| p.holder).collect();
+    let guesses = hashes.len() * patients.len() * holders.len();
+    if guesses > MAX_ID_GUESSES {
+        f.tried(
+            "content by hash guessing: record ids",
+            format!("{guesses} guesses, over the {MAX_ID_GUESSES} this tool tries"),
+            "skipped".into(),
+        );
+        return Ok(());
+    }
+    let mut by_id = 0;
+    for (h, name) in &hashes {
+        for patient in &patients {
+            for holder in &holders {
+                let id = medrec_protocol::records::record_id(*holder, *patient, *h);
+                if let Some(p) = ids.get(&id) {
+                    f.add(
+                        p.patient,
+                        Kind::Content,
+                        content_detail(p, name),
+                        HASH_GUESS,
+                    );
+                    by_id += 1;
+                }
+            }
+        }
+    }
+    f.tried(
+        "content by hash guessing: record ids",
+        format!(
+            "keccak256(holder, patient, SHA-256) of each candidate for {} patients and {} holders ({guesses} guesses), against {} record ids seen",
+            patients.len(),
+            holders.len(),
+            ids.len()
+        ),
+        format!("{by_id} records' contents confirmed"),
+    );
+    Ok(())
+}
+
+fn content_detail(p: &SeenPointer, name: &str) -> String {
+    format!(
+        "record {} ({} at {}) is {name}",
+        p.record_id,
+        medrec_bindings::category_name(p.category),
+        p.holder
+    )
+}
+
+fn print_json(f: &Findings) {
+    let summary: Vec<Value> = Kind::ALL
+        .iter()
+        .map(|k| json!({"kind": k.name(), "facts": f.count(*k), "patients": f.patients_with(*k).len()}))
+        .collect();
+    let tried: Vec<Value> = f
+        .tried
+        .iter()
+        .map(|(a, r, o)| json!({"attack": a, "read": r, "found": o}))
+        .collect();
+    let doc = json!({"version": 1, "recovered": f.facts.len(), "patients": f.patients().len(),
+        "tried": tried, "summary": summary, "facts": f.facts_json()});
+    println!("{doc}");
+}
+
+fn print_text(f: &Findings, show: usize) {
+    println!("What the adversary tried:");
+    for (attack, read, found) in &f.tried {
+        println!("  - {attack}: read {read}; {found}");
+    }
+    let patients = f.patients();
+    // The most exposed first: most kinds of fact, then most facts.
+    let mut ranked: Vec<(usize, usize, Address)> = patients
+        .iter()
+        .map(|p| {
+            let mine = f.facts.keys().filter(|(q, _, _)| q == p);
+            let kinds: BTreeSet<Kind> = mine.clone().map(|(_, k, _)| *k).collect();
+            (kinds.len(), mine.count(), *p)
+        })
+        .collect();
+    ranked.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
+    println!(
+        "\nWhat it recovered, per patient ({} patients{}):",
+        patients.len(),
+        if patients.len() > show {
+            format!(", the {show} most exposed shown")
+        } else {
+            String::new()
+        }
+    );
+    for (_, _, p) in ranked.iter().take(show) {
+        println!("  {p}");
+        for ((_, k, d), s) in f.facts.iter().filter(|((q, _, _), _)| q == p) {
+            let sources: Vec<&str> = s.iter().copied().collect();
+            println!("    {:<18} {d}   ({})", k.name(), sources.join(", "));
+        }
+    }
+    println!("\nSummary:");
+    println!(
+        "  {:<20} {:>8} {:>9}  sources",
+        "recovered", "facts", "patients"
+    );
+    for k in Kind::ALL {
+        let sources: BTreeSet<Source> = f
+            .facts
+            .iter()
+            .filter(|((_, kk, _), _)| *kk == k)
+            .flat_map(|(_, s)| s.iter().copied())
+            .collect();
+        println!(
+            "  {:<20} {:>8} {:>9}  {}",
+            k.name(),
+            f.count(k),
+            f.patients_with(k).len(),
+            sources.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!(
+        "  {:<20} {:>8} {:>9}",
+        "in all",
+        f.facts.len(),
+        patients.len()
+    );
+}
