@@ -324,6 +324,13 @@ step "Patient: what happened to my records (from the indexer, waiting for block 
 medrec -a patient timeline --min-block "$last"
 medrec -a patient records --min-block "$last"
 medrec -a patient grants --min-block "$last"
+# The indexer answers them only to the patient and a guardian they named (signed requests):
+# the guardian reads the minor's timeline; hospital B, an outsider to it, is refused.
+medrec -a guardian timeline --patient "$M" --min-block "$last"
+if "$medrec_bin" -a hospital-b timeline --patient "$P" >/dev/null 2>"$state/refused.txt"; then
+  die "hospital B read the patient's timeline from the indexer"
+fi
+printf '$ medrec -a hospital-b timeline --patient %s\n%s\n' "$P" "$(cat "$state/refused.txt")"
 
 step "Patient: hospital A's access log of my records, checked against its on-chain anchor"
 sleep 3
