@@ -241,6 +241,11 @@ mod tests {
             IndexerRequest::eip712_encode_type(),
             "IndexerRequest(address requester,bytes32 requestHash,uint256 nonce,uint64 issuedAt,uint64 expiresAt)"
         );
+        // The type hash docs/protocol.md gives.
+        assert_eq!(
+            keccak256(IndexerRequest::eip712_encode_type().as_bytes()).to_string(),
+            "0x5328d183c0637a0eebe89149d5d5179f2c2c125342e43dbe7308614aa3b73e1b"
+        );
         let text = r#"{"request":{"requester":"0x1111111111111111111111111111111111111111","requestHash":"0x2222222222222222222222222222222222222222222222222222222222222222","nonce":"0x2a","issuedAt":10,"expiresAt":70},"signature":"0x00"}"#;
         let signed: Signed<IndexerRequest> = serde_json::from_str(text).unwrap();
         assert_eq!(header_value(&signed), text);
