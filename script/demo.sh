@@ -416,7 +416,8 @@ Keep exploring with the same settings:
   export MEDREC_INDEXER_URL=$indexer_url
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
-  target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
+  target/debug/medrec -a patient timeline      # the indexer answers the patient (or a live guardian) only
+  target/debug/medrec -a hospital-a patients    # and a grantee its own list
   target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --epsilon 1 --holders $A,$B
 The simulated patients are listed in $pop/patients.json (their records in $pop/records).
 Stop it with: $stop_cmd
