@@ -82,6 +82,13 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
     w.set_guardian(p1, brief_guardian, LABS, brief_until).await;
     let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
     wait_indexed(&w, &db, &mut idx).await;
+    // A nonce long expired (as a restarted indexer finds them): pruned by the first request.
+    sqlx::query("INSERT INTO api_request_nonces (key, expires_at) VALUES ($1, $2)")
+        .bind(vec![7u8; 32])
+        .bind(now_secs() as i64 - 600)
+        .execute(&db.pool)
+        .await
+        .unwrap();
 
     // The patient's own routes: the patient and both guardians (live now).
     for route in ["timeline", "grants", "pointers", "studies"] {
@@ -141,6 +148,7 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
         .await
         .unwrap();
     assert!(keys.len() > 20, "{}", keys.len());
+    assert!(!keys.contains(&vec![7u8; 32]), "an expired nonce is pruned");
     for who in [p1, h1, h2, guardian, brief_guardian, stranger] {
         assert!(
             keys.iter()
