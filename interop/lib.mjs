@@ -99,6 +99,52 @@ export const GATEKEEPER_TYPES = {
   ],
 };
 
+/** The indexer's signed request (domain medrec.Indexer, verifying contract the consent
+ * registry): what its per-patient and per-grantee routes require, in the x-medrec-request
+ * header. */
+export const INDEXER_TYPES = {
+  IndexerRequest: [
+    { name: "requester", type: "address" },
+    { name: "requestHash", type: "bytes32" },
+    { name: "nonce", type: "uint256" },
+    { name: "issuedAt", type: "uint64" },
+    { name: "expiresAt", type: "uint64" },
+  ],
+};
+
+/** The x-medrec-request header of a GET of `target` (path and query, exactly as sent) by
+ * `account` (a viem local account) for the deployment at `consentRegistry` on `chainId`:
+ * keccak256("GET " + target) signed with signTypedData, valid 60 s, as JSON. `overrides`
+ * replaces fields of the message (tests of refusals). */
+export async function indexerHeader(account, chainId, consentRegistry, target, overrides = {}) {
+  const now = BigInt(seconds());
+  const message = {
+    requester: account.address,
+    requestHash: keccak256(toHex(`GET ${target}`)),
+    nonce: randomNonce(),
+    issuedAt: now,
+    expiresAt: now + 60n,
+    ...overrides,
+  };
+  const domain = { name: "medrec.Indexer", version: "1", chainId, verifyingContract: consentRegistry };
+  const signature = await account.signTypedData({
+    domain,
+    types: INDEXER_TYPES,
+    primaryType: "IndexerRequest",
+    message,
+  });
+  return JSON.stringify({
+    request: {
+      requester: message.requester,
+      requestHash: message.requestHash,
+      nonce: `0x${message.nonce.toString(16)}`,
+      issuedAt: Number(message.issuedAt),
+      expiresAt: Number(message.expiresAt),
+    },
+    signature,
+  });
+}
+
 /** A random 256-bit nonce, for gatekeeper messages. */
 export const randomNonce = () => BigInt(toHex(randomBytes(32)));
 

@@ -324,6 +324,13 @@ step "Patient: what happened to my records (from the indexer, waiting for block 
 medrec -a patient timeline --min-block "$last"
 medrec -a patient records --min-block "$last"
 medrec -a patient grants --min-block "$last"
+# The indexer answers them only to the patient and a guardian they named (signed requests):
+# the guardian reads the minor's timeline; hospital B, an outsider to it, is refused.
+medrec -a guardian timeline --patient "$M" --min-block "$last"
+if "$medrec_bin" -a hospital-b timeline --patient "$P" >/dev/null 2>"$state/refused.txt"; then
+  die "hospital B read the patient's timeline from the indexer"
+fi
+printf '$ medrec -a hospital-b timeline --patient %s\n%s\n' "$P" "$(cat "$state/refused.txt")"
 
 step "Patient: hospital A's access log of my records, checked against its on-chain anchor"
 sleep 3
@@ -415,7 +422,8 @@ Keep exploring with the same settings:
   export MEDREC_INDEXER_URL=$indexer_url
   target/debug/medrec --help
   target/debug/medrec -a patient grant $A --categories labs --for 30d
-  target/debug/medrec records --patient $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["address"])' "$pop/patients.json")
+  target/debug/medrec -a patient timeline      # the indexer answers the patient (or a live guardian) only
+  target/debug/medrec -a hospital-a patients    # and a grantee its own list
   target/debug/medrec -a researcher study query $S --condition I10 --system icd10-cm --epsilon 1 --holders $A,$B
 The simulated patients are listed in $pop/patients.json (their records in $pop/records).
 Stop it with: $stop_cmd

@@ -1,6 +1,15 @@
 //! The read API (JSON over HTTP). Every answer says the block it reflects; `?min_block=N`
 //! waits (up to 10 s) until block N is indexed, for read-your-writes after a transaction.
+//!
+//! Who may ask ([`crate::auth`], a signed request each): `/v1/patients/{p}/...` the patient
+//! `p` or a guardian they named, live now; `/v1/grantees/{g}/patients` the grantee `g`;
+//! `/v1/access` the patient, their live guardian, or the grantee asking about itself;
+//! `/v1/pointers/{id}` the pointer's patient, their live guardian, its holder, or a grantee
+//! that may read its category of that patient now (an unknown record is refused alike, so
+//! that a refusal does not tell whether it exists). Public: `/health`, `/metrics`, the
+//! studies, the research policy and holders' access-log anchors.
 
+use crate::auth::{self, Auth, Requester};
 use crate::metrics::Metrics;
 use alloy::primitives::{Address, B256};
 use axum::extract::{Path, Query, State};
@@ -33,6 +42,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The node, for the time of a block whose hash is no longer stored.
     pub node: medrec_chain::Rpc,
+    /// How signed requests are checked.
+    pub auth: Arc<Auth>,
 }
 
 /// The routes.
@@ -62,7 +73,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -241,11 +252,13 @@ enum Side {
 
 async fn patient_grants(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(p): Path<String>,
     Query(w): Query<Wait>,
 ) -> ApiResult<PatientGrants> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
+    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let grants = grants_of(&mut tx, Side::Patient, patient, now)
         .await?
         .into_iter()
@@ -260,10 +273,14 @@ async fn patient_grants(
 
 async fn grantee_patients(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(g): Path<String>,
     Query(w): Query<Wait>,
 ) -> ApiResult<GranteePatients> {
     let grantee = address(&g, "grantee")?;
+    if who != grantee {
+        return Err(auth::not_yours("the grantee itself"));
+    }
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let patients = grants_of(&mut tx, Side::Grantee, grantee, now)
         .await?
@@ -294,11 +311,13 @@ fn pointer_of(r: &sqlx::postgres::PgRow) -> Pointer {
 
 async fn patient_pointers(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(p): Path<String>,
     Query(w): Query<Wait>,
 ) -> ApiResult<PatientPointers> {
     let patient = address(&p, "patient")?;
-    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
+    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
         "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
          FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
@@ -316,13 +335,14 @@ async fn patient_pointers(
 
 async fn pointer(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(id): Path<String>,
     Query(w): Query<Wait>,
 ) -> ApiResult<PointerAnswer> {
     let record_id: B256 = id
         .parse()
         .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
-    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let row = sqlx::query(
         "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
          FROM pointers WHERE record_id = $1",
@@ -330,12 +350,19 @@ async fn pointer(
     .bind(record_id.to_vec())
     .fetch_optional(&mut *tx)
     .await?;
-    let row = row
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("unknown record {record_id}")))?;
-    Ok(Json(PointerAnswer {
-        block,
-        pointer: pointer_of(&row),
-    }))
+    const WHO_MAY: &str = "the record's patient, a guardian they named, its holder, or a grantee that may read it now";
+    let row = row.ok_or_else(|| auth::not_yours(WHO_MAY))?;
+    let pointer = pointer_of(&row);
+    let category = row.get::<i16, _>("category") as u8;
+    let entitled = who == pointer.holder
+        || auth::speaks_for(&mut tx, pointer.patient, who, now).await?
+        || allowed_via(&mut tx, who, pointer.patient, category, block, now)
+            .await?
+            .is_some();
+    if !entitled {
+        return Err(auth::not_yours(WHO_MAY));
+    }
+    Ok(Json(PointerAnswer { block, pointer }))
 }
 
 async fn log_anchors(
@@ -451,6 +478,7 @@ SELECT * FROM (
 
 async fn timeline(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(p): Path<String>,
     Query(q): Query<TimelineQuery>,
 ) -> ApiResult<Timeline> {
@@ -459,13 +487,14 @@ async fn timeline(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::bad("limit must be 1 to 10000"));
     }
-    let (mut tx, block, _) = snapshot(
+    let (mut tx, block, now) = snapshot(
         &s.pool,
         &Wait {
             min_block: q.min_block,
         },
     )
     .await?;
+    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(TIMELINE_SQL)
         .bind(patient.to_vec())
         .bind(q.from_block.unwrap_or(0) as i64)
@@ -512,18 +541,27 @@ struct AccessQuery {
 }
 
 /// Was `grantee` allowed to read `category` of `patient` at the end of `block`?
-async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiResult<Access> {
+async fn access(
+    State(s): State<ApiState>,
+    Requester(who): Requester,
+    Query(q): Query<AccessQuery>,
+) -> ApiResult<Access> {
     let grantee = address(&q.grantee, "grantee")?;
     let patient = address(&q.patient, "patient")?;
     let category = medrec_bindings::category_index(&q.category)
         .ok_or_else(|| ApiError::bad(format!("unknown category {:?}", q.category)))?;
-    let (mut tx, indexed, _) = snapshot(
+    let (mut tx, indexed, head_time) = snapshot(
         &s.pool,
         &Wait {
             min_block: q.min_block.or(q.block),
         },
     )
     .await?;
+    if who != grantee && !auth::speaks_for(&mut tx, patient, who, head_time).await? {
+        return Err(auth::not_yours(
+            "the patient, a guardian they named, or the grantee asking about itself",
+        ));
+    }
     let at = q.block.unwrap_or(indexed);
     if at > indexed {
         return Err(ApiError::new(
@@ -550,6 +588,28 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
             header.timestamp as i64
         }
     };
+    let via = allowed_via(&mut tx, grantee, patient, category, at, ts as u64).await?;
+    Ok(Json(Access {
+        block: at,
+        indexed_block: indexed,
+        grantee,
+        patient,
+        category: medrec_bindings::category_name(category),
+        allowed: via.is_some(),
+        via: via.map(Into::into),
+    }))
+}
+
+/// How `grantee` was allowed to read `category` of `patient` at the end of block `at`, whose
+/// time is `ts` (a grant or break-glass), or `None`.
+async fn allowed_via(
+    tx: &mut Transaction<'_, Postgres>,
+    grantee: Address,
+    patient: Address,
+    category: u8,
+    at: u64,
+    ts: u64,
+) -> Result<Option<&'static str>, ApiError> {
     let bit = 1i64.wrapping_shl(category as u32);
     let row = sqlx::query(
         "SELECT
@@ -572,12 +632,12 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
     .bind(grantee.to_vec())
     .bind(patient.to_vec())
     .bind(at as i64)
-    .bind(ts)
+    .bind(ts as i64)
     .bind(bit)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
     let (cred, granted, emergency): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
-    let via = if !cred {
+    Ok(if !cred {
         None
     } else if granted {
         Some("grant")
@@ -585,16 +645,7 @@ async fn access(State(s): State<ApiState>, Query(q): Query<AccessQuery>) -> ApiR
         Some("break-glass")
     } else {
         None
-    };
-    Ok(Json(Access {
-        block: at,
-        indexed_block: indexed,
-        grantee,
-        patient,
-        category: medrec_bindings::category_name(category),
-        allowed: via.is_some(),
-        via: via.map(Into::into),
-    }))
+    })
 }
 
 const STUDY_COLUMNS: &str = "study_id, researcher, protocol_hash, categories, min_cell_size,
@@ -698,11 +749,13 @@ async fn study(
 
 async fn patient_studies(
     State(s): State<ApiState>,
+    Requester(who): Requester,
     Path(p): Path<String>,
     Query(w): Query<Wait>,
 ) -> ApiResult<PatientStudies> {
     let patient = address(&p, "patient")?;
-    let (mut tx, block, _) = snapshot(&s.pool, &w).await?;
+    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
+    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
         "SELECT o.study_id, o.by_account, o.block_number, s.status
          FROM study_opt_ins o JOIN studies s ON s.study_id = o.study_id

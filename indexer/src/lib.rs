@@ -9,9 +9,11 @@
 //! What is stored is described once per event ([`events`]: table, columns, how each decoded
 //! field binds, what the event does to a history table); the history tables share one shape and
 //! one code path for insert and rollback ([`history`]); a batch's rows travel column by column
-//! ([`columns`]). [`api`] answers from the same database with `medrec-protocol`'s types.
+//! ([`columns`]). [`api`] answers from the same database with `medrec-protocol`'s types, to
+//! the parties [`auth`] lets ask.
 
 pub mod api;
+pub mod auth;
 pub mod columns;
 pub mod db;
 pub mod error;

@@ -164,6 +164,10 @@ async fn run(args: Args) -> Result<(), IndexerError> {
             pool: pool.clone(),
             metrics: metrics.clone(),
             node: node.clone(),
+            auth: Arc::new(medrec_indexer::auth::Auth::new(
+                chain_id,
+                d.consent_registry,
+            )),
         };
         tracing::info!(target: "medrec::api", listen = %args.listen, "serving the read API");
         tokio::spawn(medrec_serve::serve(

@@ -1,14 +1,23 @@
 //! `medrec grants`, `patients`, `records`, `timeline`: listings read from the indexer's API.
+//!
+//! The indexer answers them only to those entitled (issue 16), so every request is signed by
+//! the account in use (`-a`): an EIP-712 `IndexerRequest` under this deployment's indexer
+//! domain (the chain id from `--chain-id`, else the node's; the consent registry from the
+//! deployments file), valid for 60 s, in the `x-medrec-request` header.
 
+use crate::chain::Chain;
 use crate::error::{CliError, Result};
 use crate::opts::Settings;
 use crate::output::Printer;
 use crate::units;
+use alloy::sol_types::Eip712Domain;
 use alloy::transports::http::reqwest;
 use clap::Args;
+use medrec_protocol::ErrorCode;
 use medrec_protocol::indexer::{
     ErrorBody, GrantTerms, GranteePatients, PatientGrants, PatientPointers, Timeline, TimelineData,
 };
+use medrec_protocol::indexer_auth::{self, INDEXER_AUTH_HEADER, INDEXER_VALIDITY_SECS};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -68,30 +77,57 @@ pub struct TimelineArgs {
     pub opts: ListingOpts,
 }
 
-/// GETs `path` from the indexer and reads the answer as `T`, one of
-/// `medrec_protocol::indexer`'s types (an error answer as the protocol's error body). Every
-/// command that reads chain history from the indexer goes through here.
+/// The EIP-712 domain the indexer checks this deployment's requests under.
+async fn indexer_domain(settings: &Settings) -> Result<Eip712Domain> {
+    let chain_id = match settings.chain_id {
+        Some(id) => id,
+        None => Chain::connect(settings).await?.chain_id,
+    };
+    let d = crate::chain::read_deployment(&settings.deployments, chain_id)?;
+    Ok(indexer_auth::indexer_domain(chain_id, d.consent_registry))
+}
+
+/// GETs `path` from the indexer, signed by the account in use, and reads the answer as `T`,
+/// one of `medrec_protocol::indexer`'s types (an error answer as the protocol's error body).
+/// Every command that reads chain history from the indexer goes through here.
 pub(crate) async fn get<T: DeserializeOwned>(
     settings: &Settings,
     path: &str,
     min_block: Option<u64>,
 ) -> Result<T> {
     let base = settings.indexer_url.trim_end_matches('/');
-    let mut url = format!("{base}{path}");
+    let mut target = path.to_string();
     if let Some(b) = min_block {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("min_block={b}"));
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&format!("min_block={b}"));
     }
+    let url = format!("{base}{target}");
+    let signer = crate::keys::load(settings)?;
+    let domain = indexer_domain(settings).await?;
+    let header = indexer_auth::sign_get(
+        &signer,
+        &domain,
+        &target,
+        medrec_protocol::clock::now_secs(),
+        INDEXER_VALIDITY_SECS,
+    )
+    .await
+    .map_err(|e| CliError::Key(format!("cannot sign the indexer request: {e}")))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| CliError::Rpc(format!("cannot build an HTTP client: {e}")))?;
-    let resp = client.get(&url).send().await.map_err(|e| {
-        CliError::Rpc(format!(
-            "cannot reach the indexer at {base}: {}",
-            first_line(&e)
-        ))
-    })?;
+    let resp = client
+        .get(&url)
+        .header(INDEXER_AUTH_HEADER, header)
+        .send()
+        .await
+        .map_err(|e| {
+            CliError::Rpc(format!(
+                "cannot reach the indexer at {base}: {}",
+                first_line(&e)
+            ))
+        })?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| {
         CliError::Rpc(format!(
@@ -100,13 +136,27 @@ pub(crate) async fn get<T: DeserializeOwned>(
         ))
     })?;
     if !status.is_success() {
-        let msg = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error.message)
-            .map_err(|_| {
-                CliError::Rpc(format!(
-                    "the indexer at {base} answered {status} with something that is not JSON"
-                ))
-            })?;
+        let body = serde_json::from_str::<ErrorBody>(&text).map_err(|_| {
+            CliError::Rpc(format!(
+                "the indexer at {base} answered {status} with something that is not JSON"
+            ))
+        })?;
+        let me = signer.address();
+        let msg = body.error.message;
+        match body.error.code {
+            ErrorCode::Denied => {
+                let who_may = msg.strip_prefix("denied: ").unwrap_or(&msg);
+                return Err(CliError::Refused(format!(
+                    "the indexer refused {me} (the account in use): {who_may}"
+                )));
+            }
+            ErrorCode::Unauthenticated => {
+                return Err(CliError::Refused(format!(
+                    "the indexer did not accept the request signed by {me}: {msg} (is this machine's clock right?)"
+                )));
+            }
+            _ => {}
+        }
         return Err(CliError::Rpc(format!(
             "the indexer at {base} answered {status}: {msg}"
         )));

@@ -83,7 +83,8 @@ fn grants_patients_records_and_timeline_from_the_indexer() {
     ]);
     let block = g["tx"]["blockNumber"].as_u64().unwrap().to_string();
     // Read your writes: wait for the block of the grant.
-    let grants = json(&["grants", "--patient", &p, "--min-block", &block]);
+    // The patient's own listing, signed with their account.
+    let grants = json(&["-a", "patient", "grants", "--min-block", &block]);
     assert!(grants["block"].as_u64().unwrap() >= block.parse::<u64>().unwrap());
     assert_eq!(grants["grants"][0]["grantee"], a.as_str());
     assert_eq!(
@@ -113,7 +114,7 @@ fn grants_patients_records_and_timeline_from_the_indexer() {
     assert_eq!(records["pointers"][0]["recordId"], anchored["recordId"]);
     assert_eq!(records["pointers"][0]["holder"], a.as_str());
 
-    let patients = json(&["patients", "--grantee", &a, "--min-block", &rb]);
+    let patients = json(&["-a", "hospital-a", "patients", "--min-block", &rb]);
     assert_eq!(patients["patients"][0]["patient"], p.as_str());
 
     env.json(&[
@@ -139,7 +140,15 @@ fn grants_patients_records_and_timeline_from_the_indexer() {
     );
     assert!(human.contains(&format!("BREAK-GLASS by {b}")), "{human}");
     assert!(human.contains(&format!("revoked {a}")), "{human}");
-    let grants = json(&["grants", "--patient", &p, "--min-block", &last]);
+    let grants = json(&[
+        "-a",
+        "patient",
+        "grants",
+        "--patient",
+        &p,
+        "--min-block",
+        &last,
+    ]);
     assert_eq!(
         grants["grants"].as_array().unwrap().len(),
         0,
@@ -147,20 +156,100 @@ fn grants_patients_records_and_timeline_from_the_indexer() {
     );
 
     // A block the indexer will not reach in time is a clear error.
-    let v = with(&["grants", "--patient", &p, "--min-block", "999999"]);
+    let v = with(&["-a", "patient", "grants", "--min-block", "999999"]);
     let e = env.fail(4, &v.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("not indexed yet"), "{e}");
 }
 
+/// Issue 16: the indexer answers a patient's listings only to the patient and a guardian they
+/// named, a grantee's list only to the grantee; the CLI signs with `-a` and says who may ask.
+#[test]
+fn only_the_patient_their_guardian_or_the_grantee_may_list() {
+    let env = Env::deployed();
+    let idx = start_indexer(&env);
+    let (a, p, g) = (
+        env.addr("hospital-a"),
+        env.addr("patient"),
+        env.addr("guardian"),
+    );
+    let with = |args: &[&str]| {
+        let mut v = vec!["--indexer-url", idx.url.as_str()];
+        v.extend_from_slice(args);
+        v.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: &[&str]| with(args);
+    env.json(&["-a", "patient", "grant", &a, "-c", "labs", "--for", "90d"]);
+    let added = env.json(&[
+        "-a", "patient", "guardian", "add", &g, "-c", "labs", "--for", "5y",
+    ]);
+    let block = added["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    for listing in ["grants", "records", "timeline"] {
+        // A stranger, and a grantee of the patient, are refused in one line saying who may ask.
+        for who in ["stranger", "hospital-a"] {
+            let v = run(&["-a", who, listing, "--patient", &p, "--min-block", &block]);
+            let e = env.fail(10, &v.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(
+                e.contains("the indexer refused")
+                    && e.contains("only the patient or a guardian they named may ask this"),
+                "{listing} by {who}: {e}"
+            );
+        }
+        // The patient and the guardian they named are answered.
+        for who in ["patient", "guardian"] {
+            let v = run(&[
+                "-a",
+                who,
+                "--json",
+                listing,
+                "--patient",
+                &p,
+                "--min-block",
+                &block,
+            ]);
+            env.ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    }
+    // A grantee's list: the grantee only.
+    let v = run(&[
+        "-a",
+        "patient",
+        "patients",
+        "--grantee",
+        &a,
+        "--min-block",
+        &block,
+    ]);
+    let e = env.fail(10, &v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("only the grantee itself may ask this"), "{e}");
+    let v = run(&[
+        "-a",
+        "hospital-a",
+        "--json",
+        "patients",
+        "--min-block",
+        &block,
+    ]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+    assert_eq!(
+        listed["data"]["patients"][0]["patient"],
+        p.as_str(),
+        "{listed}"
+    );
+}
+
 #[test]
 fn unreachable_indexer_is_one_line() {
-    let env = Env::start();
+    // The request is signed for the deployment before the indexer is asked.
+    let env = Env::deployed();
     let dead = format!("http://127.0.0.1:{}", free_port());
     let e = env.fail(
         4,
         &[
             "--indexer-url",
             &dead,
+            "-a",
+            "patient",
             "grants",
             "--patient",
             "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",

@@ -54,6 +54,38 @@ pub async fn sign_hex<T: SolStruct, S: Signer + ?Sized>(
     Ok(format!("0x{}", alloy::hex::encode(sig.as_bytes())))
 }
 
+/// The signer of an EIP-712 message, from a 65-byte hex signature (r, s, v with v 0, 1, 27 or
+/// 28); `None` when the signature is malformed or recovers nothing.
+pub fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
+    let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
+    recover_prehash(&msg.eip712_signing_hash(domain), &raw)
+}
+
+/// Recovers the address that signed `hash`, with libsecp256k1 (the same answer as alloy's
+/// `Signature::recover_address_from_prehash`, several times faster: a server pays it on
+/// every signed request).
+pub fn recover_prehash(hash: &B256, raw: &[u8]) -> Option<Address> {
+    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> =
+        std::sync::LazyLock::new(secp256k1::Secp256k1::verification_only);
+    let (rs, v) = match raw {
+        [rs @ .., v] if rs.len() == 64 => (rs, *v),
+        _ => return None,
+    };
+    let parity = match v {
+        0 | 27 => 0,
+        1 | 28 => 1,
+        _ => return None,
+    };
+    let sig = RecoverableSignature::from_compact(rs, RecoveryId::try_from(parity).ok()?).ok()?;
+    let key = SECP
+        .recover_ecdsa(&secp256k1::Message::from_digest(hash.0), &sig)
+        .ok()?;
+    Some(Address::from_raw_public_key(
+        &key.serialize_uncompressed()[1..],
+    ))
+}
+
 /// A fresh random request nonce.
 pub fn random_nonce() -> U256 {
     use rand::RngCore;

@@ -62,6 +62,9 @@ pub enum ErrorCode {
     /// The gatekeeper's node is behind: its latest block is older than the gatekeeper's bound,
     /// so the chain cannot say whether a read is allowed now; try again later: 503.
     ChainStale,
+    /// The indexer: a per-patient or per-grantee route was asked without a valid signed
+    /// request (none, a bad signature, another path, expired, a replayed nonce): 401.
+    Unauthenticated,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -69,7 +72,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -94,6 +97,7 @@ impl ErrorCode {
         Self::Rpc,
         Self::RequestTimeout,
         Self::ChainStale,
+        Self::Unauthenticated,
     ];
 
     /// The code as it is written in JSON.
@@ -123,6 +127,7 @@ impl ErrorCode {
             Self::Rpc => "rpc",
             Self::RequestTimeout => "request_timeout",
             Self::ChainStale => "chain_stale",
+            Self::Unauthenticated => "unauthenticated",
             Self::Unknown => "unknown",
         }
     }
@@ -136,6 +141,7 @@ impl ErrorCode {
             | Self::BadCategory
             | Self::BadQuery
             | Self::BadRequest => 400,
+            Self::Unauthenticated => 401,
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
             Self::NotFound => 404,
             Self::RequestTimeout => 408,
@@ -290,6 +296,7 @@ mod tests {
             (ErrorCode::Rpc, 502),
             (ErrorCode::RequestTimeout, 408),
             (ErrorCode::ChainStale, 503),
+            (ErrorCode::Unauthenticated, 401),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

@@ -4,7 +4,8 @@
 //!
 //! - [`mask`]: category masks in JSON (numbers up to 2^53 - 1, strings above, so that
 //!   JavaScript clients never round them).
-//! - [`indexer`]: the indexer's read API.
+//! - [`indexer`]: the indexer's read API; [`indexer_auth`]: the signed request its
+//!   per-patient and per-grantee routes require.
 //! - The gatekeeper's HTTP API: [`envelope`] (a signed request as sent over HTTP), [`clock`]
 //!   (how long a signed request is valid), [`error`] (error codes and the error body),
 //!   [`records`] (upload, read, the record-id formula), [`access_log`] (its Merkle tree in
@@ -23,6 +24,7 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod indexer;
+pub mod indexer_auth;
 pub mod mask;
 pub mod merkle;
 pub mod participant;

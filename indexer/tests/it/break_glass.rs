@@ -127,7 +127,7 @@ async fn openings_reviews_rules_and_policy_are_indexed_and_the_rule_holds_in_the
         ("genetics", false),
         ("sexual-health", true),
     ] {
-        let v: Value = idx.get_ok(&access(cat, opened)).await;
+        let v: Value = idx.get_ok_as(p1, &access(cat, opened)).await;
         assert_eq!(v["allowed"], allowed, "{cat}: {v}");
         let bit = medrec_bindings::category_index(cat).unwrap();
         let chain = c

@@ -26,9 +26,10 @@ async fn tick(w: &World) {
 /// `canRead` at that block; returns it.
 async fn access(w: &World, idx: &Indexer, grantee: Address, patient: Address, block: u64) -> bool {
     let v: Value = idx
-        .get_ok(&format!(
-            "/v1/access?grantee={grantee}&patient={patient}&category=labs&block={block}"
-        ))
+        .get_ok_as(
+            patient,
+            &format!("/v1/access?grantee={grantee}&patient={patient}&category=labs&block={block}"),
+        )
         .await;
     let chain = w
         .consent_c()
@@ -47,7 +48,9 @@ async fn access(w: &World, idx: &Indexer, grantee: Address, patient: Address, bl
 /// The patient's listed grant to `grantee` (its `live` and `void`), checked against
 /// `grantedCategories` at the indexed block.
 async fn listed(w: &World, idx: &Indexer, patient: Address, grantee: Address) -> (bool, bool) {
-    let v: Value = idx.get_ok(&format!("/v1/patients/{patient}/grants")).await;
+    let v: Value = idx
+        .get_ok_as(patient, &format!("/v1/patients/{patient}/grants"))
+        .await;
     let block = v["block"].as_u64().unwrap();
     let g = v["grants"]
         .as_array()
@@ -67,9 +70,10 @@ async fn listed(w: &World, idx: &Indexer, patient: Address, grantee: Address) ->
     assert_eq!(live, granted != 0, "{patient}'s grant to {grantee}: {g}");
     // The grantee's listing says the same.
     let by_grantee: Value = idx
-        .get_ok(&format!(
-            "/v1/grantees/{grantee}/patients?min_block={block}"
-        ))
+        .get_ok_as(
+            grantee,
+            &format!("/v1/grantees/{grantee}/patients?min_block={block}"),
+        )
         .await;
     let p = by_grantee["patients"]
         .as_array()
@@ -255,7 +259,9 @@ async fn the_timeline_shows_cancelled_signatures_and_break_glass_reviews() {
     .await;
     wait_indexed(&w, &db, &mut idx).await;
 
-    let v: Value = idx.get_ok(&format!("/v1/patients/{p1}/timeline")).await;
+    let v: Value = idx
+        .get_ok_as(p1, &format!("/v1/patients/{p1}/timeline"))
+        .await;
     let t: medrec_protocol::indexer::Timeline = serde_json::from_value(v.clone()).unwrap();
     let kinds: Vec<&str> = v["events"]
         .as_array()

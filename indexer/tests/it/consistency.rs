@@ -368,7 +368,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
 
     // Grants by patient and by grantee.
     for p in patients {
-        let v = idx.get_ok(&format!("/v1/patients/{p}/grants")).await;
+        let v = idx.get_ok_as(p, &format!("/v1/patients/{p}/grants")).await;
         assert_eq!(v["block"], head);
         assert_eq!(v["patient"], cs(p));
         let want: Vec<Value> = grants
@@ -379,7 +379,9 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         assert_eq!(v["grants"], Value::Array(want), "grants of {p}");
     }
     for g in grantees {
-        let v = idx.get_ok(&format!("/v1/grantees/{g}/patients")).await;
+        let v = idx
+            .get_ok_as(g, &format!("/v1/grantees/{g}/patients"))
+            .await;
         assert_eq!(v["grantee"], cs(g));
         let mut want: Vec<(Address, Value)> = grants
             .iter()
@@ -392,7 +394,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     }
     // The grant with bit 63 keeps its mask, as a decimal string.
     let v = idx
-        .get_ok(&format!("/v1/patients/{}/grants", w.a(P2)))
+        .get_ok_as(w.a(P2), &format!("/v1/patients/{}/grants", w.a(P2)))
         .await;
     assert!(
         v["grants"]
@@ -448,7 +450,9 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         })
     };
     for p in patients {
-        let v = idx.get_ok(&format!("/v1/patients/{p}/pointers")).await;
+        let v = idx
+            .get_ok_as(p, &format!("/v1/patients/{p}/pointers"))
+            .await;
         let want: Vec<Value> = pointers
             .iter()
             .filter(|x| x.1 == p)
@@ -457,38 +461,50 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         assert_eq!(v["pointers"], Value::Array(want), "pointers of {p}");
     }
     for x in &pointers {
-        let v = idx.get_ok(&format!("/v1/pointers/{}", hex(x.0))).await;
+        // The pointer's patient and its holder may ask.
+        let v = idx
+            .get_ok_as(x.1, &format!("/v1/pointers/{}", hex(x.0)))
+            .await;
+        assert_eq!(v["pointer"], pointer_json(x));
+        let v = idx
+            .get_ok_as(x.2, &format!("/v1/pointers/{}", hex(x.0)))
+            .await;
         assert_eq!(v["pointer"], pointer_json(x));
     }
     let (h1, p1) = (w.a(H1), w.a(P1));
     let v = idx
-        .get_ok(&format!("/v1/pointers/{}", hex(record_id(h1, p1, "p1-0"))))
+        .get_ok_as(
+            p1,
+            &format!("/v1/pointers/{}", hex(record_id(h1, p1, "p1-0"))),
+        )
         .await;
     assert_eq!(
         v["pointer"]["supersededBy"],
         hex(record_id(h1, p1, "p1-0-v2"))
     );
     let v = idx
-        .get_ok(&format!(
-            "/v1/pointers/{}",
-            hex(record_id(h1, p1, "p1-0-v2"))
-        ))
+        .get_ok_as(
+            p1,
+            &format!("/v1/pointers/{}", hex(record_id(h1, p1, "p1-0-v2"))),
+        )
         .await;
     assert_eq!(
         v["pointer"]["supersededBy"],
         hex(record_id(h1, p1, "p1-0-v3"))
     );
+    // An unknown record is refused as one not the requester's (issue 16: a refusal does not
+    // tell whether a record exists; it was 404 before).
     let (status, v) = idx
-        .get(&format!(
-            "/v1/pointers/{}",
-            hex(record_id(h1, p1, "never anchored"))
-        ))
+        .get_as(
+            p1,
+            &format!("/v1/pointers/{}", hex(record_id(h1, p1, "never anchored"))),
+        )
         .await;
-    assert_eq!(status, 404, "{v}");
-    assert_eq!(v["error"]["code"], "not_found");
-    let (status, v) = idx.get("/v1/pointers/0x1234").await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["code"], "denied");
+    let (status, v) = idx.get_as(p1, "/v1/pointers/0x1234").await;
     assert_eq!(status, 400, "{v}");
-    let (status, v) = idx.get("/v1/patients/not-an-address/grants").await;
+    let (status, v) = idx.get_as(p1, "/v1/patients/not-an-address/grants").await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], "bad_request");
     let (status, _) = idx.get("/v1/nothing-here").await;
@@ -496,7 +512,9 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
 
     // Timelines: every event that concerns the patient, in chain order.
     for p in patients {
-        let v = idx.get_ok(&format!("/v1/patients/{p}/timeline")).await;
+        let v = idx
+            .get_ok_as(p, &format!("/v1/patients/{p}/timeline"))
+            .await;
         let want = timeline(evs, p);
         let got: Vec<(u64, u64, String, String)> = v["events"]
             .as_array()
@@ -546,9 +564,10 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
         if want.len() >= 3 {
             let from = want[1].0.block;
             let v = idx
-                .get_ok(&format!(
-                    "/v1/patients/{p}/timeline?from_block={from}&limit=2"
-                ))
+                .get_ok_as(
+                    p,
+                    &format!("/v1/patients/{p}/timeline?from_block={from}&limit=2"),
+                )
                 .await;
             let got: Vec<u64> = v["events"]
                 .as_array()
@@ -574,9 +593,12 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             for p in patients {
                 for cat in [0u8, LABS, NOTES, MENTAL, 63] {
                     let v = idx
-                        .get_ok(&format!(
-                            "/v1/access?grantee={g}&patient={p}&category={cat}&block={block}"
-                        ))
+                        .get_ok_as(
+                            p,
+                            &format!(
+                                "/v1/access?grantee={g}&patient={p}&category={cat}&block={block}"
+                            ),
+                        )
                         .await;
                     assert_eq!(v["block"], block);
                     let chain = consent
@@ -605,29 +627,35 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             w.a(P1)
         )
     };
-    let v = idx.get_ok(&q(marks.before_revoke)).await;
+    let v = idx.get_ok_as(w.a(P1), &q(marks.before_revoke)).await;
     assert_eq!(v["allowed"], true, "{v}");
     assert_eq!(v["via"], "grant", "{v}");
-    let v = idx.get_ok(&q(marks.revoke)).await;
+    let v = idx.get_ok_as(w.a(H2), &q(marks.revoke)).await;
     assert_eq!(v["allowed"], false, "{v}");
     assert_eq!(v["via"], Value::Null, "{v}");
     // Break-glass access is named as such; without block, the answer is at the indexed head.
     let v = idx
-        .get_ok(&format!(
-            "/v1/access?grantee={}&patient={}&category=genetics",
+        .get_ok_as(
             w.a(H3),
-            w.a(P1)
-        ))
+            &format!(
+                "/v1/access?grantee={}&patient={}&category=genetics",
+                w.a(H3),
+                w.a(P1)
+            ),
+        )
         .await;
     assert_eq!(v["block"], head);
     assert_eq!(v["allowed"], true, "{v}");
     assert_eq!(v["via"], "break-glass", "{v}");
     let (status, v) = idx
-        .get(&format!(
-            "/v1/access?grantee={}&patient={}&category=no-such-category",
-            w.a(H1),
-            w.a(P1)
-        ))
+        .get_as(
+            w.a(P1),
+            &format!(
+                "/v1/access?grantee={}&patient={}&category=no-such-category",
+                w.a(H1),
+                w.a(P1)
+            ),
+        )
         .await;
     assert_eq!(status, 400, "{v}");
 }
@@ -691,7 +719,7 @@ async fn read_your_writes(w: &World, idx: &Indexer) {
         let h = w.grant(p, g, cats, exp).await;
         let n = w.receipt(h).await.block_number.unwrap();
         let v = idx
-            .get_ok(&format!("/v1/patients/{p}/grants?min_block={n}"))
+            .get_ok_as(p, &format!("/v1/patients/{p}/grants?min_block={n}"))
             .await;
         assert!(v["block"].as_u64().unwrap() >= n, "{v}");
         let mask = v["grants"]
@@ -702,11 +730,11 @@ async fn read_your_writes(w: &World, idx: &Indexer) {
             .map(|x| x["categoryMask"].clone());
         assert_eq!(mask, Some(Value::from(cats)), "{v}");
         let v = idx
-            .get_ok(&format!("/v1/grantees/{g}/patients?min_block={n}"))
+            .get_ok_as(g, &format!("/v1/grantees/{g}/patients?min_block={n}"))
             .await;
         assert!(v["block"].as_u64().unwrap() >= n, "{v}");
         let v = idx
-            .get_ok(&format!("/v1/patients/{p}/timeline?min_block={n}"))
+            .get_ok_as(p, &format!("/v1/patients/{p}/timeline?min_block={n}"))
             .await;
         let last = v["events"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["block"], n, "{v}");

@@ -64,7 +64,9 @@ async fn a_second_indexer_waits_for_the_lock_and_takes_over() {
     assert!(a.metric("medrec_indexer_batches_total").await > 0);
     a.wait_reported(head).await;
     // Its API reads the shared database all the same.
-    let v = b.get_ok(&format!("/v1/patients/{}/grants", w.a(P1))).await;
+    let v = b
+        .get_ok_as(w.a(P1), &format!("/v1/patients/{}/grants", w.a(P1)))
+        .await;
     assert_eq!(v["block"], head);
 
     // The writer dies without a goodbye; the second takes the lock and carries on.

@@ -13,6 +13,7 @@
 mod harness;
 mod model;
 
+mod auth;
 mod break_glass;
 mod consent_rules;
 mod consistency;

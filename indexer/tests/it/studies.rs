@@ -235,7 +235,7 @@ impl Registry {
             }
         }
         for p in patients {
-            let v = idx.get_ok(&format!("/v1/patients/{p}/studies")).await;
+            let v = idx.get_ok_as(p, &format!("/v1/patients/{p}/studies")).await;
             let got: Vec<u64> = v["studies"]
                 .as_array()
                 .unwrap()
@@ -328,7 +328,9 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     reg.assert_api_matches_registry(&w, &db, &idx, head).await;
 
     // The patient's timeline names the opt-ins and the withdrawal.
-    let v = idx.get_ok(&format!("/v1/patients/{p2}/timeline")).await;
+    let v = idx
+        .get_ok_as(p2, &format!("/v1/patients/{p2}/timeline"))
+        .await;
     let kinds: Vec<&str> = v["events"]
         .as_array()
         .unwrap()

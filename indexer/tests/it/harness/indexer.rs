@@ -1,7 +1,11 @@
 //! The `medrec-indexer` binary as a child process, and its API.
 
 use super::{TestDb, World, wait_for};
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider};
 use alloy::transports::http::reqwest;
+use medrec_protocol::Signed;
+use medrec_protocol::indexer_auth::{self, INDEXER_AUTH_HEADER, IndexerRequest};
 use medrec_test_support::{Proc, free_port, unique};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -48,6 +52,10 @@ pub struct Indexer {
     pub api: Option<String>,
     pub log: PathBuf,
     http: reqwest::Client,
+    /// anvil, which signs for its dev accounts (`eth_signTypedData_v4`).
+    node: DynProvider,
+    /// The consent registry: the indexer domain's verifying contract.
+    pub consent: Address,
 }
 
 impl Indexer {
@@ -141,6 +149,8 @@ impl Indexer {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
+            node: w.p.clone(),
+            consent: w.consent,
         }
     }
 
@@ -179,9 +189,98 @@ impl Indexer {
         let _ = self.child.0.wait();
     }
 
+    /// The EIP-712 domain of this deployment's indexer requests.
+    pub fn domain(&self) -> alloy::sol_types::Eip712Domain {
+        indexer_auth::indexer_domain(31337, self.consent)
+    }
+
+    /// `request` signed by its requester, an anvil dev account, through anvil's
+    /// `eth_signTypedData_v4` (as a wallet would sign it), as the header's value.
+    pub async fn sign_by_node(&self, request: IndexerRequest) -> String {
+        let d = self.domain();
+        let typed = serde_json::json!({
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "IndexerRequest": [
+                    {"name": "requester", "type": "address"},
+                    {"name": "requestHash", "type": "bytes32"},
+                    {"name": "nonce", "type": "uint256"},
+                    {"name": "issuedAt", "type": "uint64"},
+                    {"name": "expiresAt", "type": "uint64"},
+                ],
+            },
+            "primaryType": "IndexerRequest",
+            "domain": {
+                "name": "medrec.Indexer",
+                "version": "1",
+                "chainId": d.chain_id.unwrap().to::<u64>(),
+                "verifyingContract": self.consent.to_string(),
+            },
+            "message": {
+                "requester": request.requester.to_string(),
+                "requestHash": request.requestHash.to_string(),
+                "nonce": request.nonce.to_string(),
+                "issuedAt": request.issuedAt,
+                "expiresAt": request.expiresAt,
+            },
+        });
+        let signature: String = self
+            .node
+            .raw_request("eth_signTypedData_v4".into(), (request.requester, typed))
+            .await
+            .unwrap_or_else(|e| panic!("anvil signs for {}: {e}", request.requester));
+        indexer_auth::header_value(&Signed { request, signature })
+    }
+
+    /// A fresh signed GET of `path` by `who` (an anvil dev account), as the header's value.
+    pub async fn sign_as(&self, who: Address, path: &str) -> String {
+        let nonce = medrec_protocol::envelope::random_nonce();
+        let now = medrec_protocol::clock::now_secs();
+        self.sign_by_node(indexer_auth::get_request(who, path, nonce, now))
+            .await
+    }
+
+    /// GET `path` with `header` as its signed request (or none); the status and the JSON body.
+    pub async fn get_with(&self, path: &str, header: Option<&str>) -> (u16, Value) {
+        let (status, body) = self
+            .try_get_with(path, header)
+            .await
+            .unwrap_or_else(|| panic!("GET {path}: no answer\n{}", self.stderr()));
+        let v = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"));
+        (status, v)
+    }
+
+    /// GET `path` signed by `who` (an anvil dev account).
+    pub async fn get_as(&self, who: Address, path: &str) -> (u16, Value) {
+        let header = self.sign_as(who, path).await;
+        self.get_with(path, Some(&header)).await
+    }
+
+    /// GET `path` signed by `who`, expecting 200 and an answer with a numeric `block`.
+    pub async fn get_ok_as(&self, who: Address, path: &str) -> Value {
+        let (status, v) = self.get_as(who, path).await;
+        assert_eq!(status, 200, "GET {path} as {who}: {v}");
+        assert!(v["block"].is_u64(), "GET {path}: no block field: {v}");
+        v
+    }
+
     async fn try_get(&self, path: &str) -> Option<(u16, String)> {
+        self.try_get_with(path, None).await
+    }
+
+    async fn try_get_with(&self, path: &str, header: Option<&str>) -> Option<(u16, String)> {
         let base = self.api.as_ref().expect("indexer runs without API");
-        let r = self.http.get(format!("{base}{path}")).send().await.ok()?;
+        let mut req = self.http.get(format!("{base}{path}"));
+        if let Some(h) = header {
+            req = req.header(INDEXER_AUTH_HEADER, h);
+        }
+        let r = req.send().await.ok()?;
         let status = r.status().as_u16();
         Some((status, r.text().await.ok()?))
     }
