@@ -6,7 +6,7 @@
 //! against the holder's own key.
 
 use alloy::primitives::{Address, B256};
-use alloy::sol_types::{Eip712Domain, SolStruct};
+use alloy::sol_types::Eip712Domain;
 use medrec_protocol::clock::{self, WindowError};
 use medrec_protocol::{Signed, SignedRequest, Upload};
 use std::collections::HashMap;
@@ -193,36 +193,8 @@ impl RateLimiter {
     }
 }
 
-/// The signer of an EIP-712 message, from a 65-byte hex signature (r, s, v with v 0, 1, 27 or
-/// 28); `None` when the signature is malformed or recovers nothing.
-pub fn recover<T: SolStruct>(msg: &T, domain: &Eip712Domain, sig: &str) -> Option<Address> {
-    let raw = alloy::hex::decode(sig.trim_start_matches("0x")).ok()?;
-    recover_prehash(&msg.eip712_signing_hash(domain), &raw)
-}
-
-/// Recovers the address that signed `hash`, with libsecp256k1 (the same answer as alloy's
-/// `Signature::recover_address_from_prehash`, several times faster).
-pub fn recover_prehash(hash: &B256, raw: &[u8]) -> Option<Address> {
-    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
-    static SECP: std::sync::LazyLock<secp256k1::Secp256k1<secp256k1::VerifyOnly>> =
-        std::sync::LazyLock::new(secp256k1::Secp256k1::verification_only);
-    let (rs, v) = match raw {
-        [rs @ .., v] if rs.len() == 64 => (rs, *v),
-        _ => return None,
-    };
-    let parity = match v {
-        0 | 27 => 0,
-        1 | 28 => 1,
-        _ => return None,
-    };
-    let sig = RecoverableSignature::from_compact(rs, RecoveryId::try_from(parity).ok()?).ok()?;
-    let key = SECP
-        .recover_ecdsa(&secp256k1::Message::from_digest(hash.0), &sig)
-        .ok()?;
-    Some(Address::from_raw_public_key(
-        &key.serialize_uncompressed()[1..],
-    ))
-}
+/// Signature recovery lives in the protocol crate, one copy for every server.
+pub use medrec_protocol::envelope::{recover, recover_prehash};
 
 #[cfg(test)]
 mod tests {
