@@ -624,8 +624,14 @@ async fn allowed_via(
                                      WHERE e.block_number = g.from_block AND e.log_index = g.from_log
                                        AND r.account = $1 AND r.block_number <= $3
                                      ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), FALSE)) AS granted,
-           EXISTS (SELECT 1 FROM emergency_history WHERE patient = $2 AND provider = $1
-                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4)
+           EXISTS (SELECT 1 FROM emergency_history eh WHERE patient = $2 AND provider = $1
+                   AND from_block <= $3 AND (to_block IS NULL OR to_block > $3) AND expires_at > $4
+                   -- opened within the provider's run at that block: a revocation ends it
+                   -- for good, as on chain
+                   AND NOT COALESCE((SELECT medrec_grant_void(eh.opened_at, eh.from_block, r.valid_since, r.run_block, r.new_run)
+                                     FROM credential_runs r
+                                     WHERE r.account = $1 AND r.block_number <= $3
+                                     ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), FALSE))
            AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3
                          ORDER BY block_number DESC, log_index DESC LIMIT 1), 0) & $5 = 0 AS emergency",
     )

@@ -186,3 +186,39 @@ async fn a_patients_refusal_of_an_ended_opening_is_indexed_as_the_chain_holds_it
         .unwrap();
     assert_eq!(pending.0, 5);
 }
+
+/// A break-glass opened before the provider's credential was revoked stays ended once the
+/// provider is credentialed again, as on chain (review of issue 16's signed API: the access
+/// answer and the pointer route said "break-glass" to the re-credentialed provider).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_glass_ended_by_a_revocation_does_not_revive_with_a_new_credential() {
+    let w = World::deploy().await;
+    let db = TestDb::create("break_glass_recredential").await;
+    let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
+    let (h1, p1) = (w.a(H1), w.a(P1));
+    let exp = w.now().await + YEAR;
+    w.issue(h1, 1, "h1", exp).await;
+    open(&w, h1, p1, "unconscious").await;
+    let opened = w.head().await;
+    w.revoke_credential(h1).await;
+    w.rpc("evm_increaseTime", serde_json::json!([60])).await;
+    w.issue(h1, 1, "h1 again", exp).await;
+    let head = wait_indexed(&w, &db, &mut idx).await;
+    let c = w.consent_c();
+    for (block, want) in [(opened, true), (head, false)] {
+        let v: Value = idx
+            .get_ok_as(
+                p1,
+                &format!("/v1/access?grantee={h1}&patient={p1}&category=labs&block={block}"),
+            )
+            .await;
+        assert_eq!(v["allowed"], want, "block {block}: {v}");
+        let chain = c
+            .canRead(h1, p1, 3)
+            .block(alloy::eips::BlockId::number(block))
+            .call()
+            .await
+            .unwrap();
+        assert_eq!(chain, want, "block {block} on chain");
+    }
+}
