@@ -324,9 +324,10 @@ step "Patient: what happened to my records (from the indexer, waiting for block 
 medrec -a patient timeline --min-block "$last"
 medrec -a patient records --min-block "$last"
 medrec -a patient grants --min-block "$last"
-# The indexer answers them only to the patient and a guardian they named (signed requests):
-# the guardian reads the minor's timeline; hospital B, an outsider to it, is refused.
-medrec -a guardian timeline --patient "$M" --min-block "$last"
+# The indexer answers them only to the patient and a guardian they named (signed requests), a
+# guardian within their mandate: the minor's grants, narrowed to the guardian's categories;
+# hospital B, an outsider to the patient, is refused.
+medrec -a guardian grants --patient "$M" --min-block "$last"
 if "$medrec_bin" -a hospital-b timeline --patient "$P" >/dev/null 2>"$state/refused.txt"; then
   die "hospital B read the patient's timeline from the indexer"
 fi

@@ -258,11 +258,17 @@ async fn patient_grants(
 ) -> ApiResult<PatientGrants> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
+    // A guardian of some categories sees the grants of those, narrowed to them.
+    let scope = auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let grants = grants_of(&mut tx, Side::Patient, patient, now)
         .await?
         .into_iter()
-        .map(|(grantee, terms)| PatientGrant { grantee, terms })
+        .filter(|(_, terms)| terms.category_mask & scope != 0)
+        .map(|(grantee, mut terms)| {
+            terms.category_mask &= scope;
+            terms.categories = medrec_bindings::category_names(terms.category_mask);
+            PatientGrant { grantee, terms }
+        })
         .collect();
     Ok(Json(PatientGrants {
         block,
@@ -317,7 +323,8 @@ async fn patient_pointers(
 ) -> ApiResult<PatientPointers> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
+    // A guardian of some categories sees the records of those.
+    let scope = auth::patient_or_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
         "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
          FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
@@ -325,7 +332,11 @@ async fn patient_pointers(
     .bind(patient.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let pointers = rows.iter().map(pointer_of).collect();
+    let pointers = rows
+        .iter()
+        .filter(|r| scope & 1u64.wrapping_shl(r.get::<i16, _>("category") as u32) != 0)
+        .map(pointer_of)
+        .collect();
     Ok(Json(PatientPointers {
         block,
         patient,
@@ -351,17 +362,25 @@ async fn pointer(
     .fetch_optional(&mut *tx)
     .await?;
     const WHO_MAY: &str = "the record's patient, a guardian they named, its holder, or a grantee that may read it now";
-    let row = row.ok_or_else(|| auth::not_yours(WHO_MAY))?;
-    let pointer = pointer_of(&row);
-    let category = row.get::<i16, _>("category") as u8;
-    let entitled = who == pointer.holder
-        || auth::speaks_for(&mut tx, pointer.patient, who, now).await?
-        || allowed_via(&mut tx, who, pointer.patient, category, block, now)
-            .await?
-            .is_some();
-    if !entitled {
+    // An unknown record is refused after the same work as a known one, so that neither the
+    // answer nor its time tells whether it exists.
+    let (patient, holder, category) = match &row {
+        Some(r) => {
+            let p = pointer_of(r);
+            (p.patient, p.holder, r.get::<i16, _>("category") as u8)
+        }
+        None => (Address::ZERO, Address::ZERO, 0),
+    };
+    let scope = auth::scope_for(&mut tx, patient, who, now).await?;
+    let via = allowed_via(&mut tx, who, patient, category, block, now).await?;
+    let entitled = row.is_some()
+        && (who == holder
+            || scope.is_some_and(|s| s & 1u64.wrapping_shl(category as u32) != 0)
+            || via.is_some());
+    let Some(row) = row.filter(|_| entitled) else {
         return Err(auth::not_yours(WHO_MAY));
-    }
+    };
+    let pointer = pointer_of(&row);
     Ok(Json(PointerAnswer { block, pointer }))
 }
 
@@ -494,7 +513,7 @@ async fn timeline(
         },
     )
     .await?;
-    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
+    auth::patient_or_whole_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(TIMELINE_SQL)
         .bind(patient.to_vec())
         .bind(q.from_block.unwrap_or(0) as i64)
@@ -557,9 +576,15 @@ async fn access(
         },
     )
     .await?;
-    if who != grantee && !auth::speaks_for(&mut tx, patient, who, head_time).await? {
+    let bit = 1u64.wrapping_shl(category as u32);
+    if who != grantee
+        && auth::scope_for(&mut tx, patient, who, head_time)
+            .await?
+            .is_none_or(|scope| scope & bit == 0)
+    {
         return Err(auth::not_yours(
-            "the patient, a guardian they named, or the grantee asking about itself",
+            "the patient, a guardian they named for this category, or the grantee asking about \
+             itself",
         ));
     }
     let at = q.block.unwrap_or(indexed);
@@ -761,7 +786,7 @@ async fn patient_studies(
 ) -> ApiResult<PatientStudies> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    auth::patient_or_guardian(&mut tx, patient, who, now).await?;
+    auth::patient_or_whole_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
         "SELECT o.study_id, o.by_account, o.block_number, s.status
          FROM study_opt_ins o JOIN studies s ON s.study_id = o.study_id

@@ -114,34 +114,6 @@ impl FromRequestParts<ApiState> for Requester {
     }
 }
 
-/// Whether `who` is a guardian `patient` named whose guardianship is live at `ts`.
-pub async fn is_live_guardian(
-    tx: &mut Transaction<'_, Postgres>,
-    patient: Address,
-    who: Address,
-    ts: u64,
-) -> Result<bool, ApiError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM guardians WHERE patient = $1 AND guardian = $2
-                        AND not_before <= $3 AND expires_at > $3)",
-    )
-    .bind(patient.to_vec())
-    .bind(who.to_vec())
-    .bind(ts.min(i64::MAX as u64) as i64)
-    .fetch_one(&mut **tx)
-    .await?)
-}
-
-/// Whether `who` is `patient` or a live guardian of theirs at `ts`.
-pub async fn speaks_for(
-    tx: &mut Transaction<'_, Postgres>,
-    patient: Address,
-    who: Address,
-    ts: u64,
-) -> Result<bool, ApiError> {
-    Ok(who == patient || is_live_guardian(tx, patient, who, ts).await?)
-}
-
 /// The refusal of a signed request from someone not entitled: 403, saying who may ask.
 pub fn not_yours(who_may: &str) -> ApiError {
     ApiError::new(
@@ -150,16 +122,63 @@ pub fn not_yours(who_may: &str) -> ApiError {
     )
 }
 
-/// Refuses unless `who` is `patient` or a live guardian of theirs at `ts`.
+/// The categories of `patient` that `who` may see at `ts`: all of them for the patient, the
+/// scope of `who`'s live guardianships of theirs (their union), or `None`.
+pub async fn scope_for(
+    tx: &mut Transaction<'_, Postgres>,
+    patient: Address,
+    who: Address,
+    ts: u64,
+) -> Result<Option<u64>, ApiError> {
+    if who == patient {
+        return Ok(Some(u64::MAX));
+    }
+    let scope: Option<i64> = sqlx::query_scalar(
+        "SELECT bit_or(scope) FROM guardians WHERE patient = $1 AND guardian = $2
+                AND not_before <= $3 AND expires_at > $3",
+    )
+    .bind(patient.to_vec())
+    .bind(who.to_vec())
+    .bind(ts.min(i64::MAX as u64) as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(scope.map(|s| s as u64).filter(|s| *s != 0))
+}
+
+/// Every category the registries name.
+fn every_category() -> u64 {
+    medrec_bindings::CATEGORIES
+        .iter()
+        .fold(0, |m, (_, bit)| m | 1u64 << bit)
+}
+
+/// Refuses unless `who` is `patient` or a live guardian of theirs at `ts`; the categories
+/// `who` may see (a guardian's scope: what their answers are narrowed to).
 pub async fn patient_or_guardian(
     tx: &mut Transaction<'_, Postgres>,
     patient: Address,
     who: Address,
     ts: u64,
+) -> Result<u64, ApiError> {
+    scope_for(tx, patient, who, ts)
+        .await?
+        .ok_or_else(|| not_yours("the patient or a guardian they named"))
+}
+
+/// Refuses unless `who` is `patient` or a live guardian of theirs at `ts` whose scope is every
+/// category: for answers that belong to no single category (the timeline, studies), which a
+/// guardian of some categories only does not get.
+pub async fn patient_or_whole_guardian(
+    tx: &mut Transaction<'_, Postgres>,
+    patient: Address,
+    who: Address,
+    ts: u64,
 ) -> Result<(), ApiError> {
-    if speaks_for(tx, patient, who, ts).await? {
-        Ok(())
-    } else {
-        Err(not_yours("the patient or a guardian they named"))
+    let all = every_category();
+    match scope_for(tx, patient, who, ts).await? {
+        Some(scope) if scope & all == all => Ok(()),
+        _ => Err(not_yours(
+            "the patient or a guardian they named for every category",
+        )),
     }
 }

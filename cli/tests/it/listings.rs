@@ -190,12 +190,32 @@ fn only_the_patient_their_guardian_or_the_grantee_may_list() {
             let e = env.fail(10, &v.iter().map(String::as_str).collect::<Vec<_>>());
             assert!(
                 e.contains("the indexer refused")
-                    && e.contains("only the patient or a guardian they named may ask this"),
+                    && e.contains("only the patient or a guardian they named"),
                 "{listing} by {who}: {e}"
             );
         }
-        // The patient and the guardian they named are answered.
-        for who in ["patient", "guardian"] {
+        // The patient and the guardian they named are answered; the timeline, which belongs
+        // to no one category, not to a guardian of labs only.
+        let answered: &[&str] = if listing == "timeline" {
+            let v = run(&[
+                "-a",
+                "guardian",
+                listing,
+                "--patient",
+                &p,
+                "--min-block",
+                &block,
+            ]);
+            let e = env.fail(10, &v.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(
+                e.contains("a guardian they named for every category"),
+                "{e}"
+            );
+            &["patient"]
+        } else {
+            &["patient", "guardian"]
+        };
+        for &who in answered {
             let v = run(&[
                 "-a",
                 who,

@@ -74,10 +74,21 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
     let exp = w.now().await + YEAR;
     w.issue(h1, 1, "h1", exp).await;
     w.issue(h2, 1, "h2", exp).await;
-    w.grant(p1, h1, LABS, exp).await;
-    w.anchor_batch(h1, vec![pointer("auth-0", p1, 3)]).await;
+    // The patient's records at H1: labs and mental health.
+    const MENTAL: u64 = 1 << 10;
+    w.grant(p1, h1, LABS | MENTAL, exp).await;
+    w.anchor_batch(
+        h1,
+        vec![pointer("auth-0", p1, 3), pointer("auth-mental", p1, 10)],
+    )
+    .await;
     let record = record_id(h1, p1, "auth-0");
-    w.set_guardian(p1, guardian, LABS, exp).await;
+    let mental_record = record_id(h1, p1, "auth-mental");
+    // One guardian for every category; another, for a while, for labs only.
+    let every = medrec_bindings::CATEGORIES
+        .iter()
+        .fold(0u64, |m, (_, bit)| m | 1 << bit);
+    w.set_guardian(p1, guardian, every, exp).await;
     let brief_until = w.now().await + 600;
     w.set_guardian(p1, brief_guardian, LABS, brief_until).await;
     let mut idx = Indexer::start(&w, &db, &Opts::default()).await;
@@ -90,10 +101,18 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
         .await
         .unwrap();
 
-    // The patient's own routes: the patient and both guardians (live now).
+    // The patient's own routes: the patient and both guardians (live now) for records and
+    // grants; the timeline and studies, which belong to no one category, not to the guardian
+    // of labs only.
     for route in ["timeline", "grants", "pointers", "studies"] {
         let path = format!("/v1/patients/{p1}/{route}");
-        only_these_may_ask(&idx, &path, &[p1, guardian, brief_guardian], stranger).await;
+        if route == "timeline" || route == "studies" {
+            only_these_may_ask(&idx, &path, &[p1, guardian], stranger).await;
+            let (status, v) = idx.get_as(brief_guardian, &path).await;
+            assert_eq!(status, 403, "{path} by a guardian of labs only: {v}");
+        } else {
+            only_these_may_ask(&idx, &path, &[p1, guardian, brief_guardian], stranger).await;
+        }
         // A grantee of the patient is no guardian.
         let (status, v) = idx.get_as(h1, &path).await;
         assert_eq!(status, 403, "{path} by a grantee: {v}");
@@ -112,7 +131,34 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
     // A pointer: its patient, their guardian, its holder; a provider without a grant is
     // refused until the patient grants it the record's category.
     let path = format!("/v1/pointers/{record}");
-    only_these_may_ask(&idx, &path, &[p1, guardian, h1], stranger).await;
+    only_these_may_ask(&idx, &path, &[p1, guardian, brief_guardian, h1], stranger).await;
+    // A guardian sees only what their scope covers (review of the signed API: a guardian of
+    // labs read the patient's mental-health records and every grant): the mental-health
+    // record, its access answer, and the listings narrowed to labs.
+    let mental = format!("/v1/pointers/{mental_record}");
+    only_these_may_ask(&idx, &mental, &[p1, guardian, h1], stranger).await;
+    let (status, v) = idx.get_as(brief_guardian, &mental).await;
+    assert_eq!(status, 403, "{mental} by a guardian of labs only: {v}");
+    let access_mental = format!("/v1/access?grantee={h1}&patient={p1}&category=mental-health");
+    let (status, v) = idx.get_as(brief_guardian, &access_mental).await;
+    assert_eq!(
+        status, 403,
+        "{access_mental} by a guardian of labs only: {v}"
+    );
+    let listed = |v: &serde_json::Value| v["pointers"].as_array().unwrap().len();
+    let all: serde_json::Value = idx
+        .get_ok_as(p1, &format!("/v1/patients/{p1}/pointers"))
+        .await;
+    let labs_only: serde_json::Value = idx
+        .get_ok_as(brief_guardian, &format!("/v1/patients/{p1}/pointers"))
+        .await;
+    assert_eq!((listed(&all), listed(&labs_only)), (2, 1), "{labs_only}");
+    let grants: serde_json::Value = idx
+        .get_ok_as(brief_guardian, &format!("/v1/patients/{p1}/grants"))
+        .await;
+    for g in grants["grants"].as_array().unwrap() {
+        assert_eq!(g["categories"], serde_json::json!(["labs"]), "{grants}");
+    }
     let (status, v) = idx.get_as(h2, &path).await;
     assert_eq!(status, 403, "{path} by a provider without a grant: {v}");
     w.grant(p1, h2, LABS, exp).await;
@@ -128,7 +174,7 @@ async fn an_outsider_learns_nothing_about_who_is_treated_where() {
     w.rpc("evm_mine", serde_json::json!([])).await;
     wait_indexed(&w, &db, &mut idx).await;
     assert!(w.now().await >= brief_until);
-    let path = format!("/v1/patients/{p1}/timeline");
+    let path = format!("/v1/patients/{p1}/pointers");
     let (status, v) = idx.get_as(brief_guardian, &path).await;
     assert_eq!(status, 403, "{path} by an expired guardian: {v}");
     idx.get_ok_as(guardian, &path).await;
