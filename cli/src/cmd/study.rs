@@ -20,8 +20,8 @@ use medrec_protocol::clock::{RESEARCH_VALIDITY_SECS, now_secs};
 use medrec_protocol::envelope::random_nonce;
 use medrec_protocol::health::{HEALTH_PATH, Health};
 use medrec_protocol::research::{
-    self as wire, AGE_BANDS, Answer, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_BOUND, MAX_EPSILON,
-    MAX_HOLDERS, QUERY_PATH, Query, QueryError, QueryResult, SEXES, SignedAnswer, SignedQuery,
+    self as wire, Answer, CELLS, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_BOUND, MAX_EPSILON,
+    MAX_HOLDERS, QUERY_PATH, Query, QueryError, QueryResult, SignedAnswer, SignedQuery,
 };
 use medrec_protocol::study::StudyStatus;
 use serde_json::json;
@@ -433,7 +433,6 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
     }
     let q = build_query(&a, &holders, pinned)?;
     let (text, hash, cost) = (q.text(), q.hash(), q.cost());
-    let (num, den) = q.holder_epsilon();
     // Before any holder is asked: the receipt this query will need must be recordable (the
     // study, its researcher, its status, the budget), checked by simulating it; a query asked
     // again with --pin may already have its receipt.
@@ -467,7 +466,7 @@ async fn query(a: QueryArgs, settings: &Settings, out: Printer) -> Result<()> {
         study: id,
         hash,
         pinned,
-        epsilon: num as f64 / den as f64,
+        epsilon: q.holder_epsilon_value(),
         min_cell: i64::from(study.minCellSize),
         cells: matches!(q, Query::ConditionCount { .. }),
     };
@@ -668,17 +667,13 @@ fn answer_fault(answer: &Answer, holder: Address, want: &Expected) -> Option<Str
     let shown = |count: i64| count >= want.min_cell;
     match (&answer.result, want.cells) {
         (QueryResult::Cells { cells }, true) => {
-            let domain = AGE_BANDS
-                .iter()
-                .flat_map(|band| SEXES.iter().map(move |sex| (*band, *sex)));
-            if cells.len() != AGE_BANDS.len() * SEXES.len() {
+            if cells.len() != CELLS {
                 return Some(format!(
-                    "it has {} cells, not the {} of age band by sex",
-                    cells.len(),
-                    AGE_BANDS.len() * SEXES.len()
+                    "it has {} cells, not the {CELLS} of age band by sex",
+                    cells.len()
                 ));
             }
-            for (c, (band, sex)) in cells.iter().zip(domain) {
+            for (c, (band, sex)) in cells.iter().zip(wire::domain()) {
                 if (c.age_band.as_str(), c.sex.as_str()) != (band, sex) {
                     return Some(format!(
                         "its cells are not every cell of age band by sex once in order \
@@ -824,14 +819,13 @@ async fn ask(q: Ask) -> Result<(Address, Answer, f64)> {
 
 /// The combined answer for people: every cell, held-back ones said as such, and the noise.
 fn render(combined: &Combined, q: &Query, study: u64, min_cell: i64) -> String {
-    let (num, den) = q.holder_epsilon();
     let mut lines = vec![format!(
         "study {study}, consenting patients as of block {}; noised, epsilon {} over {} \
          holder(s) (each at {})",
         q.pinned_block(),
         q.epsilon(),
         q.holders().len(),
-        num as f64 / den as f64,
+        q.holder_epsilon_value(),
     )];
     let held_back = format!("held back (noised count under {min_cell})");
     match combined {
@@ -894,9 +888,7 @@ mod tests {
 
     /// Every cell of the domain in order, the first shown at `first` and the rest held back.
     fn domain(first: i64) -> Vec<Cell> {
-        AGE_BANDS
-            .iter()
-            .flat_map(|b| SEXES.iter().map(move |s| (b, s)))
+        wire::domain()
             .enumerate()
             .map(|(i, (b, s))| {
                 Cell::new(

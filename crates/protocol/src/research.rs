@@ -58,6 +58,16 @@ pub const AGE_BANDS: [&str; 5] = ["0-17", "18-39", "40-64", "65+", "unknown"];
 /// The sexes of a condition count (FHIR administrative gender): the columns of its domain.
 pub const SEXES: [&str; 4] = ["female", "male", "other", "unknown"];
 
+/// How many cells a condition count has: [`AGE_BANDS`] by [`SEXES`].
+pub const CELLS: usize = AGE_BANDS.len() * SEXES.len();
+
+/// Every cell of a condition count, `(age band, sex)`, in the order answers list them.
+pub fn domain() -> impl Iterator<Item = (&'static str, &'static str)> {
+    AGE_BANDS
+        .iter()
+        .flat_map(|band| SEXES.iter().map(move |sex| (*band, *sex)))
+}
+
 /// The sex cell of a FHIR administrative gender: one of [`SEXES`], `unknown` for anything else.
 pub fn sex_cell(gender: Option<&str>) -> &'static str {
     match gender {
@@ -277,6 +287,12 @@ impl Query {
         )
     }
 
+    /// [`Query::holder_epsilon`] as the number a holder's [`Answer`] states.
+    pub fn holder_epsilon_value(&self) -> f64 {
+        let (num, den) = self.holder_epsilon();
+        num as f64 / den as f64
+    }
+
     /// The query's text: what the researcher signs the hash of and sends.
     pub fn text(&self) -> String {
         canonical_json(self).unwrap_or_default()
@@ -432,15 +448,12 @@ pub struct CombinedCell {
 pub fn combine<'a>(results: impl IntoIterator<Item = &'a QueryResult>) -> Combined {
     let results: Vec<&QueryResult> = results.into_iter().collect();
     if let Some(QueryResult::Cells { .. }) = results.first() {
-        let mut cells: Vec<CombinedCell> = AGE_BANDS
-            .iter()
-            .flat_map(|band| {
-                SEXES.iter().map(|sex| CombinedCell {
-                    age_band: band.to_string(),
-                    sex: sex.to_string(),
-                    count: 0,
-                    suppressed_at_some_holder: false,
-                })
+        let mut cells: Vec<CombinedCell> = domain()
+            .map(|(band, sex)| CombinedCell {
+                age_band: band.to_string(),
+                sex: sex.to_string(),
+                count: 0,
+                suppressed_at_some_holder: false,
             })
             .collect();
         for r in &results {
@@ -651,7 +664,7 @@ mod tests {
         let Combined::Cells { cells } = combine([&QueryResult::Cells { cells: vec![] }]) else {
             panic!("cells");
         };
-        assert_eq!(cells.len(), AGE_BANDS.len() * SEXES.len());
+        assert_eq!(cells.len(), CELLS);
         assert_eq!(
             (cells[0].age_band.as_str(), cells[0].sex.as_str()),
             ("0-17", "female")

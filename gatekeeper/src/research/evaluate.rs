@@ -19,7 +19,8 @@
 use super::dp;
 use alloy::primitives::Address;
 use medrec_protocol::research::{
-    AGE_BANDS, Cell, Query, QueryResult, SEXES, Stats, VALUE_HALF_GRID, age_band, sex_cell,
+    AGE_BANDS, CELLS, Cell, Query, QueryResult, SEXES, Stats, VALUE_HALF_GRID, age_band, domain,
+    sex_cell,
 };
 use rand::{CryptoRng, Rng};
 use sqlx::{PgPool, Row};
@@ -91,7 +92,7 @@ pub async fn tally(
             .bind(timestamp as f64)
             .fetch_all(pool)
             .await?;
-            let mut cells = vec![0i64; AGE_BANDS.len() * SEXES.len()];
+            let mut cells = vec![0i64; CELLS];
             for row in rows.iter().filter(|r| consenting(r)) {
                 let gender: Option<String> = row.get("gender");
                 let years: Option<i64> = row.get("years");
@@ -155,9 +156,7 @@ pub fn release<R: Rng + CryptoRng>(
     let (num, den) = query.holder_epsilon();
     match (tally, query) {
         (Tally::Cells(counts), _) => QueryResult::Cells {
-            cells: AGE_BANDS
-                .iter()
-                .flat_map(|band| SEXES.iter().map(move |sex| (*band, *sex)))
+            cells: domain()
                 .zip(counts)
                 .map(|((band, sex), n)| {
                     let count = noised_cell(*n, num, den, min, rng);

@@ -228,10 +228,7 @@ impl Research {
             query_hash: r.queryHash,
             pinned_block: pinned,
             min_cell_size: min,
-            epsilon: {
-                let (num, den) = query.holder_epsilon();
-                num as f64 / den as f64
-            },
+            epsilon: query.holder_epsilon_value(),
             result,
         };
         self.sign_and_store(pool, r, &query, &answer, recorded)
