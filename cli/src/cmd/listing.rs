@@ -343,11 +343,6 @@ fn describe(what: &TimelineData) -> String {
         TimelineData::ConsentSignaturesCancelled { grantee, .. } => {
             format!("signed grants and revocations for {grantee} cancelled")
         }
-        TimelineData::StudySignaturesCancelled { study_id, .. } => {
-            format!("signed opt-ins and withdrawals for study {study_id} cancelled")
-        }
-        TimelineData::OptedIn { study_id, .. } => format!("opted in to study {study_id}"),
-        TimelineData::Withdrew { study_id, .. } => format!("withdrew from study {study_id}"),
     }
 }
 
@@ -401,13 +396,6 @@ mod tests {
                 epoch: 1
             }),
             format!("signed grants and revocations for {a} cancelled")
-        );
-        assert_eq!(
-            said(TimelineData::StudySignaturesCancelled {
-                study_id: 3,
-                epoch: 1
-            }),
-            "signed opt-ins and withdrawals for study 3 cancelled"
         );
     }
 }

@@ -22,7 +22,7 @@ use crate::envelope::recover_prehash;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use alloy::primitives::{Address, B256, U256};
-use alloy::sol_types::{Eip712Domain, SolStruct, eip712_domain};
+use alloy::sol_types::SolStruct;
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
@@ -38,6 +38,23 @@ pub const SLOT_LEN: usize = 1 + SIGNATURE_LEN + 16;
 pub const EPHEMERAL_LEN: usize = 33;
 /// The exact length of an opt-in's tags (the contract's `TAGS_LENGTH`).
 pub const TAGS_LEN: usize = EPHEMERAL_LEN + TAG_SLOTS * SLOT_LEN;
+
+/// The gatekeeper's route that serves its service public key ([`ServiceKeyAnswer`]).
+pub const SERVICE_KEY_PATH: &str = "/v1/service-key";
+
+/// `GET /v1/service-key`: the key a patient encrypts this holder's slot to. Never trusted
+/// unchecked: the CLI requires that it hashes to the service key the holder registered on
+/// chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceKeyAnswer {
+    /// The holder.
+    pub holder: Address,
+    /// Its service public key, SEC1-compressed (33 bytes).
+    pub public_key: alloy::primitives::Bytes,
+    /// The address of that key.
+    pub address: Address,
+}
 
 /// What every slot key's HKDF `info` starts with.
 const INFO_PREFIX: &[u8] = b"medrec.study-tag.v1";
@@ -56,17 +73,6 @@ mod sol {
     }
 }
 pub use sol::StudyMembership;
-
-/// The StudyRegistry's EIP-712 domain (the one its signed opt-ins use) at `registry` on chain
-/// `chain_id`.
-pub fn study_registry_domain(chain_id: u64, registry: Address) -> Eip712Domain {
-    eip712_domain! {
-        name: "medrec.StudyRegistry",
-        version: "1",
-        chain_id: chain_id,
-        verifying_contract: registry,
-    }
-}
 
 /// Where an opt-in's slots belong: the chain, the study registry, the study and the pseudonym.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +94,7 @@ impl OptInContext {
             studyId: self.study_id,
             pseudonym: self.pseudonym,
         }
-        .eip712_signing_hash(&study_registry_domain(self.chain_id, self.registry))
+        .eip712_signing_hash(&medrec_bindings::study_domain(self.chain_id, self.registry))
     }
 
     /// The HKDF `info` of the slot key: the prefix, chain id, registry, study and pseudonym.
@@ -203,17 +209,13 @@ pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagE
 /// slot (the patient as that holder knows them), or `None` when no slot opens to a valid
 /// signature of this study and pseudonym. The caller still checks that the signer is one of its
 /// patients.
-pub fn open(
-    service_key: &secp256k1::SecretKey,
-    ctx: &OptInContext,
-    tags: &[u8],
-) -> Option<Address> {
+pub fn open(service_key: &ServiceKey, ctx: &OptInContext, tags: &[u8]) -> Option<Address> {
     if tags.len() != TAGS_LEN {
         return None;
     }
     let eph = &tags[..EPHEMERAL_LEN];
     let eph_pub = secp256k1::PublicKey::from_slice(eph).ok()?;
-    let shared = secp256k1::ecdh::shared_secret_point(&eph_pub, service_key);
+    let shared = secp256k1::ecdh::shared_secret_point(&eph_pub, &service_key.0);
     let k = slot_key(&shared[..32], eph, ctx);
     let c = cipher(&k);
     let hash = ctx.membership_hash();
@@ -234,9 +236,35 @@ pub fn open(
         })
 }
 
-/// The secp256k1 secret key of a signer's 32 bytes (the gatekeeper's service key).
-pub fn service_secret(bytes: &B256) -> Option<secp256k1::SecretKey> {
-    secp256k1::SecretKey::from_byte_array(&bytes.0).ok()
+/// A holder's service key, which opens the slots encrypted to it.
+#[derive(Clone)]
+pub struct ServiceKey(secp256k1::SecretKey);
+
+impl ServiceKey {
+    /// The key of a signer's 32 secret bytes (`PrivateKeySigner::to_bytes`), if valid.
+    pub fn from_bytes(bytes: &B256) -> Option<Self> {
+        secp256k1::SecretKey::from_byte_array(&bytes.0)
+            .ok()
+            .map(Self)
+    }
+
+    /// Its public key, SEC1-compressed (33 bytes): what the gatekeeper serves and patients
+    /// encrypt to.
+    pub fn public_key(&self) -> Vec<u8> {
+        secp256k1::PublicKey::from_secret_key(&secp256k1::Secp256k1::signing_only(), &self.0)
+            .serialize()
+            .to_vec()
+    }
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ServiceKey({:?})",
+            address_of_public_key(&self.public_key())
+        )
+    }
 }
 
 /// The address of a SEC1-encoded secp256k1 public key (33 or 65 bytes), as the chain names the
@@ -254,12 +282,10 @@ mod tests {
     use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
 
-    fn service() -> (secp256k1::SecretKey, Vec<u8>, Address) {
+    fn service() -> (ServiceKey, Vec<u8>, Address) {
         let signer = PrivateKeySigner::random();
-        let sk = service_secret(&signer.to_bytes()).unwrap();
-        let pk = secp256k1::PublicKey::from_secret_key(&secp256k1::Secp256k1::new(), &sk)
-            .serialize()
-            .to_vec();
+        let sk = ServiceKey::from_bytes(&signer.to_bytes()).unwrap();
+        let pk = sk.public_key();
         assert_eq!(address_of_public_key(&pk), Some(signer.address()));
         (sk, pk, signer.address())
     }

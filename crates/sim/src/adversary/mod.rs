@@ -141,6 +141,9 @@ pub struct Findings {
     pub governance: Option<Address>,
     /// Studies seen, with their categories.
     pub studies: BTreeMap<u64, u64>,
+    /// Study pseudonyms seen (issue 16: opt-ins name them, not patients), with their studies
+    /// and where they were seen; [`Findings::derive_studies`] tries to link them to patients.
+    pub pseudonyms: BTreeMap<Address, (BTreeSet<u64>, BTreeSet<Source>)>,
     /// What was tried, in order: (attack, what it read, what it found).
     pub tried: Vec<(String, String, String)>,
 }
@@ -159,6 +162,60 @@ impl Findings {
         if payer != account {
             self.paid_by.entry(payer).or_default().insert(account);
         }
+    }
+
+    /// Notes that study pseudonym `pseudonym` took part in study `study`, seen in `source`.
+    pub fn pseudonym(&mut self, pseudonym: Address, study: u64, source: Source) {
+        let e = self.pseudonyms.entry(pseudonym).or_default();
+        e.0.insert(study);
+        e.1.insert(source);
+    }
+
+    /// Studies of patients, through their pseudonyms: a pseudonym that is a known patient's own
+    /// address (an opt-in from the patient's account, as before issue 16), or whose opt-in was
+    /// paid by an account that paid for few others, one of them a known patient (a household's
+    /// or the patient's own payer; a relayer for many links nobody).
+    pub fn derive_studies(&mut self, known: &BTreeSet<Address>) {
+        let mut n = 0;
+        let pseudonyms = std::mem::take(&mut self.pseudonyms);
+        for (pseudonym, (studies, sources)) in &pseudonyms {
+            let mut whose: BTreeSet<Address> = BTreeSet::new();
+            if known.contains(pseudonym) {
+                whose.insert(*pseudonym);
+            }
+            for (payer, paid) in &self.paid_by {
+                if !paid.contains(pseudonym)
+                    || self.providers.contains(payer)
+                    || Some(*payer) == self.governance
+                    || paid.len() > MAX_HOUSEHOLD
+                {
+                    continue;
+                }
+                whose.extend(paid.iter().filter(|a| known.contains(*a)));
+                if known.contains(payer) {
+                    whose.insert(*payer);
+                }
+            }
+            for patient in whose {
+                for s in studies {
+                    for src in sources {
+                        self.add(patient, Kind::Study, study_detail(*s), src);
+                    }
+                    self.add(patient, Kind::Study, study_detail(*s), DERIVED);
+                    n += 1;
+                }
+            }
+        }
+        self.tried(
+            "studies: pseudonyms linked to patients",
+            format!(
+                "{} study pseudonyms (OptedIn and Withdrew logs, optInBySig/withdrawBySig/cancelBySig inputs, the indexer's pseudonym tables), each checked against the {} patient addresses seen and against who paid for its transactions (relayers for over {MAX_HOUSEHOLD} accounts, providers and governance link nobody)",
+                pseudonyms.len(),
+                known.len()
+            ),
+            format!("{n} studies of patients"),
+        );
+        self.pseudonyms = pseudonyms;
     }
 
     /// Notes an attack: what it read and what came of it.
@@ -367,6 +424,12 @@ pub async fn run(args: &Args, a: &AdversaryArgs) -> Result<()> {
     } else {
         guess_contents(&a.candidates, &mut f)?;
     }
+    let known: BTreeSet<Address> = f
+        .patients()
+        .into_iter()
+        .chain(f.pointers.iter().map(|p| p.patient))
+        .collect();
+    f.derive_studies(&known);
     f.derive_links();
     if a.json {
         print_json(&f);
