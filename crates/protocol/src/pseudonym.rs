@@ -122,3 +122,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod vector {
+    use super::*;
+
+    /// A fixed derivation, pinned for other implementations (interop/research.mjs derives the
+    /// same with node's HKDF): secret 0x42 x 32, chain 31337, registry 0xaa x 20, study 1.
+    #[test]
+    fn the_derivation_is_pinned() {
+        let got = study_pseudonym(
+            &B256::repeat_byte(0x42),
+            31337,
+            Address::repeat_byte(0xaa),
+            U256::from(1),
+        )
+        .address();
+        assert_eq!(
+            got,
+            alloy::primitives::address!("0x16c72fEb15F6bDd0e1B97A25F7a6b425eE905087")
+        );
+    }
+}
