@@ -106,6 +106,7 @@ impl App {
             research = start_research(
                 &d,
                 &wallet,
+                &pool,
                 signer.clone(),
                 &slots,
                 chain_id,
@@ -234,6 +235,7 @@ async fn service_key(
 fn start_research(
     d: &Deployment,
     wallet: &DynProvider,
+    pool: &PgPool,
     signer: PrivateKeySigner,
     slots: &PrivateKeySigner,
     chain_id: u64,
@@ -248,7 +250,12 @@ fn start_research(
         chain_id,
         registry: studies,
     };
-    let opt_ins = Arc::new(OptIns::new(wallet.clone(), studies, Some(key)));
+    let opt_ins = Arc::new(OptIns::new(
+        wallet.clone(),
+        studies,
+        Some(key),
+        Some(pool.clone()),
+    ));
     tokio::spawn(follower::follow(opt_ins.clone(), config::FOLLOW_EVERY));
     Some(Arc::new(Research {
         holder,

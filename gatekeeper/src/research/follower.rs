@@ -9,7 +9,8 @@
 //! another holder's patient's and is ignored, and so is a forged slot (it opens to no
 //! signature of the patient); a withdrawal names the pseudonym, which maps back to the
 //! patient. Whether the patient is one of this holder's is settled by the records: a patient
-//! without records here has no facts to count.
+//! without records here has no facts to count. Each (study, pseudonym, patient) found is also
+//! written to `gk_study_pseudonyms` (migrations/gatekeeper/20261129000020_study_pseudonyms.sql).
 //!
 //! The chain is read with medrec-chain's [`Follower`] (hash-bracketed ranges, reorg
 //! detection): after a reorg the changes of the blocks no longer on the chain are dropped and
@@ -46,6 +47,8 @@ const QUERY_RETRIES: u32 = 5;
 /// The opt-ins and withdrawals of one study registry read so far.
 pub struct OptIns {
     state: tokio::sync::Mutex<OptInState<Rpc>>,
+    /// Where the pseudonyms found are kept (none in unit tests).
+    pool: Option<sqlx::PgPool>,
 }
 
 struct OptInState<S> {
@@ -55,6 +58,8 @@ struct OptInState<S> {
     changes: HashMap<U256, Vec<Change>>,
     /// Per (study, pseudonym), the patient its slot for this holder named.
     patients: HashMap<(U256, Address), Address>,
+    /// Found since last written to the database: (study, pseudonym, patient, block).
+    unsaved: Vec<(U256, Address, Address, u64)>,
     /// What opens the slots; without it no opt-in is this holder's.
     key: Option<SlotKey>,
 }
@@ -73,6 +78,7 @@ impl<S: Source> OptInState<S> {
             follower: Follower::new(src, filter, opts),
             changes: HashMap::new(),
             patients: HashMap::new(),
+            unsaved: vec![],
             key,
         }
     }
@@ -145,7 +151,9 @@ impl<S: Source> OptInState<S> {
                 let Some(patient) = self.open(l, study, pseudonym) else {
                     continue;
                 };
-                self.patients.insert((study, pseudonym), patient);
+                if self.patients.insert((study, pseudonym), patient).is_none() {
+                    self.unsaved.push((study, pseudonym, patient, block));
+                }
             } else if !self.patients.contains_key(&(study, pseudonym)) {
                 continue;
             }
@@ -191,10 +199,53 @@ impl<S: Source> OptInState<S> {
 impl OptIns {
     /// Nothing read yet of the study registry at `registry`; `key` opens this holder's slots
     /// (without it, no opt-in is found).
-    pub fn new(provider: DynProvider, registry: Address, key: Option<SlotKey>) -> Self {
+    pub fn new(
+        provider: DynProvider,
+        registry: Address,
+        key: Option<SlotKey>,
+        pool: Option<sqlx::PgPool>,
+    ) -> Self {
         let st = OptInState::new(Rpc::new(provider), registry, FollowerOpts::default(), key);
         Self {
             state: tokio::sync::Mutex::new(st),
+            pool,
+        }
+    }
+
+    /// Writes the pseudonyms found since the last call to `gk_study_pseudonyms`, those whose
+    /// signer is one of this holder's patients (records here) when found: a signer without
+    /// records here (someone claiming to be a patient, or one whose records come later) is
+    /// counted by nobody's facts and not kept. On a database error they are kept for the next
+    /// call.
+    async fn save(&self, st: &mut OptInState<Rpc>) {
+        let Some(pool) = &self.pool else {
+            st.unsaved.clear();
+            return;
+        };
+        if st.unsaved.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut st.unsaved);
+        let studies: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+        let pseudonyms: Vec<Vec<u8>> = rows.iter().map(|r| r.1.to_vec()).collect();
+        let patients: Vec<Vec<u8>> = rows.iter().map(|r| r.2.to_vec()).collect();
+        let blocks: Vec<i64> = rows.iter().map(|r| r.3 as i64).collect();
+        let written = sqlx::query(
+            "INSERT INTO gk_study_pseudonyms (study_id, pseudonym, patient, opted_in_block)
+             SELECT u.s, u.p, u.pt, u.b
+             FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::bigint[]) AS u(s, p, pt, b)
+             WHERE EXISTS (SELECT 1 FROM gk_records r WHERE r.patient = u.pt)
+             ON CONFLICT (study_id, pseudonym) DO NOTHING",
+        )
+        .bind(&studies)
+        .bind(&pseudonyms)
+        .bind(&patients)
+        .bind(&blocks)
+        .execute(pool)
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(target: "medrec::gatekeeper", error = %e, "keeping the study pseudonyms found; retrying");
+            st.unsaved = rows;
         }
     }
 
@@ -202,6 +253,7 @@ impl OptIns {
     pub async fn consenting(&self, study: U256, at: u64) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
         st.catch_up(Some(at), QUERY_RETRIES).await?;
+        self.save(&mut st).await;
         Ok(st.live_at(study, at))
     }
 
@@ -215,6 +267,7 @@ impl OptIns {
     ) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
         st.catch_up(Some(now.max(at)), QUERY_RETRIES).await?;
+        self.save(&mut st).await;
         let later = st.live_at(study, now);
         Ok(st
             .live_at(study, at)
@@ -230,7 +283,12 @@ impl OptIns {
 pub async fn follow(opt_ins: Arc<OptIns>, every: Duration) {
     let mut backoff = Backoff::default();
     loop {
-        let read = opt_ins.state.lock().await.catch_up(None, 0).await;
+        let read = {
+            let mut st = opt_ins.state.lock().await;
+            let read = st.catch_up(None, 0).await;
+            opt_ins.save(&mut st).await;
+            read
+        };
         let wait = match read {
             Ok(()) => {
                 backoff.reset();

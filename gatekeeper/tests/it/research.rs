@@ -1467,6 +1467,28 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
     // The men who opted in with a slot for another holder only, and the forged victims.
     held_back(&a, "18-39", "male");
     held_back(&a, "40-64", "male");
+    // The holder keeps (study, pseudonym, patient) of its own patients only.
+    let pool = sqlx::PgPool::connect(&w.db_url()).await.unwrap();
+    let kept: Vec<(String, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT study_id, pseudonym, patient FROM gk_study_pseudonyms")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut want: Vec<(String, Vec<u8>, Vec<u8>)> = women
+        .iter()
+        .map(|p| {
+            (
+                study.clone(),
+                pseudonym_of(&w, p, study_id).address().to_vec(),
+                p.address().to_vec(),
+            )
+        })
+        .collect();
+    let mut kept = kept;
+    kept.sort();
+    want.sort();
+    assert_eq!(kept, want);
+    pool.close().await;
 
     // A withdrawal since the pinned block still excludes: the women withdraw, and a query
     // pinned before it counts none of them.
