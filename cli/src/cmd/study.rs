@@ -336,7 +336,7 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             };
             out.result(
                 "study mine",
-                json!({"patient": me, "studies": live}),
+                json!({"patient": me, "studies": live.iter().map(|i| i.saturating_to::<u64>()).collect::<Vec<_>>()}),
                 &human,
             );
         }
