@@ -183,6 +183,7 @@ pub async fn signing_context(
     }
     let chain = Chain::connect(settings).await?;
     let deployment = chain.deployment(settings).await?;
+    let study = matches!(rel, Relationship::Study { .. });
     let (epoch, signed_at, skew): (u32, u64, u64) = match rel {
         Relationship::Consent { patient, grantee } => {
             let consent = chain.consent(&deployment);
@@ -215,7 +216,7 @@ pub async fn signing_context(
     };
     let latest = chain.now().await?;
     let issued_at = medrec_bindings::bounded_issued_at(now, signed_at, latest + skew)
-        .ok_or_else(|| no_issue_time(signed_at, latest + skew))?;
+        .ok_or_else(|| no_issue_time(signed_at, latest + skew, study))?;
     Ok(SigningContext {
         chain_id: chain.chain_id,
         deployment,
@@ -227,8 +228,13 @@ pub async fn signing_context(
 
 /// Why no issue time fits: the relationship's signatures are void for good (its last epoch), or
 /// its last signed message is dated after what the chain accepts now.
-fn no_issue_time(signed_at: u64, ceiling: u64) -> CliError {
-    if signed_at >= (1 << 40) - 1 {
+fn no_issue_time(signed_at: u64, ceiling: u64, study: bool) -> CliError {
+    if signed_at >= (1 << 40) - 1 && study {
+        // A study pseudonym has no direct path: it can only ever sign.
+        CliError::input(
+            "this study participation's signatures are void for good (its epoch reached the maximum): it can change no more",
+        )
+    } else if signed_at >= (1 << 40) - 1 {
         CliError::input(
             "this relationship's signatures are void for good (its epoch reached the maximum): send the change without --sign-only",
         )
