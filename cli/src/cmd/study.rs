@@ -347,6 +347,100 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
     Ok(())
 }
 
+/// An opt-in or withdrawal of one of the patient's study pseudonyms, found on chain.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnStudyEvent {
+    /// Its block.
+    pub block: u64,
+    /// Its log index.
+    pub log_index: u64,
+    /// Its transaction.
+    pub tx_hash: B256,
+    /// `opted-in` or `withdrew`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The study.
+    pub study_id: u64,
+    /// The patient's pseudonym in it.
+    pub pseudonym: Address,
+}
+
+impl OwnStudyEvent {
+    /// One line of the timeline.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            "opted-in" => format!(
+                "opted in to study {} (as pseudonym {})",
+                self.study_id, self.pseudonym
+            ),
+            _ => format!(
+                "withdrew from study {} (as pseudonym {})",
+                self.study_id, self.pseudonym
+            ),
+        }
+    }
+}
+
+/// The opt-ins and withdrawals of `patient`'s study pseudonyms (derived here for every study),
+/// from block `from` (default: the deployment's first) to `to`, read from the chain's logs:
+/// nothing else can tie them to the patient.
+pub async fn own_study_events(
+    settings: &Settings,
+    patient: &alloy::signers::local::PrivateKeySigner,
+    from: Option<u64>,
+    to: u64,
+) -> Result<Vec<OwnStudyEvent>> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let Some(registry) = d.study_registry else {
+        return Ok(vec![]);
+    };
+    let s = StudyRegistry::new(registry, chain.provider.clone());
+    let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
+    let secret = patient.to_bytes();
+    let mut mine = std::collections::HashMap::new();
+    let mut id = U256::from(1);
+    while id <= count {
+        let p = study_pseudonym(&secret, chain.chain_id, registry, id).address();
+        mine.insert(p, id.saturating_to::<u64>());
+        id += U256::from(1);
+    }
+    if mine.is_empty() {
+        return Ok(vec![]);
+    }
+    let filter = Filter::new()
+        .address(registry)
+        .event_signature(vec![
+            StudyRegistry::OptedIn::SIGNATURE_HASH,
+            StudyRegistry::Withdrew::SIGNATURE_HASH,
+        ])
+        .topic2(mine.keys().map(|a| a.into_word()).collect::<Vec<_>>());
+    let start = from.unwrap_or(0).max(d.start_block);
+    let logs = super::anchor::scan_logs(&chain, &filter, start, false).await?;
+    Ok(logs
+        .iter()
+        .filter(|l| l.block_number.is_some_and(|b| b <= to))
+        .filter_map(|l| {
+            let pseudonym = Address::from_word(*l.topics().get(2)?);
+            Some(OwnStudyEvent {
+                block: l.block_number?,
+                log_index: l.log_index?,
+                tx_hash: l.transaction_hash?,
+                kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
+                    "opted-in"
+                } else {
+                    "withdrew"
+                },
+                study_id: *mine.get(&pseudonym)?,
+                pseudonym,
+            })
+        })
+        .collect())
+}
+
 /// Why a study change is not sent from the patient's own account.
 pub const NO_DIRECT: &str = "give --relayer ACCOUNT (an account that pays, e.g. the consortium's; \
      or MEDREC_RELAYER) or --sign-only for medrec relay: sending from your own account would \
