@@ -654,3 +654,64 @@ fn print_text(f: &Findings, show: usize) {
         patients.len()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The study-linking attack itself: a pseudonym that is a patient's own address, or whose
+    /// opt-in a household's payer relayed, gives that patient's study away; one relayed by a
+    /// payer for many accounts, by governance or by a provider gives nothing.
+    #[test]
+    fn study_pseudonyms_are_linked_by_address_or_a_households_payer_only() {
+        let (p, q, r) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let (own, household, relayed, governed) = (
+            p,
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x12),
+            Address::repeat_byte(0x13),
+        );
+        let (payer, relayer, gov) = (
+            Address::repeat_byte(0xa1),
+            Address::repeat_byte(0xa2),
+            Address::repeat_byte(0xa3),
+        );
+        let mut f = Findings {
+            governance: Some(gov),
+            ..Findings::default()
+        };
+        f.pseudonym(own, 1, LOGS);
+        f.pseudonym(household, 2, CALLDATA);
+        f.pseudonym(relayed, 3, LOGS);
+        f.pseudonym(governed, 4, LOGS);
+        // The household's payer sent ether to Q and relayed one pseudonym's opt-in.
+        f.paid(payer, q);
+        f.paid(payer, household);
+        // A relayer for many: R among eight others.
+        f.paid(relayer, relayed);
+        f.paid(relayer, r);
+        for i in 0..8u8 {
+            f.paid(relayer, Address::repeat_byte(0x40 + i));
+        }
+        f.paid(gov, governed);
+        f.paid(gov, r);
+        let known: BTreeSet<Address> = [p, q, r].into_iter().collect();
+        f.derive_studies(&known);
+        let studies = |a: Address| -> Vec<String> {
+            f.facts
+                .keys()
+                .filter(|(x, k, _)| *x == a && *k == Kind::Study)
+                .map(|(_, _, d)| d.clone())
+                .collect()
+        };
+        assert_eq!(studies(p), vec![study_detail(1)]);
+        assert_eq!(studies(q), vec![study_detail(2)]);
+        assert!(studies(r).is_empty(), "{:?}", studies(r));
+        let (_, _, found) = f.tried.last().unwrap();
+        assert_eq!(found, "2 studies of patients");
+    }
+}
