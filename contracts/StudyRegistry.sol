@@ -10,8 +10,8 @@ import {IStudyRegistry} from "./interfaces/IStudyRegistry.sol";
 import {SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 
 /// @title StudyRegistry
-/// @notice Research studies, patients' opt-ins and receipts of answered queries, within
-/// governance's research policy. See {IStudyRegistry}.
+/// @notice Research studies, opt-ins of patients' study pseudonyms and receipts of answered
+/// queries, within governance's research policy. See {IStudyRegistry}.
 /// @dev The policy's budgets are ceilings on epsilon because every released answer is
 /// differentially private at the patient level under the epsilon its query was charged, and
 /// epsilons compose: a study's budget bounds what all of its queries together reveal about any
@@ -22,18 +22,29 @@ import {SIGNATURE_SKEW} from "./interfaces/IConsentRegistry.sol";
 contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     /// @notice The consortium's governance role: approves and closes studies.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
-    /// @notice EIP-712 type hash of a signed opt-in.
+    /// @notice EIP-712 type hash of a signed opt-in: signed by the study pseudonym, `tags` the
+    /// holders' slots (hashed as EIP-712 hashes `bytes`).
     bytes32 public constant OPT_IN_TYPEHASH = keccak256(
-        "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        "OptIn(uint256 studyId,address pseudonym,bytes tags,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
     /// @notice EIP-712 type hash of a signed withdrawal.
     bytes32 public constant WITHDRAW_TYPEHASH = keccak256(
-        "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        "Withdraw(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
-    /// @notice EIP-712 type hash of a signed cancellation of a patient's study signatures.
+    /// @notice EIP-712 type hash of a signed cancellation of a pseudonym's study signatures.
     bytes32 public constant CANCEL_TYPEHASH = keccak256(
-        "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+        "CancelStudySignatures(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
     );
+
+    /// @notice How many holder slots an opt-in carries, used or not: a fixed number, so that
+    /// the opt-in does not tell how many holders keep the patient's records.
+    uint256 public constant TAG_SLOTS = 8;
+    /// @notice The length of one slot: a 1-byte view tag, then the AES-256-GCM ciphertext of
+    /// the patient's 65-byte signature with its 16-byte authentication tag.
+    uint256 public constant TAG_SLOT_LENGTH = 82;
+    /// @notice The exact length of an opt-in's `tags`: the ephemeral public key (33 bytes,
+    /// compressed secp256k1) and then {TAG_SLOTS} slots of {TAG_SLOT_LENGTH} bytes.
+    uint256 public constant TAGS_LENGTH = 33 + TAG_SLOTS * TAG_SLOT_LENGTH;
 
     /// @notice How far a signed message's `issuedAt` may be ahead of the block time: 5 minutes
     /// (the consent registry's {SIGNATURE_SKEW}, for the same reasons).
@@ -43,13 +54,13 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     IParticipantRegistry public immutable participants;
 
     // Storage: a study takes three slots (researcher, status, categories | minCellSize, budget,
-    // spent, registeredAt | protocolHash); a query two; a participation one (optedIn,
-    // changedAtBlock, epoch, signedAt); the policy one (floor, study ceiling, researcher
+    // spent, registeredAt | protocolHash); a query two; a participation one, keyed by the
+    // study pseudonym, never the patient (optedIn, changedAtBlock, epoch, signedAt); the policy one (floor, study ceiling, researcher
     // ceiling); a researcher's committed budget one. New state goes after the old, so the
     // slots of the first four stay where tests and tools expect them.
     mapping(uint256 studyId => Study) private _studies;
     mapping(uint256 studyId => mapping(bytes32 queryHash => Query)) private _queries;
-    mapping(uint256 studyId => mapping(address patient => Participation)) private _participations;
+    mapping(uint256 studyId => mapping(address pseudonym => Participation)) private _participations;
     uint256 private _studyCount;
     ResearchPolicy private _policy;
     mapping(address researcher => uint64) private _committed;
@@ -148,66 +159,78 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     // --------------------------------------------------------------- consent
 
     /// @inheritdoc IStudyRegistry
-    function optIn(uint256 studyId) external {
-        _optIn(studyId, msg.sender, 0);
-    }
-
-    /// @inheritdoc IStudyRegistry
-    function withdraw(uint256 studyId) external {
-        _withdraw(studyId, msg.sender, false);
-    }
-
-    /// @inheritdoc IStudyRegistry
     function optInBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
+        bytes calldata tags,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
+        if (tags.length != TAGS_LENGTH) {
+            revert StudyInvalidTagsLength(tags.length, TAGS_LENGTH);
+        }
         bytes32 structHash = keccak256(
-            abi.encode(OPT_IN_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
+            abi.encode(
+                OPT_IN_TYPEHASH, studyId, pseudonym, keccak256(tags), epoch, issuedAt, deadline
+            )
         );
-        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
-        _optIn(studyId, patient, issuedAt);
+        _checkSignature(structHash, studyId, pseudonym, epoch, issuedAt, deadline, signature);
+        Study storage s = _studies[studyId];
+        Status status = s.status;
+        if (status == Status.None) revert StudyNotFound(studyId);
+        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
+        Participation storage p = _participations[studyId][pseudonym];
+        if (p.optedIn) revert StudyAlreadyOptedIn(studyId, pseudonym);
+        p.optedIn = true;
+        p.changedAtBlock = uint64(block.number);
+        p.signedAt = issuedAt;
+        emit OptedIn(studyId, pseudonym, tags);
     }
 
     /// @inheritdoc IStudyRegistry
     function withdrawBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
         bytes32 structHash = keccak256(
-            abi.encode(WITHDRAW_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
+            abi.encode(WITHDRAW_TYPEHASH, studyId, pseudonym, epoch, issuedAt, deadline)
         );
-        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
-        _withdraw(studyId, patient, true);
-    }
-
-    /// @inheritdoc IStudyRegistry
-    function cancelSignatures(uint256 studyId) external {
-        _cancel(studyId, msg.sender);
+        _checkSignature(structHash, studyId, pseudonym, epoch, issuedAt, deadline, signature);
+        _withdraw(studyId, pseudonym);
     }
 
     /// @inheritdoc IStudyRegistry
     function cancelBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external {
         bytes32 structHash = keccak256(
-            abi.encode(CANCEL_TYPEHASH, studyId, patient, epoch, issuedAt, deadline)
+            abi.encode(CANCEL_TYPEHASH, studyId, pseudonym, epoch, issuedAt, deadline)
         );
-        _checkSignature(structHash, studyId, patient, epoch, issuedAt, deadline, signature);
-        _cancel(studyId, patient);
+        _checkSignature(structHash, studyId, pseudonym, epoch, issuedAt, deadline, signature);
+        Participation storage p = _participations[studyId][pseudonym];
+        // Every opt-in is signed: one applied in the epoch this closes was signed before the
+        // cancellation (a relayer may have applied it just ahead of it), so it is withdrawn.
+        bool wasIn = p.optedIn;
+        (uint24 next, uint40 signedAt) = _voidSignatures(p.epoch);
+        _participations[studyId][pseudonym] = Participation({
+            optedIn: false,
+            changedAtBlock: wasIn ? uint64(block.number) : p.changedAtBlock,
+            epoch: next,
+            signedAt: signedAt
+        });
+        if (wasIn) emit Withdrew(studyId, pseudonym);
+        emit StudySignaturesCancelled(studyId, pseudonym, next, signedAt);
     }
 
     // --------------------------------------------------------------- queries
@@ -252,18 +275,18 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
     // ------------------------------------------------------------------- views
 
     /// @inheritdoc IStudyRegistry
-    function isOptedIn(uint256 studyId, address patient) external view returns (bool) {
+    function isOptedIn(uint256 studyId, address pseudonym) external view returns (bool) {
         Study storage s = _studies[studyId];
-        return _participations[studyId][patient].optedIn && s.status == Status.Approved;
+        return _participations[studyId][pseudonym].optedIn && s.status == Status.Approved;
     }
 
     /// @inheritdoc IStudyRegistry
-    function participationOf(uint256 studyId, address patient)
+    function participationOf(uint256 studyId, address pseudonym)
         external
         view
         returns (Participation memory)
     {
-        return _participations[studyId][patient];
+        return _participations[studyId][pseudonym];
     }
 
     /// @inheritdoc IStudyRegistry
@@ -299,65 +322,23 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev `signedAt` is the signed message's `issuedAt`, or 0 for a direct opt-in, which
-    /// moves the participation to its next epoch.
-    function _optIn(uint256 studyId, address patient, uint40 signedAt) private {
-        Study storage s = _studies[studyId];
-        Status status = s.status;
-        if (status == Status.None) revert StudyNotFound(studyId);
-        if (status != Status.Approved) revert StudyInvalidStatus(studyId, status);
-        Participation storage p = _participations[studyId][patient];
-        if (p.optedIn) revert StudyAlreadyOptedIn(studyId, patient);
-        uint24 epoch = p.epoch;
-        if (signedAt == 0) (epoch, signedAt) = _voidSignatures(epoch);
-        p.optedIn = true;
-        p.changedAtBlock = uint64(block.number);
-        p.epoch = epoch;
-        p.signedAt = signedAt;
-        emit OptedIn(studyId, patient, msg.sender, epoch, signedAt);
-    }
-
-    /// @dev A withdrawal, direct or signed, moves the participation to its next epoch: it wins
-    /// over every message signed in the epoch it closes, whatever their `issuedAt`. A signed
-    /// one applies without an opt-in too (moving only the epoch), so that an opt-in signed
-    /// before it cannot follow it.
-    function _withdraw(uint256 studyId, address patient, bool signed) private {
-        Participation storage p = _participations[studyId][patient];
-        if (!p.optedIn && !signed) revert StudyNotOptedIn(studyId, patient);
-        (uint24 epoch, uint40 signedAt) = _voidSignatures(p.epoch);
-        _participations[studyId][patient] = Participation({
+    /// @dev A withdrawal moves the participation to its next epoch: it wins over every message
+    /// signed in the epoch it closes, whatever their `issuedAt`. It applies without an opt-in
+    /// too (moving only the epoch), so that an opt-in signed before it cannot follow it.
+    function _withdraw(uint256 studyId, address pseudonym) private {
+        (uint24 epoch, uint40 signedAt) = _voidSignatures(_participations[studyId][pseudonym].epoch);
+        _participations[studyId][pseudonym] = Participation({
             optedIn: false, changedAtBlock: uint64(block.number), epoch: epoch, signedAt: signedAt
         });
-        emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
-    }
-
-    /// @dev Moves the participation to its next epoch. An opt-in applied from a signature of
-    /// the closing epoch was signed before this cancellation (a relayer may have applied it just
-    /// ahead of it), so it is withdrawn too; a direct opt-in stays.
-    function _cancel(uint256 studyId, address patient) private {
-        Participation storage p = _participations[studyId][patient];
-        uint40 lastSigned = p.signedAt;
-        (uint24 epoch, uint40 signedAt) = _voidSignatures(p.epoch);
-        if (p.optedIn && lastSigned != 0 && lastSigned != type(uint40).max) {
-            _participations[studyId][patient] = Participation({
-                optedIn: false,
-                changedAtBlock: uint64(block.number),
-                epoch: epoch,
-                signedAt: signedAt
-            });
-            emit Withdrew(studyId, patient, msg.sender, epoch, signedAt);
-        } else {
-            p.epoch = epoch;
-            p.signedAt = signedAt;
-        }
-        emit StudySignaturesCancelled(studyId, patient, epoch, signedAt);
+        emit Withdrew(studyId, pseudonym);
     }
 
     /// @dev As the consent registry's: the next epoch with nothing signed, or at the last epoch
-    /// (2^24 - 1) the same epoch with `signedAt` at its maximum, voiding signatures for good
-    /// while direct calls keep working.
+    /// (2^24 - 1) the same epoch with `signedAt` at its maximum, voiding signatures for good (a
+    /// study pseudonym has no direct path: its participation can change no more).
     function _voidSignatures(uint24 epoch) private pure returns (uint24, uint40) {
-        if (epoch == type(uint24).max) return (epoch, type(uint40).max);
+        // `>=` is `==` for a uint24, without the strict equality slither flags as a guard.
+        if (epoch >= type(uint24).max) return (epoch, type(uint40).max);
         unchecked {
             return (epoch + 1, 0);
         }
@@ -411,12 +392,12 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         if (r != msg.sender) revert StudyUnauthorized(studyId, msg.sender);
     }
 
-    /// @dev Reverts unless the signature is `patient`'s, within its deadline, and in order for
+    /// @dev Reverts unless the signature is `pseudonym`'s, within its deadline, and in order for
     /// the participation: its epoch current and `issuedAt` after the last signed one applied.
     function _checkSignature(
         bytes32 structHash,
         uint256 studyId,
-        address patient,
+        address pseudonym,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
@@ -439,12 +420,14 @@ contract StudyRegistry is IStudyRegistry, AccessControl, EIP712 {
         // slither-disable-next-line unused-return
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (
-            (err != ECDSA.RecoverError.NoError || recovered != patient)
-                && !SignatureChecker.isValidERC1271SignatureNowCalldata(patient, digest, signature)
+            (err != ECDSA.RecoverError.NoError || recovered != pseudonym)
+                && !SignatureChecker.isValidERC1271SignatureNowCalldata(
+                    pseudonym, digest, signature
+                )
         ) {
-            revert StudyInvalidSignature(patient);
+            revert StudyInvalidSignature(pseudonym);
         }
-        Participation storage p = _participations[studyId][patient];
+        Participation storage p = _participations[studyId][pseudonym];
         uint24 current = p.epoch;
         uint40 signedAt = p.signedAt;
         if (epoch != current || issuedAt <= signedAt) {

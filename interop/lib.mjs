@@ -45,7 +45,8 @@ export const GRANT_TYPES = {
 export const OPT_IN_TYPES = {
   OptIn: [
     { name: "studyId", type: "uint256" },
-    { name: "patient", type: "address" },
+    { name: "pseudonym", type: "address" },
+    { name: "tags", type: "bytes" },
     { name: "epoch", type: "uint24" },
     { name: "issuedAt", type: "uint40" },
     { name: "deadline", type: "uint256" },

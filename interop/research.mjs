@@ -1,7 +1,11 @@
 // docs/protocol.md's research route against a running gatekeeper that holds its holder's key:
 // a researcher's study approved (a minimum cell of 5, within governance's floor), thirteen
-// patients' records uploaded (demographics and a condition each) and ten of them opted in by
-// signatures that a relayer sends; a noised condition-count query naming its holder and its
+// patients' records uploaded (demographics and a condition each) and ten of them opted in, each
+// as its study pseudonym (HKDF-SHA256 of the patient's key, derived here with node's crypto and
+// checked against medrec-protocol's pinned vector) with a slot for the holder (ECDH with the
+// service key the gatekeeper serves, checked against the one registered on chain, HKDF and
+// AES-256-GCM of the patient's StudyMembership signature, all node's crypto), signed by the
+// pseudonym and sent by a relayer; no OptedIn names a patient; a noised condition-count query naming its holder and its
 // epsilon, signed as a ResearchRequest; the answer's signature recovered from keccak256 of its
 // exact text (no EIP-191 prefix), its epsilon (the query's over its one holder), every one of
 // the 20 cells of age band by sex in order, each a count at or over the minimum or held back
@@ -13,7 +17,8 @@
 // Usage: node research.mjs <rpc-url> <deployments/<chainId>.json> <gatekeeper-url>
 // The gatekeeper must serve for anvil's account 2 with that account's keystore
 // (--anchor-keystore); run.sh starts one when DATABASE_URL is set.
-import { keccak256, recoverAddress, toHex } from "viem";
+import crypto from "node:crypto";
+import { keccak256, parseEventLogs, recoverAddress, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   GATEKEEPER_TYPES,
@@ -41,6 +46,80 @@ const [governance, relayer, holder, researcher] = anvilAccounts;
 const gatekeeperDomain = await chain.domainOf(deployment.recordRegistry);
 const studyDomain = await chain.domainOf(studies);
 eq("study domain name", studyDomain.name, "medrec.StudyRegistry");
+
+// ---- Issue 16: a patient takes part in a study as a pseudonym derived from their key
+// (docs/protocol.md, "Study pseudonyms and holder slots"), never as themselves.
+const u64 = (n) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b;
+};
+const bytes = (hex) => Buffer.from(hex.slice(2), "hex");
+const chainId = BigInt(studyDomain.chainId);
+function studyPseudonym(secretHex, chain, registry, study) {
+  for (let counter = 0; counter < 256; counter++) {
+    const info = Buffer.concat([
+      Buffer.from("medrec.pseudonym.v1"),
+      Buffer.from([0]),
+      Buffer.from(`study/${study}`),
+      Buffer.from([0]),
+      u64(chain),
+      bytes(registry),
+      Buffer.from([counter]),
+    ]);
+    const key = Buffer.from(crypto.hkdfSync("sha256", bytes(secretHex), Buffer.alloc(0), info, 32));
+    try {
+      return privateKeyToAccount(`0x${key.toString("hex")}`);
+    } catch {
+      // Not a secp256k1 key (about 2^-128): the next counter.
+    }
+  }
+  throw new Error("no key");
+}
+eq(
+  "pseudonym: medrec-protocol's pinned vector",
+  studyPseudonym(`0x${"42".repeat(32)}`, 31337n, `0x${"aa".repeat(20)}`, 1n).address,
+  "0x16c72fEb15F6bDd0e1B97A25F7a6b425eE905087",
+);
+const TAG_SLOTS = 8;
+const SLOT_LEN = 82;
+/** An opt-in's tags: the ephemeral key, then 8 slots, one per holder (view tag, AES-256-GCM of
+ * the patient's membership signature), random elsewhere. */
+function studyTags(study, pseudonym, signature, servicePublicKeys) {
+  const ephemeral = crypto.createECDH("secp256k1");
+  ephemeral.generateKeys();
+  const ephPub = ephemeral.getPublicKey(null, "compressed");
+  const tags = Buffer.concat([ephPub, crypto.randomBytes(TAG_SLOTS * SLOT_LEN)]);
+  // The used slots at random positions (Fisher-Yates).
+  const slots = [...Array(TAG_SLOTS).keys()];
+  for (let i = TAG_SLOTS - 1; i > 0; i--) {
+    const j = crypto.randomInt(i + 1);
+    [slots[i], slots[j]] = [slots[j], slots[i]];
+  }
+  servicePublicKeys.forEach((pub, i) => {
+    const shared = ephemeral.computeSecret(bytes(pub)); // the x coordinate
+    const info = Buffer.concat([
+      Buffer.from("medrec.study-tag.v1"),
+      u64(chainId),
+      bytes(studies),
+      bytes(toHex(study, { size: 32 })),
+      bytes(pseudonym),
+    ]);
+    const okm = Buffer.from(crypto.hkdfSync("sha256", shared, ephPub, info, 45));
+    const cipher = crypto.createCipheriv("aes-256-gcm", okm.subarray(1, 33), okm.subarray(33));
+    const ct = Buffer.concat([cipher.update(bytes(signature)), cipher.final(), cipher.getAuthTag()]);
+    const at = 33 + slots[i] * SLOT_LEN;
+    tags[at] = okm[0];
+    ct.copy(tags, at + 1);
+  });
+  return toHex(tags);
+}
+const MEMBERSHIP_TYPES = {
+  StudyMembership: [
+    { name: "studyId", type: "uint256" },
+    { name: "pseudonym", type: "address" },
+  ],
+};
 
 // ---- A study of demographics and conditions: cells under 5 held back, a budget of ten
 // epsilon (the governance defaults' floor and ceiling).
@@ -71,12 +150,10 @@ const patients = [
   ...Array(8).fill(["female", "1970-05-01", true]),
   ...Array(2).fill(["male", "1950-01-01", true]),
   ...Array(3).fill(["female", "1972-03-03", false]),
-].map(([gender, birthDate, optsIn]) => ({
-  account: privateKeyToAccount(generatePrivateKey()),
-  gender,
-  birthDate,
-  optsIn,
-}));
+].map(([gender, birthDate, optsIn]) => {
+  const key = generatePrivateKey();
+  return { key, account: privateKeyToAccount(key), gender, birthDate, optsIn };
+});
 for (const p of patients) {
   for (const [category, resource] of [
     [DEMOGRAPHICS, { resourceType: "Patient", gender: p.gender, birthDate: p.birthDate }],
@@ -93,36 +170,73 @@ for (const p of patients) {
     eq(`upload of a ${p.gender} patient's ${resource.resourceType}: 201`, response.status, 201);
   }
 }
+// The holder registers its gatekeeper; its service key is its own key here. Patients encrypt
+// their slot to the key the gatekeeper serves only if it hashes to the registered one.
+await chain.send(holder, deployment.recordRegistry, abis.records, "registerHolder", [
+  gatekeeperUrl,
+  holder.address,
+]);
+const served = await (await fetch(`${gatekeeperUrl}/v1/service-key`)).json();
+const registered = await client.readContract({
+  address: deployment.recordRegistry,
+  abi: abis.records,
+  functionName: "gatekeeperOf",
+  args: [holder.address],
+});
+const servedAddress = `0x${keccak256(
+  toHex(crypto.ECDH.convertKey(bytes(served.publicKey), "secp256k1", undefined, undefined, "uncompressed").subarray(1)),
+).slice(-40)}`;
+eq("the served service key is the registered one", servedAddress.toLowerCase(), registered.serviceKey.toLowerCase());
+const optIns = [];
 for (const p of patients.filter((p) => p.optsIn)) {
+  const pseudonym = studyPseudonym(p.key, chainId, studies, studyId);
   // The participation's epoch and last signed time order signed messages (not a nonce).
   const slot = await client.readContract({
     address: studies,
     abi: abis.studies,
     functionName: "participationOf",
-    args: [studyId, p.account.address],
+    args: [studyId, pseudonym.address],
+  });
+  const membership = await p.account.signTypedData({
+    domain: studyDomain,
+    types: MEMBERSHIP_TYPES,
+    primaryType: "StudyMembership",
+    message: { studyId, pseudonym: pseudonym.address },
   });
   const message = {
     studyId,
-    patient: p.account.address,
+    pseudonym: pseudonym.address,
+    tags: studyTags(studyId, pseudonym.address, membership, [served.publicKey]),
     epoch: slot.epoch,
     issuedAt: nextIssuedAt(slot.signedAt),
     deadline: (await chain.now()) + 3600n,
   };
-  const signature = await p.account.signTypedData({
+  const signature = await pseudonym.signTypedData({
     domain: studyDomain,
     types: OPT_IN_TYPES,
     primaryType: "OptIn",
     message,
   });
-  await chain.send(relayer, studies, abis.studies, "optInBySig", [
-    message.studyId,
-    message.patient,
-    message.epoch,
-    message.issuedAt,
-    message.deadline,
-    signature,
-  ]);
+  optIns.push(
+    await chain.send(relayer, studies, abis.studies, "optInBySig", [
+      message.studyId,
+      message.pseudonym,
+      message.tags,
+      message.epoch,
+      message.issuedAt,
+      message.deadline,
+      signature,
+    ]),
+  );
 }
+const named = new Set(patients.map((p) => p.account.address.toLowerCase()));
+const opted = optIns.flatMap((r) => parseEventLogs({ abi: abis.studies, logs: r.logs, eventName: "OptedIn" }));
+eq("ten OptedIn events", opted.length, 10);
+check(
+  "no OptedIn names a patient",
+  opted.every((e) => !named.has(e.args.pseudonym.toLowerCase()) && Object.keys(e.args).join() === "studyId,pseudonym,tags"),
+  JSON.stringify(opted.map((e) => e.args.pseudonym)),
+);
 // Uncached: viem keeps eth_blockNumber for its polling interval, which may predate the opt-ins.
 const pinnedBlock = Number(await client.getBlockNumber({ cacheTime: 0 }));
 

@@ -111,36 +111,8 @@ contract ConsentSignaturesTest is Base {
         assertEq(consent.grantedCategories(hospitalA, patient), 0);
     }
 
-    /// @dev The same for a study: a signed opt-in relayed after a direct opt-in and withdrawal.
-    function test_attack_signedOptInRelayedAfterWithdrawal_isStale() public {
-        vm.prank(researcher);
-        uint256 id = studies.registerStudy(keccak256("protocol"), LABS, 5, STUDY_BUDGET);
-        vm.prank(governor);
-        studies.approveStudy(id);
-        uint40 t = now40();
-        uint256 deadline = block.timestamp + 1 days;
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
-            patientKey,
-            keccak256(
-                abi.encodePacked(
-                    "\x19\x01",
-                    studies.DOMAIN_SEPARATOR(),
-                    keccak256(abi.encode(studies.OPT_IN_TYPEHASH(), id, patient, 0, t, deadline))
-                )
-            )
-        );
-        vm.startPrank(patient);
-        studies.optIn(id);
-        studies.withdraw(id);
-        vm.stopPrank();
-
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 0, t, 2, 0)
-        );
-        vm.prank(stranger);
-        studies.optInBySig(id, patient, 0, t, deadline, abi.encodePacked(r, s, v));
-        assertFalse(studies.isOptedIn(id, patient));
-    }
+    // The same for a study: test/StudyRegistry.t.sol, test_optInBySig_revertsOnReplay and
+    // test_cancelBySig_voidsOutstandingOptIn (issue 16 removed the direct opt-in).
 
     /// @dev A withheld signed grant (to A) does not block a later signed revocation of another
     /// grantee (B): nonces were one sequence per signer, so it did.
@@ -322,34 +294,6 @@ contract ConsentSignaturesTest is Base {
             abi.encodeWithSelector(IConsentRegistry.ConsentInvalidSignature.selector, patient)
         );
         consent.cancelBySig(patient, hospitalA, patient, 0, now40(), deadline, cancel);
-    }
-
-    function test_studyCancelSignatures_voidsOutstandingOptIn() public {
-        vm.prank(researcher);
-        uint256 id = studies.registerStudy(keccak256("protocol"), LABS, 5, STUDY_BUDGET);
-        vm.prank(governor);
-        studies.approveStudy(id);
-        uint40 t = now40();
-        uint256 deadline = block.timestamp + 1 days;
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
-            patientKey,
-            keccak256(
-                abi.encodePacked(
-                    "\x19\x01",
-                    studies.DOMAIN_SEPARATOR(),
-                    keccak256(abi.encode(studies.OPT_IN_TYPEHASH(), id, patient, 0, t, deadline))
-                )
-            )
-        );
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
-        vm.prank(patient);
-        studies.cancelSignatures(id);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 0, t, 1, 0)
-        );
-        studies.optInBySig(id, patient, 0, t, deadline, abi.encodePacked(r, s, v));
-        assertFalse(studies.isOptedIn(id, patient));
     }
 
     // ---------------------------------------------- hole 10a: re-credentialing

@@ -167,12 +167,31 @@ contract GasTest is Base {
         vm.snapshotGasLastCall("registerStudy");
     }
 
-    function test_gas_optIn() public {
+    /// @dev A study pseudonym's signed opt-in with its 8 holder slots, relayed (issue 16: the
+    /// only opt-in there is).
+    function test_gas_optInBySig() public {
         uint256 id = approvedStudy();
+        uint256 key = 0x5EED;
+        address pseudonym = vm.addr(key);
+        bytes memory tags = new bytes(studies.TAGS_LENGTH());
+        for (uint256 i; i < tags.length; ++i) {
+            tags[i] = bytes1(uint8(i * 31 + 7));
+        }
+        uint40 issuedAt = now40();
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes32 structHash = keccak256(
+            abi.encode(
+                studies.OPT_IN_TYPEHASH(), id, pseudonym, keccak256(tags), 0, issuedAt, deadline
+            )
+        );
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            key, keccak256(abi.encodePacked("\x19\x01", studies.DOMAIN_SEPARATOR(), structHash))
+        );
+        bytes memory sig = abi.encodePacked(r, s, v);
         cool();
-        vm.prank(patient);
-        studies.optIn(id);
-        vm.snapshotGasLastCall("optIn");
+        vm.prank(stranger);
+        studies.optInBySig(id, pseudonym, tags, 0, issuedAt, deadline, sig);
+        vm.snapshotGasLastCall("optInBySig");
     }
 
     function test_gas_recordQuery() public {

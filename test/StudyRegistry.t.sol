@@ -19,6 +19,9 @@ contract StudyRegistryTest is Base {
     uint32 internal constant MIN_CELL = 11;
     uint64 internal constant BUDGET = 1_000_000; // 1 epsilon
     uint64 internal constant COST = 100_000; // 0.1 epsilon
+    /// @dev The registry's TAGS_LENGTH (checked in test_attack_16_wrongTagsLength_reverts),
+    /// here so that building tags calls nothing between an expectRevert and its call.
+    uint256 internal constant TAGS_LENGTH = 33 + 8 * 82;
 
     StudyRegistry internal studies;
 
@@ -30,10 +33,11 @@ contract StudyRegistryTest is Base {
     /// @dev The key that owns the ERC-1271 wallet.
     uint256 internal walletKey = 0xCAFE;
 
-    /// @dev The fields of a signed opt-in or withdrawal, in the order of their type hashes.
+    /// @dev The fields of a signed opt-in or withdrawal, in the order of their type hashes (an
+    /// opt-in's `tags` come from {_tags}).
     struct Signed {
         uint256 studyId;
-        address patient;
+        address pseudonym;
         uint24 epoch;
         uint40 issuedAt;
         uint256 deadline;
@@ -78,9 +82,46 @@ contract StudyRegistryTest is Base {
         _approve(id);
     }
 
+    /// @dev The key of a test pseudonym: `patient`'s or `other`'s.
+    function _keyOf(address p) internal view returns (uint256) {
+        if (p == patient) return patientKey;
+        if (p == other) return otherKey;
+        // A MockWallet of walletKey (ERC-1271).
+        if (p.code.length > 0) return walletKey;
+        revert("no key for this pseudonym");
+    }
+
+    /// @dev Tags of the exact length; their content is opaque to the registry.
+    function _tags() internal pure returns (bytes memory t) {
+        t = new bytes(TAGS_LENGTH);
+        for (uint256 i; i < t.length; ++i) {
+            t[i] = bytes1(uint8(i * 7 + 1));
+        }
+    }
+
+    /// @dev `p` opts in to `id` by its signature, issued a second ago, relayed by `stranger`.
     function _optIn(uint256 id, address p) internal {
-        vm.prank(p);
-        studies.optIn(id);
+        Signed memory s = Signed({
+            studyId: id,
+            pseudonym: p,
+            epoch: studies.participationOf(id, p).epoch,
+            issuedAt: now40() - 1,
+            deadline: block.timestamp + 1 hours
+        });
+        bytes memory sig = _signOptIn(_keyOf(p), s);
+        bytes memory tags = _tags();
+        vm.prank(stranger);
+        studies.optInBySig(id, p, tags, s.epoch, s.issuedAt, s.deadline, sig);
+    }
+
+    /// @dev `p` withdraws from `id` by its signature issued now, relayed by `stranger`.
+    function _withdraw(uint256 id, address p) internal {
+        Signed memory s = _signed(id);
+        s.pseudonym = p;
+        s.epoch = studies.participationOf(id, p).epoch;
+        bytes memory sig = _signWithdraw(_keyOf(p), s);
+        vm.prank(stranger);
+        _withdrawBySig(s, sig);
     }
 
     /// @dev The receipt of `queryHash`, recorded by `researcher`, pinned at this block.
@@ -97,7 +138,7 @@ contract StudyRegistryTest is Base {
     function _signed(uint256 id) internal view returns (Signed memory) {
         return Signed({
             studyId: id,
-            patient: patient,
+            pseudonym: patient,
             epoch: studies.participationOf(id, patient).epoch,
             issuedAt: now40(),
             deadline: block.timestamp + 1 hours
@@ -105,7 +146,17 @@ contract StudyRegistryTest is Base {
     }
 
     function _optInHash(Signed memory s) internal view returns (bytes32) {
-        return keccak256(abi.encode(studies.OPT_IN_TYPEHASH(), s));
+        return keccak256(
+            abi.encode(
+                studies.OPT_IN_TYPEHASH(),
+                s.studyId,
+                s.pseudonym,
+                keccak256(_tags()),
+                s.epoch,
+                s.issuedAt,
+                s.deadline
+            )
+        );
     }
 
     function _withdrawHash(Signed memory s) internal view returns (bytes32) {
@@ -147,11 +198,13 @@ contract StudyRegistryTest is Base {
     }
 
     function _optInBySig(Signed memory s, bytes memory signature) internal {
-        studies.optInBySig(s.studyId, s.patient, s.epoch, s.issuedAt, s.deadline, signature);
+        studies.optInBySig(
+            s.studyId, s.pseudonym, _tags(), s.epoch, s.issuedAt, s.deadline, signature
+        );
     }
 
     function _withdrawBySig(Signed memory s, bytes memory signature) internal {
-        studies.withdrawBySig(s.studyId, s.patient, s.epoch, s.issuedAt, s.deadline, signature);
+        studies.withdrawBySig(s.studyId, s.pseudonym, s.epoch, s.issuedAt, s.deadline, signature);
     }
 
     function _assertStudy(
@@ -252,19 +305,19 @@ contract StudyRegistryTest is Base {
         assertEq(
             studies.OPT_IN_TYPEHASH(),
             keccak256(
-                "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+                "OptIn(uint256 studyId,address pseudonym,bytes tags,uint24 epoch,uint40 issuedAt,uint256 deadline)"
             )
         );
         assertEq(
             studies.WITHDRAW_TYPEHASH(),
             keccak256(
-                "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+                "Withdraw(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
             )
         );
         assertEq(
             studies.CANCEL_TYPEHASH(),
             keccak256(
-                "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+                "CancelStudySignatures(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
             )
         );
         assertEq(studies.DOMAIN_SEPARATOR(), _domainSeparator(block.chainid, address(studies)));
@@ -300,8 +353,10 @@ contract StudyRegistryTest is Base {
             PROTOCOL
         );
         // Not approved yet: no one may opt in.
+        Signed memory s = _signed(1);
+        bytes memory sig = _signOptIn(patientKey, s);
         _expectInvalidStatus(1, IStudyRegistry.Status.Registered);
-        _optIn(1, patient);
+        _optInBySig(s, sig);
     }
 
     function test_registerStudy_idsAreSequential() public {
@@ -554,8 +609,11 @@ contract StudyRegistryTest is Base {
         // The opt-in stays stored but no longer counts.
         assertFalse(studies.isOptedIn(id, patient));
         _assertParticipation(id, patient, true, uint64(block.number));
+        Signed memory s = _signed(id);
+        s.pseudonym = other;
+        bytes memory sig = _signOptIn(otherKey, s);
         _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
-        _optIn(id, other);
+        _optInBySig(s, sig);
         // Nor does a receipt: see test_recordQuery_revertsWhenClosed.
         _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
         _record(id, keccak256("q2"), COST);
@@ -590,24 +648,111 @@ contract StudyRegistryTest is Base {
         studies.closeStudy(id);
     }
 
-    // ------------------------------------------------------------------ optIn
+    // ------------------------------------------------- opt-in, withdrawal (issue 16)
 
-    function test_optIn_storesAndEmits() public {
+    /// @dev Issue 16: a patient could opt in from their own account (`optIn`), naming
+    /// themselves in the event, the storage key and the sender. There is no direct opt-in,
+    /// withdrawal or cancellation any more: only a pseudonym's signature, relayed.
+    function test_attack_16_noDirectOptInWithdrawOrCancel() public {
         uint256 id = _approved();
-        vm.roll(123);
-        vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient, 1, 0);
-        vm.prank(patient);
-        studies.optIn(id);
+        vm.startPrank(patient);
+        (bool ok,) = address(studies).call(abi.encodeWithSignature("optIn(uint256)", id));
+        assertFalse(ok, "direct optIn");
+        (ok,) = address(studies).call(abi.encodeWithSignature("withdraw(uint256)", id));
+        assertFalse(ok, "direct withdraw");
+        (ok,) = address(studies).call(abi.encodeWithSignature("cancelSignatures(uint256)", id));
+        assertFalse(ok, "direct cancelSignatures");
+        vm.stopPrank();
+        assertFalse(studies.participationOf(id, patient).optedIn);
+    }
 
-        assertTrue(studies.isOptedIn(id, patient));
-        _assertParticipation(id, patient, true, 123);
-        // Only the caller is opted in, and only to this study.
-        assertFalse(studies.isOptedIn(id, other));
-        assertFalse(studies.isOptedIn(id + 1, patient));
-        // A direct call moves to the next signature epoch.
-        assertEq(studies.participationOf(id, patient).epoch, 1);
-        assertEq(studies.participationOf(id, patient).signedAt, 0);
+    /// @dev Issue 16: the opt-in's event, the withdrawal's event and the storage name the
+    /// pseudonym and nothing else: no patient, no sender. The relayer, the only other address
+    /// in the transaction, is nowhere in the logs.
+    function test_attack_16_eventsAndStorageCarryOnlyThePseudonym() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        vm.recordLogs();
+        vm.record();
+        vm.prank(stranger);
+        _optInBySig(s, sig);
+        vm.warp(block.timestamp + 1);
+        _withdraw(id, patient);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 2);
+        assertEq(logs[0].topics.length, 3);
+        assertEq(logs[0].topics[0], IStudyRegistry.OptedIn.selector);
+        assertEq(uint256(logs[0].topics[1]), id);
+        assertEq(logs[0].topics[2], bytes32(uint256(uint160(patient))));
+        assertEq(logs[0].data, abi.encode(_tags()), "OptedIn data is the tags alone");
+        assertEq(logs[1].topics.length, 3);
+        assertEq(logs[1].topics[0], IStudyRegistry.Withdrew.selector);
+        assertEq(logs[1].topics[2], bytes32(uint256(uint160(patient))));
+        assertEq(logs[1].data.length, 0, "Withdrew carries no data");
+        // Storage: written only at the pseudonym's participation slot; no word written holds the
+        // relayer's address.
+        (, bytes32[] memory writes) = vm.accesses(address(studies));
+        bytes32 slot = keccak256(abi.encode(patient, keccak256(abi.encode(id, uint256(5)))));
+        for (uint256 i; i < writes.length; ++i) {
+            assertEq(writes[i], slot, "a write outside the pseudonym's participation");
+            assertTrue(
+                uint256(vm.load(address(studies), writes[i])) >> 96 == 0
+                    || address(uint160(uint256(vm.load(address(studies), writes[i])))) != stranger,
+                "relayer stored"
+            );
+        }
+    }
+
+    /// @dev Issue 16: the opt-in carries exactly TAGS_LENGTH bytes of slots, so the number of
+    /// the patient's holders is not told by its length; one byte less or more reverts.
+    function test_attack_16_wrongTagsLength_reverts() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        uint256 len = studies.TAGS_LENGTH();
+        assertEq(len, 33 + 8 * 82);
+        bytes memory shortTags = new bytes(len - 82);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyInvalidTagsLength.selector, len - 82, len)
+        );
+        studies.optInBySig(id, patient, shortTags, s.epoch, s.issuedAt, s.deadline, sig);
+        bytes memory longTags = new bytes(len + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudyInvalidTagsLength.selector, len + 1, len)
+        );
+        studies.optInBySig(id, patient, longTags, s.epoch, s.issuedAt, s.deadline, sig);
+        assertFalse(studies.isOptedIn(id, patient));
+    }
+
+    /// @dev Issue 16: the tags are signed: a relayer swapping them (to keep the holders from
+    /// finding the patient) invalidates the signature.
+    function test_attack_16_tamperedTags_revert() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
+        bytes memory tags = _tags();
+        tags[40] ^= 0x01;
+        _expectInvalidSignature(patient);
+        studies.optInBySig(id, patient, tags, s.epoch, s.issuedAt, s.deadline, sig);
+    }
+
+    /// @dev Issue 16: only the pseudonym's signature opts it in or withdraws it: the patient's
+    /// account key (or anyone's) signing for the pseudonym is refused.
+    function test_attack_16_onlyThePseudonymsSignature() public {
+        uint256 id = _approved();
+        Signed memory s = _signed(id);
+        s.pseudonym = other;
+        bytes memory sig = _signOptIn(patientKey, s);
+        _expectInvalidSignature(other);
+        _optInBySig(s, sig);
+        _optIn(id, other);
+        Signed memory w = _signed(id);
+        w.pseudonym = other;
+        bytes memory wsig = _signWithdraw(patientKey, w);
+        _expectInvalidSignature(other);
+        _withdrawBySig(w, wsig);
+        assertTrue(studies.isOptedIn(id, other));
     }
 
     function test_optIn_isPerStudy() public {
@@ -617,8 +762,7 @@ contract StudyRegistryTest is Base {
         assertTrue(studies.isOptedIn(a, patient));
         assertFalse(studies.isOptedIn(b, patient));
         _optIn(b, patient);
-        vm.prank(patient);
-        studies.withdraw(a);
+        _withdraw(a, patient);
         assertFalse(studies.isOptedIn(a, patient));
         assertTrue(studies.isOptedIn(b, patient));
     }
@@ -628,47 +772,23 @@ contract StudyRegistryTest is Base {
         vm.roll(10);
         _optIn(id, patient);
         vm.roll(20);
-        vm.prank(patient);
-        studies.withdraw(id);
+        _withdraw(id, patient);
         vm.roll(30);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient, 3, 0);
+        emit IStudyRegistry.OptedIn(id, patient, _tags());
         _optIn(id, patient);
         _assertParticipation(id, patient, true, 30);
         assertTrue(studies.isOptedIn(id, patient));
-    }
-
-    function test_optIn_revertsOnUnknownStudy() public {
-        _expectNotFound(1);
-        _optIn(1, patient);
-        _expectNotFound(0);
-        _optIn(0, patient);
-    }
-
-    function test_optIn_revertsWhenRegistered() public {
-        uint256 id = _register();
-        _expectInvalidStatus(id, IStudyRegistry.Status.Registered);
-        _optIn(id, patient);
-        _assertParticipation(id, patient, false, 0);
+        assertEq(studies.participationOf(id, patient).epoch, 1);
     }
 
     function test_optIn_revertsWhenClosed() public {
         uint256 id = _approved();
         _close(id);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signOptIn(patientKey, s);
         _expectInvalidStatus(id, IStudyRegistry.Status.Closed);
-        _optIn(id, patient);
-    }
-
-    function test_optIn_revertsWhenAlreadyOptedIn() public {
-        uint256 id = _approved();
-        vm.roll(5);
-        _optIn(id, patient);
-        vm.roll(6);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyAlreadyOptedIn.selector, id, patient)
-        );
-        _optIn(id, patient);
-        _assertParticipation(id, patient, true, 5);
+        _optInBySig(s, sig);
     }
 
     // --------------------------------------------------------------- withdraw
@@ -679,10 +799,11 @@ contract StudyRegistryTest is Base {
         _optIn(id, patient);
         _optIn(id, other);
         vm.roll(51);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
-        vm.prank(patient);
-        studies.withdraw(id);
+        emit IStudyRegistry.Withdrew(id, patient);
+        _withdrawBySig(s, sig);
 
         assertFalse(studies.isOptedIn(id, patient));
         _assertParticipation(id, patient, false, 51);
@@ -695,35 +816,12 @@ contract StudyRegistryTest is Base {
         uint256 id = _approved();
         _optIn(id, patient);
         _close(id);
+        Signed memory s = _signed(id);
+        bytes memory sig = _signWithdraw(patientKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, patient, 2, 0);
-        vm.prank(patient);
-        studies.withdraw(id);
+        emit IStudyRegistry.Withdrew(id, patient);
+        _withdrawBySig(s, sig);
         _assertParticipation(id, patient, false, uint64(block.number));
-    }
-
-    function test_withdraw_revertsWhenNotOptedIn() public {
-        uint256 id = _approved();
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
-        );
-        vm.prank(patient);
-        studies.withdraw(id);
-
-        _optIn(id, patient);
-        vm.prank(patient);
-        studies.withdraw(id);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, id, patient)
-        );
-        vm.prank(patient);
-        studies.withdraw(id);
-    }
-
-    function test_withdraw_revertsOnUnknownStudy() public {
-        vm.expectRevert(abi.encodeWithSelector(IStudyRegistry.StudyNotOptedIn.selector, 7, patient));
-        vm.prank(patient);
-        studies.withdraw(7);
     }
 
     // ------------------------------------------------------------- optInBySig
@@ -734,7 +832,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signOptIn(patientKey, s);
         vm.roll(77);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, stranger, s.epoch, s.issuedAt);
+        emit IStudyRegistry.OptedIn(id, patient, _tags());
         vm.prank(stranger);
         _optInBySig(s, sig);
 
@@ -749,7 +847,7 @@ contract StudyRegistryTest is Base {
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, patient, patient, s.epoch, s.issuedAt);
+        emit IStudyRegistry.OptedIn(id, patient, _tags());
         vm.prank(patient);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, patient));
@@ -781,7 +879,7 @@ contract StudyRegistryTest is Base {
         uint256 id = _approved();
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
-        s.patient = other;
+        s.pseudonym = other;
         _expectInvalidSignature(other);
         _optInBySig(s, sig);
         assertFalse(studies.isOptedIn(id, other));
@@ -819,8 +917,8 @@ contract StudyRegistryTest is Base {
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
         _optInBySig(s, sig);
-        vm.prank(patient);
-        studies.withdraw(id);
+        vm.warp(block.timestamp + 1);
+        _withdraw(id, patient);
 
         vm.expectRevert(
             abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 0, s.issuedAt, 1, 0)
@@ -914,18 +1012,20 @@ contract StudyRegistryTest is Base {
             abi.encodeWithSelector(IStudyRegistry.StudyAlreadyOptedIn.selector, id, patient)
         );
         _optInBySig(s, sig);
-        assertEq(studies.participationOf(id, patient).signedAt, 0);
+        assertEq(
+            studies.participationOf(id, patient).signedAt, s.issuedAt - 1, "the first opt-in's"
+        );
     }
 
     function test_optInBySig_erc1271WalletPatient() public {
         uint256 id = _approved();
         MockWallet wallet = new MockWallet(vm.addr(walletKey));
         Signed memory s = _signed(id);
-        s.patient = address(wallet);
+        s.pseudonym = address(wallet);
         bytes memory sig = _signOptIn(walletKey, s);
 
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.OptedIn(id, address(wallet), stranger, s.epoch, s.issuedAt);
+        emit IStudyRegistry.OptedIn(id, address(wallet), _tags());
         vm.prank(stranger);
         _optInBySig(s, sig);
         assertTrue(studies.isOptedIn(id, address(wallet)));
@@ -936,14 +1036,14 @@ contract StudyRegistryTest is Base {
         uint256 id = _approved();
         MockWallet wallet = new MockWallet(vm.addr(walletKey));
         Signed memory s = _signed(id);
-        s.patient = address(wallet);
+        s.pseudonym = address(wallet);
         // Signed by a key that does not own the wallet.
         bytes memory bad = _signOptIn(otherKey, s);
         _expectInvalidSignature(address(wallet));
         _optInBySig(s, bad);
         // The owner's signature over other content does not count either.
         Signed memory stale = _signed(id);
-        stale.patient = address(wallet);
+        stale.pseudonym = address(wallet);
         stale.deadline += 1;
         bytes memory staleSig = _signOptIn(walletKey, stale);
         _expectInvalidSignature(address(wallet));
@@ -961,7 +1061,7 @@ contract StudyRegistryTest is Base {
         bytes memory sig = _signWithdraw(patientKey, s);
         vm.roll(200);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, stranger, s.epoch + 1, 0);
+        emit IStudyRegistry.Withdrew(id, patient);
         vm.prank(stranger);
         _withdrawBySig(s, sig);
 
@@ -1012,7 +1112,7 @@ contract StudyRegistryTest is Base {
         _optIn(id, other);
         Signed memory s = _signed(id);
         bytes memory sig = _signWithdraw(patientKey, s);
-        s.patient = other;
+        s.pseudonym = other;
         _expectInvalidSignature(other);
         _withdrawBySig(s, sig);
         assertTrue(studies.isOptedIn(id, other));
@@ -1036,7 +1136,9 @@ contract StudyRegistryTest is Base {
         _optIn(id, patient);
 
         vm.expectRevert(
-            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 1, s.issuedAt, 3, 0)
+            abi.encodeWithSelector(
+                IStudyRegistry.StudySignatureStale.selector, 0, s.issuedAt, 1, s.issuedAt - 1
+            )
         );
         vm.prank(stranger);
         _withdrawBySig(s, sig);
@@ -1104,7 +1206,7 @@ contract StudyRegistryTest is Base {
         MockWallet wallet = new MockWallet(vm.addr(walletKey));
         _optIn(id, address(wallet));
         Signed memory s = _signed(id);
-        s.patient = address(wallet);
+        s.pseudonym = address(wallet);
         s.epoch = studies.participationOf(id, address(wallet)).epoch;
 
         bytes memory bad = _signWithdraw(otherKey, s);
@@ -1113,7 +1215,7 @@ contract StudyRegistryTest is Base {
 
         bytes memory sig = _signWithdraw(walletKey, s);
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, address(wallet), stranger, s.epoch + 1, 0);
+        emit IStudyRegistry.Withdrew(id, address(wallet));
         vm.prank(stranger);
         _withdrawBySig(s, sig);
         assertFalse(studies.isOptedIn(id, address(wallet)));
@@ -1445,14 +1547,13 @@ contract StudyRegistryTest is Base {
         vm.roll(block.number + 1);
         _optIn(a, patient);
         Signed memory s = _signed(a);
-        s.patient = other;
+        s.pseudonym = other;
         s.epoch = studies.participationOf(a, other).epoch;
         bytes memory sig = _signOptIn(otherKey, s);
         vm.prank(stranger);
         _optInBySig(s, sig);
         vm.roll(block.number + 1);
-        vm.prank(patient);
-        studies.withdraw(a);
+        _withdraw(a, patient);
         vm.prank(researcher);
         studies.recordQuery(a, QUERY, COST, uint64(block.number - 1), ANSWER);
         vm.roll(block.number + 1);
@@ -1538,7 +1639,7 @@ contract StudyRegistryTest is Base {
         _optInBySig(s, optIn);
         assertTrue(studies.isOptedIn(id, patient));
         vm.expectEmit(true, true, true, true, address(studies));
-        emit IStudyRegistry.Withdrew(id, patient, stranger, 1, 0);
+        emit IStudyRegistry.Withdrew(id, patient);
         vm.expectEmit(true, true, true, true, address(studies));
         emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
         vm.prank(stranger);
@@ -1549,18 +1650,23 @@ contract StudyRegistryTest is Base {
         assertEq(p.signedAt, 0);
     }
 
-    /// @dev A1 with a direct cancellation; a direct opt-in stays.
-    function test_attack_A1_optInRelayedAheadOfDirectCancel_isWithdrawn() public {
+    /// @dev A signed cancellation voids an outstanding signed opt-in (moved here from
+    /// test/ConsentSignatures.t.sol when the direct cancellation went).
+    function test_cancelBySig_voidsOutstandingOptIn() public {
         uint256 id = _approved();
         Signed memory s = _signed(id);
-        _optInBySig(s, _signOptIn(patientKey, s));
-        vm.prank(patient);
-        studies.cancelSignatures(id);
-        assertFalse(studies.isOptedIn(id, patient), "cancelled opt-in is live");
-        _optIn(id, patient);
-        vm.prank(patient);
-        studies.cancelSignatures(id);
-        assertTrue(studies.isOptedIn(id, patient), "direct opt-in stays");
+        bytes memory optIn = _signOptIn(patientKey, s);
+        Signed memory c = _signed(id);
+        bytes memory cancel = _signCancel(patientKey, c);
+        vm.expectEmit(true, true, true, true, address(studies));
+        emit IStudyRegistry.StudySignaturesCancelled(id, patient, 1, 0);
+        vm.prank(stranger);
+        studies.cancelBySig(id, patient, c.epoch, c.issuedAt, c.deadline, cancel);
+        vm.expectRevert(
+            abi.encodeWithSelector(IStudyRegistry.StudySignatureStale.selector, 0, s.issuedAt, 1, 0)
+        );
+        _optInBySig(s, optIn);
+        assertFalse(studies.isOptedIn(id, patient));
     }
 
     /// @dev A2: an opt-in signed on a clock an hour fast is refused.
@@ -1600,20 +1706,19 @@ contract StudyRegistryTest is Base {
         assertFalse(studies.isOptedIn(id, patient));
     }
 
-    /// @dev A4: at the last epoch direct opt-in, withdrawal and cancellation work; the epoch
-    /// stays and signatures are void for good.
-    function test_attack_A4_saturatedEpoch_directCallsWork_signaturesVoid() public {
+    /// @dev A4: at the last epoch a signed opt-in and withdrawal still apply; the withdrawal
+    /// keeps the epoch and voids signatures for good.
+    function test_attack_A4_saturatedEpoch_signaturesVoidAfterWithdrawal() public {
         uint256 id = _approved();
         uint24 max = type(uint24).max;
         _storeEpoch(id, max);
         _optIn(id, patient);
-        vm.prank(patient);
-        studies.withdraw(id);
-        vm.prank(patient);
-        studies.cancelSignatures(id);
+        assertTrue(studies.isOptedIn(id, patient));
+        _withdraw(id, patient);
         IStudyRegistry.Participation memory p = studies.participationOf(id, patient);
         assertEq(p.epoch, max);
         assertEq(p.signedAt, type(uint40).max);
+        vm.warp(block.timestamp + 1);
         Signed memory s = _signed(id);
         bytes memory sig = _signOptIn(patientKey, s);
         vm.expectRevert(
@@ -1622,8 +1727,7 @@ contract StudyRegistryTest is Base {
             )
         );
         _optInBySig(s, sig);
-        _optIn(id, patient);
-        assertTrue(studies.isOptedIn(id, patient));
+        assertFalse(studies.isOptedIn(id, patient));
     }
 
     // ------------------------------------------- research policy (issue 15)

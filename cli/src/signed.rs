@@ -38,8 +38,11 @@
 //!     `Revoke(address patient,address grantee,address signer,uint24 epoch,uint40 issuedAt,uint256 deadline)`
 //!     and `CancelSignatures(…)` with the fields of `Revoke`;
 //!   - `"optIn"`, `"withdraw"`, `"cancelStudySignatures"`: the study registry, domain
-//!     `{name: "medrec.StudyRegistry", …}`, types `OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)`,
-//!     `Withdraw(…)` and `CancelStudySignatures(…)` with the same fields.
+//!     `{name: "medrec.StudyRegistry", …}`, types `OptIn(uint256 studyId,address pseudonym,bytes tags,uint24 epoch,uint40 issuedAt,uint256 deadline)`,
+//!     `Withdraw(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)`
+//!     and `CancelStudySignatures(…)` with the fields of `Withdraw`. The signer is the patient's
+//!     study pseudonym (issue 16), never their account; `tags` (an opt-in's only) are its
+//!     holder slots, hex.
 //!
 //!   A viem user signs the same message with `signTypedData({domain, types, primaryType,
 //!   message})`, passing the decimal strings as `BigInt(...)`.
@@ -164,8 +167,12 @@ pub struct StudyMessage {
     /// The study.
     #[serde(serialize_with = "decimal", deserialize_with = "wide_u256")]
     pub study_id: U256,
-    /// The patient, who signs.
-    pub patient: Address,
+    /// The patient's pseudonym in this study, who signs.
+    pub pseudonym: Address,
+    /// An opt-in's holder slots (`StudyRegistry.TAGS_LENGTH` bytes); none in a withdrawal or
+    /// cancellation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Bytes>,
     /// The participation's signature epoch (`uint24`).
     pub epoch: u32,
     /// The patient's clock (unix seconds, `uint40`), after the last signed message applied.
@@ -225,7 +232,11 @@ impl StudyMessage {
     pub fn to_opt_in(&self) -> Result<eip712::OptIn> {
         Ok(eip712::OptIn {
             studyId: self.study_id,
-            patient: self.patient,
+            pseudonym: self.pseudonym,
+            tags: self
+                .tags
+                .clone()
+                .ok_or_else(|| CliError::input("the signed opt-in has no tags"))?,
             epoch: u24(self.epoch)?,
             issuedAt: u40(self.issued_at, "issuedAt")?,
             deadline: self.deadline,
@@ -236,7 +247,7 @@ impl StudyMessage {
     pub fn to_withdraw(&self) -> Result<eip712::Withdraw> {
         Ok(eip712::Withdraw {
             studyId: self.study_id,
-            patient: self.patient,
+            pseudonym: self.pseudonym,
             epoch: u24(self.epoch)?,
             issuedAt: u40(self.issued_at, "issuedAt")?,
             deadline: self.deadline,
@@ -247,7 +258,7 @@ impl StudyMessage {
     pub fn to_cancel(&self) -> Result<eip712::CancelStudySignatures> {
         Ok(eip712::CancelStudySignatures {
             studyId: self.study_id,
-            patient: self.patient,
+            pseudonym: self.pseudonym,
             epoch: u24(self.epoch)?,
             issuedAt: u40(self.issued_at, "issuedAt")?,
             deadline: self.deadline,
@@ -542,7 +553,8 @@ mod tests {
         let key = PrivateKeySigner::random();
         let msg = StudyMessage {
             study_id: U256::from(7),
-            patient: key.address(),
+            pseudonym: key.address(),
+            tags: Some(Bytes::from(vec![7u8; 689])),
             epoch: 0,
             issued_at: 1_795_305_600,
             deadline: U256::from(1_795_392_000u64),

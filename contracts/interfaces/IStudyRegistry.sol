@@ -10,18 +10,26 @@ pragma solidity ^0.8.30;
 /// Each answered query is recorded in one transaction, its receipt, which spends `cost >= 1` of
 /// the budget; the budget can never be overspent. Holders answer a query before its receipt is
 /// on chain, so each holder also refuses a new query while an answer it gave is unrecorded, and
-/// counts that answer's cost against what is left (see the gatekeeper). A patient opts in or
-/// withdraws directly, or by an EIP-712 signature (EOA or ERC-1271 wallet) that anyone may
-/// relay; an opt-in counts only while the study is approved. Signed messages are ordered per
-/// (study, patient), as the consent registry orders them per relationship: each carries the
-/// participation's `epoch` and the patient's `issuedAt`, applies only while its epoch is current
-/// and `issuedAt` is after the last applied one's and at most the consent registry's
-/// `SIGNATURE_SKEW` ahead of the block time; a direct opt-in, any withdrawal (direct or signed)
-/// and a cancellation move to the next epoch, voiding every outstanding signature of that
-/// study, so a withdrawal wins over every message signed before it was applied. A cancellation
-/// also withdraws an opt-in applied from a signature of the epoch it closes. At the last epoch
-/// (2^24 - 1) the epoch stays and `signedAt` becomes `type(uint40).max`: signatures are void
-/// for good, direct calls keep working.
+/// counts that answer's cost against what is left (see the gatekeeper).
+/// Participation discloses no patient (issue 16): a patient takes part in a study as a
+/// pseudonym, a key derived from their own secret for that study alone (docs/privacy.md), and
+/// opts in, withdraws and cancels only by that pseudonym's EIP-712 signature, relayed by anyone
+/// (the pseudonym holds no ether, and a patient sending from their own account would name
+/// themselves). An opt-in carries {TAG_SLOTS} holder slots of fixed length, used or not, so the
+/// number of the patient's holders is not told either: in each used slot, a holder's view tag
+/// and the patient's signature (with the key that holder knows them by) over the study and the
+/// pseudonym, encrypted to that holder's registered service key; the holder alone finds it,
+/// recovers its patient and counts them. The registry checks only the length: a slot it cannot
+/// read may be forged, and the holder ignores what does not decrypt to a signature of one of
+/// its patients. An opt-in counts only while the study is approved. Signed messages are
+/// ordered per (study, pseudonym), as the consent registry orders them per relationship: each
+/// carries the participation's `epoch` and the patient's `issuedAt`, applies only while its
+/// epoch is current and `issuedAt` is after the last applied one's and at most the consent
+/// registry's `SIGNATURE_SKEW` ahead of the block time; a withdrawal and a cancellation move to
+/// the next epoch, voiding every outstanding signature of that study, so a withdrawal wins over
+/// every message signed before it was applied. A cancellation also withdraws an applied opt-in
+/// of the epoch it closes. At the last epoch (2^24 - 1) the epoch stays and `signedAt` becomes
+/// `type(uint40).max`: signatures are void for good.
 /// Governance sets a research policy (issue 15): the smallest minimum cell a study may name, and
 /// two ceilings on epsilon, one per study and one per researcher. Every released number is
 /// differentially private at the patient level under the epsilon its query was charged, and a
@@ -35,8 +43,9 @@ pragma solidity ^0.8.30;
 /// registered outside the policy in force is refused, and so is its approval when governance has
 /// tightened the policy since.
 /// Study ids are sequential from 1. Times are unix seconds; blocks are block numbers. Every state
-/// change emits an event carrying the whole new state (an opt-in's block is its log's block), so
-/// an indexer can rebuild all state from events alone (the committed budgets too: from
+/// change emits an event (an opt-in's block is its log's block); a participation's epoch and
+/// `signedAt` are not in its events, which name the pseudonym and nothing else, but in the
+/// calldata and {participationOf}. An indexer rebuilds the rest of the state from events alone (the committed budgets too: from
 /// {StudyRegistered}, {QueryAnswered} and {StudyClosed}).
 interface IStudyRegistry {
     /// @notice Where a study is in its life: registered by its researcher, approved by
@@ -78,8 +87,8 @@ interface IStudyRegistry {
         bytes32 answerHash;
     }
 
-    /// @notice A patient's participation in a study as stored.
-    /// @param optedIn whether the patient is opted in (live only while the study is approved)
+    /// @notice A study pseudonym's participation in a study as stored.
+    /// @param optedIn whether the pseudonym is opted in (live only while the study is approved)
     /// @param changedAtBlock the block of the last opt-in or withdrawal (0: never)
     /// @param epoch the signature epoch: signed messages of another epoch are void
     /// @param signedAt `issuedAt` of the last signed message applied in this epoch (0: none)
@@ -103,11 +112,11 @@ interface IStudyRegistry {
 
     // ------------------------------------------- signature ordering (issue 14)
 
-    /// @notice Emitted when `patient` voids every outstanding signed message of theirs for
+    /// @notice Emitted when `pseudonym` voids every outstanding signed message of theirs for
     /// study `studyId`; messages must now be signed in `epoch`.
     /// `signedAt` is 0, or at the last epoch `type(uint40).max` (signatures void for good).
     event StudySignaturesCancelled(
-        uint256 indexed studyId, address indexed patient, uint24 epoch, uint40 signedAt
+        uint256 indexed studyId, address indexed pseudonym, uint24 epoch, uint40 signedAt
     );
 
     /// @notice The signed message is stale: signed in `epoch`, at `issuedAt`, while the
@@ -137,20 +146,13 @@ interface IStudyRegistry {
     /// @notice Emitted when governance closes study `studyId`; no opt-in counts from this block.
     event StudyClosed(uint256 indexed studyId, uint40 closedAt);
 
-    /// @notice Emitted when `patient` opts in to study `studyId`; `by` sent the transaction (the
-    /// patient, or whoever relayed the patient's signature); `epoch` and `signedAt` are the
-    /// participation's signature state after it.
-    event OptedIn(
-        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
-    );
+    /// @notice Emitted when study pseudonym `pseudonym` opts in to study `studyId`; `tags` are
+    /// its {TAGS_LENGTH} bytes of holder slots (see {optInBySig}). Nothing names the patient.
+    event OptedIn(uint256 indexed studyId, address indexed pseudonym, bytes tags);
 
-    /// @notice Emitted when `patient` withdraws from study `studyId`; the opt-in stops counting
-    /// in this block (by a withdrawal, or by a cancellation that voids a signed opt-in). `by`
-    /// sent the transaction (the patient, or the relayer of their signature); `epoch` and
-    /// `signedAt` are the participation's signature state after it.
-    event Withdrew(
-        uint256 indexed studyId, address indexed patient, address by, uint24 epoch, uint40 signedAt
-    );
+    /// @notice Emitted when `pseudonym` withdraws from study `studyId`; the opt-in stops counting
+    /// in this block (by a withdrawal, or by a cancellation that voids an applied opt-in).
+    event Withdrew(uint256 indexed studyId, address indexed pseudonym);
 
     /// @notice Emitted when the study's researcher records the receipt of query `queryHash`:
     /// answered over the patients opted in as of `pinnedBlock`, spending `cost` of the budget,
@@ -205,14 +207,15 @@ interface IStudyRegistry {
     error StudyInvalidStatus(uint256 studyId, Status status);
     /// @notice `caller` is not the researcher of study `studyId`.
     error StudyUnauthorized(uint256 studyId, address caller);
-    /// @notice `patient` is already opted in to study `studyId`.
-    error StudyAlreadyOptedIn(uint256 studyId, address patient);
-    /// @notice `patient` is not opted in to study `studyId`.
-    error StudyNotOptedIn(uint256 studyId, address patient);
+    /// @notice `pseudonym` is already opted in to study `studyId`.
+    error StudyAlreadyOptedIn(uint256 studyId, address pseudonym);
+    /// @notice An opt-in's `tags` are `length` bytes, not the `expected` {TAGS_LENGTH}: every
+    /// opt-in carries all {TAG_SLOTS} slots, random bytes in the unused ones.
+    error StudyInvalidTagsLength(uint256 length, uint256 expected);
     /// @notice The signature is past its deadline.
     error StudySignatureExpired(uint256 deadline);
-    /// @notice The signature is not `patient`'s for this chain, contract and content.
-    error StudyInvalidSignature(address patient);
+    /// @notice The signature is not `pseudonym`'s for this chain, contract and content.
+    error StudyInvalidSignature(address pseudonym);
     /// @notice A query's cost is zero.
     error StudyZeroCost();
     /// @notice Spending `cost` on top of `spent` would exceed the study's `budget`.
@@ -259,63 +262,56 @@ interface IStudyRegistry {
     /// Emits {StudyClosed}.
     function closeStudy(uint256 studyId) external;
 
-    /// @notice Opts the caller in to study `studyId`; moves to the next signature epoch.
-    /// Requirements: the study exists and is Approved; the caller is not opted in already.
-    /// Emits {OptedIn}.
-    function optIn(uint256 studyId) external;
-
-    /// @notice Withdraws the caller from study `studyId`, whatever the study's status; the opt-in
-    /// stops counting in this block; moves to the next signature epoch.
-    /// Requirements: the caller is opted in.
-    /// Emits {Withdrew}.
-    function withdraw(uint256 studyId) external;
-
-    /// @notice {optIn} of `patient` authorised by their EIP-712 signature (EOA or ERC-1271
-    /// wallet), relayed by anyone. Bound to this chain, this contract, the participation's
-    /// `epoch`, the patient's `issuedAt` and `deadline`; sets `signedAt` to `issuedAt`.
-    /// Requirements: as {optIn} for `patient`; `block.timestamp <= deadline`; the signature is
-    /// valid; `epoch` is the stored epoch and `issuedAt` after the stored `signedAt` (else
-    /// {StudySignatureStale}) and at most the skew ahead of the block time (else
-    /// {StudySignatureFromFuture}).
+    /// @notice Opts study pseudonym `pseudonym` in to study `studyId`, authorised by its
+    /// EIP-712 signature (EOA or ERC-1271 wallet), relayed by anyone. Bound to this chain, this
+    /// contract, `tags`, the participation's `epoch`, the patient's `issuedAt` and `deadline`;
+    /// sets `signedAt` to `issuedAt`. `tags` is the 33-byte compressed ephemeral public key of
+    /// this opt-in, then {TAG_SLOTS} slots of {TAG_SLOT_LENGTH} bytes: for each of the patient's
+    /// holders a view tag and the AES-256-GCM ciphertext, under a key from ECDH of the
+    /// ephemeral key and the holder's service key, of the patient's signature over the study
+    /// and the pseudonym; random bytes in the others (medrec-protocol's `study_tags`).
+    /// Requirements: `tags` exactly {TAGS_LENGTH} bytes (else {StudyInvalidTagsLength});
+    /// `block.timestamp <= deadline`; the signature is valid; `epoch` is the stored epoch and
+    /// `issuedAt` after the stored `signedAt` (else {StudySignatureStale}) and at most the skew
+    /// ahead of the block time (else {StudySignatureFromFuture}); the study exists and is
+    /// Approved; the pseudonym is not opted in already.
     /// Emits {OptedIn}.
     function optInBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
+        bytes calldata tags,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
 
-    /// @notice {withdraw} of `patient` authorised by their EIP-712 signature, relayed by anyone.
-    /// Moves to the next epoch like {withdraw}, so every message signed before it was applied is
-    /// void. Applies also when the patient is not opted in (it then only moves the epoch), so
+    /// @notice Withdraws `pseudonym` from study `studyId`, whatever the study's status,
+    /// authorised by its EIP-712 signature, relayed by anyone; the opt-in stops counting in
+    /// this block. Moves to the next epoch, so every message signed before it was applied is
+    /// void. Applies also when the pseudonym is not opted in (it then only moves the epoch), so
     /// that an opt-in signed before it cannot be relayed after it.
     /// Requirements: as {optInBySig} for the deadline, signature and ordering.
     /// Emits {Withdrew}.
     function withdrawBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
         bytes calldata signature
     ) external;
 
-    /// @notice Voids every outstanding signed message of the caller for study `studyId`: moves
-    /// to the next epoch and resets `signedAt`. An opt-in applied from a signature of the epoch
-    /// this closes is withdrawn as well (it was signed before the cancellation, and a relayer
-    /// could otherwise apply it just ahead of it); a direct opt-in stays.
-    /// Emits {Withdrew} when it withdraws a signed opt-in, then {StudySignaturesCancelled}.
-    function cancelSignatures(uint256 studyId) external;
-
-    /// @notice {cancelSignatures} of `patient` authorised by their EIP-712 signature, relayed
-    /// by anyone; withdraws a signed opt-in as {cancelSignatures} does.
+    /// @notice Voids every outstanding signed message of `pseudonym` for study `studyId`,
+    /// authorised by its EIP-712 signature, relayed by anyone: moves to the next epoch and
+    /// resets `signedAt`. An opt-in applied from a signature of the epoch this closes is
+    /// withdrawn as well (it was signed before the cancellation, and a relayer could otherwise
+    /// apply it just ahead of it).
     /// Requirements: as {optInBySig} for the deadline, clock, signature and ordering.
-    /// Emits {Withdrew} when it withdraws a signed opt-in, then {StudySignaturesCancelled}.
+    /// Emits {Withdrew} when it withdraws an opt-in, then {StudySignaturesCancelled}.
     function cancelBySig(
         uint256 studyId,
-        address patient,
+        address pseudonym,
         uint24 epoch,
         uint40 issuedAt,
         uint256 deadline,
@@ -342,12 +338,12 @@ interface IStudyRegistry {
         bytes32 answerHash
     ) external;
 
-    /// @notice Whether `patient`'s opt-in to study `studyId` counts now: opted in and the study
-    /// Approved.
-    function isOptedIn(uint256 studyId, address patient) external view returns (bool);
+    /// @notice Whether `pseudonym`'s opt-in to study `studyId` counts now: opted in and the
+    /// study Approved.
+    function isOptedIn(uint256 studyId, address pseudonym) external view returns (bool);
 
-    /// @notice The stored participation of `patient` in study `studyId`, live or not.
-    function participationOf(uint256 studyId, address patient)
+    /// @notice The stored participation of `pseudonym` in study `studyId`, live or not.
+    function participationOf(uint256 studyId, address pseudonym)
         external
         view
         returns (Participation memory);

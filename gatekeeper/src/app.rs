@@ -90,24 +90,33 @@ impl App {
         let domain = medrec_bindings::gatekeeper_domain(chain_id, d.record_registry);
         let mut research = None;
         let mut anchor_key = None;
+        let service = match &a.service_keystore {
+            Some(keystore) => Some(service_key(a, keystore, &provider, &d, holder).await?),
+            None => None,
+        };
         if let Some(keystore) = &a.anchor_keystore {
             let signer = holder_key(a, keystore, holder)?;
             let wallet = ProviderBuilder::new()
                 .wallet(alloy::network::EthereumWallet::from(signer.clone()))
                 .connect_http(url.clone())
                 .erased();
+            // Opt-ins' slots are encrypted to the registered service key: the service's own,
+            // or the holder's key when the holder registered itself as its service key.
+            let slots = service.clone().unwrap_or_else(|| signer.clone());
             research = start_research(
                 &d,
                 &wallet,
+                &pool,
                 signer.clone(),
+                &slots,
+                chain_id,
                 holder,
                 a.research_max_pin_age,
                 a.research_max_epsilon,
             );
             anchor_key = Some(signer);
         }
-        if let Some(keystore) = &a.service_keystore {
-            let signer = service_key(a, keystore, &provider, &d, holder).await?;
+        if let Some(signer) = service {
             anchor_key = Some(signer);
         } else if anchor_key.is_some() {
             tracing::warn!(target: "medrec::gatekeeper", "anchoring the access log from the holder's own key: give the service its own with --service-keystore");
@@ -220,17 +229,33 @@ async fn service_key(
     Ok(signer)
 }
 
-/// Research, when the deployment has a study registry; starts its opt-in follower.
+/// Research, when the deployment has a study registry; starts its opt-in follower, which opens
+/// opt-ins' slots with `slots` (the registered service key).
+#[allow(clippy::too_many_arguments)]
 fn start_research(
     d: &Deployment,
     wallet: &DynProvider,
+    pool: &PgPool,
     signer: PrivateKeySigner,
+    slots: &PrivateKeySigner,
+    chain_id: u64,
     holder: Address,
     max_pin_age: u64,
     max_epsilon: f64,
 ) -> Option<Arc<Research>> {
     let studies = d.study_registry?;
-    let opt_ins = Arc::new(OptIns::new(wallet.clone(), studies));
+    let service_key = medrec_protocol::study_tags::ServiceKey::from_bytes(&slots.to_bytes())?;
+    let key = follower::SlotKey {
+        secret: service_key.clone(),
+        chain_id,
+        registry: studies,
+    };
+    let opt_ins = Arc::new(OptIns::new(
+        wallet.clone(),
+        studies,
+        Some(key),
+        Some(pool.clone()),
+    ));
     tokio::spawn(follower::follow(opt_ins.clone(), config::FOLLOW_EVERY));
     Some(Arc::new(Research {
         holder,
@@ -241,6 +266,7 @@ fn start_research(
         studies: medrec_bindings::StudyRegistry::new(studies, wallet.clone()),
         provider: wallet.clone(),
         signer,
+        service_key: service_key.public_key(),
         opt_ins,
         max_pin_age,
         max_epsilon,

@@ -19,9 +19,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use medrec_protocol::indexer::{
     Access, GrantTerms, GranteePatient, GranteePatients, Health, LogAnchor, LogAnchors,
-    PatientGrant, PatientGrants, PatientPointers, PatientStudies, PatientStudy, Pointer,
-    PointerAnswer, QueryReceipt, ResearchPolicy, Studies, Study, StudyAnswer, StudyStatus,
-    Timeline, TimelineData, TimelineEvent,
+    PatientGrant, PatientGrants, PatientPointers, Pointer, PointerAnswer, QueryReceipt,
+    ResearchPolicy, Studies, Study, StudyAnswer, StudyStatus, Timeline, TimelineData,
+    TimelineEvent,
 };
 use medrec_protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
@@ -60,7 +60,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/access", get(access))
         .route("/v1/studies", get(studies))
         .route("/v1/studies/{study}", get(study))
-        .route("/v1/patients/{patient}/studies", get(patient_studies))
         .route("/v1/research/policy", get(research_policy))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .with_state(state)
@@ -481,18 +480,7 @@ SELECT * FROM (
   SELECT block_number, log_index, tx_hash, 'consent-signatures-cancelled',
     json_build_object('grantee', '0x' || encode(grantee, 'hex'), 'by', '0x' || encode(by_account, 'hex'), 'epoch', epoch)::text
   FROM ev_consent_signatures_cancelled WHERE patient = $1
-  UNION ALL
-  SELECT block_number, log_index, tx_hash, 'study-signatures-cancelled',
-    json_build_object('studyId', study_id, 'epoch', epoch)::text
-  FROM ev_study_signatures_cancelled WHERE patient = $1
-  UNION ALL
-  SELECT block_number, log_index, tx_hash, 'opted-in',
-    json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
-  FROM ev_opted_in WHERE patient = $1
-  UNION ALL
-  SELECT block_number, log_index, tx_hash, 'withdrew',
-    json_build_object('studyId', study_id, 'by', '0x' || encode(by_account, 'hex'))::text
-  FROM ev_withdrew WHERE patient = $1
+
 ) t WHERE block_number >= $2 ORDER BY block_number, log_index LIMIT $3";
 
 async fn timeline(
@@ -775,43 +763,6 @@ async fn study(
         block,
         study,
         queries,
-    }))
-}
-
-async fn patient_studies(
-    State(s): State<ApiState>,
-    Requester(who): Requester,
-    Path(p): Path<String>,
-    Query(w): Query<Wait>,
-) -> ApiResult<PatientStudies> {
-    let patient = address(&p, "patient")?;
-    let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    auth::patient_or_whole_guardian(&mut tx, patient, who, now).await?;
-    let rows = sqlx::query(
-        "SELECT o.study_id, o.by_account, o.block_number, s.status
-         FROM study_opt_ins o JOIN studies s ON s.study_id = o.study_id
-         WHERE o.patient = $1 ORDER BY o.study_id",
-    )
-    .bind(patient.to_vec())
-    .fetch_all(&mut *tx)
-    .await?;
-    let studies = rows
-        .iter()
-        .map(|r| {
-            let status = status_of(r)?;
-            Ok(PatientStudy {
-                study_id: uint(r, "study_id"),
-                by: addr(r, "by_account"),
-                since_block: uint(r, "block_number"),
-                status,
-                live: status == StudyStatus::Approved,
-            })
-        })
-        .collect::<Result<_, ApiError>>()?;
-    Ok(Json(PatientStudies {
-        block,
-        patient,
-        studies,
     }))
 }
 

@@ -270,7 +270,8 @@ impl<'a> RowWriter<'a> {
         self.bytes(h.to_vec())
     }
 
-    fn bytes(&mut self, b: Vec<u8>) -> &mut Self {
+    /// Bytes of any length (`BYTEA`): an opt-in's holder slots.
+    pub fn bytes(&mut self, b: Vec<u8>) -> &mut Self {
         match self.column() {
             Some(Column::Bytea(c)) => c.push(b),
             Some(_) => self.mismatch("bytes"),

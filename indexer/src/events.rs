@@ -674,46 +674,31 @@ impl Indexed for StudyRegistry::StudyClosed {
     }
 }
 
+// Opt-ins, withdrawals and cancellations name a study pseudonym, never the patient
+// (migrations/indexer/20261129000020_study_pseudonyms.sql).
 impl Indexed for StudyRegistry::OptedIn {
     const TABLE: &'static str = "ev_opted_in";
-    const COLUMNS: &'static [ColumnDef] = &[
-        ("study_id", BigInt),
-        ("patient", Bytea),
-        ("by_account", Bytea),
-        ("epoch", BigInt),
-        ("signed_at", BigInt),
-    ];
+    const COLUMNS: &'static [ColumnDef] =
+        &[("study_id", BigInt), ("pseudonym", Bytea), ("tags", Bytea)];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient)
-            .address(self.by)
-            .uint(self.epoch.to::<u64>())
-            .uint(t(self.signedAt));
+        w.address(self.pseudonym).bytes(self.tags.to_vec());
     }
     fn change(&self) -> Result<Option<Change>, String> {
-        let key = vec![study_key(self.studyId)?, self.patient.into()];
-        Ok(open(&history::OPT_INS, key, vec![self.by.into()]))
+        let key = vec![study_key(self.studyId)?, self.pseudonym.into()];
+        Ok(open(&history::OPT_INS, key, vec![]))
     }
 }
 
 impl Indexed for StudyRegistry::Withdrew {
     const TABLE: &'static str = "ev_withdrew";
-    const COLUMNS: &'static [ColumnDef] = &[
-        ("study_id", BigInt),
-        ("patient", Bytea),
-        ("by_account", Bytea),
-        ("epoch", BigInt),
-        ("signed_at", BigInt),
-    ];
+    const COLUMNS: &'static [ColumnDef] = &[("study_id", BigInt), ("pseudonym", Bytea)];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient)
-            .address(self.by)
-            .uint(self.epoch.to::<u64>())
-            .uint(t(self.signedAt));
+        w.address(self.pseudonym);
     }
     fn change(&self) -> Result<Option<Change>, String> {
-        let key = vec![study_key(self.studyId)?, self.patient.into()];
+        let key = vec![study_key(self.studyId)?, self.pseudonym.into()];
         Ok(close(&history::OPT_INS, key, "withdrew"))
     }
 }
@@ -772,13 +757,13 @@ impl Indexed for StudyRegistry::StudySignaturesCancelled {
     const TABLE: &'static str = "ev_study_signatures_cancelled";
     const COLUMNS: &'static [ColumnDef] = &[
         ("study_id", BigInt),
-        ("patient", Bytea),
+        ("pseudonym", Bytea),
         ("epoch", BigInt),
         ("signed_at", BigInt),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         bind_study(w, self.studyId);
-        w.address(self.patient)
+        w.address(self.pseudonym)
             .uint(self.epoch.to::<u64>())
             .uint(t(self.signedAt));
     }

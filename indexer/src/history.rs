@@ -79,11 +79,11 @@ pub static STUDY_STATUS: HistoryTable = HistoryTable {
     state: &[("status", SmallInt), ("since", BigInt)],
 };
 
-/// Patients' opt-ins to studies, by study and patient.
+/// Study pseudonyms' opt-ins to studies, by study and pseudonym (no patient: issue 16).
 pub static OPT_INS: HistoryTable = HistoryTable {
     name: "opt_in_history",
-    key: &[("study_id", BigInt), ("patient", Bytea)],
-    state: &[("by_account", Bytea)],
+    key: &[("study_id", BigInt), ("pseudonym", Bytea)],
+    state: &[],
 };
 
 /// Every history table, for rollback.
@@ -410,7 +410,7 @@ mod tests {
         );
         assert_eq!(
             insert_sql(&OPT_INS),
-            "INSERT INTO opt_in_history (study_id, patient, by_account, from_block, from_log, to_block, end_reason) SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::int[], $6::bigint[], $7::text[])"
+            "INSERT INTO opt_in_history (study_id, pseudonym, from_block, from_log, to_block, end_reason) SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bigint[], $4::int[], $5::bigint[], $6::text[])"
         );
     }
 
@@ -421,7 +421,7 @@ mod tests {
             Change::Open {
                 table: &OPT_INS,
                 key: vec![Val::Bytes(vec![1]), Val::Bytes(vec![2])],
-                state: vec![Val::Bytes(vec![3])],
+                state: vec![],
             },
             1,
             0,

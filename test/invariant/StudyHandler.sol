@@ -13,7 +13,8 @@ contract StudyHandler is Test {
     address public immutable governor;
 
     address[] public researchers; // credentialed
-    address[] public patients;
+    address[] public patients; // study pseudonyms
+    mapping(address pseudonym => uint256) internal _keyOf;
     address[] public others; // a stranger, a provider
 
     struct ModelStudy {
@@ -38,13 +39,17 @@ contract StudyHandler is Test {
         StudyRegistry studies_,
         address governor_,
         address[] memory researchers_,
-        address[] memory patients_,
+        uint256[] memory patientKeys_,
         address[] memory others_
     ) {
         studies = studies_;
         governor = governor_;
         researchers = researchers_;
-        patients = patients_;
+        for (uint256 i; i < patientKeys_.length; ++i) {
+            address p = vm.addr(patientKeys_[i]);
+            patients.push(p);
+            _keyOf[p] = patientKeys_[i];
+        }
         others = others_;
     }
 
@@ -123,24 +128,64 @@ contract StudyHandler is Test {
         } catch {}
     }
 
+    /// @dev The pseudonym's EIP-712 signature of `structHash`, or now and then another
+    /// pseudonym's (which must be refused).
+    function _sign(address p, bytes32 structHash, bool wrongKey)
+        internal
+        view
+        returns (bytes memory)
+    {
+        uint256 key = wrongKey ? _keyOf[patients[0]] + 1 : _keyOf[p];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(
+            key, keccak256(abi.encodePacked("\x19\x01", studies.DOMAIN_SEPARATOR(), structHash))
+        );
+        return abi.encodePacked(r, s, v);
+    }
+
+    /// @dev A signed opt-in of a pseudonym, relayed by a stranger; a second later than the last
+    /// signed message (the handler's clock moves a second per signed call).
     function optIn(uint256 studySeed, uint256 patientSeed) external {
         uint256 id = _study(studySeed);
         address p = patients[patientSeed % patients.length];
-        vm.prank(p);
-        try studies.optIn(id) {
-            if (model[id].status != IStudyRegistry.Status.Approved || optedIn[id][p]) {
+        vm.warp(block.timestamp + 1);
+        bool wrongKey = (patientSeed >> 8) % 8 == 0;
+        uint24 epoch = studies.participationOf(id, p).epoch;
+        uint40 t = uint40(block.timestamp);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes memory tags = new bytes(studies.TAGS_LENGTH());
+        bytes memory sig = _sign(
+            p,
+            keccak256(
+                abi.encode(studies.OPT_IN_TYPEHASH(), id, p, keccak256(tags), epoch, t, deadline)
+            ),
+            wrongKey
+        );
+        vm.prank(others[patientSeed % others.length]);
+        try studies.optInBySig(id, p, tags, epoch, t, deadline, sig) {
+            if (wrongKey || model[id].status != IStudyRegistry.Status.Approved || optedIn[id][p]) {
                 unauthorizedSucceeded++;
             }
             optedIn[id][p] = true;
         } catch {}
     }
 
+    /// @dev A signed withdrawal of a pseudonym, relayed by a stranger.
     function withdraw(uint256 studySeed, uint256 patientSeed) external {
         uint256 id = _study(studySeed);
         address p = patients[patientSeed % patients.length];
-        vm.prank(p);
-        try studies.withdraw(id) {
-            if (!optedIn[id][p]) unauthorizedSucceeded++;
+        vm.warp(block.timestamp + 1);
+        bool wrongKey = (patientSeed >> 8) % 8 == 0;
+        uint24 epoch = studies.participationOf(id, p).epoch;
+        uint40 t = uint40(block.timestamp);
+        uint256 deadline = block.timestamp + 1 hours;
+        bytes memory sig = _sign(
+            p,
+            keccak256(abi.encode(studies.WITHDRAW_TYPEHASH(), id, p, epoch, t, deadline)),
+            wrongKey
+        );
+        vm.prank(others[patientSeed % others.length]);
+        try studies.withdrawBySig(id, p, epoch, t, deadline, sig) {
+            if (wrongKey) unauthorizedSucceeded++;
             optedIn[id][p] = false;
         } catch {}
     }

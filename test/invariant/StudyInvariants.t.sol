@@ -23,10 +23,11 @@ contract StudyInvariantsTest is Base {
         address[] memory rs = new address[](2);
         rs[0] = researcher;
         rs[1] = researcher2;
-        address[] memory ps = new address[](3);
-        ps[0] = patient;
-        ps[1] = makeAddr("patient2");
-        ps[2] = makeAddr("patient3");
+        // Study pseudonyms, by their keys: they opt in and withdraw only by signature.
+        uint256[] memory ps = new uint256[](3);
+        ps[0] = patientKey;
+        ps[1] = 0xB0B;
+        ps[2] = 0xCA501;
         address[] memory os = new address[](2);
         os[0] = stranger;
         os[1] = hospitalA;

@@ -134,12 +134,12 @@ pub enum Relationship {
         /// The grantee.
         grantee: Address,
     },
-    /// A study and a patient (study registry).
+    /// A study and a study pseudonym (study registry).
     Study {
         /// The study.
         id: U256,
-        /// The patient.
-        patient: Address,
+        /// The patient's pseudonym in it.
+        pseudonym: Address,
     },
 }
 
@@ -183,6 +183,7 @@ pub async fn signing_context(
     }
     let chain = Chain::connect(settings).await?;
     let deployment = chain.deployment(settings).await?;
+    let study = matches!(rel, Relationship::Study { .. });
     let (epoch, signed_at, skew): (u32, u64, u64) = match rel {
         Relationship::Consent { patient, grantee } => {
             let consent = chain.consent(&deployment);
@@ -198,10 +199,10 @@ pub async fn signing_context(
                 .map_err(|e| chain.err(e))?;
             (g.epoch.to(), g.signedAt.to(), skew.to())
         }
-        Relationship::Study { id, patient } => {
+        Relationship::Study { id, pseudonym } => {
             let studies = super::study::studies(&chain, &deployment)?;
             let p = studies
-                .participationOf(id, patient)
+                .participationOf(id, pseudonym)
                 .call()
                 .await
                 .map_err(|e| chain.err(e))?;
@@ -215,7 +216,7 @@ pub async fn signing_context(
     };
     let latest = chain.now().await?;
     let issued_at = medrec_bindings::bounded_issued_at(now, signed_at, latest + skew)
-        .ok_or_else(|| no_issue_time(signed_at, latest + skew))?;
+        .ok_or_else(|| no_issue_time(signed_at, latest + skew, study))?;
     Ok(SigningContext {
         chain_id: chain.chain_id,
         deployment,
@@ -227,8 +228,13 @@ pub async fn signing_context(
 
 /// Why no issue time fits: the relationship's signatures are void for good (its last epoch), or
 /// its last signed message is dated after what the chain accepts now.
-fn no_issue_time(signed_at: u64, ceiling: u64) -> CliError {
-    if signed_at >= (1 << 40) - 1 {
+fn no_issue_time(signed_at: u64, ceiling: u64, study: bool) -> CliError {
+    if signed_at >= (1 << 40) - 1 && study {
+        // A study pseudonym has no direct path: it can only ever sign.
+        CliError::input(
+            "this study participation's signatures are void for good (its epoch reached the maximum): it can change no more",
+        )
+    } else if signed_at >= (1 << 40) - 1 {
         CliError::input(
             "this relationship's signatures are void for good (its epoch reached the maximum): send the change without --sign-only",
         )
@@ -542,40 +548,60 @@ pub async fn run_relay(a: RelayArgs, settings: &Settings, out: Printer) -> Resul
                 chain::send(&chain, call).await?,
             )
         }
+        // Study messages are signed by a study pseudonym: the relay names it and nothing else.
         SignedMessage::OptIn(s) => {
             let (m, signature) = (s.message.to_opt_in()?, s.signature);
             let r = super::study::studies(&chain, &d)?;
             let call = r.optInBySig(
-                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+                m.studyId,
+                m.pseudonym,
+                m.tags,
+                m.epoch,
+                m.issuedAt,
+                m.deadline,
+                signature,
             );
-            let human = format!("relayed the opt-in of {} to study {}", m.patient, m.studyId);
-            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            let human = format!(
+                "relayed the opt-in of pseudonym {} to study {}",
+                m.pseudonym, m.studyId
+            );
+            let who = json!({"pseudonym": m.pseudonym, "studyId": m.studyId.to_string()});
             ("optIn", who, human, chain::send(&chain, call).await?)
         }
         SignedMessage::Withdraw(s) => {
             let (m, signature) = (s.message.to_withdraw()?, s.signature);
             let r = super::study::studies(&chain, &d)?;
             let call = r.withdrawBySig(
-                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+                m.studyId,
+                m.pseudonym,
+                m.epoch,
+                m.issuedAt,
+                m.deadline,
+                signature,
             );
             let human = format!(
-                "relayed the withdrawal of {} from study {}",
-                m.patient, m.studyId
+                "relayed the withdrawal of pseudonym {} from study {}",
+                m.pseudonym, m.studyId
             );
-            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            let who = json!({"pseudonym": m.pseudonym, "studyId": m.studyId.to_string()});
             ("withdraw", who, human, chain::send(&chain, call).await?)
         }
         SignedMessage::CancelStudySignatures(s) => {
             let (m, signature) = (s.message.to_cancel()?, s.signature);
             let r = super::study::studies(&chain, &d)?;
             let call = r.cancelBySig(
-                m.studyId, m.patient, m.epoch, m.issuedAt, m.deadline, signature,
+                m.studyId,
+                m.pseudonym,
+                m.epoch,
+                m.issuedAt,
+                m.deadline,
+                signature,
             );
             let human = format!(
-                "relayed the cancellation of {}'s outstanding signatures for study {}",
-                m.patient, m.studyId
+                "relayed the cancellation of pseudonym {}'s outstanding signatures for study {}",
+                m.pseudonym, m.studyId
             );
-            let who = json!({"patient": m.patient, "studyId": m.studyId.to_string()});
+            let who = json!({"pseudonym": m.pseudonym, "studyId": m.studyId.to_string()});
             let tx = chain::send(&chain, call).await?;
             ("cancelStudySignatures", who, human, tx)
         }

@@ -95,6 +95,16 @@ pub(crate) async fn get<T: DeserializeOwned>(
     path: &str,
     min_block: Option<u64>,
 ) -> Result<T> {
+    get_as(settings, &crate::keys::load(settings)?, path, min_block).await
+}
+
+/// As [`get`], signed by `signer` (already decrypted).
+pub(crate) async fn get_as<T: DeserializeOwned>(
+    settings: &Settings,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    path: &str,
+    min_block: Option<u64>,
+) -> Result<T> {
     let base = settings.indexer_url.trim_end_matches('/');
     let mut target = path.to_string();
     if let Some(b) = min_block {
@@ -102,10 +112,9 @@ pub(crate) async fn get<T: DeserializeOwned>(
         target.push_str(&format!("min_block={b}"));
     }
     let url = format!("{base}{target}");
-    let signer = crate::keys::load(settings)?;
     let domain = indexer_domain(settings).await?;
     let header = indexer_auth::sign_get(
-        &signer,
+        signer,
         &domain,
         &target,
         medrec_protocol::clock::now_secs(),
@@ -343,11 +352,6 @@ fn describe(what: &TimelineData) -> String {
         TimelineData::ConsentSignaturesCancelled { grantee, .. } => {
             format!("signed grants and revocations for {grantee} cancelled")
         }
-        TimelineData::StudySignaturesCancelled { study_id, .. } => {
-            format!("signed opt-ins and withdrawals for study {study_id} cancelled")
-        }
-        TimelineData::OptedIn { study_id, .. } => format!("opted in to study {study_id}"),
-        TimelineData::Withdrew { study_id, .. } => format!("withdrew from study {study_id}"),
     }
 }
 
@@ -358,15 +362,32 @@ pub async fn run_timeline(a: TimelineArgs, settings: &Settings, out: Printer) ->
     if let Some(b) = a.from_block {
         path.push_str(&format!("?from_block={b}"));
     }
-    let body: Timeline = get(settings, &path, a.opts.min_block).await?;
+    let signer = crate::keys::load(settings)?;
+    let body: Timeline = get_as(settings, &signer, &path, a.opts.min_block).await?;
+    // Study events name the patient's study pseudonyms, which only the patient can derive
+    // (issue 16): the CLI finds them on chain for the patient's own timeline.
+    let studies = if signer.address() == patient {
+        super::study::own_study_events(settings, &signer, a.from_block, body.block).await?
+    } else {
+        vec![]
+    };
     let mut lines = vec![format!(
         "what happened to {patient}'s records (as of block {})",
         body.block
     )];
-    for e in &body.events {
-        lines.push(format!("  block {:>6}  {}", e.block, describe(&e.what)));
+    let mut events: Vec<(u64, u64, String)> = body
+        .events
+        .iter()
+        .map(|e| (e.block, u64::from(e.log_index), describe(&e.what)))
+        .collect();
+    events.extend(studies.iter().map(|e| (e.block, e.log_index, e.describe())));
+    events.sort();
+    for (block, _, what) in events {
+        lines.push(format!("  block {block:>6}  {what}"));
     }
-    print(out, "timeline", &body, lines, "nothing yet");
+    let mut data = serde_json::to_value(&body).unwrap_or_default();
+    data["studyEvents"] = serde_json::to_value(&studies).unwrap_or_default();
+    print(out, "timeline", &data, lines, "nothing yet");
     Ok(())
 }
 
@@ -401,13 +422,6 @@ mod tests {
                 epoch: 1
             }),
             format!("signed grants and revocations for {a} cancelled")
-        );
-        assert_eq!(
-            said(TimelineData::StudySignaturesCancelled {
-                study_id: 3,
-                epoch: 1
-            }),
-            "signed opt-ins and withdrawals for study 3 cancelled"
         );
     }
 }

@@ -1,5 +1,13 @@
 //! `medrec study`: research studies. Researchers register and query; the operator approves and
 //! closes; patients opt in, withdraw and list their studies.
+//!
+//! A patient takes part in a study as a pseudonym derived from their own key for that study
+//! (issue 16; medrec-protocol's `pseudonym`), which signs the opt-in, withdrawal or
+//! cancellation; a relayer sends it (`--relayer ACCOUNT`, or `--sign-only` for `medrec
+//! relay`), never the patient's account, which would name them. The opt-in carries one slot
+//! per holder of the patient's records (medrec-protocol's `study_tags`): the patient's
+//! signature over the study and pseudonym, encrypted to the service key that holder registered
+//! on chain, so that it, and nobody else, counts them.
 
 use super::records::{self, answer, client, error_body, sign};
 use crate::chain::{self, Chain, Deployment};
@@ -10,8 +18,6 @@ use crate::output::Printer;
 use crate::units;
 use alloy::primitives::{Address, B256, Signature, U256, keccak256};
 use alloy::providers::Provider;
-use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
 use alloy::transports::http::reqwest;
 use clap::{Args, Subcommand};
 use medrec_bindings::StudyRegistry;
@@ -19,6 +25,7 @@ use medrec_protocol::ResearchRequest;
 use medrec_protocol::clock::{RESEARCH_VALIDITY_SECS, now_secs};
 use medrec_protocol::envelope::random_nonce;
 use medrec_protocol::health::{HEALTH_PATH, Health};
+use medrec_protocol::pseudonym::study_pseudonym;
 use medrec_protocol::research::{
     self as wire, Answer, CELLS, Combined, DEFAULT_MAX_PIN_AGE, LOINC, MAX_BOUND, MAX_EPSILON,
     MAX_HOLDERS, QUERY_PATH, Query, QueryError, QueryResult, SignedAnswer, SignedQuery,
@@ -35,9 +42,9 @@ pub enum StudyCmd {
     Approve(IdArg),
     /// Operator: close a study (governance role)
     Close(IdArg),
-    /// Patient: opt in to an approved study
+    /// Patient: opt in to an approved study, as your pseudonym for it, through a relayer
     OptIn(ConsentArgs),
-    /// Patient: withdraw from a study; it counts from the next block
+    /// Patient: withdraw from a study, through a relayer; it counts from the next block
     Withdraw(ConsentArgs),
     /// Patient: void every outstanding signed opt-in or withdrawal of yours for a study
     CancelSignatures(ConsentArgs),
@@ -62,11 +69,22 @@ pub struct IdArg {
     pub study: u64,
 }
 
-/// A patient's change of their participation in a study, sent or signed offline.
+/// A patient's change of their participation in a study, signed by their study pseudonym and
+/// relayed, or signed offline for `medrec relay`.
 #[derive(Debug, Args)]
 pub struct ConsentArgs {
     /// The study id
     pub study: u64,
+    /// The keystore account that sends the transaction and pays its gas (the consortium's
+    /// relayer, say), decrypted with the same password settings. Never your own account: it
+    /// would link you to your pseudonym for the study
+    #[arg(long, env = "MEDREC_RELAYER", value_name = "ACCOUNT")]
+    pub relayer: Option<String>,
+    /// opt-in: the holders of your records, whose gatekeepers get a slot each (comma-separated
+    /// addresses; `none`: no holder) [default: the holders of your records, from the
+    /// indexer's listing signed by your account]
+    #[arg(long, value_delimiter = ',', value_name = "ADDRESSES")]
+    pub holders: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub sign: super::grant::SignOnly,
@@ -287,26 +305,23 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             );
         }
         StudyCmd::Mine => {
-            let me = super::own_address(settings)?;
+            // Nothing on chain names the patient: each study's pseudonym is derived here and
+            // the chain asked about it.
+            let signer = keys::load(settings)?;
+            let me = signer.address();
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
             let s = studies(&chain, &d)?;
-            let filter = Filter::new()
-                .address(*s.address())
-                .event_signature(StudyRegistry::OptedIn::SIGNATURE_HASH)
-                .topic2(me.into_word());
-            let logs = super::anchor::scan_logs(&chain, &filter, d.start_block, false).await?;
-            let mut ids: Vec<U256> = logs
-                .iter()
-                .filter_map(|l| l.topics().get(1).map(|t| U256::from_be_bytes(t.0)))
-                .collect();
-            ids.sort();
-            ids.dedup();
+            let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
+            let secret = signer.to_bytes();
             let mut live = vec![];
-            for id in ids {
-                if s.isOptedIn(id, me).call().await.map_err(|e| chain.err(e))? {
+            let mut id = U256::from(1);
+            while id <= count {
+                let p = study_pseudonym(&secret, chain.chain_id, *s.address(), id).address();
+                if s.isOptedIn(id, p).call().await.map_err(|e| chain.err(e))? {
                     live.push(id);
                 }
+                id += U256::from(1);
             }
             let human = if live.is_empty() {
                 "you are not opted in to any study".to_string()
@@ -321,7 +336,7 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             };
             out.result(
                 "study mine",
-                json!({"patient": me, "studies": live}),
+                json!({"patient": me, "studies": live.iter().map(|i| i.saturating_to::<u64>()).collect::<Vec<_>>()}),
                 &human,
             );
         }
@@ -332,7 +347,107 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
     Ok(())
 }
 
-/// `opt-in`, `withdraw`, `cancel-signatures`: sent, or with `--sign-only` signed for a relayer.
+/// An opt-in or withdrawal of one of the patient's study pseudonyms, found on chain.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnStudyEvent {
+    /// Its block.
+    pub block: u64,
+    /// Its log index.
+    pub log_index: u64,
+    /// Its transaction.
+    pub tx_hash: B256,
+    /// `opted-in` or `withdrew`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The study.
+    pub study_id: u64,
+    /// The patient's pseudonym in it.
+    pub pseudonym: Address,
+}
+
+impl OwnStudyEvent {
+    /// One line of the timeline.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            "opted-in" => format!(
+                "opted in to study {} (as pseudonym {})",
+                self.study_id, self.pseudonym
+            ),
+            _ => format!(
+                "withdrew from study {} (as pseudonym {})",
+                self.study_id, self.pseudonym
+            ),
+        }
+    }
+}
+
+/// The opt-ins and withdrawals of `patient`'s study pseudonyms (derived here for every study),
+/// from block `from` (default: the deployment's first) to `to`, read from the chain's logs:
+/// nothing else can tie them to the patient.
+pub async fn own_study_events(
+    settings: &Settings,
+    patient: &alloy::signers::local::PrivateKeySigner,
+    from: Option<u64>,
+    to: u64,
+) -> Result<Vec<OwnStudyEvent>> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let Some(registry) = d.study_registry else {
+        return Ok(vec![]);
+    };
+    let s = StudyRegistry::new(registry, chain.provider.clone());
+    let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
+    let secret = patient.to_bytes();
+    let mut mine = std::collections::HashMap::new();
+    let mut id = U256::from(1);
+    while id <= count {
+        let p = study_pseudonym(&secret, chain.chain_id, registry, id).address();
+        mine.insert(p, id.saturating_to::<u64>());
+        id += U256::from(1);
+    }
+    if mine.is_empty() {
+        return Ok(vec![]);
+    }
+    let filter = Filter::new()
+        .address(registry)
+        .event_signature(vec![
+            StudyRegistry::OptedIn::SIGNATURE_HASH,
+            StudyRegistry::Withdrew::SIGNATURE_HASH,
+        ])
+        .topic2(mine.keys().map(|a| a.into_word()).collect::<Vec<_>>());
+    let start = from.unwrap_or(0).max(d.start_block);
+    let logs = super::anchor::scan_logs(&chain, &filter, start, false).await?;
+    Ok(logs
+        .iter()
+        .filter(|l| l.block_number.is_some_and(|b| b <= to))
+        .filter_map(|l| {
+            let pseudonym = Address::from_word(*l.topics().get(2)?);
+            Some(OwnStudyEvent {
+                block: l.block_number?,
+                log_index: l.log_index?,
+                tx_hash: l.transaction_hash?,
+                kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
+                    "opted-in"
+                } else {
+                    "withdrew"
+                },
+                study_id: *mine.get(&pseudonym)?,
+                pseudonym,
+            })
+        })
+        .collect())
+}
+
+/// Why a study change is not sent from the patient's own account.
+pub const NO_DIRECT: &str = "give --relayer ACCOUNT (an account that pays, e.g. the consortium's; \
+     or MEDREC_RELAYER) or --sign-only for medrec relay: sending from your own account would \
+     link you to your pseudonym for the study";
+
+/// `opt-in`, `withdraw`, `cancel-signatures`: signed by the patient's study pseudonym, then
+/// sent by `--relayer` or, with `--sign-only`, written for a relayer.
 async fn participation(
     settings: &Settings,
     out: Printer,
@@ -340,22 +455,54 @@ async fn participation(
     what: &str,
 ) -> Result<()> {
     use crate::signed::{SignedMessage, StudyMessage, Unsigned};
-    if !a.sign.sign_only {
-        return simple(settings, out, a.study, what).await;
+    if a.relayer.is_none() && !a.sign.sign_only {
+        return Err(CliError::input(NO_DIRECT));
     }
+    if a.relayer.is_some() && a.sign.sign_only {
+        return Err(CliError::input("give --relayer or --sign-only, not both"));
+    }
+    let holders = holder_list_or_empty(&a.holders)?;
     let signer = keys::load(settings)?;
-    let patient = signer.address();
     let id = U256::from(a.study);
-    let rel = super::grant::Relationship::Study { id, patient };
+    // The pseudonym needs the chain id and the registry: from the node, or offline from
+    // --chain-id and the deployments file.
+    let (chain_id, registry) = match (a.sign.epoch, settings.chain_id) {
+        (Some(_), Some(chain_id)) if a.sign.sign_only => {
+            let d = chain::read_deployment(&settings.deployments, chain_id)?;
+            (chain_id, study_registry_of(&d)?)
+        }
+        _ => {
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            (chain.chain_id, study_registry_of(&d)?)
+        }
+    };
+    let pseudonym = study_pseudonym(&signer.to_bytes(), chain_id, registry, id);
+    let rel = super::grant::Relationship::Study {
+        id,
+        pseudonym: pseudonym.address(),
+    };
     let ctx = super::grant::signing_context(settings, &a.sign, rel).await?;
-    let contract = ctx.deployment.study_registry.ok_or_else(|| {
-        CliError::Deployment(
-            "this deployment has no study registry: deploy again with this version".into(),
+    let tags = if what == "opt-in" {
+        Some(
+            opt_in_tags(
+                settings,
+                &signer,
+                chain_id,
+                registry,
+                id,
+                pseudonym.address(),
+                holders,
+            )
+            .await?,
         )
-    })?;
+    } else {
+        None
+    };
     let message = StudyMessage {
         study_id: id,
-        patient,
+        pseudonym: pseudonym.address(),
+        tags: tags.map(Into::into),
         epoch: ctx.epoch,
         issued_at: ctx.issued_at,
         deadline: ctx.deadline,
@@ -365,8 +512,187 @@ async fn participation(
         "withdraw" => Unsigned::Withdraw(message),
         _ => Unsigned::CancelStudySignatures(message),
     };
-    let msg = SignedMessage::sign(&signer, ctx.chain_id, contract, unsigned).await?;
-    super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"))
+    let msg = SignedMessage::sign(&pseudonym, chain_id, registry, unsigned).await?;
+    let Some(relayer) = a.relayer else {
+        return super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"));
+    };
+    // The relayer sends it: its own account pays, and is all the chain sees besides the
+    // pseudonym.
+    let mut as_relayer = settings.clone();
+    as_relayer.account = Some(relayer);
+    let relayer = keys::load(&as_relayer)?;
+    if relayer.address() == signer.address() {
+        return Err(CliError::input(NO_DIRECT));
+    }
+    let chain = Chain::connect_signer(settings, relayer).await?;
+    let d = chain.deployment(settings).await?;
+    let s = studies(&chain, &d)?;
+    let sig = match &msg {
+        SignedMessage::OptIn(m)
+        | SignedMessage::Withdraw(m)
+        | SignedMessage::CancelStudySignatures(m) => m.signature.clone(),
+        _ => unreachable!("a study message"),
+    };
+    let (m, p) = (msg_study(&msg), pseudonym.address());
+    let (e, t, dl) = (
+        alloy::primitives::aliases::U24::from(m.epoch),
+        alloy::primitives::aliases::U40::from(m.issued_at),
+        m.deadline,
+    );
+    let tx = match what {
+        "opt-in" => {
+            let tags = m.tags.clone().unwrap_or_default();
+            chain::send(&chain, s.optInBySig(id, p, tags, e, t, dl, sig)).await?
+        }
+        "withdraw" => chain::send(&chain, s.withdrawBySig(id, p, e, t, dl, sig)).await?,
+        _ => chain::send(&chain, s.cancelBySig(id, p, e, t, dl, sig)).await?,
+    };
+    let human = match what {
+        "opt-in" => format!("opted in to study {} as pseudonym {p}", a.study),
+        "withdraw" => format!(
+            "pseudonym {p} withdrew from study {}; it counts from block {}",
+            a.study,
+            tx.block_number + 1
+        ),
+        _ => format!(
+            "every outstanding signed opt-in or withdrawal of pseudonym {p} for study {} is void",
+            a.study
+        ),
+    };
+    out.result(
+        &format!("study {what}"),
+        json!({"studyId": a.study, "pseudonym": p, "tx": tx}),
+        &format!("{human} (relayed, tx {})", tx.tx_hash),
+    );
+    Ok(())
+}
+
+fn msg_study(msg: &crate::signed::SignedMessage) -> &crate::signed::StudyMessage {
+    use crate::signed::SignedMessage;
+    match msg {
+        SignedMessage::OptIn(m)
+        | SignedMessage::Withdraw(m)
+        | SignedMessage::CancelStudySignatures(m) => &m.message,
+        _ => unreachable!("a study message"),
+    }
+}
+
+fn study_registry_of(d: &Deployment) -> Result<Address> {
+    d.study_registry.ok_or_else(|| {
+        CliError::Deployment(
+            "this deployment has no study registry: deploy again with this version".into(),
+        )
+    })
+}
+
+/// `--holders`: the addresses given; `None` when not given (ask the indexer), empty for `none`.
+fn holder_list_or_empty(raw: &[String]) -> Result<Option<Vec<Address>>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if raw.len() == 1 && raw[0].trim() == "none" {
+        return Ok(Some(vec![]));
+    }
+    let mut v = Vec::with_capacity(raw.len());
+    for h in raw {
+        let a = units::address(h.trim(), "holder")?;
+        if !v.contains(&a) {
+            v.push(a);
+        }
+    }
+    Ok(Some(v))
+}
+
+/// An opt-in's tags: a slot for each holder of the patient's records (`holders`, or those of
+/// the indexer's listing signed by the patient), encrypted to the service key it serves, which
+/// must hash to the one it registered on chain.
+async fn opt_in_tags(
+    settings: &Settings,
+    patient: &alloy::signers::local::PrivateKeySigner,
+    chain_id: u64,
+    registry: Address,
+    id: U256,
+    pseudonym: Address,
+    holders: Option<Vec<Address>>,
+) -> Result<Vec<u8>> {
+    use alloy::signers::Signer;
+    use medrec_protocol::study_tags::{
+        self, HolderSlot, OptInContext, SERVICE_KEY_PATH, ServiceKeyAnswer, TAG_SLOTS,
+        address_of_public_key,
+    };
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let given = holders.is_some();
+    let mut holders = holders.unwrap_or_default();
+    if !given {
+        let body: medrec_protocol::indexer::PatientPointers = super::listing::get(
+            settings,
+            &format!("/v1/patients/{}/pointers", patient.address()),
+            None,
+        )
+        .await?;
+        for p in body.pointers {
+            if !holders.contains(&p.holder) {
+                holders.push(p.holder);
+            }
+        }
+    }
+    if holders.len() > TAG_SLOTS {
+        return Err(CliError::input(format!(
+            "{} holders keep your records, but an opt-in reaches at most {TAG_SLOTS}: name them with --holders",
+            holders.len()
+        )));
+    }
+    let ctx = OptInContext {
+        chain_id,
+        registry,
+        study_id: id,
+        pseudonym,
+    };
+    let signature = patient
+        .sign_hash(&ctx.membership_hash())
+        .await
+        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?
+        .as_bytes()
+        .to_vec();
+    let client = client()?;
+    let mut slots = Vec::with_capacity(holders.len());
+    for h in holders {
+        let g = super::holder::registered(&chain, &d, h).await?;
+        let base = super::holder::credentialed_gatekeeper_url(&chain, &d, h).await?;
+        let url = format!("{}{SERVICE_KEY_PATH}", base.trim_end_matches('/'));
+        let resp = client.get(&url).send().await.map_err(|e| {
+            CliError::Rpc(format!("cannot reach the gatekeeper of {h} at {base}: {e}"))
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| CliError::Rpc(format!("the gatekeeper of {h} broke off: {e}")))?;
+        if !status.is_success() {
+            return Err(CliError::Refused(format!(
+                "the gatekeeper of {h} serves no service key ({status}): it takes part in no research"
+            )));
+        }
+        let served: ServiceKeyAnswer = serde_json::from_str(&text).map_err(|e| {
+            CliError::Rpc(format!(
+                "the gatekeeper of {h} answered something unreadable: {e}"
+            ))
+        })?;
+        // Never trusted unchecked: the key must be the one the holder registered on chain.
+        if address_of_public_key(&served.public_key) != Some(g.serviceKey) {
+            return Err(CliError::Refused(format!(
+                "the gatekeeper of {h} serves a service key that is not the one registered on chain ({}): not encrypting to it",
+                g.serviceKey
+            )));
+        }
+        slots.push(HolderSlot {
+            holder: h,
+            service_key: served.public_key.to_vec(),
+            signature: signature.clone(),
+        });
+    }
+    study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))
 }
 
 async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Result<()> {
@@ -378,22 +704,11 @@ async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Re
     let id = U256::from(study);
     let tx = match what {
         "approve" => chain::send(&chain, s.approveStudy(id)).await?,
-        "close" => chain::send(&chain, s.closeStudy(id)).await?,
-        "opt-in" => chain::send(&chain, s.optIn(id)).await?,
-        "cancel-signatures" => chain::send(&chain, s.cancelSignatures(id)).await?,
-        _ => chain::send(&chain, s.withdraw(id)).await?,
+        _ => chain::send(&chain, s.closeStudy(id)).await?,
     };
     let human = match what {
-        "approve" => format!("study {study} approved"),
-        "close" => format!("study {study} closed"),
-        "opt-in" => format!("{me} opted in to study {study}"),
-        "cancel-signatures" => format!(
-            "every outstanding signed opt-in or withdrawal of {me} for study {study} is void"
-        ),
-        _ => format!(
-            "{me} withdrew from study {study}; it counts from block {}",
-            tx.block_number + 1
-        ),
+        "approve" => format!("study {study} approved by {me}"),
+        _ => format!("study {study} closed by {me}"),
     };
     out.result(
         &format!("study {what}"),

@@ -709,15 +709,29 @@ fn a_signed_opt_in_relayed_after_a_withdrawal_is_stale() {
         "study",
         "opt-in",
         "1",
+        "--holders",
+        "none",
         "--sign-only",
         "--out",
         "opt-in.json",
     ]);
     let o = env.json(&["-a", "stranger", "relay", "opt-in.json"]);
     assert_eq!(o["type"], "optIn");
+    // Signed by the patient's study pseudonym, not the patient (issue 16).
+    let patient = env.addr("patient");
+    assert_ne!(o["pseudonym"], patient.as_str(), "{o}");
+    assert!(!o.to_string().contains(&patient[2..]), "{o}");
     let mine = env.json(&["-a", "patient", "study", "mine"]);
     assert_eq!(mine["studies"].as_array().unwrap().len(), 1, "{mine}");
-    env.json(&["-a", "patient", "study", "withdraw", "1"]);
+    env.json(&[
+        "-a",
+        "patient",
+        "study",
+        "withdraw",
+        "1",
+        "--relayer",
+        "stranger",
+    ]);
     let e = env.fail(3, &["-a", "stranger", "relay", "opt-in.json"]);
     assert!(e.contains("StudySignatureStale(epoch: 0"), "{e}");
     assert!(e.contains("sign it again"), "{e}");
@@ -735,9 +749,46 @@ fn a_signed_opt_in_relayed_after_a_withdrawal_is_stale() {
         "--out",
         "w.json",
     ]);
-    env.json(&["-a", "patient", "study", "cancel-signatures", "1"]);
+    env.json(&[
+        "-a",
+        "patient",
+        "study",
+        "cancel-signatures",
+        "1",
+        "--relayer",
+        "stranger",
+    ]);
     let e = env.fail(3, &["-a", "stranger", "relay", "w.json"]);
     assert!(e.contains("StudySignatureStale"), "{e}");
+}
+
+/// Issue 16: a patient who sends their own opt-in, withdrawal or cancellation names themselves
+/// (the sender) next to their study pseudonym. The CLI refuses it with one line saying why,
+/// before any key, node or gas is used, and refuses the patient's own account as the relayer.
+#[test]
+fn a_patient_cannot_send_their_own_study_change() {
+    let env = Env::deployed();
+    for what in ["opt-in", "withdraw", "cancel-signatures"] {
+        let e = env.fail(2, &["-a", "patient", "study", what, "1"]);
+        assert!(
+            e.contains("--relayer") && e.contains("would link you"),
+            "{what}: {e}"
+        );
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+    }
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "study",
+            "withdraw",
+            "1",
+            "--relayer",
+            "patient",
+        ],
+    );
+    assert!(e.contains("would link you"), "{e}");
 }
 
 /// Issue 14, hole 8 (the CLI's half): windows are measured on the wall clock. On an idle chain

@@ -279,3 +279,79 @@ fn unreachable_indexer_is_one_line() {
     let e = env.fail(2, &["--indexer-url", &dead, "grants", "--patient", "0x12"]);
     assert!(e.contains("bad patient address"), "{e}");
 }
+
+/// Issue 16: the indexer cannot tell a patient's studies (opt-ins name study pseudonyms), but
+/// the patient's own timeline still shows them: the CLI derives the patient's pseudonyms and
+/// finds their opt-ins and withdrawals on chain, in block order with the indexer's events.
+#[test]
+fn the_patients_own_timeline_shows_their_studies() {
+    let env = Env::deployed();
+    let idx = start_indexer(&env);
+    let r = env.new_account("researcher", true);
+    env.credential(&r, "researcher", "irb");
+    env.write("protocol.txt", "a protocol");
+    env.json(&[
+        "-a",
+        "researcher",
+        "study",
+        "register",
+        "--protocol",
+        &env.path_str("protocol.txt"),
+        "-c",
+        "labs",
+        "--min-cell",
+        "5",
+    ]);
+    env.json(&["-a", "gov", "study", "approve", "1"]);
+    let opted = env.json(&[
+        "-a",
+        "patient",
+        "study",
+        "opt-in",
+        "1",
+        "--holders",
+        "none",
+        "--relayer",
+        "stranger",
+    ]);
+    let pseudonym = opted["pseudonym"].as_str().unwrap().to_string();
+    let w = env.json(&[
+        "-a",
+        "patient",
+        "study",
+        "withdraw",
+        "1",
+        "--relayer",
+        "stranger",
+    ]);
+    let last = w["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    let human = env.ok(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "patient",
+        "timeline",
+        "--min-block",
+        &last,
+    ]);
+    let opt = human
+        .find(&format!("opted in to study 1 (as pseudonym {pseudonym})"))
+        .unwrap_or_else(|| panic!("{human}"));
+    let left = human
+        .find(&format!("withdrew from study 1 (as pseudonym {pseudonym})"))
+        .unwrap_or_else(|| panic!("{human}"));
+    assert!(opt < left, "{human}");
+    let v = env.json(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "patient",
+        "timeline",
+        "--min-block",
+        &last,
+    ]);
+    assert_eq!(v["studyEvents"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["studyEvents"][0]["type"], "opted-in", "{v}");
+    // The indexer's own events name no study.
+    assert!(!v["events"].to_string().contains("studyId"), "{v}");
+}

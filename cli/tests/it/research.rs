@@ -14,6 +14,9 @@ use medrec_protocol::research::{
     AGE_BANDS, Answer, Cell, QUERY_PATH, Query, QueryResult, SEXES, SignedAnswer, SignedQuery,
     Stats, canonical_json,
 };
+use medrec_protocol::study_tags::{
+    self, OptInContext, SERVICE_KEY_PATH, ServiceKey, ServiceKeyAnswer,
+};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -39,6 +42,7 @@ const MIN_CELL: i64 = 5;
 /// A played holder: its address, the URL it listens at, how it answers, how many research
 /// queries it was sent.
 struct Holder {
+    key: PrivateKeySigner,
     address: Address,
     url: String,
     mode: Arc<Mutex<Mode>>,
@@ -104,6 +108,7 @@ fn serve(key: PrivateKeySigner, shown: i64) -> Holder {
     let queries = Arc::new(AtomicUsize::new(0));
     let (m, n) = (mode.clone(), queries.clone());
     let address = key.address();
+    let holder_key = key.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
@@ -132,6 +137,15 @@ fn serve(key: PrivateKeySigner, shown: i64) -> Holder {
                     head_age_secs: 0,
                 })
                 .unwrap()
+            } else if head.starts_with(&format!("GET {SERVICE_KEY_PATH} ")) {
+                // The holder's own key as its service key (the chain may say otherwise).
+                let k = ServiceKey::from_bytes(&key.to_bytes()).unwrap();
+                serde_json::to_string(&ServiceKeyAnswer {
+                    holder: address,
+                    public_key: k.public_key().into(),
+                    address,
+                })
+                .unwrap()
             } else if head.starts_with(&format!("POST {QUERY_PATH} ")) {
                 n.fetch_add(1, Ordering::SeqCst);
                 let sq: SignedQuery = serde_json::from_slice(&body).unwrap();
@@ -157,6 +171,7 @@ fn serve(key: PrivateKeySigner, shown: i64) -> Holder {
         }
     });
     Holder {
+        key: holder_key,
         address,
         url,
         mode,
@@ -394,4 +409,80 @@ fn an_answer_at_more_than_its_share_of_epsilon_or_missing_a_cell_is_refused() {
         assert!(e.contains(why), "{args:?}: {e}");
     }
     assert_eq!(holders[0].queries() + holders[1].queries(), before);
+}
+
+/// Issue 16: `study opt-in` encrypts a holder's slot only to the service key its gatekeeper
+/// serves when it is the one the holder registered on chain (holder 0 registered another: a
+/// gatekeeper serving a key of its choosing is refused, before anything is signed or sent);
+/// holder 1's slot, once its registration names the served key, opens with that key to the
+/// patient's signature over the study and the patient's pseudonym, which signed the opt-in;
+/// the relayer sends it and `study mine` finds it.
+#[test]
+fn an_opt_in_slot_is_encrypted_only_to_the_registered_service_key() {
+    let (env, holders) = world([12, 9]);
+    let h0 = holders[0].address.to_string();
+    let e = env.fail(
+        10,
+        &[
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--holders",
+            &h0,
+            "--relayer",
+            "gov",
+        ],
+    );
+    assert!(e.contains("not the one registered on chain"), "{e}");
+    let h1 = holders[1].address.to_string();
+    env.ok(&[
+        "-a",
+        "holder-1",
+        "holder",
+        "register",
+        "--endpoint",
+        &holders[1].url,
+        "--service-key",
+        &h1,
+    ]);
+    env.ok(&[
+        "-a",
+        "patient",
+        "study",
+        "opt-in",
+        "1",
+        "--holders",
+        &h1,
+        "--sign-only",
+        "--out",
+        "opt-in.json",
+    ]);
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("opt-in.json")).unwrap()).unwrap();
+    let pseudonym: Address = file["message"]["pseudonym"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let patient: Address = env.addr("patient").parse().unwrap();
+    assert_ne!(pseudonym, patient);
+    let tags = alloy::hex::decode(file["message"]["tags"].as_str().unwrap()).unwrap();
+    assert_eq!(tags.len(), study_tags::TAGS_LEN);
+    let ctx = OptInContext {
+        chain_id: file["chainId"].as_u64().unwrap(),
+        registry: file["contract"].as_str().unwrap().parse().unwrap(),
+        study_id: U256::from(1),
+        pseudonym,
+    };
+    let opened = |k: &PrivateKeySigner| {
+        study_tags::open(&ServiceKey::from_bytes(&k.to_bytes()).unwrap(), &ctx, &tags)
+    };
+    assert_eq!(opened(&holders[1].key), Some(patient));
+    assert_eq!(opened(&holders[0].key), None);
+    let sent = env.json(&["-a", "gov", "relay", "opt-in.json"]);
+    assert_eq!(sent["pseudonym"], pseudonym.to_string(), "{sent}");
+    let mine = env.json(&["-a", "patient", "study", "mine"]);
+    assert_eq!(mine["studies"], serde_json::json!([1]), "{mine}");
 }

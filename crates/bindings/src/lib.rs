@@ -150,31 +150,33 @@ pub mod eip712 {
             uint64 expiresAt;
         }
 
-        /// A patient's opt-in to a study, relayed to the study registry's `optInBySig`.
+        /// A study pseudonym's opt-in, relayed to the study registry's `optInBySig`, with its
+        /// holder slots (medrec-protocol's `study_tags`).
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         struct OptIn {
             uint256 studyId;
-            address patient;
+            address pseudonym;
+            bytes tags;
             uint24 epoch;
             uint40 issuedAt;
             uint256 deadline;
         }
 
-        /// A patient's withdrawal from a study, relayed to `withdrawBySig`.
+        /// A study pseudonym's withdrawal, relayed to `withdrawBySig`.
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         struct Withdraw {
             uint256 studyId;
-            address patient;
+            address pseudonym;
             uint24 epoch;
             uint40 issuedAt;
             uint256 deadline;
         }
 
-        /// A cancellation of a patient's outstanding signatures for a study (`cancelBySig`).
+        /// A cancellation of a study pseudonym's outstanding signatures (`cancelBySig`).
         #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         struct CancelStudySignatures {
             uint256 studyId;
-            address patient;
+            address pseudonym;
             uint24 epoch;
             uint40 issuedAt;
             uint256 deadline;
@@ -478,15 +480,15 @@ mod tests {
         );
         assert_eq!(
             eip712::OptIn::eip712_encode_type(),
-            "OptIn(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            "OptIn(uint256 studyId,address pseudonym,bytes tags,uint24 epoch,uint40 issuedAt,uint256 deadline)"
         );
         assert_eq!(
             eip712::Withdraw::eip712_encode_type(),
-            "Withdraw(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            "Withdraw(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
         );
         assert_eq!(
             eip712::CancelStudySignatures::eip712_encode_type(),
-            "CancelStudySignatures(uint256 studyId,address patient,uint24 epoch,uint40 issuedAt,uint256 deadline)"
+            "CancelStudySignatures(uint256 studyId,address pseudonym,uint24 epoch,uint40 issuedAt,uint256 deadline)"
         );
     }
 

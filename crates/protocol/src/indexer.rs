@@ -390,32 +390,6 @@ pub enum TimelineData {
         /// The relationship's new signature epoch.
         epoch: u64,
     },
-    /// The outstanding signed opt-ins and withdrawals for one study voided.
-    #[serde(rename_all = "camelCase")]
-    StudySignaturesCancelled {
-        /// The study.
-        study_id: u64,
-        /// The new signature epoch.
-        epoch: u64,
-    },
-    /// Opted in to a study.
-    #[serde(rename_all = "camelCase")]
-    OptedIn {
-        /// The study.
-        study_id: u64,
-        /// The patient, or whoever relayed the patient's signature.
-        #[serde(with = "checksummed")]
-        by: Address,
-    },
-    /// Withdrew from a study.
-    #[serde(rename_all = "camelCase")]
-    Withdrew {
-        /// The study.
-        study_id: u64,
-        /// The patient, or whoever relayed the patient's signature.
-        #[serde(with = "checksummed")]
-        by: Address,
-    },
 }
 
 /// `GET /v1/access?grantee=&patient=&category=[&block=]`: whether a grantee could read a
@@ -512,7 +486,8 @@ pub struct ResearchPolicy {
 /// `GET /v1/studies/{id}`: a study and its recorded queries. Not who takes part: a list of a
 /// study's participants would hand a researcher the exact set of patients that joined between
 /// two pinned blocks (differencing around the answers' noise) and tell anyone who is in, say,
-/// a study of a sensitive condition. A patient's own studies are `/v1/patients/{p}/studies`.
+/// a study of a sensitive condition. Nor which studies a patient joined: opt-ins name a study
+/// pseudonym only (issue 16); the patient's CLI derives its own and asks the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StudyAnswer {
@@ -541,36 +516,6 @@ pub struct QueryReceipt {
     pub block: u64,
     /// Its transaction.
     pub tx_hash: B256,
-}
-
-/// `GET /v1/patients/{patient}/studies`: the studies a patient is opted in to now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PatientStudies {
-    /// The indexed block the answer reflects.
-    pub block: u64,
-    /// The patient.
-    #[serde(with = "checksummed")]
-    pub patient: Address,
-    /// By study id.
-    pub studies: Vec<PatientStudy>,
-}
-
-/// A study a patient is opted in to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PatientStudy {
-    /// The study.
-    pub study_id: u64,
-    /// The patient, or whoever relayed the patient's signature.
-    #[serde(with = "checksummed")]
-    pub by: Address,
-    /// The block of the opt-in.
-    pub since_block: u64,
-    /// The study's status.
-    pub status: StudyStatus,
-    /// Whether the opt-in counts now (the study is approved).
-    pub live: bool,
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!   [`merkle`]), [`health`] and
 //!   [`research`] (the aggregate [`research::Query`], its cost, answers and how they combine).
 //! - [`study`] and [`participant`]: the registries' enums with names.
+//! - [`pseudonym`]: keys derived from the patient's secret (a study pseudonym, later one per
+//!   holder); [`study_tags`]: an opt-in's holder slots, built by the patient, opened by holders.
 //! - [`commitment`]: the salted commitment of a break-glass reason or a credential's reference.
 
 #[macro_use]
@@ -28,9 +30,11 @@ pub mod indexer_auth;
 pub mod mask;
 pub mod merkle;
 pub mod participant;
+pub mod pseudonym;
 pub mod records;
 pub mod research;
 pub mod study;
+pub mod study_tags;
 
 pub use envelope::{LogRequest, RecordRequest, ResearchRequest, Signed, SignedRequest, Upload};
 pub use error::{ErrorBody, ErrorCode};

@@ -699,48 +699,90 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
     let which = keccak256(format!("opt-in {}", a.study));
     let (share, n) = (a.share, patients.len());
     let chosen = (0..n).filter(|i| opts_in(which, *i, share)).count();
+    // Each patient opts in as their study pseudonym (issue 16), with a slot for the hospital
+    // that holds their records, encrypted to the service key it serves and registered on chain.
+    let service_keys = std::sync::Arc::new(service_keys(&p, &d, &patients).await?);
+    let patients = std::sync::Arc::new(patients);
     eprintln!("  checking {chosen} patients' opt-ins on chain");
-    let calls = parallel(n, move |i| {
-        let (studies, domain) = (studies.clone(), domain.clone());
-        async move {
-            if !opts_in(which, i, share) {
-                return Ok(None);
+    let calls = parallel(n, {
+        let patients = patients.clone();
+        move |i| {
+            let (studies, domain) = (studies.clone(), domain.clone());
+            let (patients, service_keys) = (patients.clone(), service_keys.clone());
+            async move {
+                if !opts_in(which, i, share) {
+                    return Ok(None);
+                }
+                let key = patient_key(seed, i);
+                let pseudonym = medrec_protocol::pseudonym::study_pseudonym(
+                    &key.to_bytes(),
+                    chain_id,
+                    studies_at,
+                    study,
+                );
+                if studies
+                    .isOptedIn(study, pseudonym.address())
+                    .call()
+                    .await
+                    .map_err(chain)?
+                {
+                    return Ok(None);
+                }
+                let slot = studies
+                    .participationOf(study, pseudonym.address())
+                    .call()
+                    .await
+                    .map_err(chain)?;
+                let ctx = medrec_protocol::study_tags::OptInContext {
+                    chain_id,
+                    registry: studies_at,
+                    study_id: study,
+                    pseudonym: pseudonym.address(),
+                };
+                let membership = key
+                    .sign_hash(&ctx.membership_hash())
+                    .await
+                    .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+                let holder = patients[i]["holder"]
+                    .as_str()
+                    .and_then(|h| h.parse::<Address>().ok());
+                let slots: Vec<_> = holder
+                    .and_then(|h| service_keys.get(&h).map(|k| (h, k.clone())))
+                    .map(
+                        |(holder, service_key)| medrec_protocol::study_tags::HolderSlot {
+                            holder,
+                            service_key,
+                            signature: membership.as_bytes().to_vec(),
+                        },
+                    )
+                    .into_iter()
+                    .collect();
+                let tags = medrec_protocol::study_tags::build(&ctx, &slots)
+                    .map_err(|e| Fail(6, e.to_string()))?;
+                let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
+                let msg = OptIn {
+                    studyId: study,
+                    pseudonym: pseudonym.address(),
+                    tags: tags.into(),
+                    epoch: slot.epoch,
+                    issuedAt: U40::from(issued),
+                    deadline: U256::from(now + 3_600),
+                };
+                let sig = pseudonym
+                    .sign_hash(&msg.eip712_signing_hash(&domain))
+                    .await
+                    .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+                let call = studies.optInBySig(
+                    study,
+                    pseudonym.address(),
+                    msg.tags,
+                    msg.epoch,
+                    msg.issuedAt,
+                    msg.deadline,
+                    sig.as_bytes().to_vec().into(),
+                );
+                Ok(Some((studies_at, call.calldata().to_vec())))
             }
-            let key = patient_key(seed, i);
-            if studies
-                .isOptedIn(study, key.address())
-                .call()
-                .await
-                .map_err(chain)?
-            {
-                return Ok(None);
-            }
-            let slot = studies
-                .participationOf(study, key.address())
-                .call()
-                .await
-                .map_err(chain)?;
-            let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
-            let msg = OptIn {
-                studyId: study,
-                patient: key.address(),
-                epoch: slot.epoch,
-                issuedAt: U40::from(issued),
-                deadline: U256::from(now + 3_600),
-            };
-            let sig = key
-                .sign_hash(&msg.eip712_signing_hash(&domain))
-                .await
-                .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
-            let call = studies.optInBySig(
-                study,
-                key.address(),
-                msg.epoch,
-                msg.issuedAt,
-                msg.deadline,
-                sig.as_bytes().to_vec().into(),
-            );
-            Ok(Some((studies_at, call.calldata().to_vec())))
         }
     })
     .await?;
@@ -761,6 +803,58 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
     Ok(())
 }
 
+/// The service public key of each hospital holding a patient's records (`holder` in
+/// patients.json), served by the gatekeeper it registered on chain and checked against the
+/// service key registered there; a hospital without one gets no slot (its patients are then not
+/// counted by it).
+async fn service_keys(
+    p: &DynProvider,
+    d: &medrec_bindings::deployment::Deployment,
+    patients: &[Value],
+) -> Result<BTreeMap<Address, Vec<u8>>> {
+    use medrec_protocol::study_tags::{SERVICE_KEY_PATH, ServiceKeyAnswer, address_of_public_key};
+    let mut holders: Vec<Address> = patients
+        .iter()
+        .filter_map(|p| p["holder"].as_str().and_then(|h| h.parse().ok()))
+        .collect();
+    holders.sort();
+    holders.dedup();
+    let records = medrec_bindings::RecordRegistry::new(d.record_registry, p.clone());
+    let http = alloy::transports::http::reqwest::Client::new();
+    let mut keys = BTreeMap::new();
+    for h in holders {
+        let g = records.gatekeeperOf(h).call().await.map_err(chain)?;
+        if g.endpoint.is_empty() {
+            eprintln!(
+                "  hospital {h} registered no gatekeeper: its patients' opt-ins carry no slot for it"
+            );
+            continue;
+        }
+        let url = format!("{}{SERVICE_KEY_PATH}", g.endpoint.trim_end_matches('/'));
+        let served: Option<ServiceKeyAnswer> = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
+        };
+        match served {
+            Some(s) if address_of_public_key(&s.public_key) == Some(g.serviceKey) => {
+                keys.insert(h, s.public_key.to_vec());
+            }
+            Some(_) => {
+                return Err(Fail(
+                    6,
+                    format!(
+                        "the gatekeeper of {h} serves a service key other than the one registered on chain"
+                    ),
+                ));
+            }
+            None => eprintln!(
+                "  the gatekeeper of {h} serves no service key at {url}: its patients' opt-ins carry no slot for it"
+            ),
+        }
+    }
+    Ok(keys)
+}
+
 /// The name of a registry call, from its selector.
 fn call_name(input: &[u8]) -> &'static str {
     use alloy::sol_types::SolCall;
@@ -768,7 +862,7 @@ fn call_name(input: &[u8]) -> &'static str {
     let Some(sel) = input.get(..4) else {
         return "transfer";
     };
-    let known: [(&[u8; 4], &'static str); 18] = [
+    let known: [(&[u8; 4], &'static str); 17] = [
         (&ConsentRegistry::grantCall::SELECTOR, "grant"),
         (
             &ConsentRegistry::grantBySigCall::SELECTOR,
@@ -805,12 +899,14 @@ fn call_name(input: &[u8]) -> &'static str {
             &StudyRegistry::approveStudyCall::SELECTOR,
             "approve a study",
         ),
-        (&StudyRegistry::optInCall::SELECTOR, "opt in"),
         (
             &StudyRegistry::optInBySigCall::SELECTOR,
-            "opt in (signed, relayed)",
+            "opt in (signed by a study pseudonym, relayed)",
         ),
-        (&StudyRegistry::withdrawCall::SELECTOR, "withdraw"),
+        (
+            &StudyRegistry::withdrawBySigCall::SELECTOR,
+            "withdraw (signed by a study pseudonym, relayed)",
+        ),
         (
             &StudyRegistry::recordQueryCall::SELECTOR,
             "record a research query's receipt",

@@ -21,12 +21,14 @@ use medrec_protocol::access_log::LOG_PATH;
 use medrec_protocol::health::HEALTH_PATH;
 use medrec_protocol::records::{READ_ROUTE, UPLOAD_PATH};
 use medrec_protocol::research::QUERY_PATH;
+use medrec_protocol::study_tags::SERVICE_KEY_PATH;
 use std::sync::Arc;
 
 /// The routes. Bodies are read by each handler up to its own limit.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(health::health))
+        .route(SERVICE_KEY_PATH, get(research::service_key))
         .route(metrics::METRICS_PATH, get(metrics::metrics))
         .route(
             UPLOAD_PATH,

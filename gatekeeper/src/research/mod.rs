@@ -47,6 +47,9 @@ pub struct Research {
     pub provider: DynProvider,
     /// The holder's key, which signs answers.
     pub signer: PrivateKeySigner,
+    /// The service key's public key (SEC1, 33 bytes), to which patients encrypt this
+    /// holder's slot of their opt-ins; served at `GET /v1/service-key`.
+    pub service_key: Vec<u8>,
     /// Opt-ins and withdrawals read so far.
     pub opt_ins: Arc<OptIns>,
     /// How many blocks old a new query's pinned block may be.

@@ -6,6 +6,7 @@ use crate::harness::{Mined, World, import_key, now, random_nonce, run_cli};
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
 use medrec_bindings::StudyRegistry;
 use medrec_gatekeeper::research::evaluate::{Tally, release, tally};
 use medrec_protocol::ResearchRequest;
@@ -33,12 +34,136 @@ fn condition_json() -> Vec<u8> {
         .into_bytes()
 }
 
-/// `p` opts in to study `id` with a transaction of their own.
-async fn opt_in_as(w: &World, p: &PrivateKeySigner, id: U256) {
-    StudyRegistry::new(w.studies, w.as_(p))
-        .optIn(id)
+/// The chain id of the test chain (anvil's).
+const CHAIN_ID: u64 = 31337;
+
+/// `p`'s pseudonym in study `id` (issue 16: participation names it, not `p`).
+fn pseudonym_of(w: &World, p: &PrivateKeySigner, id: U256) -> PrivateKeySigner {
+    medrec_protocol::pseudonym::study_pseudonym(&p.to_bytes(), CHAIN_ID, w.studies, id)
+}
+
+/// The tags of `p`'s opt-in to `id` as `pseudonym`: one slot per holder of `holders` (each
+/// registered its own key as its service key), signed by `signer` (the patient, or a forger).
+fn tags_of(
+    w: &World,
+    signer: &PrivateKeySigner,
+    pseudonym: Address,
+    id: U256,
+    holders: &[&PrivateKeySigner],
+) -> Vec<u8> {
+    use alloy::signers::SignerSync;
+    use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
+    let ctx = OptInContext {
+        chain_id: CHAIN_ID,
+        registry: w.studies,
+        study_id: id,
+        pseudonym,
+    };
+    let signature = signer
+        .sign_hash_sync(&ctx.membership_hash())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let slots: Vec<HolderSlot> = holders
+        .iter()
+        .map(|h| HolderSlot {
+            holder: h.address(),
+            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
+            signature: signature.clone(),
+        })
+        .collect();
+    study_tags::build(&ctx, &slots).unwrap()
+}
+
+/// Relays `pseudonym`'s signed opt-in to `id` with `tags`, from governance's account (the
+/// pseudonym holds no ether).
+async fn relay_opt_in(w: &World, pseudonym: &PrivateKeySigner, id: U256, tags: Vec<u8>) {
+    use alloy::signers::SignerSync;
+    use alloy::sol_types::SolStruct;
+    let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
+    let part = registry
+        .participationOf(id, pseudonym.address())
+        .call()
+        .await
+        .unwrap();
+    let issued_at = now() - 1;
+    let deadline = U256::from(now() + 3600);
+    let msg = medrec_bindings::eip712::OptIn {
+        studyId: id,
+        pseudonym: pseudonym.address(),
+        tags: tags.clone().into(),
+        epoch: part.epoch,
+        issuedAt: alloy::primitives::aliases::U40::from(issued_at),
+        deadline,
+    };
+    let hash = msg.eip712_signing_hash(&medrec_bindings::study_domain(CHAIN_ID, w.studies));
+    let sig = pseudonym.sign_hash_sync(&hash).unwrap();
+    let r = registry
+        .optInBySig(
+            id,
+            pseudonym.address(),
+            tags.into(),
+            part.epoch,
+            msg.issuedAt,
+            deadline,
+            sig.as_bytes().into(),
+        )
         .mined()
         .await;
+    assert!(
+        alloy::network::ReceiptResponse::status(&r),
+        "optInBySig reverted"
+    );
+}
+
+/// `p` opts in to study `id` as its pseudonym, with a slot for each of `holders`, relayed.
+async fn opt_in_to(w: &World, p: &PrivateKeySigner, id: U256, holders: &[&PrivateKeySigner]) {
+    let pseudonym = pseudonym_of(w, p, id);
+    let tags = tags_of(w, p, pseudonym.address(), id, holders);
+    relay_opt_in(w, &pseudonym, id, tags).await;
+}
+
+/// `p` opts in to study `id` with a slot for the world's gatekeeper, relayed.
+async fn opt_in_as(w: &World, p: &PrivateKeySigner, id: U256) {
+    let holder = w.gk_holder.clone();
+    opt_in_to(w, p, id, &[&holder]).await;
+}
+
+/// `p`'s pseudonym withdraws from study `id`, by its signature, relayed.
+async fn withdraw_as(w: &World, p: &PrivateKeySigner, id: U256) {
+    use alloy::signers::SignerSync;
+    use alloy::sol_types::SolStruct;
+    let pseudonym = pseudonym_of(w, p, id);
+    let registry = StudyRegistry::new(w.studies, w.as_(&w.gov));
+    let part = registry
+        .participationOf(id, pseudonym.address())
+        .call()
+        .await
+        .unwrap();
+    let msg = medrec_bindings::eip712::Withdraw {
+        studyId: id,
+        pseudonym: pseudonym.address(),
+        epoch: part.epoch,
+        issuedAt: alloy::primitives::aliases::U40::from(now()),
+        deadline: U256::from(now() + 3600),
+    };
+    let hash = msg.eip712_signing_hash(&medrec_bindings::study_domain(CHAIN_ID, w.studies));
+    let sig = pseudonym.sign_hash_sync(&hash).unwrap();
+    let r = registry
+        .withdrawBySig(
+            id,
+            pseudonym.address(),
+            msg.epoch,
+            msg.issuedAt,
+            msg.deadline,
+            sig.as_bytes().into(),
+        )
+        .mined()
+        .await;
+    assert!(
+        alloy::network::ReceiptResponse::status(&r),
+        "withdrawBySig reverted"
+    );
 }
 
 /// A diabetes count query of `holders`, its text and hash, as the CLI writes it.
@@ -308,8 +433,18 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
 
     // Before approval: queries are refused on chain, and patients cannot opt in.
     let early = w.account().await;
-    let refused = StudyRegistry::new(w.studies, w.as_(&early))
-        .optIn(U256::from(study.parse::<u64>().unwrap()))
+    let early_id = U256::from(study.parse::<u64>().unwrap());
+    let early_pseudonym = pseudonym_of(&w, &early, early_id);
+    let refused = StudyRegistry::new(w.studies, w.as_(&w.gov))
+        .optInBySig(
+            early_id,
+            early_pseudonym.address(),
+            vec![0u8; medrec_protocol::study_tags::TAGS_LEN].into(),
+            alloy::primitives::aliases::U24::ZERO,
+            alloy::primitives::aliases::U40::from(now()),
+            U256::from(now() + 60),
+            vec![0u8; 65].into(),
+        )
         .send()
         .await;
     assert!(refused.is_err(), "no opt-in before approval");
@@ -342,7 +477,8 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
         };
         upload_diabetic(&w, holder, url, p.address(), gender, birth).await;
         if *opted {
-            opt_in_as(&w, &p, study_id).await;
+            // A slot for each holder: each counts the patient only where the records are.
+            opt_in_to(&w, &p, study_id, &[&holder_a, &holder_b]).await;
             if *birth == "1995-07-07" {
                 withdrawers.push(p.clone());
             }
@@ -378,10 +514,7 @@ async fn aggregates_count_consenting_patients_only_across_two_holders() {
 
     // Withdrawals count from the next block on: the ten at B born in 1995 leave.
     for p in &withdrawers {
-        StudyRegistry::new(w.studies, w.as_(p))
-            .withdraw(study_id)
-            .mined()
-            .await;
+        withdraw_as(&w, p, study_id).await;
     }
     let (code, q2) = ask();
     assert_eq!(code, 0, "{q2}");
@@ -957,10 +1090,7 @@ async fn differencing_two_pins_around_one_opt_in_tells_nothing_beyond_epsilon() 
     let pin = w.as_(&w.gov).get_block_number().await.unwrap();
     men.push(target.clone());
     for p in &men {
-        StudyRegistry::new(w.studies, w.as_(p))
-            .withdraw(study_id)
-            .mined()
-            .await;
+        withdraw_as(&w, p, study_id).await;
     }
     let (code, a) = ask_diabetes_with(
         &w,
@@ -1240,4 +1370,138 @@ async fn a_holder_whose_node_is_behind_is_reported_as_such() {
     };
     behind(run_cli_json(&w, &["-a", "reader", "get", &id]));
     behind(ask_diabetes(&w, &study, &holder.address().to_string()));
+}
+
+/// Issue 16: opt-ins name study pseudonyms; the holder counts a patient only through its own
+/// slot, which holds the patient's signature over the study and the pseudonym. Replayed: eight
+/// women opt in with a slot for this holder (counted); eight men with records here opt in with
+/// a slot for another holder only (not counted here); and for eight other men with records
+/// here, an attacker relays opt-ins of its own pseudonyms whose slots, encrypted to this holder,
+/// hold the victim's address, or the attacker's own signature, instead of the victim's
+/// signature (ignored: nobody opts a victim in). The events and the opt-in's sender name none
+/// of them. (Against the old registry the men's own accounts opted in and were counted.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one() {
+    let (w, _researcher, holder, study, study_id) = one_holder_study("10000000").await;
+    let url = w.gk_url.clone();
+    let other_holder = PrivateKeySigner::random();
+    let attacker = w.account().await;
+    let (mut women, mut elsewhere, mut victims) = (vec![], vec![], vec![]);
+    for i in 0..24 {
+        let p = w.account().await;
+        let (gender, birth) = match i / 8 {
+            0 => ("female", "1970-01-01"),
+            1 => ("male", "1990-01-01"),
+            _ => ("male", "1970-01-01"),
+        };
+        upload_diabetic(&w, &holder, &url, p.address(), gender, birth).await;
+        match i / 8 {
+            0 => women.push(p),
+            1 => elsewhere.push(p),
+            _ => victims.push(p),
+        }
+    }
+    for p in &women {
+        opt_in_as(&w, p, study_id).await;
+    }
+    for p in &elsewhere {
+        opt_in_to(&w, p, study_id, &[&other_holder]).await;
+    }
+    for (i, v) in victims.iter().enumerate() {
+        let fake = PrivateKeySigner::random();
+        let tags = if i % 2 == 0 {
+            // The victim's address where the signature goes.
+            use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
+            let ctx = OptInContext {
+                chain_id: CHAIN_ID,
+                registry: w.studies,
+                study_id,
+                pseudonym: fake.address(),
+            };
+            let mut forged = v.address().to_vec();
+            forged.resize(study_tags::SIGNATURE_LEN, 0);
+            study_tags::build(
+                &ctx,
+                &[HolderSlot {
+                    holder: holder.address(),
+                    service_key: ServiceKey::from_bytes(&holder.to_bytes())
+                        .unwrap()
+                        .public_key(),
+                    signature: forged,
+                }],
+            )
+            .unwrap()
+        } else {
+            // The attacker's own signature: it recovers the attacker, who has no records here.
+            tags_of(&w, &attacker, fake.address(), study_id, &[&holder])
+        };
+        relay_opt_in(&w, &fake, study_id, tags).await;
+    }
+    // Nothing on chain names a patient: every OptedIn names a pseudonym.
+    let logs = w
+        .as_(&w.gov)
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(w.studies)
+                .event_signature(StudyRegistry::OptedIn::SIGNATURE_HASH)
+                .from_block(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(logs.len(), 24);
+    let everyone: HashSet<Address> = women
+        .iter()
+        .chain(&elsewhere)
+        .chain(&victims)
+        .map(|p| p.address())
+        .collect();
+    for l in &logs {
+        let named = Address::from_word(l.topics()[2]);
+        assert!(!everyone.contains(&named), "an opt-in names a patient");
+    }
+
+    let me = holder.address().to_string();
+    let (code, a) = ask_diabetes_with(&w, &study, &me, &["--epsilon", "8"]);
+    assert_eq!(code, 0, "{a}");
+    shown_near(&a, "40-64", "female", 8, 3);
+    // The men who opted in with a slot for another holder only, and the forged victims.
+    held_back(&a, "18-39", "male");
+    held_back(&a, "40-64", "male");
+    // The holder keeps (study, pseudonym, patient) of its own patients only.
+    let pool = sqlx::PgPool::connect(&w.db_url()).await.unwrap();
+    let kept: Vec<(String, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("SELECT study_id, pseudonym, patient FROM gk_study_pseudonyms")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut want: Vec<(String, Vec<u8>, Vec<u8>)> = women
+        .iter()
+        .map(|p| {
+            (
+                study.clone(),
+                pseudonym_of(&w, p, study_id).address().to_vec(),
+                p.address().to_vec(),
+            )
+        })
+        .collect();
+    let mut kept = kept;
+    kept.sort();
+    want.sort();
+    assert_eq!(kept, want);
+    pool.close().await;
+
+    // A withdrawal since the pinned block still excludes: the women withdraw, and a query
+    // pinned before it counts none of them.
+    let pin = w.as_(&w.gov).get_block_number().await.unwrap();
+    for p in &women {
+        withdraw_as(&w, p, study_id).await;
+    }
+    let (code, b) = ask_diabetes_with(
+        &w,
+        &study,
+        &me,
+        &["--epsilon", "1", "--pin", &pin.to_string()],
+    );
+    assert_eq!(code, 0, "{b}");
+    held_back(&b, "40-64", "female");
 }

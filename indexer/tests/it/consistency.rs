@@ -697,9 +697,7 @@ fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
             Ev::ConsentSignaturesCancelled { patient, .. } if *patient == p => {
                 Some("consent-signatures-cancelled")
             }
-            Ev::StudySignaturesCancelled { patient, .. } if *patient == p => {
-                Some("study-signatures-cancelled")
-            }
+            // Study events name a pseudonym, never the patient (issue 16): not on the timeline.
             _ => None,
         };
         if let Some(k) = kind {

@@ -103,10 +103,8 @@ pub enum Ev {
     },
     OptedIn {
         study: u64,
-        patient: Address,
-        by: Address,
-        epoch: u64,
-        signed_at: u64,
+        pseudonym: Address,
+        tags: alloy::primitives::Bytes,
     },
     ConsentSignaturesCancelled {
         patient: Address,
@@ -134,7 +132,7 @@ pub enum Ev {
     },
     StudySignaturesCancelled {
         study: u64,
-        patient: Address,
+        pseudonym: Address,
         epoch: u64,
         signed_at: u64,
     },
@@ -145,10 +143,7 @@ pub enum Ev {
     },
     Withdrew {
         study: u64,
-        patient: Address,
-        by: Address,
-        epoch: u64,
-        signed_at: u64,
+        pseudonym: Address,
     },
     QueryAnswered {
         study: u64,
@@ -364,17 +359,12 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                 },
                 SE::OptedIn(e) => Ev::OptedIn {
                     study: id(e.studyId),
-                    patient: e.patient,
-                    by: e.by,
-                    epoch: e.epoch.to::<u64>(),
-                    signed_at: t(e.signedAt),
+                    pseudonym: e.pseudonym,
+                    tags: e.tags.clone(),
                 },
                 SE::Withdrew(e) => Ev::Withdrew {
                     study: id(e.studyId),
-                    patient: e.patient,
-                    by: e.by,
-                    epoch: e.epoch.to::<u64>(),
-                    signed_at: t(e.signedAt),
+                    pseudonym: e.pseudonym,
                 },
                 SE::QueryAnswered(e) => Ev::QueryAnswered {
                     study: id(e.studyId),
@@ -385,7 +375,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                 },
                 SE::StudySignaturesCancelled(e) => Ev::StudySignaturesCancelled {
                     study: id(e.studyId),
-                    patient: e.patient,
+                    pseudonym: e.pseudonym,
                     epoch: e.epoch.to::<u64>(),
                     signed_at: t(e.signedAt),
                 },
@@ -440,6 +430,11 @@ impl Canon for u8 {
 impl Canon for Address {
     fn canon(&self) -> String {
         alloy::hex::encode_prefixed(self.as_slice())
+    }
+}
+impl Canon for alloy::primitives::Bytes {
+    fn canon(&self) -> String {
+        alloy::hex::encode_prefixed(self.as_ref())
     }
 }
 impl Canon for B256 {
@@ -774,12 +769,12 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
             ),
             Ev::StudySignaturesCancelled {
                 study,
-                patient,
+                pseudonym,
                 epoch,
                 signed_at,
             } => push(
                 "ev_study_signatures_cancelled",
-                row!(bn, li, tx, *study, *patient, *epoch, *signed_at),
+                row!(bn, li, tx, *study, *pseudonym, *epoch, *signed_at),
             ),
             Ev::Anchored {
                 record_id,
@@ -872,29 +867,18 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
             }
             Ev::OptedIn {
                 study,
-                patient,
-                by,
-                epoch,
-                signed_at,
+                pseudonym,
+                tags,
             } => {
                 push(
                     "ev_opted_in",
-                    row!(bn, li, tx, *study, *patient, *by, *epoch, *signed_at),
+                    row!(bn, li, tx, *study, *pseudonym, tags.clone()),
                 );
-                opt_ins.open((*study, *patient), row!(*study, *patient, *by), bn, li);
+                opt_ins.open((*study, *pseudonym), row!(*study, *pseudonym), bn, li);
             }
-            Ev::Withdrew {
-                study,
-                patient,
-                by,
-                epoch,
-                signed_at,
-            } => {
-                push(
-                    "ev_withdrew",
-                    row!(bn, li, tx, *study, *patient, *by, *epoch, *signed_at),
-                );
-                opt_ins.close(&(*study, *patient), bn, "withdrew", true);
+            Ev::Withdrew { study, pseudonym } => {
+                push("ev_withdrew", row!(bn, li, tx, *study, *pseudonym));
+                opt_ins.close(&(*study, *pseudonym), bn, "withdrew", true);
             }
             Ev::QueryAnswered {
                 study,
@@ -1100,11 +1084,11 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_opted_in",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account, epoch, signed_at FROM ev_opted_in",
+        "SELECT block_number, log_index, tx_hash, study_id, pseudonym, tags FROM ev_opted_in",
     ),
     (
         "ev_withdrew",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, by_account, epoch, signed_at FROM ev_withdrew",
+        "SELECT block_number, log_index, tx_hash, study_id, pseudonym FROM ev_withdrew",
     ),
     (
         "ev_query_answered",
@@ -1128,7 +1112,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_study_signatures_cancelled",
-        "SELECT block_number, log_index, tx_hash, study_id, patient, epoch, signed_at FROM ev_study_signatures_cancelled",
+        "SELECT block_number, log_index, tx_hash, study_id, pseudonym, epoch, signed_at FROM ev_study_signatures_cancelled",
     ),
     (
         "study_status_history",
@@ -1136,11 +1120,11 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "opt_in_history",
-        "SELECT study_id, patient, by_account, from_block, from_log, to_block, end_reason FROM opt_in_history",
+        "SELECT study_id, pseudonym, from_block, from_log, to_block, end_reason FROM opt_in_history",
     ),
     (
         "study_opt_ins",
-        "SELECT study_id, patient, by_account, block_number FROM study_opt_ins",
+        "SELECT study_id, pseudonym, block_number FROM study_opt_ins",
     ),
     (
         "ev_research_policy_set",

@@ -4,9 +4,14 @@
 
 use crate::harness::*;
 use crate::model;
-use alloy::primitives::{Address, B256, U256, keccak256};
-use alloy::providers::DynProvider;
+use alloy::primitives::aliases::{U24, U40};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolStruct;
 use medrec_bindings::StudyRegistry::{self, StudyRegistryInstance};
+use medrec_bindings::eip712;
 use serde_json::Value;
 
 /// A study registry deployed on a world and named in its deployments file (so an indexer
@@ -80,24 +85,137 @@ impl Registry {
             .await;
     }
 
+    /// `patient`'s pseudonym in `study` (issue 16: participation names it; a stand-in for the
+    /// CLI's derivation from the patient's key, which the indexer never sees).
+    pub fn pseudonym(patient: Address, study: u64) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&keccak256(format!(
+            "indexer test pseudonym {patient} {study}"
+        )))
+        .unwrap()
+    }
+
+    /// The epoch to sign in and the next issue time of `patient`'s pseudonym in `study`, as the
+    /// chain holds them now.
+    pub async fn signing_state(&self, w: &World, patient: Address, study: u64) -> (U24, u64) {
+        let p = self
+            .c(w)
+            .participationOf(U256::from(study), Self::pseudonym(patient, study).address())
+            .call()
+            .await
+            .unwrap();
+        (
+            p.epoch,
+            medrec_bindings::next_issued_at(w.now().await, p.signedAt.to()),
+        )
+    }
+
+    /// Signs `message` as `patient`'s pseudonym in `study`, under this registry's domain.
+    async fn sign<T: SolStruct>(&self, w: &World, patient: Address, study: u64, m: &T) -> Bytes {
+        let chain_id = w.p.get_chain_id().await.unwrap();
+        let domain = medrec_bindings::study_domain(chain_id, self.address);
+        Self::pseudonym(patient, study)
+            .sign_hash(&m.eip712_signing_hash(&domain))
+            .await
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+            .into()
+    }
+
+    /// `patient`'s pseudonym opts in to `study`, signed and relayed by a stranger.
     pub async fn opt_in(&self, w: &World, patient: Address, study: u64) {
-        let c = self.c(w);
-        w.send("optIn", patient, c.optIn(U256::from(study))).await;
+        let (epoch, issued) = self.signing_state(w, patient, study).await;
+        self.opt_in_at(w, patient, study, epoch, issued).await;
     }
 
-    pub async fn withdraw(&self, w: &World, patient: Address, study: u64) {
-        let c = self.c(w);
-        w.send("withdraw", patient, c.withdraw(U256::from(study)))
-            .await;
-    }
-
-    /// `patient` voids their outstanding signed opt-ins and withdrawals for `study`.
-    pub async fn cancel_signatures(&self, w: &World, patient: Address, study: u64) {
+    /// As [`Registry::opt_in`], signed in `epoch` at `issued` (for several in one block).
+    pub async fn opt_in_at(
+        &self,
+        w: &World,
+        patient: Address,
+        study: u64,
+        epoch: U24,
+        issued: u64,
+    ) {
+        let seed = keccak256(format!("tags {patient} {study} {issued}"));
+        let tags: Bytes = (0..medrec_protocol::study_tags::TAGS_LEN)
+            .map(|i| seed[i % 32] ^ (i as u8))
+            .collect::<Vec<u8>>()
+            .into();
+        let m = eip712::OptIn {
+            studyId: U256::from(study),
+            pseudonym: Self::pseudonym(patient, study).address(),
+            tags,
+            epoch,
+            issuedAt: U40::from(issued),
+            deadline: U256::from(issued + DAY),
+        };
+        let sig = self.sign(w, patient, study, &m).await;
         let c = self.c(w);
         w.send(
-            "cancelSignatures",
-            patient,
-            c.cancelSignatures(U256::from(study)),
+            "optInBySig",
+            w.a(STRANGER),
+            c.optInBySig(
+                m.studyId,
+                m.pseudonym,
+                m.tags.clone(),
+                m.epoch,
+                m.issuedAt,
+                m.deadline,
+                sig,
+            ),
+        )
+        .await;
+    }
+
+    /// `patient`'s pseudonym withdraws from `study`, signed and relayed by a stranger.
+    pub async fn withdraw(&self, w: &World, patient: Address, study: u64) {
+        let (epoch, issued) = self.signing_state(w, patient, study).await;
+        self.withdraw_at(w, patient, study, epoch, issued).await;
+    }
+
+    /// As [`Registry::withdraw`], signed in `epoch` at `issued`.
+    pub async fn withdraw_at(
+        &self,
+        w: &World,
+        patient: Address,
+        study: u64,
+        epoch: U24,
+        issued: u64,
+    ) {
+        let m = eip712::Withdraw {
+            studyId: U256::from(study),
+            pseudonym: Self::pseudonym(patient, study).address(),
+            epoch,
+            issuedAt: U40::from(issued),
+            deadline: U256::from(issued + DAY),
+        };
+        let sig = self.sign(w, patient, study, &m).await;
+        let c = self.c(w);
+        w.send(
+            "withdrawBySig",
+            w.a(STRANGER),
+            c.withdrawBySig(m.studyId, m.pseudonym, m.epoch, m.issuedAt, m.deadline, sig),
+        )
+        .await;
+    }
+
+    /// `patient`'s pseudonym voids its outstanding signed opt-ins and withdrawals for `study`.
+    pub async fn cancel_signatures(&self, w: &World, patient: Address, study: u64) {
+        let (epoch, issued) = self.signing_state(w, patient, study).await;
+        let m = eip712::CancelStudySignatures {
+            studyId: U256::from(study),
+            pseudonym: Self::pseudonym(patient, study).address(),
+            epoch,
+            issuedAt: U40::from(issued),
+            deadline: U256::from(issued + DAY),
+        };
+        let sig = self.sign(w, patient, study, &m).await;
+        let c = self.c(w);
+        w.send(
+            "cancelBySig",
+            w.a(STRANGER),
+            c.cancelBySig(m.studyId, m.pseudonym, m.epoch, m.issuedAt, m.deadline, sig),
         )
         .await;
     }
@@ -120,11 +238,11 @@ impl Registry {
         .await;
     }
 
-    /// Whether `patient` is opted in to `study`, whatever the study's status (the registry's
-    /// `isOptedIn` also asks that the study be approved; the API shows that as `live`).
+    /// Whether `patient`'s pseudonym is opted in to `study`, whatever the study's status (the
+    /// registry's `isOptedIn` also asks that the study be approved).
     pub async fn is_opted_in(&self, w: &World, study: u64, patient: Address) -> bool {
         self.c(w)
-            .participationOf(U256::from(study), patient)
+            .participationOf(U256::from(study), Self::pseudonym(patient, study).address())
             .call()
             .await
             .unwrap()
@@ -212,10 +330,12 @@ impl Registry {
             for p in patients {
                 if self.is_opted_in(w, id, p).await {
                     want.push(p.to_string());
+                    want.push(Self::pseudonym(p, id).address().to_string());
                     opted.push((p, id));
                 }
             }
-            // Who takes part is each patient's own answer (checked below), never the study's.
+            // Who takes part is nobody's answer: not the study's (neither patients nor
+            // pseudonyms), and, since issue 16, not a patient's either (below).
             assert!(one.get("participants").is_none(), "{one}");
             let text = one.to_string().to_lowercase();
             for p in &want {
@@ -234,24 +354,16 @@ impl Registry {
                 assert_eq!(q["answerHash"], r.answerHash.to_string(), "{q}");
             }
         }
-        for p in patients {
-            let v = idx.get_ok_as(p, &format!("/v1/patients/{p}/studies")).await;
-            let got: Vec<u64> = v["studies"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| {
-                    let approved = x["status"] == "approved";
-                    assert_eq!(x["live"], approved, "{x}");
-                    x["studyId"].as_u64().unwrap()
-                })
-                .collect();
-            let want: Vec<u64> = opted
-                .iter()
-                .filter(|(q, _)| *q == p)
-                .map(|(_, id)| *id)
-                .collect();
-            assert_eq!(got, want, "studies of {p}: {v}");
+        // Issue 16: the indexer cannot tell which studies a patient joined (opt-ins name
+        // pseudonyms), so it no longer pretends to: the route is gone, and a patient's
+        // timeline names no study. The patient's CLI derives its pseudonyms and asks the chain.
+        for (p, _) in &opted {
+            let (status, body) = idx.get(&format!("/v1/patients/{p}/studies")).await;
+            assert_eq!(status, 404, "{body}");
+            let v = idx
+                .get_ok_as(*p, &format!("/v1/patients/{p}/timeline"))
+                .await;
+            assert!(!v.to_string().contains("studyId"), "{v}");
         }
     }
 }
@@ -284,10 +396,13 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     reg.opt_in(&w, p1, s2).await;
     reg.opt_in(&w, p4, s2).await;
     // A withdrawal and a new opt-in in one block (one batch), and one across blocks.
+    let (epoch, t) = reg.signing_state(&w, p2, s1).await;
+    let (epoch3, t3) = reg.signing_state(&w, p3, s1).await;
     w.begin_block().await;
-    reg.withdraw(&w, p2, s1).await;
-    reg.opt_in(&w, p2, s1).await;
-    reg.withdraw(&w, p3, s1).await;
+    reg.withdraw_at(&w, p2, s1, epoch, t).await;
+    reg.opt_in_at(&w, p2, s1, epoch + U24::from(1u8), t + 1)
+        .await;
+    reg.withdraw_at(&w, p3, s1, epoch3, t3).await;
     w.end_block().await;
     reg.record(&w, s1, "a", 7).await;
     reg.record(&w, s1, "b", 11).await;
@@ -327,17 +442,19 @@ async fn studies_are_indexed_and_served_as_the_registry_holds_them() {
     }
     reg.assert_api_matches_registry(&w, &db, &idx, head).await;
 
-    // The patient's timeline names the opt-ins and the withdrawal.
+    // Issue 16 (behaviour changed): the patient's timeline no longer names the opt-ins and
+    // the withdrawal; they name p2's pseudonym, which the indexer cannot tie to p2.
     let v = idx
         .get_ok_as(p2, &format!("/v1/patients/{p2}/timeline"))
         .await;
-    let kinds: Vec<&str> = v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["opted-in", "withdrew", "opted-in"], "{v}");
+    assert_eq!(v["events"].as_array().unwrap().len(), 0, "{v}");
+    let named: Vec<Vec<u8>> = sqlx::query_scalar("SELECT pseudonym FROM ev_opted_in")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    for p in [p1, p2, p3, p4] {
+        assert!(!named.contains(&p.to_vec()), "an opt-in names {p}");
+    }
     // Unknown and malformed study ids.
     let (status, body) = idx.get("/v1/studies/99").await;
     assert_eq!(status, 404, "{body}");

@@ -68,10 +68,8 @@ fn logs() -> Vec<Log> {
         };
         let opted = StudyRegistry::OptedIn {
             studyId: U256::from(1 + i % 3),
-            patient,
-            by: patient,
-            epoch: U24::from(1u32),
-            signedAt: U40::from(i),
+            pseudonym: patient,
+            tags: vec![i as u8; 689].into(),
         };
         out.push(log(anchored.encode_log_data(), block, index));
         out.push(log(granted.encode_log_data(), block, index + 1));

@@ -158,24 +158,14 @@ async fn logs(
                     f.studies.insert(e.studyId.to::<u64>(), e.categories);
                     true
                 }
+                // They name a study pseudonym, not a patient (issue 16): kept for
+                // Findings::derive_studies, which tries to link it to one.
                 Ok(SE::OptedIn(e)) => {
-                    patients.insert(e.patient);
-                    f.add(
-                        e.patient,
-                        Kind::Study,
-                        study_detail(e.studyId.to::<u64>()),
-                        LOGS,
-                    );
+                    f.pseudonym(e.pseudonym, e.studyId.to::<u64>(), LOGS);
                     true
                 }
                 Ok(SE::Withdrew(e)) => {
-                    patients.insert(e.patient);
-                    f.add(
-                        e.patient,
-                        Kind::Study,
-                        study_detail(e.studyId.to::<u64>()),
-                        LOGS,
-                    );
+                    f.pseudonym(e.pseudonym, e.studyId.to::<u64>(), LOGS);
                     true
                 }
                 Ok(_) => true,
@@ -332,22 +322,17 @@ async fn calldata(
                 });
             }
         } else if Some(*to) == d.study_registry {
+            // A study pseudonym and who paid for its transaction (the relayer), for
+            // Findings::derive_studies.
             let joined = match SC::abi_decode(input) {
-                Ok(SC::optIn(c)) => Some((from, c.studyId)),
-                Ok(SC::withdraw(c)) => Some((from, c.studyId)),
-                Ok(SC::optInBySig(c)) => Some((c.patient, c.studyId)),
-                Ok(SC::withdrawBySig(c)) => Some((c.patient, c.studyId)),
+                Ok(SC::optInBySig(c)) => Some((c.pseudonym, c.studyId)),
+                Ok(SC::withdrawBySig(c)) => Some((c.pseudonym, c.studyId)),
+                Ok(SC::cancelBySig(c)) => Some((c.pseudonym, c.studyId)),
                 _ => None,
             };
-            if let Some((patient, study)) = joined {
-                patients.insert(patient);
-                f.paid(from, patient);
-                f.add(
-                    patient,
-                    Kind::Study,
-                    study_detail(study.to::<u64>()),
-                    CALLDATA,
-                );
+            if let Some((pseudonym, study)) = joined {
+                f.paid(from, pseudonym);
+                f.pseudonym(pseudonym, study.to::<u64>(), CALLDATA);
             }
         }
     }

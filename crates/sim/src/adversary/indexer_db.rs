@@ -117,6 +117,32 @@ pub async fn read(url: &str, f: &mut Findings) -> Result<()> {
             row_facts(&v, f);
         }
     }
+    // Study participation is keyed by pseudonym (issue 16): every table with a `pseudonym` and
+    // a `study_id` column, for Findings::derive_studies.
+    let mut pseudonym_rows = 0usize;
+    for (table, cols) in &tables {
+        if !(cols.iter().any(|c| c == "pseudonym") && cols.iter().any(|c| c == "study_id")) {
+            continue;
+        }
+        let sql = format!(
+            "SELECT pseudonym::text, study_id::text FROM {}",
+            quote(table)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&mut conn)
+            .await
+            .map_err(db)?;
+        pseudonym_rows += rows.len();
+        read_tables.push(format!("{table} ({}, pseudonyms)", rows.len()));
+        for r in rows {
+            let (p, s): (Option<String>, Option<String>) =
+                (r.try_get(0).ok().flatten(), r.try_get(1).ok().flatten());
+            if let (Some(p), Some(s)) = (address(p.as_ref()), int(s.as_ref())) {
+                f.pseudonym(p, s as u64, INDEXER_DB);
+            }
+        }
+    }
+    rows_read += pseudonym_rows;
     let _ = conn.close().await;
     let new = f.facts.len() - before;
     f.tried(

@@ -141,6 +141,9 @@ pub struct Findings {
     pub governance: Option<Address>,
     /// Studies seen, with their categories.
     pub studies: BTreeMap<u64, u64>,
+    /// Study pseudonyms seen (issue 16: opt-ins name them, not patients), with their studies
+    /// and where they were seen; [`Findings::derive_studies`] tries to link them to patients.
+    pub pseudonyms: BTreeMap<Address, (BTreeSet<u64>, BTreeSet<Source>)>,
     /// What was tried, in order: (attack, what it read, what it found).
     pub tried: Vec<(String, String, String)>,
 }
@@ -159,6 +162,60 @@ impl Findings {
         if payer != account {
             self.paid_by.entry(payer).or_default().insert(account);
         }
+    }
+
+    /// Notes that study pseudonym `pseudonym` took part in study `study`, seen in `source`.
+    pub fn pseudonym(&mut self, pseudonym: Address, study: u64, source: Source) {
+        let e = self.pseudonyms.entry(pseudonym).or_default();
+        e.0.insert(study);
+        e.1.insert(source);
+    }
+
+    /// Studies of patients, through their pseudonyms: a pseudonym that is a known patient's own
+    /// address (an opt-in from the patient's account, as before issue 16), or whose opt-in was
+    /// paid by an account that paid for few others, one of them a known patient (a household's
+    /// or the patient's own payer; a relayer for many links nobody).
+    pub fn derive_studies(&mut self, known: &BTreeSet<Address>) {
+        let mut n = 0;
+        let pseudonyms = std::mem::take(&mut self.pseudonyms);
+        for (pseudonym, (studies, sources)) in &pseudonyms {
+            let mut whose: BTreeSet<Address> = BTreeSet::new();
+            if known.contains(pseudonym) {
+                whose.insert(*pseudonym);
+            }
+            for (payer, paid) in &self.paid_by {
+                if !paid.contains(pseudonym)
+                    || self.providers.contains(payer)
+                    || Some(*payer) == self.governance
+                    || paid.len() > MAX_HOUSEHOLD
+                {
+                    continue;
+                }
+                whose.extend(paid.iter().filter(|a| known.contains(*a)));
+                if known.contains(payer) {
+                    whose.insert(*payer);
+                }
+            }
+            for patient in whose {
+                for s in studies {
+                    for src in sources {
+                        self.add(patient, Kind::Study, study_detail(*s), src);
+                    }
+                    self.add(patient, Kind::Study, study_detail(*s), DERIVED);
+                    n += 1;
+                }
+            }
+        }
+        self.tried(
+            "studies: pseudonyms linked to patients",
+            format!(
+                "{} study pseudonyms (OptedIn and Withdrew logs, optInBySig/withdrawBySig/cancelBySig inputs, the indexer's pseudonym tables), each checked against the {} patient addresses seen and against who paid for its transactions (relayers for over {MAX_HOUSEHOLD} accounts, providers and governance link nobody)",
+                pseudonyms.len(),
+                known.len()
+            ),
+            format!("{n} studies of patients"),
+        );
+        self.pseudonyms = pseudonyms;
     }
 
     /// Notes an attack: what it read and what came of it.
@@ -367,6 +424,12 @@ pub async fn run(args: &Args, a: &AdversaryArgs) -> Result<()> {
     } else {
         guess_contents(&a.candidates, &mut f)?;
     }
+    let known: BTreeSet<Address> = f
+        .patients()
+        .into_iter()
+        .chain(f.pointers.iter().map(|p| p.patient))
+        .collect();
+    f.derive_studies(&known);
     f.derive_links();
     if a.json {
         print_json(&f);
@@ -590,4 +653,65 @@ fn print_text(f: &Findings, show: usize) {
         f.facts.len(),
         patients.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The study-linking attack itself: a pseudonym that is a patient's own address, or whose
+    /// opt-in a household's payer relayed, gives that patient's study away; one relayed by a
+    /// payer for many accounts, by governance or by a provider gives nothing.
+    #[test]
+    fn study_pseudonyms_are_linked_by_address_or_a_households_payer_only() {
+        let (p, q, r) = (
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            Address::repeat_byte(3),
+        );
+        let (own, household, relayed, governed) = (
+            p,
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x12),
+            Address::repeat_byte(0x13),
+        );
+        let (payer, relayer, gov) = (
+            Address::repeat_byte(0xa1),
+            Address::repeat_byte(0xa2),
+            Address::repeat_byte(0xa3),
+        );
+        let mut f = Findings {
+            governance: Some(gov),
+            ..Findings::default()
+        };
+        f.pseudonym(own, 1, LOGS);
+        f.pseudonym(household, 2, CALLDATA);
+        f.pseudonym(relayed, 3, LOGS);
+        f.pseudonym(governed, 4, LOGS);
+        // The household's payer sent ether to Q and relayed one pseudonym's opt-in.
+        f.paid(payer, q);
+        f.paid(payer, household);
+        // A relayer for many: R among eight others.
+        f.paid(relayer, relayed);
+        f.paid(relayer, r);
+        for i in 0..8u8 {
+            f.paid(relayer, Address::repeat_byte(0x40 + i));
+        }
+        f.paid(gov, governed);
+        f.paid(gov, r);
+        let known: BTreeSet<Address> = [p, q, r].into_iter().collect();
+        f.derive_studies(&known);
+        let studies = |a: Address| -> Vec<String> {
+            f.facts
+                .keys()
+                .filter(|(x, k, _)| *x == a && *k == Kind::Study)
+                .map(|(_, _, d)| d.clone())
+                .collect()
+        };
+        assert_eq!(studies(p), vec![study_detail(1)]);
+        assert_eq!(studies(q), vec![study_detail(2)]);
+        assert!(studies(r).is_empty(), "{:?}", studies(r));
+        let (_, _, found) = f.tried.last().unwrap();
+        assert_eq!(found, "2 studies of patients");
+    }
 }

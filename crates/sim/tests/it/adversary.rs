@@ -84,6 +84,60 @@ fn has(report: &Value, patient: Address, kind: &str, parts: &[&str], sources: &[
     })
 }
 
+/// `patient`'s opt-in to study 1 as its study pseudonym, with a slot for each of `holders`
+/// (their own keys are their registered service keys), sent by `relayer`.
+async fn relayed_opt_in(
+    relayer: &DynProvider,
+    studies: Address,
+    patient: &PrivateKeySigner,
+    holders: &[&PrivateKeySigner],
+) -> alloy::rpc::types::TransactionReceipt {
+    use alloy::signers::SignerSync;
+    use alloy::sol_types::SolStruct;
+    use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
+    let (chain_id, id) = (31337, U256::from(1));
+    let pseudonym =
+        medrec_protocol::pseudonym::study_pseudonym(&patient.to_bytes(), chain_id, studies, id);
+    let ctx = OptInContext {
+        chain_id,
+        registry: studies,
+        study_id: id,
+        pseudonym: pseudonym.address(),
+    };
+    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
+    let slots: Vec<HolderSlot> = holders
+        .iter()
+        .map(|h| HolderSlot {
+            holder: h.address(),
+            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
+            signature: membership.as_bytes().to_vec(),
+        })
+        .collect();
+    let msg = medrec_bindings::eip712::OptIn {
+        studyId: id,
+        pseudonym: pseudonym.address(),
+        tags: study_tags::build(&ctx, &slots).unwrap().into(),
+        epoch: alloy::primitives::aliases::U24::ZERO,
+        issuedAt: U40::from(now() - 1),
+        deadline: U256::from(now() + 3_600),
+    };
+    let sig = pseudonym
+        .sign_hash_sync(&msg.eip712_signing_hash(&medrec_bindings::study_domain(chain_id, studies)))
+        .unwrap();
+    StudyRegistry::new(studies, relayer.clone())
+        .optInBySig(
+            id,
+            msg.pseudonym,
+            msg.tags,
+            msg.epoch,
+            msg.issuedAt,
+            msg.deadline,
+            sig.as_bytes().into(),
+        )
+        .mined()
+        .await
+}
+
 /// Anchors `file` for `patient` at `holder`'s registry as category `category`.
 async fn anchor(
     holder: &DynProvider,
@@ -233,11 +287,12 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         .mined()
         .await;
     ok(rc, "approveStudy");
-    let rc = StudyRegistry::new(studies, pp.clone())
-        .optIn(U256::from(1))
-        .mined()
-        .await;
-    ok(rc, "optIn");
+    // P opts in as their study pseudonym, with a slot for each of their hospitals, relayed by
+    // an account that pays (issue 16): nothing names P.
+    let (relayer, prl) = who(&rpc);
+    fund(&g, relayer.address()).await;
+    let rc = relayed_opt_in(&prl, studies, &p, &[&a, &b]).await;
+    ok(rc, "optInBySig");
 
     // The indexer's own pipeline mirrors the chain into a scratch database.
     let db = ScratchDb::create("sim_adversary").await;
@@ -364,17 +419,28 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         ),
         "{out}"
     );
-    // The study.
+    // The study (issue 16, step 6): nothing recovered. The opt-in names P's study pseudonym;
+    // the adversary saw it in the logs, the calldata and the indexer, and tried linking it to
+    // P by address and by who paid for it (a relayer), in vain.
+    for who in [p.address(), q.address(), u.address()] {
+        assert!(
+            !facts(&report, who).iter().any(|(k, _, _)| k == "studies"),
+            "{out}"
+        );
+    }
+    let tried = report["tried"].as_array().unwrap();
+    let studies_tried = tried
+        .iter()
+        .find(|t| t["attack"] == "studies: pseudonyms linked to patients")
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(
-        has(
-            &report,
-            p.address(),
-            "studies",
-            &["study 1"],
-            &["logs", "calldata", "views", "indexer db"]
-        ),
+        studies_tried["read"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 study pseudonyms"),
         "{out}"
     );
+    assert_eq!(studies_tried["found"], "0 studies of patients", "{out}");
     // P is known at both hospitals; Q, at A only, is linked to nothing.
     assert!(
         has(

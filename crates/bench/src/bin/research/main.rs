@@ -1,7 +1,8 @@
 //! Research benchmark: an aggregate over 100,000 consenting patients' records at two holders.
 //!
 //! A fresh anvil and the four registries; a credentialed researcher's approved study; every
-//! patient opts in on chain (one `optIn` transaction each, sent in bulk); two gatekeepers
+//! patient opts in on chain (one relayed `optInBySig` transaction each, signed by the patient's
+//! study pseudonym with a slot for each holder, sent in bulk); two gatekeepers
 //! (hospital A and B, each with its own database) hold the patients' coded facts, half each,
 //! plus a tenth more patients who never opted in. The researcher's real `medrec study query`
 //! then asks both holders (each query at epsilon 1, the chain making a block every second),
@@ -201,30 +202,37 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    // Every consenting patient opts in with a transaction of their own (`optIn`): signed here,
-    // sent in bulk with automine off, a block mined every ten thousand.
+    // Every consenting patient opts in as their study pseudonym (issue 16), with a slot for
+    // each holder (the holders' service keys are their own keys), relayed by one account (gas
+    // costs nothing here): signed here, sent in bulk with automine off, a block mined every ten
+    // thousand.
     let t = Instant::now();
     rpc(&p, "evm_setAutomine", json!([false])).await;
-    let calldata = StudyRegistry::optInCall {
-        studyId: U256::from(1),
-    }
-    .abi_encode();
+    let relayer = EthereumWallet::from(PrivateKeySigner::random());
+    let holders: Vec<(Address, Vec<u8>)> = [&hospital_a, &hospital_b]
+        .iter()
+        .map(|h| {
+            let key = medrec_protocol::study_tags::ServiceKey::from_bytes(&h.to_bytes()).unwrap();
+            (h.address(), key.public_key())
+        })
+        .collect();
+    let issued_at = now() - 1;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
     let signing = {
         let patients = args.patients;
         tokio::task::spawn_blocking(move || {
             for i in 0..patients {
                 let key = keccak256(format!("medrec research bench patient {i}"));
-                let wallet = EthereumWallet::from(PrivateKeySigner::from_bytes(&key).unwrap());
+                let calldata = opt_in_calldata(&key, chain_id, studies, &holders, issued_at);
                 let req = TransactionRequest::default()
-                    .with_from(wallet.default_signer().address())
+                    .with_from(relayer.default_signer().address())
                     .with_to(studies)
-                    .with_input(calldata.clone())
-                    .with_nonce(0)
+                    .with_input(calldata)
+                    .with_nonce(i as u64)
                     .with_chain_id(chain_id)
-                    .with_gas_limit(100_000)
+                    .with_gas_limit(300_000)
                     .with_gas_price(0);
-                let envelope = block_on(req.build(&wallet)).unwrap();
+                let envelope = block_on(req.build(&relayer)).unwrap();
                 let raw = alloy::network::eip2718::Encodable2718::encoded_2718(&envelope);
                 if tx.blocking_send(raw).is_err() {
                     return;
@@ -263,9 +271,12 @@ async fn main() {
         .unwrap();
     let opted = StudyRegistry::new(studies, p.clone());
     for i in [0, args.patients / 2, args.patients - 1] {
+        let key = keccak256(format!("medrec research bench patient {i}"));
+        let pseudonym =
+            medrec_protocol::pseudonym::study_pseudonym(&key, chain_id, studies, U256::from(1));
         assert!(
             opted
-                .isOptedIn(U256::from(1), population[i].address)
+                .isOptedIn(U256::from(1), pseudonym.address())
                 .call()
                 .await
                 .unwrap(),
@@ -480,4 +491,58 @@ async fn main() {
 /// Runs a future that never waits on I/O (local signing) to completion on this blocking thread.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Handle::current().block_on(f)
+}
+
+/// The calldata of patient `key`'s relayed opt-in to study 1 as its pseudonym, with a slot for
+/// each of `holders` (address, service public key).
+fn opt_in_calldata(
+    key: &alloy::primitives::B256,
+    chain_id: u64,
+    studies: Address,
+    holders: &[(Address, Vec<u8>)],
+    issued_at: u64,
+) -> Vec<u8> {
+    use alloy::signers::SignerSync;
+    use alloy::sol_types::SolStruct;
+    use medrec_protocol::study_tags::{self, HolderSlot, OptInContext};
+    let patient = PrivateKeySigner::from_bytes(key).unwrap();
+    let id = U256::from(1);
+    let pseudonym = medrec_protocol::pseudonym::study_pseudonym(key, chain_id, studies, id);
+    let ctx = OptInContext {
+        chain_id,
+        registry: studies,
+        study_id: id,
+        pseudonym: pseudonym.address(),
+    };
+    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
+    let slots: Vec<HolderSlot> = holders
+        .iter()
+        .map(|(h, pk)| HolderSlot {
+            holder: *h,
+            service_key: pk.clone(),
+            signature: membership.as_bytes().to_vec(),
+        })
+        .collect();
+    let tags = study_tags::build(&ctx, &slots).unwrap();
+    let msg = medrec_bindings::eip712::OptIn {
+        studyId: id,
+        pseudonym: pseudonym.address(),
+        tags: tags.into(),
+        epoch: alloy::primitives::aliases::U24::ZERO,
+        issuedAt: alloy::primitives::aliases::U40::from(issued_at),
+        deadline: U256::from(issued_at + 86_400),
+    };
+    let sig = pseudonym
+        .sign_hash_sync(&msg.eip712_signing_hash(&medrec_bindings::study_domain(chain_id, studies)))
+        .unwrap();
+    StudyRegistry::optInBySigCall {
+        studyId: id,
+        pseudonym: msg.pseudonym,
+        tags: msg.tags,
+        epoch: msg.epoch,
+        issuedAt: msg.issuedAt,
+        deadline: msg.deadline,
+        signature: sig.as_bytes().into(),
+    }
+    .abi_encode()
 }

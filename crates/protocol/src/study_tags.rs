@@ -1,0 +1,396 @@
+//! An opt-in's holder slots (issue 16, docs/privacy.md): how each holder of the patient's
+//! records finds, in `StudyRegistry.OptedIn(studyId, pseudonym, tags)`, the patients of its own
+//! who consent, while nobody else links the pseudonym to anyone, nor learns how many holders
+//! the patient has.
+//!
+//! `tags` is [`TAGS_LEN`] bytes: a fresh ephemeral secp256k1 public key (33 bytes, compressed),
+//! then [`TAG_SLOTS`] slots of [`SLOT_LEN`] bytes. For each holder of the patient's records one
+//! slot, at a random position: a one-byte view tag, then the AES-256-GCM ciphertext (with its
+//! 16-byte tag) of the patient's 65-byte signature of [`StudyMembership`] (study, pseudonym)
+//! under the StudyRegistry's EIP-712 domain, made with the key that holder knows the patient
+//! by. The slot's key, nonce and view tag come from HKDF-SHA256 of the x coordinate of
+//! ECDH(ephemeral key, the holder's registered service key), salted with the ephemeral public
+//! key and bound to the chain, registry, study and pseudonym. The other slots are random bytes.
+//!
+//! A holder derives the slot key once per opt-in, tries only the slots whose first byte is its
+//! view tag (1 in 256 of the others pass it), decrypts, recovers the signer and counts the
+//! pseudonym only if the signer is one of its patients. A slot forged for a victim (the
+//! victim's address, or anything without the victim's signature over this pseudonym) does not
+//! open to a signature of the victim, so nobody can opt a victim in.
+
+use crate::envelope::recover_prehash;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use alloy::primitives::{Address, B256, U256};
+use alloy::sol_types::SolStruct;
+use hkdf::Hkdf;
+use rand::RngCore;
+use sha2::Sha256;
+
+/// How many slots an opt-in carries (the contract's `TAG_SLOTS`): the most holders of one
+/// patient's records an opt-in reaches.
+pub const TAG_SLOTS: usize = 8;
+/// The length of a signature, the plaintext of a slot.
+pub const SIGNATURE_LEN: usize = 65;
+/// The length of one slot (the contract's `TAG_SLOT_LENGTH`): view tag, ciphertext, GCM tag.
+pub const SLOT_LEN: usize = 1 + SIGNATURE_LEN + 16;
+/// The length of the ephemeral public key at the start of the tags.
+pub const EPHEMERAL_LEN: usize = 33;
+/// The exact length of an opt-in's tags (the contract's `TAGS_LENGTH`).
+pub const TAGS_LEN: usize = EPHEMERAL_LEN + TAG_SLOTS * SLOT_LEN;
+
+/// The gatekeeper's route that serves its service public key ([`ServiceKeyAnswer`]).
+pub const SERVICE_KEY_PATH: &str = "/v1/service-key";
+
+/// `GET /v1/service-key`: the key a patient encrypts this holder's slot to. Never trusted
+/// unchecked: the CLI requires that it hashes to the service key the holder registered on
+/// chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceKeyAnswer {
+    /// The holder.
+    pub holder: Address,
+    /// Its service public key, SEC1-compressed (33 bytes).
+    pub public_key: alloy::primitives::Bytes,
+    /// The address of that key.
+    pub address: Address,
+}
+
+/// What every slot key's HKDF `info` starts with.
+const INFO_PREFIX: &[u8] = b"medrec.study-tag.v1";
+
+#[allow(missing_docs)]
+mod sol {
+    alloy::sol! {
+        /// The patient's statement that `pseudonym` is theirs in study `studyId`, signed with
+        /// the key a holder knows them by and encrypted to that holder (never sent to the
+        /// registry in the clear).
+        #[derive(Debug, PartialEq, Eq)]
+        struct StudyMembership {
+            uint256 studyId;
+            address pseudonym;
+        }
+    }
+}
+pub use sol::StudyMembership;
+
+/// Where an opt-in's slots belong: the chain, the study registry, the study and the pseudonym.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptInContext {
+    /// The chain id.
+    pub chain_id: u64,
+    /// The study registry.
+    pub registry: Address,
+    /// The study.
+    pub study_id: U256,
+    /// The study pseudonym that opts in.
+    pub pseudonym: Address,
+}
+
+impl OptInContext {
+    /// The hash a holder's patient signs into its slot (EIP-712, the registry's domain).
+    pub fn membership_hash(&self) -> B256 {
+        StudyMembership {
+            studyId: self.study_id,
+            pseudonym: self.pseudonym,
+        }
+        .eip712_signing_hash(&medrec_bindings::study_domain(self.chain_id, self.registry))
+    }
+
+    /// The HKDF `info` of the slot key: the prefix, chain id, registry, study and pseudonym.
+    fn info(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(INFO_PREFIX.len() + 8 + 20 + 32 + 20);
+        v.extend_from_slice(INFO_PREFIX);
+        v.extend_from_slice(&self.chain_id.to_be_bytes());
+        v.extend_from_slice(self.registry.as_slice());
+        v.extend_from_slice(&self.study_id.to_be_bytes::<32>());
+        v.extend_from_slice(self.pseudonym.as_slice());
+        v
+    }
+}
+
+/// Why tags could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    /// More holders than slots.
+    #[error("{0} holders, but an opt-in carries at most {TAG_SLOTS} slots")]
+    TooManyHolders(usize),
+    /// A service key is not a secp256k1 public key.
+    #[error("the service key of holder {0} is not a secp256k1 public key")]
+    BadServiceKey(Address),
+    /// A signature is not 65 bytes.
+    #[error("the signature for holder {0} is not {SIGNATURE_LEN} bytes")]
+    BadSignature(Address),
+}
+
+/// One holder's slot to be built: its address (for errors only), its service public key
+/// (33 or 65 bytes, SEC1) and the patient's signature of the context's [`StudyMembership`]
+/// with the key that holder knows them by.
+#[derive(Debug, Clone)]
+pub struct HolderSlot {
+    /// The holder.
+    pub holder: Address,
+    /// The holder's service public key, SEC1-encoded.
+    pub service_key: Vec<u8>,
+    /// The patient's 65-byte signature (r, s, v) of the membership hash.
+    pub signature: Vec<u8>,
+}
+
+/// The view tag, AES key and nonce of a slot from the ECDH point's x coordinate.
+struct SlotKey {
+    view: u8,
+    key: [u8; 32],
+    nonce: [u8; 12],
+}
+
+fn slot_key(shared_x: &[u8], ephemeral: &[u8], ctx: &OptInContext) -> SlotKey {
+    let hk = Hkdf::<Sha256>::new(Some(ephemeral), shared_x);
+    let mut okm = [0u8; 1 + 32 + 12];
+    hk.expand(&ctx.info(), &mut okm)
+        .expect("45 bytes is a valid HKDF-SHA256 length");
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&okm[1..33]);
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&okm[33..]);
+    SlotKey {
+        view: okm[0],
+        key,
+        nonce,
+    }
+}
+
+fn cipher(k: &SlotKey) -> Aes256Gcm {
+    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&k.key))
+}
+
+/// Builds an opt-in's [`TAGS_LEN`] bytes of tags: one slot per holder at a random position,
+/// random bytes elsewhere, under a fresh ephemeral key.
+pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagError> {
+    if holders.len() > TAG_SLOTS {
+        return Err(TagError::TooManyHolders(holders.len()));
+    }
+    let secp = secp256k1::Secp256k1::signing_only();
+    let mut rng = rand::thread_rng();
+    let ephemeral = loop {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        if let Ok(k) = secp256k1::SecretKey::from_byte_array(&b) {
+            break k;
+        }
+    };
+    let eph_pub = secp256k1::PublicKey::from_secret_key(&secp, &ephemeral).serialize();
+    let mut tags = vec![0u8; TAGS_LEN];
+    rng.fill_bytes(&mut tags[EPHEMERAL_LEN..]);
+    tags[..EPHEMERAL_LEN].copy_from_slice(&eph_pub);
+    // A random order of the slots: the used ones are not always the first.
+    let mut order: Vec<usize> = (0..TAG_SLOTS).collect();
+    for i in (1..TAG_SLOTS).rev() {
+        order.swap(i, (rng.next_u32() as usize) % (i + 1));
+    }
+    for (h, &slot) in holders.iter().zip(&order) {
+        let pk = secp256k1::PublicKey::from_slice(&h.service_key)
+            .map_err(|_| TagError::BadServiceKey(h.holder))?;
+        if h.signature.len() != SIGNATURE_LEN {
+            return Err(TagError::BadSignature(h.holder));
+        }
+        let shared = secp256k1::ecdh::shared_secret_point(&pk, &ephemeral);
+        let k = slot_key(&shared[..32], &eph_pub, ctx);
+        let ct = cipher(&k)
+            .encrypt(Nonce::from_slice(&k.nonce), h.signature.as_slice())
+            .expect("AES-GCM encrypts 65 bytes");
+        let at = EPHEMERAL_LEN + slot * SLOT_LEN;
+        tags[at] = k.view;
+        tags[at + 1..at + SLOT_LEN].copy_from_slice(&ct);
+    }
+    Ok(tags)
+}
+
+/// What a holder's service key finds in an opt-in's tags: the signer of the membership in its
+/// slot (the patient as that holder knows them), or `None` when no slot opens to a valid
+/// signature of this study and pseudonym. The caller still checks that the signer is one of its
+/// patients.
+pub fn open(service_key: &ServiceKey, ctx: &OptInContext, tags: &[u8]) -> Option<Address> {
+    if tags.len() != TAGS_LEN {
+        return None;
+    }
+    let eph = &tags[..EPHEMERAL_LEN];
+    let eph_pub = secp256k1::PublicKey::from_slice(eph).ok()?;
+    let shared = secp256k1::ecdh::shared_secret_point(&eph_pub, &service_key.0);
+    let k = slot_key(&shared[..32], eph, ctx);
+    let c = cipher(&k);
+    let hash = ctx.membership_hash();
+    tags[EPHEMERAL_LEN..]
+        .chunks_exact(SLOT_LEN)
+        .filter(|slot| slot[0] == k.view)
+        .find_map(|slot| {
+            let sig = c
+                .decrypt(
+                    Nonce::from_slice(&k.nonce),
+                    Payload {
+                        msg: &slot[1..],
+                        aad: &[],
+                    },
+                )
+                .ok()?;
+            recover_prehash(&hash, &sig)
+        })
+}
+
+/// A holder's service key, which opens the slots encrypted to it.
+#[derive(Clone)]
+pub struct ServiceKey(secp256k1::SecretKey);
+
+impl ServiceKey {
+    /// The key of a signer's 32 secret bytes (`PrivateKeySigner::to_bytes`), if valid.
+    pub fn from_bytes(bytes: &B256) -> Option<Self> {
+        secp256k1::SecretKey::from_byte_array(&bytes.0)
+            .ok()
+            .map(Self)
+    }
+
+    /// Its public key, SEC1-compressed (33 bytes): what the gatekeeper serves and patients
+    /// encrypt to.
+    pub fn public_key(&self) -> Vec<u8> {
+        secp256k1::PublicKey::from_secret_key(&secp256k1::Secp256k1::signing_only(), &self.0)
+            .serialize()
+            .to_vec()
+    }
+}
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ServiceKey({:?})",
+            address_of_public_key(&self.public_key())
+        )
+    }
+}
+
+/// The address of a SEC1-encoded secp256k1 public key (33 or 65 bytes), as the chain names the
+/// key: the CLI checks a served service key against the one registered.
+pub fn address_of_public_key(sec1: &[u8]) -> Option<Address> {
+    let pk = secp256k1::PublicKey::from_slice(sec1).ok()?;
+    Some(Address::from_raw_public_key(
+        &pk.serialize_uncompressed()[1..],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+
+    fn service() -> (ServiceKey, Vec<u8>, Address) {
+        let signer = PrivateKeySigner::random();
+        let sk = ServiceKey::from_bytes(&signer.to_bytes()).unwrap();
+        let pk = sk.public_key();
+        assert_eq!(address_of_public_key(&pk), Some(signer.address()));
+        (sk, pk, signer.address())
+    }
+
+    fn ctx() -> OptInContext {
+        OptInContext {
+            chain_id: 31337,
+            registry: Address::repeat_byte(0xaa),
+            study_id: U256::from(3),
+            pseudonym: Address::repeat_byte(0x55),
+        }
+    }
+
+    fn sign(patient: &PrivateKeySigner, c: &OptInContext) -> Vec<u8> {
+        patient
+            .sign_hash_sync(&c.membership_hash())
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn lengths_match_the_contract() {
+        assert_eq!(SLOT_LEN, 82);
+        assert_eq!(TAGS_LEN, 33 + 8 * 82);
+    }
+
+    #[test]
+    fn each_holder_opens_its_own_slot_only() {
+        let (a_sk, a_pk, a) = service();
+        let (b_sk, b_pk, b) = service();
+        let (c_sk, _, _) = service();
+        let pa = PrivateKeySigner::random();
+        let pb = PrivateKeySigner::random();
+        let c = ctx();
+        let tags = build(
+            &c,
+            &[
+                HolderSlot {
+                    holder: a,
+                    service_key: a_pk,
+                    signature: sign(&pa, &c),
+                },
+                HolderSlot {
+                    holder: b,
+                    service_key: b_pk,
+                    signature: sign(&pb, &c),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(tags.len(), TAGS_LEN);
+        assert_eq!(open(&a_sk, &c, &tags), Some(pa.address()));
+        assert_eq!(open(&b_sk, &c, &tags), Some(pb.address()));
+        assert_eq!(open(&c_sk, &c, &tags), None);
+        // Bound to the study and pseudonym: the same tags under another opt-in open to nothing.
+        let other = OptInContext {
+            pseudonym: Address::repeat_byte(0x66),
+            ..c
+        };
+        assert_eq!(open(&a_sk, &other, &tags), None);
+    }
+
+    #[test]
+    fn a_slot_without_the_patients_signature_over_this_pseudonym_does_not_open() {
+        let (a_sk, a_pk, a) = service();
+        let victim = PrivateKeySigner::random();
+        let c = ctx();
+        // The victim's address padded to a signature's length, and the victim's signature of
+        // another pseudonym: neither recovers the victim for this one.
+        let mut forged = victim.address().to_vec();
+        forged.resize(SIGNATURE_LEN, 0);
+        let elsewhere = sign(
+            &victim,
+            &OptInContext {
+                pseudonym: Address::repeat_byte(0x77),
+                ..c
+            },
+        );
+        for sig in [forged, elsewhere] {
+            let tags = build(
+                &c,
+                &[HolderSlot {
+                    holder: a,
+                    service_key: a_pk.clone(),
+                    signature: sig,
+                }],
+            )
+            .unwrap();
+            assert_ne!(open(&a_sk, &c, &tags), Some(victim.address()));
+        }
+    }
+
+    #[test]
+    fn no_more_holders_than_slots() {
+        let (_, pk, a) = service();
+        let h = HolderSlot {
+            holder: a,
+            service_key: pk,
+            signature: vec![0; SIGNATURE_LEN],
+        };
+        assert_eq!(
+            build(&ctx(), &vec![h; TAG_SLOTS + 1]).unwrap_err(),
+            TagError::TooManyHolders(TAG_SLOTS + 1)
+        );
+        assert_eq!(build(&ctx(), &[]).unwrap().len(), TAGS_LEN);
+    }
+}
