@@ -546,17 +546,16 @@ impl Indexed for RecordRegistry::PointerAnchored {
         ("record_id", Bytea),
         ("patient", Bytea),
         ("holder", Bytea),
-        ("category", SmallInt),
-        ("content_hash", Bytea),
+        // After the locator: the column the migration added to the table.
         ("locator", Text),
+        ("commitment", Bytea),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.word(self.recordId)
             .address(self.patient)
             .address(self.holder)
-            .code(self.category)
-            .word(self.contentHash)
-            .text(&self.locator);
+            .text(&self.locator)
+            .word(self.commitment);
     }
 }
 

@@ -261,13 +261,13 @@ pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> R
         };
         // A pointer anchored without a grant is the patient's to question: say so first.
         let mark = if p.break_glass {
-            "  ANCHORED UNDER BREAK-GLASS (no grant covered it)"
+            "  ANCHORED UNDER BREAK-GLASS (the holder had no live grant)"
         } else {
             ""
         };
         lines.push(format!(
-            "  {}  {}  held by {}  at {}{superseded}{mark}",
-            p.record_id, p.category, p.holder, p.locator
+            "  {}  held by {}  at {}{superseded}{mark}",
+            p.record_id, p.holder, p.locator
         ));
     }
     print(out, "records", &body, lines, "none");
@@ -302,16 +302,10 @@ fn describe(what: &TimelineData) -> String {
             format!("break-glass of {provider} closed")
         }
         TimelineData::PointerAnchored {
-            record_id,
-            holder,
-            category,
-            ..
-        } => format!(
-            "record {record_id} ({}) anchored by {holder}",
-            medrec_bindings::category_name(*category)
-        ),
+            record_id, holder, ..
+        } => format!("record {record_id} anchored by {holder}"),
         TimelineData::PointerAnchoredUnderBreakGlass { record_id, holder } => format!(
-            "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a grant covering it"
+            "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a live grant"
         ),
         TimelineData::PointerSuperseded {
             old_record_id,

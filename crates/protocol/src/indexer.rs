@@ -141,17 +141,16 @@ pub struct Pointer {
     /// Who holds it.
     #[serde(with = "checksummed")]
     pub holder: Address,
-    /// The category's name.
-    pub category: String,
-    /// The hash of the record's content.
-    pub content_hash: B256,
+    /// The pointer's hiding commitment (`records::commitment`): the category and the content
+    /// hash come only from the holder's gatekeeper, with the salt that opens it.
+    pub commitment: B256,
     /// Where the holder keeps it.
     pub locator: String,
     /// The block of the anchor.
     pub anchored_block: u64,
     /// The record that amends it, if any.
     pub superseded_by: Option<B256>,
-    /// Anchored under break-glass: the holder had no grant covering the category then. The
+    /// Anchored under break-glass: the holder had no live grant of the patient then. The
     /// patient should check such a record with the holder (and may report it).
     #[serde(default)]
     pub break_glass: bool,
@@ -322,15 +321,13 @@ pub enum TimelineData {
         /// Its holder.
         #[serde(with = "checksummed")]
         holder: Address,
-        /// The category's index.
-        category: u8,
-        /// The content's hash.
-        content_hash: B256,
+        /// Its hiding commitment.
+        commitment: B256,
         /// Where the holder keeps it.
         locator: String,
     },
-    /// The record just anchored was anchored under break-glass (no grant covered its
-    /// category).
+    /// The record just anchored was anchored under break-glass (its holder had no live grant
+    /// of the patient).
     #[serde(rename_all = "camelCase")]
     PointerAnchoredUnderBreakGlass {
         /// The record.

@@ -1,7 +1,14 @@
 //! Records at their holder's gatekeeper: the upload (`POST /v1/records`), the read
-//! (`POST /v1/records/{id}/read`) and the record-id formula both ends compute.
+//! (`POST /v1/records/{id}/read`), and the two formulas every program computes: a pointer's
+//! hiding commitment and its record id.
+//!
+//! Nothing on chain says what a record is (issue 16): a pointer carries
+//! [`commitment`]`(patient, holder, category, content hash, salt)`, with a 32-byte random salt
+//! the holder's gatekeeper chose for the record and keeps with it. The gatekeeper serves the
+//! [`Opening`] (category and salt) with the bytes, in the [`OPENING_HEADER`]; the reader checks
+//! the bytes' SHA-256 and the opening against the commitment on chain ([`Opening::opens`]).
 
-use alloy::primitives::{Address, B256, keccak256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::sol_types::SolValue;
 use serde::{Deserialize, Serialize};
 
@@ -32,10 +39,77 @@ pub fn read_url(endpoint: &str, record_id: B256) -> String {
     )
 }
 
-/// The record id the gatekeeper gives a record, and `medrec anchor`'s default:
-/// keccak256(abi.encode(holder, patient, content hash)).
-pub fn record_id(holder: Address, patient: Address, content_hash: B256) -> B256 {
-    keccak256((holder, patient, content_hash).abi_encode())
+/// The header of a read's answer that carries the record's [`Opening`], as JSON.
+pub const OPENING_HEADER: &str = "x-medrec-opening";
+
+/// A pointer's commitment, as the record registry stores it:
+/// `keccak256(abi.encode(patient, holder, uint8 category, contentHash, salt))`.
+pub fn commitment(
+    patient: Address,
+    holder: Address,
+    category: u8,
+    content_hash: B256,
+    salt: B256,
+) -> B256 {
+    // A uint8 encodes as its word, as a uint256 of the same value does.
+    let category = U256::from(category);
+    keccak256((patient, holder, category, content_hash, salt).abi_encode_params())
+}
+
+/// A record's id, bound to its holder, its patient and its commitment (the registry refuses any
+/// other): `keccak256(abi.encode(holder, patient, commitment))`.
+pub fn record_id(holder: Address, patient: Address, commitment: B256) -> B256 {
+    keccak256((holder, patient, commitment).abi_encode())
+}
+
+/// What opens a pointer's commitment besides its parties and the bytes: the record's category
+/// and its salt. Given, with the bytes, to whoever may read them (never on chain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opening {
+    /// The record's category, 0..63.
+    pub category: u8,
+    /// The salt the holder chose for the record.
+    pub salt: B256,
+}
+
+impl Opening {
+    /// A fresh opening for a record of `category`: a random salt from the operating system's
+    /// secure generator.
+    pub fn new(category: u8) -> Self {
+        Self {
+            category,
+            salt: crate::commitment::new_salt(),
+        }
+    }
+
+    /// The commitment of a record of `patient` at `holder` whose bytes hash to `content_hash`.
+    pub fn commit(&self, patient: Address, holder: Address, content_hash: B256) -> B256 {
+        commitment(patient, holder, self.category, content_hash, self.salt)
+    }
+
+    /// Whether this opening and `content_hash` open `committed`, the commitment anchored for
+    /// a record of `patient` at `holder`.
+    pub fn opens(
+        &self,
+        committed: B256,
+        patient: Address,
+        holder: Address,
+        content_hash: B256,
+    ) -> bool {
+        committed != B256::ZERO && self.commit(patient, holder, content_hash) == committed
+    }
+
+    /// The opening as the [`OPENING_HEADER`] carries it.
+    pub fn to_header(&self) -> String {
+        serde_json::to_string(self).expect("an opening serializes")
+    }
+
+    /// The opening in an [`OPENING_HEADER`] value; `None` if malformed or out of range.
+    pub fn from_header(value: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(value)
+            .ok()
+            .filter(|o| o.category < 64)
+    }
 }
 
 /// Whether `bytes` are a FHIR R4 JSON resource, as far as both ends check: a JSON object
@@ -54,6 +128,10 @@ pub struct Uploaded {
     pub record_id: B256,
     /// Its SHA-256.
     pub content_hash: B256,
+    /// The commitment to anchor for it ([`commitment`]).
+    pub commitment: B256,
+    /// Its opening: the category it was stored under first and the salt the gatekeeper chose.
+    pub opening: Opening,
     /// Its size in bytes.
     pub size: u64,
     /// Whether this upload stored it (false: it was there already).
@@ -70,7 +148,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_record_id_is_keccak_of_holder_patient_and_hash() {
+    fn the_commitment_is_keccak_of_the_abi_encoded_opening() {
+        // A fixed value, from `cast keccak $(cast abi-encode
+        // "f(address,address,uint8,bytes32,bytes32)" 0x11..11 0x22..22 7 0x33..33 0x44..44)`:
+        // the registry's NatSpec formula; a change of either shows here.
+        let c = commitment(
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x22),
+            7,
+            B256::repeat_byte(0x33),
+            B256::repeat_byte(0x44),
+        );
+        assert_eq!(
+            c,
+            "0x969d3ff61c4ae2eec4085deb457143ca1e3f3af1d548e41de224029018baef40"
+                .parse::<B256>()
+                .unwrap()
+        );
+        let o = Opening {
+            category: 7,
+            salt: B256::repeat_byte(0x44),
+        };
+        let (p, h, hash) = (
+            Address::repeat_byte(0x11),
+            Address::repeat_byte(0x22),
+            B256::repeat_byte(0x33),
+        );
+        assert!(o.opens(c, p, h, hash));
+        assert!(!o.opens(c, h, p, hash), "parties swapped");
+        assert!(!o.opens(c, p, h, B256::repeat_byte(0x34)), "other bytes");
+        assert!(
+            !Opening { category: 8, ..o }.opens(c, p, h, hash),
+            "other category"
+        );
+        assert!(
+            !Opening {
+                salt: B256::ZERO,
+                ..o
+            }
+            .opens(c, p, h, hash),
+            "no salt"
+        );
+        assert_eq!(Opening::from_header(&o.to_header()), Some(o));
+        assert_eq!(
+            Opening::from_header(r#"{"category":64,"salt":"0x00"}"#),
+            None
+        );
+        assert_ne!(Opening::new(3).salt, Opening::new(3).salt, "fresh salts");
+    }
+
+    #[test]
+    fn the_record_id_is_keccak_of_holder_patient_and_commitment() {
         let (holder, patient) = (Address::repeat_byte(0xaa), Address::repeat_byte(0xbb));
         let hash = B256::repeat_byte(0xcc);
         let mut encoded = Vec::new();

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medrec_protocol::access_log::Access;
 use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER};
-use medrec_protocol::records::{FHIR_JSON, Uploaded, is_fhir, record_id};
+use medrec_protocol::records::{FHIR_JSON, OPENING_HEADER, Opening, Uploaded, is_fhir, record_id};
 use medrec_protocol::{ErrorCode, RecordRequest, Signed, SignedRequest, Upload};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -77,17 +77,53 @@ pub async fn upload(
         }
         Err(_) => return Err(ApiError::unavailable("try again later")),
     }
-    let id = record_id(app.holder, upload.patient, hash);
-    let sealed = app
-        .key
-        .seal(id.as_slice(), &bytes)
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "encryption failed"))?;
-    let facts = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .map(|v| facts::extract(&v))
-        .unwrap_or_default();
-    let stored = store::insert_record(&app.pool, id, &upload, bytes.len(), &sealed, &facts)
+    let unavailable = |_| ApiError::unavailable("try again later");
+    // One copy per document of a patient: a repeated upload gets the record kept, with the
+    // opening its pointer was (or will be) anchored with.
+    let existing = store::find_record(&app.pool, upload.patient, hash)
         .await
-        .map_err(|_| ApiError::unavailable("try again later"))?;
+        .map_err(unavailable)?;
+    let (id, opening, stored) = match existing {
+        Some((id, opening)) => (id, opening, false),
+        None => {
+            // A fresh random salt per record: the pointer's commitment hides the category and
+            // the content from everyone without it.
+            let opening = Opening::new(upload.category);
+            let id = record_id(
+                app.holder,
+                upload.patient,
+                opening.commit(upload.patient, app.holder, hash),
+            );
+            let sealed = app
+                .key
+                .seal(id.as_slice(), &bytes)
+                .map_err(|_| ApiError::new(ErrorCode::Internal, "encryption failed"))?;
+            let facts = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map(|v| facts::extract(&v))
+                .unwrap_or_default();
+            let stored = store::insert_record(
+                &app.pool,
+                id,
+                &upload,
+                opening.salt,
+                bytes.len(),
+                &sealed,
+                &facts,
+            )
+            .await
+            .map_err(unavailable)?;
+            if stored {
+                (id, opening, true)
+            } else {
+                // Another upload of the same document won the race: answer with its record.
+                let (id, opening) = store::find_record(&app.pool, upload.patient, hash)
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| ApiError::unavailable("try again later"))?;
+                (id, opening, false)
+            }
+        }
+    };
     Ok((
         if stored {
             StatusCode::CREATED
@@ -97,6 +133,8 @@ pub async fn upload(
         Json(Uploaded {
             record_id: id,
             content_hash: hash,
+            commitment: opening.commit(upload.patient, app.holder, hash),
+            opening,
             size: bytes.len() as u64,
             stored,
         }),
@@ -104,7 +142,9 @@ pub async fn upload(
 }
 
 /// `POST /v1/records/{id}/read`: the exact stored bytes, when every check passes and the
-/// chain allows the requester to read the record's category of its patient now.
+/// chain allows the requester to read the record's category of its patient now, with the
+/// record's opening (category and salt) in the [`OPENING_HEADER`]: the requester checks the
+/// bytes and the opening against the pointer's commitment on chain.
 pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
     let mut access = Access {
         requester: Address::ZERO,
@@ -130,7 +170,17 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
         }
     }
     match outcome {
-        Ok(bytes) => ([(header::CONTENT_TYPE, FHIR_JSON)], bytes).into_response(),
+        Ok((bytes, opening)) => (
+            [
+                (header::CONTENT_TYPE, FHIR_JSON.to_string()),
+                (
+                    header::HeaderName::from_static(OPENING_HEADER),
+                    opening.to_header(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -142,7 +192,7 @@ async fn decide(
     a: &mut Access,
     unlogged: &mut Option<Unlogged>,
     body: Body,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, Opening), ApiError> {
     let Some(bytes) = limited(body, app.limits.max_request_bytes).await else {
         *unlogged = Some(Unlogged::Oversized);
         return Err(ApiError::new(ErrorCode::TooLarge, "request body too large"));
@@ -194,7 +244,7 @@ async fn decide(
             }
             a.allowed = true;
             a.reason = "allowed".into();
-            Ok(plain)
+            Ok((plain, record.opening))
         }
         Err(e) => {
             a.reason = e.to_string();
@@ -237,7 +287,7 @@ async fn chain_allows(app: &App, a: &mut Access, record: &Cached) -> Result<(), 
     }
     match app
         .consent
-        .canRead(a.requester, record.patient, record.category)
+        .canRead(a.requester, record.patient, record.opening.category)
         .call()
         .await
     {

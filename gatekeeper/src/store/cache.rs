@@ -6,17 +6,19 @@
 
 use super::crypto::Sealed;
 use alloy::primitives::{Address, B256};
+use medrec_protocol::records::Opening;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A record as a read needs it: whose it is, its category, and its sealed bytes.
+/// A record as a read needs it: whose it is, its opening (category and salt), and its sealed
+/// bytes.
 #[derive(Debug)]
 pub struct Cached {
     /// The record's patient.
     pub patient: Address,
-    /// The record's category.
-    pub category: u8,
+    /// The record's category and salt, which open its pointer's commitment.
+    pub opening: Opening,
     /// The record as stored.
     pub sealed: Sealed,
 }
@@ -102,7 +104,10 @@ mod tests {
     fn rec(n: usize) -> Arc<Cached> {
         Arc::new(Cached {
             patient: Address::repeat_byte(1),
-            category: 3,
+            opening: Opening {
+                category: 3,
+                salt: B256::repeat_byte(2),
+            },
             sealed: Sealed {
                 data_nonce: vec![0; 12],
                 ciphertext: vec![7; n],

@@ -10,19 +10,23 @@ use alloy::primitives::{Address, B256};
 use cache::Cached;
 use crypto::Sealed;
 use medrec_protocol::Upload;
+use medrec_protocol::records::Opening;
 use sqlx::{PgPool, Row};
 
-/// A stored record's patient, category and sealed bytes.
+/// A stored record's patient, opening and sealed bytes.
 pub async fn fetch_record(pool: &PgPool, id: B256) -> Result<Option<Cached>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT patient, category, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
+        "SELECT patient, category, salt, data_nonce, ciphertext, key_nonce, wrapped_key FROM gk_records WHERE record_id = $1",
     )
     .bind(id.to_vec())
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| Cached {
         patient: Address::from_slice(&row.get::<Vec<u8>, _>("patient")),
-        category: row.get::<i16, _>("category") as u8,
+        opening: Opening {
+            category: row.get::<i16, _>("category") as u8,
+            salt: B256::from_slice(&row.get::<Vec<u8>, _>("salt")),
+        },
         sealed: Sealed {
             data_nonce: row.get("data_nonce"),
             ciphertext: row.get("ciphertext"),
@@ -42,24 +46,54 @@ pub async fn use_upload_nonce(pool: &PgPool, nonce: B256) -> Result<bool, sqlx::
     Ok(r.rows_affected() == 1)
 }
 
-/// Stores a sealed record and its facts in one transaction; false if it existed.
+/// The id and opening of the record of `patient` with `content_hash` stored here, if any (one
+/// copy of a document per patient: an upload sent again finds it).
+pub async fn find_record(
+    pool: &PgPool,
+    patient: Address,
+    content_hash: B256,
+) -> Result<Option<(B256, Opening)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT record_id, category, salt FROM gk_records WHERE patient = $1 AND content_hash = $2",
+    )
+    .bind(patient.to_vec())
+    .bind(content_hash.to_vec())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| {
+        (
+            B256::from_slice(&row.get::<Vec<u8>, _>("record_id")),
+            Opening {
+                category: row.get::<i16, _>("category") as u8,
+                salt: B256::from_slice(&row.get::<Vec<u8>, _>("salt")),
+            },
+        )
+    }))
+}
+
+/// Stores a sealed record under `id` with its opening's salt, and its facts, in one
+/// transaction; false if a record of the same patient and content existed (then nothing is
+/// written: [`find_record`] gives the one kept).
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_record(
     pool: &PgPool,
     id: B256,
     upload: &Upload,
+    salt: B256,
     size: usize,
     sealed: &Sealed,
     facts: &facts::Facts,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let res = sqlx::query(
-        "INSERT INTO gk_records (record_id, patient, category, content_hash, size, data_nonce, ciphertext, key_nonce, wrapped_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (record_id) DO NOTHING",
+        "INSERT INTO gk_records (record_id, patient, category, content_hash, salt, size, data_nonce, ciphertext, key_nonce, wrapped_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )
     .bind(id.to_vec())
     .bind(upload.patient.to_vec())
     .bind(upload.category as i16)
     .bind(upload.contentHash.to_vec())
+    .bind(salt.to_vec())
     .bind(size as i32)
     .bind(&sealed.data_nonce)
     .bind(&sealed.ciphertext)

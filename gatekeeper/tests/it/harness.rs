@@ -255,7 +255,13 @@ impl World {
         let stored = up.await;
         let hash = B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(bytes));
         assert_eq!(stored.content_hash, hash);
-        assert_eq!(stored.record_id, record_id(holder.address(), patient, hash));
+        // The gatekeeper chose the salt; the commitment and the id follow from the opening.
+        let commitment = stored.opening.commit(patient, holder.address(), hash);
+        assert_eq!(stored.commitment, commitment);
+        assert_eq!(
+            stored.record_id,
+            record_id(holder.address(), patient, commitment)
+        );
         stored.record_id
     }
 
@@ -287,6 +293,39 @@ impl World {
         };
         let body = signed_body(signer, req, &self.domain).await;
         self.post(&self.read_url(id), body.into_bytes()).await
+    }
+
+    /// A fresh, well-formed read by `who`: its status, body and the opening it carries.
+    pub async fn read_with_opening(
+        &self,
+        who: &PrivateKeySigner,
+        id: B256,
+    ) -> (u16, Vec<u8>, Option<medrec_protocol::records::Opening>) {
+        let t = now();
+        let req = RecordRequest {
+            requester: who.address(),
+            recordId: id,
+            audience: self.gk_holder.address(),
+            nonce: random_nonce(),
+            issuedAt: t,
+            expiresAt: t + READ_VALIDITY_SECS,
+        };
+        let body = signed_body(who, req, &self.domain).await;
+        let resp = self
+            .http
+            .post(self.read_url(id))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let opening = resp
+            .headers()
+            .get(medrec_protocol::records::OPENING_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(medrec_protocol::records::Opening::from_header);
+        (status, resp.bytes().await.unwrap().to_vec(), opening)
     }
 
     /// A fresh, well-formed read by `who`.

@@ -334,6 +334,135 @@ async fn guardian_grant_and_break_glass_allow() {
     assert_eq!((s, b), (200, bytes));
 }
 
+/// Issue 16: the pointer on chain is a salted commitment, and the gatekeeper serves the opening
+/// (category and salt) with the bytes. A reader with consent gets the record and its category,
+/// checked against the chain; a gatekeeper (or anyone with its database) that serves another
+/// category or salt for the record is refused by the CLI, nothing written. Before the change
+/// the gatekeeper sent no opening, and the read path had none to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_get_checks_the_opening_against_the_commitment_and_refuses_a_tampered_one() {
+    let mut w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    let dir = w.dir.path().to_path_buf();
+    for (name, key) in [("holder", &w.gk_holder), ("reader", &reader)] {
+        import_key(&w, name, key);
+    }
+    w.start_gatekeeper(&["--record-cache-secs", "1"]).await;
+    let cli = |args: &[&str]| run_cli(&w, args);
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    // The reader may read labs and notes: a swapped category is readable, so only the
+    // commitment can tell it from the true one.
+    w.grant(&patient, reader.address(), LABS | NOTES, 3_600)
+        .await;
+    let file = dir.join("obs.json");
+    std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
+    let (file_arg, patient_arg) = (
+        file.to_string_lossy().to_string(),
+        patient.address().to_string(),
+    );
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &file_arg,
+        "--patient",
+        &patient_arg,
+        "-c",
+        "labs",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = put["data"]["recordId"].as_str().unwrap().to_string();
+    let record_id: alloy::primitives::B256 = id.parse().unwrap();
+
+    // The gatekeeper's answer carries the opening, which opens the commitment on chain.
+    let (status, bytes, opening) = w.read_with_opening(&reader, record_id).await;
+    assert_eq!(status, 200);
+    let opening = opening.expect("an opening header");
+    assert_eq!(opening.category, 3);
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    let committed = registry
+        .pointerOf(record_id)
+        .call()
+        .await
+        .unwrap()
+        .commitment;
+    let hash = alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(opening.opens(committed, patient.address(), w.gk_holder.address(), hash));
+    // Nothing on chain or in the event names the category or the content hash.
+    assert_ne!(committed, hash);
+
+    // The reader's CLI checks it and says the category.
+    let out = cli(&[
+        "--json",
+        "-a",
+        "reader",
+        "get",
+        &id,
+        "--out",
+        &dir.join("ok.json").to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["data"]["verified"], true);
+    assert_eq!(got["data"]["category"], "labs");
+
+    // The opening served is tampered with: another category the reader may read, then another
+    // salt. Each is refused (exit 9, MISMATCH), nothing written.
+    for (what, sql) in [
+        (
+            "category",
+            format!(
+                "UPDATE gk_records SET category = 8 WHERE record_id = '\\x{}'",
+                alloy::hex::encode(record_id)
+            ),
+        ),
+        (
+            "salt",
+            format!(
+                "UPDATE gk_records SET category = 3, salt = '\\x{}' WHERE record_id = '\\x{}'",
+                alloy::hex::encode([7u8; 32]),
+                alloy::hex::encode(record_id)
+            ),
+        ),
+    ] {
+        w.sql(sql).await;
+        // Past the record cache (1 s here): the gatekeeper reads the changed row.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let target = dir.join(format!("tampered-{what}.json"));
+        let out = cli(&[
+            "-a",
+            "reader",
+            "get",
+            &id,
+            "--out",
+            &target.to_string_lossy(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(9),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("MISMATCH") && err.contains("opening"),
+            "{what}: {err}"
+        );
+        assert!(!target.exists(), "{what}: nothing written on a mismatch");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_put_get_verifies_and_catches_tampering_at_rest() {
     let mut w = World::start().await;
@@ -776,19 +905,11 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
         ("Observation-alcohol-type.json", &later),
     ];
     let mut entries = vec![];
-    let mut ids = vec![];
     for (name, who) in files {
         let bytes = fhir_example(name);
         std::fs::write(dir.join(name), &bytes).unwrap();
         entries
             .push(serde_json::json!({"file": name, "patient": who.address(), "category": "labs"}));
-        let hash =
-            alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        ids.push(medrec_protocol::records::record_id(
-            w.gk_holder.address(),
-            who.address(),
-            hash,
-        ));
     }
     let manifest = dir.join("manifest.json");
     let manifest_arg = manifest.to_string_lossy().to_string();
@@ -858,16 +979,43 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
     assert!(d["anchored"].as_u64().unwrap() >= 1, "{d}");
     let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(written["data"], *d, "the report is the result");
+    // Issue 16: a record's id comes from the salt its gatekeeper chose, so the ids are the
+    // gatekeeper's; each is anchored with the commitment of the opening kept there.
+    // (record id, patient, category, content hash, salt) as stored.
+    type Kept = (Vec<u8>, Vec<u8>, i16, Vec<u8>, Vec<u8>);
+    let kept: Vec<Kept> = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+        sqlx::query_as("SELECT record_id, patient, category, content_hash, salt FROM gk_records")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(kept.len(), 4);
     let records = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
-    for id in &ids {
-        let p = records.pointerOf(*id).call().await.unwrap();
-        assert_ne!(p.commitment, alloy::primitives::B256::ZERO, "{id} anchored");
+    for (id, patient, category, hash, salt) in &kept {
+        let id = alloy::primitives::B256::from_slice(id);
+        let opening = medrec_protocol::records::Opening {
+            category: *category as u8,
+            salt: alloy::primitives::B256::from_slice(salt),
+        };
+        let p = records.pointerOf(id).call().await.unwrap();
+        assert!(
+            opening.opens(
+                p.commitment,
+                alloy::primitives::Address::from_slice(patient),
+                w.gk_holder.address(),
+                alloy::primitives::B256::from_slice(hash)
+            ),
+            "{id} anchored with its opening's commitment"
+        );
     }
-    // A third run has nothing left to do.
+    // A third run has nothing left to anchor (its uploads find the records kept: the ids
+    // are the gatekeeper's to give, so every record is sent again, and stored once).
     let (code, v) = import(&[]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["data"]["alreadyAnchored"], 4);
-    assert_eq!(v["data"]["uploaded"], 0);
+    assert_eq!(v["data"]["anchored"], 0);
     assert_eq!(stored().await, 4);
 }
 

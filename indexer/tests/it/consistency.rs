@@ -406,7 +406,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     );
 
     // Pointers of each patient, one by one, and the amendment chain.
-    let mut pointers: Vec<(B256, Address, Address, u8, B256, String, u64)> = vec![];
+    let mut pointers: Vec<(B256, Address, Address, B256, String, u64)> = vec![];
     let mut superseded: std::collections::HashMap<B256, B256> = Default::default();
     let mut break_glass: std::collections::HashSet<B256> = Default::default();
     for l in evs {
@@ -415,15 +415,13 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
                 record_id,
                 patient,
                 holder,
-                category,
-                content_hash,
+                commitment,
                 locator,
             } => pointers.push((
                 *record_id,
                 *patient,
                 *holder,
-                *category,
-                *content_hash,
+                *commitment,
                 locator.clone(),
                 l.block,
             )),
@@ -436,15 +434,14 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             _ => {}
         }
     }
-    let pointer_json = |p: &(B256, Address, Address, u8, B256, String, u64)| {
+    let pointer_json = |p: &(B256, Address, Address, B256, String, u64)| {
         serde_json::json!({
             "recordId": hex(p.0),
             "patient": cs(p.1),
             "holder": cs(p.2),
-            "category": medrec_bindings::category_name(p.3),
-            "contentHash": hex(p.4),
-            "locator": p.5,
-            "anchoredBlock": p.6,
+            "commitment": hex(p.3),
+            "locator": p.4,
+            "anchoredBlock": p.5,
             "supersededBy": superseded.get(&p.0).map(|n| hex(*n)),
             "breakGlass": break_glass.contains(&p.0),
         })

@@ -80,8 +80,7 @@ pub enum Ev {
         record_id: B256,
         patient: Address,
         holder: Address,
-        category: u8,
-        content_hash: B256,
+        commitment: B256,
         locator: String,
     },
     StudyRegistered {
@@ -316,8 +315,7 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     record_id: e.recordId,
                     patient: e.patient,
                     holder: e.holder,
-                    category: e.category,
-                    content_hash: e.contentHash,
+                    commitment: e.commitment,
                     locator: e.locator,
                 },
                 RE::PointerSuperseded(e) => Ev::Superseded {
@@ -785,8 +783,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 record_id,
                 patient,
                 holder,
-                category,
-                content_hash,
+                commitment,
                 locator,
             } => {
                 push(
@@ -798,8 +795,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                         *record_id,
                         *patient,
                         *holder,
-                        *category,
-                        *content_hash,
+                        *commitment,
                         locator.clone()
                     ),
                 );
@@ -807,8 +803,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                     *record_id,
                     *patient,
                     *holder,
-                    *category,
-                    *content_hash,
+                    *commitment,
                     locator.clone(),
                     bn,
                     li
@@ -1068,7 +1063,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_pointer_anchored",
-        "SELECT block_number, log_index, tx_hash, record_id, patient, holder, category, content_hash, locator FROM ev_pointer_anchored",
+        "SELECT block_number, log_index, tx_hash, record_id, patient, holder, commitment, locator FROM ev_pointer_anchored",
     ),
     (
         "ev_pointer_superseded",
@@ -1196,7 +1191,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "pointers",
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, anchored_log, superseded_by, superseded_block FROM pointers",
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, anchored_log, superseded_by, superseded_block FROM pointers",
     ),
 ];
 
