@@ -138,6 +138,72 @@ pub struct Uploaded {
     pub stored: bool,
 }
 
+/// The listing route: which records the gatekeeper holds for a patient, for a requester that
+/// may read them now ([`RecordListRequest`], answered with a [`RecordList`]).
+pub const LIST_PATH: &str = "/v1/records/list";
+
+alloy::sol! {
+    /// A signed request for the records a holder keeps of `patient` that `requester` may read
+    /// now, under the gatekeeper's EIP-712 domain (as a [`crate::RecordRequest`] is).
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct RecordListRequest {
+        address requester;
+        address patient;
+        address audience;
+        uint256 nonce;
+        uint64 issuedAt;
+        uint64 expiresAt;
+    }
+}
+
+impl crate::SignedRequest for RecordListRequest {
+    fn signer(&self) -> Address {
+        self.requester
+    }
+    fn audience(&self) -> Address {
+        self.audience
+    }
+    fn nonce_word(&self) -> B256 {
+        B256::from(self.nonce.to_be_bytes::<32>())
+    }
+    fn issued_at(&self) -> u64 {
+        self.issuedAt
+    }
+    fn expires_at(&self) -> u64 {
+        self.expiresAt
+    }
+}
+
+/// One record in a [`RecordList`]: its id, the SHA-256 of its bytes and its opening, so that
+/// the requester checks the category against the pointer's commitment on chain
+/// ([`Opening::opens`]) without reading the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedRecord {
+    /// The record id.
+    pub record_id: B256,
+    /// The SHA-256 of its bytes.
+    pub content_hash: B256,
+    /// Its category and salt.
+    pub opening: Opening,
+}
+
+/// The answer to a [`RecordListRequest`]: the records of `patient` kept here that the
+/// requester may read now (the patient: all; a live guardian: those within their scope; a
+/// grantee, or a provider under break-glass: those of the categories it may read), in the
+/// order they were stored. Anyone else gets the same shape with no records: an empty list does
+/// not tell whether the holder keeps anything of the patient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordList {
+    /// The holder.
+    pub holder: Address,
+    /// The patient.
+    pub patient: Address,
+    /// The records.
+    pub records: Vec<ListedRecord>,
+}
+
 /// The address a gatekeeper listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8701";
 /// The gatekeeper URL a client uses unless told otherwise: a gatekeeper on its defaults.

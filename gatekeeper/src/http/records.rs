@@ -1,9 +1,10 @@
-//! `POST /v1/records` (the holder uploads a record) and `POST /v1/records/{id}/read` (a
-//! requester reads one). A read signed for this holder is logged, allowed or not, before its
+//! `POST /v1/records` (the holder uploads a record), `POST /v1/records/{id}/read` (a
+//! requester reads one) and `POST /v1/records/list` (which records of a patient a requester
+//! may read here, with their categories and openings). A read signed for this holder is logged, allowed or not, before its
 //! answer leaves; anything else is only counted. Every refused read gets the same `denied`,
 //! whether or not the record exists.
 
-use super::body::{ENVELOPE, limited};
+use super::body::{ENVELOPE, json_body, limited};
 use super::error::ApiError;
 use crate::access_log::Unlogged;
 use crate::app::App;
@@ -18,7 +19,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medrec_protocol::access_log::Access;
 use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER};
-use medrec_protocol::records::{FHIR_JSON, OPENING_HEADER, Opening, Uploaded, is_fhir, record_id};
+use medrec_protocol::records::{
+    FHIR_JSON, OPENING_HEADER, Opening, RecordList, RecordListRequest, Uploaded, is_fhir, record_id,
+};
 use medrec_protocol::{ErrorCode, RecordRequest, Signed, SignedRequest, Upload};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -183,6 +186,67 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
             .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /v1/records/list`: the records of a patient kept here that the signed requester may
+/// read now, with their categories and openings: the patient all of them, a live guardian
+/// those within their scope, a grantee (or a provider under break-glass) those of the
+/// categories the chain lets it read now. Anyone else gets an empty list, the same answer as
+/// for a patient with no records here.
+pub async fn list(State(app): State<Arc<App>>, req: Request) -> Result<Json<RecordList>, ApiError> {
+    let signed: Signed<RecordListRequest> =
+        json_body(req.into_body(), app.limits.max_request_bytes, ENVELOPE).await?;
+    app.auth
+        .verify(&signed, Some(&app.rate))
+        .map_err(|why| match why {
+            Refusal::RateLimited => ApiError::new(ErrorCode::RateLimited, "too many requests"),
+            _ => ApiError::denied(),
+        })?;
+    let (who, patient) = (signed.request.requester, signed.request.patient);
+    let mask = if who == patient {
+        u64::MAX
+    } else {
+        readable_by(&app, who, patient).await?
+    };
+    let mut records = vec![];
+    if mask != 0 {
+        records = store::list_records(&app.pool, patient)
+            .await
+            .map_err(|_| ApiError::unavailable("try again later"))?;
+        records.retain(|r| r.opening.category < 64 && mask & (1u64 << r.opening.category) != 0);
+    }
+    Ok(Json(RecordList {
+        holder: app.holder,
+        patient,
+        records,
+    }))
+}
+
+/// The categories of `patient` that `who` may see now, asked of the chain at its latest block:
+/// those it may read (a grant or break-glass) and, if it is their live guardian, its scope.
+async fn readable_by(app: &App, who: Address, patient: Address) -> Result<u64, ApiError> {
+    if app.head.stale().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ChainStale,
+            "the holder's node is behind; try again later",
+        ));
+    }
+    let unavailable = |_| ApiError::unavailable("try again later");
+    let readable = app
+        .consent
+        .readableCategories(who, patient)
+        .call()
+        .await
+        .map_err(unavailable)?;
+    let g = app
+        .consent
+        .guardianOf(patient, who)
+        .call()
+        .await
+        .map_err(unavailable)?;
+    let now = medrec_protocol::clock::now_secs();
+    let live = g.scope != 0 && g.notBefore.to::<u64>() <= now && now < g.expiresAt.to::<u64>();
+    Ok(readable | if live { g.scope } else { 0 })
 }
 
 /// Runs every check of a read; fills `a` with what the log must say, or `unlogged` with why

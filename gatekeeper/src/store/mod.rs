@@ -36,6 +36,31 @@ pub async fn fetch_record(pool: &PgPool, id: B256) -> Result<Option<Cached>, sql
     }))
 }
 
+/// The records of `patient` kept here, in the order they were stored, with their openings.
+pub async fn list_records(
+    pool: &PgPool,
+    patient: Address,
+) -> Result<Vec<medrec_protocol::records::ListedRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT record_id, content_hash, category, salt FROM gk_records WHERE patient = $1
+         ORDER BY stored_at, record_id",
+    )
+    .bind(patient.to_vec())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| medrec_protocol::records::ListedRecord {
+            record_id: B256::from_slice(&row.get::<Vec<u8>, _>("record_id")),
+            content_hash: B256::from_slice(&row.get::<Vec<u8>, _>("content_hash")),
+            opening: Opening {
+                category: row.get::<i16, _>("category") as u8,
+                salt: B256::from_slice(&row.get::<Vec<u8>, _>("salt")),
+            },
+        })
+        .collect())
+}
+
 /// Records an upload's nonce; false when it was used before (uploads have no expiry, so
 /// their nonces are kept for good).
 pub async fn use_upload_nonce(pool: &PgPool, nonce: B256) -> Result<bool, sqlx::Error> {

@@ -208,6 +208,44 @@ impl World {
         r.block_number.unwrap()
     }
 
+    /// `patient` names `guardian` over `scope` for `secs` from now.
+    pub async fn set_guardian(
+        &self,
+        patient: &PrivateKeySigner,
+        guardian: Address,
+        scope: u64,
+        secs: u64,
+    ) {
+        let c = ConsentRegistry::new(self.consent, self.as_(patient));
+        let r = c
+            .setGuardian(guardian, scope, U40::from(0u64), U40::from(now() + secs))
+            .mined()
+            .await;
+        assert!(r.status());
+    }
+
+    /// The records of `patient` that `who` may read here, as the listing answers them: the
+    /// status and the answer.
+    pub async fn list_as(
+        &self,
+        who: &PrivateKeySigner,
+        patient: Address,
+    ) -> (u16, Option<medrec_protocol::records::RecordList>) {
+        let t = now();
+        let req = medrec_protocol::records::RecordListRequest {
+            requester: who.address(),
+            patient,
+            audience: self.gk_holder.address(),
+            nonce: random_nonce(),
+            issuedAt: t,
+            expiresAt: t + READ_VALIDITY_SECS,
+        };
+        let body = signed_body(who, req, &self.domain).await;
+        let url = format!("{}{}", self.gk_url, medrec_protocol::records::LIST_PATH);
+        let (status, bytes) = self.post(&url, body.into_bytes()).await;
+        (status, serde_json::from_slice(&bytes).ok())
+    }
+
     pub async fn revoke(&self, patient: &PrivateKeySigner, grantee: Address) {
         let c = ConsentRegistry::new(self.consent, self.as_(patient));
         c.revoke(patient.address(), grantee).mined().await;

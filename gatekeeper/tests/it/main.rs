@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 mod harness;
+mod listing;
 mod log;
 mod reads;
 mod research;
