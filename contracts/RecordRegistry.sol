@@ -32,6 +32,8 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     mapping(address holder => Gatekeeper) private _gatekeepers;
     // Written only for pointers anchored under break-glass, so ordinary anchors pay nothing.
     mapping(bytes32 recordId => bool) private _breakGlass;
+    // Written only by {erase}.
+    mapping(bytes32 recordId => bool) private _erased;
 
     constructor(IParticipantRegistry participants_, IConsentRegistry consent_)
         EIP712("medrec.Gatekeeper", "1")
@@ -69,6 +71,7 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
                 old == p.recordId || oldCommitment == bytes32(0) || _supersededBy[old] != bytes32(0)
                     || _recordId(msg.sender, p.patient, oldCommitment) != old
             ) revert RecordInvalidSupersede(old);
+            if (_erased[old]) revert RecordErased(old);
             _supersededBy[old] = p.recordId;
             emit PointerSuperseded(old, p.recordId);
         }
@@ -94,6 +97,22 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
             }
             _anchor(p, granted, related);
         }
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function erase(bytes32 recordId, address patient) external {
+        bytes32 c = _commitments[recordId];
+        if (c == bytes32(0) || _recordId(msg.sender, patient, c) != recordId) {
+            revert RecordNotHolder(recordId);
+        }
+        if (_erased[recordId]) revert RecordErased(recordId);
+        _erased[recordId] = true;
+        emit PointerErased(recordId);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function erased(bytes32 recordId) external view returns (bool) {
+        return _erased[recordId];
     }
 
     /// @inheritdoc IRecordRegistry

@@ -652,6 +652,84 @@ contract RecordRegistryTest is Base {
         assertTrue(records.anchoredUnderBreakGlass(b.recordId));
     }
 
+    // ------------------------------------------------------------ erasure
+
+    function test_erase_byTheHolderMarksAndEmitsNothingElse() public {
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, HASH1);
+        anchorAs(hospitalA, p);
+        vm.recordLogs();
+        vm.prank(hospitalA);
+        records.erase(p.recordId, patient);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1);
+        assertEq(logs[0].topics.length, 2);
+        assertEq(logs[0].topics[0], IRecordRegistry.PointerErased.selector);
+        assertEq(logs[0].topics[1], p.recordId);
+        assertEq(logs[0].data.length, 0, "nothing but the id");
+        assertTrue(records.erased(p.recordId));
+        // The pointer stays: its id is never anchored again.
+        assertStored(p);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordExists.selector, p.recordId));
+        anchorAs(hospitalA, p);
+    }
+
+    /// The attack: another holder, the patient or a stranger erases a record they do not hold.
+    function test_erase_revertsForAnyoneButTheHolder() public {
+        grantAs(patient, hospitalB, LABS);
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, HASH1);
+        anchorAs(hospitalA, p);
+        address[4] memory who = [hospitalB, patient, stranger, governor];
+        for (uint256 i; i < who.length; ++i) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IRecordRegistry.RecordNotHolder.selector, p.recordId)
+            );
+            vm.prank(who[i]);
+            records.erase(p.recordId, patient);
+        }
+        // Nor the holder naming another patient, nor an unknown record.
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordNotHolder.selector, p.recordId)
+        );
+        vm.prank(hospitalA);
+        records.erase(p.recordId, patient2);
+        vm.expectRevert(
+            abi.encodeWithSelector(IRecordRegistry.RecordNotHolder.selector, keccak256("x"))
+        );
+        vm.prank(hospitalA);
+        records.erase(keccak256("x"), patient);
+        assertFalse(records.erased(p.recordId));
+    }
+
+    function test_erase_twiceReverts() public {
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, HASH1);
+        anchorAs(hospitalA, p);
+        vm.prank(hospitalA);
+        records.erase(p.recordId, patient);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordErased.selector, p.recordId));
+        vm.prank(hospitalA);
+        records.erase(p.recordId, patient);
+    }
+
+    function test_erase_thenAmendReverts() public {
+        IRecordRegistry.Pointer memory v1 = pointer(hospitalA, patient, LABS_CAT, HASH1);
+        anchorAs(hospitalA, v1);
+        vm.prank(hospitalA);
+        records.erase(v1.recordId, patient);
+        vm.expectRevert(abi.encodeWithSelector(IRecordRegistry.RecordErased.selector, v1.recordId));
+        anchorAs(hospitalA, amendment(hospitalA, patient, LABS_CAT, HASH2, v1.recordId));
+    }
+
+    /// A holder whose credential was revoked can still erase what it anchored.
+    function test_erase_needsNoCredential() public {
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, HASH1);
+        anchorAs(hospitalA, p);
+        vm.prank(governor);
+        participants.revokeCredential(hospitalA);
+        vm.prank(hospitalA);
+        records.erase(p.recordId, patient);
+        assertTrue(records.erased(p.recordId));
+    }
+
     // ------------------------------------------------------------- fuzz
 
     /// Any record of any category and content anchors under its commitment; a second anchor

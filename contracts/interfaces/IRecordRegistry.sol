@@ -76,6 +76,10 @@ interface IRecordRegistry is IERC5267 {
         bytes32 indexed recordId, address indexed patient, address indexed holder
     );
 
+    /// @notice Emitted when the holder of `recordId` erased it: its gatekeeper destroyed the
+    /// record's data key; the pointer stays, marked, and says nothing else.
+    event PointerErased(bytes32 indexed recordId);
+
     /// @notice Emitted, after the new record's {PointerAnchored}, when it amends `oldRecordId`.
     event PointerSuperseded(bytes32 indexed oldRecordId, bytes32 indexed newRecordId);
 
@@ -128,8 +132,13 @@ interface IRecordRegistry is IERC5267 {
     /// @notice The holder has no live grant of `patient` (of any category) and no break-glass.
     error RecordNoRelationship(address holder, address patient);
     /// @notice The superseded record is unknown, not the caller's, of another patient, the new
-    /// record itself, or already superseded.
+    /// record itself, or already superseded (an erased one reverts {RecordErased}).
     error RecordInvalidSupersede(bytes32 supersedes);
+    /// @notice `recordId` is not a record of the caller for `patient` (unknown, or its id is not
+    /// `keccak256(abi.encode(caller, patient, commitment))` for its stored commitment).
+    error RecordNotHolder(bytes32 recordId);
+    /// @notice `recordId` was erased: it cannot be erased again nor amended.
+    error RecordErased(bytes32 recordId);
     /// @notice The batch is empty or above `MAX_BATCH`.
     error RecordInvalidBatch(uint256 length);
     /// @notice An access-log anchor that is empty or shorter than the holder's last one.
@@ -154,7 +163,7 @@ interface IRecordRegistry is IERC5267 {
     /// `p.recordId` is `keccak256(abi.encode(caller, p.patient, p.commitment))`; locator of
     /// 1..MAX_LOCATOR_LENGTH bytes; id not anchored; if `p.supersedes` is non-zero, it names
     /// another anchored record whose id is `keccak256(abi.encode(caller, p.patient, c))` for its
-    /// stored commitment `c` (the caller's, of the same patient), not yet superseded.
+    /// stored commitment `c` (the caller's, of the same patient), not yet superseded nor erased.
     /// Emits {PointerAnchored}, then {PointerAnchoredUnderBreakGlass} when the caller had no
     /// live grant of the patient, and {PointerSuperseded} for an amendment.
     function anchor(Pointer calldata p) external;
@@ -165,6 +174,19 @@ interface IRecordRegistry is IERC5267 {
     /// Emits {PointerAnchored} for each, each followed by {PointerAnchoredUnderBreakGlass} when
     /// the caller had no live grant of its patient.
     function anchorBatch(Pointer[] calldata ps) external;
+
+    /// @notice Marks the caller's record `recordId` of `patient` erased (its holder destroyed
+    /// the record's data key off chain). Ownership is proven by the id formula with the stored
+    /// commitment: nothing about the record is disclosed. The pointer stays (its id is never
+    /// anchored again) and cannot be amended; no credential is needed, so that a holder whose
+    /// credential lapsed can still erase what it anchored.
+    /// Requirements: `recordId` is anchored and is `keccak256(abi.encode(caller, patient,
+    /// commitment))` for its stored commitment; not erased yet.
+    /// Emits {PointerErased}.
+    function erase(bytes32 recordId, address patient) external;
+
+    /// @notice Whether `recordId` was erased by its holder.
+    function erased(bytes32 recordId) external view returns (bool);
 
     /// @notice Anchors the head of `holder`'s access log; a log only grows. The log stays the
     /// holder's whoever of its keys sends it.
