@@ -288,6 +288,21 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let p = super::anchor::find_pointer(&chain, &d, id).await?;
+    let erased_by_holder = || {
+        CliError::Refused(format!(
+            "record {id} was erased by its holder {}: its data key is destroyed",
+            p.holder
+        ))
+    };
+    if chain
+        .records(&d)
+        .erased(id)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?
+    {
+        return Err(erased_by_holder());
+    }
     // Only the endpoint the holder registered on chain, never a URL from the locator: a
     // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
     // a stranger. Nor to a holder the consortium no longer credentials: its registration stays
@@ -315,6 +330,9 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
                 "cannot reach the holder's gatekeeper at {url}: {e}"
             ))
         })?;
+    if resp.status().as_u16() == medrec_protocol::ErrorCode::Erased.status() {
+        return Err(erased_by_holder());
+    }
     if !resp.status().is_success() {
         return Err(refusal("read", resp).await);
     }

@@ -204,6 +204,70 @@ pub struct RecordList {
     pub records: Vec<ListedRecord>,
 }
 
+/// The erasure route, as the gatekeeper's router writes it: the holder's [`EraseRequest`]
+/// destroys the record's data key and ciphertext ([`erase_url`]).
+pub const ERASE_ROUTE: &str = "/v1/records/{record_id}/erase";
+
+/// Where the holder erases a record at its gatekeeper at `base`.
+pub fn erase_url(base: &str, record_id: B256) -> String {
+    format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        ERASE_ROUTE.replace("{record_id}", &record_id.to_string())
+    )
+}
+
+alloy::sol! {
+    /// The holder's signed order to erase `recordId` at its gatekeeper (`audience`, the holder
+    /// itself), under the gatekeeper's EIP-712 domain.
+    #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+    struct EraseRequest {
+        address holder;
+        bytes32 recordId;
+        address audience;
+        uint256 nonce;
+        uint64 issuedAt;
+        uint64 expiresAt;
+    }
+}
+
+impl crate::SignedRequest for EraseRequest {
+    fn signer(&self) -> Address {
+        self.holder
+    }
+    fn audience(&self) -> Address {
+        self.audience
+    }
+    fn nonce_word(&self) -> B256 {
+        B256::from(self.nonce.to_be_bytes::<32>())
+    }
+    fn issued_at(&self) -> u64 {
+        self.issuedAt
+    }
+    fn expires_at(&self) -> u64 {
+        self.expiresAt
+    }
+}
+
+/// The answer to an erasure: the record is erased at the gatekeeper (by this request, or
+/// before: erasing again changes nothing, so a retry finishes the job).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Erased {
+    /// The record.
+    pub record_id: B256,
+    /// Its patient (the holder's chain step, `RecordRegistry.erase`, names them).
+    pub patient: Address,
+    /// Whether this request erased it (false: it was erased before).
+    pub erased_now: bool,
+}
+
+/// What the access-log entry of an erasure says (its requester is the holder).
+pub const ERASURE_REASON: &str = "erased";
+
+/// What an access-log entry says of a read refused because its record was erased.
+pub const ERASED_READ_REASON: &str = "record erased";
+
 /// The address a gatekeeper listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8701";
 /// The gatekeeper URL a client uses unless told otherwise: a gatekeeper on its defaults.

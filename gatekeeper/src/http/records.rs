@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use medrec_protocol::access_log::Access;
 use medrec_protocol::envelope::{SIGNATURE_HEADER, UPLOAD_HEADER};
 use medrec_protocol::records::{
-    FHIR_JSON, OPENING_HEADER, Opening, RecordList, RecordListRequest, Uploaded, is_fhir, record_id,
+    EraseRequest, Erased, FHIR_JSON, OPENING_HEADER, Opening, RecordList, RecordListRequest,
+    Uploaded, is_fhir, record_id,
 };
 use medrec_protocol::{ErrorCode, RecordRequest, Signed, SignedRequest, Upload};
 use sha2::{Digest, Sha256};
@@ -165,12 +166,18 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
         // not written (anyone could otherwise fill the log).
         Some(why) => app.log.count_unlogged(why),
         // Log first: an answer that cannot be logged is not given.
-        None => {
-            if let Err(e) = app.log.append(&access).await {
+        None => match app.log.append(&access).await {
+            Err(e) => {
                 tracing::error!(target: "medrec::gatekeeper", error = %e, "cannot write the access log");
                 return ApiError::unavailable("the access log is unavailable").into_response();
             }
-        }
+            // Erased meanwhile (by this replica or another): logged refused, not answered.
+            Ok(true) => {
+                app.records.remove(&access.record_id);
+                return erased().into_response();
+            }
+            Ok(false) => {}
+        },
     }
     match outcome {
         Ok((bytes, opening)) => (
@@ -186,6 +193,62 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
             .into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /v1/records/{id}/erase`: the holder's signed order to erase a record. Its data key,
+/// ciphertext, content hash and salt are destroyed and its research facts and demographics
+/// deleted in one transaction, it leaves this replica's memory, and the access log gets the
+/// holder's `erased` entry; a read logged after that is refused ([`AccessLog::append`]),
+/// whichever replica serves it. Erasing again answers the same (`erasedNow` false) and adds
+/// the log entry if an earlier attempt could not: a retry finishes the job.
+///
+/// [`AccessLog::append`]: crate::access_log::AccessLog::append
+pub async fn erase(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Json<Erased>, ApiError> {
+    let signed: Signed<EraseRequest> =
+        json_body(req.into_body(), app.limits.max_request_bytes, ENVELOPE).await?;
+    let r = &signed.request;
+    if r.holder != app.holder || id.parse::<B256>().ok() != Some(r.recordId) {
+        return Err(ApiError::denied());
+    }
+    app.auth
+        .verify(&signed, Some(&app.rate))
+        .map_err(|_| ApiError::denied())?;
+    let unavailable = |_| ApiError::unavailable("try again later");
+    let Some((patient, erased_now)) = store::erase_record(&app.pool, r.recordId)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(ApiError::new(ErrorCode::NotFound, "no such record here"));
+    };
+    app.records.remove(&r.recordId);
+    if erased_now
+        || !store::erasure_logged(&app.pool, r.recordId, app.holder)
+            .await
+            .map_err(unavailable)?
+    {
+        let entry = Access {
+            requester: app.holder,
+            record_id: r.recordId,
+            patient,
+            allowed: false,
+            reason: medrec_protocol::records::ERASURE_REASON.into(),
+            nonce: r.nonce_word(),
+            expires_at: r.expiresAt,
+        };
+        app.log
+            .append(&entry)
+            .await
+            .map_err(|_| ApiError::unavailable("the access log is unavailable; erase again"))?;
+    }
+    Ok(Json(Erased {
+        record_id: r.recordId,
+        patient,
+        erased_now,
+    }))
 }
 
 /// `POST /v1/records/list`: the records of a patient kept here that the signed requester may
@@ -320,13 +383,23 @@ async fn decide(
     }
 }
 
+/// The answer to a read of an erased record.
+fn erased() -> ApiError {
+    ApiError::new(ErrorCode::Erased, "the record was erased by its holder")
+}
+
 /// The record `a` names, from memory or else from the database (then `true`: not kept yet).
 async fn load(app: &App, a: &mut Access) -> Result<(Arc<Cached>, bool), ApiError> {
     if let Some(r) = app.records.get(&a.record_id) {
         return Ok((r, false));
     }
     match store::fetch_record(&app.pool, a.record_id).await {
-        Ok(Some(r)) => Ok((Arc::new(r), true)),
+        Ok(Some(store::Fetched::Record(r))) => Ok((Arc::new(r), true)),
+        Ok(Some(store::Fetched::Erased(patient))) => {
+            a.patient = patient;
+            a.reason = medrec_protocol::records::ERASED_READ_REASON.into();
+            Err(erased())
+        }
         Ok(None) => {
             a.reason = "unknown record".into();
             Err(ApiError::denied())

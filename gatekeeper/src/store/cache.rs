@@ -91,6 +91,14 @@ impl RecordCache {
         }
     }
 
+    /// Forgets `id` (an erased record): the next read of it goes to the database.
+    pub fn remove(&self, id: &B256) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((gone, _)) = inner.map.remove(id) {
+            inner.bytes -= gone.bytes();
+        }
+    }
+
     /// Bytes kept now.
     pub fn bytes(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
