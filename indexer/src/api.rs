@@ -314,6 +314,7 @@ fn pointer_of(r: &sqlx::postgres::PgRow) -> Pointer {
         anchored_block: uint(r, "anchored_block"),
         superseded_by: superseded.map(|s| B256::from_slice(&s)),
         break_glass: r.get("break_glass"),
+        erased: r.get("erased"),
     }
 }
 
@@ -329,7 +330,7 @@ async fn patient_pointers(
     // the list goes to the patient and to a guardian of every category only.
     auth::patient_or_whole_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
-        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass, erased
          FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
     )
     .bind(patient.to_vec())
@@ -354,7 +355,7 @@ async fn pointer(
         .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let row = sqlx::query(
-        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass, erased
          FROM pointers WHERE record_id = $1",
     )
     .bind(record_id.to_vec())

@@ -154,6 +154,9 @@ pub struct Pointer {
     /// patient should check such a record with the holder (and may report it).
     #[serde(default)]
     pub break_glass: bool,
+    /// Erased by its holder (`PointerErased`): its data key is destroyed.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// `GET /v1/patients/{patient}/pointers`: a patient's records, in anchor order.

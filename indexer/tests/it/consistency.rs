@@ -168,6 +168,8 @@ async fn more_history(w: &World) {
     w.anchor_batch(h1, vec![pointer("p5-notes", p5, NOTES)])
         .await;
     w.end_block().await;
+    // Issue 16, step 7: the holder erases a record; the pointer says so.
+    w.erase(h1, p5, "p5-notes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +411,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     let mut pointers: Vec<(B256, Address, Address, B256, String, u64)> = vec![];
     let mut superseded: std::collections::HashMap<B256, B256> = Default::default();
     let mut break_glass: std::collections::HashSet<B256> = Default::default();
+    let mut erased: std::collections::HashSet<B256> = Default::default();
     for l in evs {
         match &l.ev {
             Ev::Anchored {
@@ -431,6 +434,9 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             Ev::BreakGlassMarked { record_id, .. } => {
                 break_glass.insert(*record_id);
             }
+            Ev::Erased { record_id } => {
+                erased.insert(*record_id);
+            }
             _ => {}
         }
     }
@@ -444,6 +450,7 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             "anchoredBlock": p.5,
             "supersededBy": superseded.get(&p.0).map(|n| hex(*n)),
             "breakGlass": break_glass.contains(&p.0),
+            "erased": erased.contains(&p.0),
         })
     };
     for p in patients {

@@ -171,6 +171,9 @@ pub enum Ev {
         patient: Address,
         holder: Address,
     },
+    Erased {
+        record_id: B256,
+    },
     HolderRegistered {
         holder: Address,
         endpoint: String,
@@ -317,6 +320,9 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     holder: e.holder,
                     commitment: e.commitment,
                     locator: e.locator,
+                },
+                RE::PointerErased(e) => Ev::Erased {
+                    record_id: e.recordId,
                 },
                 RE::PointerSuperseded(e) => Ev::Superseded {
                     old: e.oldRecordId,
@@ -934,6 +940,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 "ev_pointer_break_glass",
                 row!(bn, li, tx, *record_id, *patient, *holder),
             ),
+            Ev::Erased { record_id } => push("ev_pointer_erased", row!(bn, li, tx, *record_id)),
             Ev::HolderRegistered {
                 holder,
                 endpoint,
@@ -1076,6 +1083,10 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "ev_pointer_break_glass",
         "SELECT block_number, log_index, tx_hash, record_id, patient, holder FROM ev_pointer_break_glass",
+    ),
+    (
+        "ev_pointer_erased",
+        "SELECT block_number, log_index, tx_hash, record_id FROM ev_pointer_erased",
     ),
     (
         "ev_holder_registered",
@@ -1332,6 +1343,7 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::Superseded { .. } => "superseded",
             Ev::LogAnchored { .. } => "log_anchored",
             Ev::BreakGlassMarked { .. } => "break_glass_marked",
+            Ev::Erased { .. } => "erased",
             Ev::HolderRegistered { .. } => "holder_registered",
             Ev::StudyRegistered { .. } => "study_registered",
             Ev::StudyApproved { .. } => "study_approved",

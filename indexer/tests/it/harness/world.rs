@@ -394,6 +394,19 @@ impl World {
     }
 }
 
+impl World {
+    /// `holder` erases its record `seed` of `patient` (`RecordRegistry.erase`).
+    pub async fn erase(&self, holder: Address, patient: Address, seed: &str) -> B256 {
+        let c = self.records_c();
+        self.send(
+            "erase",
+            holder,
+            c.erase(record_id(holder, patient, seed), patient),
+        )
+        .await
+    }
+}
+
 /// The record id of pointer `seed` of `patient` at `holder` (ids are bound to their holder,
 /// patient and commitment).
 pub fn record_id(holder: Address, patient: Address, seed: &str) -> B256 {
