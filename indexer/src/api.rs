@@ -464,6 +464,11 @@ SELECT * FROM (
       'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
   FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
   UNION ALL
+  SELECT e.block_number, e.log_index, e.tx_hash, 'pointer-erased',
+    json_build_object('recordId', '0x' || encode(e.record_id, 'hex'),
+      'holder', '0x' || encode(a.holder, 'hex'))::text
+  FROM ev_pointer_erased e JOIN ev_pointer_anchored a ON a.record_id = e.record_id WHERE a.patient = $1
+  UNION ALL
   SELECT block_number, log_index, tx_hash, 'break-glass-review-due',
     json_build_object('openingId', opening_id, 'provider', '0x' || encode(provider, 'hex'), 'reviewBy', review_by)::text
   FROM ev_emergency_justification_due WHERE patient = $1

@@ -399,6 +399,9 @@ fn describe(what: &TimelineData) -> String {
         TimelineData::PointerAnchoredUnderBreakGlass { record_id, holder } => format!(
             "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a live grant"
         ),
+        TimelineData::PointerErased { record_id, holder } => {
+            format!("record {record_id} erased by its holder {holder}")
+        }
         TimelineData::PointerSuperseded {
             old_record_id,
             new_record_id,

@@ -347,6 +347,15 @@ pub enum TimelineData {
         /// The amending record.
         new_record_id: B256,
     },
+    /// A record erased by its holder (its data key destroyed).
+    #[serde(rename_all = "camelCase")]
+    PointerErased {
+        /// The record.
+        record_id: B256,
+        /// Its holder.
+        #[serde(with = "checksummed")]
+        holder: Address,
+    },
     /// A break-glass opening's id and the time by which it must be justified.
     #[serde(rename = "break-glass-review-due", rename_all = "camelCase")]
     BreakGlassReviewDue {

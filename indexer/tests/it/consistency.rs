@@ -687,6 +687,9 @@ fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
             Ev::Superseded { old, .. } if patient_of.get(old) == Some(&p) => {
                 Some("pointer-superseded")
             }
+            Ev::Erased { record_id } if patient_of.get(record_id) == Some(&p) => {
+                Some("pointer-erased")
+            }
             Ev::BreakGlassMarked { patient, .. } if *patient == p => {
                 Some("pointer-anchored-under-break-glass")
             }
