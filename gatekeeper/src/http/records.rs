@@ -361,6 +361,20 @@ async fn decide(
     }
     let (record, fetched) = load(app, a).await?;
     a.patient = record.patient;
+    // The category this read is checked with must be the one the pointer on chain commits to:
+    // the record id (the ciphertext's associated data) is made from the commitment of the
+    // stored opening. A row whose category or salt was changed is refused, not served to a
+    // grantee of the other category.
+    let commitment = record
+        .opening
+        .commit(record.patient, app.holder, record.content_hash);
+    if record_id(app.holder, record.patient, commitment) != a.record_id {
+        a.reason = "the stored opening does not make the record id".into();
+        return Err(ApiError::new(
+            ErrorCode::Integrity,
+            "the stored record is damaged",
+        ));
+    }
     chain_allows(app, a, &record).await?;
     match app.key.open(a.record_id.as_slice(), &record.sealed) {
         Ok(plain) => {

@@ -19,6 +19,8 @@ pub struct Cached {
     pub patient: Address,
     /// The record's category and salt, which open its pointer's commitment.
     pub opening: Opening,
+    /// The SHA-256 of its bytes.
+    pub content_hash: B256,
     /// The record as stored.
     pub sealed: Sealed,
 }
@@ -116,6 +118,7 @@ mod tests {
                 category: 3,
                 salt: B256::repeat_byte(2),
             },
+            content_hash: B256::repeat_byte(4),
             sealed: Sealed {
                 data_nonce: vec![0; 12],
                 ciphertext: vec![7; n],

@@ -24,8 +24,8 @@ pub enum Fetched {
 /// A stored record's patient, opening and sealed bytes, or that it was erased.
 pub async fn fetch_record(pool: &PgPool, id: B256) -> Result<Option<Fetched>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT patient, category, salt, data_nonce, ciphertext, key_nonce, wrapped_key,
-                erased_at IS NOT NULL AS erased
+        "SELECT patient, category, salt, content_hash, data_nonce, ciphertext, key_nonce,
+                wrapped_key, erased_at IS NOT NULL AS erased
          FROM gk_records WHERE record_id = $1",
     )
     .bind(id.to_vec())
@@ -48,6 +48,7 @@ fn cached_of(row: &sqlx::postgres::PgRow) -> Cached {
             category: row.get::<i16, _>("category") as u8,
             salt: B256::from_slice(&row.get::<Vec<u8>, _>("salt")),
         },
+        content_hash: B256::from_slice(&row.get::<Vec<u8>, _>("content_hash")),
         sealed: Sealed {
             data_nonce: row.get("data_nonce"),
             ciphertext: row.get("ciphertext"),

@@ -1,7 +1,7 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
 use crate::harness::{Mined, World, fhir_example, import_key, now, random_nonce, run_cli};
-use alloy::primitives::{Address, aliases::U40, keccak256};
+use alloy::primitives::{Address, B256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
 use medrec_protocol::RecordRequest;
@@ -417,29 +417,62 @@ async fn cli_get_checks_the_opening_against_the_commitment_and_refuses_a_tampere
     assert_eq!(got["data"]["verified"], true);
     assert_eq!(got["data"]["category"], "labs");
 
-    // The opening served is tampered with: another category the reader may read, then another
-    // salt. Each is refused (exit 9, MISMATCH), nothing written.
-    for (what, sql) in [
+    // A gatekeeper that lies about the opening (its operator, or whoever answers at its
+    // endpoint) serves the true bytes with another category the reader may read, then with
+    // another salt. The CLI refuses each (exit 9, MISMATCH), nothing written.
+    let bytes = fhir_example("Observation-example.json");
+    let served = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let app = {
+        let (served, bytes) = (served.clone(), bytes.clone());
+        axum::Router::new().route(
+            medrec_protocol::records::READ_ROUTE,
+            axum::routing::post(move || {
+                let (served, bytes) = (served.clone(), bytes.clone());
+                async move {
+                    let opening = served.lock().unwrap().clone();
+                    (
+                        [
+                            (
+                                "content-type",
+                                medrec_protocol::records::FHIR_JSON.to_string(),
+                            ),
+                            (medrec_protocol::records::OPENING_HEADER, opening),
+                        ],
+                        bytes,
+                    )
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    medrec_test_support::register_holder(
+        &w.as_(&w.gk_holder),
+        w.records_address(),
+        &liar,
+        w.gk_holder.address(),
+    )
+    .await;
+    let true_salt = opening.salt;
+    for (what, lie) in [
         (
             "category",
-            format!(
-                "UPDATE gk_records SET category = 8 WHERE record_id = '\\x{}'",
-                alloy::hex::encode(record_id)
-            ),
+            medrec_protocol::records::Opening {
+                category: 8,
+                salt: true_salt,
+            },
         ),
         (
             "salt",
-            format!(
-                "UPDATE gk_records SET category = 3, salt = '\\x{}' WHERE record_id = '\\x{}'",
-                alloy::hex::encode([7u8; 32]),
-                alloy::hex::encode(record_id)
-            ),
+            medrec_protocol::records::Opening {
+                category: 3,
+                salt: B256::repeat_byte(7),
+            },
         ),
     ] {
-        w.sql(sql).await;
-        // Past the record cache (1 s here): the gatekeeper reads the changed row.
-        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-        let target = dir.join(format!("tampered-{what}.json"));
+        *served.lock().unwrap() = lie.to_header();
+        let target = dir.join(format!("lied-{what}.json"));
         let out = cli(&[
             "-a",
             "reader",
@@ -461,6 +494,67 @@ async fn cli_get_checks_the_opening_against_the_commitment_and_refuses_a_tampere
         );
         assert!(!target.exists(), "{what}: nothing written on a mismatch");
     }
+    // The true opening passes, from the same server: only the opening was wrong.
+    *served.lock().unwrap() = opening.to_header();
+    let out = cli(&[
+        "-a",
+        "reader",
+        "get",
+        &id,
+        "--out",
+        &dir.join("true.json").to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The gatekeeper checks every read with the category its row keeps, bound to the pointer's
+/// commitment through the record id: a row whose category (or salt) was changed in its
+/// database, to serve the record to a grantee of another category, is refused as damaged and
+/// the refusal logged. Before the check, the changed category decided the read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_category_changed_in_the_database_does_not_decide_a_read() {
+    let w = World::start().await;
+    let (patient, labs_reader) = (w.account().await, w.account().await);
+    w.credential(labs_reader.address()).await;
+    // The reader may read labs only; the record is a note.
+    w.grant(&patient, labs_reader.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            8,
+            br#"{"resourceType":"DocumentReference","id":"note"}"#,
+        )
+        .await;
+    assert_eq!(w.read(&labs_reader, id).await.0, 403);
+    for sql in [
+        format!(
+            "UPDATE gk_records SET category = 3 WHERE record_id = '\\x{}'",
+            alloy::hex::encode(id)
+        ),
+        format!(
+            "UPDATE gk_records SET category = 3, salt = '\\x{}' WHERE record_id = '\\x{}'",
+            alloy::hex::encode([9u8; 32]),
+            alloy::hex::encode(id)
+        ),
+    ] {
+        w.sql(sql).await;
+        let (status, body) = w.read(&labs_reader, id).await;
+        assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "integrity");
+    }
+    let log = w.log().await;
+    assert!(
+        log.iter()
+            .any(|(who, allowed, why)| *who == labs_reader.address()
+                && !allowed
+                && why.contains("does not make the record id")),
+        "{log:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
