@@ -276,7 +276,18 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Result<Json<Reco
         records = store::list_records(&app.pool, patient)
             .await
             .map_err(|_| ApiError::unavailable("try again later"))?;
-        records.retain(|r| r.opening.category < 64 && mask & (1u64 << r.opening.category) != 0);
+        // Only rows whose opening makes their record id: a category changed in the database
+        // neither widens nor misnames the list (as a read refuses such a row).
+        let holder = app.holder;
+        records.retain(|r| {
+            r.opening.category < 64
+                && mask & (1u64 << r.opening.category) != 0
+                && record_id(
+                    holder,
+                    patient,
+                    r.opening.commit(patient, holder, r.content_hash),
+                ) == r.record_id
+        });
     }
     Ok(Json(RecordList {
         holder: app.holder,

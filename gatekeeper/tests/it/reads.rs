@@ -555,6 +555,11 @@ async fn a_category_changed_in_the_database_does_not_decide_a_read() {
                 && why.contains("does not make the record id")),
         "{log:?}"
     );
+    // Nor does the listing name it, to the labs reader or anyone.
+    for who in [&labs_reader, &patient] {
+        let (_, l) = w.list_as(who, patient.address()).await;
+        assert!(l.unwrap().records.is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
