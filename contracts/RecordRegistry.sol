@@ -32,6 +32,8 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     mapping(address holder => Gatekeeper) private _gatekeepers;
     // Written only for pointers anchored under break-glass, so ordinary anchors pay nothing.
     mapping(bytes32 recordId => bool) private _breakGlass;
+    // Written only by {erase}.
+    mapping(bytes32 recordId => bool) private _erased;
 
     constructor(IParticipantRegistry participants_, IConsentRegistry consent_)
         EIP712("medrec.Gatekeeper", "1")
@@ -56,24 +58,23 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     }
 
     /// @inheritdoc IRecordRegistry
-    function anchor(Pointer calldata p, bytes32 supersededHash) external {
+    function anchor(Pointer calldata p) external {
         _requireProvider();
         uint64 granted = consent.grantedCategories(msg.sender, p.patient);
-        uint64 readable = _covers(granted, p.category)
-            ? granted
-            : consent.readableCategories(msg.sender, p.patient);
-        bytes32 commitment = _anchor(p, granted, readable);
+        _anchor(p, granted, granted != 0 || _breakGlassOpen(p.patient));
         if (p.supersedes != bytes32(0)) {
             bytes32 old = p.supersedes;
+            bytes32 oldCommitment = _commitments[old];
+            // The id formula binds the old record to its holder and patient through its stored
+            // commitment: proof of ownership with nothing disclosed.
             if (
-                old == p.recordId || _supersededBy[old] != bytes32(0)
-                    || _commitments[old]
-                        != _commitment(p.patient, msg.sender, p.category, supersededHash)
+                old == p.recordId || oldCommitment == bytes32(0) || _supersededBy[old] != bytes32(0)
+                    || _recordId(msg.sender, p.patient, oldCommitment) != old
             ) revert RecordInvalidSupersede(old);
+            if (_erased[old]) revert RecordErased(old);
             _supersededBy[old] = p.recordId;
             emit PointerSuperseded(old, p.recordId);
         }
-        _commitments[p.recordId] = commitment;
     }
 
     /// @inheritdoc IRecordRegistry
@@ -81,25 +82,37 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         uint256 n = ps.length;
         if (n == 0 || n > MAX_BATCH) revert RecordInvalidBatch(n);
         _requireProvider();
-        // Records of a batch usually belong to few patients: ask the consent registry for the
-        // grant once per run of the same patient, and for break-glass only when the grant does
-        // not cover a category.
+        // Records of a batch usually belong to few patients: ask the consent registry once per
+        // run of the same patient, and for break-glass only when there is no grant.
         address lastPatient = address(0);
         uint64 granted = 0;
-        uint64 readable = 0;
+        bool related = false;
         for (uint256 i; i < n; ++i) {
             Pointer calldata p = ps[i];
             if (p.supersedes != bytes32(0)) revert RecordInvalidSupersede(p.supersedes);
             if (i == 0 || p.patient != lastPatient) {
                 lastPatient = p.patient;
                 granted = consent.grantedCategories(msg.sender, p.patient);
-                readable = granted;
+                related = granted != 0 || _breakGlassOpen(p.patient);
             }
-            if (!_covers(readable, p.category)) {
-                readable = consent.readableCategories(msg.sender, p.patient);
-            }
-            _commitments[p.recordId] = _anchor(p, granted, readable);
+            _anchor(p, granted, related);
         }
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function erase(bytes32 recordId, address patient) external {
+        bytes32 c = _commitments[recordId];
+        if (c == bytes32(0) || _recordId(msg.sender, patient, c) != recordId) {
+            revert RecordNotHolder(recordId);
+        }
+        if (_erased[recordId]) revert RecordErased(recordId);
+        _erased[recordId] = true;
+        emit PointerErased(recordId);
+    }
+
+    /// @inheritdoc IRecordRegistry
+    function erased(bytes32 recordId) external view returns (bool) {
+        return _erased[recordId];
     }
 
     /// @inheritdoc IRecordRegistry
@@ -140,33 +153,12 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
     }
 
     /// @inheritdoc IRecordRegistry
-    function recordIdOf(address holder, address patient, bytes32 contentHash)
+    function recordIdOf(address holder, address patient, bytes32 commitment)
         external
         pure
         returns (bytes32)
     {
-        return _recordId(holder, patient, contentHash);
-    }
-
-    /// @inheritdoc IRecordRegistry
-    function verifyPointer(
-        bytes32 recordId,
-        address patient,
-        address holder,
-        uint8 category,
-        bytes32 contentHash
-    ) external view returns (bool) {
-        bytes32 stored = _commitments[recordId];
-        return stored != bytes32(0) && stored == _commitment(patient, holder, category, contentHash);
-    }
-
-    /// @inheritdoc IRecordRegistry
-    function commitmentOf(address patient, address holder, uint8 category, bytes32 contentHash)
-        external
-        pure
-        returns (bytes32)
-    {
-        return _commitment(patient, holder, category, contentHash);
+        return _recordId(holder, patient, commitment);
     }
 
     /// @inheritdoc IRecordRegistry
@@ -193,60 +185,46 @@ contract RecordRegistry is IRecordRegistry, EIP712 {
         return _domainSeparatorV4();
     }
 
-    /// @dev Checks `p` against the caller's `granted` categories of its patient and those it
-    /// may `readable` now (grant or break-glass), marks a break-glass anchor and emits its
-    /// event; returns the commitment for the caller to store.
-    function _anchor(Pointer calldata p, uint64 granted, uint64 readable)
-        private
-        returns (bytes32)
-    {
+    /// @dev Checks `p`, with `granted` the categories the caller holds of its patient by a
+    /// live grant and `related` whether it may read any of them now (a grant or break-glass);
+    /// stores its commitment, marks a break-glass anchor and emits the events.
+    function _anchor(Pointer calldata p, uint64 granted, bool related) private {
         if (p.recordId == bytes32(0)) revert RecordZeroId();
         if (p.patient == address(0)) revert RecordZeroPatient();
-        if (p.contentHash == bytes32(0)) revert RecordZeroHash();
-        if (p.category > 63) revert RecordInvalidCategory(p.category);
+        if (p.commitment == bytes32(0)) revert RecordZeroCommitment();
         uint256 len = bytes(p.locator).length;
         if (len == 0 || len > MAX_LOCATOR_LENGTH) revert RecordInvalidLocator(len);
-        if (!_covers(readable, p.category)) {
-            revert RecordNoRelationship(msg.sender, p.patient, p.category);
-        }
+        if (!related) revert RecordNoRelationship(msg.sender, p.patient);
         // Checked before existence: another holder's id is refused as not bound to the caller,
         // so the attempt names what is wrong rather than the victim's record.
-        bytes32 expected = _recordId(msg.sender, p.patient, p.contentHash);
+        bytes32 expected = _recordId(msg.sender, p.patient, p.commitment);
         if (p.recordId != expected) revert RecordIdNotBound(p.recordId, expected);
         if (_commitments[p.recordId] != bytes32(0)) revert RecordExists(p.recordId);
-        emit PointerAnchored(
-            p.recordId, p.patient, msg.sender, p.category, p.contentHash, p.locator
-        );
-        if (!_covers(granted, p.category)) {
+        _commitments[p.recordId] = p.commitment;
+        emit PointerAnchored(p.recordId, p.patient, msg.sender, p.commitment, p.locator);
+        if (granted == 0) {
             _breakGlass[p.recordId] = true;
             emit PointerAnchoredUnderBreakGlass(p.recordId, p.patient, msg.sender);
         }
-        return _commitment(p.patient, msg.sender, p.category, p.contentHash);
     }
 
-    function _recordId(address holder, address patient, bytes32 contentHash)
+    /// @dev Whether the caller may read some category of `patient` now without a grant, i.e.
+    /// under break-glass (asked only when it holds no live grant).
+    function _breakGlassOpen(address patient) private view returns (bool) {
+        return consent.readableCategories(msg.sender, patient) != 0;
+    }
+
+    function _recordId(address holder, address patient, bytes32 commitment)
         private
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(holder, patient, contentHash));
-    }
-
-    function _covers(uint64 mask, uint8 category) private pure returns (bool) {
-        return category < 64 && mask & (uint64(1) << category) != 0;
+        return keccak256(abi.encode(holder, patient, commitment));
     }
 
     function _requireProvider() private view {
         if (!participants.isCredentialed(msg.sender, IParticipantRegistry.Role.Provider)) {
             revert RecordNotProvider(msg.sender);
         }
-    }
-
-    function _commitment(address patient, address holder, uint8 category, bytes32 contentHash)
-        private
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(patient, holder, category, contentHash));
     }
 }

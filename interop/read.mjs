@@ -58,14 +58,25 @@ const { response: stored, contentHash } = await upload(
   record,
 );
 eq("upload: 201 Created", stored.status, 201);
-const { recordId } = await stored.json();
+const { recordId, commitment, opening } = await stored.json();
+// Issue 16: the pointer carries a salted commitment to (patient, holder, category, content
+// hash, salt); the gatekeeper chose the salt and keeps it with the record.
+const commitmentOf = (category, hash, salt) =>
+  keccak256(
+    encodeAbiParameters(
+      [{ type: "address" }, { type: "address" }, { type: "uint8" }, { type: "bytes32" }, { type: "bytes32" }],
+      [patient.address, holder.address, category, hash, salt],
+    ),
+  );
+eq("upload: the opening's category", opening.category, LABS);
+eq("upload: the commitment opens with the opening", commitment, commitmentOf(LABS, contentHash, opening.salt));
 eq(
-  "the record id is keccak256(abi.encode(holder, patient, contentHash))",
+  "the record id is keccak256(abi.encode(holder, patient, commitment))",
   recordId,
   keccak256(
     encodeAbiParameters(
       [{ type: "address" }, { type: "address" }, { type: "bytes32" }],
-      [holder.address, patient.address, contentHash],
+      [holder.address, patient.address, commitment],
     ),
   ),
 );
@@ -73,12 +84,10 @@ await chain.send(holder, deployment.recordRegistry, abis.records, "anchor", [
   {
     recordId,
     patient: patient.address,
-    category: LABS,
-    contentHash,
+    commitment,
     locator: `${gatekeeperUrl}/v1/records/${recordId}`,
     supersedes: toHex(0n, { size: 32 }),
   },
-  toHex(0n, { size: 32 }),
 ]);
 
 // ---- Example 3: the requester reads it, as docs/protocol.md shows.
@@ -111,17 +120,19 @@ const body = await signedRead(requester);
 const answer = await read(body);
 eq("read: 200", answer.status, 200);
 eq("read: content-type", answer.headers.get("content-type"), "application/fhir+json");
+const served = JSON.parse(answer.headers.get("x-medrec-opening"));
 const bytes = new Uint8Array(await answer.arrayBuffer());
-eq("read: sha256 of the bytes is the anchored content hash", sha256(bytes), contentHash);
+eq("read: sha256 of the bytes is the uploaded content hash", sha256(bytes), contentHash);
+const [onChain] = await client.readContract({
+  address: deployment.recordRegistry,
+  abi: abis.records,
+  functionName: "pointerOf",
+  args: [recordId],
+});
 eq(
-  "read: RecordRegistry.verifyPointer",
-  await client.readContract({
-    address: deployment.recordRegistry,
-    abi: abis.records,
-    functionName: "verifyPointer",
-    args: [recordId, patient.address, holder.address, LABS, sha256(bytes)],
-  }),
-  true,
+  "read: the bytes and the served opening open the commitment on chain",
+  commitmentOf(served.category, sha256(bytes), served.salt),
+  onChain,
 );
 const refusal = async (what, resp) => {
   eq(`${what}: 403`, resp.status, 403);

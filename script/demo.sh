@@ -241,7 +241,7 @@ medrec -a patient grant "$A" --categories labs,notes --purpose treatment --for 9
 medrec -a patient show-grant "$A"
 medrec check --grantee "$A" --category labs --patient "$P"
 
-step "Hospital A: store a lab result at its gatekeeper and anchor it (only hashes go on chain)"
+step "Hospital A: store a lab result at its gatekeeper and anchor it (only a salted commitment goes on chain)"
 mkdir -p "$state/records"
 record=$state/records/hemoglobin.json
 cat >"$record" <<'JSON'

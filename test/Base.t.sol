@@ -63,16 +63,33 @@ abstract contract Base is Test {
         consent.grant(p, grantee, categories, TREATMENT, 0, now40() + YEAR);
     }
 
-    function pointer(bytes32 id, address p, uint8 category, bytes32 hash)
+    /// @dev The commitment a pointer carries: keccak256(abi.encode(patient, holder, category,
+    /// contentHash, salt)).
+    function recordCommitment(address p, address holder, uint8 category, bytes32 hash, bytes32 salt)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(p, holder, category, hash, salt));
+    }
+
+    /// @dev The salt tests give a record of `hash` and `category`: any fixed value will do.
+    function saltOf(uint8 category, bytes32 hash) internal pure returns (bytes32) {
+        return keccak256(abi.encode("salt", category, hash));
+    }
+
+    /// @dev A pointer `holder` anchors for a record of `p` with this category and content hash,
+    /// its commitment salted by {saltOf} and its id bound to holder, patient and commitment.
+    function pointer(address holder, address p, uint8 category, bytes32 hash)
         internal
         pure
         returns (IRecordRegistry.Pointer memory)
     {
+        bytes32 c = recordCommitment(p, holder, category, hash, saltOf(category, hash));
         return IRecordRegistry.Pointer({
-            recordId: id,
+            recordId: keccak256(abi.encode(holder, p, c)),
             patient: p,
-            category: category,
-            contentHash: hash,
+            commitment: c,
             locator: "https://hospital-a.example/records/1",
             supersedes: bytes32(0)
         });

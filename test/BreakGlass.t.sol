@@ -382,17 +382,14 @@ contract BreakGlassTest is Base {
         assertTrue(consent.canRead(hospitalB, patient, SEXUAL_CAT));
         assertTrue(consent.canRead(hospitalB, patient, LABS_CAT));
 
-        // A pointer of an excluded category cannot be anchored under break-glass.
+        // The record registry no longer sees a pointer's category (issue 16: it is committed),
+        // so it cannot refuse one of an excluded category: break-glass is a relationship, and the
+        // pointer is marked as anchored under it. Reads stay refused: canRead above.
         bytes32 hash = sha256("a mental-health note");
-        IRecordRegistry.Pointer memory p =
-            pointer(keccak256(abi.encode(hospitalB, patient, hash)), patient, MENTAL_CAT, hash);
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordNoRelationship.selector, hospitalB, patient, MENTAL_CAT
-            )
-        );
+        IRecordRegistry.Pointer memory p = pointer(hospitalB, patient, MENTAL_CAT, hash);
         vm.prank(hospitalB);
-        records.anchor(p, bytes32(0));
+        records.anchor(p);
+        assertTrue(records.anchoredUnderBreakGlass(p.recordId));
 
         // A grant the patient gave still counts.
         grantAs(patient, hospitalB, uint64(1) << MENTAL_CAT);

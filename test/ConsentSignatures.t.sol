@@ -317,14 +317,13 @@ contract ConsentSignaturesTest is Base {
         assertEq(consent.readableCategories(hospitalA, patient), 0);
         assertEq(consent.grantedCategories(hospitalA, patient), 0);
         // No anchoring either (the record registry asks grantedCategories).
-        bytes32 id = records.recordIdOf(hospitalA, patient, keccak256("x"));
         vm.expectRevert(
             abi.encodeWithSelector(
-                IRecordRegistry.RecordNoRelationship.selector, hospitalA, patient, LABS_CAT
+                IRecordRegistry.RecordNoRelationship.selector, hospitalA, patient
             )
         );
         vm.prank(hospitalA);
-        records.anchor(pointer(id, patient, LABS_CAT, keccak256("x")), bytes32(0));
+        records.anchor(pointer(hospitalA, patient, LABS_CAT, keccak256("x")));
         // A grant given after the new credential counts.
         vm.warp(block.timestamp + 1);
         grantAs(patient, hospitalA, LABS);
@@ -373,9 +372,8 @@ contract ConsentSignaturesTest is Base {
         _reissue(hospitalA);
         assertTrue(consent.canRead(hospitalA, patient, LABS_CAT));
         assertEq(consent.grantedCategories(hospitalA, patient), LABS);
-        bytes32 id = records.recordIdOf(hospitalA, patient, keccak256("x"));
         vm.prank(hospitalA);
-        records.anchor(pointer(id, patient, LABS_CAT, keccak256("x")), bytes32(0));
+        records.anchor(pointer(hospitalA, patient, LABS_CAT, keccak256("x")));
     }
 
     // ------------------------------------- hole 3 follow-up: the review's attacks

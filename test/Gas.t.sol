@@ -89,15 +89,10 @@ contract GasTest is Base {
 
     function test_gas_anchorOne() public {
         grantAs(patient, hospitalA, LABS);
-        IRecordRegistry.Pointer memory p = pointer(
-            keccak256(abi.encode(hospitalA, patient, keccak256("x"))),
-            patient,
-            LABS_CAT,
-            keccak256("x")
-        );
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, keccak256("x"));
         cool();
         vm.prank(hospitalA);
-        records.anchor(p, bytes32(0));
+        records.anchor(p);
         uint256 used = vm.snapshotGasLastCall("anchor (one pointer)");
         assertLe(used, ANCHOR_TARGET);
     }
@@ -106,12 +101,7 @@ contract GasTest is Base {
         grantAs(patient, hospitalA, LABS);
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](50);
         for (uint256 i; i < 50; ++i) {
-            ps[i] = pointer(
-                keccak256(abi.encode(hospitalA, patient, keccak256(abi.encode(i)))),
-                patient,
-                LABS_CAT,
-                keccak256(abi.encode(i))
-            );
+            ps[i] = pointer(hospitalA, patient, LABS_CAT, keccak256(abi.encode(i)));
         }
         cool();
         vm.prank(hospitalA);
@@ -126,12 +116,7 @@ contract GasTest is Base {
         for (uint256 i; i < 50; ++i) {
             address p = address(uint160(0x1000 + i));
             grantAs(p, hospitalA, LABS);
-            ps[i] = pointer(
-                keccak256(abi.encode(hospitalA, p, keccak256(abi.encode(i)))),
-                p,
-                LABS_CAT,
-                keccak256(abi.encode(i))
-            );
+            ps[i] = pointer(hospitalA, p, LABS_CAT, keccak256(abi.encode(i)));
         }
         cool();
         vm.prank(hospitalA);

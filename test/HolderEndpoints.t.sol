@@ -18,8 +18,13 @@ contract HolderEndpointsTest is Base {
 
     bytes32 internal immutable CONTENT = sha256("hospital A's lab result");
 
-    function idOf(address holder, address p, bytes32 hash) internal pure returns (bytes32) {
-        return keccak256(abi.encode(holder, p, hash));
+    /// @dev The id hospital `holder` gives a record of `p` with this category and content.
+    function idOf(address holder, address p, uint8 category, bytes32 hash)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return pointer(holder, p, category, hash).recordId;
     }
 
     function registerAs(address holder, string memory endpoint, address key) internal {
@@ -91,61 +96,58 @@ contract HolderEndpointsTest is Base {
         grantAs(patient, hospitalA, LABS);
         vm.prank(hospitalB);
         consent.openEmergencyAccess(patient, keccak256("er"), CAP);
-        bytes32 idA = idOf(hospitalA, patient, CONTENT);
+        IRecordRegistry.Pointer memory mine = pointer(hospitalA, patient, LABS_CAT, CONTENT);
+        bytes32 idA = mine.recordId;
 
-        IRecordRegistry.Pointer memory stolen = pointer(idA, patient, SEXUAL_HEALTH, CONTENT);
+        IRecordRegistry.Pointer memory stolen = mine;
         stolen.locator = ATTACKER_URL;
+        bytes32 expectedB = records.recordIdOf(hospitalB, patient, mine.commitment);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordIdNotBound.selector, idA, idOf(hospitalB, patient, CONTENT)
-            )
+            abi.encodeWithSelector(IRecordRegistry.RecordIdNotBound.selector, idA, expectedB)
         );
         vm.prank(hospitalB);
-        records.anchor(stolen, bytes32(0));
+        records.anchor(stolen);
 
         IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](1);
         ps[0] = stolen;
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordIdNotBound.selector, idA, idOf(hospitalB, patient, CONTENT)
-            )
+            abi.encodeWithSelector(IRecordRegistry.RecordIdNotBound.selector, idA, expectedB)
         );
         vm.prank(hospitalB);
         records.anchorBatch(ps);
 
         // A anchors its record under its id.
+        mine.locator = "https://hospital-a.example/records/1";
         vm.prank(hospitalA);
-        records.anchor(pointer(idA, patient, LABS_CAT, CONTENT), bytes32(0));
-        assertTrue(records.verifyPointer(idA, patient, hospitalA, LABS_CAT, CONTENT));
+        records.anchor(mine);
+        (bytes32 c,) = records.pointerOf(idA);
+        assertEq(c, mine.commitment);
     }
 
     function test_anchor_revertsIdNotDerivedFromItsFields() public {
         grantAs(patient, hospitalA, LABS);
-        bytes32 chosen = keccak256("record 1");
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, CONTENT);
+        bytes32 expected = p.recordId;
+        p.recordId = keccak256("record 1");
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordIdNotBound.selector, chosen, idOf(hospitalA, patient, CONTENT)
-            )
+            abi.encodeWithSelector(IRecordRegistry.RecordIdNotBound.selector, p.recordId, expected)
         );
         vm.prank(hospitalA);
-        records.anchor(pointer(chosen, patient, LABS_CAT, CONTENT), bytes32(0));
-        // Another patient's or another content's id is just as wrong.
-        bytes32 otherPatients = idOf(hospitalA, guardian, CONTENT);
+        records.anchor(p);
+        // Another patient's id for the same commitment is just as wrong.
+        p.recordId = records.recordIdOf(hospitalA, guardian, p.commitment);
         vm.expectRevert(
-            abi.encodeWithSelector(
-                IRecordRegistry.RecordIdNotBound.selector,
-                otherPatients,
-                idOf(hospitalA, patient, CONTENT)
-            )
+            abi.encodeWithSelector(IRecordRegistry.RecordIdNotBound.selector, p.recordId, expected)
         );
         vm.prank(hospitalA);
-        records.anchor(pointer(otherPatients, patient, LABS_CAT, CONTENT), bytes32(0));
+        records.anchor(p);
     }
 
     function test_recordIdOf_isTheBoundFormula() public view {
-        assertEq(records.recordIdOf(hospitalA, patient, CONTENT), idOf(hospitalA, patient, CONTENT));
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, CONTENT);
+        assertEq(records.recordIdOf(hospitalA, patient, p.commitment), p.recordId);
         // The value crates/protocol's record_id test pins (holder 0x11.., patient 0x22..,
-        // hash 0x33..): one formula on both sides.
+        // commitment 0x33..): one formula on both sides.
         assertEq(
             records.recordIdOf(
                 address(0x1111111111111111111111111111111111111111),
@@ -158,52 +160,54 @@ contract HolderEndpointsTest is Base {
 
     // ------------------------------------------------------------ break-glass mark
 
-    /// The attack: B, with no grant, anchors a fake sexual-health record of the patient under
-    /// break-glass. It may (the emergency must stay possible), but the pointer says so.
+    /// The attack: B, with no grant, anchors a fake record of the patient under break-glass.
+    /// It may (the emergency must stay possible), but the pointer says so.
     function test_anchor_underBreakGlassIsMarked() public {
         vm.prank(hospitalB);
         consent.openEmergencyAccess(patient, keccak256("er"), CAP);
-        bytes32 id = idOf(hospitalB, patient, CONTENT);
-        IRecordRegistry.Pointer memory p = pointer(id, patient, SEXUAL_HEALTH, CONTENT);
+        IRecordRegistry.Pointer memory p = pointer(hospitalB, patient, SEXUAL_HEALTH, CONTENT);
         p.locator = ATTACKER_URL;
 
         vm.expectEmit(true, true, true, true, address(records));
         emit IRecordRegistry.PointerAnchored(
-            id, patient, hospitalB, SEXUAL_HEALTH, CONTENT, ATTACKER_URL
+            p.recordId, patient, hospitalB, p.commitment, ATTACKER_URL
         );
         vm.expectEmit(true, true, true, true, address(records));
-        emit IRecordRegistry.PointerAnchoredUnderBreakGlass(id, patient, hospitalB);
+        emit IRecordRegistry.PointerAnchoredUnderBreakGlass(p.recordId, patient, hospitalB);
         vm.prank(hospitalB);
-        records.anchor(p, bytes32(0));
-        assertTrue(records.anchoredUnderBreakGlass(id));
+        records.anchor(p);
+        assertTrue(records.anchoredUnderBreakGlass(p.recordId));
     }
 
     function test_anchor_underAGrantIsNotMarked() public {
         grantAs(patient, hospitalA, LABS);
-        // Break-glass open too: the grant covers the category, so no mark.
+        // Break-glass open too: a live grant makes it an ordinary anchor, so no mark.
         vm.prank(hospitalA);
         consent.openEmergencyAccess(patient, keccak256("er"), CAP);
-        bytes32 id = idOf(hospitalA, patient, CONTENT);
+        IRecordRegistry.Pointer memory p = pointer(hospitalA, patient, LABS_CAT, CONTENT);
         vm.recordLogs();
         vm.prank(hospitalA);
-        records.anchor(pointer(id, patient, LABS_CAT, CONTENT), bytes32(0));
+        records.anchor(p);
         assertEq(vm.getRecordedLogs().length, 1, "PointerAnchored only");
-        assertFalse(records.anchoredUnderBreakGlass(id));
+        assertFalse(records.anchoredUnderBreakGlass(p.recordId));
     }
 
-    function test_anchorBatch_marksOnlyTheBreakGlassPointers() public {
+    /// Issue 16 changed the mark: the registry no longer sees a record's category, so a
+    /// pointer is marked when its holder had no live grant of the patient at all (before, when
+    /// the grant did not cover its category).
+    function test_anchorBatch_marksOnlyThePointersWithoutAGrant() public {
         grantAs(patient, hospitalA, LABS);
         vm.prank(hospitalA);
-        consent.openEmergencyAccess(patient, keccak256("er"), CAP);
-        bytes32 h1 = sha256("granted");
-        bytes32 h2 = sha256("emergency");
-        IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](2);
-        ps[0] = pointer(idOf(hospitalA, patient, h1), patient, LABS_CAT, h1);
-        ps[1] = pointer(idOf(hospitalA, patient, h2), patient, SEXUAL_HEALTH, h2);
+        consent.openEmergencyAccess(guardian, keccak256("er"), CAP);
+        IRecordRegistry.Pointer[] memory ps = new IRecordRegistry.Pointer[](3);
+        ps[0] = pointer(hospitalA, patient, LABS_CAT, sha256("granted"));
+        ps[1] = pointer(hospitalA, guardian, SEXUAL_HEALTH, sha256("emergency"));
+        ps[2] = pointer(hospitalA, patient, SEXUAL_HEALTH, sha256("granted, other category"));
         vm.prank(hospitalA);
         records.anchorBatch(ps);
         assertFalse(records.anchoredUnderBreakGlass(ps[0].recordId));
         assertTrue(records.anchoredUnderBreakGlass(ps[1].recordId));
+        assertFalse(records.anchoredUnderBreakGlass(ps[2].recordId));
     }
 
     // ------------------------------------------------------------ the log's keys

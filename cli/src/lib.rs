@@ -82,6 +82,9 @@ pub enum Command {
     Import(cmd::import::ImportArgs),
     /// Requester: fetch a record from its holder and verify it against the chain
     Get(cmd::records::GetArgs),
+    /// Holder: erase a record: its data key destroyed at your gatekeeper, then its pointer
+    /// marked erased on chain; running it again finishes an interrupted erasure
+    Forget(cmd::forget::ForgetArgs),
     /// Patient: read a holder's access log of your records; holder: all of it. Checked against
     /// every root the holder anchored on chain
     AccessLog(cmd::access_log::AccessLogArgs),
@@ -120,6 +123,7 @@ pub async fn run(cli: Cli, out: Printer) -> Result<()> {
         Command::Put(a) => cmd::records::run_put(a, &settings, out).await,
         Command::Import(a) => cmd::import::run(a, &settings, out).await,
         Command::Get(a) => cmd::records::run_get(a, &settings, out).await,
+        Command::Forget(a) => cmd::forget::run(a, &settings, out).await,
         Command::AccessLog(a) => cmd::access_log::run(a, &settings, out).await,
         Command::Study(c) => cmd::study::run(c, &settings, out).await,
         Command::Grants(a) => cmd::listing::run_grants(a, &settings, out).await,

@@ -30,7 +30,9 @@ pub const LOG_RATE_PER_SEC: f64 = 10.0;
 /// Burst of log requests per requester.
 pub const LOG_BURST: f64 = 40.0;
 
-type LogJob = (Access, oneshot::Sender<Result<(), String>>);
+/// An entry to append, and where to say that it was committed: `true` when its record turned
+/// out erased (the entry was written refused, "erased"; its read must not be answered).
+type LogJob = (Access, oneshot::Sender<Result<bool, String>>);
 
 /// Why a read request was refused without an entry in the log: it is not a request signed
 /// for this holder, so it concerns no one here and must not fill the log.
@@ -101,8 +103,12 @@ impl AccessLog {
     }
 
     /// Appends one entry and returns once it is committed. Entries that arrive together are
-    /// committed in one transaction, in arrival order.
-    pub async fn append(&self, a: &Access) -> Result<(), GkError> {
+    /// committed in one transaction, in arrival order. An allowed entry whose record is
+    /// erased, as the database has it in that transaction, is written refused ("record
+    /// erased") and
+    /// `true` is returned: the read it logs must not be answered, even from another replica's
+    /// memory (issue 16, step 7).
+    pub async fn append(&self, a: &Access) -> Result<bool, GkError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send((a.clone(), tx))
@@ -311,10 +317,10 @@ async fn writer(pool: PgPool, tree: Arc<RwLock<Tree>>, mut rx: mpsc::Receiver<Lo
     let mut batch: Vec<LogJob> = Vec::with_capacity(BATCH);
     let mut size = tree.read().map(|t| t.len()).unwrap_or_default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let jobs: Vec<LogJob> = std::mem::take(&mut batch);
-        let c = number_batch(size, &jobs);
-        let result = match insert_batch(&pool, &c).await {
-            Ok(()) => {
+        let mut jobs: Vec<LogJob> = std::mem::take(&mut batch);
+        let mut erased = vec![false; jobs.len()];
+        let result = match insert_batch(&pool, size, &mut jobs, &mut erased).await {
+            Ok(c) => {
                 let mut t = tree.write().unwrap_or_else(|p| p.into_inner());
                 for l in &c.leaves {
                     t.push(*l);
@@ -325,8 +331,8 @@ async fn writer(pool: PgPool, tree: Arc<RwLock<Tree>>, mut rx: mpsc::Receiver<Lo
             Err(e) => Err(format!("cannot write the access log: {e}")),
         };
         let failed = result.is_err();
-        for (_, done) in jobs {
-            let _ = done.send(result.clone());
+        for ((_, done), erased) in jobs.into_iter().zip(erased) {
+            let _ = done.send(result.clone().map(|()| erased));
         }
         if failed {
             // A statement that reported an error may still have been committed (the
@@ -337,8 +343,44 @@ async fn writer(pool: PgPool, tree: Arc<RwLock<Tree>>, mut rx: mpsc::Receiver<Lo
     }
 }
 
-/// Inserts a batch's rows in one statement, which is its own transaction: all or none.
-async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> {
+/// Inserts a batch's rows, numbered after `size`, in one transaction: all or none. In that
+/// transaction the records of the batch's allowed entries are locked (shared, so an erasure
+/// waits for the reads logged before it) and an allowed entry of an erased record is turned
+/// into a refusal ("record erased"), its place in `erased` set; returns the rows written.
+async fn insert_batch(
+    pool: &PgPool,
+    size: u64,
+    jobs: &mut [LogJob],
+    erased: &mut [bool],
+) -> Result<LogColumns, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<Vec<u8>> = jobs
+        .iter()
+        .filter(|(a, _)| a.allowed)
+        .map(|(a, _)| a.record_id.to_vec())
+        .collect();
+    if !ids.is_empty() {
+        let gone: Vec<(Vec<u8>, bool)> = sqlx::query_as(
+            "SELECT record_id, erased_at IS NOT NULL FROM gk_records WHERE record_id = ANY($1)
+             ORDER BY record_id FOR SHARE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, is_erased) in gone {
+            if !is_erased {
+                continue;
+            }
+            for ((a, _), e) in jobs.iter_mut().zip(erased.iter_mut()) {
+                if a.allowed && a.record_id.as_slice() == id.as_slice() {
+                    a.allowed = false;
+                    a.reason = medrec_protocol::records::ERASED_READ_REASON.into();
+                    *e = true;
+                }
+            }
+        }
+    }
+    let c = number_batch(size, jobs);
     sqlx::query(
         "INSERT INTO gk_access_log (seq, at_ms, requester, record_id, patient, allowed, reason, nonce, expires_at, tree_leaf)
          SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bool[], $7::text[], $8::bytea[], $9::bigint[], $10::bytea[])",
@@ -353,9 +395,10 @@ async fn insert_batch(pool: &PgPool, c: &LogColumns) -> Result<(), sqlx::Error> 
     .bind(&c.nonce)
     .bind(&c.expires)
     .bind(&c.leaf)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// The log's size as the database has it, with the tree brought up to it; retried until it

@@ -4,9 +4,12 @@
 //! Who may ask ([`crate::auth`], a signed request each): `/v1/patients/{p}/...` the patient
 //! `p` or a guardian they named, live now; `/v1/grantees/{g}/patients` the grantee `g`;
 //! `/v1/access` the patient, their live guardian, or the grantee asking about itself;
-//! `/v1/pointers/{id}` the pointer's patient, their live guardian, its holder, or a grantee
-//! that may read its category of that patient now (an unknown record is refused alike, so
-//! that a refusal does not tell whether it exists). Public: `/health`, `/metrics`, the
+//! `/v1/pointers/{id}` the pointer's patient, their live guardian, its holder, or a provider
+//! with a live relationship with that patient now (a grant of any category or break-glass: the
+//! indexer no longer knows a pointer's category, which its commitment hides; an unknown record
+//! is refused alike, so that a refusal does not tell whether it exists). A patient's pointer
+//! list goes to the patient and to a guardian of every category only, for the same reason: a
+//! guardian of some categories asks the holders' gatekeepers, which know the categories. Public: `/health`, `/metrics`, the
 //! studies, the research policy and holders' access-log anchors.
 
 use crate::auth::{self, Auth, Requester};
@@ -305,12 +308,12 @@ fn pointer_of(r: &sqlx::postgres::PgRow) -> Pointer {
         record_id: word(r, "record_id"),
         patient: addr(r, "patient"),
         holder: addr(r, "holder"),
-        category: medrec_bindings::category_name(r.get::<i16, _>("category") as u8),
-        content_hash: word(r, "content_hash"),
+        commitment: word(r, "commitment"),
         locator: r.get("locator"),
         anchored_block: uint(r, "anchored_block"),
         superseded_by: superseded.map(|s| B256::from_slice(&s)),
         break_glass: r.get("break_glass"),
+        erased: r.get("erased"),
     }
 }
 
@@ -322,20 +325,17 @@ async fn patient_pointers(
 ) -> ApiResult<PatientPointers> {
     let patient = address(&p, "patient")?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
-    // A guardian of some categories sees the records of those.
-    let scope = auth::patient_or_guardian(&mut tx, patient, who, now).await?;
+    // The categories are hidden: a guardian of some categories cannot be given only theirs, so
+    // the list goes to the patient and to a guardian of every category only.
+    auth::patient_or_whole_guardian(&mut tx, patient, who, now).await?;
     let rows = sqlx::query(
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass, erased
          FROM pointers WHERE patient = $1 ORDER BY anchored_block, anchored_log",
     )
     .bind(patient.to_vec())
     .fetch_all(&mut *tx)
     .await?;
-    let pointers = rows
-        .iter()
-        .filter(|r| scope & 1u64.wrapping_shl(r.get::<i16, _>("category") as u32) != 0)
-        .map(pointer_of)
-        .collect();
+    let pointers = rows.iter().map(pointer_of).collect();
     Ok(Json(PatientPointers {
         block,
         patient,
@@ -354,28 +354,26 @@ async fn pointer(
         .map_err(|_| ApiError::bad(format!("bad record id {id:?}")))?;
     let (mut tx, block, now) = snapshot(&s.pool, &w).await?;
     let row = sqlx::query(
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, superseded_by, break_glass
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, superseded_by, break_glass, erased
          FROM pointers WHERE record_id = $1",
     )
     .bind(record_id.to_vec())
     .fetch_optional(&mut *tx)
     .await?;
-    const WHO_MAY: &str = "the record's patient, a guardian they named, its holder, or a grantee that may read it now";
+    const WHO_MAY: &str = "the record's patient, a guardian they named, its holder, or a provider with a live relationship with the patient";
     // An unknown record is refused after the same work as a known one, so that neither the
     // answer nor its time tells whether it exists.
-    let (patient, holder, category) = match &row {
+    let (patient, holder) = match &row {
         Some(r) => {
             let p = pointer_of(r);
-            (p.patient, p.holder, r.get::<i16, _>("category") as u8)
+            (p.patient, p.holder)
         }
-        None => (Address::ZERO, Address::ZERO, 0),
+        None => (Address::ZERO, Address::ZERO),
     };
     let scope = auth::scope_for(&mut tx, patient, who, now).await?;
-    let via = allowed_via(&mut tx, who, patient, category, block, now).await?;
-    let entitled = row.is_some()
-        && (who == holder
-            || scope.is_some_and(|s| s & 1u64.wrapping_shl(category as u32) != 0)
-            || via.is_some());
+    // The category is committed, not known here: any live relationship with the patient.
+    let via = allowed_via(&mut tx, who, patient, u64::MAX, block, now).await?;
+    let entitled = row.is_some() && (who == holder || scope.is_some() || via.is_some());
     let Some(row) = row.filter(|_| entitled) else {
         return Err(auth::not_yours(WHO_MAY));
     };
@@ -453,7 +451,7 @@ SELECT * FROM (
   UNION ALL
   SELECT block_number, log_index, tx_hash, 'pointer-anchored',
     json_build_object('recordId', '0x' || encode(record_id, 'hex'), 'holder', '0x' || encode(holder, 'hex'),
-      'category', category, 'contentHash', '0x' || encode(content_hash, 'hex'), 'locator', locator)::text
+      'commitment', '0x' || encode(commitment, 'hex'), 'locator', locator)::text
   FROM ev_pointer_anchored WHERE patient = $1
   UNION ALL
   SELECT block_number, log_index, tx_hash, 'pointer-anchored-under-break-glass',
@@ -464,6 +462,11 @@ SELECT * FROM (
     json_build_object('oldRecordId', '0x' || encode(s.old_record_id, 'hex'),
       'newRecordId', '0x' || encode(s.new_record_id, 'hex'))::text
   FROM ev_pointer_superseded s JOIN pointers p ON p.record_id = s.old_record_id WHERE p.patient = $1
+  UNION ALL
+  SELECT e.block_number, e.log_index, e.tx_hash, 'pointer-erased',
+    json_build_object('recordId', '0x' || encode(e.record_id, 'hex'),
+      'holder', '0x' || encode(a.holder, 'hex'))::text
+  FROM ev_pointer_erased e JOIN ev_pointer_anchored a ON a.record_id = e.record_id WHERE a.patient = $1
   UNION ALL
   SELECT block_number, log_index, tx_hash, 'break-glass-review-due',
     json_build_object('openingId', opening_id, 'provider', '0x' || encode(provider, 'hex'), 'reviewBy', review_by)::text
@@ -601,7 +604,7 @@ async fn access(
             header.timestamp as i64
         }
     };
-    let via = allowed_via(&mut tx, grantee, patient, category, at, ts as u64).await?;
+    let via = allowed_via(&mut tx, grantee, patient, bit, at, ts as u64).await?;
     Ok(Json(Access {
         block: at,
         indexed_block: indexed,
@@ -613,17 +616,17 @@ async fn access(
     }))
 }
 
-/// How `grantee` was allowed to read `category` of `patient` at the end of block `at`, whose
-/// time is `ts` (a grant or break-glass), or `None`.
+/// How `grantee` was allowed to read some category of `mask` of `patient` at the end of block
+/// `at`, whose time is `ts` (a grant or break-glass), or `None`.
 async fn allowed_via(
     tx: &mut Transaction<'_, Postgres>,
     grantee: Address,
     patient: Address,
-    category: u8,
+    mask: u64,
     at: u64,
     ts: u64,
 ) -> Result<Option<&'static str>, ApiError> {
-    let bit = 1i64.wrapping_shl(category as u32);
+    let bit = mask as i64;
     let row = sqlx::query(
         "SELECT
            EXISTS (SELECT 1 FROM credential_history WHERE account = $1 AND role = 1
@@ -646,7 +649,7 @@ async fn allowed_via(
                                      WHERE r.account = $1 AND r.block_number <= $3
                                      ORDER BY r.block_number DESC, r.log_index DESC LIMIT 1), FALSE))
            AND COALESCE((SELECT excluded FROM ev_emergency_rule_set WHERE patient = $2 AND block_number <= $3
-                         ORDER BY block_number DESC, log_index DESC LIMIT 1), 0) & $5 = 0 AS emergency",
+                         ORDER BY block_number DESC, log_index DESC LIMIT 1), 0) & $5 <> $5 AS emergency",
     )
     .bind(grantee.to_vec())
     .bind(patient.to_vec())

@@ -114,6 +114,8 @@ pub static EVENTS: &[&dyn EventTable] = &[
     &Table::<RecordRegistry::AccessLogAnchored>(PhantomData),
     &Table::<RecordRegistry::PointerAnchoredUnderBreakGlass>(PhantomData),
     &Table::<RecordRegistry::HolderRegistered>(PhantomData),
+    // Erasure (migrations/indexer/20261129000011_pointer_erased.sql).
+    &Table::<RecordRegistry::PointerErased>(PhantomData),
     &Table::<StudyRegistry::StudyRegistered>(PhantomData),
     &Table::<StudyRegistry::StudyApproved>(PhantomData),
     &Table::<StudyRegistry::StudyClosed>(PhantomData),
@@ -546,17 +548,16 @@ impl Indexed for RecordRegistry::PointerAnchored {
         ("record_id", Bytea),
         ("patient", Bytea),
         ("holder", Bytea),
-        ("category", SmallInt),
-        ("content_hash", Bytea),
+        // After the locator: the column the migration added to the table.
         ("locator", Text),
+        ("commitment", Bytea),
     ];
     fn bind(&self, w: &mut RowWriter<'_>) {
         w.word(self.recordId)
             .address(self.patient)
             .address(self.holder)
-            .code(self.category)
-            .word(self.contentHash)
-            .text(&self.locator);
+            .text(&self.locator)
+            .word(self.commitment);
     }
 }
 
@@ -595,6 +596,14 @@ impl Indexed for RecordRegistry::PointerAnchoredUnderBreakGlass {
         w.word(self.recordId)
             .address(self.patient)
             .address(self.holder);
+    }
+}
+
+impl Indexed for RecordRegistry::PointerErased {
+    const TABLE: &'static str = "ev_pointer_erased";
+    const COLUMNS: &'static [ColumnDef] = &[("record_id", Bytea)];
+    fn bind(&self, w: &mut RowWriter<'_>) {
+        w.word(self.recordId);
     }
 }
 

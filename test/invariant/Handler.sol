@@ -42,6 +42,7 @@ contract Handler is Test {
         address holder;
         uint8 category;
         bytes32 contentHash;
+        bytes32 salt;
     }
 
     mapping(address => mapping(address => ModelGrant)) public grants;
@@ -207,21 +208,22 @@ contract Handler is Test {
         address patient = patients[patientSeed % patients.length];
         category = uint8(bound(category, 0, 63));
         // Reuse an existing id half of the time: it must never be overwritten.
+        bytes32 salt = keccak256(abi.encode(idSeed, contentHash));
+        bytes32 c = keccak256(abi.encode(patient, holder, category, contentHash, salt));
         bytes32 id = recordIds.length > 0 && idSeed % 2 == 0
             ? recordIds[idSeed % recordIds.length]
-            : keccak256(abi.encode(holder, patient, contentHash));
+            : keccak256(abi.encode(holder, patient, c));
         IRecordRegistry.Pointer memory p = IRecordRegistry.Pointer({
             recordId: id,
             patient: patient,
-            category: category,
-            contentHash: contentHash,
+            commitment: c,
             locator: "https://holder.example/r",
             supersedes: bytes32(0)
         });
         vm.prank(holder);
-        try records.anchor(p, bytes32(0)) {
+        try records.anchor(p) {
             if (pointers[id].holder != address(0)) unauthorizedSucceeded++;
-            pointers[id] = ModelPointer(patient, holder, category, contentHash);
+            pointers[id] = ModelPointer(patient, holder, category, contentHash, salt);
             recordIds.push(id);
         } catch {}
     }

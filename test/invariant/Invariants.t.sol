@@ -69,12 +69,16 @@ contract InvariantsTest is Base {
         }
     }
 
-    /// A pointer's holder and hash never change once anchored.
+    /// A pointer's commitment never changes once anchored, and its id stays bound to its
+    /// holder, patient and commitment.
     function invariant_pointersNeverChange() public view {
         for (uint256 i; i < handler.recordCount(); ++i) {
             bytes32 id = handler.recordIds(i);
-            (address p, address holder, uint8 cat, bytes32 h) = handler.pointers(id);
-            assertTrue(records.verifyPointer(id, p, holder, cat, h), "pointer changed");
+            (address p, address holder, uint8 cat, bytes32 h, bytes32 salt) = handler.pointers(id);
+            bytes32 c = keccak256(abi.encode(p, holder, cat, h, salt));
+            (bytes32 stored,) = records.pointerOf(id);
+            assertEq(stored, c, "pointer changed");
+            assertEq(id, records.recordIdOf(holder, p, c), "id not bound");
         }
     }
 

@@ -1,4 +1,9 @@
 //! `medrec anchor`, `anchor-batch`, `pointer`: record pointers.
+//!
+//! A pointer carries a salted commitment to its record (`records::commitment`), never its
+//! category or content hash: `anchor` and `anchor-batch` choose a random salt per record (or
+//! take the one given) and print the opening (category and salt), which the holder keeps with
+//! the record and gives to its readers; `medrec put` leaves that to the gatekeeper.
 
 use crate::chain::{self, Chain, Deployment};
 use crate::error::{CliError, Result};
@@ -40,10 +45,14 @@ pub struct AnchorArgs {
     #[arg(long)]
     pub locator: String,
     /// Record id, if you give it: it must be the one the registry derives, keccak256 of
-    /// (holder, patient, SHA-256) [default: that id]
+    /// (holder, patient, commitment) [default: that id]
     #[arg(long)]
     pub id: Option<String>,
-    /// Id of an earlier record of yours (same patient and category) that this one amends
+    /// The commitment's salt (0x + 64 hex) [default: a fresh random one, printed: keep it with
+    /// the record]
+    #[arg(long)]
+    pub salt: Option<String>,
+    /// Id of an earlier record of yours (same patient) that this one amends
     #[arg(long)]
     pub supersedes: Option<String>,
 }
@@ -51,7 +60,8 @@ pub struct AnchorArgs {
 /// `anchor-batch`.
 #[derive(Debug, Args)]
 pub struct AnchorBatchArgs {
-    /// JSON manifest: [{"file","patient","category","locator","id"?}, ...]; paths relative to it
+    /// JSON manifest: [{"file","patient","category","locator","id"?,"salt"?}, ...]; paths
+    /// relative to it
     pub manifest: PathBuf,
     /// Pointers per transaction (1-200)
     #[arg(long, default_value_t = 50)]
@@ -63,7 +73,7 @@ pub struct AnchorBatchArgs {
 pub enum PointerCmd {
     /// Show a pointer as anchored, and whether it was superseded
     Show(IdArg),
-    /// Check a file's bytes against a pointer's anchored hash
+    /// Check a file's bytes and the record's opening against a pointer's commitment
     Verify(VerifyArgs),
 }
 
@@ -81,6 +91,12 @@ pub struct VerifyArgs {
     pub id: String,
     /// The file to check
     pub file: PathBuf,
+    /// The record's category (from its holder)
+    #[arg(long, short = 'c')]
+    pub category: String,
+    /// The record's salt (from its holder)
+    #[arg(long)]
+    pub salt: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +107,7 @@ struct ManifestEntry {
     category: String,
     locator: String,
     id: Option<String>,
+    salt: Option<String>,
 }
 
 /// A JSON manifest's entries (at least one) and the folder its relative paths start from.
@@ -114,21 +131,32 @@ fn sha256_file(path: &Path) -> Result<B256> {
     Ok(B256::from_slice(&Sha256::digest(&bytes)))
 }
 
-/// The record's id: the registry's (holder, patient, content hash) formula; an explicit id
+/// The record's id: the registry's (holder, patient, commitment) formula; an explicit id
 /// must be that one (the registry refuses any other with RecordIdNotBound).
 fn bound_id(
     explicit: Option<B256>,
     holder: Address,
     patient: Address,
-    content_hash: B256,
+    commitment: B256,
 ) -> Result<B256> {
-    let id = wire::record_id(holder, patient, content_hash);
+    let id = wire::record_id(holder, patient, commitment);
     match explicit {
         Some(given) if given != id => Err(CliError::input(format!(
-            "record id {given} is not this record's id {id}: an id is keccak256(holder, patient, sha256)"
+            "record id {given} is not this record's id {id}: an id is keccak256(holder, patient, commitment)"
         ))),
         _ => Ok(id),
     }
+}
+
+/// The opening of a record of `category`: the salt given, or a fresh random one.
+fn opening(category: u8, salt: Option<&str>) -> Result<wire::Opening> {
+    Ok(match salt {
+        Some(s) => wire::Opening {
+            category,
+            salt: units::b256(s, "salt")?,
+        },
+        None => wire::Opening::new(category),
+    })
 }
 
 fn check_locator(l: &str) -> Result<()> {
@@ -150,10 +178,8 @@ pub struct Anchored {
     pub patient: Address,
     /// The holder.
     pub holder: Address,
-    /// The category.
-    pub category: u8,
-    /// The SHA-256 of the record.
-    pub content_hash: B256,
+    /// Its hiding commitment (the category and the content hash are the holder's to tell).
+    pub commitment: B256,
     /// Where it lives.
     pub locator: String,
     /// The block it was anchored in.
@@ -206,8 +232,7 @@ pub async fn find_pointer(chain: &Chain, d: &Deployment, id: B256) -> Result<Anc
         record_id: e.recordId,
         patient: e.patient,
         holder: e.holder,
-        category: e.category,
-        content_hash: e.contentHash,
+        commitment: e.commitment,
         locator: e.locator,
         block: log.block_number.unwrap_or_default(),
     })
@@ -220,33 +245,32 @@ pub async fn run_anchor(a: AnchorArgs, settings: &Settings, out: Printer) -> Res
     check_locator(&a.locator)?;
     let explicit_id = a.id.as_deref().map(units::record_id).transpose()?;
     let supersedes = a.supersedes.as_deref().map(units::record_id).transpose()?;
+    let opening = opening(category, a.salt.as_deref())?;
     let content_hash = sha256_file(&a.file)?;
     let signer = keys::load(settings)?;
     let holder = signer.address();
-    let record_id = bound_id(explicit_id, holder, patient, content_hash)?;
+    let commitment = opening.commit(patient, holder, content_hash);
+    let record_id = bound_id(explicit_id, holder, patient, commitment)?;
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
-    let superseded_hash = match supersedes {
-        Some(old) => find_pointer(&chain, &d, old).await?.content_hash,
-        None => B256::ZERO,
-    };
     let p = IRecordRegistry::Pointer {
         recordId: record_id,
         patient,
-        category,
-        contentHash: content_hash,
+        commitment,
         locator: a.locator.clone(),
         supersedes: supersedes.unwrap_or(B256::ZERO),
     };
-    let tx = chain::send(&chain, chain.records(&d).anchor(p, superseded_hash)).await?;
+    let tx = chain::send(&chain, chain.records(&d).anchor(p)).await?;
     out.result(
         "anchor",
         json!({"recordId": record_id, "patient": patient, "holder": holder,
                "category": medrec_bindings::category_name(category), "contentHash": content_hash,
+               "commitment": commitment, "salt": opening.salt,
                "locator": a.locator, "supersedes": supersedes, "tx": tx}),
         &format!(
-            "anchored record {record_id}\n  sha256 {content_hash}\n  patient {patient}, category {}\n  tx {} (block {}, gas {})",
+            "anchored record {record_id}\n  sha256 {content_hash}\n  patient {patient}, category {}\n  salt {} (keep it with the record: its readers need it)\n  tx {} (block {}, gas {})",
             medrec_bindings::category_name(category),
+            opening.salt,
             tx.tx_hash,
             tx.block_number,
             tx.gas_used
@@ -268,6 +292,7 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
     let holder = signer.address();
     // Check every entry before sending anything.
     let mut pointers = Vec::with_capacity(entries.len());
+    let mut openings = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let at = |err: CliError| CliError::input(format!("manifest entry {}: {err}", i + 1));
         let patient = units::address(&e.patient, "patient").map_err(at)?;
@@ -284,12 +309,17 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
                 .map(units::record_id)
                 .transpose()
                 .map_err(at)?;
-        let record_id = bound_id(explicit, holder, patient, content_hash).map_err(at)?;
+        let opening = opening(category, e.salt.as_deref()).map_err(at)?;
+        let commitment = opening.commit(patient, holder, content_hash);
+        let record_id = bound_id(explicit, holder, patient, commitment).map_err(at)?;
+        openings.push(
+            json!({"recordId": record_id, "category": medrec_bindings::category_name(category),
+                             "salt": opening.salt}),
+        );
         pointers.push(IRecordRegistry::Pointer {
             recordId: record_id,
             patient,
-            category,
-            contentHash: content_hash,
+            commitment,
             locator: e.locator.clone(),
             supersedes: B256::ZERO,
         });
@@ -326,9 +356,9 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
     let ids: Vec<B256> = pointers.iter().map(|p| p.recordId).collect();
     out.result(
         "anchor-batch",
-        json!({"anchored": done, "recordIds": ids, "gasUsed": gas, "txs": txs}),
+        json!({"anchored": done, "recordIds": ids, "openings": openings, "gasUsed": gas, "txs": txs}),
         &format!(
-            "anchored {done} records in {} transactions, {} gas per record",
+            "anchored {done} records in {} transactions, {} gas per record (their openings: --json; keep them with the records)",
             txs.len(),
             gas / done.max(1) as u64
         ),
@@ -358,46 +388,46 @@ pub async fn run_pointer(cmd: PointerCmd, settings: &Settings, out: Printer) -> 
                 .await
                 .map_err(|e| chain.err(e))?;
             let mut human = format!(
-                "record {id}\n  patient  {}\n  holder   {}\n  category {}\n  sha256   {}\n  locator  {}\n  anchored in block {}",
-                p.patient,
-                p.holder,
-                medrec_bindings::category_name(p.category),
-                p.content_hash,
-                p.locator,
-                p.block
+                "record {id}\n  patient    {}\n  holder     {}\n  commitment {} (its category and content: from the holder)\n  locator    {}\n  anchored in block {}",
+                p.patient, p.holder, p.commitment, p.locator, p.block
             );
             if let Some(s) = superseded {
                 human.push_str(&format!("\n  superseded by {s}"));
             }
             if break_glass {
-                human.push_str("\n  ANCHORED UNDER BREAK-GLASS: the holder had no grant covering this category");
+                human.push_str(
+                    "\n  ANCHORED UNDER BREAK-GLASS: the holder had no live grant of the patient",
+                );
             }
             out.result(
                 "pointer show",
                 json!({"recordId": id, "patient": p.patient, "holder": p.holder,
-                       "category": medrec_bindings::category_name(p.category), "contentHash": p.content_hash,
-                       "locator": p.locator, "block": p.block, "supersededBy": superseded,
+                       "commitment": p.commitment, "locator": p.locator, "block": p.block, "supersededBy": superseded,
                        "breakGlass": break_glass}),
                 &human,
             );
         }
         PointerCmd::Verify(a) => {
             let id = units::record_id(&a.id)?;
+            let opening = wire::Opening {
+                category: units::category(&a.category)?,
+                salt: units::b256(&a.salt, "salt")?,
+            };
             let actual = sha256_file(&a.file)?;
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
             let p = find_pointer(&chain, &d, id).await?;
-            let on_chain = chain
+            let stored = chain
                 .records(&d)
-                .verifyPointer(id, p.patient, p.holder, p.category, actual)
+                .pointerOf(id)
                 .call()
                 .await
-                .map_err(|e| chain.err(e))?;
-            if !on_chain {
+                .map_err(|e| chain.err(e))?
+                .commitment;
+            if !opening.opens(stored, p.patient, p.holder, actual) {
                 return Err(CliError::Integrity(format!(
-                    "MISMATCH: {} hashes to {actual}, record {id} was anchored with {}",
-                    a.file.display(),
-                    p.content_hash
+                    "MISMATCH: {} (sha256 {actual}) with this category and salt does not open record {id}'s commitment {stored}",
+                    a.file.display()
                 )));
             }
             out.result(

@@ -1,6 +1,7 @@
 //! `medrec import`: a holder stores many FHIR records at its gatekeeper and anchors their
-//! pointers in batches. Safe to run again after a failure: records already anchored are
-//! skipped, uploads are idempotent (the gatekeeper keeps one copy per record id).
+//! pointers in batches. Safe to run again after a failure: uploads are idempotent (the
+//! gatekeeper keeps one copy per document of a patient, with the salt it chose for it, so a
+//! record's id comes from the gatekeeper's answer) and records already anchored are skipped.
 
 use crate::chain::{self, Chain};
 use crate::cmd::anchor::read_manifest;
@@ -13,7 +14,7 @@ use crate::units;
 use alloy::primitives::{Address, B256};
 use clap::Args;
 use medrec_bindings::record_registry::IRecordRegistry;
-use medrec_protocol::records::{self as wire, record_id};
+use medrec_protocol::records as wire;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -57,7 +58,6 @@ struct Record {
     patient: Address,
     category: u8,
     hash: B256,
-    id: B256,
 }
 
 /// Runs `import`.
@@ -93,7 +93,6 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         }
         let hash = B256::from_slice(&Sha256::digest(&bytes));
         records.push(Record {
-            id: record_id(holder, patient, hash),
             path,
             patient,
             category,
@@ -104,10 +103,65 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
     let d = chain.deployment(settings).await?;
     let registry = chain.records(&d);
 
+    // Upload every record, a few at a time: the gatekeeper answers a record it keeps already
+    // with its id and opening, which are not known before (the salt is the gatekeeper's).
+    let gk = a.gatekeeper_url.trim_end_matches('/').to_string();
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let http = client()?;
+    let records = Arc::new(records);
+    let mut uploads = tokio::task::JoinSet::new();
+    let mut stored: Vec<Option<(B256, B256)>> = vec![None; records.len()];
+    let mut uploaded = 0usize;
+    let mut bytes_total = 0u64;
+    let mut next = 0usize;
+    let upload_started = Instant::now();
+    while next < records.len() || !uploads.is_empty() {
+        while next < records.len() && uploads.len() < a.parallel {
+            let (records, i) = (records.clone(), next);
+            let (http, gk, domain, signer) =
+                (http.clone(), gk.clone(), domain.clone(), signer.clone());
+            uploads.spawn(async move {
+                let r = &records[i];
+                let bytes = std::fs::read(&r.path)
+                    .map_err(|e| CliError::Io(format!("cannot read {}: {e}", r.path.display())))?;
+                if B256::from_slice(&Sha256::digest(&bytes)) != r.hash {
+                    return Err(CliError::Io(format!(
+                        "{} changed during the import",
+                        r.path.display()
+                    )));
+                }
+                let n = bytes.len() as u64;
+                let what = (r.patient, r.category, r.hash);
+                let up = upload(&http, &gk, &signer, &domain, what, bytes)
+                    .await
+                    .map_err(|e| match e {
+                        CliError::Refused(m) => {
+                            CliError::Refused(format!("{}: {m}", r.path.display()))
+                        }
+                        other => other,
+                    })?;
+                Ok((i, n, up.record_id, up.commitment))
+            });
+            next += 1;
+        }
+        if let Some(done) = uploads.join_next().await {
+            let (i, n, id, commitment) =
+                done.map_err(|e| CliError::Rpc(format!("an upload failed: {e}")))??;
+            stored[i] = Some((id, commitment));
+            bytes_total += n;
+            uploaded += 1;
+            if uploaded.is_multiple_of(1000) || uploaded == records.len() {
+                out.progress(&format!("uploaded {uploaded}/{}", records.len()));
+            }
+        }
+    }
+    let upload_secs = upload_started.elapsed().as_secs_f64();
+    let stored: Vec<(B256, B256)> = stored.into_iter().flatten().collect();
+
     // What is anchored already (an earlier run) is skipped.
     let mut anchored = vec![false; records.len()];
     let mut checks = tokio::task::JoinSet::new();
-    let ids: Arc<Vec<B256>> = Arc::new(records.iter().map(|r| r.id).collect());
+    let ids: Arc<Vec<B256>> = Arc::new(stored.iter().map(|(id, _)| *id).collect());
     for w in 0..a.parallel {
         let (registry, ids, parallel) = (registry.clone(), ids.clone(), a.parallel);
         checks.spawn(async move {
@@ -138,72 +192,16 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
         ));
     }
 
-    // Upload what is left, a few at a time.
-    let gk = a.gatekeeper_url.trim_end_matches('/').to_string();
-    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
-    let http = client()?;
-    let records = Arc::new(records);
-    let mut uploads = tokio::task::JoinSet::new();
-    let mut uploaded = 0usize;
-    let mut bytes_total = 0u64;
-    let mut next = 0usize;
-    let upload_started = Instant::now();
-    while next < todo.len() || !uploads.is_empty() {
-        while next < todo.len() && uploads.len() < a.parallel {
-            let (records, i) = (records.clone(), todo[next]);
-            let (http, gk, domain, signer) =
-                (http.clone(), gk.clone(), domain.clone(), signer.clone());
-            uploads.spawn(async move {
-                let r = &records[i];
-                let bytes = std::fs::read(&r.path)
-                    .map_err(|e| CliError::Io(format!("cannot read {}: {e}", r.path.display())))?;
-                if B256::from_slice(&Sha256::digest(&bytes)) != r.hash {
-                    return Err(CliError::Io(format!(
-                        "{} changed during the import",
-                        r.path.display()
-                    )));
-                }
-                let n = bytes.len() as u64;
-                let what = (r.patient, r.category, r.hash);
-                let id = upload(&http, &gk, &signer, &domain, what, bytes)
-                    .await
-                    .map_err(|e| match e {
-                        CliError::Refused(m) => {
-                            CliError::Refused(format!("{}: {m}", r.path.display()))
-                        }
-                        other => other,
-                    })?;
-                if id != r.id {
-                    return Err(CliError::Integrity(format!(
-                        "the gatekeeper stored {} under another record id",
-                        r.path.display()
-                    )));
-                }
-                Ok(n)
-            });
-            next += 1;
-        }
-        if let Some(done) = uploads.join_next().await {
-            bytes_total += done.map_err(|e| CliError::Rpc(format!("an upload failed: {e}")))??;
-            uploaded += 1;
-            if uploaded.is_multiple_of(1000) || uploaded == todo.len() {
-                out.progress(&format!("uploaded {uploaded}/{}", todo.len()));
-            }
-        }
-    }
-    let upload_secs = upload_started.elapsed().as_secs_f64();
-
     // Anchor the pointers, a batch per transaction, a patient's records together.
     let mut pointers: Vec<IRecordRegistry::Pointer> = todo
         .iter()
         .map(|&i| {
-            let r = &records[i];
+            let (id, commitment) = stored[i];
             IRecordRegistry::Pointer {
-                recordId: r.id,
-                patient: r.patient,
-                category: r.category,
-                contentHash: r.hash,
-                locator: wire::locator(&gk, r.id),
+                recordId: id,
+                patient: records[i].patient,
+                commitment,
+                locator: wire::locator(&gk, id),
                 supersedes: B256::ZERO,
             }
         })

@@ -253,7 +253,9 @@ pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) ->
     Ok(())
 }
 
-/// Runs `records`.
+/// Runs `records`: the patient's pointers from the indexer, each with its category from its
+/// holder's gatekeeper (the chain and the indexer hold only a commitment to it), checked
+/// against the pointer's commitment.
 pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> Result<()> {
     let patient = super::address_or_own(a.patient.as_deref(), "patient", settings)?;
     let body: PatientPointers = get(
@@ -262,25 +264,115 @@ pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> R
         a.opts.min_block,
     )
     .await?;
+    let categories = categories_from_holders(settings, &body).await?;
     let mut lines = vec![format!("records of {patient} (as of block {})", body.block)];
-    for p in &body.pointers {
+    let mut data = serde_json::to_value(&body).unwrap_or_default();
+    for (i, p) in body.pointers.iter().enumerate() {
         let superseded = match &p.superseded_by {
             None => String::new(),
             Some(id) => format!("  superseded by {id}"),
         };
         // A pointer anchored without a grant is the patient's to question: say so first.
         let mark = if p.break_glass {
-            "  ANCHORED UNDER BREAK-GLASS (no grant covered it)"
+            "  ANCHORED UNDER BREAK-GLASS (the holder had no live grant)"
         } else {
             ""
         };
+        let category = match categories.get(&p.record_id) {
+            Some(Ok(c)) => medrec_bindings::category_name(*c),
+            Some(Err(why)) => format!("category unknown ({why})"),
+            None => "category unknown (its holder did not list it)".to_string(),
+        };
+        if let Some(Ok(c)) = categories.get(&p.record_id) {
+            data["pointers"][i]["category"] = medrec_bindings::category_name(*c).into();
+        }
         lines.push(format!(
-            "  {}  {}  held by {}  at {}{superseded}{mark}",
-            p.record_id, p.category, p.holder, p.locator
+            "  {}  {category}  held by {}  at {}{superseded}{mark}",
+            p.record_id, p.holder, p.locator
         ));
     }
-    print(out, "records", &body, lines, "none");
+    if lines.len() == 1 {
+        lines.push("  none".into());
+    }
+    out.result("records", data, &lines.join("\n"));
     Ok(())
+}
+
+/// The category of each of `body`'s pointers, as its holder's gatekeeper lists it to the
+/// account in use ([`medrec_protocol::records::LIST_PATH`]) and as its commitment on chain
+/// confirms; a holder that cannot be asked, or an opening that does not open the commitment,
+/// is said instead.
+async fn categories_from_holders(
+    settings: &Settings,
+    body: &PatientPointers,
+) -> Result<std::collections::HashMap<alloy::primitives::B256, std::result::Result<u8, String>>> {
+    use medrec_protocol::records::{LIST_PATH, RecordList, RecordListRequest};
+    let mut found = std::collections::HashMap::new();
+    let holders: std::collections::BTreeSet<_> = body.pointers.iter().map(|p| p.holder).collect();
+    if holders.is_empty() {
+        return Ok(found);
+    }
+    let signer = crate::keys::load(settings)?;
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let http = super::records::client()?;
+    for holder in holders {
+        let mine: Vec<_> = body
+            .pointers
+            .iter()
+            .filter(|p| p.holder == holder)
+            .collect();
+        let listed: std::result::Result<RecordList, String> = async {
+            let base = super::holder::credentialed_gatekeeper_url(&chain, &d, holder)
+                .await
+                .map_err(|e| e.to_string())?;
+            let issued = medrec_protocol::clock::now_secs();
+            let req = RecordListRequest {
+                requester: signer.address(),
+                patient: body.patient,
+                audience: holder,
+                nonce: medrec_protocol::envelope::random_nonce(),
+                issuedAt: issued,
+                expiresAt: issued + medrec_protocol::clock::READ_VALIDITY_SECS,
+            };
+            let signed = super::records::sign(&signer, req, &domain)
+                .await
+                .map_err(|e| e.to_string())?;
+            let resp = http
+                .post(format!("{base}{LIST_PATH}"))
+                .json(&signed)
+                .send()
+                .await
+                .map_err(|e| format!("its gatekeeper is unreachable: {}", first_line(&e)))?;
+            if !resp.status().is_success() {
+                return Err(format!("its gatekeeper answered {}", resp.status()));
+            }
+            super::records::answer(resp, "the holder's gatekeeper")
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        for p in mine {
+            let entry = match &listed {
+                Err(why) => Err(why.clone()),
+                Ok(l) => match l.records.iter().find(|r| r.record_id == p.record_id) {
+                    None => continue,
+                    Some(r)
+                        if r.opening
+                            .opens(p.commitment, p.patient, p.holder, r.content_hash) =>
+                    {
+                        Ok(r.opening.category)
+                    }
+                    Some(_) => {
+                        Err("its holder listed an opening that does not open its commitment".into())
+                    }
+                },
+            };
+            found.insert(p.record_id, entry);
+        }
+    }
+    Ok(found)
 }
 
 /// One timeline event in words.
@@ -311,17 +403,14 @@ fn describe(what: &TimelineData) -> String {
             format!("break-glass of {provider} closed")
         }
         TimelineData::PointerAnchored {
-            record_id,
-            holder,
-            category,
-            ..
-        } => format!(
-            "record {record_id} ({}) anchored by {holder}",
-            medrec_bindings::category_name(*category)
-        ),
+            record_id, holder, ..
+        } => format!("record {record_id} anchored by {holder}"),
         TimelineData::PointerAnchoredUnderBreakGlass { record_id, holder } => format!(
-            "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a grant covering it"
+            "record {record_id} was anchored by {holder} UNDER BREAK-GLASS, without a live grant"
         ),
+        TimelineData::PointerErased { record_id, holder } => {
+            format!("record {record_id} erased by its holder {holder}")
+        }
         TimelineData::PointerSuperseded {
             old_record_id,
             new_record_id,

@@ -5,6 +5,7 @@ pub mod account;
 pub mod anchor;
 pub mod break_glass;
 pub mod deploy;
+pub mod forget;
 pub mod grant;
 pub mod guardian;
 pub mod holder;

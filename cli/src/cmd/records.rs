@@ -95,7 +95,9 @@ pub(crate) async fn error_body(resp: reqwest::Response) -> (String, String) {
     ErrorBody::describe(&resp.bytes().await.unwrap_or_default())
 }
 
-/// Uploads one record, signed by its holder; the record id the gatekeeper stored it under.
+/// Uploads one record, signed by its holder; the id the gatekeeper stored it under, with the
+/// opening it chose, checked: the commitment is the one the opening gives, the id the one the
+/// commitment gives (else the holder would anchor what its own gatekeeper cannot open).
 pub(crate) async fn upload(
     http: &reqwest::Client,
     base: &str,
@@ -103,7 +105,7 @@ pub(crate) async fn upload(
     domain: &Eip712Domain,
     (patient, category, hash): (alloy::primitives::Address, u8, B256),
     bytes: Vec<u8>,
-) -> Result<B256> {
+) -> Result<Uploaded> {
     let upload = Upload {
         holder: signer.address(),
         patient,
@@ -131,7 +133,16 @@ pub(crate) async fn upload(
         return Err(refusal("upload", resp).await);
     }
     let stored: Uploaded = answer(resp, &format!("the gatekeeper at {base}")).await?;
-    Ok(stored.record_id)
+    let commitment = stored.opening.commit(patient, signer.address(), hash);
+    if stored.content_hash != hash
+        || stored.commitment != commitment
+        || stored.record_id != wire::record_id(signer.address(), patient, commitment)
+    {
+        return Err(CliError::Integrity(format!(
+            "the gatekeeper at {base} answered an id or opening that does not match the record"
+        )));
+    }
+    Ok(stored)
 }
 
 /// The one line for a gatekeeper whose node is behind the chain (`503 chain_stale`, or its
@@ -199,12 +210,11 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     }
     let hash = B256::from_slice(&Sha256::digest(&bytes));
     let signer = keys::load(settings)?;
-    let holder = signer.address();
     let chain = Chain::connect_signer(settings, signer.clone()).await?;
     let d = chain.deployment(settings).await?;
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
     let base = a.gatekeeper_url.trim_end_matches('/');
-    let record_id = upload(
+    let stored = upload(
         &client()?,
         base,
         &signer,
@@ -213,6 +223,13 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
         bytes,
     )
     .await?;
+    let record_id = stored.record_id;
+    if stored.opening.category != category {
+        out.progress(&format!(
+            "note: the gatekeeper keeps this document already, as category {}",
+            medrec_bindings::category_name(stored.opening.category)
+        ));
+    }
     out.progress(&format!(
         "stored at the gatekeeper as {record_id}; anchoring..."
     ));
@@ -220,20 +237,21 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     let p = IRecordRegistry::Pointer {
         recordId: record_id,
         patient,
-        category,
-        contentHash: hash,
+        commitment: stored.commitment,
         locator: locator.clone(),
         supersedes: B256::ZERO,
     };
     let records = chain.records(&d);
-    let tx = match chain::send(&chain, records.anchor(p, B256::ZERO)).await {
+    let tx = match chain::send(&chain, records.anchor(p)).await {
         Ok(tx) => Some(tx),
         Err(CliError::Revert(r)) if r.name == "RecordExists" => {
             let same = records
-                .verifyPointer(record_id, patient, holder, category, hash)
+                .pointerOf(record_id)
                 .call()
                 .await
-                .map_err(|e| chain.err(e))?;
+                .map_err(|e| chain.err(e))?
+                .commitment
+                == stored.commitment;
             if !same {
                 return Err(CliError::Revert(r));
             }
@@ -247,8 +265,10 @@ pub async fn run_put(a: PutArgs, settings: &Settings, out: Printer) -> Result<()
     };
     out.result(
         "put",
-        json!({"recordId": record_id, "contentHash": hash, "locator": locator, "patient": patient,
-               "category": medrec_bindings::category_name(category), "tx": tx, "alreadyAnchored": tx.is_none()}),
+        json!({"recordId": record_id, "contentHash": hash, "commitment": stored.commitment,
+               "salt": stored.opening.salt, "locator": locator, "patient": patient,
+               "category": medrec_bindings::category_name(stored.opening.category), "tx": tx,
+               "alreadyAnchored": tx.is_none()}),
         &format!(
             "record {record_id}\n  sha256  {hash}\n  at      {locator}\n  {}",
             match &tx {
@@ -268,6 +288,21 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let p = super::anchor::find_pointer(&chain, &d, id).await?;
+    let erased_by_holder = || {
+        CliError::Refused(format!(
+            "record {id} was erased by its holder {}: its data key is destroyed",
+            p.holder
+        ))
+    };
+    if chain
+        .records(&d)
+        .erased(id)
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?
+    {
+        return Err(erased_by_holder());
+    }
     // Only the endpoint the holder registered on chain, never a URL from the locator: a
     // pointer's locator is whatever its anchorer wrote, and the signed request must not go to
     // a stranger. Nor to a holder the consortium no longer credentials: its registration stays
@@ -295,24 +330,39 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
                 "cannot reach the holder's gatekeeper at {url}: {e}"
             ))
         })?;
+    if resp.status().as_u16() == medrec_protocol::ErrorCode::Erased.status() {
+        return Err(erased_by_holder());
+    }
     if !resp.status().is_success() {
         return Err(refusal("read", resp).await);
     }
+    let opening = resp
+        .headers()
+        .get(wire::OPENING_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(wire::Opening::from_header);
     let bytes = resp
         .bytes()
         .await
         .map_err(|e| CliError::Rpc(format!("the gatekeeper broke off: {e}")))?;
     let actual = B256::from_slice(&Sha256::digest(&bytes));
-    let on_chain = chain
+    let Some(opening) = opening else {
+        return Err(CliError::Integrity(format!(
+            "MISMATCH: the holder served no valid opening (category and salt) with the record, so it cannot be checked against the chain; nothing written (sha256 {actual})"
+        )));
+    };
+    // The stored commitment, not only the event's: the registry's own state at the latest block.
+    let committed = chain
         .records(&d)
-        .verifyPointer(id, p.patient, p.holder, p.category, actual)
+        .pointerOf(id)
         .call()
         .await
-        .map_err(|e| chain.err(e))?;
-    if actual != p.content_hash || !on_chain {
+        .map_err(|e| chain.err(e))?
+        .commitment;
+    if committed != p.commitment || !opening.opens(committed, p.patient, p.holder, actual) {
         return Err(CliError::Integrity(format!(
-            "MISMATCH: the holder served bytes hashing to {actual}, the chain anchored {}; nothing written",
-            p.content_hash
+            "MISMATCH: the holder served bytes hashing to {actual} with an opening (category {}) that does not open the commitment the chain anchored, {committed}; nothing written",
+            medrec_bindings::category_name(opening.category)
         )));
     }
     let break_glass = chain
@@ -323,7 +373,7 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
         .map_err(|e| chain.err(e))?;
     if break_glass {
         out.progress(&format!(
-            "note: {} anchored this record under break-glass, without a grant covering it",
+            "note: {} anchored this record under break-glass, without a live grant",
             p.holder
         ));
     }
@@ -336,7 +386,7 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
             out.result(
                 "get",
                 json!({"recordId": id, "contentHash": actual, "verified": true, "file": path, "size": bytes.len(),
-                       "breakGlass": break_glass}),
+                       "category": medrec_bindings::category_name(opening.category), "breakGlass": break_glass}),
                 &format!("verified against the chain ({actual}); written to {}", path.display()),
             );
         }
@@ -345,7 +395,7 @@ pub async fn run_get(a: GetArgs, settings: &Settings, out: Printer) -> Result<()
             out.result(
                 "get",
                 json!({"recordId": id, "contentHash": actual, "verified": true, "record": content,
-                       "breakGlass": break_glass}),
+                       "category": medrec_bindings::category_name(opening.category), "breakGlass": break_glass}),
                 "",
             );
         }

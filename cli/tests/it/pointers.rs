@@ -52,23 +52,53 @@ fn provider_anchors_shows_and_verifies() {
         )
     };
     assert_eq!(sha, expected);
+    // Issue 16: a random salt, printed for the holder to keep; the pointer shows only the
+    // commitment it opens.
+    let salt = a["salt"].as_str().unwrap().to_string();
+    assert_eq!(a["commitment"].as_str().unwrap().len(), 66);
 
     let shown = env.json(&["pointer", "show", &id]);
     assert_eq!(shown["holder"], h.as_str());
     assert_eq!(shown["patient"], p.as_str());
-    assert_eq!(shown["category"], "labs");
+    assert!(shown["category"].is_null(), "no category on chain: {shown}");
+    assert!(
+        shown["contentHash"].is_null(),
+        "no content hash on chain: {shown}"
+    );
+    assert_eq!(shown["commitment"], a["commitment"]);
     assert_eq!(shown["locator"], "https://a.example/r/1");
     assert!(shown["supersededBy"].is_null());
 
+    let verify = |f: &str, c: &str, s: &str| {
+        vec![
+            "pointer".to_string(),
+            "verify".into(),
+            id.clone(),
+            f.into(),
+            "-c".into(),
+            c.into(),
+            "--salt".into(),
+            s.into(),
+        ]
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
     assert_eq!(
-        env.json(&["pointer", "verify", &id, &file])["verified"],
+        env.json(&args(&verify(&file, "labs", &salt)))["verified"],
         true
     );
     let tampered = env.write("tampered.json", &OBSERVATION.replace("13.2", "31.2"));
-    let e = env.fail(9, &["pointer", "verify", &id, &tampered]);
+    let e = env.fail(9, &args(&verify(&tampered, "labs", &salt)));
+    assert!(e.contains("MISMATCH"), "{e}");
+    // Another category or no salt opens nothing: a guess cannot be confirmed.
+    let e = env.fail(9, &args(&verify(&file, "notes", &salt)));
+    assert!(e.contains("MISMATCH"), "{e}");
+    let zero = format!("0x{}", "00".repeat(32));
+    let e = env.fail(9, &args(&verify(&file, "labs", &zero)));
     assert!(e.contains("MISMATCH"), "{e}");
 
-    // Anchoring the same record again is refused.
+    // Anchoring the same record again, with its salt, is refused.
     let e = env.fail(
         3,
         &[
@@ -82,6 +112,8 @@ fn provider_anchors_shows_and_verifies() {
             "labs",
             "--locator",
             "https://a.example/r/1",
+            "--salt",
+            &salt,
         ],
     );
     assert!(e.contains("RecordExists"), "{e}");
@@ -105,7 +137,7 @@ fn provider_anchors_shows_and_verifies() {
     let id2 = a2["recordId"].as_str().unwrap();
     assert_eq!(env.json(&["pointer", "show", &id])["supersededBy"], id2);
     assert_eq!(
-        env.json(&["pointer", "verify", &id, &file])["verified"],
+        env.json(&args(&verify(&file, "labs", &salt)))["verified"],
         true
     );
     // Another holder cannot supersede it.
@@ -210,13 +242,15 @@ fn batch_anchoring_from_a_manifest() {
     );
 
     // A batch the contract refuses reverts whole, named: the same content twice for one
-    // patient is one record id (ids are bound to holder, patient and content).
+    // patient with the same salt is one record id (ids are bound to holder, patient and
+    // commitment).
+    let salt = format!("0x{}", "ab".repeat(32));
     let mut dup = vec![];
     for i in 0..2 {
         env.write(&format!("new/n{i}.json"), "{\"id\":\"same content\"}");
         dup.push(
             serde_json::json!({"file": format!("new/n{i}.json"), "patient": p, "category": "notes",
-            "locator": "https://a.example/x"}),
+            "locator": "https://a.example/x", "salt": salt}),
         );
     }
     env.write("dup.json", &serde_json::Value::Array(dup).to_string());
@@ -227,7 +261,12 @@ fn batch_anchoring_from_a_manifest() {
         let sha = alloy::primitives::B256::from_slice(&sha2::Sha256::digest(
             b"{\"id\":\"same content\"}",
         ));
-        medrec_protocol::records::record_id(h.parse().unwrap(), p.parse().unwrap(), sha).to_string()
+        let (h, p) = (h.parse().unwrap(), p.parse().unwrap());
+        let opening = medrec_protocol::records::Opening {
+            category: 8,
+            salt: salt.parse().unwrap(),
+        };
+        medrec_protocol::records::record_id(h, p, opening.commit(p, h, sha)).to_string()
     };
     let e = env.fail(2, &["pointer", "show", &dup_id]);
     assert!(

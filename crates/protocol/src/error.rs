@@ -65,6 +65,8 @@ pub enum ErrorCode {
     /// The indexer: a per-patient or per-grantee route was asked without a valid signed
     /// request (none, a bad signature, another path, expired, a replayed nonce): 401.
     Unauthenticated,
+    /// The record was erased by its holder (its data key destroyed): 410.
+    Erased,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -72,7 +74,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -98,6 +100,7 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::ChainStale,
         Self::Unauthenticated,
+        Self::Erased,
     ];
 
     /// The code as it is written in JSON.
@@ -128,6 +131,7 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::ChainStale => "chain_stale",
             Self::Unauthenticated => "unauthenticated",
+            Self::Erased => "erased",
             Self::Unknown => "unknown",
         }
     }
@@ -145,6 +149,7 @@ impl ErrorCode {
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
             Self::NotFound => 404,
             Self::RequestTimeout => 408,
+            Self::Erased => 410,
             Self::PinnedBlock | Self::UnrecordedAnswer => 409,
             Self::TooLarge => 413,
             Self::RateLimited => 429,
@@ -297,6 +302,7 @@ mod tests {
             (ErrorCode::RequestTimeout, 408),
             (ErrorCode::ChainStale, 503),
             (ErrorCode::Unauthenticated, 401),
+            (ErrorCode::Erased, 410),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

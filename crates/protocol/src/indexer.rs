@@ -141,20 +141,22 @@ pub struct Pointer {
     /// Who holds it.
     #[serde(with = "checksummed")]
     pub holder: Address,
-    /// The category's name.
-    pub category: String,
-    /// The hash of the record's content.
-    pub content_hash: B256,
+    /// The pointer's hiding commitment (`records::commitment`): the category and the content
+    /// hash come only from the holder's gatekeeper, with the salt that opens it.
+    pub commitment: B256,
     /// Where the holder keeps it.
     pub locator: String,
     /// The block of the anchor.
     pub anchored_block: u64,
     /// The record that amends it, if any.
     pub superseded_by: Option<B256>,
-    /// Anchored under break-glass: the holder had no grant covering the category then. The
+    /// Anchored under break-glass: the holder had no live grant of the patient then. The
     /// patient should check such a record with the holder (and may report it).
     #[serde(default)]
     pub break_glass: bool,
+    /// Erased by its holder (`PointerErased`): its data key is destroyed.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// `GET /v1/patients/{patient}/pointers`: a patient's records, in anchor order.
@@ -322,15 +324,13 @@ pub enum TimelineData {
         /// Its holder.
         #[serde(with = "checksummed")]
         holder: Address,
-        /// The category's index.
-        category: u8,
-        /// The content's hash.
-        content_hash: B256,
+        /// Its hiding commitment.
+        commitment: B256,
         /// Where the holder keeps it.
         locator: String,
     },
-    /// The record just anchored was anchored under break-glass (no grant covered its
-    /// category).
+    /// The record just anchored was anchored under break-glass (its holder had no live grant
+    /// of the patient).
     #[serde(rename_all = "camelCase")]
     PointerAnchoredUnderBreakGlass {
         /// The record.
@@ -346,6 +346,15 @@ pub enum TimelineData {
         old_record_id: B256,
         /// The amending record.
         new_record_id: B256,
+    },
+    /// A record erased by its holder (its data key destroyed).
+    #[serde(rename_all = "camelCase")]
+    PointerErased {
+        /// The record.
+        record_id: B256,
+        /// Its holder.
+        #[serde(with = "checksummed")]
+        holder: Address,
     },
     /// A break-glass opening's id and the time by which it must be justified.
     #[serde(rename = "break-glass-review-due", rename_all = "camelCase")]

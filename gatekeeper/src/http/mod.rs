@@ -1,4 +1,4 @@
-//! The HTTP API, one module per route group: [`records`] (upload, read), [`log`] (the
+//! The HTTP API, one module per route group: [`records`] (upload, read, list, erase), [`log`] (the
 //! access log, paged), [`research`] (aggregate queries), [`health`] and [`metrics`]. Every error is an
 //! [`error::ApiError`]: the protocol's error body with the status its code names. Bodies are
 //! read up to a limit by [`body`].
@@ -19,7 +19,7 @@ use error::ApiError;
 use medrec_protocol::ErrorCode;
 use medrec_protocol::access_log::LOG_PATH;
 use medrec_protocol::health::HEALTH_PATH;
-use medrec_protocol::records::{READ_ROUTE, UPLOAD_PATH};
+use medrec_protocol::records::{ERASE_ROUTE, LIST_PATH, READ_ROUTE, UPLOAD_PATH};
 use medrec_protocol::research::QUERY_PATH;
 use medrec_protocol::study_tags::SERVICE_KEY_PATH;
 use std::sync::Arc;
@@ -37,6 +37,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             READ_ROUTE,
             post(records::read).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            ERASE_ROUTE,
+            post(records::erase).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            LIST_PATH,
+            post(records::list).layer(DefaultBodyLimit::disable()),
         )
         .route(
             LOG_PATH,

@@ -6,17 +6,21 @@
 
 use super::crypto::Sealed;
 use alloy::primitives::{Address, B256};
+use medrec_protocol::records::Opening;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A record as a read needs it: whose it is, its category, and its sealed bytes.
+/// A record as a read needs it: whose it is, its opening (category and salt), and its sealed
+/// bytes.
 #[derive(Debug)]
 pub struct Cached {
     /// The record's patient.
     pub patient: Address,
-    /// The record's category.
-    pub category: u8,
+    /// The record's category and salt, which open its pointer's commitment.
+    pub opening: Opening,
+    /// The SHA-256 of its bytes.
+    pub content_hash: B256,
     /// The record as stored.
     pub sealed: Sealed,
 }
@@ -89,6 +93,14 @@ impl RecordCache {
         }
     }
 
+    /// Forgets `id` (an erased record): the next read of it goes to the database.
+    pub fn remove(&self, id: &B256) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((gone, _)) = inner.map.remove(id) {
+            inner.bytes -= gone.bytes();
+        }
+    }
+
     /// Bytes kept now.
     pub fn bytes(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).bytes
@@ -102,7 +114,11 @@ mod tests {
     fn rec(n: usize) -> Arc<Cached> {
         Arc::new(Cached {
             patient: Address::repeat_byte(1),
-            category: 3,
+            opening: Opening {
+                category: 3,
+                salt: B256::repeat_byte(2),
+            },
+            content_hash: B256::repeat_byte(4),
             sealed: Sealed {
                 data_nonce: vec![0; 12],
                 ciphertext: vec![7; n],

@@ -208,6 +208,44 @@ impl World {
         r.block_number.unwrap()
     }
 
+    /// `patient` names `guardian` over `scope` for `secs` from now.
+    pub async fn set_guardian(
+        &self,
+        patient: &PrivateKeySigner,
+        guardian: Address,
+        scope: u64,
+        secs: u64,
+    ) {
+        let c = ConsentRegistry::new(self.consent, self.as_(patient));
+        let r = c
+            .setGuardian(guardian, scope, U40::from(0u64), U40::from(now() + secs))
+            .mined()
+            .await;
+        assert!(r.status());
+    }
+
+    /// The records of `patient` that `who` may read here, as the listing answers them: the
+    /// status and the answer.
+    pub async fn list_as(
+        &self,
+        who: &PrivateKeySigner,
+        patient: Address,
+    ) -> (u16, Option<medrec_protocol::records::RecordList>) {
+        let t = now();
+        let req = medrec_protocol::records::RecordListRequest {
+            requester: who.address(),
+            patient,
+            audience: self.gk_holder.address(),
+            nonce: random_nonce(),
+            issuedAt: t,
+            expiresAt: t + READ_VALIDITY_SECS,
+        };
+        let body = signed_body(who, req, &self.domain).await;
+        let url = format!("{}{}", self.gk_url, medrec_protocol::records::LIST_PATH);
+        let (status, bytes) = self.post(&url, body.into_bytes()).await;
+        (status, serde_json::from_slice(&bytes).ok())
+    }
+
     pub async fn revoke(&self, patient: &PrivateKeySigner, grantee: Address) {
         let c = ConsentRegistry::new(self.consent, self.as_(patient));
         c.revoke(patient.address(), grantee).mined().await;
@@ -255,7 +293,13 @@ impl World {
         let stored = up.await;
         let hash = B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(bytes));
         assert_eq!(stored.content_hash, hash);
-        assert_eq!(stored.record_id, record_id(holder.address(), patient, hash));
+        // The gatekeeper chose the salt; the commitment and the id follow from the opening.
+        let commitment = stored.opening.commit(patient, holder.address(), hash);
+        assert_eq!(stored.commitment, commitment);
+        assert_eq!(
+            stored.record_id,
+            record_id(holder.address(), patient, commitment)
+        );
         stored.record_id
     }
 
@@ -287,6 +331,39 @@ impl World {
         };
         let body = signed_body(signer, req, &self.domain).await;
         self.post(&self.read_url(id), body.into_bytes()).await
+    }
+
+    /// A fresh, well-formed read by `who`: its status, body and the opening it carries.
+    pub async fn read_with_opening(
+        &self,
+        who: &PrivateKeySigner,
+        id: B256,
+    ) -> (u16, Vec<u8>, Option<medrec_protocol::records::Opening>) {
+        let t = now();
+        let req = RecordRequest {
+            requester: who.address(),
+            recordId: id,
+            audience: self.gk_holder.address(),
+            nonce: random_nonce(),
+            issuedAt: t,
+            expiresAt: t + READ_VALIDITY_SECS,
+        };
+        let body = signed_body(who, req, &self.domain).await;
+        let resp = self
+            .http
+            .post(self.read_url(id))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let opening = resp
+            .headers()
+            .get(medrec_protocol::records::OPENING_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(medrec_protocol::records::Opening::from_header);
+        (status, resp.bytes().await.unwrap().to_vec(), opening)
     }
 
     /// A fresh, well-formed read by `who`.

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
+mod erasure;
 mod harness;
+mod listing;
 mod log;
 mod reads;
 mod research;

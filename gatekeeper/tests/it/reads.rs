@@ -1,7 +1,7 @@
 //! Reads: the allowed paths, every adversarial request, tampering, and the access log.
 
 use crate::harness::{Mined, World, fhir_example, import_key, now, random_nonce, run_cli};
-use alloy::primitives::{Address, aliases::U40, keccak256};
+use alloy::primitives::{Address, B256, aliases::U40, keccak256};
 use alloy::providers::Provider;
 use medrec_bindings::ConsentRegistry;
 use medrec_protocol::RecordRequest;
@@ -332,6 +332,234 @@ async fn guardian_grant_and_break_glass_allow() {
         .await;
     let (s, b) = w.read(&er, id).await;
     assert_eq!((s, b), (200, bytes));
+}
+
+/// Issue 16: the pointer on chain is a salted commitment, and the gatekeeper serves the opening
+/// (category and salt) with the bytes. A reader with consent gets the record and its category,
+/// checked against the chain; a gatekeeper (or anyone with its database) that serves another
+/// category or salt for the record is refused by the CLI, nothing written. Before the change
+/// the gatekeeper sent no opening, and the read path had none to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_get_checks_the_opening_against_the_commitment_and_refuses_a_tampered_one() {
+    let mut w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    let dir = w.dir.path().to_path_buf();
+    for (name, key) in [("holder", &w.gk_holder), ("reader", &reader)] {
+        import_key(&w, name, key);
+    }
+    w.start_gatekeeper(&["--record-cache-secs", "1"]).await;
+    let cli = |args: &[&str]| run_cli(&w, args);
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    // The reader may read labs and notes: a swapped category is readable, so only the
+    // commitment can tell it from the true one.
+    w.grant(&patient, reader.address(), LABS | NOTES, 3_600)
+        .await;
+    let file = dir.join("obs.json");
+    std::fs::write(&file, fhir_example("Observation-example.json")).unwrap();
+    let (file_arg, patient_arg) = (
+        file.to_string_lossy().to_string(),
+        patient.address().to_string(),
+    );
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &file_arg,
+        "--patient",
+        &patient_arg,
+        "-c",
+        "labs",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let put: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = put["data"]["recordId"].as_str().unwrap().to_string();
+    let record_id: alloy::primitives::B256 = id.parse().unwrap();
+
+    // The gatekeeper's answer carries the opening, which opens the commitment on chain.
+    let (status, bytes, opening) = w.read_with_opening(&reader, record_id).await;
+    assert_eq!(status, 200);
+    let opening = opening.expect("an opening header");
+    assert_eq!(opening.category, 3);
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    let committed = registry
+        .pointerOf(record_id)
+        .call()
+        .await
+        .unwrap()
+        .commitment;
+    let hash = alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(opening.opens(committed, patient.address(), w.gk_holder.address(), hash));
+    // Nothing on chain or in the event names the category or the content hash.
+    assert_ne!(committed, hash);
+
+    // The reader's CLI checks it and says the category.
+    let out = cli(&[
+        "--json",
+        "-a",
+        "reader",
+        "get",
+        &id,
+        "--out",
+        &dir.join("ok.json").to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["data"]["verified"], true);
+    assert_eq!(got["data"]["category"], "labs");
+
+    // A gatekeeper that lies about the opening (its operator, or whoever answers at its
+    // endpoint) serves the true bytes with another category the reader may read, then with
+    // another salt. The CLI refuses each (exit 9, MISMATCH), nothing written.
+    let bytes = fhir_example("Observation-example.json");
+    let served = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let app = {
+        let (served, bytes) = (served.clone(), bytes.clone());
+        axum::Router::new().route(
+            medrec_protocol::records::READ_ROUTE,
+            axum::routing::post(move || {
+                let (served, bytes) = (served.clone(), bytes.clone());
+                async move {
+                    let opening = served.lock().unwrap().clone();
+                    (
+                        [
+                            (
+                                "content-type",
+                                medrec_protocol::records::FHIR_JSON.to_string(),
+                            ),
+                            (medrec_protocol::records::OPENING_HEADER, opening),
+                        ],
+                        bytes,
+                    )
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    medrec_test_support::register_holder(
+        &w.as_(&w.gk_holder),
+        w.records_address(),
+        &liar,
+        w.gk_holder.address(),
+    )
+    .await;
+    let true_salt = opening.salt;
+    for (what, lie) in [
+        (
+            "category",
+            medrec_protocol::records::Opening {
+                category: 8,
+                salt: true_salt,
+            },
+        ),
+        (
+            "salt",
+            medrec_protocol::records::Opening {
+                category: 3,
+                salt: B256::repeat_byte(7),
+            },
+        ),
+    ] {
+        *served.lock().unwrap() = lie.to_header();
+        let target = dir.join(format!("lied-{what}.json"));
+        let out = cli(&[
+            "-a",
+            "reader",
+            "get",
+            &id,
+            "--out",
+            &target.to_string_lossy(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(9),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("MISMATCH") && err.contains("opening"),
+            "{what}: {err}"
+        );
+        assert!(!target.exists(), "{what}: nothing written on a mismatch");
+    }
+    // The true opening passes, from the same server: only the opening was wrong.
+    *served.lock().unwrap() = opening.to_header();
+    let out = cli(&[
+        "-a",
+        "reader",
+        "get",
+        &id,
+        "--out",
+        &dir.join("true.json").to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The gatekeeper checks every read with the category its row keeps, bound to the pointer's
+/// commitment through the record id: a row whose category (or salt) was changed in its
+/// database, to serve the record to a grantee of another category, is refused as damaged and
+/// the refusal logged. Before the check, the changed category decided the read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_category_changed_in_the_database_does_not_decide_a_read() {
+    let w = World::start().await;
+    let (patient, labs_reader) = (w.account().await, w.account().await);
+    w.credential(labs_reader.address()).await;
+    // The reader may read labs only; the record is a note.
+    w.grant(&patient, labs_reader.address(), LABS, 3_600).await;
+    let id = w
+        .upload(
+            patient.address(),
+            8,
+            br#"{"resourceType":"DocumentReference","id":"note"}"#,
+        )
+        .await;
+    assert_eq!(w.read(&labs_reader, id).await.0, 403);
+    for sql in [
+        format!(
+            "UPDATE gk_records SET category = 3 WHERE record_id = '\\x{}'",
+            alloy::hex::encode(id)
+        ),
+        format!(
+            "UPDATE gk_records SET category = 3, salt = '\\x{}' WHERE record_id = '\\x{}'",
+            alloy::hex::encode([9u8; 32]),
+            alloy::hex::encode(id)
+        ),
+    ] {
+        w.sql(sql).await;
+        let (status, body) = w.read(&labs_reader, id).await;
+        assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "integrity");
+    }
+    let log = w.log().await;
+    assert!(
+        log.iter()
+            .any(|(who, allowed, why)| *who == labs_reader.address()
+                && !allowed
+                && why.contains("does not make the record id")),
+        "{log:?}"
+    );
+    // Nor does the listing name it, to the labs reader or anyone.
+    for who in [&labs_reader, &patient] {
+        let (_, l) = w.list_as(who, patient.address()).await;
+        assert!(l.unwrap().records.is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -776,19 +1004,11 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
         ("Observation-alcohol-type.json", &later),
     ];
     let mut entries = vec![];
-    let mut ids = vec![];
     for (name, who) in files {
         let bytes = fhir_example(name);
         std::fs::write(dir.join(name), &bytes).unwrap();
         entries
             .push(serde_json::json!({"file": name, "patient": who.address(), "category": "labs"}));
-        let hash =
-            alloy::primitives::B256::from_slice(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        ids.push(medrec_protocol::records::record_id(
-            w.gk_holder.address(),
-            who.address(),
-            hash,
-        ));
     }
     let manifest = dir.join("manifest.json");
     let manifest_arg = manifest.to_string_lossy().to_string();
@@ -858,16 +1078,43 @@ async fn import_stores_and_anchors_a_manifest_and_a_rerun_finishes_it() {
     assert!(d["anchored"].as_u64().unwrap() >= 1, "{d}");
     let written: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(written["data"], *d, "the report is the result");
+    // Issue 16: a record's id comes from the salt its gatekeeper chose, so the ids are the
+    // gatekeeper's; each is anchored with the commitment of the opening kept there.
+    // (record id, patient, category, content hash, salt) as stored.
+    type Kept = (Vec<u8>, Vec<u8>, i16, Vec<u8>, Vec<u8>);
+    let kept: Vec<Kept> = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+        sqlx::query_as("SELECT record_id, patient, category, content_hash, salt FROM gk_records")
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(kept.len(), 4);
     let records = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
-    for id in &ids {
-        let p = records.pointerOf(*id).call().await.unwrap();
-        assert_ne!(p.commitment, alloy::primitives::B256::ZERO, "{id} anchored");
+    for (id, patient, category, hash, salt) in &kept {
+        let id = alloy::primitives::B256::from_slice(id);
+        let opening = medrec_protocol::records::Opening {
+            category: *category as u8,
+            salt: alloy::primitives::B256::from_slice(salt),
+        };
+        let p = records.pointerOf(id).call().await.unwrap();
+        assert!(
+            opening.opens(
+                p.commitment,
+                alloy::primitives::Address::from_slice(patient),
+                w.gk_holder.address(),
+                alloy::primitives::B256::from_slice(hash)
+            ),
+            "{id} anchored with its opening's commitment"
+        );
     }
-    // A third run has nothing left to do.
+    // A third run has nothing left to anchor (its uploads find the records kept: the ids
+    // are the gatekeeper's to give, so every record is sent again, and stored once).
     let (code, v) = import(&[]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["data"]["alreadyAnchored"], 4);
-    assert_eq!(v["data"]["uploaded"], 0);
+    assert_eq!(v["data"]["anchored"], 0);
     assert_eq!(stored().await, 4);
 }
 

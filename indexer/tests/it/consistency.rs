@@ -168,6 +168,8 @@ async fn more_history(w: &World) {
     w.anchor_batch(h1, vec![pointer("p5-notes", p5, NOTES)])
         .await;
     w.end_block().await;
+    // Issue 16, step 7: the holder erases a record; the pointer says so.
+    w.erase(h1, p5, "p5-notes").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,24 +408,23 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
     );
 
     // Pointers of each patient, one by one, and the amendment chain.
-    let mut pointers: Vec<(B256, Address, Address, u8, B256, String, u64)> = vec![];
+    let mut pointers: Vec<(B256, Address, Address, B256, String, u64)> = vec![];
     let mut superseded: std::collections::HashMap<B256, B256> = Default::default();
     let mut break_glass: std::collections::HashSet<B256> = Default::default();
+    let mut erased: std::collections::HashSet<B256> = Default::default();
     for l in evs {
         match &l.ev {
             Ev::Anchored {
                 record_id,
                 patient,
                 holder,
-                category,
-                content_hash,
+                commitment,
                 locator,
             } => pointers.push((
                 *record_id,
                 *patient,
                 *holder,
-                *category,
-                *content_hash,
+                *commitment,
                 locator.clone(),
                 l.block,
             )),
@@ -433,20 +434,23 @@ async fn check_api(w: &World, idx: &Indexer, head: u64, evs: &[Logged], marks: &
             Ev::BreakGlassMarked { record_id, .. } => {
                 break_glass.insert(*record_id);
             }
+            Ev::Erased { record_id } => {
+                erased.insert(*record_id);
+            }
             _ => {}
         }
     }
-    let pointer_json = |p: &(B256, Address, Address, u8, B256, String, u64)| {
+    let pointer_json = |p: &(B256, Address, Address, B256, String, u64)| {
         serde_json::json!({
             "recordId": hex(p.0),
             "patient": cs(p.1),
             "holder": cs(p.2),
-            "category": medrec_bindings::category_name(p.3),
-            "contentHash": hex(p.4),
-            "locator": p.5,
-            "anchoredBlock": p.6,
+            "commitment": hex(p.3),
+            "locator": p.4,
+            "anchoredBlock": p.5,
             "supersededBy": superseded.get(&p.0).map(|n| hex(*n)),
             "breakGlass": break_glass.contains(&p.0),
+            "erased": erased.contains(&p.0),
         })
     };
     for p in patients {
@@ -682,6 +686,9 @@ fn timeline(evs: &[Logged], p: Address) -> Vec<(Logged, &'static str)> {
             }
             Ev::Superseded { old, .. } if patient_of.get(old) == Some(&p) => {
                 Some("pointer-superseded")
+            }
+            Ev::Erased { record_id } if patient_of.get(record_id) == Some(&p) => {
+                Some("pointer-erased")
             }
             Ev::BreakGlassMarked { patient, .. } if *patient == p => {
                 Some("pointer-anchored-under-break-glass")

@@ -80,8 +80,7 @@ pub enum Ev {
         record_id: B256,
         patient: Address,
         holder: Address,
-        category: u8,
-        content_hash: B256,
+        commitment: B256,
         locator: String,
     },
     StudyRegistered {
@@ -166,6 +165,9 @@ pub enum Ev {
         record_id: B256,
         patient: Address,
         holder: Address,
+    },
+    Erased {
+        record_id: B256,
     },
     HolderRegistered {
         holder: Address,
@@ -311,9 +313,11 @@ pub async fn chain_events(w: &World, to: u64) -> Vec<Logged> {
                     record_id: e.recordId,
                     patient: e.patient,
                     holder: e.holder,
-                    category: e.category,
-                    content_hash: e.contentHash,
+                    commitment: e.commitment,
                     locator: e.locator,
+                },
+                RE::PointerErased(e) => Ev::Erased {
+                    record_id: e.recordId,
                 },
                 RE::PointerSuperseded(e) => Ev::Superseded {
                     old: e.oldRecordId,
@@ -780,8 +784,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 record_id,
                 patient,
                 holder,
-                category,
-                content_hash,
+                commitment,
                 locator,
             } => {
                 push(
@@ -793,8 +796,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                         *record_id,
                         *patient,
                         *holder,
-                        *category,
-                        *content_hash,
+                        *commitment,
                         locator.clone()
                     ),
                 );
@@ -802,8 +804,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                     *record_id,
                     *patient,
                     *holder,
-                    *category,
-                    *content_hash,
+                    *commitment,
                     locator.clone(),
                     bn,
                     li
@@ -923,6 +924,7 @@ pub fn expected(evs: &[Logged]) -> BTreeMap<&'static str, Vec<String>> {
                 "ev_pointer_break_glass",
                 row!(bn, li, tx, *record_id, *patient, *holder),
             ),
+            Ev::Erased { record_id } => push("ev_pointer_erased", row!(bn, li, tx, *record_id)),
             Ev::HolderRegistered {
                 holder,
                 endpoint,
@@ -1052,7 +1054,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "ev_pointer_anchored",
-        "SELECT block_number, log_index, tx_hash, record_id, patient, holder, category, content_hash, locator FROM ev_pointer_anchored",
+        "SELECT block_number, log_index, tx_hash, record_id, patient, holder, commitment, locator FROM ev_pointer_anchored",
     ),
     (
         "ev_pointer_superseded",
@@ -1065,6 +1067,10 @@ pub const QUERIES: &[(&str, &str)] = &[
     (
         "ev_pointer_break_glass",
         "SELECT block_number, log_index, tx_hash, record_id, patient, holder FROM ev_pointer_break_glass",
+    ),
+    (
+        "ev_pointer_erased",
+        "SELECT block_number, log_index, tx_hash, record_id FROM ev_pointer_erased",
     ),
     (
         "ev_holder_registered",
@@ -1180,7 +1186,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (
         "pointers",
-        "SELECT record_id, patient, holder, category, content_hash, locator, anchored_block, anchored_log, superseded_by, superseded_block FROM pointers",
+        "SELECT record_id, patient, holder, commitment, locator, anchored_block, anchored_log, superseded_by, superseded_block FROM pointers",
     ),
 ];
 
@@ -1321,6 +1327,7 @@ pub fn kinds(evs: &[Logged]) -> BTreeMap<&'static str, usize> {
             Ev::Superseded { .. } => "superseded",
             Ev::LogAnchored { .. } => "log_anchored",
             Ev::BreakGlassMarked { .. } => "break_glass_marked",
+            Ev::Erased { .. } => "erased",
             Ev::HolderRegistered { .. } => "holder_registered",
             Ev::StudyRegistered { .. } => "study_registered",
             Ev::StudyApproved { .. } => "study_approved",

@@ -49,8 +49,7 @@ fn logs() -> Vec<Log> {
             recordId: keccak256(format!("record {i}")),
             patient,
             holder: Address::repeat_byte(1),
-            category: (i % 64) as u8,
-            contentHash: keccak256(format!("content {i}")),
+            commitment: keccak256(format!("commitment {i}")),
             locator: format!("https://holder.example/{i}"),
         };
         let granted = ConsentRegistry::Granted {

@@ -2,8 +2,8 @@
 //! transaction's input to them, and the registries' public views for every patient seen.
 
 use super::{
-    CALLDATA, Findings, Kind, LOGS, SeenPointer, VIEWS, category_detail, emergency_detail,
-    grant_detail, guardian_detail, rule_detail, study_detail,
+    CALLDATA, Findings, Kind, LOGS, SeenPointer, VIEWS, emergency_detail, grant_detail,
+    guardian_detail, rule_detail, study_detail,
 };
 use crate::{Args, Result, chain};
 use alloy::primitives::{Address, U256};
@@ -133,19 +133,15 @@ async fn logs(
         } else if a == d.record_registry {
             match RE::decode_log(&log.inner).map(|l| l.data) {
                 Ok(RE::PointerAnchored(e)) => {
+                    // Issue 16: no category and no content hash, only a salted commitment.
                     patients.insert(e.patient);
-                    f.add(
-                        e.patient,
-                        Kind::Category,
-                        category_detail(e.holder, e.category),
-                        LOGS,
-                    );
                     f.pointers.insert(SeenPointer {
                         record_id: e.recordId,
                         patient: e.patient,
                         holder: e.holder,
-                        category: e.category,
-                        content_hash: Some(e.contentHash),
+                        category: None,
+                        content_hash: None,
+                        commitment: Some(e.commitment),
                     });
                     true
                 }
@@ -305,20 +301,16 @@ async fn calldata(
                 _ => vec![],
             };
             for ptr in ps {
+                // The calldata holds the pointer as the event does: a commitment, no opening.
                 patients.insert(ptr.patient);
                 f.paid(from, ptr.patient);
-                f.add(
-                    ptr.patient,
-                    Kind::Category,
-                    category_detail(from, ptr.category),
-                    CALLDATA,
-                );
                 f.pointers.insert(SeenPointer {
                     record_id: ptr.recordId,
                     patient: ptr.patient,
                     holder: from,
-                    category: ptr.category,
-                    content_hash: Some(ptr.contentHash),
+                    category: None,
+                    content_hash: None,
+                    commitment: Some(ptr.commitment),
                 });
             }
         } else if Some(*to) == d.study_registry {

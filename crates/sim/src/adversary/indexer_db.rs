@@ -194,8 +194,21 @@ fn row_facts(v: &BTreeMap<&str, String>, f: &mut Findings) {
                 record_id: id,
                 patient,
                 holder: h,
-                category: c as u8,
+                category: Some(c as u8),
                 content_hash: word(v.get("content_hash")),
+                commitment: word(v.get("commitment")),
+            });
+        }
+    } else if let (Some(h), Some(id)) = (address(v.get("holder")), word(v.get("record_id"))) {
+        // A pointer row without a category (issue 16): its commitment, for the hash guessing.
+        if v.get("commitment").is_some() || v.get("content_hash").is_some() {
+            f.pointers.insert(SeenPointer {
+                record_id: id,
+                patient,
+                holder: h,
+                category: None,
+                content_hash: word(v.get("content_hash")),
+                commitment: word(v.get("commitment")),
             });
         }
     }

@@ -120,10 +120,12 @@ pub struct SeenPointer {
     pub patient: Address,
     /// Who holds it.
     pub holder: Address,
-    /// Its category.
-    pub category: u8,
+    /// Its category, when it was in the clear.
+    pub category: Option<u8>,
     /// Its SHA-256, when it was in the clear.
     pub content_hash: Option<B256>,
+    /// Its commitment (issue 16: salted, so a guess cannot be checked without the salt).
+    pub commitment: Option<B256>,
 }
 
 /// Everything recovered: facts per patient, with the sources that gave each.
@@ -469,15 +471,17 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Most record-id guesses tried (candidates x patients x holders): beyond it the id guess is
+/// Most commitment guesses tried (candidates x pointers x categories): beyond it the guess is
 /// skipped and said so (the content-hash lookup still runs).
 const MAX_ID_GUESSES: usize = 5_000_000;
 
 /// Hashes each candidate as it is and without trailing whitespace (an editor's newline), and
-/// looks the hashes up among the content hashes seen; then recomputes the record id of each
-/// candidate for every patient and holder seen, which confirms a record even where its
-/// content hash is not in the clear.
+/// looks the hashes up among the content hashes seen; then, for every pointer seen with a
+/// commitment, recomputes the commitment of each candidate under every category with no salt
+/// (the commitment is salted: this must find nothing) and the record id such a commitment
+/// gives, which would confirm a record whose content hash is not in the clear.
 fn guess_contents(dirs: &[PathBuf], f: &mut Findings) -> Result<()> {
+    use medrec_protocol::records::{commitment, record_id};
     use sha2::{Digest, Sha256};
     let mut files = vec![];
     for dir in dirs {
@@ -508,7 +512,7 @@ fn guess_contents(dirs: &[PathBuf], f: &mut Findings) -> Result<()> {
             f.add(
                 p.patient,
                 Kind::Content,
-                content_detail(p, name),
+                content_detail(p, None, name),
                 HASH_GUESS,
             );
             by_content += 1;
@@ -528,55 +532,54 @@ fn guess_contents(dirs: &[PathBuf], f: &mut Findings) -> Result<()> {
         ),
         format!("{by_content} records' contents confirmed"),
     );
-    // keccak256(holder, patient, SHA-256) for every patient and holder seen.
-    let ids: BTreeMap<B256, &SeenPointer> = pointers.iter().map(|p| (p.record_id, p)).collect();
-    let patients: BTreeSet<Address> = pointers.iter().map(|p| p.patient).collect();
-    let holders: BTreeSet<Address> = pointers.iter().map(|p| p.holder).collect();
-    let guesses = hashes.len() * patients.len() * holders.len();
+    // commitment(patient, holder, category, SHA-256, no salt) for every pointer with a
+    // commitment, each candidate and each category; its record id likewise.
+    let committed: Vec<&SeenPointer> = pointers.iter().filter(|p| p.commitment.is_some()).collect();
+    let guesses = hashes.len() * committed.len() * 64;
     if guesses > MAX_ID_GUESSES {
         f.tried(
-            "content by hash guessing: record ids",
+            "content by hash guessing: commitments",
             format!("{guesses} guesses, over the {MAX_ID_GUESSES} this tool tries"),
             "skipped".into(),
         );
         return Ok(());
     }
-    let mut by_id = 0;
+    let mut by_commitment = 0;
     for (h, name) in &hashes {
-        for patient in &patients {
-            for holder in &holders {
-                let id = medrec_protocol::records::record_id(*holder, *patient, *h);
-                if let Some(p) = ids.get(&id) {
+        for p in &committed {
+            for category in 0..64u8 {
+                let c = commitment(p.patient, p.holder, category, *h, B256::ZERO);
+                if Some(c) == p.commitment || record_id(p.holder, p.patient, c) == p.record_id {
                     f.add(
                         p.patient,
                         Kind::Content,
-                        content_detail(p, name),
+                        content_detail(p, Some(category), name),
                         HASH_GUESS,
                     );
-                    by_id += 1;
+                    by_commitment += 1;
                 }
             }
         }
     }
     f.tried(
-        "content by hash guessing: record ids",
+        "content by hash guessing: commitments",
         format!(
-            "keccak256(holder, patient, SHA-256) of each candidate for {} patients and {} holders ({guesses} guesses), against {} record ids seen",
-            patients.len(),
-            holders.len(),
-            ids.len()
+            "keccak256(patient, holder, category, SHA-256, salt 0) of each candidate under the 64 categories, and the record id it gives, for {} pointers with a commitment ({guesses} guesses)",
+            committed.len()
         ),
-        format!("{by_id} records' contents confirmed"),
+        format!("{by_commitment} records' contents confirmed"),
     );
     Ok(())
 }
 
-fn content_detail(p: &SeenPointer, name: &str) -> String {
+fn content_detail(p: &SeenPointer, guessed: Option<u8>, name: &str) -> String {
+    let category = match guessed.or(p.category) {
+        Some(c) => medrec_bindings::category_name(c),
+        None => "a record".to_string(),
+    };
     format!(
-        "record {} ({} at {}) is {name}",
-        p.record_id,
-        medrec_bindings::category_name(p.category),
-        p.holder
+        "record {} ({category} at {}) is {name}",
+        p.record_id, p.holder
     )
 }
 

@@ -1,6 +1,6 @@
 //! The adversary tool against a small story on a real anvil, indexed into a real PostgreSQL by
-//! the indexer's own pipeline: what it must recover today (issue 16's baseline). Once the
-//! privacy design lands, these assertions flip to "recovers nothing".
+//! the indexer's own pipeline: what it recovers (issue 16's baseline), flipped to "recovers
+//! nothing" for each part of the privacy design that has landed (step 4: categories, contents).
 
 use alloy::network::ReceiptResponse;
 use alloy::primitives::{Address, B256, U256, aliases::U40, keccak256};
@@ -8,6 +8,7 @@ use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use medrec_bindings::record_registry::IRecordRegistry::Pointer;
 use medrec_bindings::{ConsentRegistry, RecordRegistry, StudyRegistry};
+use medrec_protocol::records::Opening;
 use medrec_test_support::{
     Anvil, Mined, PROVIDER, RESEARCHER, ScratchDb, credential, deploy, fund, gov, now,
     wallet_provider,
@@ -148,16 +149,17 @@ async fn anchor(
     category: u8,
 ) {
     let hash = B256::from_slice(&Sha256::digest(file));
+    // As a gatekeeper does: a fresh random salt per record.
+    let commitment = Opening::new(category).commit(patient, h, hash);
     let p = Pointer {
-        recordId: medrec_protocol::records::record_id(h, patient, hash),
+        recordId: medrec_protocol::records::record_id(h, patient, commitment),
         patient,
-        category,
-        contentHash: hash,
+        commitment,
         locator: "opaque/1".into(),
         supersedes: B256::ZERO,
     };
     let r = RecordRegistry::new(at, holder.clone())
-        .anchor(p, B256::ZERO)
+        .anchor(p)
         .mined()
         .await;
     ok(r, "anchor");
@@ -355,27 +357,16 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         guardian.to_string(),
     );
     let all = ["logs", "calldata", "indexer db"];
-    // Categories at each holder.
-    assert!(
-        has(
-            &report,
-            p.address(),
-            "categories",
-            &["labs at", &pa_s],
-            &all
-        ),
-        "{out}"
-    );
-    assert!(
-        has(
-            &report,
-            p.address(),
-            "categories",
-            &["labs at", &pb_s],
-            &all
-        ),
-        "{out}"
-    );
+    // Categories at each holder: none (issue 16, step 4: a pointer carries a salted
+    // commitment, not its category, in its event, its calldata and the indexer's database).
+    for who in [p.address(), q.address(), u.address(), v.address()] {
+        assert!(
+            !facts(&report, who)
+                .iter()
+                .any(|(k, _, _)| k == "categories"),
+            "no category recovered for {who}: {out}"
+        );
+    }
     // Grantees with scope, purpose and period; the stored grant too.
     assert!(
         has(
@@ -458,26 +449,32 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
             .any(|(k, _, _)| k == "cross-holder links"),
         "{out}"
     );
-    assert!(
-        has(
-            &report,
-            q.address(),
-            "categories",
-            &["labs at", &pa_s],
-            &all
-        ),
+    // The known record's content: not confirmed by hashing (no content hash is public; each
+    // candidate was tried against each commitment with no salt, every category), and the
+    // attack is reported as tried.
+    for who in [p.address(), q.address(), u.address(), v.address()] {
+        assert!(
+            !facts(&report, who)
+                .iter()
+                .any(|(k, _, _)| k == "contents by hash"),
+            "no content recovered for {who}: {out}"
+        );
+    }
+    let tried = report["tried"].as_array().unwrap();
+    let commitments = tried
+        .iter()
+        .find(|t| t["attack"] == "content by hash guessing: commitments")
+        .unwrap_or_else(|| panic!("the commitment guess is tried: {out}"));
+    assert_eq!(
+        commitments["found"], "0 records' contents confirmed",
         "{out}"
     );
-    // The known record's content, by its SHA-256 (the candidate has an editor's newline).
     assert!(
-        has(
-            &report,
-            p.address(),
-            "contents by hash",
-            &["nested/hemoglobin.json", &pa_s],
-            &["hash guess"]
-        ),
-        "{out}"
+        !commitments["read"]
+            .as_str()
+            .unwrap()
+            .contains(" 0 pointers"),
+        "it had pointers to try: {out}"
     );
     assert!(!out.contains("unrelated.json"), "{out}");
     // The household: linked through the account that paid for both.

@@ -378,42 +378,55 @@ impl World {
     /// Anchors `ps` as `holder`, each under its id at that holder ([`record_id`]).
     pub async fn anchor_batch(&self, holder: Address, mut ps: Vec<Pointer>) -> B256 {
         for p in &mut ps {
-            p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.contentHash);
+            p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.commitment);
         }
         let c = self.records_c();
         self.send("anchorBatch", holder, c.anchorBatch(ps)).await
     }
 
-    /// Anchors `p` as an amendment of `holder`'s record `old_seed` of the same patient (whose
-    /// content hash is derived from it).
+    /// Anchors `p` as an amendment of `holder`'s record `old_seed` of the same patient (the
+    /// registry checks the old record by its stored commitment and the id formula).
     pub async fn amend(&self, holder: Address, mut p: Pointer, old_seed: &str) -> B256 {
-        p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.contentHash);
+        p.recordId = medrec_protocol::records::record_id(holder, p.patient, p.commitment);
         p.supersedes = record_id(holder, p.patient, old_seed);
         let c = self.records_c();
-        self.send("anchor", holder, c.anchor(p, content_hash(old_seed)))
-            .await
+        self.send("anchor", holder, c.anchor(p)).await
+    }
+}
+
+impl World {
+    /// `holder` erases its record `seed` of `patient` (`RecordRegistry.erase`).
+    pub async fn erase(&self, holder: Address, patient: Address, seed: &str) -> B256 {
+        let c = self.records_c();
+        self.send(
+            "erase",
+            holder,
+            c.erase(record_id(holder, patient, seed), patient),
+        )
+        .await
     }
 }
 
 /// The record id of pointer `seed` of `patient` at `holder` (ids are bound to their holder,
-/// patient and content).
+/// patient and commitment).
 pub fn record_id(holder: Address, patient: Address, seed: &str) -> B256 {
-    medrec_protocol::records::record_id(holder, patient, content_hash(seed))
+    medrec_protocol::records::record_id(holder, patient, commitment(seed))
 }
 
-/// The content hash of pointer `seed`.
-pub fn content_hash(seed: &str) -> B256 {
-    keccak256(format!("content:{seed}"))
+/// The commitment of pointer `seed`: opaque to the indexer, which mirrors it as anchored (a
+/// real one is `records::commitment` of the record's opening).
+pub fn commitment(seed: &str) -> B256 {
+    keccak256(format!("commitment:{seed}"))
 }
 
-/// A pointer to anchor, with its hash derived from `seed`; its id is set when a holder
-/// anchors it ([`World::anchor_batch`], [`World::amend`]).
-pub fn pointer(seed: &str, patient: Address, category: u8) -> Pointer {
+/// A pointer to anchor, with its commitment derived from `seed`; its id is set when a holder
+/// anchors it ([`World::anchor_batch`], [`World::amend`]). The indexer never sees the
+/// category: `_category` names what the record is, for the reader of a test.
+pub fn pointer(seed: &str, patient: Address, _category: u8) -> Pointer {
     Pointer {
         recordId: B256::ZERO,
         patient,
-        category,
-        contentHash: content_hash(seed),
+        commitment: commitment(seed),
         locator: format!("https://records.example/{seed}"),
         supersedes: B256::ZERO,
     }

@@ -133,12 +133,19 @@ impl World {
         let i = self.next_id;
         let patient = self.patients[(i as usize) % self.patients.len()];
         let content_hash = keccak256(i.to_le_bytes());
-        IRecordRegistry::Pointer {
-            // The registry's ids, bound to holder, patient and content: random B-tree inserts.
-            recordId: medrec_protocol::records::record_id(self.hospital, patient, content_hash),
+        let category = GRANTED[(i as usize / self.patients.len()) % GRANTED.len()];
+        let commitment = medrec_protocol::records::commitment(
             patient,
-            category: GRANTED[(i as usize / self.patients.len()) % GRANTED.len()],
-            contentHash: content_hash,
+            self.hospital,
+            category,
+            content_hash,
+            keccak256(content_hash),
+        );
+        IRecordRegistry::Pointer {
+            // The registry's ids, bound to holder, patient and commitment: random B-tree inserts.
+            recordId: medrec_protocol::records::record_id(self.hospital, patient, commitment),
+            patient,
+            commitment,
             locator: format!("https://hospital-a.example/fhir/DocumentReference/{i:010}"),
             supersedes: B256::ZERO,
         }
@@ -148,7 +155,7 @@ impl World {
     pub fn anchor_one(&mut self, nonce: u64) -> TransactionRequest {
         let pointer = self.pointer();
         self.records()
-            .anchor(pointer, B256::ZERO)
+            .anchor(pointer)
             .from(self.hospital)
             .nonce(nonce)
             .gas(400_000)

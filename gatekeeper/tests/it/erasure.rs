@@ -1,0 +1,176 @@
+//! Erasure (issue 16, step 7): `medrec forget` destroys a record's data key at its gatekeeper,
+//! then marks the pointer erased on chain. Reads afterwards are refused `410 erased` and
+//! logged, never served from the gatekeeper's memory (not even a replica's that still holds
+//! the record); a retry after a failed chain step finishes the job.
+
+use crate::harness::{World, fhir_example, import_key, run_cli};
+use alloy::primitives::B256;
+use medrec_protocol::records::{ERASED_READ_REASON, ERASURE_REASON, EraseRequest, erase_url};
+use serde_json::Value;
+
+const LABS: u64 = 1 << 3;
+
+/// The holder's signed erasure of `id`, sent to its gatekeeper: the status and body.
+async fn erase_at_gatekeeper(w: &World, id: B256) -> (u16, Value) {
+    let t = medrec_test_support::now();
+    let req = EraseRequest {
+        holder: w.gk_holder.address(),
+        recordId: id,
+        audience: w.gk_holder.address(),
+        nonce: medrec_protocol::envelope::random_nonce(),
+        issuedAt: t,
+        expiresAt: t + 60,
+    };
+    let body = medrec_test_support::signed_body(&w.gk_holder, req, &w.domain).await;
+    let (status, bytes) = w.post(&erase_url(&w.gk_url, id), body.into_bytes()).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_destroys_the_key_then_marks_the_chain_and_later_reads_are_410_and_logged() {
+    let mut w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    let dir = w.dir.path().to_path_buf();
+    for (name, key) in [("holder", &w.gk_holder), ("reader", &reader)] {
+        import_key(&w, name, key);
+    }
+    // Records stay in memory for a minute: erasure must evict them, not wait.
+    w.start_gatekeeper(&["--record-cache-secs", "60"]).await;
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let cli = |args: &[&str]| run_cli(&w, args);
+    let put = |file: &str| {
+        let path = dir.join(file);
+        std::fs::write(&path, fhir_example(file)).unwrap();
+        let out = cli(&[
+            "--json",
+            "-a",
+            "holder",
+            "put",
+            &path.to_string_lossy(),
+            "--patient",
+            &patient.address().to_string(),
+            "-c",
+            "labs",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["data"]["recordId"]
+            .as_str()
+            .unwrap()
+            .parse::<B256>()
+            .unwrap()
+    };
+    let id = put("Observation-example.json");
+    let other = put("Observation-656.json");
+    // Read once: the record is now in the gatekeeper's memory.
+    assert_eq!(w.read(&reader, id).await.0, 200);
+
+    // The first half only (the chain step "failed"): the gatekeeper destroys the key.
+    let (status, v) = erase_at_gatekeeper(&w, id).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["erasedNow"], true);
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    assert!(
+        !registry.erased(id).call().await.unwrap(),
+        "not on chain yet"
+    );
+    // A read now is refused 410, not served from memory, and logged.
+    let (status, body) = w.read(&reader, id).await;
+    assert_eq!(status, 410, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "erased");
+    // What was destroyed: key, ciphertext, content hash, salt; the facts.
+    let (key_len, ct_len, facts): (i32, i32, i64) = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+        sqlx::query_as(
+            "SELECT octet_length(wrapped_key), octet_length(ciphertext),
+                    (SELECT count(*) FROM gk_facts WHERE record_id = $1)
+             FROM gk_records WHERE record_id = $1",
+        )
+        .bind(id.to_vec())
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    };
+    assert_eq!((key_len, ct_len, facts), (0, 0, 0));
+
+    // The holder's `medrec forget` finishes the job: the gatekeeper says erased before, the
+    // chain is marked now.
+    let out = cli(&["--json", "-a", "holder", "forget", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["gatekeeper"], "erased before", "{v}");
+    assert_eq!(v["data"]["alreadyMarked"], false, "{v}");
+    assert!(registry.erased(id).call().await.unwrap());
+    // Again: nothing left to do, and says so.
+    let out = cli(&["--json", "-a", "holder", "forget", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["alreadyMarked"], true, "{v}");
+
+    // The reader's CLI says it in one line.
+    let out = cli(&["-a", "reader", "get", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("erased by its holder"), "{err}");
+    // Nor may anyone but the holder erase, or the patient's reader forget.
+    let out = cli(&["-a", "reader", "forget", &other.to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another replica erased `other` while this one holds it in memory (simulated in the
+    // database, as that replica's transaction leaves it): the read is refused when it is
+    // logged, in the same transaction that would have let it through.
+    assert_eq!(w.read(&reader, other).await.0, 200);
+    w.sql(format!(
+        "UPDATE gk_records SET erased_at = now() WHERE record_id = '\\x{}'",
+        alloy::hex::encode(other)
+    ))
+    .await;
+    let (status, _) = w.read(&reader, other).await;
+    assert_eq!(status, 410);
+
+    // The log keeps the facts: the erasure (by the holder) and each refused read.
+    let log = w.log().await;
+    assert!(
+        log.iter()
+            .any(|(who, allowed, reason)| *who == w.gk_holder.address()
+                && !allowed
+                && reason == ERASURE_REASON),
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|(who, allowed, reason)| *who == reader.address()
+                && !allowed
+                && reason == ERASED_READ_REASON)
+            .count(),
+        2,
+        "{log:?}"
+    );
+    // The listing no longer names the erased records.
+    let (_, l) = w.list_as(&patient, patient.address()).await;
+    assert!(l.unwrap().records.is_empty());
+}
