@@ -483,7 +483,7 @@ async fn participation(
         pseudonym: pseudonym.address(),
     };
     let ctx = super::grant::signing_context(settings, &a.sign, rel).await?;
-    let tags = if what == "opt-in" {
+    let reached = if what == "opt-in" {
         Some(
             opt_in_tags(
                 settings,
@@ -502,7 +502,7 @@ async fn participation(
     let message = StudyMessage {
         study_id: id,
         pseudonym: pseudonym.address(),
-        tags: tags.map(Into::into),
+        tags: reached.as_ref().map(|r| r.tags.clone().into()),
         epoch: ctx.epoch,
         issued_at: ctx.issued_at,
         deadline: ctx.deadline,
@@ -513,6 +513,12 @@ async fn participation(
         _ => Unsigned::CancelStudySignatures(message),
     };
     let msg = SignedMessage::sign(&pseudonym, chain_id, registry, unsigned).await?;
+    if let Some(r) = &reached {
+        // Which holders will count the patient: one the indexer named but the chain does not
+        // show holding a record is left out (it would not count them), and the patient can
+        // name it with --holders.
+        out.progress(&reached_note(r));
+    }
     let Some(relayer) = a.relayer else {
         return super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"));
     };
@@ -559,9 +565,14 @@ async fn participation(
             a.study
         ),
     };
+    let mut data = json!({"studyId": a.study, "pseudonym": p, "tx": tx});
+    if let Some(r) = &reached {
+        data["holders"] = json!(r.holders);
+        data["omittedHolders"] = json!(r.omitted);
+    }
     out.result(
         &format!("study {what}"),
-        json!({"studyId": a.study, "pseudonym": p, "tx": tx}),
+        data,
         &format!("{human} (relayed, tx {})", tx.tx_hash),
     );
     Ok(())
@@ -614,7 +625,7 @@ async fn opt_in_tags(
     id: U256,
     pseudonym: Address,
     holders: Option<Vec<Address>>,
-) -> Result<Vec<u8>> {
+) -> Result<OptInTags> {
     use alloy::signers::Signer;
     use medrec_protocol::study_tags::{
         self, HolderSlot, OptInContext, SERVICE_KEY_PATH, ServiceKeyAnswer, TAG_SLOTS,
@@ -624,6 +635,7 @@ async fn opt_in_tags(
     let d = chain.deployment(settings).await?;
     let given = holders.is_some();
     let mut holders = holders.unwrap_or_default();
+    let mut omitted = vec![];
     if !given {
         let body: medrec_protocol::indexer::PatientPointers = super::listing::get(
             settings,
@@ -631,11 +643,14 @@ async fn opt_in_tags(
             None,
         )
         .await?;
-        for p in body.pointers {
-            if !holders.contains(&p.holder) {
-                holders.push(p.holder);
-            }
-        }
+        // The indexer's word alone would let it (or a holder it colludes with) receive a slot
+        // for a patient that holder never treated: a holder is kept only when the chain shows
+        // one of its pointers for this patient (anchoring needs the patient's live
+        // relationship, so no holder can invent one).
+        let (kept, dropped) =
+            anchored_holders(&chain, &d, patient.address(), &body.pointers).await?;
+        holders = kept;
+        omitted = dropped;
     }
     if holders.len() > TAG_SLOTS {
         return Err(CliError::input(format!(
@@ -692,7 +707,93 @@ async fn opt_in_tags(
             signature: signature.clone(),
         });
     }
-    study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))
+    let tags = study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))?;
+    Ok(OptInTags {
+        tags,
+        holders: slots.iter().map(|s| s.holder).collect(),
+        omitted,
+    })
+}
+
+/// The line telling the patient which holders got a slot (and so will count them) and which
+/// the indexer named without a pointer on chain.
+fn reached_note(r: &OptInTags) -> String {
+    let list = |v: &[Address]| {
+        v.iter()
+            .map(Address::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut line = if r.holders.is_empty() {
+        "no holder gets a slot: none will count you in this study".to_string()
+    } else {
+        format!("slots for the holders {}", list(&r.holders))
+    };
+    if !r.omitted.is_empty() {
+        line.push_str(&format!(
+            "; left out (the indexer names them but the chain shows no record of yours they \
+             anchored; name them with --holders if they keep your records): {}",
+            list(&r.omitted)
+        ));
+    }
+    line
+}
+
+/// An opt-in's tags, with the holders that got a slot and those the indexer named but the
+/// chain does not show holding a record of the patient.
+struct OptInTags {
+    tags: Vec<u8>,
+    holders: Vec<Address>,
+    omitted: Vec<Address>,
+}
+
+/// The holders of `pointers` (the indexer's answer for `patient`) that the chain confirms:
+/// for each, one of its pointers whose `PointerAnchored` log, in the block the indexer gave,
+/// has the pointer's record id, the patient and the holder as its indexed topics (only the
+/// topics: the event's data fields may change). The logs are asked for by block and event
+/// only, so the node is not told the patient or the holders; the rest are returned apart.
+async fn anchored_holders(
+    chain: &Chain,
+    d: &Deployment,
+    patient: Address,
+    pointers: &[medrec_protocol::indexer::Pointer],
+) -> Result<(Vec<Address>, Vec<Address>)> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let mut claimed: Vec<Address> = vec![];
+    for p in pointers {
+        if !claimed.contains(&p.holder) {
+            claimed.push(p.holder);
+        }
+    }
+    let mut blocks: Vec<u64> = pointers.iter().map(|p| p.anchored_block).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut anchored = std::collections::HashSet::new();
+    let node = |e| crate::error::from_transport(e, &chain.url);
+    for b in blocks {
+        if b < d.start_block {
+            continue;
+        }
+        let filter = Filter::new()
+            .address(d.record_registry)
+            .event_signature(medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH)
+            .from_block(b)
+            .to_block(b);
+        for l in chain.provider.get_logs(&filter).await.map_err(node)? {
+            if let [_, id, who, holder] = l.topics()
+                && Address::from_word(*who) == patient
+            {
+                anchored.insert((*id, Address::from_word(*holder)));
+            }
+        }
+    }
+    let (kept, omitted) = claimed.into_iter().partition(|h| {
+        pointers.iter().any(|p| {
+            p.holder == *h && p.patient == patient && anchored.contains(&(p.record_id, *h))
+        })
+    });
+    Ok((kept, omitted))
 }
 
 async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Result<()> {

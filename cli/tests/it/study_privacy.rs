@@ -1,0 +1,301 @@
+//! Issue 16, step 6 (the attack review's findings): what a lying indexer, the RPC node and a
+//! holder can learn from a patient's study opt-in, replayed against the `medrec` binary.
+
+use crate::harness::Env;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+#[allow(dead_code)]
+/// A logging JSON-RPC proxy: every request body the CLI sends is kept, then forwarded.
+pub fn proxy(upstream: u16) -> (String, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(vec![]));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { continue };
+            let log = log2.clone();
+            std::thread::spawn(move || serve(c, upstream, log));
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), log)
+}
+
+fn serve(c: TcpStream, upstream: u16, log: Arc<Mutex<Vec<String>>>) {
+    let mut w = c.try_clone().unwrap();
+    let mut r = BufReader::new(c);
+    loop {
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.to_ascii_lowercase();
+            if let Some(v) = l.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        log.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&body).to_string());
+        let mut u = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+        write!(
+            u,
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        u.write_all(&body).unwrap();
+        let mut resp = vec![];
+        u.read_to_end(&mut resp).unwrap();
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+        let mut rbody = resp[split + 4..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            let mut out = vec![];
+            let mut rest = &rbody[..];
+            loop {
+                let e = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+                let n = usize::from_str_radix(std::str::from_utf8(&rest[..e]).unwrap().trim(), 16)
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&rest[e + 2..e + 2 + n]);
+                rest = &rest[e + 2 + n + 2..];
+            }
+            rbody = out;
+        }
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            rbody.len()
+        )
+        .unwrap();
+        w.write_all(&rbody).unwrap();
+    }
+}
+
+/// A stand-in HTTP server answering every GET with `body`: a gatekeeper that serves only
+/// `GET /v1/service-key`, or an indexer that says what it likes.
+fn fixed_server(body: String) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A registered, approved study 1 (categories labs).
+fn study(env: &Env) {
+    let r = env.new_account("researcher", true);
+    env.credential(&r, "researcher", "irb");
+    env.write("protocol.txt", "a protocol");
+    env.json(&[
+        "-a",
+        "researcher",
+        "study",
+        "register",
+        "--protocol",
+        &env.path_str("protocol.txt"),
+        "-c",
+        "labs",
+        "--min-cell",
+        "5",
+    ]);
+    env.json(&["-a", "gov", "study", "approve", "1"]);
+}
+
+/// Registers `account` as a holder whose gatekeeper serves a fresh service key; returns it.
+fn holder_with_service_key(env: &Env, account: &str) -> medrec_protocol::study_tags::ServiceKey {
+    use alloy::signers::local::PrivateKeySigner;
+    use medrec_protocol::study_tags::ServiceKey;
+    let service = PrivateKeySigner::random();
+    let key = ServiceKey::from_bytes(&service.to_bytes()).unwrap();
+    let url = fixed_server(format!(
+        r#"{{"holder":"{}","publicKey":"{}","address":"{}"}}"#,
+        env.addr(account),
+        alloy::hex::encode_prefixed(key.public_key()),
+        service.address()
+    ));
+    env.json(&[
+        "-a",
+        account,
+        "holder",
+        "register",
+        "--endpoint",
+        &url,
+        "--service-key",
+        &service.address().to_string(),
+    ]);
+    key
+}
+
+/// The opt-in's tags, read back from its OptedIn log, and the context they were built for.
+fn opted_in_tags(
+    env: &Env,
+    opt_in: &serde_json::Value,
+) -> (medrec_protocol::study_tags::OptInContext, Vec<u8>) {
+    use alloy::primitives::{Address, B256, Bytes, LogData, U256};
+    use alloy::sol_types::SolEvent;
+    let pseudonym: Address = opt_in["pseudonym"].as_str().unwrap().parse().unwrap();
+    let tx = opt_in["tx"]["txHash"]
+        .as_str()
+        .or(opt_in["tx"]["tx_hash"].as_str())
+        .unwrap()
+        .to_string();
+    let rcpt = env.rpc("eth_getTransactionReceipt", &format!("[\"{tx}\"]"));
+    let log = &rcpt["logs"][0];
+    let topics: Vec<B256> = log["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().parse().unwrap())
+        .collect();
+    let data: Bytes = log["data"].as_str().unwrap().parse().unwrap();
+    let ev = medrec_bindings::StudyRegistry::OptedIn::decode_log_data(&LogData::new_unchecked(
+        topics, data,
+    ))
+    .unwrap();
+    let chain_id = u64::from_str_radix(
+        env.rpc("eth_chainId", "[]")
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let ctx = medrec_protocol::study_tags::OptInContext {
+        chain_id,
+        registry: log["address"].as_str().unwrap().parse().unwrap(),
+        study_id: U256::from(1),
+        pseudonym,
+    };
+    (ctx, ev.tags.to_vec())
+}
+
+/// Finding 1 (HIGH): the indexer operator (a consortium member that is, or colludes with, a
+/// holder M) answers the patient's signed `/pointers` request with a real pointer of the
+/// patient's hospital and an invented one at M, in the same block. Before the fix the CLI
+/// encrypted a slot to M (which opened it: patient -> pseudonym -> study, for a patient M
+/// never treated); now a holder gets a slot only when the chain's PointerAnchored log shows
+/// its pointer for the patient: hospital-a's slot opens, M's does not, and the output names
+/// M as left out.
+#[test]
+fn a_lying_indexer_gets_no_slot_for_a_holder_without_the_patients_record() {
+    use alloy::primitives::{Address, B256};
+    use medrec_protocol::study_tags::open;
+    let env = Env::deployed();
+    study(&env);
+    let a_key = holder_with_service_key(&env, "hospital-a");
+    let m_key = holder_with_service_key(&env, "hospital-b");
+    let a: Address = env.addr("hospital-a").parse().unwrap();
+    let m: Address = env.addr("hospital-b").parse().unwrap();
+    let patient: Address = env.addr("patient").parse().unwrap();
+    env.json(&[
+        "-a",
+        "patient",
+        "grant",
+        &a.to_string(),
+        "-c",
+        "labs",
+        "--for",
+        "90d",
+    ]);
+    let file = env.write(
+        "obs.json",
+        r#"{"resourceType":"Observation","status":"final"}"#,
+    );
+    let anchored = env.json(&[
+        "-a",
+        "hospital-a",
+        "anchor",
+        &file,
+        "--patient",
+        &patient.to_string(),
+        "-c",
+        "labs",
+        "--locator",
+        "https://a.example/r/1",
+    ]);
+    let record: B256 = anchored["recordId"].as_str().unwrap().parse().unwrap();
+    let shown = env.json(&["pointer", "show", &record.to_string()]);
+    let block = shown["anchoredBlock"]
+        .as_u64()
+        .or(shown["pointer"]["anchoredBlock"].as_u64())
+        .or(anchored["tx"]["blockNumber"].as_u64())
+        .or(anchored["tx"]["block_number"].as_u64())
+        .unwrap_or_else(|| panic!("no block in {shown} / {anchored}"));
+    let pointer = |id: B256, holder: Address| {
+        format!(
+            r#"{{"recordId":"{id}","patient":"{patient}","holder":"{holder}","category":"labs","contentHash":"{}","locator":"x","anchoredBlock":{block},"supersededBy":null}}"#,
+            B256::repeat_byte(2)
+        )
+    };
+    let fake = fixed_server(format!(
+        r#"{{"block":{block},"patient":"{patient}","pointers":[{},{}]}}"#,
+        pointer(record, a),
+        pointer(B256::repeat_byte(1), m)
+    ));
+    let v = env.json(&[
+        "--indexer-url",
+        &fake,
+        "-a",
+        "patient",
+        "study",
+        "opt-in",
+        "1",
+        "--relayer",
+        "stranger",
+    ]);
+    let (ctx, tags) = opted_in_tags(&env, &v);
+    assert_eq!(open(&m_key, &ctx, &tags), None, "M opened a slot");
+    assert_eq!(open(&a_key, &ctx, &tags), Some(patient));
+    assert_eq!(v["holders"], serde_json::json!([a.to_string()]), "{v}");
+    assert_eq!(
+        v["omittedHolders"],
+        serde_json::json!([m.to_string()]),
+        "{v}"
+    );
+    // The human output says who got a slot and who was left out.
+    let out = env
+        .cmd(&[
+            "--indexer-url",
+            &fake,
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--sign-only",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("left out") && err.contains(&m.to_string()),
+        "{err}"
+    );
+}
