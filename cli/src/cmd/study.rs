@@ -305,24 +305,25 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             );
         }
         StudyCmd::Mine => {
-            // Nothing on chain names the patient: each study's pseudonym is derived here and
-            // the chain asked about it.
+            // Nothing on chain names the patient: each study's pseudonym is derived here, and
+            // the chain is asked for every participation event of the registry at once (never
+            // about one pseudonym, which would show the node the patient's pseudonyms
+            // together), matched here.
             let signer = keys::load(settings)?;
             let me = signer.address();
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
-            let s = studies(&chain, &d)?;
-            let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
-            let secret = signer.to_bytes();
-            let mut live = vec![];
-            let mut id = U256::from(1);
-            while id <= count {
-                let p = study_pseudonym(&secret, chain.chain_id, *s.address(), id).address();
-                if s.isOptedIn(id, p).call().await.map_err(|e| chain.err(e))? {
-                    live.push(id);
-                }
-                id += U256::from(1);
+            let registry = study_registry_of(&d)?;
+            let (events, closed) = own_study_logs(&chain, &d, registry, &signer, None).await?;
+            let mut state = std::collections::BTreeMap::new();
+            for e in &events {
+                state.insert(e.study_id, e.kind == "opted-in");
             }
+            let live: Vec<U256> = state
+                .into_iter()
+                .filter(|(id, opted)| *opted && !closed.contains(id))
+                .map(|(id, _)| U256::from(id))
+                .collect();
             let human = if live.is_empty() {
                 "you are not opted in to any study".to_string()
             } else {
@@ -391,13 +392,29 @@ pub async fn own_study_events(
     from: Option<u64>,
     to: u64,
 ) -> Result<Vec<OwnStudyEvent>> {
-    use alloy::rpc::types::Filter;
-    use alloy::sol_types::SolEvent;
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let Some(registry) = d.study_registry else {
         return Ok(vec![]);
     };
+    let (events, _) = own_study_logs(&chain, &d, registry, patient, from).await?;
+    Ok(events.into_iter().filter(|e| e.block <= to).collect())
+}
+
+/// The opt-ins and withdrawals of `patient`'s study pseudonyms from block `from` (default: the
+/// deployment's first), in block order, and the studies closed since: every OptedIn, Withdrew
+/// and StudyClosed log of the registry is read (by event only, so the node is never shown
+/// which pseudonyms are asked about, nor several of one patient's together) and the patient's
+/// pseudonyms, derived here for every study, matched locally.
+async fn own_study_logs(
+    chain: &Chain,
+    d: &Deployment,
+    registry: Address,
+    patient: &alloy::signers::local::PrivateKeySigner,
+    from: Option<u64>,
+) -> Result<(Vec<OwnStudyEvent>, std::collections::HashSet<u64>)> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
     let s = StudyRegistry::new(registry, chain.provider.clone());
     let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
     let secret = patient.to_bytes();
@@ -408,37 +425,55 @@ pub async fn own_study_events(
         mine.insert(p, id.saturating_to::<u64>());
         id += U256::from(1);
     }
+    let mut closed = std::collections::HashSet::new();
     if mine.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], closed));
     }
-    let filter = Filter::new()
-        .address(registry)
-        .event_signature(vec![
-            StudyRegistry::OptedIn::SIGNATURE_HASH,
-            StudyRegistry::Withdrew::SIGNATURE_HASH,
-        ])
-        .topic2(mine.keys().map(|a| a.into_word()).collect::<Vec<_>>());
+    let filter = Filter::new().address(registry).event_signature(vec![
+        StudyRegistry::OptedIn::SIGNATURE_HASH,
+        StudyRegistry::Withdrew::SIGNATURE_HASH,
+        StudyRegistry::StudyClosed::SIGNATURE_HASH,
+    ]);
     let start = from.unwrap_or(0).max(d.start_block);
-    let logs = super::anchor::scan_logs(&chain, &filter, start, false).await?;
-    Ok(logs
-        .iter()
-        .filter(|l| l.block_number.is_some_and(|b| b <= to))
-        .filter_map(|l| {
-            let pseudonym = Address::from_word(*l.topics().get(2)?);
-            Some(OwnStudyEvent {
-                block: l.block_number?,
-                log_index: l.log_index?,
-                tx_hash: l.transaction_hash?,
-                kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
-                    "opted-in"
-                } else {
-                    "withdrew"
-                },
-                study_id: *mine.get(&pseudonym)?,
-                pseudonym,
-            })
-        })
-        .collect())
+    let logs = super::anchor::scan_logs(chain, &filter, start, false).await?;
+    let mut events = vec![];
+    for l in &logs {
+        if l.topic0() == Some(&StudyRegistry::StudyClosed::SIGNATURE_HASH) {
+            if let Some(id) = l.topics().get(1) {
+                closed.insert(U256::from_be_bytes(id.0).saturating_to::<u64>());
+            }
+            continue;
+        }
+        let Some(pseudonym) = l.topics().get(2).map(|t| Address::from_word(*t)) else {
+            continue;
+        };
+        let (Some(study_id), Some(block), Some(log_index), Some(tx_hash)) = (
+            mine.get(&pseudonym),
+            l.block_number,
+            l.log_index,
+            l.transaction_hash,
+        ) else {
+            continue;
+        };
+        // A study's logs name only its own pseudonyms: one of ours under another study id
+        // is not ours there.
+        if l.topics().get(1).map(|t| U256::from_be_bytes(t.0)) != Some(U256::from(*study_id)) {
+            continue;
+        }
+        events.push(OwnStudyEvent {
+            block,
+            log_index,
+            tx_hash,
+            kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
+                "opted-in"
+            } else {
+                "withdrew"
+            },
+            study_id: *study_id,
+            pseudonym,
+        });
+    }
+    Ok((events, closed))
 }
 
 /// Why a study change is not sent from the patient's own account.
@@ -671,10 +706,29 @@ async fn opt_in_tags(
         .as_bytes()
         .to_vec();
     let client = client()?;
+    let registered = if holders.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        registered_holders(&chain, &d).await?
+    };
     let mut slots = Vec::with_capacity(holders.len());
     for h in holders {
-        let g = super::holder::registered(&chain, &d, h).await?;
-        let base = super::holder::credentialed_gatekeeper_url(&chain, &d, h).await?;
+        let Some((g, credentialed)) = registered.get(&h) else {
+            return Err(CliError::input(format!(
+                "the holder {h} has registered no gatekeeper on chain (it runs: medrec holder register)"
+            )));
+        };
+        if !credentialed {
+            return Err(CliError::input(format!(
+                "the holder {h} is not a credentialed provider now: medrec sends it no request"
+            )));
+        }
+        let base = super::holder::checked_endpoint(&g.endpoint).map_err(|why| {
+            CliError::input(format!(
+                "the holder {h} registered the endpoint {:?}, to which medrec sends no request: {why}",
+                g.endpoint
+            ))
+        })?;
         let url = format!("{}{SERVICE_KEY_PATH}", base.trim_end_matches('/'));
         let resp = client.get(&url).send().await.map_err(|e| {
             CliError::Rpc(format!("cannot reach the gatekeeper of {h} at {base}: {e}"))
@@ -713,6 +767,58 @@ async fn opt_in_tags(
         holders: slots.iter().map(|s| s.holder).collect(),
         omitted,
     })
+}
+
+/// Every holder that registered a gatekeeper, with its registration now and whether it is a
+/// credentialed provider now: read for all of them (their HolderRegistered logs, then each
+/// one's registration and credential), never for the patient's holders alone, whose number
+/// and names the opt-in's eight fixed slots hide from everyone, the node included.
+async fn registered_holders(
+    chain: &Chain,
+    d: &Deployment,
+) -> Result<
+    std::collections::HashMap<
+        Address,
+        (
+            medrec_bindings::record_registry::IRecordRegistry::Gatekeeper,
+            bool,
+        ),
+    >,
+> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let filter = Filter::new()
+        .address(d.record_registry)
+        .event_signature(medrec_bindings::RecordRegistry::HolderRegistered::SIGNATURE_HASH);
+    let logs = super::anchor::scan_logs(chain, &filter, d.start_block, false).await?;
+    let mut all = std::collections::HashMap::new();
+    for l in logs {
+        let Some(h) = l.topics().get(1).map(|t| Address::from_word(*t)) else {
+            continue;
+        };
+        if all.contains_key(&h) {
+            continue;
+        }
+        let g = chain
+            .records(d)
+            .gatekeeperOf(h)
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?;
+        let credentialed = chain
+            .participants(d)
+            .isCredentialed(
+                h,
+                medrec_protocol::participant::Role::Provider.to_solidity(),
+            )
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?;
+        if !g.endpoint.is_empty() {
+            all.insert(h, (g, credentialed));
+        }
+    }
+    Ok(all)
 }
 
 /// The line telling the patient which holders got a slot (and so will count them) and which

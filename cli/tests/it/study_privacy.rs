@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-#[allow(dead_code)]
 /// A logging JSON-RPC proxy: every request body the CLI sends is kept, then forwarded.
 pub fn proxy(upstream: u16) -> (String, Arc<Mutex<Vec<String>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -297,5 +296,159 @@ fn a_lying_indexer_gets_no_slot_for_a_holder_without_the_patients_record() {
     assert!(
         err.contains("left out") && err.contains(&m.to_string()),
         "{err}"
+    );
+}
+
+fn hex(a: &str) -> String {
+    a.trim_start_matches("0x").to_ascii_lowercase()
+}
+
+/// Finding 2 (MEDIUM): the RPC node saw a patient's study pseudonyms together: `study mine`
+/// asked isOptedIn once per study with each pseudonym, and `timeline` sent one eth_getLogs
+/// whose topics listed every one (with the indexer request signed by the patient's account in
+/// the same run). Now both read all of the registry's participation events and match the
+/// pseudonyms locally: no request names any of them, and both still find the patient's.
+#[test]
+fn the_node_is_never_asked_about_a_patients_pseudonyms() {
+    let env = Env::deployed();
+    let idx = crate::listings::start_indexer(&env);
+    let r = env.new_account("researcher", true);
+    env.credential(&r, "researcher", "irb");
+    env.write("protocol.txt", "a protocol");
+    for s in ["1", "2", "3"] {
+        env.json(&[
+            "-a",
+            "researcher",
+            "study",
+            "register",
+            "--protocol",
+            &env.path_str("protocol.txt"),
+            "-c",
+            "labs",
+            "--min-cell",
+            "5",
+        ]);
+        env.json(&["-a", "gov", "study", "approve", s]);
+    }
+    let mut pseudonyms = vec![];
+    for s in ["1", "3"] {
+        let o = env.json(&[
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            s,
+            "--holders",
+            "none",
+            "--relayer",
+            "stranger",
+        ]);
+        pseudonyms.push(o["pseudonym"].as_str().unwrap().to_string());
+    }
+    let (url, log) = proxy(env.port);
+    let naming = |bodies: &[String]| -> Vec<String> {
+        bodies
+            .iter()
+            .filter(|b| {
+                let b = b.to_ascii_lowercase();
+                pseudonyms.iter().any(|p| b.contains(&hex(p)))
+            })
+            .cloned()
+            .collect()
+    };
+    let out = env
+        .cmd(&["--json", "-a", "patient", "study", "mine"])
+        .env("MEDREC_RPC_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["studies"], serde_json::json!([1, 3]), "{v}");
+    let mine: Vec<String> = log.lock().unwrap().drain(..).collect();
+    assert!(!mine.is_empty());
+    assert_eq!(naming(&mine), Vec::<String>::new(), "study mine");
+    let out = env
+        .cmd(&[
+            "--json",
+            "--indexer-url",
+            &idx.url,
+            "-a",
+            "patient",
+            "timeline",
+        ])
+        .env("MEDREC_RPC_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["data"]["studyEvents"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+    let tl: Vec<String> = log.lock().unwrap().drain(..).collect();
+    assert_eq!(naming(&tl), Vec::<String>::new(), "timeline");
+}
+
+/// Finding 2 (MEDIUM), the opt-in: the node was asked gatekeeperOf and isCredentialed for
+/// exactly the patient's holders, in the run that also reads the pseudonym's participation:
+/// the holder set the eight fixed slots hide. Now every registered holder is read alike: the
+/// requests (before the relayer's transaction) name the patient's holder and another
+/// registered holder equally often.
+#[test]
+fn the_node_is_not_shown_which_holders_an_opt_in_reaches() {
+    let env = Env::deployed();
+    study(&env);
+    holder_with_service_key(&env, "hospital-a");
+    holder_with_service_key(&env, "hospital-b");
+    let a = env.addr("hospital-a");
+    let b = env.addr("hospital-b");
+    let (rpc, log) = proxy(env.port);
+    let out = env
+        .cmd(&[
+            "--json",
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--holders",
+            &a,
+            "--relayer",
+            "stranger",
+        ])
+        .env("MEDREC_RPC_URL", &rpc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies: Vec<String> = log
+        .lock()
+        .unwrap()
+        .drain(..)
+        .filter(|b| !b.to_ascii_lowercase().contains("sendrawtransaction"))
+        .collect();
+    let naming = |x: &str| {
+        bodies
+            .iter()
+            .filter(|b| b.to_ascii_lowercase().contains(&hex(x)))
+            .count()
+    };
+    assert!(naming(&a) > 0);
+    assert_eq!(
+        naming(&a),
+        naming(&b),
+        "the patient's holder stands out: {bodies:#?}"
     );
 }
