@@ -84,8 +84,9 @@ eq(
 const TAG_SLOTS = 8;
 const SLOT_LEN = 82;
 /** An opt-in's tags: the ephemeral key, then 8 slots, one per holder (view tag, AES-256-GCM of
- * the patient's membership signature), random elsewhere. */
-function studyTags(study, pseudonym, signature, servicePublicKeys) {
+ * the patient's membership signature under a key bound to the holder and its service key),
+ * random elsewhere. `holders`: [{ holder, publicKey }]. */
+function studyTags(study, pseudonym, signature, holders) {
   const ephemeral = crypto.createECDH("secp256k1");
   ephemeral.generateKeys();
   const ephPub = ephemeral.getPublicKey(null, "compressed");
@@ -96,14 +97,17 @@ function studyTags(study, pseudonym, signature, servicePublicKeys) {
     const j = crypto.randomInt(i + 1);
     [slots[i], slots[j]] = [slots[j], slots[i]];
   }
-  servicePublicKeys.forEach((pub, i) => {
-    const shared = ephemeral.computeSecret(bytes(pub)); // the x coordinate
+  holders.forEach(({ holder, publicKey }, i) => {
+    const shared = ephemeral.computeSecret(bytes(publicKey)); // the x coordinate
+    const compressed = crypto.ECDH.convertKey(bytes(publicKey), "secp256k1", undefined, undefined, "compressed");
     const info = Buffer.concat([
       Buffer.from("medrec.study-tag.v1"),
       u64(chainId),
       bytes(studies),
       bytes(toHex(study, { size: 32 })),
       bytes(pseudonym),
+      bytes(holder),
+      compressed,
     ]);
     const okm = Buffer.from(crypto.hkdfSync("sha256", shared, ephPub, info, 45));
     const cipher = crypto.createCipheriv("aes-256-gcm", okm.subarray(1, 33), okm.subarray(33));
@@ -206,7 +210,7 @@ for (const p of patients.filter((p) => p.optsIn)) {
   const message = {
     studyId,
     pseudonym: pseudonym.address,
-    tags: studyTags(studyId, pseudonym.address, membership, [served.publicKey]),
+    tags: studyTags(studyId, pseudonym.address, membership, [{ holder: holder.address, publicKey: served.publicKey }]),
     epoch: slot.epoch,
     issuedAt: nextIssuedAt(slot.signedAt),
     deadline: (await chain.now()) + 3600n,

@@ -755,6 +755,18 @@ async fn opt_in_tags(
                 g.serviceKey
             )));
         }
+        // Any provider can register another holder's service key: a key registered by two
+        // holders is not known to be this one's alone, so no slot is encrypted to it.
+        if let Some(other) = registered
+            .iter()
+            .find(|(o, (og, _))| **o != h && og.serviceKey == g.serviceKey)
+            .map(|(o, _)| *o)
+        {
+            return Err(CliError::Refused(format!(
+                "the service key {} of the holder {h} is registered by {other} too: not encrypting to it",
+                g.serviceKey
+            )));
+        }
         slots.push(HolderSlot {
             holder: h,
             service_key: served.public_key.to_vec(),

@@ -270,8 +270,8 @@ fn a_lying_indexer_gets_no_slot_for_a_holder_without_the_patients_record() {
         "stranger",
     ]);
     let (ctx, tags) = opted_in_tags(&env, &v);
-    assert_eq!(open(&m_key, &ctx, &tags), None, "M opened a slot");
-    assert_eq!(open(&a_key, &ctx, &tags), Some(patient));
+    assert_eq!(open(&m_key, m, &ctx, &tags), None, "M opened a slot");
+    assert_eq!(open(&a_key, a, &ctx, &tags), Some(patient));
     assert_eq!(v["holders"], serde_json::json!([a.to_string()]), "{v}");
     assert_eq!(
         v["omittedHolders"],
@@ -450,5 +450,47 @@ fn the_node_is_not_shown_which_holders_an_opt_in_reaches() {
         naming(&a),
         naming(&b),
         "the patient's holder stands out: {bodies:#?}"
+    );
+}
+
+/// Finding 3 (LOW): any provider can register another holder's service key (RecordRegistry
+/// asks no proof of possession), and two holders sharing a key got identical slots. The CLI
+/// now refuses to encrypt to a service key that two holders registered (exit 10), naming both.
+#[test]
+fn a_service_key_registered_by_two_holders_is_refused() {
+    let env = Env::deployed();
+    study(&env);
+    let key = holder_with_service_key(&env, "hospital-a");
+    let a = env.addr("hospital-a");
+    let shared = medrec_protocol::study_tags::address_of_public_key(&key.public_key())
+        .unwrap()
+        .to_string();
+    env.json(&[
+        "-a",
+        "hospital-b",
+        "holder",
+        "register",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--service-key",
+        &shared,
+    ]);
+    let e = env.fail(
+        10,
+        &[
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--holders",
+            &a,
+            "--relayer",
+            "stranger",
+        ],
+    );
+    assert!(
+        e.contains("registered by") && e.contains(&env.addr("hospital-b")),
+        "{e}"
     );
 }

@@ -10,7 +10,8 @@
 //! under the StudyRegistry's EIP-712 domain, made with the key that holder knows the patient
 //! by. The slot's key, nonce and view tag come from HKDF-SHA256 of the x coordinate of
 //! ECDH(ephemeral key, the holder's registered service key), salted with the ephemeral public
-//! key and bound to the chain, registry, study and pseudonym. The other slots are random bytes.
+//! key and bound to the chain, registry, study, pseudonym, holder and service key. The other
+//! slots are random bytes.
 //!
 //! A holder derives the slot key once per opt-in, tries only the slots whose first byte is its
 //! view tag (1 in 256 of the others pass it), decrypts, recovers the signer and counts the
@@ -97,14 +98,18 @@ impl OptInContext {
         .eip712_signing_hash(&medrec_bindings::study_domain(self.chain_id, self.registry))
     }
 
-    /// The HKDF `info` of the slot key: the prefix, chain id, registry, study and pseudonym.
-    fn info(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(INFO_PREFIX.len() + 8 + 20 + 32 + 20);
+    /// The HKDF `info` of a slot key: the prefix, chain id, registry, study and pseudonym,
+    /// then the holder and its service public key (SEC1-compressed), so that two holders
+    /// registered with one service key still get unrelated slots.
+    fn info(&self, holder: Address, service_key: &[u8; 33]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(INFO_PREFIX.len() + 8 + 20 + 32 + 20 + 20 + 33);
         v.extend_from_slice(INFO_PREFIX);
         v.extend_from_slice(&self.chain_id.to_be_bytes());
         v.extend_from_slice(self.registry.as_slice());
         v.extend_from_slice(&self.study_id.to_be_bytes::<32>());
         v.extend_from_slice(self.pseudonym.as_slice());
+        v.extend_from_slice(holder.as_slice());
+        v.extend_from_slice(service_key);
         v
     }
 }
@@ -123,7 +128,7 @@ pub enum TagError {
     BadSignature(Address),
 }
 
-/// One holder's slot to be built: its address (for errors only), its service public key
+/// One holder's slot to be built: its address (bound into the slot's key), its service public key
 /// (33 or 65 bytes, SEC1) and the patient's signature of the context's [`StudyMembership`]
 /// with the key that holder knows them by.
 #[derive(Debug, Clone)]
@@ -143,10 +148,16 @@ struct SlotKey {
     nonce: [u8; 12],
 }
 
-fn slot_key(shared_x: &[u8], ephemeral: &[u8], ctx: &OptInContext) -> SlotKey {
+fn slot_key(
+    shared_x: &[u8],
+    ephemeral: &[u8],
+    ctx: &OptInContext,
+    holder: Address,
+    service_key: &[u8; 33],
+) -> SlotKey {
     let hk = Hkdf::<Sha256>::new(Some(ephemeral), shared_x);
     let mut okm = [0u8; 1 + 32 + 12];
-    hk.expand(&ctx.info(), &mut okm)
+    hk.expand(&ctx.info(holder, service_key), &mut okm)
         .expect("45 bytes is a valid HKDF-SHA256 length");
     let mut key = [0u8; 32];
     key.copy_from_slice(&okm[1..33]);
@@ -194,7 +205,7 @@ pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagE
             return Err(TagError::BadSignature(h.holder));
         }
         let shared = secp256k1::ecdh::shared_secret_point(&pk, &ephemeral);
-        let k = slot_key(&shared[..32], &eph_pub, ctx);
+        let k = slot_key(&shared[..32], &eph_pub, ctx, h.holder, &pk.serialize());
         let ct = cipher(&k)
             .encrypt(Nonce::from_slice(&k.nonce), h.signature.as_slice())
             .expect("AES-GCM encrypts 65 bytes");
@@ -205,18 +216,28 @@ pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagE
     Ok(tags)
 }
 
-/// What a holder's service key finds in an opt-in's tags: the signer of the membership in its
+/// What `holder`'s service key finds in an opt-in's tags: the signer of the membership in its
 /// slot (the patient as that holder knows them), or `None` when no slot opens to a valid
 /// signature of this study and pseudonym. The caller still checks that the signer is one of its
 /// patients.
-pub fn open(service_key: &ServiceKey, ctx: &OptInContext, tags: &[u8]) -> Option<Address> {
+pub fn open(
+    service_key: &ServiceKey,
+    holder: Address,
+    ctx: &OptInContext,
+    tags: &[u8],
+) -> Option<Address> {
     if tags.len() != TAGS_LEN {
         return None;
     }
     let eph = &tags[..EPHEMERAL_LEN];
     let eph_pub = secp256k1::PublicKey::from_slice(eph).ok()?;
     let shared = secp256k1::ecdh::shared_secret_point(&eph_pub, &service_key.0);
-    let k = slot_key(&shared[..32], eph, ctx);
+    let own = secp256k1::PublicKey::from_secret_key(
+        &secp256k1::Secp256k1::signing_only(),
+        &service_key.0,
+    )
+    .serialize();
+    let k = slot_key(&shared[..32], eph, ctx, holder, &own);
     let c = cipher(&k);
     let hash = ctx.membership_hash();
     tags[EPHEMERAL_LEN..]
@@ -338,15 +359,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tags.len(), TAGS_LEN);
-        assert_eq!(open(&a_sk, &c, &tags), Some(pa.address()));
-        assert_eq!(open(&b_sk, &c, &tags), Some(pb.address()));
-        assert_eq!(open(&c_sk, &c, &tags), None);
+        assert_eq!(open(&a_sk, a, &c, &tags), Some(pa.address()));
+        assert_eq!(open(&b_sk, b, &c, &tags), Some(pb.address()));
+        assert_eq!(open(&c_sk, a, &c, &tags), None);
         // Bound to the study and pseudonym: the same tags under another opt-in open to nothing.
         let other = OptInContext {
             pseudonym: Address::repeat_byte(0x66),
             ..c
         };
-        assert_eq!(open(&a_sk, &other, &tags), None);
+        assert_eq!(open(&a_sk, a, &other, &tags), None);
     }
 
     #[test]
@@ -375,8 +396,37 @@ mod tests {
                 }],
             )
             .unwrap();
-            assert_ne!(open(&a_sk, &c, &tags), Some(victim.address()));
+            assert_ne!(open(&a_sk, a, &c, &tags), Some(victim.address()));
         }
+    }
+
+    /// Attack review finding 3: two holders registered with one service key (a hospital group,
+    /// or a provider that registered another's key) got byte-identical slots, which told
+    /// everyone reading the event that the patient has at least two holders. The holder and its
+    /// key are now in the slot key's HKDF info: the slots differ, and each holder's opens only
+    /// as that holder (checked to fail before: one identical pair).
+    #[test]
+    fn two_holders_sharing_a_service_key_get_unrelated_slots() {
+        let (sk, pk, _) = service();
+        let patient = PrivateKeySigner::random();
+        let c = ctx();
+        let (h1, h2) = (Address::repeat_byte(0xa1), Address::repeat_byte(0xa2));
+        let slot = |holder| HolderSlot {
+            holder,
+            service_key: pk.clone(),
+            signature: sign(&patient, &c),
+        };
+        let tags = build(&c, &[slot(h1), slot(h2)]).unwrap();
+        let slots: Vec<&[u8]> = tags[EPHEMERAL_LEN..].chunks_exact(SLOT_LEN).collect();
+        for i in 0..slots.len() {
+            for j in i + 1..slots.len() {
+                assert_ne!(slots[i], slots[j], "slots {i} and {j} are identical");
+            }
+        }
+        assert_eq!(open(&sk, h1, &c, &tags), Some(patient.address()));
+        assert_eq!(open(&sk, h2, &c, &tags), Some(patient.address()));
+        let alone = build(&c, &[slot(h1)]).unwrap();
+        assert_eq!(open(&sk, h2, &c, &alone), None);
     }
 
     #[test]

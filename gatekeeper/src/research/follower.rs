@@ -38,6 +38,8 @@ pub struct SlotKey {
     pub chain_id: u64,
     /// The study registry.
     pub registry: Address,
+    /// The holder (its slots' keys are bound to it).
+    pub holder: Address,
 }
 
 /// How many times a query retries a chain error worth retrying before it is refused (with
@@ -174,7 +176,7 @@ impl<S: Source> OptInState<S> {
             study_id: study,
             pseudonym,
         };
-        study_tags::open(&key.secret, &ctx, &ev.inner.data.tags)
+        study_tags::open(&key.secret, key.holder, &ctx, &ev.inner.data.tags)
     }
 
     /// The patients opted in to `study` at the end of block `at`, of the changes read.
@@ -334,6 +336,7 @@ mod tests {
             secret: ServiceKey::from_bytes(&service(false).to_bytes()).unwrap(),
             chain_id: CHAIN,
             registry: REGISTRY,
+            holder: service(false).address(),
         }
     }
 
