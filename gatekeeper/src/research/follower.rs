@@ -10,7 +10,8 @@
 //! signature of the patient); a withdrawal names the pseudonym, which maps back to the
 //! patient. Whether the patient is one of this holder's is settled by the records: a patient
 //! without records here has no facts to count. Each (study, pseudonym, patient) found is also
-//! written to `gk_study_pseudonyms` (migrations/gatekeeper/20261129000020_study_pseudonyms.sql).
+//! written to `gk_study_pseudonyms` (migrations/gatekeeper/20261129000020_study_pseudonyms.sql)
+//! and loaded back at start, so a patient found under an earlier service key still counts.
 //!
 //! The chain is read with medrec-chain's [`Follower`] (hash-bracketed ranges, reorg
 //! detection): after a reorg the changes of the blocks no longer on the chain are dropped and
@@ -64,6 +65,9 @@ struct OptInState<S> {
     unsaved: Vec<(U256, Address, Address, u64)>,
     /// What opens the slots; without it no opt-in is this holder's.
     key: Option<SlotKey>,
+    /// Whether the pseudonyms found before (`gk_study_pseudonyms`) are loaded: until they are,
+    /// nothing is read (a withdrawal of a pseudonym not known yet would be passed over).
+    loaded: bool,
 }
 
 impl<S: Source> OptInState<S> {
@@ -82,6 +86,7 @@ impl<S: Source> OptInState<S> {
             patients: HashMap::new(),
             unsaved: vec![],
             key,
+            loaded: false,
         }
     }
 
@@ -150,11 +155,15 @@ impl<S: Source> OptInState<S> {
             let (study, pseudonym) = (U256::from_be_bytes(study.0), Address::from_word(*pseudonym));
             let opted_in = l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH);
             if opted_in {
-                let Some(patient) = self.open(l, study, pseudonym) else {
-                    continue;
-                };
-                if self.patients.insert((study, pseudonym), patient).is_none() {
-                    self.unsaved.push((study, pseudonym, patient, block));
+                match self.open(l, study, pseudonym) {
+                    Some(patient) => {
+                        if self.patients.insert((study, pseudonym), patient).is_none() {
+                            self.unsaved.push((study, pseudonym, patient, block));
+                        }
+                    }
+                    // Found before (stored), under a service key since rotated.
+                    None if self.patients.contains_key(&(study, pseudonym)) => {}
+                    None => continue,
                 }
             } else if !self.patients.contains_key(&(study, pseudonym)) {
                 continue;
@@ -214,6 +223,42 @@ impl OptIns {
         }
     }
 
+    /// Loads, once, the pseudonyms this holder found before (`gk_study_pseudonyms`): a slot
+    /// opened with an earlier service key opens no more once the key is rotated, and those
+    /// patients' opt-ins and withdrawals still count through the stored mapping. Without a
+    /// database (unit tests) there is nothing to load. A database error is returned and the
+    /// load tried again on the next call.
+    async fn load(&self, st: &mut OptInState<Rpc>) -> Result<(), ChainError> {
+        if st.loaded {
+            return Ok(());
+        }
+        let Some(pool) = &self.pool else {
+            st.loaded = true;
+            return Ok(());
+        };
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT study_id, pseudonym, patient FROM gk_study_pseudonyms")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(target: "medrec::gatekeeper", error = %e, "loading the study pseudonyms found before");
+                    ChainError::Transport(format!("cannot load the study pseudonyms found before: {e}"))
+                })?;
+        for (study, pseudonym, patient) in rows {
+            let (Ok(study), Ok(pseudonym), Ok(patient)) = (
+                study.parse::<U256>(),
+                Address::try_from(pseudonym.as_slice()),
+                Address::try_from(patient.as_slice()),
+            ) else {
+                tracing::warn!(target: "medrec::gatekeeper", study, "an unreadable row of gk_study_pseudonyms, skipped");
+                continue;
+            };
+            st.patients.insert((study, pseudonym), patient);
+        }
+        st.loaded = true;
+        Ok(())
+    }
+
     /// Writes the pseudonyms found since the last call to `gk_study_pseudonyms`, those whose
     /// signer is one of this holder's patients (records here) when found: a signer without
     /// records here (someone claiming to be a patient, or one whose records come later) is
@@ -254,6 +299,7 @@ impl OptIns {
     /// The patients opted in to `study` at the end of block `at`.
     pub async fn consenting(&self, study: U256, at: u64) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
+        self.load(&mut st).await?;
         st.catch_up(Some(at), QUERY_RETRIES).await?;
         self.save(&mut st).await;
         Ok(st.live_at(study, at))
@@ -268,6 +314,7 @@ impl OptIns {
         now: u64,
     ) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
+        self.load(&mut st).await?;
         st.catch_up(Some(now.max(at)), QUERY_RETRIES).await?;
         self.save(&mut st).await;
         let later = st.live_at(study, now);
@@ -287,7 +334,10 @@ pub async fn follow(opt_ins: Arc<OptIns>, every: Duration) {
     loop {
         let read = {
             let mut st = opt_ins.state.lock().await;
-            let read = st.catch_up(None, 0).await;
+            let read = match opt_ins.load(&mut st).await {
+                Ok(()) => st.catch_up(None, 0).await,
+                Err(e) => Err(e),
+            };
             opt_ins.save(&mut st).await;
             read
         };

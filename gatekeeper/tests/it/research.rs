@@ -1505,3 +1505,60 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
     assert_eq!(code, 0, "{b}");
     held_back(&b, "40-64", "female");
 }
+
+/// Attack review finding 5: the follower rebuilt its mapping at start from the chain with the
+/// current service key only, so rotating the key silently stopped counting every earlier
+/// opt-in (their slots were encrypted to the old key). It now loads gk_study_pseudonyms back
+/// at start: after a restart with a new service key, the eight women who opted in under the
+/// old one are still counted, and their withdrawals still exclude them. Checked to
+/// fail before (the women were held back after the restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_with_a_new_service_key_still_counts_earlier_opt_ins() {
+    let (mut w, _researcher, holder, study, study_id) = one_holder_study("10000000").await;
+    let url = w.gk_url.clone();
+    let mut women = vec![];
+    for _ in 0..8 {
+        let p = w.account().await;
+        upload_diabetic(&w, &holder, &url, p.address(), "female", "1970-01-01").await;
+        women.push(p);
+    }
+    for p in &women {
+        opt_in_as(&w, p, study_id).await;
+    }
+    let me = holder.address().to_string();
+    let (code, before) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{before}");
+    shown_near(&before, "40-64", "female", 8, 3);
+
+    // The holder rotates its service key: registered first (the gatekeeper checks it at start).
+    let service = PrivateKeySigner::random();
+    import_key(&w, "service", &service);
+    medrec_test_support::register_holder(&w.as_(&holder), w.records, &url, service.address()).await;
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/service")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    restart_holder_gatekeeper(
+        &mut w,
+        &[
+            "--service-keystore",
+            &keystore,
+            "--service-password-file",
+            &password,
+        ],
+    )
+    .await;
+    let (code, after) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{after}");
+    shown_near(&after, "40-64", "female", 8, 3);
+    // Their withdrawals, which name only the pseudonyms, still exclude them.
+    for p in &women {
+        withdraw_as(&w, p, study_id).await;
+    }
+    let (code, gone) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{gone}");
+    held_back(&gone, "40-64", "female");
+}
