@@ -27,7 +27,6 @@ import {
   anvilAccounts,
   checker,
   connect,
-  nextIssuedAt,
   randomNonce,
   seconds,
   upload,
@@ -81,6 +80,14 @@ eq(
   studyPseudonym(`0x${"42".repeat(32)}`, 31337n, `0x${"aa".repeat(20)}`, 1n).address,
   "0x16c72fEb15F6bDd0e1B97A25F7a6b425eE905087",
 );
+/** A study message's issue time and deadline, as medrec-protocol's study_signed_times: the
+ * chain's latest block time rounded down to the minute, after the last signed time, and one
+ * window of a day (no clock of the signer's shows). */
+function studyTimes(latest, signedAt) {
+  let issuedAt = latest - (latest % 60n);
+  if (issuedAt <= signedAt) issuedAt = signedAt + 1n;
+  return { issuedAt, deadline: issuedAt + 86400n };
+}
 const TAG_SLOTS = 8;
 const SLOT_LEN = 82;
 /** An opt-in's tags: the ephemeral key, then 8 slots, one per holder (view tag, AES-256-GCM of
@@ -212,8 +219,7 @@ for (const p of patients.filter((p) => p.optsIn)) {
     pseudonym: pseudonym.address,
     tags: studyTags(studyId, pseudonym.address, membership, [{ holder: holder.address, publicKey: served.publicKey }]),
     epoch: slot.epoch,
-    issuedAt: nextIssuedAt(slot.signedAt),
-    deadline: (await chain.now()) + 3600n,
+    ...studyTimes(await chain.now(), BigInt(slot.signedAt)),
   };
   const signature = await pseudonym.signTypedData({
     domain: studyDomain,

@@ -494,3 +494,65 @@ fn a_service_key_registered_by_two_holders_is_refused() {
         "{e}"
     );
 }
+
+/// Finding 6 (LOW): a study message's signed times fingerprinted the client (issuedAt its
+/// clock, the deadline its `--deadline`). They are now the chain's latest block time rounded
+/// down to the minute and one fixed window: with the chain's clock a week and 17 s ahead of
+/// this machine's, the opt-in is issued at the chain's minute, due a day later, and a
+/// `--deadline` of the signer's choosing is refused. Checked to fail before (issued at this
+/// machine's clock).
+#[test]
+fn a_study_message_is_issued_at_the_chains_minute_with_one_window() {
+    let env = Env::deployed();
+    study(&env);
+    env.advance(7 * 86_400 + 17);
+    let latest = env.rpc("eth_getBlockByNumber", r#"["latest", false]"#);
+    let latest = u64::from_str_radix(
+        latest["timestamp"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    env.ok(&[
+        "-a",
+        "patient",
+        "study",
+        "opt-in",
+        "1",
+        "--holders",
+        "none",
+        "--sign-only",
+        "--out",
+        "opt-in.json",
+    ]);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("opt-in.json")).unwrap()).unwrap();
+    let number = |v: &serde_json::Value| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap()
+    };
+    let issued = number(&file["message"]["issuedAt"]);
+    let deadline = number(&file["message"]["deadline"]);
+    assert_eq!(issued, latest - latest % 60, "{file}");
+    assert_eq!(
+        deadline - issued,
+        medrec_protocol::study_tags::STUDY_SIGNATURE_WINDOW
+    );
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "study",
+            "withdraw",
+            "1",
+            "--sign-only",
+            "--deadline",
+            "2h",
+        ],
+    );
+    assert!(e.contains("same deadline"), "{e}");
+}

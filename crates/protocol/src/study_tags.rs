@@ -57,6 +57,25 @@ pub struct ServiceKeyAnswer {
     pub address: Address,
 }
 
+/// How long every study message's signature stays valid from its issue time (opt-in,
+/// withdrawal, cancellation), the same for every client (CLI, simulator, interop, bench): a
+/// window of the signer's choosing would tell signers apart.
+pub const STUDY_SIGNATURE_WINDOW: u64 = 86_400;
+
+/// The granularity of a study message's issue time: the chain's latest block time rounded
+/// down to it, so that the signer's clock shows nowhere.
+pub const STUDY_ISSUED_AT_STEP: u64 = 60;
+
+/// A study message's `issuedAt` and `deadline`: the chain's latest block time rounded down to
+/// [`STUDY_ISSUED_AT_STEP`], kept after the participation's last `signedAt` (a message issued at
+/// or before it is stale), and [`STUDY_SIGNATURE_WINDOW`] after it. `None` when that is past
+/// `ceiling` (the latest block time plus the registry's `MAX_SIGNATURE_SKEW`).
+pub fn study_signed_times(latest: u64, last_signed_at: u64, ceiling: u64) -> Option<(u64, u64)> {
+    let issued =
+        medrec_bindings::next_issued_at(latest - latest % STUDY_ISSUED_AT_STEP, last_signed_at);
+    (issued <= ceiling).then_some((issued, issued + STUDY_SIGNATURE_WINDOW))
+}
+
 /// What every slot key's HKDF `info` starts with.
 const INFO_PREFIX: &[u8] = b"medrec.study-tag.v1";
 
@@ -326,6 +345,23 @@ mod tests {
             .unwrap()
             .as_bytes()
             .to_vec()
+    }
+
+    /// Attack review finding 6: a study message's times come from the chain, rounded to the
+    /// minute, with one window: two signers at different clocks sign the same times.
+    #[test]
+    fn study_times_are_the_chains_minute_and_one_window() {
+        let latest = 1_800_000_059;
+        assert_eq!(
+            study_signed_times(latest, 0, latest + 900),
+            Some((1_800_000_000, 1_800_000_000 + STUDY_SIGNATURE_WINDOW))
+        );
+        // After the last signed message, even within the same minute.
+        assert_eq!(
+            study_signed_times(latest, 1_800_000_010, latest + 900).map(|t| t.0),
+            Some(1_800_000_011)
+        );
+        assert_eq!(study_signed_times(latest, latest + 900, latest + 900), None);
     }
 
     #[test]

@@ -759,14 +759,20 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
                     .collect();
                 let tags = medrec_protocol::study_tags::build(&ctx, &slots)
                     .map_err(|e| Fail(6, e.to_string()))?;
-                let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
+                // The chain's minute and the one window of every study message, as the CLI.
+                let (issued, deadline) = medrec_protocol::study_tags::study_signed_times(
+                    now,
+                    slot.signedAt.to(),
+                    u64::MAX,
+                )
+                .ok_or_else(|| Fail(6, "no issue time fits this participation".into()))?;
                 let msg = OptIn {
                     studyId: study,
                     pseudonym: pseudonym.address(),
                     tags: tags.into(),
                     epoch: slot.epoch,
                     issuedAt: U40::from(issued),
-                    deadline: U256::from(now + 3_600),
+                    deadline: U256::from(deadline),
                 };
                 let sig = pseudonym
                     .sign_hash(&msg.eip712_signing_hash(&domain))
