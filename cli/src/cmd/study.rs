@@ -498,6 +498,38 @@ async fn participation(
     }
     let holders = holder_list_or_empty(&a.holders)?;
     let signer = keys::load(settings)?;
+    // The relayer, checked before anything is signed: never the patient's own account, nor a
+    // credentialed provider (a hospital relaying the message would show the chain that the
+    // pseudonym is its patient).
+    let relayer = match &a.relayer {
+        None => None,
+        Some(account) => {
+            let mut as_relayer = settings.clone();
+            as_relayer.account = Some(account.clone());
+            let relayer = keys::load(&as_relayer)?;
+            if relayer.address() == signer.address() {
+                return Err(CliError::input(NO_DIRECT));
+            }
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let provider = chain
+                .participants(&d)
+                .isCredentialed(
+                    relayer.address(),
+                    medrec_protocol::participant::Role::Provider.to_solidity(),
+                )
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if provider {
+                return Err(CliError::input(format!(
+                    "the relayer {} is a credentialed provider: relaying your study message, it would show the chain that this pseudonym is its patient; use a relayer that pays for everyone (e.g. the consortium's) or --sign-only",
+                    relayer.address()
+                )));
+            }
+            Some(relayer)
+        }
+    };
     let id = U256::from(a.study);
     // The pseudonym needs the chain id and the registry: from the node, or offline from
     // --chain-id and the deployments file.
@@ -548,23 +580,17 @@ async fn participation(
         _ => Unsigned::CancelStudySignatures(message),
     };
     let msg = SignedMessage::sign(&pseudonym, chain_id, registry, unsigned).await?;
-    if let Some(r) = &reached {
-        // Which holders will count the patient: one the indexer named but the chain does not
-        // show holding a record is left out (it would not count them), and the patient can
-        // name it with --holders.
+    // Which holders will count the patient: one the indexer named but the chain does not show
+    // holding a record is left out (it would not count them), and the patient can name it
+    // with --holders. Signed only, the note goes to stderr (stdout may be the message).
+    if let (Some(r), None) = (&reached, &relayer) {
         out.progress(&reached_note(r));
     }
-    let Some(relayer) = a.relayer else {
+    let Some(relayer) = relayer else {
         return super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"));
     };
     // The relayer sends it: its own account pays, and is all the chain sees besides the
     // pseudonym.
-    let mut as_relayer = settings.clone();
-    as_relayer.account = Some(relayer);
-    let relayer = keys::load(&as_relayer)?;
-    if relayer.address() == signer.address() {
-        return Err(CliError::input(NO_DIRECT));
-    }
     let chain = Chain::connect_signer(settings, relayer).await?;
     let d = chain.deployment(settings).await?;
     let s = studies(&chain, &d)?;
@@ -601,14 +627,16 @@ async fn participation(
         ),
     };
     let mut data = json!({"studyId": a.study, "pseudonym": p, "tx": tx});
+    let mut note = String::new();
     if let Some(r) = &reached {
         data["holders"] = json!(r.holders);
         data["omittedHolders"] = json!(r.omitted);
+        note = format!("\n{}", reached_note(r));
     }
     out.result(
         &format!("study {what}"),
         data,
-        &format!("{human} (relayed, tx {})", tx.tx_hash),
+        &format!("{human} (relayed, tx {}){note}", tx.tx_hash),
     );
     Ok(())
 }

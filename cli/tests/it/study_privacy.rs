@@ -556,3 +556,29 @@ fn a_study_message_is_issued_at_the_chains_minute_with_one_window() {
     );
     assert!(e.contains("same deadline"), "{e}");
 }
+
+/// Finding 7 (LOW): a hospital relaying a patient's opt-in shows the chain that the pseudonym
+/// is its patient. The CLI refuses a credentialed provider as `--relayer` (exit 2, one line
+/// saying why), before anything is sent. Checked to fail before (the hospital relayed it).
+#[test]
+fn a_credentialed_provider_is_refused_as_relayer() {
+    let env = Env::deployed();
+    study(&env);
+    let e = env.fail(
+        2,
+        &[
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--holders",
+            "none",
+            "--relayer",
+            "hospital-a",
+        ],
+    );
+    assert!(e.contains("credentialed provider"), "{e}");
+    let mine = env.json(&["-a", "patient", "study", "mine"]);
+    assert_eq!(mine["studies"], serde_json::json!([]), "{mine}");
+}

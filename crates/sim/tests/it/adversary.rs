@@ -441,6 +441,16 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         "{out}"
     );
     assert_eq!(studies_tried["found"], "0 studies of patients", "{out}");
+    // Nor to another pseudonym: one relayed opt-in, by a relayer that paid for nothing else.
+    let linked_tried = tried
+        .iter()
+        .find(|t| t["attack"] == "studies: pseudonyms linked to each other")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        linked_tried["found"], "0 pseudonyms in 0 group(s) of one payer",
+        "{out}"
+    );
+    assert_eq!(report["pseudonymLinks"], serde_json::json!([]), "{out}");
     // P is known at both hospitals; Q, at A only, is linked to nothing.
     assert!(
         has(
