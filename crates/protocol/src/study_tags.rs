@@ -76,6 +76,10 @@ pub fn study_signed_times(latest: u64, last_signed_at: u64, ceiling: u64) -> Opt
     (issued <= ceiling).then_some((issued, issued + STUDY_SIGNATURE_WINDOW))
 }
 
+/// How many slots with its view tag a holder tries per opt-in. [`build`] never leaves a
+/// random slot with a used slot's view tag, so an honest opt-in's slot is the first match.
+pub const MAX_VIEW_MATCHES: usize = 2;
+
 /// What every slot key's HKDF `info` starts with.
 const INFO_PREFIX: &[u8] = b"medrec.study-tag.v1";
 
@@ -217,6 +221,7 @@ pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagE
     for i in (1..TAG_SLOTS).rev() {
         order.swap(i, (rng.next_u32() as usize) % (i + 1));
     }
+    let mut views = Vec::with_capacity(holders.len());
     for (h, &slot) in holders.iter().zip(&order) {
         let pk = secp256k1::PublicKey::from_slice(&h.service_key)
             .map_err(|_| TagError::BadServiceKey(h.holder))?;
@@ -231,6 +236,15 @@ pub fn build(ctx: &OptInContext, holders: &[HolderSlot]) -> Result<Vec<u8>, TagE
         let at = EPHEMERAL_LEN + slot * SLOT_LEN;
         tags[at] = k.view;
         tags[at + 1..at + SLOT_LEN].copy_from_slice(&ct);
+        views.push(k.view);
+    }
+    // No random slot carries a used slot's view tag: a holder tries its own slot first, and
+    // stopping after [`MAX_VIEW_MATCHES`] never misses it.
+    for &slot in &order[holders.len()..] {
+        let at = EPHEMERAL_LEN + slot * SLOT_LEN;
+        while views.contains(&tags[at]) {
+            tags[at] = (rng.next_u32() & 0xff) as u8;
+        }
     }
     Ok(tags)
 }
@@ -259,9 +273,12 @@ pub fn open(
     let k = slot_key(&shared[..32], eph, ctx, holder, &own);
     let c = cipher(&k);
     let hash = ctx.membership_hash();
+    // At most [`MAX_VIEW_MATCHES`] slots are tried: an opt-in whose every slot carries this
+    // holder's view tag (junk made to load the holder) costs two decryptions, not eight.
     tags[EPHEMERAL_LEN..]
         .chunks_exact(SLOT_LEN)
         .filter(|slot| slot[0] == k.view)
+        .take(MAX_VIEW_MATCHES)
         .find_map(|slot| {
             let sig = c
                 .decrypt(
@@ -362,6 +379,59 @@ mod tests {
             Some(1_800_000_011)
         );
         assert_eq!(study_signed_times(latest, latest + 900, latest + 900), None);
+    }
+
+    /// Attack review finding 8: junk opt-ins with all eight slots carrying a holder's view tag
+    /// made it decrypt (and recover) eight times each. It now tries at most two: a real slot
+    /// behind two junk matches is not reached (it was before). An honest opt-in never has a
+    /// random slot with a used view tag, so its slot is the first tried.
+    #[test]
+    fn a_holder_tries_at_most_two_slots_with_its_view_tag() {
+        let (sk, pk, a) = service();
+        let patient = PrivateKeySigner::random();
+        let c = ctx();
+        let tags = build(
+            &c,
+            &[HolderSlot {
+                holder: a,
+                service_key: pk,
+                signature: sign(&patient, &c),
+            }],
+        )
+        .unwrap();
+        let slots: Vec<&[u8]> = tags[EPHEMERAL_LEN..].chunks_exact(SLOT_LEN).collect();
+        // Which slot is this holder's: each tried alone, the others unable to match.
+        let mine = slots
+            .iter()
+            .position(|s| {
+                let mut alone = tags[..EPHEMERAL_LEN].to_vec();
+                alone.extend_from_slice(s);
+                for _ in 1..TAG_SLOTS {
+                    alone.extend_from_slice(&[s[0] ^ 0xff; SLOT_LEN]);
+                }
+                open(&sk, a, &c, &alone).is_some()
+            })
+            .unwrap();
+        let view = slots[mine][0];
+        // Only the holder's own slot carries its view tag.
+        assert_eq!(slots.iter().filter(|s| s[0] == view).count(), 1);
+        // Junk: the real slot last, every other slot with the view tag.
+        let mut junk = tags[..EPHEMERAL_LEN].to_vec();
+        for _ in 0..TAG_SLOTS - 1 {
+            let mut s = vec![0u8; SLOT_LEN];
+            s[0] = view;
+            junk.extend_from_slice(&s);
+        }
+        junk.extend_from_slice(slots[mine]);
+        assert_eq!(open(&sk, a, &c, &junk), None);
+        // One junk match before it: still found.
+        let mut one = tags[..EPHEMERAL_LEN].to_vec();
+        let mut s = vec![0u8; SLOT_LEN];
+        s[0] = view;
+        one.extend_from_slice(&s);
+        one.extend_from_slice(slots[mine]);
+        one.resize(TAGS_LEN, 0);
+        assert_eq!(open(&sk, a, &c, &one), Some(patient.address()));
     }
 
     #[test]

@@ -272,7 +272,41 @@ impl OptIns {
         if st.unsaved.is_empty() {
             return;
         }
-        let rows = std::mem::take(&mut st.unsaved);
+        let mut rows = std::mem::take(&mut st.unsaved);
+        // Only this holder's patients are kept, in memory as in the table: a signer without
+        // records here (junk opt-ins signed by strangers, made to load the holder) is dropped
+        // with its changes. One whose records come later is found again if they opt in again.
+        let signers: Vec<Vec<u8>> = rows.iter().map(|r| r.2.to_vec()).collect();
+        let patients_here: Vec<Vec<u8>> = match sqlx::query_scalar(
+            "SELECT DISTINCT patient FROM gk_records WHERE patient = ANY($1::bytea[])",
+        )
+        .bind(&signers)
+        .fetch_all(pool)
+        .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(target: "medrec::gatekeeper", error = %e, "keeping the study pseudonyms found; retrying");
+                st.unsaved = rows;
+                return;
+            }
+        };
+        rows.retain(|&(study, pseudonym, patient, _)| {
+            if patients_here
+                .iter()
+                .any(|p| p.as_slice() == patient.as_slice())
+            {
+                return true;
+            }
+            st.patients.remove(&(study, pseudonym));
+            if let Some(changes) = st.changes.get_mut(&study) {
+                changes.retain(|c| c.2 != pseudonym);
+            }
+            false
+        });
+        if rows.is_empty() {
+            return;
+        }
         let studies: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
         let pseudonyms: Vec<Vec<u8>> = rows.iter().map(|r| r.1.to_vec()).collect();
         let patients: Vec<Vec<u8>> = rows.iter().map(|r| r.2.to_vec()).collect();
