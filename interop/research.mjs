@@ -18,7 +18,7 @@
 // The gatekeeper must serve for anvil's account 2 with that account's keystore
 // (--anchor-keystore); run.sh starts one when DATABASE_URL is set.
 import crypto from "node:crypto";
-import { keccak256, parseEventLogs, recoverAddress, toHex } from "viem";
+import { hashTypedData, keccak256, parseEventLogs, recoverAddress, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   GATEKEEPER_TYPES,
@@ -90,10 +90,23 @@ function studyTimes(latest, signedAt) {
 }
 const TAG_SLOTS = 8;
 const SLOT_LEN = 82;
+/** The patient's membership proof for a holder (medrec-protocol's membership_proof): the
+ * patient's compressed public key, then HMAC-SHA256 keyed by ECDH(patient, holder's service
+ * key) over the label, the holder and the StudyMembership hash; the holder could make it too. */
+function membershipProof(patientKeyHex, holder, publicKey, membershipHash) {
+  const patient = crypto.createECDH("secp256k1");
+  patient.setPrivateKey(bytes(patientKeyHex));
+  const x = patient.computeSecret(bytes(publicKey));
+  const mac = crypto
+    .createHmac("sha256", x)
+    .update(Buffer.concat([Buffer.from("medrec.study-membership.v1"), bytes(holder), bytes(membershipHash)]))
+    .digest();
+  return Buffer.concat([patient.getPublicKey(null, "compressed"), mac]);
+}
 /** An opt-in's tags: the ephemeral key, then 8 slots, one per holder (view tag, AES-256-GCM of
- * the patient's membership signature under a key bound to the holder and its service key),
- * random elsewhere. `holders`: [{ holder, publicKey }]. */
-function studyTags(study, pseudonym, signature, holders) {
+ * the patient's membership proof under a key bound to the holder and its service key), random
+ * elsewhere (never with a used view tag). `holders`: [{ holder, publicKey }]. */
+function studyTags(study, pseudonym, patientKeyHex, membershipHash, holders) {
   const ephemeral = crypto.createECDH("secp256k1");
   ephemeral.generateKeys();
   const ephPub = ephemeral.getPublicKey(null, "compressed");
@@ -104,6 +117,7 @@ function studyTags(study, pseudonym, signature, holders) {
     const j = crypto.randomInt(i + 1);
     [slots[i], slots[j]] = [slots[j], slots[i]];
   }
+  const views = [];
   holders.forEach(({ holder, publicKey }, i) => {
     const shared = ephemeral.computeSecret(bytes(publicKey)); // the x coordinate
     const compressed = crypto.ECDH.convertKey(bytes(publicKey), "secp256k1", undefined, undefined, "compressed");
@@ -118,11 +132,17 @@ function studyTags(study, pseudonym, signature, holders) {
     ]);
     const okm = Buffer.from(crypto.hkdfSync("sha256", shared, ephPub, info, 45));
     const cipher = crypto.createCipheriv("aes-256-gcm", okm.subarray(1, 33), okm.subarray(33));
-    const ct = Buffer.concat([cipher.update(bytes(signature)), cipher.final(), cipher.getAuthTag()]);
+    const proof = membershipProof(patientKeyHex, holder, publicKey, membershipHash);
+    const ct = Buffer.concat([cipher.update(proof), cipher.final(), cipher.getAuthTag()]);
     const at = 33 + slots[i] * SLOT_LEN;
     tags[at] = okm[0];
+    views.push(okm[0]);
     ct.copy(tags, at + 1);
   });
+  for (const slot of slots.slice(holders.length)) {
+    const at = 33 + slot * SLOT_LEN;
+    while (views.includes(tags[at])) tags[at] = crypto.randomInt(256);
+  }
   return toHex(tags);
 }
 const MEMBERSHIP_TYPES = {
@@ -208,7 +228,7 @@ for (const p of patients.filter((p) => p.optsIn)) {
     functionName: "participationOf",
     args: [studyId, pseudonym.address],
   });
-  const membership = await p.account.signTypedData({
+  const membershipHash = hashTypedData({
     domain: studyDomain,
     types: MEMBERSHIP_TYPES,
     primaryType: "StudyMembership",
@@ -217,7 +237,9 @@ for (const p of patients.filter((p) => p.optsIn)) {
   const message = {
     studyId,
     pseudonym: pseudonym.address,
-    tags: studyTags(studyId, pseudonym.address, membership, [{ holder: holder.address, publicKey: served.publicKey }]),
+    tags: studyTags(studyId, pseudonym.address, p.key, membershipHash, [
+      { holder: holder.address, publicKey: served.publicKey },
+    ]),
     epoch: slot.epoch,
     ...studyTimes(await chain.now(), BigInt(slot.signedAt)),
   };

@@ -689,7 +689,6 @@ async fn opt_in_tags(
     pseudonym: Address,
     holders: Option<Vec<Address>>,
 ) -> Result<OptInTags> {
-    use alloy::signers::Signer;
     use medrec_protocol::study_tags::{
         self, HolderSlot, OptInContext, SERVICE_KEY_PATH, ServiceKeyAnswer, TAG_SLOTS,
         address_of_public_key,
@@ -727,12 +726,7 @@ async fn opt_in_tags(
         study_id: id,
         pseudonym,
     };
-    let signature = patient
-        .sign_hash(&ctx.membership_hash())
-        .await
-        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?
-        .as_bytes()
-        .to_vec();
+    let secret = patient.to_bytes();
     let client = client()?;
     let registered = if holders.is_empty() {
         std::collections::HashMap::new()
@@ -795,10 +789,18 @@ async fn opt_in_tags(
                 g.serviceKey
             )));
         }
+        // A proof this holder can check but could have made itself: nothing it could show.
+        let proof = study_tags::membership_proof(&secret, h, &served.public_key, &ctx).ok_or_else(
+            || {
+                CliError::Refused(format!(
+                    "the gatekeeper of {h} serves a service key that is not a secp256k1 key"
+                ))
+            },
+        )?;
         slots.push(HolderSlot {
             holder: h,
             service_key: served.public_key.to_vec(),
-            signature: signature.clone(),
+            proof,
         });
     }
     let tags = study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))?;

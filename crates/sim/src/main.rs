@@ -739,23 +739,29 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
                     study_id: study,
                     pseudonym: pseudonym.address(),
                 };
-                let membership = key
-                    .sign_hash(&ctx.membership_hash())
-                    .await
-                    .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+                let secret = key.to_bytes();
                 let holder = patients[i]["holder"]
                     .as_str()
                     .and_then(|h| h.parse::<Address>().ok());
                 let slots: Vec<_> = holder
                     .and_then(|h| service_keys.get(&h).map(|k| (h, k.clone())))
-                    .map(
-                        |(holder, service_key)| medrec_protocol::study_tags::HolderSlot {
+                    .map(|(holder, service_key)| {
+                        medrec_protocol::study_tags::membership_proof(
+                            &secret,
                             holder,
-                            service_key,
-                            signature: membership.as_bytes().to_vec(),
-                        },
-                    )
+                            &service_key,
+                            &ctx,
+                        )
+                        .map(|proof| {
+                            medrec_protocol::study_tags::HolderSlot {
+                                holder,
+                                service_key,
+                                proof,
+                            }
+                        })
+                    })
                     .into_iter()
+                    .flatten()
                     .collect();
                 let tags = medrec_protocol::study_tags::build(&ctx, &slots)
                     .map_err(|e| Fail(6, e.to_string()))?;

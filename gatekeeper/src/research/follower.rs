@@ -397,7 +397,6 @@ mod tests {
     use super::*;
     use alloy::primitives::B256;
     use alloy::rpc::types::Log;
-    use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
     use medrec_chain::Header;
     use medrec_protocol::study_tags::{HolderSlot, ServiceKey};
@@ -443,15 +442,21 @@ mod tests {
             study_id: U256::from(study),
             pseudonym: pseudonym(n),
         };
-        let sig = patient(n).sign_hash_sync(&ctx.membership_hash()).unwrap();
         let to = service(n >= 100);
         let key = ServiceKey::from_bytes(&to.to_bytes()).unwrap();
+        let proof = study_tags::membership_proof(
+            &patient(n).to_bytes(),
+            to.address(),
+            &key.public_key(),
+            &ctx,
+        )
+        .unwrap();
         study_tags::build(
             &ctx,
             &[HolderSlot {
                 holder: to.address(),
                 service_key: key.public_key(),
-                signature: sig.as_bytes().to_vec(),
+                proof,
             }],
         )
         .unwrap()
@@ -599,7 +604,7 @@ mod tests {
             ],
         );
         // A forged opt-in: pseudonym 0x33 with a slot for this holder holding the victim's
-        // (patient 2's) address where the signature should be.
+        // (patient 2's) address where the proof should be.
         let ctx = OptInContext {
             chain_id: CHAIN,
             registry: REGISTRY,
@@ -607,13 +612,13 @@ mod tests {
             pseudonym: pseudonym(0x33),
         };
         let mut forged = patient(2).address().to_vec();
-        forged.resize(study_tags::SIGNATURE_LEN, 0);
+        forged.resize(study_tags::PROOF_LEN, 0);
         let forged = study_tags::build(
             &ctx,
             &[HolderSlot {
                 holder: service(false).address(),
                 service_key: slot_key().secret.public_key(),
-                signature: forged,
+                proof: forged,
             }],
         )
         .unwrap();

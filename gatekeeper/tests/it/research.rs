@@ -51,7 +51,6 @@ fn tags_of(
     id: U256,
     holders: &[&PrivateKeySigner],
 ) -> Vec<u8> {
-    use alloy::signers::SignerSync;
     use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
     let ctx = OptInContext {
         chain_id: CHAIN_ID,
@@ -59,17 +58,21 @@ fn tags_of(
         study_id: id,
         pseudonym,
     };
-    let signature = signer
-        .sign_hash_sync(&ctx.membership_hash())
-        .unwrap()
-        .as_bytes()
-        .to_vec();
     let slots: Vec<HolderSlot> = holders
         .iter()
-        .map(|h| HolderSlot {
-            holder: h.address(),
-            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
-            signature: signature.clone(),
+        .map(|h| {
+            let service_key = ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key();
+            HolderSlot {
+                holder: h.address(),
+                proof: study_tags::membership_proof(
+                    &signer.to_bytes(),
+                    h.address(),
+                    &service_key,
+                    &ctx,
+                )
+                .unwrap(),
+                service_key,
+            }
         })
         .collect();
     study_tags::build(&ctx, &slots).unwrap()
@@ -1410,7 +1413,8 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
     for (i, v) in victims.iter().enumerate() {
         let fake = PrivateKeySigner::random();
         let tags = if i % 2 == 0 {
-            // The victim's address where the signature goes.
+            // The victim's public key, with the attacker's own MAC (the attacker cannot make
+            // the victim's: that needs the victim's secret or the holder's).
             use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
             let ctx = OptInContext {
                 chain_id: CHAIN_ID,
@@ -1418,21 +1422,29 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
                 study_id,
                 pseudonym: fake.address(),
             };
-            let mut forged = v.address().to_vec();
-            forged.resize(study_tags::SIGNATURE_LEN, 0);
+            let service_key = ServiceKey::from_bytes(&holder.to_bytes())
+                .unwrap()
+                .public_key();
+            let mut forged = study_tags::membership_proof(
+                &attacker.to_bytes(),
+                holder.address(),
+                &service_key,
+                &ctx,
+            )
+            .unwrap();
+            forged[..33]
+                .copy_from_slice(&ServiceKey::from_bytes(&v.to_bytes()).unwrap().public_key());
             study_tags::build(
                 &ctx,
                 &[HolderSlot {
                     holder: holder.address(),
-                    service_key: ServiceKey::from_bytes(&holder.to_bytes())
-                        .unwrap()
-                        .public_key(),
-                    signature: forged,
+                    service_key,
+                    proof: forged,
                 }],
             )
             .unwrap()
         } else {
-            // The attacker's own signature: it recovers the attacker, who has no records here.
+            // The attacker's own proof: it names the attacker, who has no records here.
             tags_of(&w, &attacker, fake.address(), study_id, &[&holder])
         };
         relay_opt_in(&w, &fake, study_id, tags).await;

@@ -104,13 +104,21 @@ async fn relayed_opt_in(
         study_id: id,
         pseudonym: pseudonym.address(),
     };
-    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
     let slots: Vec<HolderSlot> = holders
         .iter()
-        .map(|h| HolderSlot {
-            holder: h.address(),
-            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
-            signature: membership.as_bytes().to_vec(),
+        .map(|h| {
+            let service_key = ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key();
+            HolderSlot {
+                holder: h.address(),
+                proof: study_tags::membership_proof(
+                    &patient.to_bytes(),
+                    h.address(),
+                    &service_key,
+                    &ctx,
+                )
+                .unwrap(),
+                service_key,
+            }
         })
         .collect();
     let msg = medrec_bindings::eip712::OptIn {

@@ -527,13 +527,12 @@ fn opt_in_calldata(
         study_id: id,
         pseudonym: pseudonym.address(),
     };
-    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
     let slots: Vec<HolderSlot> = holders
         .iter()
         .map(|(h, pk)| HolderSlot {
             holder: *h,
             service_key: pk.clone(),
-            signature: membership.as_bytes().to_vec(),
+            proof: study_tags::membership_proof(&patient.to_bytes(), *h, pk, &ctx).unwrap(),
         })
         .collect();
     let tags = study_tags::build(&ctx, &slots).unwrap();
