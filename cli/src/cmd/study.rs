@@ -896,10 +896,10 @@ struct OptInTags {
 }
 
 /// The holders of `pointers` (the indexer's answer for `patient`) that the chain confirms:
-/// for each, one of its pointers whose `PointerAnchored` log, in the block the indexer gave,
-/// has the pointer's record id, the patient and the holder as its indexed topics (only the
-/// topics: the event's data fields may change). The logs are asked for by block and event
-/// only, so the node is not told the patient or the holders; the rest are returned apart.
+/// for each, one of its pointers with a `PointerAnchored` log whose indexed topics are the
+/// pointer's record id, the patient and the holder (only the topics: the event's data fields
+/// may change). Every such log of the registry is read, so the node is told neither the
+/// patient, nor the holders, nor the blocks of their anchors; the rest are returned apart.
 async fn anchored_holders(
     chain: &Chain,
     d: &Deployment,
@@ -914,21 +914,15 @@ async fn anchored_holders(
             claimed.push(p.holder);
         }
     }
-    let mut blocks: Vec<u64> = pointers.iter().map(|p| p.anchored_block).collect();
-    blocks.sort_unstable();
-    blocks.dedup();
+    // Every PointerAnchored log of the registry, read by event only: asking for the blocks
+    // of the patient's pointers would show the node which anchors (patient and holders) the
+    // patient cares about, in the run that also reads the pseudonym's participation.
+    let filter = Filter::new()
+        .address(d.record_registry)
+        .event_signature(medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH);
     let mut anchored = std::collections::HashSet::new();
-    let node = |e| crate::error::from_transport(e, &chain.url);
-    for b in blocks {
-        if b < d.start_block {
-            continue;
-        }
-        let filter = Filter::new()
-            .address(d.record_registry)
-            .event_signature(medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH)
-            .from_block(b)
-            .to_block(b);
-        for l in chain.provider.get_logs(&filter).await.map_err(node)? {
+    if !pointers.is_empty() {
+        for l in super::anchor::scan_logs(chain, &filter, d.start_block, false).await? {
             if let [_, id, who, holder] = l.topics()
                 && Address::from_word(*who) == patient
             {

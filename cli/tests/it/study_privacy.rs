@@ -258,17 +258,40 @@ fn a_lying_indexer_gets_no_slot_for_a_holder_without_the_patients_record() {
         pointer(record, a),
         pointer(B256::repeat_byte(1), m)
     ));
-    let v = env.json(&[
-        "--indexer-url",
-        &fake,
-        "-a",
-        "patient",
-        "study",
-        "opt-in",
-        "1",
-        "--relayer",
-        "stranger",
-    ]);
+    let (rpc, log) = proxy(env.port);
+    let out = env
+        .cmd(&[
+            "--json",
+            "--indexer-url",
+            &fake,
+            "-a",
+            "patient",
+            "study",
+            "opt-in",
+            "1",
+            "--relayer",
+            "stranger",
+        ])
+        .env("MEDREC_RPC_URL", &rpc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["data"].clone();
+    // The check on chain asks the node about neither the patient nor their record.
+    let bodies: Vec<String> = log.lock().unwrap().drain(..).collect();
+    for x in [patient.to_string(), record.to_string()] {
+        assert!(
+            !bodies
+                .iter()
+                .any(|b| b.to_ascii_lowercase().contains(&hex(&x))),
+            "{x} named to the node: {bodies:#?}"
+        );
+    }
     let (ctx, tags) = opted_in_tags(&env, &v);
     assert_eq!(open(&m_key, m, &ctx, &tags), None, "M opened a slot");
     assert_eq!(open(&a_key, a, &ctx, &tags), Some(patient));
