@@ -76,13 +76,15 @@ pub struct ConsentArgs {
     /// The study id
     pub study: u64,
     /// The keystore account that sends the transaction and pays its gas (the consortium's
-    /// relayer, say), decrypted with the same password settings. Never your own account: it
-    /// would link you to your pseudonym for the study
+    /// relayer, say), decrypted with the same password settings. Never your own account (it
+    /// would link you to your pseudonym for the study), nor a credentialed provider's (it would
+    /// show you are its patient)
     #[arg(long, env = "MEDREC_RELAYER", value_name = "ACCOUNT")]
     pub relayer: Option<String>,
     /// opt-in: the holders of your records, whose gatekeepers get a slot each (comma-separated
-    /// addresses; `none`: no holder) [default: the holders of your records, from the
-    /// indexer's listing signed by your account]
+    /// addresses; `none`: no holder) [default: the holders of your records in the indexer's
+    /// listing signed by your account, each kept only if the chain shows one of its pointers
+    /// for you]
     #[arg(long, value_delimiter = ',', value_name = "ADDRESSES")]
     pub holders: Vec<String>,
     #[command(flatten)]
