@@ -18,7 +18,7 @@
 // The gatekeeper must serve for anvil's account 2 with that account's keystore
 // (--anchor-keystore); run.sh starts one when DATABASE_URL is set.
 import crypto from "node:crypto";
-import { keccak256, parseEventLogs, recoverAddress, toHex } from "viem";
+import { hashTypedData, keccak256, parseEventLogs, recoverAddress, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import {
   GATEKEEPER_TYPES,
@@ -27,7 +27,6 @@ import {
   anvilAccounts,
   checker,
   connect,
-  nextIssuedAt,
   randomNonce,
   seconds,
   upload,
@@ -81,11 +80,33 @@ eq(
   studyPseudonym(`0x${"42".repeat(32)}`, 31337n, `0x${"aa".repeat(20)}`, 1n).address,
   "0x16c72fEb15F6bDd0e1B97A25F7a6b425eE905087",
 );
+/** A study message's issue time and deadline, as medrec-protocol's study_signed_times: the
+ * chain's latest block time rounded down to the minute, after the last signed time, and one
+ * window of a day (no clock of the signer's shows). */
+function studyTimes(latest, signedAt) {
+  let issuedAt = latest - (latest % 60n);
+  if (issuedAt <= signedAt) issuedAt = signedAt + 1n;
+  return { issuedAt, deadline: issuedAt + 86400n };
+}
 const TAG_SLOTS = 8;
 const SLOT_LEN = 82;
+/** The patient's membership proof for a holder (medrec-protocol's membership_proof): the
+ * patient's compressed public key, then HMAC-SHA256 keyed by ECDH(patient, holder's service
+ * key) over the label, the holder and the StudyMembership hash; the holder could make it too. */
+function membershipProof(patientKeyHex, holder, publicKey, membershipHash) {
+  const patient = crypto.createECDH("secp256k1");
+  patient.setPrivateKey(bytes(patientKeyHex));
+  const x = patient.computeSecret(bytes(publicKey));
+  const mac = crypto
+    .createHmac("sha256", x)
+    .update(Buffer.concat([Buffer.from("medrec.study-membership.v1"), bytes(holder), bytes(membershipHash)]))
+    .digest();
+  return Buffer.concat([patient.getPublicKey(null, "compressed"), mac]);
+}
 /** An opt-in's tags: the ephemeral key, then 8 slots, one per holder (view tag, AES-256-GCM of
- * the patient's membership signature), random elsewhere. */
-function studyTags(study, pseudonym, signature, servicePublicKeys) {
+ * the patient's membership proof under a key bound to the holder and its service key), random
+ * elsewhere (never with a used view tag). `holders`: [{ holder, publicKey }]. */
+function studyTags(study, pseudonym, patientKeyHex, membershipHash, holders) {
   const ephemeral = crypto.createECDH("secp256k1");
   ephemeral.generateKeys();
   const ephPub = ephemeral.getPublicKey(null, "compressed");
@@ -96,22 +117,32 @@ function studyTags(study, pseudonym, signature, servicePublicKeys) {
     const j = crypto.randomInt(i + 1);
     [slots[i], slots[j]] = [slots[j], slots[i]];
   }
-  servicePublicKeys.forEach((pub, i) => {
-    const shared = ephemeral.computeSecret(bytes(pub)); // the x coordinate
+  const views = [];
+  holders.forEach(({ holder, publicKey }, i) => {
+    const shared = ephemeral.computeSecret(bytes(publicKey)); // the x coordinate
+    const compressed = crypto.ECDH.convertKey(bytes(publicKey), "secp256k1", undefined, undefined, "compressed");
     const info = Buffer.concat([
       Buffer.from("medrec.study-tag.v1"),
       u64(chainId),
       bytes(studies),
       bytes(toHex(study, { size: 32 })),
       bytes(pseudonym),
+      bytes(holder),
+      compressed,
     ]);
     const okm = Buffer.from(crypto.hkdfSync("sha256", shared, ephPub, info, 45));
     const cipher = crypto.createCipheriv("aes-256-gcm", okm.subarray(1, 33), okm.subarray(33));
-    const ct = Buffer.concat([cipher.update(bytes(signature)), cipher.final(), cipher.getAuthTag()]);
+    const proof = membershipProof(patientKeyHex, holder, publicKey, membershipHash);
+    const ct = Buffer.concat([cipher.update(proof), cipher.final(), cipher.getAuthTag()]);
     const at = 33 + slots[i] * SLOT_LEN;
     tags[at] = okm[0];
+    views.push(okm[0]);
     ct.copy(tags, at + 1);
   });
+  for (const slot of slots.slice(holders.length)) {
+    const at = 33 + slot * SLOT_LEN;
+    while (views.includes(tags[at])) tags[at] = crypto.randomInt(256);
+  }
   return toHex(tags);
 }
 const MEMBERSHIP_TYPES = {
@@ -197,7 +228,7 @@ for (const p of patients.filter((p) => p.optsIn)) {
     functionName: "participationOf",
     args: [studyId, pseudonym.address],
   });
-  const membership = await p.account.signTypedData({
+  const membershipHash = hashTypedData({
     domain: studyDomain,
     types: MEMBERSHIP_TYPES,
     primaryType: "StudyMembership",
@@ -206,10 +237,11 @@ for (const p of patients.filter((p) => p.optsIn)) {
   const message = {
     studyId,
     pseudonym: pseudonym.address,
-    tags: studyTags(studyId, pseudonym.address, membership, [served.publicKey]),
+    tags: studyTags(studyId, pseudonym.address, p.key, membershipHash, [
+      { holder: holder.address, publicKey: served.publicKey },
+    ]),
     epoch: slot.epoch,
-    issuedAt: nextIssuedAt(slot.signedAt),
-    deadline: (await chain.now()) + 3600n,
+    ...studyTimes(await chain.now(), BigInt(slot.signedAt)),
   };
   const signature = await pseudonym.signTypedData({
     domain: studyDomain,

@@ -249,6 +249,7 @@ fn start_research(
         secret: service_key.clone(),
         chain_id,
         registry: studies,
+        holder,
     };
     let opt_ins = Arc::new(OptIns::new(
         wallet.clone(),

@@ -162,7 +162,8 @@ pub struct SigningContext {
 /// `--chain-id`, signs offline with this machine's clock. Online, the issue time is never more
 /// than the registry's `MAX_SIGNATURE_SKEW` ahead of the latest block, which it would refuse;
 /// offline nothing bounds it (a clock that far ahead makes the relay fail, and the signer signs
-/// again).
+/// again). A study message is issued at the latest block's time rounded down to the minute
+/// (offline: this clock's, rounded) with the one deadline window of every study message.
 pub async fn signing_context(
     settings: &Settings,
     sign: &SignOnly,
@@ -171,19 +172,35 @@ pub async fn signing_context(
     let deadline_in = units::duration(&sign.deadline)?;
     let now = now_secs();
     let deadline = U256::from(now + deadline_in);
+    let study = matches!(rel, Relationship::Study { .. });
+    if study && deadline_in != medrec_protocol::study_tags::STUDY_SIGNATURE_WINDOW {
+        // One window for every study message: a deadline of the signer's choosing would tell
+        // the pseudonyms of one signer apart from the rest.
+        return Err(CliError::input(format!(
+            "study messages all have the same deadline, {} seconds after their issue time: --deadline is not taken",
+            medrec_protocol::study_tags::STUDY_SIGNATURE_WINDOW
+        )));
+    }
     if let (Some(epoch), Some(chain_id)) = (sign.epoch, settings.chain_id) {
         let deployment = chain::read_deployment(&settings.deployments, chain_id)?;
+        let (issued_at, deadline) = if study {
+            // Offline: this machine's clock, rounded as the chain's would be.
+            medrec_protocol::study_tags::study_signed_times(now, 0, u64::MAX)
+                .map(|(i, d)| (i, U256::from(d)))
+                .unwrap_or((now, deadline))
+        } else {
+            (now, deadline)
+        };
         return Ok(SigningContext {
             chain_id,
             deployment,
             epoch,
-            issued_at: now,
+            issued_at,
             deadline,
         });
     }
     let chain = Chain::connect(settings).await?;
     let deployment = chain.deployment(settings).await?;
-    let study = matches!(rel, Relationship::Study { .. });
     let (epoch, signed_at, skew): (u32, u64, u64) = match rel {
         Relationship::Consent { patient, grantee } => {
             let consent = chain.consent(&deployment);
@@ -215,6 +232,20 @@ pub async fn signing_context(
         }
     };
     let latest = chain.now().await?;
+    if study {
+        // A study message's times are the chain's, not this machine's clock (which would
+        // fingerprint the signer across its pseudonyms).
+        let (issued_at, deadline) =
+            medrec_protocol::study_tags::study_signed_times(latest, signed_at, latest + skew)
+                .ok_or_else(|| no_issue_time(signed_at, latest + skew, study))?;
+        return Ok(SigningContext {
+            chain_id: chain.chain_id,
+            deployment,
+            epoch: sign.epoch.unwrap_or(epoch),
+            issued_at,
+            deadline: U256::from(deadline),
+        });
+    }
     let issued_at = medrec_bindings::bounded_issued_at(now, signed_at, latest + skew)
         .ok_or_else(|| no_issue_time(signed_at, latest + skew, study))?;
     Ok(SigningContext {

@@ -76,13 +76,15 @@ pub struct ConsentArgs {
     /// The study id
     pub study: u64,
     /// The keystore account that sends the transaction and pays its gas (the consortium's
-    /// relayer, say), decrypted with the same password settings. Never your own account: it
-    /// would link you to your pseudonym for the study
+    /// relayer, say), decrypted with the same password settings. Never your own account (it
+    /// would link you to your pseudonym for the study), nor a credentialed provider's (it would
+    /// show you are its patient)
     #[arg(long, env = "MEDREC_RELAYER", value_name = "ACCOUNT")]
     pub relayer: Option<String>,
     /// opt-in: the holders of your records, whose gatekeepers get a slot each (comma-separated
-    /// addresses; `none`: no holder) [default: the holders of your records, from the
-    /// indexer's listing signed by your account]
+    /// addresses; `none`: no holder) [default: the holders of your records in the indexer's
+    /// listing signed by your account, each kept only if the chain shows one of its pointers
+    /// for you]
     #[arg(long, value_delimiter = ',', value_name = "ADDRESSES")]
     pub holders: Vec<String>,
     #[command(flatten)]
@@ -305,24 +307,25 @@ pub async fn run(cmd: StudyCmd, settings: &Settings, out: Printer) -> Result<()>
             );
         }
         StudyCmd::Mine => {
-            // Nothing on chain names the patient: each study's pseudonym is derived here and
-            // the chain asked about it.
+            // Nothing on chain names the patient: each study's pseudonym is derived here, and
+            // the chain is asked for every participation event of the registry at once (never
+            // about one pseudonym, which would show the node the patient's pseudonyms
+            // together), matched here.
             let signer = keys::load(settings)?;
             let me = signer.address();
             let chain = Chain::connect(settings).await?;
             let d = chain.deployment(settings).await?;
-            let s = studies(&chain, &d)?;
-            let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
-            let secret = signer.to_bytes();
-            let mut live = vec![];
-            let mut id = U256::from(1);
-            while id <= count {
-                let p = study_pseudonym(&secret, chain.chain_id, *s.address(), id).address();
-                if s.isOptedIn(id, p).call().await.map_err(|e| chain.err(e))? {
-                    live.push(id);
-                }
-                id += U256::from(1);
+            let registry = study_registry_of(&d)?;
+            let (events, closed) = own_study_logs(&chain, &d, registry, &signer, None).await?;
+            let mut state = std::collections::BTreeMap::new();
+            for e in &events {
+                state.insert(e.study_id, e.kind == "opted-in");
             }
+            let live: Vec<U256> = state
+                .into_iter()
+                .filter(|(id, opted)| *opted && !closed.contains(id))
+                .map(|(id, _)| U256::from(id))
+                .collect();
             let human = if live.is_empty() {
                 "you are not opted in to any study".to_string()
             } else {
@@ -391,13 +394,29 @@ pub async fn own_study_events(
     from: Option<u64>,
     to: u64,
 ) -> Result<Vec<OwnStudyEvent>> {
-    use alloy::rpc::types::Filter;
-    use alloy::sol_types::SolEvent;
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
     let Some(registry) = d.study_registry else {
         return Ok(vec![]);
     };
+    let (events, _) = own_study_logs(&chain, &d, registry, patient, from).await?;
+    Ok(events.into_iter().filter(|e| e.block <= to).collect())
+}
+
+/// The opt-ins and withdrawals of `patient`'s study pseudonyms from block `from` (default: the
+/// deployment's first), in block order, and the studies closed since: every OptedIn, Withdrew
+/// and StudyClosed log of the registry is read (by event only, so the node is never shown
+/// which pseudonyms are asked about, nor several of one patient's together) and the patient's
+/// pseudonyms, derived here for every study, matched locally.
+async fn own_study_logs(
+    chain: &Chain,
+    d: &Deployment,
+    registry: Address,
+    patient: &alloy::signers::local::PrivateKeySigner,
+    from: Option<u64>,
+) -> Result<(Vec<OwnStudyEvent>, std::collections::HashSet<u64>)> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
     let s = StudyRegistry::new(registry, chain.provider.clone());
     let count = s.studyCount().call().await.map_err(|e| chain.err(e))?;
     let secret = patient.to_bytes();
@@ -408,37 +427,55 @@ pub async fn own_study_events(
         mine.insert(p, id.saturating_to::<u64>());
         id += U256::from(1);
     }
+    let mut closed = std::collections::HashSet::new();
     if mine.is_empty() {
-        return Ok(vec![]);
+        return Ok((vec![], closed));
     }
-    let filter = Filter::new()
-        .address(registry)
-        .event_signature(vec![
-            StudyRegistry::OptedIn::SIGNATURE_HASH,
-            StudyRegistry::Withdrew::SIGNATURE_HASH,
-        ])
-        .topic2(mine.keys().map(|a| a.into_word()).collect::<Vec<_>>());
+    let filter = Filter::new().address(registry).event_signature(vec![
+        StudyRegistry::OptedIn::SIGNATURE_HASH,
+        StudyRegistry::Withdrew::SIGNATURE_HASH,
+        StudyRegistry::StudyClosed::SIGNATURE_HASH,
+    ]);
     let start = from.unwrap_or(0).max(d.start_block);
-    let logs = super::anchor::scan_logs(&chain, &filter, start, false).await?;
-    Ok(logs
-        .iter()
-        .filter(|l| l.block_number.is_some_and(|b| b <= to))
-        .filter_map(|l| {
-            let pseudonym = Address::from_word(*l.topics().get(2)?);
-            Some(OwnStudyEvent {
-                block: l.block_number?,
-                log_index: l.log_index?,
-                tx_hash: l.transaction_hash?,
-                kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
-                    "opted-in"
-                } else {
-                    "withdrew"
-                },
-                study_id: *mine.get(&pseudonym)?,
-                pseudonym,
-            })
-        })
-        .collect())
+    let logs = super::anchor::scan_logs(chain, &filter, start, false).await?;
+    let mut events = vec![];
+    for l in &logs {
+        if l.topic0() == Some(&StudyRegistry::StudyClosed::SIGNATURE_HASH) {
+            if let Some(id) = l.topics().get(1) {
+                closed.insert(U256::from_be_bytes(id.0).saturating_to::<u64>());
+            }
+            continue;
+        }
+        let Some(pseudonym) = l.topics().get(2).map(|t| Address::from_word(*t)) else {
+            continue;
+        };
+        let (Some(study_id), Some(block), Some(log_index), Some(tx_hash)) = (
+            mine.get(&pseudonym),
+            l.block_number,
+            l.log_index,
+            l.transaction_hash,
+        ) else {
+            continue;
+        };
+        // A study's logs name only its own pseudonyms: one of ours under another study id
+        // is not ours there.
+        if l.topics().get(1).map(|t| U256::from_be_bytes(t.0)) != Some(U256::from(*study_id)) {
+            continue;
+        }
+        events.push(OwnStudyEvent {
+            block,
+            log_index,
+            tx_hash,
+            kind: if l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH) {
+                "opted-in"
+            } else {
+                "withdrew"
+            },
+            study_id: *study_id,
+            pseudonym,
+        });
+    }
+    Ok((events, closed))
 }
 
 /// Why a study change is not sent from the patient's own account.
@@ -463,6 +500,38 @@ async fn participation(
     }
     let holders = holder_list_or_empty(&a.holders)?;
     let signer = keys::load(settings)?;
+    // The relayer, checked before anything is signed: never the patient's own account, nor a
+    // credentialed provider (a hospital relaying the message would show the chain that the
+    // pseudonym is its patient).
+    let relayer = match &a.relayer {
+        None => None,
+        Some(account) => {
+            let mut as_relayer = settings.clone();
+            as_relayer.account = Some(account.clone());
+            let relayer = keys::load(&as_relayer)?;
+            if relayer.address() == signer.address() {
+                return Err(CliError::input(NO_DIRECT));
+            }
+            let chain = Chain::connect(settings).await?;
+            let d = chain.deployment(settings).await?;
+            let provider = chain
+                .participants(&d)
+                .isCredentialed(
+                    relayer.address(),
+                    medrec_protocol::participant::Role::Provider.to_solidity(),
+                )
+                .call()
+                .await
+                .map_err(|e| chain.err(e))?;
+            if provider {
+                return Err(CliError::input(format!(
+                    "the relayer {} is a credentialed provider: relaying your study message, it would show the chain that this pseudonym is its patient; use a relayer that pays for everyone (e.g. the consortium's) or --sign-only",
+                    relayer.address()
+                )));
+            }
+            Some(relayer)
+        }
+    };
     let id = U256::from(a.study);
     // The pseudonym needs the chain id and the registry: from the node, or offline from
     // --chain-id and the deployments file.
@@ -483,7 +552,7 @@ async fn participation(
         pseudonym: pseudonym.address(),
     };
     let ctx = super::grant::signing_context(settings, &a.sign, rel).await?;
-    let tags = if what == "opt-in" {
+    let reached = if what == "opt-in" {
         Some(
             opt_in_tags(
                 settings,
@@ -502,7 +571,7 @@ async fn participation(
     let message = StudyMessage {
         study_id: id,
         pseudonym: pseudonym.address(),
-        tags: tags.map(Into::into),
+        tags: reached.as_ref().map(|r| r.tags.clone().into()),
         epoch: ctx.epoch,
         issued_at: ctx.issued_at,
         deadline: ctx.deadline,
@@ -513,17 +582,17 @@ async fn participation(
         _ => Unsigned::CancelStudySignatures(message),
     };
     let msg = SignedMessage::sign(&pseudonym, chain_id, registry, unsigned).await?;
-    let Some(relayer) = a.relayer else {
+    // Which holders will count the patient: one the indexer named but the chain does not show
+    // holding a record is left out (it would not count them), and the patient can name it
+    // with --holders. Signed only, the note goes to stderr (stdout may be the message).
+    if let (Some(r), None) = (&reached, &relayer) {
+        out.progress(&reached_note(r));
+    }
+    let Some(relayer) = relayer else {
         return super::grant::emit_signed(out, &msg, a.sign.out.as_ref(), &format!("study {what}"));
     };
     // The relayer sends it: its own account pays, and is all the chain sees besides the
     // pseudonym.
-    let mut as_relayer = settings.clone();
-    as_relayer.account = Some(relayer);
-    let relayer = keys::load(&as_relayer)?;
-    if relayer.address() == signer.address() {
-        return Err(CliError::input(NO_DIRECT));
-    }
     let chain = Chain::connect_signer(settings, relayer).await?;
     let d = chain.deployment(settings).await?;
     let s = studies(&chain, &d)?;
@@ -559,10 +628,17 @@ async fn participation(
             a.study
         ),
     };
+    let mut data = json!({"studyId": a.study, "pseudonym": p, "tx": tx});
+    let mut note = String::new();
+    if let Some(r) = &reached {
+        data["holders"] = json!(r.holders);
+        data["omittedHolders"] = json!(r.omitted);
+        note = format!("\n{}", reached_note(r));
+    }
     out.result(
         &format!("study {what}"),
-        json!({"studyId": a.study, "pseudonym": p, "tx": tx}),
-        &format!("{human} (relayed, tx {})", tx.tx_hash),
+        data,
+        &format!("{human} (relayed, tx {}){note}", tx.tx_hash),
     );
     Ok(())
 }
@@ -614,8 +690,7 @@ async fn opt_in_tags(
     id: U256,
     pseudonym: Address,
     holders: Option<Vec<Address>>,
-) -> Result<Vec<u8>> {
-    use alloy::signers::Signer;
+) -> Result<OptInTags> {
     use medrec_protocol::study_tags::{
         self, HolderSlot, OptInContext, SERVICE_KEY_PATH, ServiceKeyAnswer, TAG_SLOTS,
         address_of_public_key,
@@ -624,6 +699,7 @@ async fn opt_in_tags(
     let d = chain.deployment(settings).await?;
     let given = holders.is_some();
     let mut holders = holders.unwrap_or_default();
+    let mut omitted = vec![];
     if !given {
         let body: medrec_protocol::indexer::PatientPointers = super::listing::get(
             settings,
@@ -631,11 +707,14 @@ async fn opt_in_tags(
             None,
         )
         .await?;
-        for p in body.pointers {
-            if !holders.contains(&p.holder) {
-                holders.push(p.holder);
-            }
-        }
+        // The indexer's word alone would let it (or a holder it colludes with) receive a slot
+        // for a patient that holder never treated: a holder is kept only when the chain shows
+        // one of its pointers for this patient (anchoring needs the patient's live
+        // relationship, so no holder can invent one).
+        let (kept, dropped) =
+            anchored_holders(&chain, &d, patient.address(), &body.pointers).await?;
+        holders = kept;
+        omitted = dropped;
     }
     if holders.len() > TAG_SLOTS {
         return Err(CliError::input(format!(
@@ -649,17 +728,31 @@ async fn opt_in_tags(
         study_id: id,
         pseudonym,
     };
-    let signature = patient
-        .sign_hash(&ctx.membership_hash())
-        .await
-        .map_err(|e| CliError::Key(format!("cannot sign: {e}")))?
-        .as_bytes()
-        .to_vec();
+    let secret = patient.to_bytes();
     let client = client()?;
+    let registered = if holders.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        registered_holders(&chain, &d).await?
+    };
     let mut slots = Vec::with_capacity(holders.len());
     for h in holders {
-        let g = super::holder::registered(&chain, &d, h).await?;
-        let base = super::holder::credentialed_gatekeeper_url(&chain, &d, h).await?;
+        let Some((g, credentialed)) = registered.get(&h) else {
+            return Err(CliError::input(format!(
+                "the holder {h} has registered no gatekeeper on chain (it runs: medrec holder register)"
+            )));
+        };
+        if !credentialed {
+            return Err(CliError::input(format!(
+                "the holder {h} is not a credentialed provider now: medrec sends it no request"
+            )));
+        }
+        let base = super::holder::checked_endpoint(&g.endpoint).map_err(|why| {
+            CliError::input(format!(
+                "the holder {h} registered the endpoint {:?}, to which medrec sends no request: {why}",
+                g.endpoint
+            ))
+        })?;
         let url = format!("{}{SERVICE_KEY_PATH}", base.trim_end_matches('/'));
         let resp = client.get(&url).send().await.map_err(|e| {
             CliError::Rpc(format!("cannot reach the gatekeeper of {h} at {base}: {e}"))
@@ -686,13 +779,165 @@ async fn opt_in_tags(
                 g.serviceKey
             )));
         }
+        // Any provider can register another holder's service key: a key registered by two
+        // holders is not known to be this one's alone, so no slot is encrypted to it.
+        if let Some(other) = registered
+            .iter()
+            .find(|(o, (og, _))| **o != h && og.serviceKey == g.serviceKey)
+            .map(|(o, _)| *o)
+        {
+            return Err(CliError::Refused(format!(
+                "the service key {} of the holder {h} is registered by {other} too: not encrypting to it",
+                g.serviceKey
+            )));
+        }
+        // A proof this holder can check but could have made itself: nothing it could show.
+        let proof = study_tags::membership_proof(&secret, h, &served.public_key, &ctx).ok_or_else(
+            || {
+                CliError::Refused(format!(
+                    "the gatekeeper of {h} serves a service key that is not a secp256k1 key"
+                ))
+            },
+        )?;
         slots.push(HolderSlot {
             holder: h,
             service_key: served.public_key.to_vec(),
-            signature: signature.clone(),
+            proof,
         });
     }
-    study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))
+    let tags = study_tags::build(&ctx, &slots).map_err(|e| CliError::input(e.to_string()))?;
+    Ok(OptInTags {
+        tags,
+        holders: slots.iter().map(|s| s.holder).collect(),
+        omitted,
+    })
+}
+
+/// Every holder that registered a gatekeeper, with its registration now and whether it is a
+/// credentialed provider now: read for all of them (their HolderRegistered logs, then each
+/// one's registration and credential), never for the patient's holders alone, whose number
+/// and names the opt-in's eight fixed slots hide from everyone, the node included.
+async fn registered_holders(
+    chain: &Chain,
+    d: &Deployment,
+) -> Result<
+    std::collections::HashMap<
+        Address,
+        (
+            medrec_bindings::record_registry::IRecordRegistry::Gatekeeper,
+            bool,
+        ),
+    >,
+> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let filter = Filter::new()
+        .address(d.record_registry)
+        .event_signature(medrec_bindings::RecordRegistry::HolderRegistered::SIGNATURE_HASH);
+    let logs = super::anchor::scan_logs(chain, &filter, d.start_block, false).await?;
+    let mut all = std::collections::HashMap::new();
+    for l in logs {
+        let Some(h) = l.topics().get(1).map(|t| Address::from_word(*t)) else {
+            continue;
+        };
+        if all.contains_key(&h) {
+            continue;
+        }
+        let g = chain
+            .records(d)
+            .gatekeeperOf(h)
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?;
+        let credentialed = chain
+            .participants(d)
+            .isCredentialed(
+                h,
+                medrec_protocol::participant::Role::Provider.to_solidity(),
+            )
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?;
+        if !g.endpoint.is_empty() {
+            all.insert(h, (g, credentialed));
+        }
+    }
+    Ok(all)
+}
+
+/// The line telling the patient which holders got a slot (and so will count them) and which
+/// the indexer named without a pointer on chain.
+fn reached_note(r: &OptInTags) -> String {
+    let list = |v: &[Address]| {
+        v.iter()
+            .map(Address::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut line = if r.holders.is_empty() {
+        "no holder gets a slot: none will count you in this study".to_string()
+    } else {
+        format!("slots for the holders {}", list(&r.holders))
+    };
+    if !r.omitted.is_empty() {
+        line.push_str(&format!(
+            "; left out (the indexer names them but the chain shows no record of yours they \
+             anchored; name them with --holders if they keep your records): {}",
+            list(&r.omitted)
+        ));
+    }
+    line
+}
+
+/// An opt-in's tags, with the holders that got a slot and those the indexer named but the
+/// chain does not show holding a record of the patient.
+struct OptInTags {
+    tags: Vec<u8>,
+    holders: Vec<Address>,
+    omitted: Vec<Address>,
+}
+
+/// The holders of `pointers` (the indexer's answer for `patient`) that the chain confirms:
+/// for each, one of its pointers with a `PointerAnchored` log whose indexed topics are the
+/// pointer's record id, the patient and the holder (only the topics: the event's data fields
+/// may change). Every such log of the registry is read, so the node is told neither the
+/// patient, nor the holders, nor the blocks of their anchors; the rest are returned apart.
+async fn anchored_holders(
+    chain: &Chain,
+    d: &Deployment,
+    patient: Address,
+    pointers: &[medrec_protocol::indexer::Pointer],
+) -> Result<(Vec<Address>, Vec<Address>)> {
+    use alloy::rpc::types::Filter;
+    use alloy::sol_types::SolEvent;
+    let mut claimed: Vec<Address> = vec![];
+    for p in pointers {
+        if !claimed.contains(&p.holder) {
+            claimed.push(p.holder);
+        }
+    }
+    // Every PointerAnchored log of the registry, read by event only: asking for the blocks
+    // of the patient's pointers would show the node which anchors (patient and holders) the
+    // patient cares about, in the run that also reads the pseudonym's participation.
+    let filter = Filter::new()
+        .address(d.record_registry)
+        .event_signature(medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH);
+    let mut anchored = std::collections::HashSet::new();
+    if !pointers.is_empty() {
+        for l in super::anchor::scan_logs(chain, &filter, d.start_block, false).await? {
+            if let [_, id, who, holder] = l.topics()
+                && Address::from_word(*who) == patient
+            {
+                anchored.insert((*id, Address::from_word(*holder)));
+            }
+        }
+    }
+    let (kept, omitted) = claimed.into_iter().partition(|h| {
+        pointers.iter().any(|p| {
+            p.holder == *h && p.patient == patient && anchored.contains(&(p.record_id, *h))
+        })
+    });
+    Ok((kept, omitted))
 }
 
 async fn simple(settings: &Settings, out: Printer, study: u64, what: &str) -> Result<()> {

@@ -17,3 +17,4 @@ mod listings;
 mod pointers;
 mod research;
 mod study_policy;
+mod study_privacy;

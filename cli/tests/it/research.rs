@@ -477,7 +477,12 @@ fn an_opt_in_slot_is_encrypted_only_to_the_registered_service_key() {
         pseudonym,
     };
     let opened = |k: &PrivateKeySigner| {
-        study_tags::open(&ServiceKey::from_bytes(&k.to_bytes()).unwrap(), &ctx, &tags)
+        study_tags::open(
+            &ServiceKey::from_bytes(&k.to_bytes()).unwrap(),
+            k.address(),
+            &ctx,
+            &tags,
+        )
     };
     assert_eq!(opened(&holders[1].key), Some(patient));
     assert_eq!(opened(&holders[0].key), None);

@@ -739,34 +739,46 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
                     study_id: study,
                     pseudonym: pseudonym.address(),
                 };
-                let membership = key
-                    .sign_hash(&ctx.membership_hash())
-                    .await
-                    .map_err(|e| Fail(6, format!("cannot sign: {e}")))?;
+                let secret = key.to_bytes();
                 let holder = patients[i]["holder"]
                     .as_str()
                     .and_then(|h| h.parse::<Address>().ok());
                 let slots: Vec<_> = holder
                     .and_then(|h| service_keys.get(&h).map(|k| (h, k.clone())))
-                    .map(
-                        |(holder, service_key)| medrec_protocol::study_tags::HolderSlot {
+                    .map(|(holder, service_key)| {
+                        medrec_protocol::study_tags::membership_proof(
+                            &secret,
                             holder,
-                            service_key,
-                            signature: membership.as_bytes().to_vec(),
-                        },
-                    )
+                            &service_key,
+                            &ctx,
+                        )
+                        .map(|proof| {
+                            medrec_protocol::study_tags::HolderSlot {
+                                holder,
+                                service_key,
+                                proof,
+                            }
+                        })
+                    })
                     .into_iter()
+                    .flatten()
                     .collect();
                 let tags = medrec_protocol::study_tags::build(&ctx, &slots)
                     .map_err(|e| Fail(6, e.to_string()))?;
-                let issued = medrec_bindings::next_issued_at(now, slot.signedAt.to());
+                // The chain's minute and the one window of every study message, as the CLI.
+                let (issued, deadline) = medrec_protocol::study_tags::study_signed_times(
+                    now,
+                    slot.signedAt.to(),
+                    u64::MAX,
+                )
+                .ok_or_else(|| Fail(6, "no issue time fits this participation".into()))?;
                 let msg = OptIn {
                     studyId: study,
                     pseudonym: pseudonym.address(),
                     tags: tags.into(),
                     epoch: slot.epoch,
                     issuedAt: U40::from(issued),
-                    deadline: U256::from(now + 3_600),
+                    deadline: U256::from(deadline),
                 };
                 let sig = pseudonym
                     .sign_hash(&msg.eip712_signing_hash(&domain))

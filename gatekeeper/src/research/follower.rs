@@ -10,7 +10,8 @@
 //! signature of the patient); a withdrawal names the pseudonym, which maps back to the
 //! patient. Whether the patient is one of this holder's is settled by the records: a patient
 //! without records here has no facts to count. Each (study, pseudonym, patient) found is also
-//! written to `gk_study_pseudonyms` (migrations/gatekeeper/20261129000020_study_pseudonyms.sql).
+//! written to `gk_study_pseudonyms` (migrations/gatekeeper/20261129000020_study_pseudonyms.sql)
+//! and loaded back at start, so a patient found under an earlier service key still counts.
 //!
 //! The chain is read with medrec-chain's [`Follower`] (hash-bracketed ranges, reorg
 //! detection): after a reorg the changes of the blocks no longer on the chain are dropped and
@@ -38,6 +39,8 @@ pub struct SlotKey {
     pub chain_id: u64,
     /// The study registry.
     pub registry: Address,
+    /// The holder (its slots' keys are bound to it).
+    pub holder: Address,
 }
 
 /// How many times a query retries a chain error worth retrying before it is refused (with
@@ -62,6 +65,9 @@ struct OptInState<S> {
     unsaved: Vec<(U256, Address, Address, u64)>,
     /// What opens the slots; without it no opt-in is this holder's.
     key: Option<SlotKey>,
+    /// Whether the pseudonyms found before (`gk_study_pseudonyms`) are loaded: until they are,
+    /// nothing is read (a withdrawal of a pseudonym not known yet would be passed over).
+    loaded: bool,
 }
 
 impl<S: Source> OptInState<S> {
@@ -80,6 +86,7 @@ impl<S: Source> OptInState<S> {
             patients: HashMap::new(),
             unsaved: vec![],
             key,
+            loaded: false,
         }
     }
 
@@ -148,11 +155,15 @@ impl<S: Source> OptInState<S> {
             let (study, pseudonym) = (U256::from_be_bytes(study.0), Address::from_word(*pseudonym));
             let opted_in = l.topic0() == Some(&StudyRegistry::OptedIn::SIGNATURE_HASH);
             if opted_in {
-                let Some(patient) = self.open(l, study, pseudonym) else {
-                    continue;
-                };
-                if self.patients.insert((study, pseudonym), patient).is_none() {
-                    self.unsaved.push((study, pseudonym, patient, block));
+                match self.open(l, study, pseudonym) {
+                    Some(patient) => {
+                        if self.patients.insert((study, pseudonym), patient).is_none() {
+                            self.unsaved.push((study, pseudonym, patient, block));
+                        }
+                    }
+                    // Found before (stored), under a service key since rotated.
+                    None if self.patients.contains_key(&(study, pseudonym)) => {}
+                    None => continue,
                 }
             } else if !self.patients.contains_key(&(study, pseudonym)) {
                 continue;
@@ -174,7 +185,7 @@ impl<S: Source> OptInState<S> {
             study_id: study,
             pseudonym,
         };
-        study_tags::open(&key.secret, &ctx, &ev.inner.data.tags)
+        study_tags::open(&key.secret, key.holder, &ctx, &ev.inner.data.tags)
     }
 
     /// The patients opted in to `study` at the end of block `at`, of the changes read.
@@ -212,6 +223,42 @@ impl OptIns {
         }
     }
 
+    /// Loads, once, the pseudonyms this holder found before (`gk_study_pseudonyms`): a slot
+    /// opened with an earlier service key opens no more once the key is rotated, and those
+    /// patients' opt-ins and withdrawals still count through the stored mapping. Without a
+    /// database (unit tests) there is nothing to load. A database error is returned and the
+    /// load tried again on the next call.
+    async fn load(&self, st: &mut OptInState<Rpc>) -> Result<(), ChainError> {
+        if st.loaded {
+            return Ok(());
+        }
+        let Some(pool) = &self.pool else {
+            st.loaded = true;
+            return Ok(());
+        };
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT study_id, pseudonym, patient FROM gk_study_pseudonyms")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(target: "medrec::gatekeeper", error = %e, "loading the study pseudonyms found before");
+                    ChainError::Transport(format!("cannot load the study pseudonyms found before: {e}"))
+                })?;
+        for (study, pseudonym, patient) in rows {
+            let (Ok(study), Ok(pseudonym), Ok(patient)) = (
+                study.parse::<U256>(),
+                Address::try_from(pseudonym.as_slice()),
+                Address::try_from(patient.as_slice()),
+            ) else {
+                tracing::warn!(target: "medrec::gatekeeper", study, "an unreadable row of gk_study_pseudonyms, skipped");
+                continue;
+            };
+            st.patients.insert((study, pseudonym), patient);
+        }
+        st.loaded = true;
+        Ok(())
+    }
+
     /// Writes the pseudonyms found since the last call to `gk_study_pseudonyms`, those whose
     /// signer is one of this holder's patients (records here) when found: a signer without
     /// records here (someone claiming to be a patient, or one whose records come later) is
@@ -225,7 +272,41 @@ impl OptIns {
         if st.unsaved.is_empty() {
             return;
         }
-        let rows = std::mem::take(&mut st.unsaved);
+        let mut rows = std::mem::take(&mut st.unsaved);
+        // Only this holder's patients are kept, in memory as in the table: a signer without
+        // records here (junk opt-ins signed by strangers, made to load the holder) is dropped
+        // with its changes. One whose records come later is found again if they opt in again.
+        let signers: Vec<Vec<u8>> = rows.iter().map(|r| r.2.to_vec()).collect();
+        let patients_here: Vec<Vec<u8>> = match sqlx::query_scalar(
+            "SELECT DISTINCT patient FROM gk_records WHERE patient = ANY($1::bytea[])",
+        )
+        .bind(&signers)
+        .fetch_all(pool)
+        .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(target: "medrec::gatekeeper", error = %e, "keeping the study pseudonyms found; retrying");
+                st.unsaved = rows;
+                return;
+            }
+        };
+        rows.retain(|&(study, pseudonym, patient, _)| {
+            if patients_here
+                .iter()
+                .any(|p| p.as_slice() == patient.as_slice())
+            {
+                return true;
+            }
+            st.patients.remove(&(study, pseudonym));
+            if let Some(changes) = st.changes.get_mut(&study) {
+                changes.retain(|c| c.2 != pseudonym);
+            }
+            false
+        });
+        if rows.is_empty() {
+            return;
+        }
         let studies: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
         let pseudonyms: Vec<Vec<u8>> = rows.iter().map(|r| r.1.to_vec()).collect();
         let patients: Vec<Vec<u8>> = rows.iter().map(|r| r.2.to_vec()).collect();
@@ -252,6 +333,7 @@ impl OptIns {
     /// The patients opted in to `study` at the end of block `at`.
     pub async fn consenting(&self, study: U256, at: u64) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
+        self.load(&mut st).await?;
         st.catch_up(Some(at), QUERY_RETRIES).await?;
         self.save(&mut st).await;
         Ok(st.live_at(study, at))
@@ -266,6 +348,7 @@ impl OptIns {
         now: u64,
     ) -> Result<HashSet<Address>, ChainError> {
         let mut st = self.state.lock().await;
+        self.load(&mut st).await?;
         st.catch_up(Some(now.max(at)), QUERY_RETRIES).await?;
         self.save(&mut st).await;
         let later = st.live_at(study, now);
@@ -285,7 +368,10 @@ pub async fn follow(opt_ins: Arc<OptIns>, every: Duration) {
     loop {
         let read = {
             let mut st = opt_ins.state.lock().await;
-            let read = st.catch_up(None, 0).await;
+            let read = match opt_ins.load(&mut st).await {
+                Ok(()) => st.catch_up(None, 0).await,
+                Err(e) => Err(e),
+            };
             opt_ins.save(&mut st).await;
             read
         };
@@ -311,7 +397,6 @@ mod tests {
     use super::*;
     use alloy::primitives::B256;
     use alloy::rpc::types::Log;
-    use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
     use medrec_chain::Header;
     use medrec_protocol::study_tags::{HolderSlot, ServiceKey};
@@ -334,6 +419,7 @@ mod tests {
             secret: ServiceKey::from_bytes(&service(false).to_bytes()).unwrap(),
             chain_id: CHAIN,
             registry: REGISTRY,
+            holder: service(false).address(),
         }
     }
 
@@ -356,15 +442,21 @@ mod tests {
             study_id: U256::from(study),
             pseudonym: pseudonym(n),
         };
-        let sig = patient(n).sign_hash_sync(&ctx.membership_hash()).unwrap();
         let to = service(n >= 100);
         let key = ServiceKey::from_bytes(&to.to_bytes()).unwrap();
+        let proof = study_tags::membership_proof(
+            &patient(n).to_bytes(),
+            to.address(),
+            &key.public_key(),
+            &ctx,
+        )
+        .unwrap();
         study_tags::build(
             &ctx,
             &[HolderSlot {
                 holder: to.address(),
                 service_key: key.public_key(),
-                signature: sig.as_bytes().to_vec(),
+                proof,
             }],
         )
         .unwrap()
@@ -512,7 +604,7 @@ mod tests {
             ],
         );
         // A forged opt-in: pseudonym 0x33 with a slot for this holder holding the victim's
-        // (patient 2's) address where the signature should be.
+        // (patient 2's) address where the proof should be.
         let ctx = OptInContext {
             chain_id: CHAIN,
             registry: REGISTRY,
@@ -520,13 +612,13 @@ mod tests {
             pseudonym: pseudonym(0x33),
         };
         let mut forged = patient(2).address().to_vec();
-        forged.resize(study_tags::SIGNATURE_LEN, 0);
+        forged.resize(study_tags::PROOF_LEN, 0);
         let forged = study_tags::build(
             &ctx,
             &[HolderSlot {
                 holder: service(false).address(),
                 service_key: slot_key().secret.public_key(),
-                signature: forged,
+                proof: forged,
             }],
         )
         .unwrap();

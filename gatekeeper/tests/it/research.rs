@@ -51,7 +51,6 @@ fn tags_of(
     id: U256,
     holders: &[&PrivateKeySigner],
 ) -> Vec<u8> {
-    use alloy::signers::SignerSync;
     use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
     let ctx = OptInContext {
         chain_id: CHAIN_ID,
@@ -59,17 +58,21 @@ fn tags_of(
         study_id: id,
         pseudonym,
     };
-    let signature = signer
-        .sign_hash_sync(&ctx.membership_hash())
-        .unwrap()
-        .as_bytes()
-        .to_vec();
     let slots: Vec<HolderSlot> = holders
         .iter()
-        .map(|h| HolderSlot {
-            holder: h.address(),
-            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
-            signature: signature.clone(),
+        .map(|h| {
+            let service_key = ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key();
+            HolderSlot {
+                holder: h.address(),
+                proof: study_tags::membership_proof(
+                    &signer.to_bytes(),
+                    h.address(),
+                    &service_key,
+                    &ctx,
+                )
+                .unwrap(),
+                service_key,
+            }
         })
         .collect();
     study_tags::build(&ctx, &slots).unwrap()
@@ -1410,7 +1413,8 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
     for (i, v) in victims.iter().enumerate() {
         let fake = PrivateKeySigner::random();
         let tags = if i % 2 == 0 {
-            // The victim's address where the signature goes.
+            // The victim's public key, with the attacker's own MAC (the attacker cannot make
+            // the victim's: that needs the victim's secret or the holder's).
             use medrec_protocol::study_tags::{self, HolderSlot, OptInContext, ServiceKey};
             let ctx = OptInContext {
                 chain_id: CHAIN_ID,
@@ -1418,21 +1422,29 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
                 study_id,
                 pseudonym: fake.address(),
             };
-            let mut forged = v.address().to_vec();
-            forged.resize(study_tags::SIGNATURE_LEN, 0);
+            let service_key = ServiceKey::from_bytes(&holder.to_bytes())
+                .unwrap()
+                .public_key();
+            let mut forged = study_tags::membership_proof(
+                &attacker.to_bytes(),
+                holder.address(),
+                &service_key,
+                &ctx,
+            )
+            .unwrap();
+            forged[..33]
+                .copy_from_slice(&ServiceKey::from_bytes(&v.to_bytes()).unwrap().public_key());
             study_tags::build(
                 &ctx,
                 &[HolderSlot {
                     holder: holder.address(),
-                    service_key: ServiceKey::from_bytes(&holder.to_bytes())
-                        .unwrap()
-                        .public_key(),
-                    signature: forged,
+                    service_key,
+                    proof: forged,
                 }],
             )
             .unwrap()
         } else {
-            // The attacker's own signature: it recovers the attacker, who has no records here.
+            // The attacker's own proof: it names the attacker, who has no records here.
             tags_of(&w, &attacker, fake.address(), study_id, &[&holder])
         };
         relay_opt_in(&w, &fake, study_id, tags).await;
@@ -1504,4 +1516,61 @@ async fn a_holder_counts_its_own_patients_through_their_slot_and_no_forged_one()
     );
     assert_eq!(code, 0, "{b}");
     held_back(&b, "40-64", "female");
+}
+
+/// Attack review finding 5: the follower rebuilt its mapping at start from the chain with the
+/// current service key only, so rotating the key silently stopped counting every earlier
+/// opt-in (their slots were encrypted to the old key). It now loads gk_study_pseudonyms back
+/// at start: after a restart with a new service key, the eight women who opted in under the
+/// old one are still counted, and their withdrawals still exclude them. Checked to
+/// fail before (the women were held back after the restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_with_a_new_service_key_still_counts_earlier_opt_ins() {
+    let (mut w, _researcher, holder, study, study_id) = one_holder_study("10000000").await;
+    let url = w.gk_url.clone();
+    let mut women = vec![];
+    for _ in 0..8 {
+        let p = w.account().await;
+        upload_diabetic(&w, &holder, &url, p.address(), "female", "1970-01-01").await;
+        women.push(p);
+    }
+    for p in &women {
+        opt_in_as(&w, p, study_id).await;
+    }
+    let me = holder.address().to_string();
+    let (code, before) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{before}");
+    shown_near(&before, "40-64", "female", 8, 3);
+
+    // The holder rotates its service key: registered first (the gatekeeper checks it at start).
+    let service = PrivateKeySigner::random();
+    import_key(&w, "service", &service);
+    medrec_test_support::register_holder(&w.as_(&holder), w.records, &url, service.address()).await;
+    let keystore = w
+        .dir
+        .path()
+        .join("keystores/service")
+        .to_string_lossy()
+        .to_string();
+    let password = w.dir.path().join("password").to_string_lossy().to_string();
+    restart_holder_gatekeeper(
+        &mut w,
+        &[
+            "--service-keystore",
+            &keystore,
+            "--service-password-file",
+            &password,
+        ],
+    )
+    .await;
+    let (code, after) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{after}");
+    shown_near(&after, "40-64", "female", 8, 3);
+    // Their withdrawals, which name only the pseudonyms, still exclude them.
+    for p in &women {
+        withdraw_as(&w, p, study_id).await;
+    }
+    let (code, gone) = ask_diabetes(&w, &study, &me);
+    assert_eq!(code, 0, "{gone}");
+    held_back(&gone, "40-64", "female");
 }

@@ -146,6 +146,9 @@ pub struct Findings {
     /// Study pseudonyms seen (issue 16: opt-ins name them, not patients), with their studies
     /// and where they were seen; [`Findings::derive_studies`] tries to link them to patients.
     pub pseudonyms: BTreeMap<Address, (BTreeSet<u64>, BTreeSet<Source>)>,
+    /// Study pseudonyms linked to each other (one person's, or one household's): those whose
+    /// messages one payer of few accounts relayed, with that payer.
+    pub pseudonym_links: Vec<(Address, BTreeSet<Address>)>,
     /// What was tried, in order: (attack, what it read, what it found).
     pub tried: Vec<(String, String, String)>,
 }
@@ -216,6 +219,39 @@ impl Findings {
                 known.len()
             ),
             format!("{n} studies of patients"),
+        );
+        // Pseudonym to pseudonym: a payer of few accounts (a patient's personal second
+        // account, a household's) that relayed two pseudonyms or more links them to one
+        // another, whoever they are.
+        self.pseudonym_links = self
+            .paid_by
+            .iter()
+            .filter(|(payer, paid)| {
+                !self.providers.contains(*payer)
+                    && Some(**payer) != self.governance
+                    && paid.len() <= MAX_HOUSEHOLD
+            })
+            .map(|(payer, paid)| {
+                let linked: BTreeSet<Address> = paid
+                    .iter()
+                    .filter(|a| pseudonyms.contains_key(*a))
+                    .copied()
+                    .collect();
+                (*payer, linked)
+            })
+            .filter(|(_, linked)| linked.len() >= 2)
+            .collect();
+        let linked: usize = self.pseudonym_links.iter().map(|(_, l)| l.len()).sum();
+        self.tried(
+            "studies: pseudonyms linked to each other",
+            format!(
+                "who paid for the transactions of the {} study pseudonyms (payers of over {MAX_HOUSEHOLD} accounts, providers and governance link nobody)",
+                pseudonyms.len()
+            ),
+            format!(
+                "{linked} pseudonyms in {} group(s) of one payer",
+                self.pseudonym_links.len()
+            ),
         );
         self.pseudonyms = pseudonyms;
     }
@@ -438,13 +474,15 @@ pub async fn run(args: &Args, a: &AdversaryArgs) -> Result<()> {
     } else {
         print_text(&f, a.show_patients);
     }
-    let n = f.facts.len();
+    let n = f.facts.len() + f.pseudonym_links.len();
     if a.expect_nothing && n > 0 {
         return Err(Fail(
             1,
             format!(
-                "adversary: recovered {n} facts about {} patients (expected nothing)",
-                f.patients().len()
+                "adversary: recovered {} facts about {} patients and {} links of study pseudonyms (expected nothing)",
+                f.facts.len(),
+                f.patients().len(),
+                f.pseudonym_links.len()
             ),
         ));
     }
@@ -594,7 +632,10 @@ fn print_json(f: &Findings) {
         .map(|(a, r, o)| json!({"attack": a, "read": r, "found": o}))
         .collect();
     let doc = json!({"version": 1, "recovered": f.facts.len(), "patients": f.patients().len(),
-        "tried": tried, "summary": summary, "facts": f.facts_json()});
+        "tried": tried, "summary": summary, "facts": f.facts_json(),
+        "pseudonymLinks": f.pseudonym_links.iter()
+            .map(|(payer, linked)| json!({"payer": payer, "pseudonyms": linked}))
+            .collect::<Vec<_>>()});
     println!("{doc}");
 }
 
@@ -602,6 +643,13 @@ fn print_text(f: &Findings, show: usize) {
     println!("What the adversary tried:");
     for (attack, read, found) in &f.tried {
         println!("  - {attack}: read {read}; {found}");
+    }
+    for (payer, linked) in &f.pseudonym_links {
+        let list: Vec<String> = linked.iter().map(|a| a.to_string()).collect();
+        println!(
+            "  study pseudonyms of one person (one payer, {payer}): {}",
+            list.join(", ")
+        );
     }
     let patients = f.patients();
     // The most exposed first: most kinds of fact, then most facts.
@@ -714,7 +762,47 @@ mod tests {
         assert_eq!(studies(p), vec![study_detail(1)]);
         assert_eq!(studies(q), vec![study_detail(2)]);
         assert!(studies(r).is_empty(), "{:?}", studies(r));
-        let (_, _, found) = f.tried.last().unwrap();
+        let (_, _, found) = &f.tried[f.tried.len() - 2];
         assert_eq!(found, "2 studies of patients");
+        assert!(f.pseudonym_links.is_empty(), "{:?}", f.pseudonym_links);
+    }
+
+    /// Attack review finding 7: a patient's personal second account that relays their opt-ins
+    /// links all of their pseudonyms to one another, even though none is tied to a patient; a
+    /// relayer for many, governance or a provider links none.
+    #[test]
+    fn study_pseudonyms_relayed_by_a_payer_of_few_are_linked_to_each_other() {
+        let (s1, s2, s3, s4) = (
+            Address::repeat_byte(0x21),
+            Address::repeat_byte(0x22),
+            Address::repeat_byte(0x23),
+            Address::repeat_byte(0x24),
+        );
+        let (second, relayer, hospital) = (
+            Address::repeat_byte(0xb1),
+            Address::repeat_byte(0xb2),
+            Address::repeat_byte(0xb3),
+        );
+        let mut f = Findings::default();
+        f.providers.insert(hospital);
+        for (p, s) in [(s1, 1), (s2, 2), (s3, 3), (s4, 4)] {
+            f.pseudonym(p, s, CALLDATA);
+        }
+        f.paid(second, s1);
+        f.paid(second, s2);
+        f.paid(relayer, s3);
+        for i in 0..8u8 {
+            f.paid(relayer, Address::repeat_byte(0x40 + i));
+        }
+        f.paid(relayer, s4);
+        f.paid(hospital, s3);
+        f.paid(hospital, s4);
+        f.derive_studies(&BTreeSet::new());
+        assert_eq!(
+            f.pseudonym_links,
+            vec![(second, [s1, s2].into_iter().collect())]
+        );
+        let (_, _, found) = f.tried.last().unwrap();
+        assert_eq!(found, "2 pseudonyms in 1 group(s) of one payer");
     }
 }

@@ -105,13 +105,21 @@ async fn relayed_opt_in(
         study_id: id,
         pseudonym: pseudonym.address(),
     };
-    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
     let slots: Vec<HolderSlot> = holders
         .iter()
-        .map(|h| HolderSlot {
-            holder: h.address(),
-            service_key: ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key(),
-            signature: membership.as_bytes().to_vec(),
+        .map(|h| {
+            let service_key = ServiceKey::from_bytes(&h.to_bytes()).unwrap().public_key();
+            HolderSlot {
+                holder: h.address(),
+                proof: study_tags::membership_proof(
+                    &patient.to_bytes(),
+                    h.address(),
+                    &service_key,
+                    &ctx,
+                )
+                .unwrap(),
+                service_key,
+            }
         })
         .collect();
     let msg = medrec_bindings::eip712::OptIn {
@@ -432,6 +440,16 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         "{out}"
     );
     assert_eq!(studies_tried["found"], "0 studies of patients", "{out}");
+    // Nor to another pseudonym: one relayed opt-in, by a relayer that paid for nothing else.
+    let linked_tried = tried
+        .iter()
+        .find(|t| t["attack"] == "studies: pseudonyms linked to each other")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        linked_tried["found"], "0 pseudonyms in 0 group(s) of one payer",
+        "{out}"
+    );
+    assert_eq!(report["pseudonymLinks"], serde_json::json!([]), "{out}");
     // P is known at both hospitals; Q, at A only, is linked to nothing.
     assert!(
         has(

@@ -82,6 +82,12 @@ fn cli(bin: &Path, dir: &Path, rpc: &str, args: &[&str]) -> (bool, Value, String
     )
 }
 
+/// A first opt-in's issue time and deadline at the chain's latest block time `latest`.
+fn study_tags_times(latest: u64) -> (u64, u64) {
+    medrec_protocol::study_tags::study_signed_times(latest, 0, u64::MAX)
+        .expect("no ceiling: a time fits")
+}
+
 async fn rpc(p: &DynProvider, method: &'static str, params: Value) {
     let _: Value = p.raw_request(method.into(), params).await.unwrap();
 }
@@ -216,7 +222,14 @@ async fn main() {
             (h.address(), key.public_key())
         })
         .collect();
-    let issued_at = now() - 1;
+    // The chain's minute and the one window of every study message, as the CLI signs them.
+    let latest = p
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .map(|b| b.header.timestamp)
+        .unwrap_or_default();
+    let (issued_at, _) = study_tags_times(latest);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
     let signing = {
         let patients = args.patients;
@@ -514,13 +527,12 @@ fn opt_in_calldata(
         study_id: id,
         pseudonym: pseudonym.address(),
     };
-    let membership = patient.sign_hash_sync(&ctx.membership_hash()).unwrap();
     let slots: Vec<HolderSlot> = holders
         .iter()
         .map(|(h, pk)| HolderSlot {
             holder: *h,
             service_key: pk.clone(),
-            signature: membership.as_bytes().to_vec(),
+            proof: study_tags::membership_proof(&patient.to_bytes(), *h, pk, &ctx).unwrap(),
         })
         .collect();
     let tags = study_tags::build(&ctx, &slots).unwrap();
@@ -530,7 +542,7 @@ fn opt_in_calldata(
         tags: tags.into(),
         epoch: alloy::primitives::aliases::U24::ZERO,
         issuedAt: alloy::primitives::aliases::U40::from(issued_at),
-        deadline: U256::from(issued_at + 86_400),
+        deadline: U256::from(issued_at + medrec_protocol::study_tags::STUDY_SIGNATURE_WINDOW),
     };
     let sig = pseudonym
         .sign_hash_sync(&msg.eip712_signing_hash(&medrec_bindings::study_domain(chain_id, studies)))
