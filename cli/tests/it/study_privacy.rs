@@ -249,7 +249,7 @@ fn a_lying_indexer_gets_no_slot_for_a_holder_without_the_patients_record() {
         .unwrap_or_else(|| panic!("no block in {shown} / {anchored}"));
     let pointer = |id: B256, holder: Address| {
         format!(
-            r#"{{"recordId":"{id}","patient":"{patient}","holder":"{holder}","category":"labs","contentHash":"{}","locator":"x","anchoredBlock":{block},"supersededBy":null}}"#,
+            r#"{{"recordId":"{id}","patient":"{patient}","holder":"{holder}","commitment":"{}","locator":"x","anchoredBlock":{block},"supersededBy":null}}"#,
             B256::repeat_byte(2)
         )
     };
