@@ -324,6 +324,9 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
             supersedes: B256::ZERO,
         });
     }
+    // A patient's records together, in record-id order (random, as the salts are): the
+    // manifest's order, often by category name, would otherwise be the order of the logs.
+    pointers.sort_by_key(|p| (p.patient, p.recordId));
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let records = chain.records(&d);
