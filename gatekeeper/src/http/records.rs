@@ -222,7 +222,10 @@ pub async fn erase(
         .await
         .map_err(unavailable)?
     else {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such record here"));
+        return Err(ApiError::new(
+            ErrorCode::NoSuchRecord,
+            "no such record here",
+        ));
     };
     app.records.remove(&r.recordId);
     if erased_now

@@ -174,3 +174,140 @@ async fn forget_destroys_the_key_then_marks_the_chain_and_later_reads_are_410_an
     let (_, l) = w.list_as(&patient, patient.address()).await;
     assert!(l.unwrap().records.is_empty());
 }
+
+/// The holder's `medrec forget` erases only at the endpoint it registered on chain, served by
+/// a gatekeeper of its own, and marks the chain only after that gatekeeper destroyed the
+/// record (attack review, finding 2: a wrong URL or path answered 404 `not_found`, which
+/// `forget` took for "nothing to destroy", and the chain was marked while the record was still
+/// served). Each case: exit non-zero, the chain unmarked, the record still served.
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_marks_the_chain_only_after_the_registered_gatekeeper_destroyed_the_record() {
+    use crate::harness::Mined;
+    let w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    import_key(&w, "holder", &w.gk_holder);
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let cli = |args: &[&str]| run_cli(&w, args);
+    let path = w.dir.path().join("r.json");
+    std::fs::write(&path, fhir_example("Observation-example.json")).unwrap();
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "put",
+        &path.to_string_lossy(),
+        "--patient",
+        &patient.address().to_string(),
+        "-c",
+        "labs",
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id: B256 = v["data"]["recordId"].as_str().unwrap().parse().unwrap();
+    let registry = medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gov));
+    let untouched = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{what}: exit 0");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+        err
+    };
+
+    // A --gatekeeper-url other than the registered endpoint (a wrong path under it).
+    let wrong = format!("{}/gk", w.gk_url);
+    let err = untouched(
+        cli(&[
+            "-a",
+            "holder",
+            "forget",
+            &id.to_string(),
+            "--gatekeeper-url",
+            &wrong,
+        ]),
+        "wrong --gatekeeper-url",
+    );
+    assert!(err.contains("registered"), "{err}");
+    assert!(!registry.erased(id).call().await.unwrap());
+    assert_eq!(w.read(&reader, id).await.0, 200);
+
+    // A registered endpoint whose path is wrong: its /health is 404, nothing is sent.
+    medrec_test_support::register_holder(
+        &w.as_(&w.gk_holder),
+        w.records_address(),
+        &wrong,
+        w.gk_holder.address(),
+    )
+    .await;
+    untouched(
+        cli(&["-a", "holder", "forget", &id.to_string()]),
+        "registered endpoint with a wrong path",
+    );
+    assert!(!registry.erased(id).call().await.unwrap());
+    assert_eq!(w.read(&reader, id).await.0, 200);
+    medrec_test_support::register_holder(
+        &w.as_(&w.gk_holder),
+        w.records_address(),
+        &w.gk_url,
+        w.gk_holder.address(),
+    )
+    .await;
+
+    // A pointer whose record the gatekeeper never kept: its own `no_such_record`, distinct
+    // from a route's `not_found`; the chain is marked only with --force.
+    let (s, v) = erase_at_gatekeeper(&w, B256::repeat_byte(5)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("no_such_record"))
+    );
+    let list = w.list_as(&patient, patient.address()).await.1.unwrap();
+    let commitment = list.records[0].opening.commit(
+        patient.address(),
+        w.gk_holder.address(),
+        B256::repeat_byte(9),
+    );
+    let absent =
+        medrec_protocol::records::record_id(w.gk_holder.address(), patient.address(), commitment);
+    let holder_registry =
+        medrec_bindings::RecordRegistry::new(w.records_address(), w.as_(&w.gk_holder));
+    let p = medrec_bindings::record_registry::IRecordRegistry::Pointer {
+        recordId: absent,
+        patient: patient.address(),
+        commitment,
+        locator: "elsewhere".into(),
+        supersedes: B256::ZERO,
+    };
+    assert!(holder_registry.anchor(p).mined().await.status());
+    let err = untouched(
+        cli(&["-a", "holder", "forget", &absent.to_string()]),
+        "record not kept",
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert!(!registry.erased(absent).call().await.unwrap());
+    let out = cli(&[
+        "--json",
+        "-a",
+        "holder",
+        "forget",
+        &absent.to_string(),
+        "--force",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["gatekeeper"], "absent", "{v}");
+    assert!(registry.erased(absent).call().await.unwrap());
+
+    // And at the registered endpoint, the record is destroyed, then the chain marked.
+    let out = cli(&["--json", "-a", "holder", "forget", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(registry.erased(id).call().await.unwrap());
+    assert_eq!(w.read(&reader, id).await.0, 410);
+}
