@@ -196,7 +196,7 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
 }
 
 /// `POST /v1/records/{id}/erase`: the holder's signed order to erase a record. Its data key,
-/// ciphertext, content hash and salt are destroyed and its research facts and demographics
+/// ciphertext, content hash, salt, category and size are destroyed and its research facts and demographics
 /// deleted in one transaction, it leaves this replica's memory, and the access log gets the
 /// holder's `erased` entry; a read logged after that is refused ([`AccessLog::append`]),
 /// whichever replica serves it. Erasing again answers the same (`erasedNow` false) and adds

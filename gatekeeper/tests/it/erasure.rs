@@ -311,3 +311,48 @@ async fn forget_marks_the_chain_only_after_the_registered_gatekeeper_destroyed_t
     assert!(registry.erased(id).call().await.unwrap());
     assert_eq!(w.read(&reader, id).await.0, 410);
 }
+
+/// The tombstone an erasure leaves keeps the patient, the id and the time of erasure, nothing
+/// else: not the category nor the size (attack review, finding 3: both were kept, telling
+/// anyone with the database what the erased record was), nor when it was stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tombstone_keeps_only_the_patient_the_id_and_the_time_of_erasure() {
+    let w = World::start().await;
+    let patient = w.account().await;
+    w.grant(&patient, w.gk_holder.address(), 1 << 9, 3_600)
+        .await;
+    let id = w
+        .upload(patient.address(), 9, &fhir_example("Observation-656.json"))
+        .await;
+    assert_eq!(erase_at_gatekeeper(&w, id).await.0, 200);
+    let row: (Vec<u8>, i16, i32, bool, bool, bool, i32, i32, i32, i32) = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&w.db_url()).await.unwrap();
+        sqlx::query_as(
+            "SELECT patient, category, size, content_hash = record_id,
+                    salt = decode(repeat('00', 32), 'hex'), stored_at = erased_at,
+                    octet_length(wrapped_key), octet_length(ciphertext),
+                    octet_length(data_nonce), octet_length(key_nonce)
+             FROM gk_records WHERE record_id = $1",
+        )
+        .bind(id.to_vec())
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        row,
+        (
+            patient.address().to_vec(),
+            -1,
+            0,
+            true,
+            true,
+            true,
+            0,
+            0,
+            0,
+            0
+        )
+    );
+}
