@@ -356,3 +356,70 @@ async fn the_tombstone_keeps_only_the_patient_the_id_and_the_time_of_erasure() {
         )
     );
 }
+
+/// The chain decides a read before the row tells anything (attack review, finding 4: an
+/// erased record was `410` to anyone and a damaged row `500`, where any other refused read is
+/// `403`, telling a stranger that a record existed and was erased). A provider with no grant
+/// gets `403 denied` for a live, an unknown, an erased and a damaged record alike; the
+/// patient and a grantee of the patient get `410 erased`; each read is logged as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stranger_gets_403_for_live_unknown_erased_and_damaged_records_alike() {
+    let w = World::start().await;
+    let (patient, grantee, stranger) = (w.account().await, w.account().await, w.account().await);
+    w.credential(grantee.address()).await;
+    w.credential(stranger.address()).await;
+    w.grant(&patient, w.gk_holder.address(), LABS, 3_600).await;
+    w.grant(&patient, grantee.address(), LABS, 3_600).await;
+    let live = w
+        .upload(
+            patient.address(),
+            3,
+            &fhir_example("Observation-example.json"),
+        )
+        .await;
+    let gone = w
+        .upload(patient.address(), 3, &fhir_example("Observation-656.json"))
+        .await;
+    let damaged = w
+        .upload(patient.address(), 3, &fhir_example("Observation-bmd.json"))
+        .await;
+    w.sql(format!(
+        "UPDATE gk_records SET category = 9 WHERE record_id = '\\x{}'",
+        alloy::hex::encode(damaged)
+    ))
+    .await;
+    assert_eq!(erase_at_gatekeeper(&w, gone).await.0, 200);
+    for (what, id) in [
+        ("live", live),
+        ("unknown", B256::repeat_byte(0x77)),
+        ("erased", gone),
+        ("damaged", damaged),
+    ] {
+        let (status, body) = w.read(&stranger, id).await;
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("denied")),
+            "{what}"
+        );
+    }
+    for reader in [&grantee, &patient] {
+        let (status, body) = w.read(reader, gone).await;
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (410, Some("erased"))
+        );
+    }
+    let erased_reads = w
+        .log()
+        .await
+        .into_iter()
+        .filter(|(_, allowed, reason)| !allowed && reason == ERASED_READ_REASON)
+        .map(|(who, _, _)| who)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        erased_reads,
+        [stranger.address(), grantee.address(), patient.address()]
+    );
+}
