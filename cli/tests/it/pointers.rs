@@ -230,6 +230,36 @@ fn batch_anchoring_from_a_manifest() {
         "https://a.example/r/59"
     );
     assert!(r["gasUsed"].as_u64().unwrap() / 60 < 40_000);
+    // Anchored a patient's records together, in record-id order (random, as the salts are),
+    // never the manifest's: the logs of each transaction are sorted by (patient, record id).
+    use alloy::sol_types::SolEvent;
+    for tx in r["txs"].as_array().unwrap() {
+        let receipt = env.rpc(
+            "eth_getTransactionReceipt",
+            &format!(r#"["{}"]"#, tx["txHash"].as_str().unwrap()),
+        );
+        let anchored: Vec<(String, String)> = receipt["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l["topics"][0]
+                    == medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH
+                        .to_string()
+                        .as_str()
+            })
+            .map(|l| {
+                (
+                    l["topics"][2].as_str().unwrap().to_string(),
+                    l["topics"][1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut sorted = anchored.clone();
+        sorted.sort();
+        assert!(anchored.len() >= 10, "{receipt}");
+        assert_eq!(anchored, sorted, "anchored in (patient, record id) order");
+    }
 
     // A bad entry stops everything before any transaction.
     let mut bad = entries.clone();
