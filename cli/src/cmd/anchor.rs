@@ -49,7 +49,8 @@ pub struct AnchorArgs {
     #[arg(long)]
     pub id: Option<String>,
     /// The commitment's salt (0x + 64 hex) [default: a fresh random one, printed: keep it with
-    /// the record]
+    /// the record]. It must be random and used once: a fixed or reused salt makes the category
+    /// and the content guessable from the commitment again (all zeros is refused)
     #[arg(long)]
     pub salt: Option<String>,
     /// Id of an earlier record of yours (same patient) that this one amends
@@ -61,7 +62,8 @@ pub struct AnchorArgs {
 #[derive(Debug, Args)]
 pub struct AnchorBatchArgs {
     /// JSON manifest: [{"file","patient","category","locator","id"?,"salt"?}, ...]; paths
-    /// relative to it
+    /// relative to it. A salt given must be random and used once (all zeros, or one used
+    /// twice in the manifest, is refused): a fixed salt makes the category and content guessable
     pub manifest: PathBuf,
     /// Pointers per transaction (1-200)
     #[arg(long, default_value_t = 50)]
@@ -148,13 +150,19 @@ fn bound_id(
     }
 }
 
-/// The opening of a record of `category`: the salt given, or a fresh random one.
+/// The opening of a record of `category`: the salt given, or a fresh random one. An all-zero
+/// salt is refused: it hides nothing, anyone can try each category and known document with it.
 fn opening(category: u8, salt: Option<&str>) -> Result<wire::Opening> {
     Ok(match salt {
-        Some(s) => wire::Opening {
-            category,
-            salt: units::b256(s, "salt")?,
-        },
+        Some(s) => {
+            let salt = units::b256(s, "salt")?;
+            if salt.is_zero() {
+                return Err(CliError::input(
+                    "salt 0x00…00 hides nothing: give a random salt, or none for a fresh one",
+                ));
+            }
+            wire::Opening { category, salt }
+        }
         None => wire::Opening::new(category),
     })
 }
@@ -293,6 +301,7 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
     // Check every entry before sending anything.
     let mut pointers = Vec::with_capacity(entries.len());
     let mut openings = Vec::with_capacity(entries.len());
+    let mut salts = std::collections::HashSet::new();
     for (i, e) in entries.iter().enumerate() {
         let at = |err: CliError| CliError::input(format!("manifest entry {}: {err}", i + 1));
         let patient = units::address(&e.patient, "patient").map_err(at)?;
@@ -310,6 +319,13 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
                 .transpose()
                 .map_err(at)?;
         let opening = opening(category, e.salt.as_deref()).map_err(at)?;
+        // A salt given twice makes the two commitments comparable: refused.
+        if e.salt.is_some() && !salts.insert(opening.salt) {
+            return Err(at(CliError::input(format!(
+                "salt {} is used by an earlier entry: each record needs its own random salt",
+                opening.salt
+            ))));
+        }
         let commitment = opening.commit(patient, holder, content_hash);
         let record_id = bound_id(explicit, holder, patient, commitment).map_err(at)?;
         openings.push(
@@ -324,6 +340,11 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
             supersedes: B256::ZERO,
         });
     }
+    // Listed in the manifest's order; anchored with a patient's records together, in record-id
+    // order (random, as the salts are): the manifest's order, often by category name, would
+    // otherwise be the order of the logs.
+    let ids: Vec<B256> = pointers.iter().map(|p| p.recordId).collect();
+    pointers.sort_by_key(|p| (p.patient, p.recordId));
     let chain = Chain::connect_signer(settings, signer).await?;
     let d = chain.deployment(settings).await?;
     let records = chain.records(&d);
@@ -353,7 +374,6 @@ pub async fn run_batch(a: AnchorBatchArgs, settings: &Settings, out: Printer) ->
         ));
         txs.push(tx);
     }
-    let ids: Vec<B256> = pointers.iter().map(|p| p.recordId).collect();
     out.result(
         "anchor-batch",
         json!({"anchored": done, "recordIds": ids, "openings": openings, "gasUsed": gas, "txs": txs}),

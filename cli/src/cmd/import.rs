@@ -206,7 +206,9 @@ pub async fn run(a: ImportArgs, settings: &Settings, out: Printer) -> Result<()>
             }
         })
         .collect();
-    pointers.sort_by_key(|p| p.patient);
+    // Within a patient's run, by record id (random, as its salt is): the manifest's order, often
+    // by category name, would otherwise be the order of the logs on chain.
+    pointers.sort_by_key(|p| (p.patient, p.recordId));
     let anchor_started = Instant::now();
     let (mut done, mut gas, mut txs) = (0usize, 0u64, 0usize);
     for chunk in pointers.chunks(a.batch_size) {

@@ -278,7 +278,9 @@ pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> R
         } else {
             ""
         };
+        // An erased record is listed by no holder: its category is gone with its data key.
         let category = match categories.get(&p.record_id) {
+            _ if p.erased => "erased by its holder".to_string(),
             Some(Ok(c)) => medrec_bindings::category_name(*c),
             Some(Err(why)) => format!("category unknown ({why})"),
             None => "category unknown (its holder did not list it)".to_string(),

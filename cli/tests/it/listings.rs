@@ -114,6 +114,46 @@ fn grants_patients_records_and_timeline_from_the_indexer() {
     assert_eq!(records["pointers"][0]["recordId"], anchored["recordId"]);
     assert_eq!(records["pointers"][0]["holder"], a.as_str());
 
+    // Erased by its holder (the chain's half of `medrec forget`, sent as hospital-a): the
+    // listing says so, not "category unknown" (attack review, finding 5).
+    let d: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("deployments").join("31337.json")).unwrap(),
+    )
+    .unwrap();
+    let registry = d["recordRegistry"].as_str().unwrap();
+    let id: alloy::primitives::B256 = anchored["recordId"].as_str().unwrap().parse().unwrap();
+    let call = alloy::sol_types::SolCall::abi_encode(&medrec_bindings::RecordRegistry::eraseCall {
+        recordId: id,
+        patient: p.parse().unwrap(),
+    });
+    env.rpc("anvil_impersonateAccount", &format!(r#"["{a}"]"#));
+    env.rpc(
+        "eth_sendTransaction",
+        &format!(
+            r#"[{{"from": "{a}", "to": "{registry}", "data": "{}"}}]"#,
+            alloy::hex::encode_prefixed(call)
+        ),
+    );
+    env.rpc("evm_mine", "[]");
+    let eb = u64::from_str_radix(
+        env.rpc("eth_blockNumber", "[]")
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap()
+    .to_string();
+    let records = json(&["-a", "patient", "records", "--min-block", &eb]);
+    assert_eq!(records["pointers"][0]["erased"], true, "{records}");
+    let human = {
+        let v = with(&["-a", "patient", "records", "--min-block", &eb]);
+        env.ok(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert!(
+        human.contains(&format!("{id}  erased by its holder  held by {a}")),
+        "{human}"
+    );
     let patients = json(&["-a", "hospital-a", "patients", "--min-block", &rb]);
     assert_eq!(patients["patients"][0]["patient"], p.as_str());
 

@@ -230,6 +230,36 @@ fn batch_anchoring_from_a_manifest() {
         "https://a.example/r/59"
     );
     assert!(r["gasUsed"].as_u64().unwrap() / 60 < 40_000);
+    // Anchored a patient's records together, in record-id order (random, as the salts are),
+    // never the manifest's: the logs of each transaction are sorted by (patient, record id).
+    use alloy::sol_types::SolEvent;
+    for tx in r["txs"].as_array().unwrap() {
+        let receipt = env.rpc(
+            "eth_getTransactionReceipt",
+            &format!(r#"["{}"]"#, tx["txHash"].as_str().unwrap()),
+        );
+        let anchored: Vec<(String, String)> = receipt["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| {
+                l["topics"][0]
+                    == medrec_bindings::RecordRegistry::PointerAnchored::SIGNATURE_HASH
+                        .to_string()
+                        .as_str()
+            })
+            .map(|l| {
+                (
+                    l["topics"][2].as_str().unwrap().to_string(),
+                    l["topics"][1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut sorted = anchored.clone();
+        sorted.sort();
+        assert!(anchored.len() >= 10, "{receipt}");
+        assert_eq!(anchored, sorted, "anchored in (patient, record id) order");
+    }
 
     // A bad entry stops everything before any transaction.
     let mut bad = entries.clone();
@@ -241,30 +271,62 @@ fn batch_anchoring_from_a_manifest() {
         "{e}"
     );
 
-    // A batch the contract refuses reverts whole, named: the same content twice for one
-    // patient with the same salt is one record id (ids are bound to holder, patient and
-    // commitment).
+    // A salt given must be random and used once: all zeros, or one salt for two entries, is
+    // refused before anything is sent (attack review, finding 6: a fixed salt makes the
+    // category and the content guessable from the commitment again).
     let salt = format!("0x{}", "ab".repeat(32));
-    let mut dup = vec![];
-    for i in 0..2 {
-        env.write(&format!("new/n{i}.json"), "{\"id\":\"same content\"}");
-        dup.push(
-            serde_json::json!({"file": format!("new/n{i}.json"), "patient": p, "category": "notes",
-            "locator": "https://a.example/x", "salt": salt}),
-        );
-    }
+    let other_salt = format!("0x{}", "cd".repeat(32));
+    let entry = |i: usize, content: &str, salt: &str| {
+        env.write(&format!("new/n{i}.json"), content);
+        serde_json::json!({"file": format!("new/n{i}.json"), "patient": p, "category": "notes",
+            "locator": "https://a.example/x", "salt": salt})
+    };
+    let zero = vec![entry(
+        0,
+        "{\"id\":\"same content\"}",
+        &format!("0x{}", "00".repeat(32)),
+    )];
+    env.write("zero.json", &serde_json::Value::Array(zero).to_string());
+    let e = env.fail(2, &["-a", "hospital-a", "anchor-batch", "zero.json"]);
+    assert!(
+        e.contains("manifest entry 1") && e.contains("hides nothing"),
+        "{e}"
+    );
+    let twice = vec![
+        entry(0, "{\"id\":\"same content\"}", &salt),
+        entry(1, "{\"id\":\"other content\"}", &salt),
+    ];
+    env.write("twice.json", &serde_json::Value::Array(twice).to_string());
+    let e = env.fail(2, &["-a", "hospital-a", "anchor-batch", "twice.json"]);
+    assert!(
+        e.contains("manifest entry 2") && e.contains("used by an earlier entry"),
+        "{e}"
+    );
+
+    // A batch the contract refuses reverts whole, named: a record anchored before, sent again
+    // with its salt, is the same record id (ids are bound to holder, patient and commitment).
+    let first = vec![entry(0, "{\"id\":\"same content\"}", &salt)];
+    env.write(
+        "first.json",
+        &serde_json::Value::Array(first.clone()).to_string(),
+    );
+    env.json(&["-a", "hospital-a", "anchor-batch", "first.json"]);
+    let dup = vec![
+        entry(1, "{\"id\":\"other content\"}", &other_salt),
+        first[0].clone(),
+    ];
     env.write("dup.json", &serde_json::Value::Array(dup).to_string());
     let e = env.fail(3, &["-a", "hospital-a", "anchor-batch", "dup.json"]);
     assert!(e.contains("RecordExists"), "{e}");
     let dup_id = {
         use sha2::Digest;
         let sha = alloy::primitives::B256::from_slice(&sha2::Sha256::digest(
-            b"{\"id\":\"same content\"}",
+            b"{\"id\":\"other content\"}",
         ));
         let (h, p) = (h.parse().unwrap(), p.parse().unwrap());
         let opening = medrec_protocol::records::Opening {
             category: 8,
-            salt: salt.parse().unwrap(),
+            salt: other_salt.parse().unwrap(),
         };
         medrec_protocol::records::record_id(h, p, opening.commit(p, h, sha)).to_string()
     };

@@ -67,6 +67,10 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The record was erased by its holder (its data key destroyed): 410.
     Erased,
+    /// The holder's order names a record this gatekeeper does not keep: 404, distinct from
+    /// [`ErrorCode::NotFound`] (no such route), so a client sent to a wrong URL or path never
+    /// takes that for "nothing to destroy here".
+    NoSuchRecord,
     /// A code this version does not know (a newer gatekeeper's).
     #[serde(other)]
     Unknown,
@@ -74,7 +78,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code this version knows.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::Denied,
         Self::Malformed,
         Self::TooLarge,
@@ -101,6 +105,7 @@ impl ErrorCode {
         Self::ChainStale,
         Self::Unauthenticated,
         Self::Erased,
+        Self::NoSuchRecord,
     ];
 
     /// The code as it is written in JSON.
@@ -132,6 +137,7 @@ impl ErrorCode {
             Self::ChainStale => "chain_stale",
             Self::Unauthenticated => "unauthenticated",
             Self::Erased => "erased",
+            Self::NoSuchRecord => "no_such_record",
             Self::Unknown => "unknown",
         }
     }
@@ -147,7 +153,7 @@ impl ErrorCode {
             | Self::BadRequest => 400,
             Self::Unauthenticated => 401,
             Self::Denied | Self::BudgetExhausted | Self::ReceiptMismatch => 403,
-            Self::NotFound => 404,
+            Self::NotFound | Self::NoSuchRecord => 404,
             Self::RequestTimeout => 408,
             Self::Erased => 410,
             Self::PinnedBlock | Self::UnrecordedAnswer => 409,
@@ -303,6 +309,7 @@ mod tests {
             (ErrorCode::ChainStale, 503),
             (ErrorCode::Unauthenticated, 401),
             (ErrorCode::Erased, 410),
+            (ErrorCode::NoSuchRecord, 404),
         ] {
             assert_eq!(code.status(), status, "{code}");
         }

@@ -539,6 +539,11 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
             "gender": demo.0, "birthDate": demo.1, "records": parts.len()}));
         progress.at(i + 1);
     }
+    // Shuffled: in file order a patient's records run by category name, and an importer that
+    // kept that order would anchor them in it, for everyone to read off the chain.
+    for m in &mut manifests {
+        rand::seq::SliceRandom::shuffle(m.as_mut_slice(), &mut rand::thread_rng());
+    }
     for ((name, _), m) in hospitals.iter().zip(&manifests) {
         write(
             &a.out.join(format!("{name}.manifest.json")),

@@ -196,8 +196,8 @@ pub async fn read(State(app): State<Arc<App>>, Path(id): Path<String>, req: Requ
 }
 
 /// `POST /v1/records/{id}/erase`: the holder's signed order to erase a record. Its data key,
-/// ciphertext, content hash and salt are destroyed and its research facts and demographics
-/// deleted in one transaction, it leaves this replica's memory, and the access log gets the
+/// ciphertext, content hash, salt, category and size are destroyed and its research facts and
+/// demographics deleted in one transaction, it leaves this replica's memory, and the access log gets the
 /// holder's `erased` entry; a read logged after that is refused ([`AccessLog::append`]),
 /// whichever replica serves it. Erasing again answers the same (`erasedNow` false) and adds
 /// the log entry if an earlier attempt could not: a retry finishes the job.
@@ -222,7 +222,10 @@ pub async fn erase(
         .await
         .map_err(unavailable)?
     else {
-        return Err(ApiError::new(ErrorCode::NotFound, "no such record here"));
+        return Err(ApiError::new(
+            ErrorCode::NoSuchRecord,
+            "no such record here",
+        ));
     };
     app.records.remove(&r.recordId);
     if erased_now
@@ -370,9 +373,29 @@ async fn decide(
             _ => ApiError::denied(),
         });
     }
-    let (record, fetched) = load(app, a).await?;
+    // The chain decides before anything about the row is told: a requester it lets read none
+    // of the patient's records gets the same 403 for a live, an unknown, an erased or a
+    // damaged record.
+    let (record, fetched) = match load(app, a).await? {
+        Loaded::Record(record, fetched) => (record, fetched),
+        Loaded::Erased(patient) => {
+            a.patient = patient;
+            a.reason = medrec_protocol::records::ERASED_READ_REASON.into();
+            // The tombstone keeps no category: `410 erased` goes to the patient and to whoever
+            // the chain lets read some category of theirs now (what a pointer on chain and its
+            // PointerErased tell such a reader anyway), `403` to everyone else.
+            let entitled =
+                a.requester == patient || readable_by(app, a.requester, patient).await? != 0;
+            return Err(if entitled {
+                erased()
+            } else {
+                ApiError::denied()
+            });
+        }
+    };
     a.patient = record.patient;
-    // The category this read is checked with must be the one the pointer on chain commits to:
+    chain_allows(app, a, &record).await?;
+    // The category this read was checked with must be the one the pointer on chain commits to:
     // the record id (the ciphertext's associated data) is made from the commitment of the
     // stored opening. A row whose category or salt was changed is refused, not served to a
     // grantee of the other category.
@@ -386,7 +409,6 @@ async fn decide(
             "the stored record is damaged",
         ));
     }
-    chain_allows(app, a, &record).await?;
     match app.key.open(a.record_id.as_slice(), &record.sealed) {
         Ok(plain) => {
             // Kept only once the chain allowed a read of it: requests that are refused do
@@ -413,18 +435,22 @@ fn erased() -> ApiError {
     ApiError::new(ErrorCode::Erased, "the record was erased by its holder")
 }
 
-/// The record `a` names, from memory or else from the database (then `true`: not kept yet).
-async fn load(app: &App, a: &mut Access) -> Result<(Arc<Cached>, bool), ApiError> {
+/// A record as [`load`] finds it.
+enum Loaded {
+    /// Kept, from memory or else from the database (then `true`: not kept in memory yet).
+    Record(Arc<Cached>, bool),
+    /// Erased by the holder: its tombstone's patient.
+    Erased(Address),
+}
+
+/// The record `a` names; an unknown one is refused (403) and a database failure is 503.
+async fn load(app: &App, a: &mut Access) -> Result<Loaded, ApiError> {
     if let Some(r) = app.records.get(&a.record_id) {
-        return Ok((r, false));
+        return Ok(Loaded::Record(r, false));
     }
     match store::fetch_record(&app.pool, a.record_id).await {
-        Ok(Some(store::Fetched::Record(r))) => Ok((Arc::new(r), true)),
-        Ok(Some(store::Fetched::Erased(patient))) => {
-            a.patient = patient;
-            a.reason = medrec_protocol::records::ERASED_READ_REASON.into();
-            Err(erased())
-        }
+        Ok(Some(store::Fetched::Record(r))) => Ok(Loaded::Record(Arc::new(r), true)),
+        Ok(Some(store::Fetched::Erased(patient))) => Ok(Loaded::Erased(patient)),
         Ok(None) => {
             a.reason = "unknown record".into();
             Err(ApiError::denied())

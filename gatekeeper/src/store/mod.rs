@@ -59,7 +59,9 @@ fn cached_of(row: &sqlx::postgres::PgRow) -> Cached {
 }
 
 /// Erases record `id` in one transaction: its data key, ciphertext, content hash and salt
-/// overwritten, its research facts and demographics deleted, the row kept as a tombstone.
+/// overwritten, its research facts and demographics deleted, the row kept as a tombstone that
+/// holds nothing but the patient, the id and the time of erasure (category -1, size 0, stored
+/// at that time too): a category or size kept would tell what the erased record was.
 /// Waits for the reads being logged (they hold the row shared). Returns its patient and
 /// whether this call erased it (false: erased before); `None` for an unknown record.
 pub async fn erase_record(pool: &PgPool, id: B256) -> Result<Option<(Address, bool)>, sqlx::Error> {
@@ -67,7 +69,8 @@ pub async fn erase_record(pool: &PgPool, id: B256) -> Result<Option<(Address, bo
     let erased: Option<Vec<u8>> = sqlx::query_scalar(
         "UPDATE gk_records SET erased_at = now(), wrapped_key = ''::bytea, ciphertext = ''::bytea,
                 data_nonce = ''::bytea, key_nonce = ''::bytea, content_hash = record_id,
-                salt = decode(repeat('00', 32), 'hex')
+                salt = decode(repeat('00', 32), 'hex'), category = -1, size = 0,
+                stored_at = now()
          WHERE record_id = $1 AND erased_at IS NULL RETURNING patient",
     )
     .bind(id.to_vec())

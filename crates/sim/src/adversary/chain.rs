@@ -73,6 +73,7 @@ async fn logs(
         from = to + 1;
     }
     let (mut decoded, before) = (0usize, f.facts.len());
+    let mut anchored = vec![];
     for log in &all {
         let block = log.block_number.unwrap_or_default();
         let a = log.address();
@@ -135,6 +136,13 @@ async fn logs(
                 Ok(RE::PointerAnchored(e)) => {
                     // Issue 16: no category and no content hash, only a salted commitment.
                     patients.insert(e.patient);
+                    anchored.push(super::order::Anchored {
+                        tx: log.transaction_hash.unwrap_or_default(),
+                        patient: e.patient,
+                        holder: e.holder,
+                        record_id: e.recordId,
+                        locator: e.locator.clone(),
+                    });
                     f.pointers.insert(SeenPointer {
                         record_id: e.recordId,
                         patient: e.patient,
@@ -172,6 +180,7 @@ async fn logs(
         };
         decoded += usize::from(ok);
     }
+    super::order::attack(&anchored, f);
     let new = f.facts.len() - before;
     f.tried(
         "event logs",

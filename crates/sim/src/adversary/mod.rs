@@ -6,7 +6,9 @@
 //! call discloses as much as one that passed), the registries' public views for every pair of
 //! patient and provider it saw, and, given `--database-url`, every table of the indexer's
 //! database that has a `patient` column (read-only SQL). From those it tries to recover, per
-//! patient: record categories at each holder, grantees with their scope, purpose and period,
+//! patient: record categories at each holder (also from the order of one patient's anchors in
+//! one transaction; the pointers' locators of another than the default shape are reported),
+//! grantees with their scope, purpose and period,
 //! guardians, break-glass openings and rules, studies joined, cross-holder links (one account
 //! known at two holders or more, or accounts at different holders whose gas or ether one
 //! payer provides, a relayer for a few accounts being one person or household) and, given
@@ -20,6 +22,7 @@
 
 mod chain;
 mod indexer_db;
+mod order;
 
 use crate::{Args, Fail, Result, input, io};
 use alloy::primitives::{Address, B256};

@@ -280,6 +280,28 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
         3,
     )
     .await;
+    // Three more of Q's records at A in one transaction, as `medrec import` anchors them: in
+    // record-id order (random, as the salts are), whatever the manifest's order.
+    let mut run: Vec<Pointer> = (0..3u8)
+        .map(|i| {
+            let hash = B256::from_slice(&Sha256::digest([i]));
+            let commitment = Opening::new(i).commit(q.address(), a.address(), hash);
+            let id = medrec_protocol::records::record_id(a.address(), q.address(), commitment);
+            Pointer {
+                recordId: id,
+                patient: q.address(),
+                commitment,
+                locator: medrec_protocol::records::locator("https://a.example", id),
+                supersedes: B256::ZERO,
+            }
+        })
+        .collect();
+    run.sort_by_key(|p| p.recordId);
+    let rc = RecordRegistry::new(d.record_registry, pa.clone())
+        .anchorBatch(run)
+        .mined()
+        .await;
+    ok(rc, "anchorBatch");
     let reason = keccak256("unconscious");
     let rc = consent(&pb)
         .openEmergencyAccess(p.address(), reason, U40::from(3_600u64))
@@ -375,6 +397,32 @@ async fn adversary_recovers_todays_story_from_chain_and_indexer_database() {
             "no category recovered for {who}: {out}"
         );
     }
+    // The order of a run of anchors tells nothing (record-id order); the locators not of the
+    // default shape are reported.
+    let tried = |attack: &str| {
+        report["tried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["attack"] == attack)
+            .unwrap_or_else(|| panic!("{attack} is tried: {out}"))
+            .clone()
+    };
+    let order = tried("categories by the order of anchors");
+    assert_eq!(
+        (order["read"].as_str(), order["found"].as_str()),
+        (
+            Some("1 runs of two or more records of one patient in one transaction"),
+            Some("0 runs in an order other than record-id order")
+        ),
+        "{out}"
+    );
+    let locators = tried("pointer locators");
+    let found = locators["found"].as_str().unwrap();
+    assert!(
+        found.starts_with("3 of another shape") && found.contains("opaque/1"),
+        "{out}"
+    );
     // Grantees with scope, purpose and period; the stored grant too.
     assert!(
         has(
