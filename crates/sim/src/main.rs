@@ -541,8 +541,10 @@ async fn population(args: &Args, a: &PopulationArgs) -> Result<()> {
     }
     // Shuffled: in file order a patient's records run by category name, and an importer that
     // kept that order would anchor them in it, for everyone to read off the chain.
+    // Seeded, so that one seed still makes one demo.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(a.seed);
     for m in &mut manifests {
-        rand::seq::SliceRandom::shuffle(m.as_mut_slice(), &mut rand::thread_rng());
+        rand::seq::SliceRandom::shuffle(m.as_mut_slice(), &mut rng);
     }
     for ((name, _), m) in hospitals.iter().zip(&manifests) {
         write(
