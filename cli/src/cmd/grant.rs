@@ -737,12 +737,16 @@ pub async fn run_check(a: CheckArgs, settings: &Settings, out: Printer) -> Resul
     let category = units::category(&a.category)?;
     let chain = Chain::connect(settings).await?;
     let d = chain.deployment(settings).await?;
-    let allowed = chain
-        .consent(&d)
-        .canRead(grantee, patient, category)
-        .call()
-        .await
-        .map_err(|e| chain.err(e))?;
+    // The mask, checked here: the node is not told which category is asked about.
+    let allowed = medrec_bindings::mask_covers(
+        chain
+            .consent(&d)
+            .readableCategories(grantee, patient)
+            .call()
+            .await
+            .map_err(|e| chain.err(e))?,
+        category,
+    );
     let name = medrec_bindings::category_name(category);
     out.result(
         "check",

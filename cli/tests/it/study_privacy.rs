@@ -2,85 +2,9 @@
 //! holder can learn from a patient's study opt-in, replayed against the `medrec` binary.
 
 use crate::harness::Env;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-
-/// A logging JSON-RPC proxy: every request body the CLI sends is kept, then forwarded.
-pub fn proxy(upstream: u16) -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let log = Arc::new(Mutex::new(vec![]));
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(c) = c else { continue };
-            let log = log2.clone();
-            std::thread::spawn(move || serve(c, upstream, log));
-        }
-    });
-    (format!("http://127.0.0.1:{port}"), log)
-}
-
-fn serve(c: TcpStream, upstream: u16, log: Arc<Mutex<Vec<String>>>) {
-    let mut w = c.try_clone().unwrap();
-    let mut r = BufReader::new(c);
-    loop {
-        let mut len = 0usize;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let l = line.to_ascii_lowercase();
-            if let Some(v) = l.strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; len];
-        r.read_exact(&mut body).unwrap();
-        log.lock()
-            .unwrap()
-            .push(String::from_utf8_lossy(&body).to_string());
-        let mut u = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-        write!(
-            u,
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        u.write_all(&body).unwrap();
-        let mut resp = vec![];
-        u.read_to_end(&mut resp).unwrap();
-        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
-        let mut rbody = resp[split + 4..].to_vec();
-        if head.contains("transfer-encoding: chunked") {
-            let mut out = vec![];
-            let mut rest = &rbody[..];
-            loop {
-                let e = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-                let n = usize::from_str_radix(std::str::from_utf8(&rest[..e]).unwrap().trim(), 16)
-                    .unwrap();
-                if n == 0 {
-                    break;
-                }
-                out.extend_from_slice(&rest[e + 2..e + 2 + n]);
-                rest = &rest[e + 2 + n + 2..];
-            }
-            rbody = out;
-        }
-        write!(
-            w,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            rbody.len()
-        )
-        .unwrap();
-        w.write_all(&rbody).unwrap();
-    }
-}
+use medrec_test_support::logging_rpc_proxy as proxy;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 
 /// A stand-in HTTP server answering every GET with `body`: a gatekeeper that serves only
 /// `GET /v1/service-key`, or an indexer that says what it likes.
@@ -604,4 +528,50 @@ fn a_credentialed_provider_is_refused_as_relayer() {
     assert!(e.contains("credentialed provider"), "{e}");
     let mine = env.json(&["-a", "patient", "study", "mine"]);
     assert_eq!(mine["studies"], serde_json::json!([]), "{mine}");
+}
+
+/// `check` asks the node for the grantee's readable mask and checks the category itself: the
+/// node is never told which category is asked about (the chain's commitments hide categories;
+/// canRead(category) would hand one to whoever runs the node). Failed before: `check` called
+/// canRead, whose input names the category.
+#[test]
+fn the_node_is_not_told_which_category_a_check_asks_about() {
+    use alloy::sol_types::SolCall;
+    use medrec_bindings::ConsentRegistry;
+    let env = Env::deployed();
+    let (h, p) = (env.addr("hospital-a"), env.addr("patient"));
+    env.json(&["-a", "patient", "grant", &h, "-c", "labs", "--for", "30d"]);
+    let (rpc, log) = proxy(env.port);
+    for (category, allowed) in [("labs", true), ("mental-health", false)] {
+        let out = env
+            .cmd(&[
+                "--json",
+                "check",
+                "--grantee",
+                &h,
+                "-c",
+                category,
+                "--patient",
+                &p,
+            ])
+            .env("MEDREC_RPC_URL", &rpc)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["data"]["allowed"], allowed, "{category}: {v}");
+    }
+    let can_read = alloy::hex::encode(ConsentRegistry::canReadCall::SELECTOR);
+    let bodies: Vec<String> = log.lock().unwrap().drain(..).collect();
+    assert!(!bodies.is_empty(), "the proxy saw nothing");
+    assert!(
+        !bodies
+            .iter()
+            .any(|b| b.to_ascii_lowercase().contains(&can_read)),
+        "canRead (with its category) sent to the node: {bodies:#?}"
+    );
 }

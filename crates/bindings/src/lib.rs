@@ -283,6 +283,13 @@ pub fn category_name(index: u8) -> String {
         .unwrap_or_else(|| index.to_string())
 }
 
+/// Whether consent mask `mask` covers category `category`, as the ConsentRegistry's `canRead`
+/// decides it. Callers ask the chain for the mask (`readableCategories`) and check the
+/// category here, so that the node answering never learns which category is read.
+pub fn mask_covers(mask: u64, category: u8) -> bool {
+    category < 64 && mask & (1u64 << category) != 0
+}
+
 /// The names of the categories in `mask`.
 pub fn category_names(mask: u64) -> Vec<String> {
     (0u8..64)

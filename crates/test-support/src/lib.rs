@@ -18,6 +18,7 @@ mod gatekeeper;
 mod medrec;
 mod paths;
 mod process;
+mod rpc_log;
 mod slow;
 mod wait;
 
@@ -30,6 +31,7 @@ pub use gatekeeper::{Gatekeeper, send_upload, signed_body, signed_query, upload}
 pub use medrec::{import_key, medrec_command};
 pub use paths::{foundry_bin, repo_root};
 pub use process::{Proc, free_port};
+pub use rpc_log::logging_rpc_proxy;
 pub use slow::{
     Dripped, accepted_connections, assert_dripped_head_cut_off, drip, held_connections,
     idle_connections, padded_head, socket_addr,

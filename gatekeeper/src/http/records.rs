@@ -473,11 +473,14 @@ async fn chain_allows(app: &App, a: &mut Access, record: &Cached) -> Result<(), 
             "the holder's node is behind; try again later",
         ));
     }
+    // The mask, not canRead(category): the node answering must not learn the category that
+    // the chain's commitments hide (issue 16).
     match app
         .consent
-        .canRead(a.requester, record.patient, record.opening.category)
+        .readableCategories(a.requester, record.patient)
         .call()
         .await
+        .map(|mask| medrec_bindings::mask_covers(mask, record.opening.category))
     {
         Ok(true) => Ok(()),
         Ok(false) => {

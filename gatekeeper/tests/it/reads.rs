@@ -1212,3 +1212,59 @@ async fn a_read_that_cannot_be_logged_is_not_served_and_the_log_stays_whole() {
     let prev = tree.root();
     assert_eq!(w.log_head().await, (64, prev));
 }
+
+/// The gatekeeper asks its node for the requester's readable mask and checks the record's
+/// category itself: whoever runs the node is never told the category of a record read (the
+/// chain's commitments hide it). Failed before: every read called canRead(requester, patient,
+/// category).
+#[tokio::test]
+async fn the_node_is_not_told_the_category_of_a_read() {
+    use alloy::sol_types::SolCall;
+    let mut w = World::start().await;
+    let (patient, reader) = (w.account().await, w.account().await);
+    w.credential(reader.address()).await;
+    w.grant(&patient, reader.address(), LABS, 3_600).await;
+    let port: u16 = w
+        .rpc
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (proxied, log) = medrec_test_support::logging_rpc_proxy(port);
+    w.rpc = proxied;
+    w.start_gatekeeper(&[]).await;
+    let labs = w
+        .upload(
+            patient.address(),
+            3,
+            br#"{"resourceType":"Observation","id":"lab"}"#,
+        )
+        .await;
+    let note = w
+        .upload(
+            patient.address(),
+            8,
+            br#"{"resourceType":"DocumentReference","id":"note"}"#,
+        )
+        .await;
+    log.lock().unwrap().clear();
+    assert_eq!(w.read(&reader, labs).await.0, 200);
+    assert_eq!(w.read(&reader, note).await.0, 403);
+    let can_read = alloy::hex::encode(ConsentRegistry::canReadCall::SELECTOR);
+    let readable = alloy::hex::encode(ConsentRegistry::readableCategoriesCall::SELECTOR);
+    let bodies: Vec<String> = log.lock().unwrap().drain(..).collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.to_ascii_lowercase().contains(&readable)),
+        "the reads did not go through the proxy: {bodies:#?}"
+    );
+    assert!(
+        !bodies
+            .iter()
+            .any(|b| b.to_ascii_lowercase().contains(&can_read)),
+        "canRead (with its category) sent to the node: {bodies:#?}"
+    );
+}
