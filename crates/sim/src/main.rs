@@ -805,6 +805,11 @@ async fn opt_in(args: &Args, a: &OptInArgs) -> Result<()> {
         }
     })
     .await?;
+    // Relayed in an order of their own (drawn from the OS, not from the demo's public seed): in
+    // the patients' order, the k-th opt-in would be the k-th chosen patient of the grants the
+    // same account relayed before, and every pseudonym would be linked to its patient.
+    let mut calls = calls;
+    rand::seq::SliceRandom::shuffle(calls.as_mut_slice(), &mut rand::rngs::OsRng);
     let t = Instant::now();
     let (txs, gas) = send_all(&p, relay.address(), calls, "opt-ins relayed").await?;
     let out = json!({"study": a.study, "patients": patients.len(), "optedIn": chosen,
