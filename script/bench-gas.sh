@@ -37,8 +37,12 @@ row() { printf '| %-44s | %9s |\n' "$1" "$2"; }
 far=$(( $(date +%s) + 400 * 86400 ))
 lab=3
 h() { "$cast" keccak "$1"; }
-# A record's id: keccak256(abi.encode(holder, patient, content hash)), as the registry checks.
+# A record's commitment, keccak256(abi.encode(patient, holder, category, content hash, salt)),
+# the salt here derived from the content hash (a gatekeeper draws it at random), and its id,
+# keccak256(abi.encode(holder, patient, commitment)), as the registry checks.
+cm() { "$cast" keccak "$("$cast" abi-encode 'f(address,address,uint8,bytes32,bytes32)' "$1" "$hospital" $lab "$2" "$(h "salt-$2")")"; }
 rid() { "$cast" keccak "$("$cast" abi-encode 'f(address,address,bytes32)' "$hospital" "$1" "$2")"; }
+ptr() { local c; c=$(cm "$1" "$2"); echo "($(rid "$1" "$c"),$1,$c,$loc,$zero)"; }
 
 echo "| transaction (whole, on anvil)                | gas used  |"
 echo "|----------------------------------------------|-----------|"
@@ -68,11 +72,11 @@ sig=$("$cast" wallet sign --private-key "$patient_key" --data --from-file "$work
 row "grantBySig (new, relayed)" "$(send $gov "$consent" "grantBySig(address,address,uint64,uint8,uint40,uint40,address,uint24,uint40,uint256,bytes)" $patient $other 8 1 0 $far $patient 0 "$issued" $far "$sig")"
 loc='"https://hospital-a.example/records/1"'
 zero=0x0000000000000000000000000000000000000000000000000000000000000000
-p1="($(rid $patient "$(h content-one)"),$patient,$lab,$(h content-one),$loc,$zero)"
-row "anchor (one pointer)" "$(send $hospital "$records" "anchor((bytes32,address,uint8,bytes32,string,bytes32),bytes32)" "$p1" $zero)"
+p1=$(ptr $patient "$(h content-one)")
+row "anchor (one pointer)" "$(send $hospital "$records" "anchor((bytes32,address,bytes32,string,bytes32))" "$p1")"
 batch=""
-for i in $(seq 1 50); do batch+="($(rid $patient "$(h "c-$i")"),$patient,$lab,$(h "c-$i"),$loc,$zero),"; done
-g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
+for i in $(seq 1 50); do batch+="$(ptr $patient "$(h "c-$i")"),"; done
+g=$(send $hospital "$records" "anchorBatch((bytes32,address,bytes32,string,bytes32)[])" "[${batch%,}]")
 row "anchorBatch 50, one patient (total)" "$g"
 row "anchorBatch 50, one patient (per pointer)" "$((g / 50))"
 batch=""
@@ -80,9 +84,9 @@ for i in $(seq 1 50); do
   p=$(printf '0x%040x' $((0x5000 + i)))
   "$cast" rpc --rpc-url "$rpc" anvil_setBalance "$p" 0xde0b6b3a7640000 >/dev/null
   send "$p" "$consent" "grant(address,address,uint64,uint8,uint40,uint40)" "$p" $hospital 8 1 0 $far >/dev/null
-  batch+="($(rid "$p" "$(h "e-$i")"),$p,$lab,$(h "e-$i"),$loc,$zero),"
+  batch+="$(ptr "$p" "$(h "e-$i")"),"
 done
-g=$(send $hospital "$records" "anchorBatch((bytes32,address,uint8,bytes32,string,bytes32)[])" "[${batch%,}]")
+g=$(send $hospital "$records" "anchorBatch((bytes32,address,bytes32,string,bytes32)[])" "[${batch%,}]")
 row "anchorBatch 50, 50 patients (total)" "$g"
 row "anchorBatch 50, 50 patients (per pointer)" "$((g / 50))"
 row "openEmergencyAccess" "$(send $hospital "$consent" "openEmergencyAccess(address,bytes32,uint40)" 0x00000000000000000000000000000000000000aa "$(h reason)" 3600)"
