@@ -111,15 +111,15 @@ pub trait SignedRequest: SolStruct {
 
 macro_rules! signed_request {
     ($t:ty, $signer:ident) => {
-        impl SignedRequest for $t {
-            fn signer(&self) -> Address {
+        impl $crate::SignedRequest for $t {
+            fn signer(&self) -> alloy::primitives::Address {
                 self.$signer
             }
-            fn audience(&self) -> Address {
+            fn audience(&self) -> alloy::primitives::Address {
                 self.audience
             }
-            fn nonce_word(&self) -> B256 {
-                B256::from(self.nonce.to_be_bytes::<32>())
+            fn nonce_word(&self) -> alloy::primitives::B256 {
+                alloy::primitives::B256::from(self.nonce.to_be_bytes::<32>())
             }
             fn issued_at(&self) -> u64 {
                 self.issuedAt

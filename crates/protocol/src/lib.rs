@@ -22,6 +22,7 @@ mod solidity_enum;
 pub mod access_log;
 pub mod clock;
 pub mod commitment;
+#[macro_use]
 pub mod envelope;
 pub mod error;
 pub mod health;

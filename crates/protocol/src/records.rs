@@ -156,23 +156,7 @@ alloy::sol! {
     }
 }
 
-impl crate::SignedRequest for RecordListRequest {
-    fn signer(&self) -> Address {
-        self.requester
-    }
-    fn audience(&self) -> Address {
-        self.audience
-    }
-    fn nonce_word(&self) -> B256 {
-        B256::from(self.nonce.to_be_bytes::<32>())
-    }
-    fn issued_at(&self) -> u64 {
-        self.issuedAt
-    }
-    fn expires_at(&self) -> u64 {
-        self.expiresAt
-    }
-}
+signed_request!(RecordListRequest, requester);
 
 /// One record in a [`RecordList`]: its id, the SHA-256 of its bytes and its opening, so that
 /// the requester checks the category against the pointer's commitment on chain
@@ -231,23 +215,7 @@ alloy::sol! {
     }
 }
 
-impl crate::SignedRequest for EraseRequest {
-    fn signer(&self) -> Address {
-        self.holder
-    }
-    fn audience(&self) -> Address {
-        self.audience
-    }
-    fn nonce_word(&self) -> B256 {
-        B256::from(self.nonce.to_be_bytes::<32>())
-    }
-    fn issued_at(&self) -> u64 {
-        self.issuedAt
-    }
-    fn expires_at(&self) -> u64 {
-        self.expiresAt
-    }
-}
+signed_request!(EraseRequest, holder);
 
 /// The answer to an erasure: the record is erased at the gatekeeper (by this request, or
 /// before: erasing again changes nothing, so a retry finishes the job).
