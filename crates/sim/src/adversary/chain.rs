@@ -22,7 +22,7 @@ use medrec_bindings::{
     ConsentRegistry, ConsentRegistry::ConsentRegistryCalls as CC,
     ConsentRegistry::ConsentRegistryEvents as CE, StudyRegistry,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Blocks per `eth_getLogs` request.
 const LOG_RANGE: u64 = 2_000;
@@ -74,6 +74,7 @@ async fn logs(
     }
     let (mut decoded, before) = (0usize, f.facts.len());
     let mut anchored = vec![];
+    let mut endpoints: BTreeMap<Address, Vec<String>> = BTreeMap::new();
     for log in &all {
         let block = log.block_number.unwrap_or_default();
         let a = log.address();
@@ -133,6 +134,10 @@ async fn logs(
             }
         } else if a == d.record_registry {
             match RE::decode_log(&log.inner).map(|l| l.data) {
+                Ok(RE::HolderRegistered(e)) => {
+                    endpoints.entry(e.holder).or_default().push(e.endpoint);
+                    true
+                }
                 Ok(RE::PointerAnchored(e)) => {
                     // Issue 16: no category and no content hash, only a salted commitment.
                     patients.insert(e.patient);
@@ -180,7 +185,7 @@ async fn logs(
         };
         decoded += usize::from(ok);
     }
-    super::order::attack(&anchored, f);
+    super::order::attack(&anchored, &endpoints, f);
     let new = f.facts.len() - before;
     f.tried(
         "event logs",

@@ -24,6 +24,7 @@ const COLUMNS: &[&str] = &[
     "not_before",
     "expires_at",
     "content_hash",
+    "commitment",
     "record_id",
     "study_id",
     "excluded",

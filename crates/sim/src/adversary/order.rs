@@ -36,7 +36,10 @@ pub fn order_detail(holder: Address, record_id: B256, at: usize, of: usize) -> S
 }
 
 /// Tries both attacks on `anchors` (in log order) and records what they find.
-pub fn attack(anchors: &[Anchored], f: &mut Findings) {
+/// `endpoints`: every endpoint each holder registered (`HolderRegistered`), in log order; a
+/// locator must be one of them plus `/v1/records/<record id>`, or it is reported (a host of
+/// its own, `psych.hospital.example`, names a department).
+pub fn attack(anchors: &[Anchored], endpoints: &BTreeMap<Address, Vec<String>>, f: &mut Findings) {
     // Runs: one patient's records in one transaction, in log order.
     let mut runs: BTreeMap<(B256, Address), Vec<&Anchored>> = BTreeMap::new();
     for a in anchors {
@@ -64,7 +67,12 @@ pub fn attack(anchors: &[Anchored], f: &mut Findings) {
     );
     let odd: Vec<&Anchored> = anchors
         .iter()
-        .filter(|a| !a.locator.ends_with(&format!("/v1/records/{}", a.record_id)))
+        .filter(|a| match endpoints.get(&a.holder) {
+            Some(known) => !known
+                .iter()
+                .any(|e| a.locator == medrec_protocol::records::locator(e, a.record_id)),
+            None => !a.locator.ends_with(&format!("/v1/records/{}", a.record_id)),
+        })
         .collect();
     let shown: Vec<String> = odd
         .iter()
@@ -75,10 +83,10 @@ pub fn attack(anchors: &[Anchored], f: &mut Findings) {
         "pointer locators",
         format!("{} locators", anchors.len()),
         if odd.is_empty() {
-            "0 of another shape than <gatekeeper>/v1/records/<record id>".to_string()
+            "0 of another shape than <registered endpoint>/v1/records/<record id>".to_string()
         } else {
             format!(
-                "{} of another shape than <gatekeeper>/v1/records/<record id> (free text: check they name no category nor patient), e.g. {}",
+                "{} of another shape than <registered endpoint>/v1/records/<record id> (free text: check they name no category nor patient), e.g. {}",
                 odd.len(),
                 shown.join(", ")
             )
@@ -112,7 +120,7 @@ mod tests {
             anchored(1, 1, 0x30, gk),
             anchored(1, 2, 0x05, gk),
         ];
-        attack(&sorted, &mut f);
+        attack(&sorted, &BTreeMap::new(), &mut f);
         assert_eq!(f.count(Kind::Category), 0);
         let (_, read, found) = &f.tried[0];
         assert_eq!(
@@ -134,7 +142,7 @@ mod tests {
             anchored(2, 1, 0x10, "https://gk.example/labs/ID"),
             anchored(3, 1, 0x20, gk),
         ];
-        attack(&chosen, &mut f);
+        attack(&chosen, &BTreeMap::new(), &mut f);
         assert_eq!(f.count(Kind::Category), 2);
         assert_eq!(
             f.tried[0].2,
@@ -146,5 +154,31 @@ mod tests {
             f.tried
         );
         assert!(f.tried[1].2.contains("/labs/"), "{:?}", f.tried);
+    }
+
+    /// With the holder's registered endpoint known, a locator must be that endpoint's read
+    /// URL: a host of its own that names a department is reported though its path is the
+    /// default one (a suffix check let it through).
+    #[test]
+    fn a_locator_is_checked_against_the_registered_endpoint() {
+        let endpoints = BTreeMap::from([(
+            Address::repeat_byte(0xaa),
+            vec!["https://gk.example".to_string()],
+        )]);
+        let mut f = Findings::default();
+        attack(
+            &[
+                anchored(1, 1, 0x10, "https://gk.example/v1/records/ID"),
+                anchored(2, 1, 0x20, "https://psych.gk.example/v1/records/ID"),
+            ],
+            &endpoints,
+            &mut f,
+        );
+        assert!(
+            f.tried[1].2.starts_with("1 of another shape"),
+            "{:?}",
+            f.tried
+        );
+        assert!(f.tried[1].2.contains("psych."), "{:?}", f.tried);
     }
 }
