@@ -258,12 +258,19 @@ pub async fn run_patients(a: PatientsArgs, settings: &Settings, out: Printer) ->
 /// against the pointer's commitment.
 pub async fn run_records(a: RecordsArgs, settings: &Settings, out: Printer) -> Result<()> {
     let patient = super::address_or_own(a.patient.as_deref(), "patient", settings)?;
-    let body: PatientPointers = get(
+    let body: PatientPointers = match get(
         settings,
         &format!("/v1/patients/{patient}/pointers"),
         a.opts.min_block,
     )
-    .await?;
+    .await
+    {
+        Ok(body) => body,
+        Err(CliError::Refused(why)) if a.patient.is_some() => {
+            return records_from_holders(settings, patient, why, out).await;
+        }
+        Err(e) => return Err(e),
+    };
     let categories = categories_from_holders(settings, &body).await?;
     let mut lines = vec![format!("records of {patient} (as of block {})", body.block)];
     let mut data = serde_json::to_value(&body).unwrap_or_default();
@@ -308,7 +315,6 @@ async fn categories_from_holders(
     settings: &Settings,
     body: &PatientPointers,
 ) -> Result<std::collections::HashMap<alloy::primitives::B256, std::result::Result<u8, String>>> {
-    use medrec_protocol::records::{LIST_PATH, RecordList, RecordListRequest};
     let mut found = std::collections::HashMap::new();
     let holders: std::collections::BTreeSet<_> = body.pointers.iter().map(|p| p.holder).collect();
     if holders.is_empty() {
@@ -325,36 +331,7 @@ async fn categories_from_holders(
             .iter()
             .filter(|p| p.holder == holder)
             .collect();
-        let listed: std::result::Result<RecordList, String> = async {
-            let base = super::holder::credentialed_gatekeeper_url(&chain, &d, holder)
-                .await
-                .map_err(|e| e.to_string())?;
-            let issued = medrec_protocol::clock::now_secs();
-            let req = RecordListRequest {
-                requester: signer.address(),
-                patient: body.patient,
-                audience: holder,
-                nonce: medrec_protocol::envelope::random_nonce(),
-                issuedAt: issued,
-                expiresAt: issued + medrec_protocol::clock::READ_VALIDITY_SECS,
-            };
-            let signed = super::records::sign(&signer, req, &domain)
-                .await
-                .map_err(|e| e.to_string())?;
-            let resp = http
-                .post(format!("{base}{LIST_PATH}"))
-                .json(&signed)
-                .send()
-                .await
-                .map_err(|e| format!("its gatekeeper is unreachable: {}", first_line(&e)))?;
-            if !resp.status().is_success() {
-                return Err(format!("its gatekeeper answered {}", resp.status()));
-            }
-            super::records::answer(resp, "the holder's gatekeeper")
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
+        let listed = list_at(&chain, &d, &http, &signer, &domain, holder, body.patient).await;
         for p in mine {
             let entry = match &listed {
                 Err(why) => Err(why.clone()),
@@ -375,6 +352,123 @@ async fn categories_from_holders(
         }
     }
     Ok(found)
+}
+
+/// The holder's signed listing of `patient`'s records that `signer` may read now
+/// ([`medrec_protocol::records::LIST_PATH`]), asked at the endpoint it registered on chain
+/// while it is credentialed; what went wrong, in words, otherwise.
+async fn list_at(
+    chain: &Chain,
+    d: &medrec_bindings::deployment::Deployment,
+    http: &reqwest::Client,
+    signer: &alloy::signers::local::PrivateKeySigner,
+    domain: &Eip712Domain,
+    holder: alloy::primitives::Address,
+    patient: alloy::primitives::Address,
+) -> std::result::Result<medrec_protocol::records::RecordList, String> {
+    use medrec_protocol::records::{LIST_PATH, RecordListRequest};
+    let base = super::holder::credentialed_gatekeeper_url(chain, d, holder)
+        .await
+        .map_err(|e| e.to_string())?;
+    let issued = medrec_protocol::clock::now_secs();
+    let req = RecordListRequest {
+        requester: signer.address(),
+        patient,
+        audience: holder,
+        nonce: medrec_protocol::envelope::random_nonce(),
+        issuedAt: issued,
+        expiresAt: issued + medrec_protocol::clock::READ_VALIDITY_SECS,
+    };
+    let signed = super::records::sign(signer, req, domain)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resp = http
+        .post(format!("{base}{LIST_PATH}"))
+        .json(&signed)
+        .send()
+        .await
+        .map_err(|e| format!("its gatekeeper is unreachable: {}", first_line(&e)))?;
+    if !resp.status().is_success() {
+        return Err(format!("its gatekeeper answered {}", resp.status()));
+    }
+    super::records::answer(resp, "the holder's gatekeeper")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `records --patient P` by a guardian of some of P's categories: the indexer answers a
+/// pointer list only to the patient and a guardian of every category (a pointer's category is
+/// a commitment it cannot read), so every credentialed holder that registered a gatekeeper is
+/// asked for what it may show this guardian, and each record is checked against its
+/// commitment on chain. Anyone else keeps the indexer's refusal.
+async fn records_from_holders(
+    settings: &Settings,
+    patient: alloy::primitives::Address,
+    refusal: String,
+    out: Printer,
+) -> Result<()> {
+    let signer = crate::keys::load(settings)?;
+    let chain = Chain::connect(settings).await?;
+    let d = chain.deployment(settings).await?;
+    let mandate = chain
+        .consent(&d)
+        .guardianOf(patient, signer.address())
+        .call()
+        .await
+        .map_err(|e| chain.err(e))?;
+    if mandate.scope == 0 {
+        return Err(CliError::Refused(refusal));
+    }
+    let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
+    let http = super::records::client()?;
+    let holders = super::study::registered_holders(&chain, &d).await?;
+    let mut holders: Vec<_> = holders
+        .into_iter()
+        .filter(|(_, (_, credentialed))| *credentialed)
+        .map(|(h, _)| h)
+        .collect();
+    holders.sort();
+    let mut lines = vec![format!(
+        "records of {patient} that their holders list to you, a guardian of some categories (the indexer lists them only to the patient and a guardian of every category)"
+    )];
+    let mut records = vec![];
+    for holder in holders {
+        let listed = match list_at(&chain, &d, &http, &signer, &domain, holder, patient).await {
+            Ok(l) => l,
+            Err(why) => {
+                lines.push(format!("  holder {holder}: not asked ({why})"));
+                continue;
+            }
+        };
+        for r in listed.records {
+            let (commitment, _) = chain
+                .records(&d)
+                .pointerOf(r.record_id)
+                .call()
+                .await
+                .map(|p| (p.commitment, p.supersededBy))
+                .map_err(|e| chain.err(e))?;
+            let category = medrec_bindings::category_name(r.opening.category);
+            if !r.opening.opens(commitment, patient, holder, r.content_hash) {
+                lines.push(format!(
+                    "  {}  held by {holder}: its opening does not open the commitment on chain (not shown)",
+                    r.record_id
+                ));
+                continue;
+            }
+            lines.push(format!("  {}  {category}  held by {holder}", r.record_id));
+            records.push(serde_json::json!({"recordId": r.record_id, "holder": holder, "category": category}));
+        }
+    }
+    if records.is_empty() {
+        lines.push("  none".into());
+    }
+    out.result(
+        "records",
+        serde_json::json!({"patient": patient, "fromHolders": true, "records": records}),
+        &lines.join("\n"),
+    );
+    Ok(())
 }
 
 /// One timeline event in words.

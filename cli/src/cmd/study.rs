@@ -817,7 +817,7 @@ async fn opt_in_tags(
 /// credentialed provider now: read for all of them (their HolderRegistered logs, then each
 /// one's registration and credential), never for the patient's holders alone, whose number
 /// and names the opt-in's eight fixed slots hide from everyone, the node included.
-async fn registered_holders(
+pub(crate) async fn registered_holders(
     chain: &Chain,
     d: &Deployment,
 ) -> Result<

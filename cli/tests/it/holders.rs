@@ -822,3 +822,102 @@ fn a_leaked_service_keys_junk_anchor_is_bounded_and_reported() {
         "RecordNotHolderKey"
     );
 }
+
+/// Issue 16: a pointer's category is a commitment, so the indexer lists a patient's records
+/// only to the patient and a guardian of every category; a guardian of some categories gets
+/// theirs from the holders' signed listings, each checked against its commitment on chain,
+/// and nothing of the other categories. A stranger keeps the indexer's refusal. (Failed
+/// before: the guardian of labs was refused, exit 10.)
+#[test]
+fn a_guardian_of_some_categories_lists_theirs_from_the_holders() {
+    let env = Env::deployed();
+    let (p, a, g) = (
+        env.addr("patient"),
+        env.addr("hospital-a"),
+        env.addr("guardian"),
+    );
+    let svc_a = env.new_account("service-a", false);
+    let gk_a = start_gatekeeper(&env, &a, &[]);
+    env.json(&[
+        "-a",
+        "hospital-a",
+        "holder",
+        "register",
+        "--endpoint",
+        &gk_a.url,
+        "--service-key",
+        &svc_a,
+    ]);
+    env.json(&[
+        "-a",
+        "patient",
+        "grant",
+        &a,
+        "-c",
+        "labs,notes",
+        "--for",
+        "90d",
+    ]);
+    let put = |file: &str, body: &str, category: &str| {
+        let f = env.write(file, body);
+        env.json(&[
+            "-a",
+            "hospital-a",
+            "put",
+            &f,
+            "--patient",
+            &p,
+            "-c",
+            category,
+            "--gatekeeper-url",
+            &gk_a.url,
+        ])["recordId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let lab = put("lab.json", OBSERVATION, "labs");
+    let note = put(
+        "note.json",
+        r#"{"resourceType":"DocumentReference","status":"current"}"#,
+        "notes",
+    );
+    let added = env.json(&[
+        "-a", "patient", "guardian", "add", &g, "-c", "labs", "--for", "5y",
+    ]);
+    let block = added["tx"]["blockNumber"].as_u64().unwrap().to_string();
+    let idx = crate::listings::start_indexer(&env);
+    let listed = env.json(&[
+        "--indexer-url",
+        &idx.url,
+        "-a",
+        "guardian",
+        "records",
+        "--patient",
+        &p,
+        "--min-block",
+        &block,
+    ]);
+    assert_eq!(listed["fromHolders"], true, "{listed}");
+    let records = listed["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{listed}");
+    assert_eq!(records[0]["recordId"], lab.as_str());
+    assert_eq!(records[0]["category"], "labs");
+    assert_eq!(records[0]["holder"], a.as_str());
+    assert!(!listed.to_string().contains(&note), "{listed}");
+    let e = env.fail(
+        10,
+        &[
+            "--indexer-url",
+            &idx.url,
+            "-a",
+            "stranger",
+            "records",
+            "--patient",
+            &p,
+            "--min-block",
+            &block,
+        ],
+    );
+    assert!(e.contains("the indexer refused"), "{e}");
+}

@@ -235,9 +235,25 @@ fn only_the_patient_their_guardian_or_the_grantee_may_list() {
             );
         }
         // The patient and the guardian they named are answered; the timeline, which belongs
-        // to no one category, not to a guardian of labs only; nor the records, whose
-        // categories the indexer no longer knows (issue 16: a pointer carries a commitment).
-        let answered: &[&str] = if listing == "timeline" || listing == "records" {
+        // to no one category, not to a guardian of labs only; nor the records by the indexer,
+        // whose categories it no longer knows (issue 16: a pointer carries a commitment): the
+        // guardian's come from the holders instead (none registered here).
+        if listing == "records" {
+            let v = run(&[
+                "-a",
+                "guardian",
+                "--json",
+                listing,
+                "--patient",
+                &p,
+                "--min-block",
+                &block,
+            ]);
+            let out = env.ok(&v.iter().map(String::as_str).collect::<Vec<_>>());
+            let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(out["data"]["fromHolders"], true, "{out}");
+        }
+        let answered: &[&str] = if listing == "timeline" {
             let v = run(&[
                 "-a",
                 "guardian",
