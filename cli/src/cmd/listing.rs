@@ -416,7 +416,14 @@ async fn records_from_holders(
         .call()
         .await
         .map_err(|e| chain.err(e))?;
-    if mandate.scope == 0 {
+    // Only a guardian whose mandate is live by this machine's clock asks the holders (each
+    // decides liveness again by the chain); anyone else, an expired guardian included, keeps
+    // the indexer's refusal, which says who may ask.
+    let now = medrec_protocol::clock::now_secs();
+    let live = mandate.scope != 0
+        && mandate.notBefore.to::<u64>() <= now
+        && now < mandate.expiresAt.to::<u64>();
+    if !live {
         return Err(CliError::Refused(refusal));
     }
     let domain = medrec_bindings::gatekeeper_domain(chain.chain_id, d.record_registry);
